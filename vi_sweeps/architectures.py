@@ -1,0 +1,155 @@
+"""Networks. Normalisation is a constructor argument (`bn`), not a subclass: with bn=False no
+BatchNorm module exists anywhere.
+
+- mlp: for the 2-D mixtures. Linear layers with ReLU (G) or LeakyReLU 0.2 (D, E); BN after
+  every hidden layer of G and every hidden layer but the first of D and E. Biases are kept when
+  BN is off (a bias-free ReLU MLP is positively homogeneous in z, a needless handicap).
+- dcgan: the paper's DCGAN family sized by image_size (8/16/32/64 px): G is dense to 4x4, then
+  5x5 stride-2 transposed convs halving channels, BN + ReLU, last to C channels + tanh. D and E
+  are 5x5 stride-2 convs doubling channels from `width`, no BN on the first, BN + LeakyReLU 0.2,
+  dense to the output. As in the paper's code, layers followed by BN carry no bias, and keep
+  none when BN is removed. Weights N(0, 0.02), BN momentum 0.9 in TF terms (0.1 here), eps 1e-5.
+- paper-64: dcgan at 64 px with width 64: G dense to 4x4x512, transposed convs to 256, 128, 64,
+  then 3; D convs 64, 128, 256, 512, dense to one logit -- the paper's CelebA nets layer by layer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from vi_sweeps.registry import Registry
+
+ARCHITECTURES = Registry("architecture")
+
+
+def _norm1d(n: int, bn: bool) -> nn.Module:
+    return nn.BatchNorm1d(n, momentum=0.1, eps=1e-5) if bn else nn.Identity()
+
+
+def _norm2d(n: int, bn: bool) -> nn.Module:
+    return nn.BatchNorm2d(n, momentum=0.1, eps=1e-5) if bn else nn.Identity()
+
+
+def mlp_generator(z_dim: int, out_dim: int, hidden: int, layers: int, bn: bool) -> nn.Module:
+    mods: list[nn.Module] = []
+    width = z_dim
+    for _ in range(layers):
+        mods += [nn.Linear(width, hidden), _norm1d(hidden, bn), nn.ReLU()]
+        width = hidden
+    mods.append(nn.Linear(width, out_dim))
+    return nn.Sequential(*mods)
+
+
+def mlp_critic(in_dim: int, out_dim: int, hidden: int, layers: int, bn: bool) -> nn.Module:
+    mods: list[nn.Module] = [nn.Linear(in_dim, hidden), nn.LeakyReLU(0.2)]
+    for _ in range(layers - 1):
+        mods += [nn.Linear(hidden, hidden), _norm1d(hidden, bn), nn.LeakyReLU(0.2)]
+    mods.append(nn.Linear(hidden, out_dim))
+    return nn.Sequential(*mods)
+
+
+class Reshape(nn.Module):
+    def __init__(self, *shape: int):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(x.shape[0], *self.shape)
+
+
+def _depth(image_size: int) -> int:
+    depth = int(math.log2(image_size // 4))
+    if 4 * 2**depth != image_size or depth < 1:
+        raise ValueError(f"image_size must be 8, 16, 32 or 64, not {image_size}")
+    return depth
+
+
+def dcgan_init(net: nn.Module) -> nn.Module:
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return net
+
+
+def dcgan_generator(z_dim: int, channels: int, image_size: int, width: int, bn: bool) -> nn.Module:
+    depth = _depth(image_size)
+    ch = width * 2 ** (depth - 1)
+    mods: list[nn.Module] = [nn.Linear(z_dim, ch * 16, bias=False), Reshape(ch, 4, 4), _norm2d(ch, bn), nn.ReLU()]
+    for _ in range(depth - 1):
+        mods += [nn.ConvTranspose2d(ch, ch // 2, 5, 2, 2, output_padding=1, bias=False), _norm2d(ch // 2, bn), nn.ReLU()]
+        ch //= 2
+    mods += [nn.ConvTranspose2d(ch, channels, 5, 2, 2, output_padding=1), nn.Tanh()]
+    return dcgan_init(nn.Sequential(*mods))
+
+
+def dcgan_trunk(channels: int, image_size: int, width: int, bn: bool) -> tuple[nn.Module, int]:
+    """The conv body shared by D and E; returns it and its flattened output size."""
+    depth = _depth(image_size)
+    mods: list[nn.Module] = [nn.Conv2d(channels, width, 5, 2, 2), nn.LeakyReLU(0.2)]
+    ch = width
+    for _ in range(depth - 1):
+        mods += [nn.Conv2d(ch, ch * 2, 5, 2, 2, bias=False), _norm2d(ch * 2, bn), nn.LeakyReLU(0.2)]
+        ch *= 2
+    mods.append(nn.Flatten())
+    return nn.Sequential(*mods), ch * 16
+
+
+def dcgan_critic(channels: int, image_size: int, width: int, bn: bool, out_dim: int) -> nn.Module:
+    trunk, feats = dcgan_trunk(channels, image_size, width, bn)
+    return dcgan_init(nn.Sequential(trunk, nn.Linear(feats, out_dim)))
+
+
+class JointCritic(nn.Module):
+    """D(x, z) for ALI: features of x and of z, concatenated, to one logit."""
+
+    def __init__(self, x_body: nn.Module, x_feats: int, z_dim: int, hidden: int):
+        super().__init__()
+        self.x_body = x_body
+        self.z_body = nn.Sequential(nn.Linear(z_dim, hidden), nn.LeakyReLU(0.2))
+        self.head = nn.Sequential(nn.Linear(x_feats + hidden, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 1))
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.cat([self.x_body(x), self.z_body(z)], 1))
+
+
+class Nets:
+    """Builds the networks a model family asks for, in one architecture family."""
+
+    def __init__(self, cfg, shape: tuple[int, ...]):
+        self.cfg, self.shape = cfg, shape
+        self.arch = cfg.resolved_arch
+        self.width = 64 if self.arch == "paper-64" else cfg.width
+
+    def generator(self) -> nn.Module:
+        c = self.cfg
+        if self.arch == "mlp":
+            return mlp_generator(c.z_dim, self.shape[0], c.hidden, c.mlp_layers, c.bn)
+        return dcgan_generator(c.z_dim, self.shape[0], c.image_size, self.width, c.bn)
+
+    def critic(self, out_dim: int = 1) -> nn.Module:
+        """D on x (out_dim 1) or an encoder E(x) (out_dim z_dim, or 2 z_dim for a VAE)."""
+        c = self.cfg
+        if self.arch == "mlp":
+            return mlp_critic(self.shape[0], out_dim, c.hidden, c.mlp_layers, c.bn)
+        return dcgan_critic(self.shape[0], c.image_size, self.width, c.bn, out_dim)
+
+    def latent_critic(self) -> nn.Module:
+        c = self.cfg
+        return mlp_critic(c.z_dim, 1, c.hidden, c.mlp_layers, c.bn)
+
+    def joint_critic(self) -> nn.Module:
+        c = self.cfg
+        if self.arch == "mlp":
+            body = mlp_critic(self.shape[0], c.hidden, c.hidden, c.mlp_layers, c.bn)
+            return JointCritic(body, c.hidden, c.z_dim, c.hidden)
+        body, feats = dcgan_trunk(self.shape[0], c.image_size, self.width, c.bn)
+        return dcgan_init(JointCritic(body, feats, c.z_dim, 4 * c.hidden))
+
+
+for _name in ("mlp", "dcgan", "paper-64"):
+    ARCHITECTURES.register(_name)(Nets)

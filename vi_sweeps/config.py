@@ -1,0 +1,149 @@
+"""One trial's configuration: typed defaults, one line of documentation per field.
+
+The resolved config (every field explicit) is the trial's identity: `trial_id` hashes it, so
+resuming, de-duplicating and joining results are exact. Unknown keys and bad values fail at
+once with the key named and, where there are any, the valid choices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from vi_sweeps.collapse import parse_rule
+
+
+class ConfigError(ValueError):
+    """A config or study problem a user must fix; `problems` are one line each."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source, self.problems = source, problems
+        super().__init__("\n".join(f"{source}: {p}" for p in problems))
+
+
+class TrialConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field("gan", description="model family (objective): gan, vae, aae, ali, em")
+    dataset: str = Field("ring8", description="data set name, see `vi-sweep validate --list`")
+    seed: int = Field(0, ge=0, description="seeds weights, data draws and noise; same seed, same rows")
+    iterations: int = Field(2000, gt=0, description="training iterations (one D phase + one G phase)")
+    eval_every: int = Field(500, gt=0, description="evaluate (and checkpoint) every this many iterations")
+    eval_samples: int = Field(2000, ge=100, description="samples drawn per evaluation")
+    batch_size: int = Field(64, gt=0, description="batch size of every network update")
+    z_dim: int = Field(16, gt=0, description="latent size (the paper's CelebA runs: 100)")
+    arch: Literal["auto", "mlp", "dcgan", "paper-64"] = Field(
+        "auto", description="auto = mlp on vectors, dcgan on images; paper-64 = the paper's CelebA nets")
+    bn: bool = Field(True, description="BatchNorm in every network; false builds none at all")
+    hidden: int = Field(128, gt=0, description="MLP hidden width")
+    mlp_layers: int = Field(3, gt=0, description="MLP hidden layers")
+    width: int = Field(32, gt=0, description="DCGAN base channels (paper-64 uses 64)")
+    image_size: Literal[8, 16, 32, 64] = Field(16, description="side of image data in pixels")
+    crop: int = Field(108, ge=0, description="image-folder centre crop before resizing (0: none)")
+    data_root: str = Field("", description="image-folder: the folder of images (e.g. aligned CelebA)")
+    lr: float = Field(2e-4, gt=0, description="Adam learning rate of every network")
+    beta1: float = Field(0.5, ge=0, lt=1, description="Adam beta1")
+    beta2: float = Field(0.999, ge=0, lt=1, description="Adam beta2")
+    d_steps: int = Field(1, gt=0, description="discriminator batches per iteration (paper exp. 2: 5)")
+    g_steps: int = Field(1, gt=0, description="generator phases (z chunks) per iteration (exp. 2: 5)")
+    g_repeats: int = Field(2, gt=0, description="G updates per chunk on the same z and anchor (author's code: 2)")
+    lam: float = Field(0.0, ge=0, description="weight of ||G(z) - anchor||^2 (gan) / reconstruction (aae)")
+    penalty: Literal["mean", "sum"] = Field(
+        "mean", description="mean: per-element mean over the batch tensor (author's code, lam=5); "
+        "sum: per-sample squared distance, averaged over the batch")
+    ali_loss: Literal["minimax", "nonsaturating", "vi"] = Field(
+        "nonsaturating", description="ALI generator/encoder loss; vi = the paper's -E log D - E log D")
+    mode_min_share: float = Field(
+        0.1, gt=0, description="a mode is captured when it holds this share of n/n_modes good samples")
+    collapse_rule: str = Field("modes_frac<0.5", description="METRIC<VALUE or METRIC>VALUE on eval metrics")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available")
+    threads: int = Field(1, gt=0, description="torch CPU threads of the trial")
+    fid_weights: str = Field("", description="Inception weights file for FID on image folders")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TrialConfig":
+        from vi_sweeps.datasets import DATASETS
+        from vi_sweeps.objectives import OBJECTIVES
+
+        problems = []
+        if self.model not in OBJECTIVES:
+            problems.append(f"model: unknown {self.model!r}; valid choices: {', '.join(OBJECTIVES.names())}")
+        if self.dataset not in DATASETS:
+            problems.append(f"dataset: unknown {self.dataset!r}; valid choices: {', '.join(DATASETS.names())}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        kind = DATASETS.meta(self.dataset)["kind"]
+        if self.arch == "mlp" and kind != "vector":
+            raise ValueError(f"arch: mlp needs a vector data set, {self.dataset} is {kind}")
+        if self.arch in ("dcgan", "paper-64") and kind != "image":
+            raise ValueError(f"arch: {self.arch} needs an image data set, {self.dataset} is {kind}")
+        if self.arch == "paper-64" and self.image_size != 64:
+            raise ValueError("arch: paper-64 needs image_size 64")
+        if OBJECTIVES.meta(self.model).get("vector_only") and kind != "vector":
+            raise ValueError(f"model: {self.model} runs on the 2-D mixtures only, not {self.dataset}")
+        if self.dataset == "image-folder" and not self.data_root:
+            raise ValueError("data_root: image-folder needs the folder of images")
+        if self.eval_every > self.iterations:
+            raise ValueError("eval_every: larger than iterations, the trial would never be evaluated")
+        parse_rule(self.collapse_rule)
+        return self
+
+    @property
+    def resolved_arch(self) -> str:
+        from vi_sweeps.datasets import DATASETS
+
+        if self.arch != "auto":
+            return self.arch
+        return "mlp" if DATASETS.meta(self.dataset)["kind"] == "vector" else "dcgan"
+
+    @property
+    def trial_id(self) -> str:
+        return trial_id(self.model_dump())
+
+
+def trial_id(resolved: dict[str, Any]) -> str:
+    """A stable hash of a resolved config: same config, same id, on every machine."""
+    blob = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def field_docs() -> dict[str, str]:
+    return {name: f.description or "" for name, f in TrialConfig.model_fields.items()}
+
+
+def describe_errors(errors: list[dict]) -> list[str]:
+    """One line per pydantic error: the key, what is wrong, and the valid choices where known."""
+    lines = []
+    for e in errors:
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            valid = ", ".join(TrialConfig.model_fields)
+            lines.append(f"{key}: unknown key; valid keys: {valid}")
+        elif e["type"] == "value_error":
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(f"{key}: {msg}" if key else msg)
+        else:
+            lines.append(f"{key}: {e['msg']} (got {e.get('input')!r})")
+    return lines
+
+
+def make_config(values: dict[str, Any], source: str = "config") -> TrialConfig:
+    try:
+        return TrialConfig(**values)
+    except ValidationError as err:
+        raise ConfigError(source, describe_errors(err.errors())) from None
+
+
+def parse_assignments(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """KEY=VALUE strings (from --set) to typed values, read as YAML scalars."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError("--set", [f"{pair!r}: expected KEY=VALUE"])
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+    return out
