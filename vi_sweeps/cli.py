@@ -79,3 +79,92 @@ def trial(model, dataset, seed, iterations, assignments, out, samples, list_keys
         Path(samples).parent.mkdir(parents=True, exist_ok=True)
         np.save(samples, run.samples.numpy())
         click.echo(f"wrote {len(run.samples)} samples to {samples}", err=True)
+
+
+def load_or_exit(path: str):
+    from vi_sweeps.study import load_study
+
+    try:
+        return load_study(path)
+    except ConfigError as err:
+        fail_config(err)
+
+
+def trial_table_text(study) -> str:
+    import pandas as pd
+
+    rows = [{"trial_id": t.trial_id, **t.labels, **t.config.model_dump()} for t in study.trials]
+    frame = pd.DataFrame(rows)
+    varying = [c for c in frame.columns if c != "trial_id" and frame[c].astype(str).nunique() > 1]
+    shown = frame[["trial_id", *varying]] if varying else frame[["trial_id", "model", "dataset", "seed"]]
+    return shown.to_string(index=False)
+
+
+@main.command()
+@click.argument("study", type=click.Path(dir_okay=False))
+@click.option("--list", "list_trials", is_flag=True, help="print the trial table")
+def validate(study, list_trials) -> None:
+    """Check a study file; print its size (and with --list, its trials)."""
+    spec = load_or_exit(study)
+    if list_trials:
+        click.echo(trial_table_text(spec))
+    click.echo(f"{study}: valid, {len(spec.trials)} trials")
+
+
+@main.command()
+@click.argument("study", type=click.Path(dir_okay=False))
+@click.option("--results", default=None, help="folder or URI (s3://...); default results/NAME")
+@click.option("--address", default=None, help="a running Ray cluster (ray://... or HOST:PORT); default: embedded local Ray")
+@click.option("--resume", is_flag=True, help="finish an interrupted sweep (running the same command again does the same)")
+@click.option("--max-concurrent", type=int, default=None, help="trials at once (default: as resources allow)")
+@click.option("--dry-run", is_flag=True, help="print the trial table and its size; run nothing")
+@click.option("--report/--no-report", default=True, show_default=True, help="write the report when done")
+def run(study, results, address, resume, max_concurrent, dry_run, report) -> None:
+    """Run every trial of STUDY on Ray Tune; results land in one Parquet contract."""
+    spec = load_or_exit(study)
+    if dry_run:
+        click.echo(trial_table_text(spec))
+        click.echo(f"{study}: {len(spec.trials)} trials (dry run: nothing written)")
+        return
+    from vi_sweeps.sweep import run_sweep
+
+    results = results or f"results/{spec.name}"
+    try:
+        trials = run_sweep(spec, results, address=address, max_concurrent=max_concurrent)
+    except ConfigError as err:
+        fail_config(err)
+    counts = trials["status"].value_counts().to_dict()
+    click.echo(f"results: {results}  ({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))})")
+    if report:
+        write_report([results], f"{results}/report")
+
+
+def write_report(results: list[str], out: str) -> None:
+    from analysis.report import build_report
+
+    from vi_sweeps.results import consolidate
+    from vi_sweeps.storage import Store
+
+    for location in results:
+        store = Store.open(location)
+        if store.listdir("trials"):
+            consolidate(store)
+    path = build_report(results, out)
+    click.echo(f"report: {path}")
+
+
+@main.command()
+@click.argument("results")
+def status(results) -> None:
+    """Summarise a running or finished sweep from its files."""
+    from vi_sweeps.status import sweep_status
+
+    click.echo(sweep_status(results))
+
+
+@main.command()
+@click.argument("results", nargs=-1, required=True)
+@click.option("--out", default=None, help="output folder (default: RESULTS/report)")
+def report(results, out) -> None:
+    """Figures, REPORT.md and report.html from one or more results folders."""
+    write_report(list(results), out or f"{results[0]}/report")

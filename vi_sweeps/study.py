@@ -133,6 +133,13 @@ def _seeds(spec: StudyFile) -> list[int]:
 def _axes(spec: StudyFile, problems: list[str]) -> list[tuple[str, list[tuple[str | None, dict]]]]:
     """Each axis as (name, [(label or None, config values)])."""
     fields = TrialConfig.model_fields
+    from vi_sweeps.datasets import DATASETS
+    from vi_sweeps.objectives import OBJECTIVES
+
+    for key, names, registry in (("models", spec.models, OBJECTIVES), ("datasets", spec.datasets, DATASETS)):
+        for i, name in enumerate(names):
+            if name not in registry:
+                problems.append(f"{key}[{i}]: unknown {registry.kind} {name!r}; valid choices: {', '.join(registry.names())}")
     axes: list[tuple[str, list[tuple[str | None, dict]]]] = [
         ("model", [(None, {"model": m}) for m in spec.models]),
         ("dataset", [(None, {"dataset": d}) for d in spec.datasets]),
@@ -165,7 +172,7 @@ def _check_values(spec: StudyFile, problems: list[str]) -> None:
     for key in spec.base:
         if key not in fields:
             problems.append(f"base.{key}: unknown key; valid keys: {', '.join(fields)}")
-    probe = {"model": spec.models[0], "dataset": spec.datasets[0]}
+    probe = {"model": "gan", "dataset": "ring8"}
     for where, values in [("base", {k: v for k, v in spec.base.items() if k in fields})] + [
             (f"grid.{name}[{i}]", {name: v}) for name, vals in spec.grid.items() if isinstance(vals, list)
             and name in fields for i, v in enumerate(vals)]:
@@ -173,7 +180,8 @@ def _check_values(spec: StudyFile, problems: list[str]) -> None:
             TrialConfig.model_validate({**probe, **values})
         except ValidationError as err:
             # field errors only: cross-field ones depend on the combination, checked per trial
-            problems += [f"{where}: {line}" for line in describe_errors([e for e in err.errors() if e["loc"]])]
+            for line in describe_errors([e for e in err.errors() if e["loc"]]):
+                problems.append(f"base.{line}" if where == "base" else f"{where}: {line.split(': ', 1)[1]}")
 
 
 def expand(spec: StudyFile, problems: list[str]) -> list[TrialSpec]:
@@ -231,28 +239,39 @@ def check_search(spec: StudyFile, problems: list[str]) -> None:
             problems.append(f"{where}: loguniform needs low > 0 (got {entry.low})")
         for bound in (entry.low, entry.high):
             try:
-                TrialConfig.model_validate({"model": spec.models[0], "dataset": spec.datasets[0], key: bound})
+                TrialConfig.model_validate({key: bound})
             except ValidationError as err:
                 problems += [f"{where}: bound {bound}: {line}" for line in describe_errors(err.errors())]
 
 
 def load_study(path: str | Path) -> Study:
-    source = str(path)
     try:
         text = Path(path).read_text()
     except OSError as err:
-        raise ConfigError(source, [f"cannot read: {err.strerror}"]) from None
+        raise ConfigError(str(path), [f"cannot read: {err.strerror}"]) from None
+    return load_study_text(text, str(path))
+
+
+def load_study_text(text: str, source: str) -> Study:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError(source, [f"not valid YAML: {err}"]) from None
     if not isinstance(raw, dict):
         raise ConfigError(source, ["a study file is a mapping with at least `name:`"])
+    problems: list[str] = []
     try:
         spec = StudyFile.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(source, _study_errors(err)) from None
-    problems: list[str] = []
+        problems += _study_errors(err)
+        # Check the sections that did parse too, so one run lists every problem.
+        bad = {e["loc"][0] for e in err.errors() if e["loc"]}
+        rest = {k: v for k, v in raw.items() if k not in bad}
+        rest.setdefault("name", "unnamed")
+        try:
+            spec = StudyFile.model_validate(rest)
+        except ValidationError:
+            raise ConfigError(source, problems) from None
     trials = expand(spec, problems)
     check_search(spec, problems)
     if not problems and not trials:

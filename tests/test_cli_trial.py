@@ -1,0 +1,29 @@
+import numpy as np
+import pyarrow.parquet as pq
+from click.testing import CliRunner
+
+from vi_sweeps.cli import main
+
+
+def test_trial_command_writes_rows_and_samples(tmp_path):
+    out, samples = tmp_path / "rows.parquet", tmp_path / "s.npy"
+    result = CliRunner().invoke(main, ["trial", "--iterations", "20", "--seed", "3", "--set", "eval_every=10",
+                                       "--set", "hidden=16", "--set", "lam=5", "--out", str(out), "--samples", str(samples)])
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(out).to_pandas()
+    assert list(table["step"]) == [10, 20]
+    assert (table["seed"] == 3).all() and (table["lam"] == 5.0).all()
+    assert {"loss/d", "loss/g", "eval/modes", "collapsed", "diverged", "wall_s", "trial_id"} <= set(table.columns)
+    assert np.load(samples).shape == (2000, 2)
+
+
+def test_bad_config_value_exits_2_naming_key_and_choices(tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(main, ["trial", "--set", "penalty=median", "--out", str(tmp_path / "x.parquet")])
+    assert r.exit_code == 2
+    assert "penalty" in r.output and "'mean' or 'sum'" in r.output
+    r = runner.invoke(main, ["trial", "--model", "wgan"])
+    assert r.exit_code == 2 and "valid choices: aae, ali, em, gan, vae" in r.output
+    r = runner.invoke(main, ["trial", "--set", "lamda=1"])
+    assert r.exit_code == 2 and "lamda: unknown key" in r.output
+    assert not (tmp_path / "x.parquet").exists()

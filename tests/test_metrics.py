@@ -1,0 +1,123 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import tiny
+from vi_sweeps import metrics
+from vi_sweeps.collapse import is_collapsed, parse_rule
+from vi_sweeps.datasets import build_dataset, digits_split
+
+
+@pytest.fixture
+def ring():
+    cfg = tiny(dataset="ring8")
+    data = build_dataset(cfg)
+    return data, metrics.MixtureEvaluator(cfg, data)
+
+
+def test_samples_from_the_ring_capture_all_8_modes(ring):
+    data, evaluate = ring
+    out = evaluate(data.sample(4000, torch.Generator().manual_seed(1)))
+    assert out[metrics.MODES] == 8 and out[metrics.MODES_FRAC] == 1.0
+    # a 2-D Gaussian holds 1 - exp(-9/2) = 98.9% of its mass within 3 sigma of its centre
+    assert out[metrics.HQ_FRAC] == pytest.approx(1 - math.exp(-4.5), abs=0.006)
+    assert out[metrics.KL_UNIFORM] < 0.01
+    assert out[metrics.FD_2D] < 0.01
+
+
+def test_a_single_mode_is_one_mode_with_kl_log8(ring):
+    data, evaluate = ring
+    x = data.centres[3] + data.sigma * torch.randn(2000, 2, generator=torch.Generator().manual_seed(0))
+    out = evaluate(x)
+    assert out[metrics.MODES] == 1 and out[metrics.MODES_FRAC] == 1 / 8
+    assert out[metrics.KL_UNIFORM] == pytest.approx(math.log(8))
+
+
+def test_points_far_from_every_mode_capture_nothing(ring):
+    _, evaluate = ring
+    out = evaluate(torch.full((500, 2), 10.0))
+    assert out[metrics.MODES] == 0 and out[metrics.HQ_FRAC] == 0.0
+    assert math.isnan(out[metrics.KL_UNIFORM])
+
+
+def test_half_the_modes_and_the_share_threshold():
+    # 4 modes with 250 samples each out of n=1000 -> 4 captured; a mode with 10 samples
+    # (below 0.1 * 1000 / 8 = 12.5) does not count.
+    assign = np.array([0] * 250 + [1] * 250 + [2] * 250 + [3] * 240 + [4] * 10)
+    out = metrics.assignments_to_stats(assign, 8, 0.1)
+    assert out[metrics.MODES] == 4
+    p = np.array([250, 250, 250, 240, 10]) / 1000
+    assert out[metrics.KL_UNIFORM] == pytest.approx(float((p * np.log(p * 8)).sum()))
+
+
+def test_frechet_equal_covariances_is_squared_mean_distance():
+    cov = np.array([[2.0, 0.3], [0.3, 1.0]])
+    assert metrics.statistics_to_frechet([0, 0], cov, [3, 4], cov) == pytest.approx(25.0)
+
+
+def test_frechet_diagonal_gaussians_closed_form():
+    a, b = np.array([1.0, 4.0, 9.0]), np.array([4.0, 1.0, 1.0])
+    expected = 1.0 + ((np.sqrt(a) - np.sqrt(b)) ** 2).sum()
+    got = metrics.statistics_to_frechet([1, 0, 0], np.diag(a), [0, 0, 0], np.diag(b))
+    assert got == pytest.approx(expected)
+
+
+def test_frechet_of_sample_statistics_does_not_depend_on_chunking():
+    x = np.random.RandomState(0).randn(3000, 4)
+    full = metrics.features_to_statistics(x)
+    assert metrics.statistics_to_frechet(*full, *full) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_reference_classifier_holds_97_percent_on_held_out_digits():
+    from vi_sweeps.refnet import accuracy, reference_classifier
+
+    net = reference_classifier(16)
+    _, _, x_test, y_test = digits_split(16)
+    acc = accuracy(net, x_test, y_test)
+    print(f"reference classifier held-out accuracy: {acc:.4f}")
+    assert acc >= 0.97
+
+
+def test_real_digits_cover_all_modes_and_real_stacks_most():
+    cfg = tiny(dataset="digits", image_size=16, eval_samples=2000)
+    data = build_dataset(cfg)
+    out = metrics.DigitsEvaluator(cfg, data)(data.sample(2000, torch.Generator().manual_seed(0)))
+    assert out[metrics.MODES] == 10 and out[metrics.KL_UNIFORM] < 0.05
+    assert out[metrics.FD_DIGITS] < 5.0
+    cfg = tiny(dataset="stacked-digits", image_size=16)
+    data = build_dataset(cfg)
+    ev = metrics.DigitsEvaluator(cfg, data)
+    real = ev(data.sample(10000, torch.Generator().manual_seed(0)))
+    one_digit = ev(data.images[:1, 0].expand(3, -1, -1).unsqueeze(0).expand(500, -1, -1, -1).clone())
+    assert real[metrics.MODES] > 900  # 10000 draws of 1000 modes with share 0.1: nearly all
+    assert one_digit[metrics.MODES] == 1
+    assert one_digit[metrics.FD_DIGITS] > 10 * real[metrics.FD_DIGITS]
+
+
+def test_collapse_rule():
+    assert parse_rule("modes_frac<0.5") == ("modes_frac", "<", 0.5)
+    assert is_collapsed("modes_frac<0.5", {metrics.MODES_FRAC: 0.25}, diverged=False)
+    assert not is_collapsed("modes_frac<0.5", {metrics.MODES_FRAC: 0.5}, diverged=False)
+    assert is_collapsed("kl_uniform>1", {metrics.KL_UNIFORM: 1.2}, diverged=False)
+    assert is_collapsed("modes_frac<0.5", {}, diverged=True)
+    with pytest.raises(ValueError, match="valid choices: modes, modes_frac"):
+        parse_rule("fid<3")
+
+
+def test_metric_keys_are_the_results_contract():
+    from analysis.schema import METRIC_COLUMNS
+
+    assert metrics.METRIC_KEYS == METRIC_COLUMNS
+
+
+def test_inception_fid_without_weights_is_left_empty(tmp_path, caplog):
+    from PIL import Image
+
+    for i in range(3):
+        Image.new("RGB", (80, 80), (i * 60, 0, 0)).save(tmp_path / f"{i}.png")
+    cfg = tiny(dataset="image-folder", data_root=str(tmp_path), image_size=8, crop=64, fid_weights="/no/such/file")
+    ev = metrics.InceptionEvaluator(cfg, build_dataset(cfg))
+    assert math.isnan(ev(torch.zeros(4, 3, 8, 8))[metrics.FID_INCEPTION])
+    assert "fid_inception left empty" in caplog.text
