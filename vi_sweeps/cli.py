@@ -168,3 +168,7 @@ def status(results) -> None:
 def report(results, out) -> None:
     """Figures, REPORT.md and report.html from one or more results folders."""
     write_report(list(results), out or f"{results[0]}/report")
+
+
+if __name__ == "__main__":
+    main()
