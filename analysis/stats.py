@@ -1,0 +1,51 @@
+"""Interval estimates and tests used by the report."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+
+Z95 = 1.959963984540054
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion k/n."""
+    if n == 0:
+        return math.nan, math.nan
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (0.0 if k == 0 else centre - half), (1.0 if k == n else centre + half)
+
+
+def newcombe_difference(k1: int, n1: int, k0: int, n0: int) -> tuple[float, float, float]:
+    """p1 - p0 with Newcombe's hybrid score interval (method 10), built from Wilson intervals."""
+    p1, p0 = k1 / n1, k0 / n0
+    l1, u1 = wilson(k1, n1)
+    l0, u0 = wilson(k0, n0)
+    d = p1 - p0
+    lo = d - math.sqrt((p1 - l1) ** 2 + (u0 - p0) ** 2)
+    hi = d + math.sqrt((u1 - p1) ** 2 + (p0 - l0) ** 2)
+    return d, lo, hi
+
+
+def fisher_p(k1: int, n1: int, k0: int, n0: int) -> float:
+    """Two-sided Fisher exact test of equal proportions."""
+    return float(stats.fisher_exact([[k1, n1 - k1], [k0, n0 - k0]])[1])
+
+
+def bootstrap_median(values, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Median with a percentile-bootstrap 95% interval; NaNs are dropped."""
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    if len(x) == 0:
+        return math.nan, math.nan, math.nan
+    if len(x) == 1:
+        return float(x[0]), float(x[0]), float(x[0])
+    rng = np.random.default_rng(seed)
+    medians = np.median(x[rng.integers(0, len(x), size=(n_boot, len(x)))], axis=1)
+    lo, hi = np.percentile(medians, [2.5, 97.5])
+    return float(np.median(x)), float(lo), float(hi)
