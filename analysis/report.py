@@ -13,6 +13,7 @@ import pandas as pd
 
 from analysis import figures, tables
 from analysis.load import Results, load_results
+from analysis.search import search_sections
 
 FIGURES = {
     "collapse_rate": "Collapse rate by BN x G steps x λ",
@@ -72,6 +73,7 @@ def build_report(locations: list[str], out: str) -> Path:
     frames["conditions"].to_csv(out_dir / "conditions.csv", index=False)
     frames["lambda_effect"].to_csv(out_dir / "lambda_effect.csv", index=False)
     sections = report_sections(res, frames)
+    sections[4:4] = search_sections(locations, res, out_dir)
     (out_dir / "REPORT.md").write_text(render_markdown(sections))
     (out_dir / "report.html").write_text(render_html(sections, out_dir))
     return out_dir / "REPORT.md"

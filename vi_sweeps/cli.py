@@ -81,13 +81,18 @@ def trial(model, dataset, seed, iterations, assignments, out, samples, list_keys
         click.echo(f"wrote {len(run.samples)} samples to {samples}", err=True)
 
 
-def load_or_exit(path: str):
+def load_or_exit(path: str, assignments: tuple[str, ...] = ()):
+    from vi_sweeps.config import parse_assignments
     from vi_sweeps.study import load_study
 
     try:
-        return load_study(path)
+        return load_study(path, parse_assignments(assignments))
     except ConfigError as err:
         fail_config(err)
+
+
+set_option = click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+                          help="override a key of the study's base config (repeatable)")
 
 
 def trial_table_text(study) -> str:
@@ -103,9 +108,10 @@ def trial_table_text(study) -> str:
 @main.command()
 @click.argument("study", type=click.Path(dir_okay=False))
 @click.option("--list", "list_trials", is_flag=True, help="print the trial table")
-def validate(study, list_trials) -> None:
+@set_option
+def validate(study, list_trials, assignments) -> None:
     """Check a study file; print its size (and with --list, its trials)."""
-    spec = load_or_exit(study)
+    spec = load_or_exit(study, assignments)
     if list_trials:
         click.echo(trial_table_text(spec))
     click.echo(f"{study}: valid, {len(spec.trials)} trials")
@@ -119,9 +125,10 @@ def validate(study, list_trials) -> None:
 @click.option("--max-concurrent", type=int, default=None, help="trials at once (default: as resources allow)")
 @click.option("--dry-run", is_flag=True, help="print the trial table and its size; run nothing")
 @click.option("--report/--no-report", default=True, show_default=True, help="write the report when done")
-def run(study, results, address, resume, max_concurrent, dry_run, report) -> None:
+@set_option
+def run(study, results, address, resume, max_concurrent, dry_run, report, assignments) -> None:
     """Run every trial of STUDY on Ray Tune; results land in one Parquet contract."""
-    spec = load_or_exit(study)
+    spec = load_or_exit(study, assignments)
     if dry_run:
         click.echo(trial_table_text(spec))
         click.echo(f"{study}: {len(spec.trials)} trials (dry run: nothing written)")
@@ -140,6 +147,7 @@ def run(study, results, address, resume, max_concurrent, dry_run, report) -> Non
 
 
 def write_report(results: list[str], out: str) -> None:
+    from analysis.load import ResultsError
     from analysis.report import build_report
 
     from vi_sweeps.results import consolidate
@@ -149,7 +157,11 @@ def write_report(results: list[str], out: str) -> None:
         store = Store.open(location)
         if store.listdir("trials"):
             consolidate(store)
-    path = build_report(results, out)
+    try:
+        path = build_report(results, out)
+    except ResultsError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
     click.echo(f"report: {path}")
 
 
@@ -168,6 +180,31 @@ def status(results) -> None:
 def report(results, out) -> None:
     """Figures, REPORT.md and report.html from one or more results folders."""
     write_report(list(results), out or f"{results[0]}/report")
+
+
+@main.command()
+@click.argument("study", type=click.Path(dir_okay=False))
+@click.option("--trials", "n_trials", type=int, default=None, help="suggestions per search cell (default: the study's)")
+@click.option("--results", default=None, help="folder or URI; default results/NAME")
+@click.option("--address", default=None, help="a running Ray cluster; default: embedded local Ray")
+@click.option("--max-concurrent", type=int, default=None)
+@click.option("--report/--no-report", default=True, show_default=True)
+@set_option
+def tune(study, n_trials, results, address, max_concurrent, report, assignments) -> None:
+    """Search STUDY's `search:` space with Optuna through Ray Tune; re-running adds trials."""
+    spec = load_or_exit(study, assignments)
+    if spec.spec.search is None:
+        fail_config(ConfigError(study, ["search: missing; `vi-sweep tune` needs a search section"]))
+    from vi_sweeps.search import run_search
+
+    results = results or f"results/{spec.name}"
+    try:
+        names = run_search(spec, results, n_trials=n_trials, address=address, max_concurrent=max_concurrent)
+    except ConfigError as err:
+        fail_config(err)
+    click.echo(f"results: {results}  (Optuna studies: {', '.join(names)})")
+    if report:
+        write_report([results], f"{results}/report")
 
 
 if __name__ == "__main__":

@@ -244,21 +244,26 @@ def check_search(spec: StudyFile, problems: list[str]) -> None:
                 problems += [f"{where}: bound {bound}: {line}" for line in describe_errors(err.errors())]
 
 
-def load_study(path: str | Path) -> Study:
+def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Study:
+    """Read and check a study file; `overrides` (from --set) update its `base:` section, and
+    the study as run (what RESULTS/study.yaml keeps) then includes them."""
     try:
         text = Path(path).read_text()
     except OSError as err:
         raise ConfigError(str(path), [f"cannot read: {err.strerror}"]) from None
-    return load_study_text(text, str(path))
+    return load_study_text(text, str(path), overrides)
 
 
-def load_study_text(text: str, source: str) -> Study:
+def load_study_text(text: str, source: str, overrides: dict[str, Any] | None = None) -> Study:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError(source, [f"not valid YAML: {err}"]) from None
     if not isinstance(raw, dict):
         raise ConfigError(source, ["a study file is a mapping with at least `name:`"])
+    if overrides:
+        raw["base"] = {**(raw.get("base") or {}), **overrides}
+        text = text.rstrip() + "\n# --set overrides, merged into base:\n" + yaml.safe_dump({"overrides": overrides})
     problems: list[str] = []
     try:
         spec = StudyFile.model_validate(raw)

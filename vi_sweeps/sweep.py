@@ -29,7 +29,11 @@ def pack_trainable(config: dict) -> None:
     from ray import tune
 
     objective = Objective(**config["objective"]) if config.get("objective") else None
-    members = [Member(m["config"], m["labels"]) for m in config["members"]]
+    if "members" in config:
+        members = [Member(m["config"], m["labels"]) for m in config["members"]]
+    else:  # a search suggestion: the cell's config, the suggested values, one member per seed
+        chosen = {k: config[k] for k in config["space"]}
+        members = [Member({**config["base"], **chosen, "seed": s}, config["labels"]) for s in config["seeds"]]
     runner = PackRunner(Store.open(config["results"]), members, config["study"],
                         config.get("search_trial", -1), objective)
     for summary in runner.run():
@@ -130,7 +134,8 @@ def progress_callback(progress: Progress, store: Store, consolidate_every: float
             return sum(t.status == "RUNNING" for t in trials)
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
-            iterations = trial.config["members"][0]["config"]["iterations"]
+            config = trial.config["members"][0]["config"] if "members" in trial.config else trial.config["base"]
+            iterations = config["iterations"]
             progress.fractions[trial.trial_id] = min(result.get("step", 0) / iterations, 1.0)
 
         def on_trial_complete(self, iteration, trials, trial, **info):

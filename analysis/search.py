@@ -1,0 +1,123 @@
+"""The search part of a report, from search.parquet (Optuna's trials, flattened: params_*,
+value, state, user_attrs_trial_ids) and search.json; Optuna itself is needed only for
+parameter importances, imported where used."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from analysis.load import Results, _open, read_checked
+
+SEARCH_FILE, SEARCH_META = "search.parquet", "search.json"
+log = logging.getLogger(__name__)
+
+
+def load_search(locations: list[str]) -> tuple[pd.DataFrame, dict]:
+    frames, meta = [], {}
+    for location in locations:
+        fs, root = _open(location)
+        path = f"{root}/{SEARCH_FILE}"
+        if fs.get_file_info(path).type.name == "NotFound":
+            continue
+        frames.append(read_checked(fs, path, ("search_study", "number", "value", "state")))
+        with fs.open_input_stream(f"{root}/{SEARCH_META}") as f:
+            info = json.loads(f.read())
+        meta.update({name: info for name in info["studies"]})
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), meta
+
+
+def best_table(search: pd.DataFrame, meta: dict, res: Results) -> pd.DataFrame:
+    """Per search study: the best suggestion, its parameters, and the spread of its seeds."""
+    rows = []
+    done = search[search["state"] == "COMPLETE"]
+    for name, g in done.groupby("search_study"):
+        mode = meta[name]["mode"]
+        best = g.loc[g["value"].idxmin() if mode == "min" else g["value"].idxmax()]
+        ids = [i for i in str(best.get("user_attrs_trial_ids", "")).split(",") if i]
+        seeds = res.trials[res.trials["trial_id"].isin(ids)]
+        row = {"search_study": name, "trials": len(g), "best_trial": int(best["number"]), "objective": best["value"]}
+        row.update({c.removeprefix("params_"): best[c] for c in g.columns if c.startswith("params_")})
+        for metric in ("eval/modes_frac", "eval/fd_2d", "eval/fd_digits"):
+            vals = seeds[metric].dropna() if metric in seeds else pd.Series(dtype=float)
+            if len(vals):
+                short = metric.removeprefix("eval/")
+                row.update({f"{short}_min": vals.min(), f"{short}_median": vals.median(), f"{short}_max": vals.max()})
+        row["seeds"] = len(seeds)
+        row["collapsed_seeds"] = int(seeds["collapsed"].sum()) if len(seeds) else 0
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def history_figure(search: pd.DataFrame, meta: dict):
+    names = sorted(search["search_study"].unique())
+    params = [c for c in search.columns if c.startswith("params_")]
+    x_param = "params_lam" if "params_lam" in params else params[0]
+    fig, axes = plt.subplots(2, len(names), figsize=(max(7.5, 4.6 * len(names)), 7.2), squeeze=False)
+    palette = sns.color_palette("colorblind", 2)
+    for j, name in enumerate(names):
+        g = search[(search["search_study"] == name) & (search["state"] == "COMPLETE")].sort_values("number")
+        best = g["value"].cummin() if meta[name]["mode"] == "min" else g["value"].cummax()
+        ax = axes[0, j]
+        ax.plot(g["number"], g["value"], "o", color=palette[0], ms=4, label="trial (mean over seeds)")
+        ax.plot(g["number"], best, "-", color=palette[1], label="best so far")
+        ax.set_xlabel("Optuna trial")
+        ax.set_ylabel("objective")
+        ax.set_title(f"optimisation history\n{name}", fontsize=9)
+        ax = axes[1, j]
+        ax.scatter(g[x_param], g["value"], c=g["number"], cmap="cividis", s=22)
+        if (g[x_param] > 0).all():
+            ax.set_xscale("log")
+        ax.set_xlabel(x_param.removeprefix("params_") + " (log scale)")
+        ax.set_ylabel("objective")
+        ax.set_title("objective against " + x_param.removeprefix("params_") + " (colour: trial order)", fontsize=9)
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def importance_figure(meta: dict):
+    """Optuna's fANOVA importances when several keys are searched; None when not possible."""
+    try:
+        import optuna
+        from optuna.visualization.matplotlib import plot_param_importances
+    except ImportError:
+        log.warning("parameter importances need optuna (pip install optuna)")
+        return None
+    names = sorted(meta)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    studies = [optuna.load_study(study_name=n, storage=meta[n]["storage"]) for n in names]
+    studies = [s for s in studies if len(s.best_trial.params) > 1]
+    if not studies:
+        return None
+    ax = plot_param_importances(studies[0])
+    return ax.figure
+
+
+def search_sections(locations: list[str], res: Results, out_dir: Path) -> list[tuple[str, str, object]]:
+    search, meta = load_search(locations)
+    if search.empty:
+        return []
+    sections = [("Search: best suggestion and the spread of its seeds", "", best_table(search, meta, res))]
+    figs = {"search_history": history_figure(search, meta)}
+    params = [c for c in search.columns if c.startswith("params_")]
+    if len(params) > 1:
+        fig = importance_figure(meta)
+        if fig is not None:
+            figs["search_importances"] = fig
+    for name, fig in figs.items():
+        fig.savefig(out_dir / f"{name}.png", dpi=120)
+        fig.savefig(out_dir / f"{name}.svg")
+        plt.close(fig)
+    sections.append(("Search: optimisation history and objective against λ", "search_history", None))
+    if "search_importances" in figs:
+        sections.append(("Search: parameter importances", "search_importances", None))
+    return sections
+
+
+

@@ -1,0 +1,72 @@
+"""Optuna through Ray Tune's OptunaSearch, on a real local Ray and a real SQLite storage."""
+
+import optuna
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from analysis import schema
+from vi_sweeps.cli import main
+from vi_sweeps.search import run_search
+from vi_sweeps.study import load_study
+
+pytestmark = pytest.mark.ray
+
+SEARCH = """
+name: search6
+datasets: [ring8]
+base: {hidden: 16, eval_samples: 300, bn: false}
+budget: {iterations: 40, eval_every: 20}
+search:
+  space:
+    lam: {type: loguniform, low: 1.0e-4, high: 100}
+  objective: {metric: fd_2d, mode: min}
+  seeds_per_trial: 2
+  trials: 6
+"""
+
+
+def test_a_search_leaves_optuna_trials_matching_parquet_rows_and_resumes(tmp_path):
+    path = tmp_path / "search.yaml"
+    path.write_text(SEARCH)
+    study = load_study(path)
+    results = tmp_path / "results"
+    (name,) = run_search(study, str(results), show_progress=False)
+    storage = f"sqlite:///{results / 'optuna.db'}"
+    trials = optuna.load_study(study_name=name, storage=storage).trials
+    assert len(trials) == 6 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    rows = pd.read_parquet(results / schema.TRIALS_FILE).set_index("trial_id")
+    for t in trials:
+        ids = t.user_attrs["trial_ids"]
+        assert len(ids) == 2 and set(ids) <= set(rows.index)
+        assert (rows.loc[ids, "lam"] == t.params["lam"]).all()
+        assert (rows.loc[ids, "search_trial"] == t.number).all()
+        assert sorted(rows.loc[ids, "seed"]) == [0, 1]
+        assert t.value == pytest.approx(rows.loc[ids, "eval/fd_2d"].mean())
+    first = [(t.number, t.params["lam"], t.value) for t in trials]
+    run_search(study, str(results), n_trials=2, show_progress=False)
+    again = optuna.load_study(study_name=name, storage=storage).trials
+    assert len(again) == 8 and [(t.number, t.params["lam"], t.value) for t in again[:6]] == first
+    assert len(pd.read_parquet(results / schema.TRIALS_FILE)) == 16
+    assert (results / "search.parquet").exists()
+
+
+BAD_SPACES = {
+    "log low not positive": ("lam: {type: loguniform, low: 0.0, high: 1.0}", "loguniform needs low > 0"),
+    "bounds reversed": ("lam: {type: uniform, low: 2.0, high: 1.0}", "low (2.0) must be below high (1.0)"),
+    "unknown distribution": ("lam: {type: gaussian, low: 0.0, high: 1.0}",
+                             "Input should be 'loguniform', 'uniform', 'int' or 'categorical'"),
+    "unknown key": ("lamda: {type: uniform, low: 0.0, high: 1.0}", "search.space.lamda: not a searchable config key"),
+    "out of range for the key": ("lam: {type: uniform, low: -1.0, high: 1.0}", "greater than or equal to 0"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_SPACES))
+def test_a_bad_search_space_exits_2(case, tmp_path):
+    space, expected = BAD_SPACES[case]
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"name: bad\nsearch:\n  space:\n    {space}\n")
+    r = CliRunner().invoke(main, ["tune", str(path), "--results", str(tmp_path / "r")])
+    assert r.exit_code == 2, r.output
+    assert expected in r.output and str(path) in r.output
+    assert not (tmp_path / "r").exists()

@@ -1,0 +1,184 @@
+"""The one module that imports Optuna's Ray glue: `vi-sweep tune` searches a study's `search:`
+space with Optuna (TPE by default) through Ray Tune's OptunaSearch.
+
+One Optuna study per cell of the grid (every setting of the study's other axes), all in one
+RDB storage: SQLite in RESULTS by default. Each suggestion runs `seeds_per_trial` seeds in one
+Ray trial (a pack) and is scored by their mean, so one lucky seed cannot win. Trials are the
+same trials as `vi-sweep run`'s: same ids, files, checkpoints and Parquet rows, each row tagged
+with its Optuna trial number. Re-running adds trials to the stored studies.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import optuna
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from analysis import schema
+from vi_sweeps.config import ConfigError, TrialConfig
+from vi_sweeps.results import consolidate
+from vi_sweeps.storage import Store
+from vi_sweeps.study import Search, Study
+from vi_sweeps.sweep import MAX_FAILURES, Progress, init_ray, pack_trainable, prepare_store, progress_callback
+
+SEARCH_FILE = "search.parquet"
+SEARCH_META = "search.json"
+
+
+def distributions(search: Search) -> dict[str, optuna.distributions.BaseDistribution]:
+    out = {}
+    for key, e in search.space.items():
+        if e.type == "categorical":
+            out[key] = optuna.distributions.CategoricalDistribution(e.choices)
+        elif e.type == "int":
+            out[key] = optuna.distributions.IntDistribution(int(e.low), int(e.high))
+        else:
+            out[key] = optuna.distributions.FloatDistribution(e.low, e.high, log=e.type == "loguniform")
+    return out
+
+
+def cells(study: Study) -> list[tuple[dict, dict]]:
+    """The distinct (config without seed, labels) settings the search runs in."""
+    seen, out = set(), []
+    for t in study.trials:
+        base = {k: v for k, v in t.config.model_dump().items() if k != "seed"}
+        key = json.dumps([base, t.labels], sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            out.append((base, t.labels))
+    return out
+
+
+def cell_name(study: Study, base: dict, labels: dict) -> str:
+    parts = [study.name, base["model"], base["dataset"], *labels.values()]
+    return "/".join(parts) + "/" + TrialConfig(**base).trial_id[:8]
+
+
+class TaggingOptunaSearch(OptunaSearch):
+    """OptunaSearch that tells each Ray trial its Optuna trial number and records on the Optuna
+    trial the ids of the trials (one per seed) that score it."""
+
+    def __init__(self, *args, base: dict, seeds: list[int], **kwargs):
+        super().__init__(*args, **kwargs)
+        self._base, self._seeds = base, seeds
+
+    def suggest(self, trial_id: str):
+        params = super().suggest(trial_id)
+        if not isinstance(params, dict):
+            return params
+        ot_trial = self._ot_trials[trial_id]  # Ray's own map of its trials to Optuna's
+        ids = [TrialConfig(**{**self._base, **params, "seed": s}).trial_id for s in self._seeds]
+        ot_trial.set_user_attr("trial_ids", ids)
+        return {**params, "search_trial": ot_trial.number}
+
+
+def storage_url(search: Search, store: Store) -> str:
+    if search.storage:
+        return search.storage
+    if not store.is_local:
+        raise ConfigError("search.storage", ["results on remote storage need an Optuna storage URL"])
+    return f"sqlite:///{store.path('optuna.db')}"
+
+
+def sampler_for(search: Search, offset: int) -> optuna.samplers.BaseSampler:
+    # The seed moves on with the trials already stored, so a resumed search does not replay
+    # its first random suggestions.
+    seed = search.sampler.seed + offset
+    if search.sampler.type == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def fail_stale(ot_study: optuna.Study) -> None:
+    """Trials left RUNNING by a killed driver can never report: mark them failed."""
+    for t in ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        ot_study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+
+
+def run_search(study: Study, results: str, n_trials: int | None = None, address: str | None = None,
+               max_concurrent: int | None = None, show_progress: bool = True):
+    search = study.spec.search
+    if search is None:
+        raise ConfigError(study.source, ["search: missing; `vi-sweep tune` needs a search section"])
+    store = prepare_store(study, results)
+    url = storage_url(search, store)
+    storage = optuna.storages.RDBStorage(url)
+    n_trials = n_trials or search.trials
+    seeds = list(range(search.seeds_per_trial))
+    direction = "minimize" if search.objective.mode == "min" else "maximize"
+    init_ray(address, store)
+    res = study.spec.resources
+    trainable = tune.with_resources(pack_trainable, {"cpu": res.cpu * len(seeds), "gpu": res.gpu * len(seeds)})
+    names = []
+    for base, labels in cells(study):
+        name = cell_name(study, base, labels)
+        names.append(name)
+        ot_study = optuna.create_study(study_name=name, storage=storage, direction=direction, load_if_exists=True)
+        fail_stale(ot_study)
+        searcher = TaggingOptunaSearch(
+            space=distributions(search), metric="objective", mode=search.objective.mode, study_name=name,
+            storage=storage, sampler=sampler_for(search, len(ot_study.trials)), base=base, seeds=seeds)
+        scheduler = None
+        if search.pruner:
+            scheduler = ASHAScheduler(time_attr="step", max_t=base["iterations"],
+                                      grace_period=search.pruner.grace_period * base["eval_every"],
+                                      reduction_factor=search.pruner.reduction_factor)
+        progress = Progress(name, n_trials, 0)
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"results": store.uri, "study": study.name, "base": base, "labels": labels,
+                         "seeds": seeds, "space": list(search.space), "objective": search.objective.model_dump()},
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=n_trials,
+                                        metric="objective", mode=search.objective.mode,
+                                        max_concurrent_trials=max_concurrent, reuse_actors=False),
+            run_config=tune.RunConfig(
+                name=f"{study.name}-search-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=store.path("ray"),
+                failure_config=tune.FailureConfig(max_failures=MAX_FAILURES), verbose=0,
+                callbacks=[progress_callback(progress, store)] if show_progress else []),
+        )
+        tuner.fit()
+        if show_progress:
+            progress.show(0, force=True)
+            progress.stream.write("\n")
+    mark_pruned(store)
+    consolidate(store)
+    export_search(storage, names, store, url, search.objective.mode)
+    return names
+
+
+def mark_pruned(store: Store) -> None:
+    """A trial the scheduler stopped keeps its rows and is marked pruned, not running."""
+    for name in store.listdir("trials"):
+        table = store.read_table(f"trials/{name}")
+        if table.column("status")[0].as_py() == "running":
+            idx = table.schema.get_field_index("status")
+            table = table.set_column(idx, "status", [["pruned"] * len(table)])
+            store.write_table(f"trials/{name}", table.replace_schema_metadata(
+                {schema.SCHEMA_KEY: schema.SCHEMA_VERSION.encode()}))
+            store.delete(f"checkpoints/{name.removesuffix('.parquet')}.pt")
+
+
+def export_search(storage, names: list[str], store: Store, url: str, mode: str) -> None:
+    """Every Optuna trial of the search as Parquet (params_*, value, state, trial_ids), for the
+    analysis layer, which reads files rather than the storage."""
+    import pandas as pd
+    import pyarrow as pa
+
+    frames = []
+    for name in names:
+        frame = optuna.load_study(study_name=name, storage=storage).trials_dataframe(
+            attrs=("number", "value", "state", "params", "user_attrs", "datetime_start", "datetime_complete"))
+        frame.insert(0, "search_study", name)
+        if "user_attrs_trial_ids" in frame:
+            frame["user_attrs_trial_ids"] = frame["user_attrs_trial_ids"].map(
+                lambda v: ",".join(v) if isinstance(v, list) else "")
+        frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True)
+    frame["state"] = frame["state"].astype(str)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    store.write_table(SEARCH_FILE, table.replace_schema_metadata({schema.SCHEMA_KEY: schema.SCHEMA_VERSION.encode()}))
+    store.write_bytes(SEARCH_META, json.dumps({"storage": url, "studies": names, "mode": mode}).encode())
