@@ -24,15 +24,15 @@ def _panels(table: pd.DataFrame, cols_key: str = "dataset", rows_key: str = "mod
     rows, cols = sorted(table[rows_key].unique()), sorted(table[cols_key].unique())
     fig, axes = plt.subplots(len(rows), len(cols), figsize=(max(7.5, width * len(cols) + 0.6), 3.3 * len(rows) + 1.4),
                              squeeze=False, sharey=sharey)
-    for i, r in enumerate(rows):
-        for j, c in enumerate(cols):
-            yield fig, axes[i, j], table[(table[rows_key] == r) & (table[cols_key] == c)], f"{r} · {c}"
+    panels = [(axes[i, j], table[(table[rows_key] == r) & (table[cols_key] == c)], f"{r} · {c}")
+              for i, r in enumerate(rows) for j, c in enumerate(cols)]
+    return fig, panels
 
 
 def _finish(fig, axes_handles, title: str, legend_title: str):
     handles, labels = {}, []
     for ax in fig.axes:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=False):
             if lab not in handles:
                 handles[lab] = h
                 labels.append(lab)
@@ -62,7 +62,7 @@ def _dodged(ax, table: pd.DataFrame, y: str, lo: str, hi: str, regimes, palette,
         ax.errorbar(xs, sub[y], yerr=[(sub[y] - sub[lo]).clip(lower=0), (sub[hi] - sub[y]).clip(lower=0)],
                     fmt="o-", color=palette[k], capsize=3, ms=5, lw=1.2, label=regime)
         if label_n:
-            for x, v, n in zip(xs, sub[y], sub["n"]):
+            for x, v, n in zip(xs, sub[y], sub["n"], strict=False):
                 ax.annotate(f"{n}", (x, v), textcoords="offset points", xytext=(4, 3), fontsize=7, color="0.35")
     ax.set_xticks(range(len(lams)), [f"{v:g}" for v in lams])
     ax.set_xlabel("λ (lam)")
@@ -76,8 +76,8 @@ def _regime_palette(table: pd.DataFrame):
 def collapse_rate(table: pd.DataFrame):
     regimes, palette = _regime_palette(table)
     label_n = table["n"].nunique() > 1
-    fig = None
-    for fig, ax, sub, title in _panels(table):
+    fig, panels = _panels(table)
+    for ax, sub, title in panels:
         _dodged(ax, sub, "collapse_rate", "rate_lo", "rate_hi", regimes, palette, label_n)
         ax.set_ylim(-0.03, 1.03)
         ax.set_ylabel("collapse rate (95% Wilson CI)")
@@ -87,8 +87,8 @@ def collapse_rate(table: pd.DataFrame):
 
 def metric_by_condition(table: pd.DataFrame, name: str, ylabel: str, title: str, log: bool = False):
     regimes, palette = _regime_palette(table)
-    fig = None
-    for fig, ax, sub, panel in _panels(table, sharey=False):
+    fig, panels = _panels(table, sharey=False)
+    for ax, sub, panel in panels:
         _dodged(ax, sub, f"{name}_median", f"{name}_lo", f"{name}_hi", regimes, palette, False)
         label = ylabel
         if name == "fd" and not sub.empty:
@@ -104,8 +104,8 @@ def lambda_sensitivity(table: pd.DataFrame):
     regimes, palette = _regime_palette(table)
     positive = table.loc[table["lam"] > 0, "lam"]
     linthresh = float(positive.min()) if len(positive) else 1.0
-    fig = None
-    for fig, ax, sub, title in _panels(table):
+    fig, panels = _panels(table)
+    for ax, sub, title in panels:
         for k, regime in enumerate(regimes):
             s = sub[sub["regime"] == regime].sort_values("lam")
             if s.empty:
@@ -126,8 +126,8 @@ def over_time(curves: pd.DataFrame, value: str, ylabel: str, title: str, band: t
     curves = curves.assign(panel=curves["model"] + " · " + curves["dataset"])
     lams = sorted(curves["lam"].unique())
     palette = sns.color_palette("colorblind", len(lams))
-    fig = None
-    for fig, ax, sub, name in _panels(curves, cols_key="regime", rows_key="panel", width=3.8, sharey=False):
+    fig, panels = _panels(curves, cols_key="regime", rows_key="panel", width=3.8, sharey=False)
+    for ax, sub, name in panels:
         for k, lam in enumerate(lams):
             s = sub[sub["lam"] == lam].sort_values("step")
             if s.empty or s[value].isna().all():

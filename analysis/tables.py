@@ -62,7 +62,7 @@ def condition_table(trials: pd.DataFrame) -> pd.DataFrame:
     for key, g in t.groupby(group_keys(t), sort=True, dropna=False):
         n, k = len(g), int(g["failed"].sum())
         lo, hi = wilson(k, n)
-        row = dict(zip(group_keys(t), key), n=n, collapsed=k, collapse_rate=k / n, rate_lo=lo, rate_hi=hi,
+        row = dict(zip(group_keys(t), key, strict=False), n=n, collapsed=k, collapse_rate=k / n, rate_lo=lo, rate_hi=hi,
                    diverged_share=float(g["diverged"].astype(bool).mean()))
         for m in SUMMARY_METRICS + ("fd",):
             if m in g and g[m].notna().any():
@@ -84,7 +84,7 @@ def lambda_effect(table: pd.DataFrame) -> pd.DataFrame:
         b = base.iloc[0]
         for _, r in g[g["lam"] > 0].iterrows():
             d, lo, hi = newcombe_difference(int(r["collapsed"]), int(r["n"]), int(b["collapsed"]), int(b["n"]))
-            rows.append(dict(zip([*FACETS, "regime"], key), lam=r["lam"], n=int(r["n"]), n_lam0=int(b["n"]),
+            rows.append(dict(zip([*FACETS, "regime"], key, strict=False), lam=r["lam"], n=int(r["n"]), n_lam0=int(b["n"]),
                              rate=r["collapse_rate"], rate_lam0=b["collapse_rate"], difference=d,
                              diff_lo=lo, diff_hi=hi, fisher_p=fisher_p(int(r["collapsed"]), int(r["n"]),
                                                                        int(b["collapsed"]), int(b["n"]))))

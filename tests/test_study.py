@@ -21,11 +21,13 @@ budget: {iterations: 100, eval_every: 50}
 """
 
 BAD = {
-    "unknown key": ("name: x\nbudget: {iterations: 10, eval_every: 5}\ngrid: {lam: [0.0]}\nfoo: 1\n", "foo: unknown key; valid keys: name, description"),
+    "unknown key": ("name: x\nbudget: {iterations: 10, eval_every: 5}\ngrid: {lam: [0.0]}\nfoo: 1\n",
+                    "foo: unknown key; valid keys: name, description"),
     "unknown base key": ("name: x\nbase: {lamda: 1}\n", "base.lamda: unknown key; valid keys: model, dataset"),
     "wrong type": ("name: x\nbase: {iterations: many}\n", "base.iterations: Input should be a valid integer"),
     "unknown model": ("name: x\nmodels: [gan, wgan]\n", "models[1]: unknown model 'wgan'; valid choices: aae, ali, em, gan, vae"),
-    "unknown dataset": ("name: x\ndatasets: [mnist]\n", "datasets[0]: unknown dataset 'mnist'; valid choices: digits, grid25, image-folder, ring8, stacked-digits"),
+    "unknown dataset": ("name: x\ndatasets: [mnist]\n",
+                        "datasets[0]: unknown dataset 'mnist'; valid choices: digits, grid25, image-folder, ring8, stacked-digits"),
     "empty grid": ("name: x\ngrid: {lam: []}\n", "grid.lam: empty axis"),
     "negative lam": ("name: x\ngrid: {lam: [0.0, -1.0]}\n", "grid.lam[1]: Input should be greater than or equal to 0"),
     "unknown axis": ("name: x\ngrid: {lamda: [1.0]}\n", "grid.lamda: unknown axis; valid keys:"),

@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -51,7 +50,7 @@ def test_a_2x2_grid_lands_each_trial_exactly_once(local_ray, tmp_path):
     on_disk = pd.read_parquet(results / schema.TRIALS_FILE)
     assert len(on_disk) == 4 and on_disk["trial_id"].is_unique
     assert set(on_disk["trial_id"]) == {t.trial_id for t in study.trials}
-    assert set(zip(on_disk["lam"], on_disk["bn"])) == {(0.0, True), (0.0, False), (5.0, True), (5.0, False)}
+    assert set(zip(on_disk["lam"], on_disk["bn"], strict=False)) == {(0.0, True), (0.0, False), (5.0, True), (5.0, False)}
     assert (on_disk["status"] == "finished").all() and (on_disk["iterations"] == 40).all()
     metrics = pd.read_parquet(results / schema.METRICS_FILE)
     assert len(metrics) == 8 and sorted(metrics["step"].unique()) == [20, 40]

@@ -149,7 +149,6 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, assign
 def write_report(results: list[str], out: str) -> None:
     from analysis.load import ResultsError
     from analysis.report import build_report
-
     from vi_sweeps.results import consolidate
     from vi_sweeps.storage import Store
 

@@ -65,7 +65,7 @@ class TrialConfig(BaseModel):
     fid_weights: str = Field("", description="Inception weights file for FID on image folders")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "TrialConfig":
+    def _consistent(self) -> TrialConfig:
         from vi_sweeps.datasets import DATASETS
         from vi_sweeps.objectives import OBJECTIVES
 

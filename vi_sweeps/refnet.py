@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -81,7 +81,7 @@ def train_reference_classifier(image_size: int, epochs: int = 40) -> tuple[Digit
         return net, accuracy(net, x_test, y_test)
 
 
-@lru_cache(maxsize=None)
+@cache
 def reference_classifier(image_size: int) -> DigitsCNN:
     path = cache_dir() / f"digits-cnn-{image_size}px-v{VERSION}.pt"
     net = DigitsCNN(image_size)

@@ -3,7 +3,8 @@ metrics) is looked up by the name a study file uses, and a wrong name lists the 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 class UnknownName(KeyError):

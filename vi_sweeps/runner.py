@@ -9,8 +9,8 @@ evaluation writes its checkpoint and its own Parquet file atomically.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from analysis.schema import FINISHED
 from vi_sweeps.config import TrialConfig

@@ -23,7 +23,7 @@ from vi_sweeps.config import ConfigError, TrialConfig
 from vi_sweeps.results import consolidate
 from vi_sweeps.storage import Store
 from vi_sweeps.study import Search, Study
-from vi_sweeps.sweep import MAX_FAILURES, Progress, init_ray, pack_trainable, prepare_store, progress_callback
+from vi_sweeps.sweep import MAX_FAILURES, Progress, pack_trainable, prepare_store, progress_callback, ray_session
 
 SEARCH_FILE = "search.parquet"
 SEARCH_META = "search.json"
@@ -108,46 +108,51 @@ def run_search(study: Study, results: str, n_trials: int | None = None, address:
     url = storage_url(search, store)
     storage = optuna.storages.RDBStorage(url)
     n_trials = n_trials or search.trials
-    seeds = list(range(search.seeds_per_trial))
-    direction = "minimize" if search.objective.mode == "min" else "maximize"
-    init_ray(address, store)
-    res = study.spec.resources
-    trainable = tune.with_resources(pack_trainable, {"cpu": res.cpu * len(seeds), "gpu": res.gpu * len(seeds)})
-    names = []
-    for base, labels in cells(study):
-        name = cell_name(study, base, labels)
-        names.append(name)
-        ot_study = optuna.create_study(study_name=name, storage=storage, direction=direction, load_if_exists=True)
-        fail_stale(ot_study)
-        searcher = TaggingOptunaSearch(
-            space=distributions(search), metric="objective", mode=search.objective.mode, study_name=name,
-            storage=storage, sampler=sampler_for(search, len(ot_study.trials)), base=base, seeds=seeds)
-        scheduler = None
-        if search.pruner:
-            scheduler = ASHAScheduler(time_attr="step", max_t=base["iterations"],
-                                      grace_period=search.pruner.grace_period * base["eval_every"],
-                                      reduction_factor=search.pruner.reduction_factor)
-        progress = Progress(name, n_trials, 0)
-        tuner = tune.Tuner(
-            trainable,
-            param_space={"results": store.uri, "study": study.name, "base": base, "labels": labels,
-                         "seeds": seeds, "space": list(search.space), "objective": search.objective.model_dump()},
-            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=n_trials,
-                                        metric="objective", mode=search.objective.mode,
-                                        max_concurrent_trials=max_concurrent, reuse_actors=False),
-            run_config=tune.RunConfig(
-                name=f"{study.name}-search-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=store.path("ray"),
-                failure_config=tune.FailureConfig(max_failures=MAX_FAILURES), verbose=0,
-                callbacks=[progress_callback(progress, store)] if show_progress else []),
-        )
-        tuner.fit()
-        if show_progress:
-            progress.show(0, force=True)
-            progress.stream.write("\n")
+    with ray_session(address, store):
+        names = [_search_cell(study, store, storage, base, labels, n_trials, max_concurrent, show_progress)
+                 for base, labels in cells(study)]
     mark_pruned(store)
     consolidate(store)
     export_search(storage, names, store, url, search.objective.mode)
     return names
+
+
+def _search_cell(study: Study, store: Store, storage, base: dict, labels: dict, n_trials: int,
+                 max_concurrent: int | None, show_progress: bool) -> str:
+    search = study.spec.search
+    seeds = list(range(search.seeds_per_trial))
+    direction = "minimize" if search.objective.mode == "min" else "maximize"
+    res = study.spec.resources
+    trainable = tune.with_resources(pack_trainable, {"cpu": res.cpu * len(seeds), "gpu": res.gpu * len(seeds)})
+    name = cell_name(study, base, labels)
+    ot_study = optuna.create_study(study_name=name, storage=storage, direction=direction, load_if_exists=True)
+    fail_stale(ot_study)
+    searcher = TaggingOptunaSearch(
+        space=distributions(search), metric="objective", mode=search.objective.mode, study_name=name,
+        storage=storage, sampler=sampler_for(search, len(ot_study.trials)), base=base, seeds=seeds)
+    scheduler = None
+    if search.pruner:
+        scheduler = ASHAScheduler(time_attr="step", max_t=base["iterations"],
+                                  grace_period=search.pruner.grace_period * base["eval_every"],
+                                  reduction_factor=search.pruner.reduction_factor)
+    progress = Progress(name, n_trials, 0)
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"results": store.uri, "study": study.name, "base": base, "labels": labels,
+                     "seeds": seeds, "space": list(search.space), "objective": search.objective.model_dump()},
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=n_trials,
+                                    metric="objective", mode=search.objective.mode,
+                                    max_concurrent_trials=max_concurrent, reuse_actors=False),
+        run_config=tune.RunConfig(
+            name=f"{study.name}-search-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=store.path("ray"),
+            failure_config=tune.FailureConfig(max_failures=MAX_FAILURES), verbose=0,
+            callbacks=[progress_callback(progress, store)] if show_progress else []),
+    )
+    tuner.fit()
+    if show_progress:
+        progress.show(0, force=True)
+        progress.stream.write("\n")
+    return name
 
 
 def mark_pruned(store: Store) -> None:

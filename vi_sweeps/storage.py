@@ -21,7 +21,7 @@ class Store:
     uri: str
 
     @classmethod
-    def open(cls, location: str) -> "Store":
+    def open(cls, location: str) -> Store:
         if "://" not in location:
             location = str(Path(location).expanduser().resolve())
         fs, root = pafs.FileSystem.from_uri(location)

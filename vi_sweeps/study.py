@@ -17,14 +17,14 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from vi_sweeps.config import ConfigError, TrialConfig, describe_errors
 
-Scalar = Union[bool, int, float, str]
+Scalar = bool | int | float | str
 
 
 class Budget(BaseModel):
@@ -86,8 +86,8 @@ class StudyFile(BaseModel):
     models: list[str] = Field(default_factory=lambda: ["gan"])
     datasets: list[str] = Field(default_factory=lambda: ["ring8"])
     base: dict[str, Any] = Field(default_factory=dict)
-    grid: dict[str, Union[list[Scalar], dict[str, dict[str, Any]]]] = Field(default_factory=dict)
-    seeds: Union[int, list[int]] = 1
+    grid: dict[str, list[Scalar] | dict[str, dict[str, Any]]] = Field(default_factory=dict)
+    seeds: int | list[int] = 1
     budget: Budget | None = None
     resources: Resources = Resources()
     collapse_rule: str | None = None
@@ -155,7 +155,8 @@ def _axes(spec: StudyFile, problems: list[str]) -> list[tuple[str, list[tuple[st
             for label, setting in values.items():
                 for key in setting:
                     if key not in fields or key == "seed":
-                        problems.append(f"grid.{name}.{label}.{key}: unknown key; valid keys: {', '.join(k for k in fields if k != 'seed')}")
+                        valid = ", ".join(k for k in fields if k != "seed")
+                        problems.append(f"grid.{name}.{label}.{key}: unknown key; valid keys: {valid}")
             axes.append((name, [(label, dict(setting)) for label, setting in values.items()]))
         elif name not in fields or name in ("seed", "model", "dataset"):
             hint = "use `seeds:`" if name == "seed" else "use `models:`/`datasets:`" if name in ("model", "dataset") else \
@@ -197,7 +198,7 @@ def expand(spec: StudyFile, problems: list[str]) -> list[TrialSpec]:
     trials, seen_errors = [], set()
     for combo in itertools.product(*(values for _, values in axes)):
         values, labels = dict(fixed), {}
-        for (name, _), (label, setting) in zip(axes, combo):
+        for (name, _), (label, setting) in zip(axes, combo, strict=False):
             values.update(setting)
             if label is not None:
                 labels[name] = label

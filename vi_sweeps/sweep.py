@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from analysis import schema
@@ -72,16 +73,24 @@ def quiet_ray_logs(store: Store) -> None:
         logger.propagate = False
 
 
-def init_ray(address: str | None, store: Store) -> None:
+@contextmanager
+def ray_session(address: str | None, store: Store):
+    """Connects to (or starts) Ray; shuts down only a session it started itself."""
     import ray
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     quiet_ray_logs(store)
-    if not ray.is_initialized():
+    started = not ray.is_initialized()
+    if started:
         ray.init(address=address, log_to_driver=False, include_dashboard=False,
                  configure_logging=False, logging_level=logging.WARNING)
     quiet_ray_logs(store)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
 
 
 @dataclass
@@ -162,10 +171,8 @@ def trial_names(trial) -> str:
 
 
 def run_sweep(study: Study, results: str, address: str | None = None,
-              max_concurrent: int | None = None, show_progress: bool = True) -> "object":
+              max_concurrent: int | None = None, show_progress: bool = True) -> object:
     """Run every unfinished trial of the study; returns the consolidated trials table."""
-    from ray import tune
-
     store = prepare_store(study, results)
     done = finished_ids(store)
     todo = [t for t in study.trials if t.trial_id not in done]
@@ -177,7 +184,22 @@ def run_sweep(study: Study, results: str, address: str | None = None,
         return trials
     for t in todo:
         clear_error(store, t.trial_id)
-    init_ray(address, store)
+    with ray_session(address, store):
+        grid = _fit_grid(study, store, todo, progress, max_concurrent, show_progress)
+    for result in grid:
+        if result.error is not None:
+            member = result.config["members"][0]
+            record_error(store, member["config"], member["labels"], study.name, repr(result.error)[:2000])
+    trials, _ = consolidate(store)
+    if show_progress:
+        progress.show(0, force=True)
+        progress.stream.write("\n")
+    return trials
+
+
+def _fit_grid(study: Study, store: Store, todo, progress: Progress, max_concurrent, show_progress):
+    from ray import tune
+
     res = study.spec.resources
     trainable = tune.with_resources(pack_trainable, {"cpu": res.cpu, "gpu": res.gpu})
     members = [[m] for m in member_dicts(study, {t.trial_id for t in todo})]
@@ -193,13 +215,4 @@ def run_sweep(study: Study, results: str, address: str | None = None,
             callbacks=[progress_callback(progress, store)] if show_progress else [],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
     )
-    grid = tuner.fit()
-    for result in grid:
-        if result.error is not None:
-            member = result.config["members"][0]
-            record_error(store, member["config"], member["labels"], study.name, repr(result.error)[:2000])
-    trials, _ = consolidate(store)
-    if show_progress:
-        progress.show(0, force=True)
-        progress.stream.write("\n")
-    return trials
+    return tuner.fit()
