@@ -9,8 +9,10 @@ import time
 import pandas as pd
 import pytest
 import ray
+from click.testing import CliRunner
 
 from analysis import schema
+from vi_sweeps.cli import main
 from vi_sweeps.results import finished_ids
 from vi_sweeps.storage import Store
 from vi_sweeps.study import load_study
@@ -63,6 +65,8 @@ def test_a_2x2_grid_lands_each_trial_exactly_once(local_ray, tmp_path):
     assert len(again) == 4
     assert stamps == {p.name: p.stat().st_mtime_ns for p in (results / "trials").iterdir()}
     assert len(trials) == 4
+    status = CliRunner().invoke(main, ["status", str(results)])
+    assert "trials: 4/4 done (4 finished, 0 diverged" in status.output, status.output
 
 
 def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(local_ray, tmp_path):
