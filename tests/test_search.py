@@ -70,3 +70,36 @@ def test_a_bad_search_space_exits_2(case, tmp_path):
     assert r.exit_code == 2, r.output
     assert expected in r.output and str(path) in r.output
     assert not (tmp_path / "r").exists()
+
+
+TWO_KEYS = """
+name: search2
+datasets: [ring8]
+base: {hidden: 16, eval_samples: 300, bn: false}
+budget: {iterations: 60, eval_every: 20}
+search:
+  space:
+    lam: {type: loguniform, low: 1.0e-3, high: 10}
+    g_repeats: {type: int, low: 1, high: 3}
+  objective: {metric: modes_frac, mode: max, collapse_penalty: 0.5}
+  seeds_per_trial: 1
+  trials: 5
+  pruner: {type: asha, grace_period: 1, reduction_factor: 2}
+"""
+
+
+def test_asha_and_two_keys_give_a_report_with_importances(tmp_path):
+    from analysis.report import build_report
+
+    path = tmp_path / "search.yaml"
+    path.write_text(TWO_KEYS)
+    results = tmp_path / "results"
+    (name,) = run_search(load_study(path), str(results), show_progress=False)
+    trials = optuna.load_study(study_name=name, storage=f"sqlite:///{results / 'optuna.db'}").trials
+    assert len(trials) == 5 and {"lam", "g_repeats"} == set(trials[0].params)
+    rows = pd.read_parquet(results / schema.TRIALS_FILE)
+    assert set(rows["status"]) <= {"finished", "pruned"} and len(rows) == 5
+    assert set(rows.loc[rows["status"] == "pruned", "iterations"]) <= {20, 40}
+    report = build_report([str(results)], str(tmp_path / "report")).read_text()
+    assert "search_history.png" in report and "search_importances.png" in report
+    assert (tmp_path / "report" / "search_importances.png").stat().st_size > 5000

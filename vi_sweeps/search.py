@@ -142,7 +142,7 @@ def _search_cell(study: Study, store: Store, storage, base: dict, labels: dict, 
                      "seeds": seeds, "space": list(search.space), "objective": search.objective.model_dump()},
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=n_trials,
                                     metric="objective", mode=search.objective.mode,
-                                    max_concurrent_trials=max_concurrent, reuse_actors=False),
+                                    max_concurrent_trials=max_concurrent, reuse_actors=True),
         run_config=tune.RunConfig(
             name=f"{study.name}-search-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=store.path("ray"),
             failure_config=tune.FailureConfig(max_failures=MAX_FAILURES), verbose=0,

@@ -208,7 +208,7 @@ def _fit_grid(study: Study, store: Store, todo, progress: Progress, max_concurre
         trainable,
         param_space={"results": store.uri, "study": study.name, "members": tune.grid_search(members)},
         tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, trial_name_creator=trial_names,
-                                    trial_dirname_creator=trial_names, reuse_actors=False),
+                                    trial_dirname_creator=trial_names, reuse_actors=True),
         run_config=tune.RunConfig(
             name=f"{study.name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=ray_dir,
             failure_config=tune.FailureConfig(max_failures=MAX_FAILURES), verbose=0,
