@@ -23,7 +23,15 @@ from vi_sweeps.config import ConfigError, TrialConfig
 from vi_sweeps.results import consolidate
 from vi_sweeps.storage import Store
 from vi_sweeps.study import Search, Study
-from vi_sweeps.sweep import MAX_FAILURES, Progress, pack_trainable, prepare_store, progress_callback, ray_session
+from vi_sweeps.sweep import (
+    MAX_FAILURES,
+    Progress,
+    check_resources,
+    pack_trainable,
+    prepare_store,
+    progress_callback,
+    ray_session,
+)
 
 SEARCH_FILE = "search.parquet"
 SEARCH_META = "search.json"
@@ -122,6 +130,7 @@ def _search_cell(study: Study, store: Store, storage, base: dict, labels: dict, 
     search = study.spec.search
     seeds = list(range(search.seeds_per_trial))
     direction = "minimize" if search.objective.mode == "min" else "maximize"
+    check_resources(study, len(seeds))
     res = study.spec.resources
     trainable = tune.with_resources(pack_trainable, {"cpu": res.cpu * len(seeds), "gpu": res.gpu * len(seeds)})
     name = cell_name(study, base, labels)

@@ -197,9 +197,25 @@ def run_sweep(study: Study, results: str, address: str | None = None,
     return trials
 
 
+def check_resources(study: Study, per_trial: float = 1.0) -> None:
+    """A trial that asks for more than the whole cluster has would wait for ever: refuse it."""
+    import ray
+
+    from vi_sweeps.config import ConfigError
+
+    have = ray.cluster_resources()
+    res = study.spec.resources
+    for key, need in (("cpu", res.cpu * per_trial), ("gpu", res.gpu * per_trial)):
+        if need > have.get(key.upper(), 0.0):
+            raise ConfigError(study.source, [
+                f"resources.{key}: a trial needs {need:g} {key.upper()} but the Ray cluster has "
+                f"{have.get(key.upper(), 0.0):g}; lower it or pass --address of a larger cluster"])
+
+
 def _fit_grid(study: Study, store: Store, todo, progress: Progress, max_concurrent, show_progress):
     from ray import tune
 
+    check_resources(study)
     res = study.spec.resources
     trainable = tune.with_resources(pack_trainable, {"cpu": res.cpu, "gpu": res.gpu})
     members = [[m] for m in member_dicts(study, {t.trial_id for t in todo})]

@@ -1,0 +1,48 @@
+"""Fractional GPUs are Ray bookkeeping: on a CPU machine that declares one GPU, two trials of
+gpu 0.5 share it and run (on the CPU, since torch sees no CUDA device)."""
+
+import pandas as pd
+import pytest
+import ray
+
+from analysis import schema
+from vi_sweeps.config import ConfigError
+from vi_sweeps.study import load_study
+from vi_sweeps.sweep import run_sweep
+from vi_sweeps.trial import select_device
+
+pytestmark = pytest.mark.ray
+
+STUDY = """
+name: half-gpus
+datasets: [ring8]
+base: {hidden: 16, eval_samples: 300, device: auto}
+grid:
+  lam: [0.0, 5.0]
+budget: {iterations: 20, eval_every: 10}
+resources: {cpu: 1, gpu: 0.5}
+"""
+
+
+def test_fractional_gpu_trials_share_a_declared_gpu(tmp_path):
+    path = tmp_path / "study.yaml"
+    path.write_text(STUDY)
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        run_sweep(load_study(path), str(tmp_path / "r"), show_progress=False)
+    finally:
+        ray.shutdown()
+    trials = pd.read_parquet(tmp_path / "r" / schema.TRIALS_FILE)
+    assert len(trials) == 2 and (trials["status"] == "finished").all()
+    assert select_device("auto").type == "cpu"
+
+
+def test_more_gpu_than_the_cluster_has_is_refused(tmp_path):
+    path = tmp_path / "study.yaml"
+    path.write_text(STUDY.replace("gpu: 0.5", "gpu: 2"))
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        with pytest.raises(ConfigError, match="resources.gpu: a trial needs 2 GPU but the Ray cluster has 1"):
+            run_sweep(load_study(path), str(tmp_path / "r"), show_progress=False)
+    finally:
+        ray.shutdown()
