@@ -16,6 +16,9 @@ FD_LABELS = {"fd_2d": "Frechet distance in data space (fd_2d)",
              "fd_digits": "Frechet distance, digits-CNN features (fd_digits)",
              "fid_inception": "FID, Inception-v3 (fid_inception)"}
 
+MARKERS = ("o", "s", "^", "D", "v", "P")
+DASHES = ("-", "--", ":", "-.")
+
 sns.set_theme(style="whitegrid", context="notebook", font_scale=0.9)
 
 
@@ -110,7 +113,9 @@ def lambda_sensitivity(table: pd.DataFrame):
             s = sub[sub["regime"] == regime].sort_values("lam")
             if s.empty:
                 continue
-            ax.plot(s["lam"], s["collapse_rate"], "o-", color=palette[k], label=regime, ms=4)
+            # markers and dashes differ too, so that regimes with equal rates stay visible
+            ax.plot(s["lam"], s["collapse_rate"], marker=MARKERS[k % len(MARKERS)], ls=DASHES[k % len(DASHES)],
+                    color=palette[k], label=regime, ms=6 - k % 3, lw=1.6)
             ax.fill_between(s["lam"], s["rate_lo"], s["rate_hi"], color=palette[k], alpha=0.18, lw=0)
         ax.set_xscale("symlog", linthresh=linthresh)
         lams = sorted(table["lam"].unique())
