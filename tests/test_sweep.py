@@ -112,6 +112,9 @@ def test_a_killed_driver_resumes_without_losing_or_repeating_a_trial(tmp_path):
     proc.wait()
     done_before = finished_ids(store)
     assert 2 <= len(done_before) < 6, "kill the driver mid-way"
+    partial = CliRunner().invoke(main, ["report", str(results), "--out", str(tmp_path / "partial")])
+    assert partial.exit_code == 0, partial.output  # a report of what is there so far
+    assert "finished" in (tmp_path / "partial" / "REPORT.md").read_text()
     stamps = {tid: (results / "trials" / f"{tid}.parquet").stat().st_mtime_ns for tid in done_before}
     r = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=400)
     assert r.returncode == 0, r.stderr[-2000:]
