@@ -53,7 +53,8 @@ def trial(model, dataset, seed, iterations, assignments, out, samples, list_keys
             click.echo(f"{name:16} {TrialConfig.model_fields[name].default!r:18} {doc}")
         return
     try:
-        values = {"model": model, "dataset": dataset, "seed": seed, "iterations": iterations}
+        values = {"model": model, "dataset": dataset, "seed": seed, "iterations": iterations,
+                  "eval_every": min(TrialConfig.model_fields["eval_every"].default, iterations)}
         values.update(parse_assignments(assignments))
         cfg = make_config(values, "vi-sweep trial")
     except ConfigError as err:
