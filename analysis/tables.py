@@ -25,7 +25,7 @@ def regime_columns(trials: pd.DataFrame) -> list[str]:
     """Condition columns other than lam and the facets, minus the config keys that a labelled
     axis determines (a `regime` label stands for the bn/d_steps/g_steps it sets)."""
     cands = [c for c in condition_columns(trials) if c not in ("lam", *FACETS)]
-    labels = [c for c in cands if trials[c].dtype == object]
+    labels = [c for c in cands if pd.api.types.is_string_dtype(trials[c]) or trials[c].dtype == object]
     return labels + [c for c in sorted(cands) if c not in labels and not any(
         trials.groupby(trials[k].astype(str))[c].nunique().max() == 1 for k in labels)]
 

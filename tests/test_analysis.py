@@ -127,3 +127,21 @@ def test_several_results_folders_combine(tmp_path):
     assert len(res.trials) == len(a) + len(b)
     assert set(tables.condition_table(res.trials)["dataset"]) == {"ring8", "grid25"}
     assert isinstance(res.metrics, pd.DataFrame) and pa is not None
+
+
+def test_a_labelled_axis_names_the_regime_alone(tmp_path):
+    synthetic_results(tmp_path / "a", RATES, seeds=3)
+    res = load_results([str(tmp_path / "a")])
+    trials = res.trials.assign(regime=res.trials["bn"].map({True: "bn-1x1", False: "nobn-5x5"}))
+    assert tables.regime_columns(trials) == ["regime"]
+    assert set(tables.condition_table(trials)["regime"]) == {"bn-1x1", "nobn-5x5"}
+
+
+def test_the_committed_measurement_reads_and_reports(tmp_path):
+    folder = ROOT / "docs" / "measurements" / "bn_ablation_ring8_5seeds"
+    res = load_results([str(folder)])
+    assert len(res.trials) == 40 and (res.trials["status"] == "finished").all()
+    assert len(res.metrics) == 40 * 10
+    table = tables.condition_table(res.trials)
+    assert set(table["regime"]) == {"bn-1x1", "nobn-5x5"} and (table["n"] == 5).all()
+    assert build_report([str(folder)], str(tmp_path / "r")).exists()
