@@ -28,10 +28,10 @@ def trial_table(config: dict, rows: list[dict], status: str, study: str = "",
             "status": status, "search_trial": search_trial}
     for key, value in meta.items():
         frame[key] = [value] * len(frame)
-    return _with_schema(pa.Table.from_pandas(frame, preserve_index=False))
+    return with_schema(pa.Table.from_pandas(frame, preserve_index=False))
 
 
-def _with_schema(table: pa.Table) -> pa.Table:
+def with_schema(table: pa.Table) -> pa.Table:
     return table.replace_schema_metadata({schema.SCHEMA_KEY: schema.SCHEMA_VERSION.encode()})
 
 
@@ -87,8 +87,8 @@ def consolidate(store: Store) -> tuple[pd.DataFrame, pd.DataFrame]:
         trials = pd.concat([trials[~trials["trial_id"].isin(errored["trial_id"])], errored], ignore_index=True)
     trials = trials.drop(columns=[c for c in schema.ROW_COLUMNS if c not in schema.TRIAL_OUTPUT_COLUMNS and c in trials])
     trials = trials.sort_values(["study", "trial_id"]).reset_index(drop=True)
-    store.write_table(schema.METRICS_FILE, _with_schema(pa.Table.from_pandas(metrics, preserve_index=False)))
-    store.write_table(schema.TRIALS_FILE, _with_schema(pa.Table.from_pandas(trials, preserve_index=False)))
+    store.write_table(schema.METRICS_FILE, with_schema(pa.Table.from_pandas(metrics, preserve_index=False)))
+    store.write_table(schema.TRIALS_FILE, with_schema(pa.Table.from_pandas(trials, preserve_index=False)))
     return trials, metrics
 
 

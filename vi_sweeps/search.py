@@ -18,9 +18,8 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from analysis import schema
 from vi_sweeps.config import ConfigError, TrialConfig
-from vi_sweeps.results import consolidate
+from vi_sweeps.results import consolidate, with_schema
 from vi_sweeps.storage import Store
 from vi_sweeps.study import Search, Study
 from vi_sweeps.sweep import (
@@ -171,8 +170,7 @@ def mark_pruned(store: Store) -> None:
         if table.column("status")[0].as_py() == "running":
             idx = table.schema.get_field_index("status")
             table = table.set_column(idx, "status", [["pruned"] * len(table)])
-            store.write_table(f"trials/{name}", table.replace_schema_metadata(
-                {schema.SCHEMA_KEY: schema.SCHEMA_VERSION.encode()}))
+            store.write_table(f"trials/{name}", with_schema(table))
             store.delete(f"checkpoints/{name.removesuffix('.parquet')}.pt")
 
 
@@ -194,5 +192,5 @@ def export_search(storage, names: list[str], store: Store, url: str, mode: str) 
     frame = pd.concat(frames, ignore_index=True)
     frame["state"] = frame["state"].astype(str)
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    store.write_table(SEARCH_FILE, table.replace_schema_metadata({schema.SCHEMA_KEY: schema.SCHEMA_VERSION.encode()}))
+    store.write_table(SEARCH_FILE, with_schema(table))
     store.write_bytes(SEARCH_META, json.dumps({"storage": url, "studies": names, "mode": mode}).encode())
