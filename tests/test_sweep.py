@@ -118,6 +118,9 @@ def test_a_killed_driver_resumes_without_losing_or_repeating_a_trial(tmp_path):
     stamps = {tid: (results / "trials" / f"{tid}.parquet").stat().st_mtime_ns for tid in done_before}
     r = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=400)
     assert r.returncode == 0, r.stderr[-2000:]
+    # one compact progress line, not Ray's tables or logs (those go to RESULTS/ray.log)
+    assert "[interrupted] 6/6 done · 0 running · 0 failed" in r.stderr
+    assert "Trial name" not in r.stderr and "Trial status" not in r.stderr and "INFO" not in r.stderr
     trials = pd.read_parquet(results / schema.TRIALS_FILE)
     assert len(trials) == 6 and trials["trial_id"].is_unique and (trials["status"] == "finished").all()
     for tid, stamp in stamps.items():  # finished trials were not run again
