@@ -193,8 +193,6 @@ def report(results, out) -> None:
 def tune(study, n_trials, results, address, max_concurrent, report, assignments) -> None:
     """Search STUDY's `search:` space with Optuna through Ray Tune; re-running adds trials."""
     spec = load_or_exit(study, assignments)
-    if spec.spec.search is None:
-        fail_config(ConfigError(study, ["search: missing; `vi-sweep tune` needs a search section"]))
     from vi_sweeps.search import run_search
 
     results = results or f"results/{spec.name}"

@@ -97,7 +97,7 @@ class GAN(Family):
         zs = [self.noise(c.batch_size) for _ in range(c.g_steps)]
         with torch.no_grad():
             anchors = [G(z) for z in zs]
-        for z, anchor in zip(zs, anchors, strict=False):
+        for z, anchor in zip(zs, anchors, strict=True):
             for _ in range(c.g_repeats):
                 fake = G(z)
                 g_loss, adv, reg = losses.gan_g_loss(D(fake), fake, anchor, c.lam, c.penalty)

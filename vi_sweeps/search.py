@@ -11,7 +11,6 @@ with its Optuna trial number. Re-running adds trials to the stored studies.
 from __future__ import annotations
 
 import json
-import time
 
 import optuna
 from ray import tune
@@ -23,13 +22,12 @@ from vi_sweeps.results import consolidate, with_schema
 from vi_sweeps.storage import Store
 from vi_sweeps.study import Search, Study
 from vi_sweeps.sweep import (
-    MAX_FAILURES,
     Progress,
     check_resources,
     pack_trainable,
     prepare_store,
-    progress_callback,
     ray_session,
+    run_config,
 )
 
 SEARCH_FILE = "search.parquet"
@@ -151,15 +149,11 @@ def _search_cell(study: Study, store: Store, storage, base: dict, labels: dict, 
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=n_trials,
                                     metric="objective", mode=search.objective.mode,
                                     max_concurrent_trials=max_concurrent, reuse_actors=True),
-        run_config=tune.RunConfig(
-            name=f"{study.name}-search-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=store.path("ray"),
-            failure_config=tune.FailureConfig(max_failures=MAX_FAILURES), verbose=0,
-            callbacks=[progress_callback(progress, store)] if show_progress else []),
+        run_config=run_config(f"{study.name}-search", store, progress, show_progress),
     )
     tuner.fit()
     if show_progress:
-        progress.show(0, force=True)
-        progress.stream.write("\n")
+        progress.finish()
     return name
 
 

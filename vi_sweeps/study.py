@@ -198,7 +198,7 @@ def expand(spec: StudyFile, problems: list[str]) -> list[TrialSpec]:
     trials, seen_errors = [], set()
     for combo in itertools.product(*(values for _, values in axes)):
         values, labels = dict(fixed), {}
-        for (name, _), (label, setting) in zip(axes, combo, strict=False):
+        for (name, _), (label, setting) in zip(axes, combo, strict=True):
             values.update(setting)
             if label is not None:
                 labels[name] = label

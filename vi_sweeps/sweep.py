@@ -16,6 +16,8 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import pandas as pd
+
 from analysis import schema
 from vi_sweeps.results import clear_error, consolidate, finished_ids, record_error, versions
 from vi_sweeps.runner import Member, PackRunner
@@ -117,6 +119,10 @@ class Progress:
         return (f"[{self.label}] {done}/{self.total} done · {running} running · {self.failed} failed"
                 f" · {self.diverged} diverged · {_clock(elapsed)} elapsed · ETA {eta}")
 
+    def finish(self) -> None:
+        self.show(0, force=True)
+        self.stream.write("\n")
+
     def show(self, running: int, force: bool = False) -> None:
         now = time.monotonic()
         tty = self.stream.isatty()
@@ -171,7 +177,7 @@ def trial_names(trial) -> str:
 
 
 def run_sweep(study: Study, results: str, address: str | None = None,
-              max_concurrent: int | None = None, show_progress: bool = True) -> object:
+              max_concurrent: int | None = None, show_progress: bool = True) -> pd.DataFrame:
     """Run every unfinished trial of the study; returns the consolidated trials table."""
     store = prepare_store(study, results)
     done = finished_ids(store)
@@ -179,8 +185,7 @@ def run_sweep(study: Study, results: str, address: str | None = None,
     progress = Progress(study.name, len(study.trials), len(study.trials) - len(todo))
     if not todo:
         trials, _ = consolidate(store)
-        progress.show(0, force=True)
-        progress.stream.write("\n")
+        progress.finish()
         return trials
     for t in todo:
         clear_error(store, t.trial_id)
@@ -192,24 +197,36 @@ def run_sweep(study: Study, results: str, address: str | None = None,
             record_error(store, member["config"], member["labels"], study.name, repr(result.error)[:2000])
     trials, _ = consolidate(store)
     if show_progress:
-        progress.show(0, force=True)
-        progress.stream.write("\n")
+        progress.finish()
     return trials
 
 
-def check_resources(study: Study, per_trial: float = 1.0) -> None:
-    """A trial that asks for more than the whole cluster has would wait for ever: refuse it."""
+def check_resources(study: Study, pack: int = 1) -> None:
+    """A trial (of `pack` seeds) that asks for more than the whole cluster has would wait for
+    ever: refuse it."""
     import ray
 
     from vi_sweeps.config import ConfigError
 
     have = ray.cluster_resources()
     res = study.spec.resources
-    for key, need in (("cpu", res.cpu * per_trial), ("gpu", res.gpu * per_trial)):
+    for key, need in (("cpu", res.cpu * pack), ("gpu", res.gpu * pack)):
         if need > have.get(key.upper(), 0.0):
             raise ConfigError(study.source, [
                 f"resources.{key}: a trial needs {need:g} {key.upper()} but the Ray cluster has "
                 f"{have.get(key.upper(), 0.0):g}; lower it or pass --address of a larger cluster"])
+
+
+def run_config(name: str, store: Store, progress: Progress, show_progress: bool):
+    """Ray's side of every Tuner here: its files beside the results, retries, no tables."""
+    from ray import tune
+
+    ray_dir = store.path("ray") if store.is_local else store.uri.rstrip("/") + "/ray"
+    return tune.RunConfig(
+        name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=ray_dir,
+        failure_config=tune.FailureConfig(max_failures=MAX_FAILURES), verbose=0,
+        callbacks=[progress_callback(progress, store)] if show_progress else [],
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
 
 
 def _fit_grid(study: Study, store: Store, todo, progress: Progress, max_concurrent, show_progress):
@@ -219,16 +236,11 @@ def _fit_grid(study: Study, store: Store, todo, progress: Progress, max_concurre
     res = study.spec.resources
     trainable = tune.with_resources(pack_trainable, {"cpu": res.cpu, "gpu": res.gpu})
     members = [[m] for m in member_dicts(study, {t.trial_id for t in todo})]
-    ray_dir = store.path("ray") if store.is_local else store.uri.rstrip("/") + "/ray"
     tuner = tune.Tuner(
         trainable,
         param_space={"results": store.uri, "study": study.name, "members": tune.grid_search(members)},
         tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, trial_name_creator=trial_names,
                                     trial_dirname_creator=trial_names, reuse_actors=True),
-        run_config=tune.RunConfig(
-            name=f"{study.name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=ray_dir,
-            failure_config=tune.FailureConfig(max_failures=MAX_FAILURES), verbose=0,
-            callbacks=[progress_callback(progress, store)] if show_progress else [],
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+        run_config=run_config(study.name, store, progress, show_progress),
     )
     return tuner.fit()
