@@ -13,8 +13,13 @@ def test_trial_command_writes_rows_and_samples(tmp_path):
     table = pq.read_table(out).to_pandas()
     assert list(table["step"]) == [10, 20]
     assert (table["seed"] == 3).all() and (table["lam"] == 5.0).all()
-    assert {"loss/d", "loss/g", "eval/modes", "collapsed", "diverged", "wall_s", "trial_id"} <= set(table.columns)
-    assert np.load(samples).shape == (2000, 2)
+    assert {"loss/d", "loss/g", "loss/reg", "eval/modes", "eval/modes_lit", "collapsed", "diverged", "wall_s",
+            "trial_id"} <= set(table.columns)
+    assert not {"loss/rec", "loss/nll", "eval/fd_digits"} & set(table.columns)  # only what gan on ring8 declares
+    assert np.load(samples).shape == (2500, 2)
+    # one progress line per evaluation, with every declared key
+    lines = [line for line in result.output.splitlines() if line.startswith("step")]
+    assert len(lines) == 2 and all("reg " in line and "modes_lit " in line and "fd_2d " in line for line in lines)
 
 
 def test_bad_config_value_exits_2_naming_key_and_choices(tmp_path):

@@ -102,14 +102,50 @@ def test_collapse_rule():
     assert not is_collapsed("modes_frac<0.5", {metrics.MODES_FRAC: 0.5}, diverged=False)
     assert is_collapsed("kl_uniform>1", {metrics.KL_UNIFORM: 1.2}, diverged=False)
     assert is_collapsed("modes_frac<0.5", {}, diverged=True)
-    with pytest.raises(ValueError, match="valid choices: modes, modes_frac"):
-        parse_rule("fid<3")
+    declared = metrics.EVALUATORS.meta("mixture")["metrics"]
+    with pytest.raises(ValueError, match="valid choices: modes, modes_frac, modes_lit"):
+        parse_rule("fid<3", declared)
 
 
-def test_metric_keys_are_the_results_contract():
-    from analysis.schema import METRIC_COLUMNS
+def test_a_collapse_rule_must_name_a_metric_of_its_data_set():
+    from vi_sweeps.config import ConfigError, make_config
 
-    assert metrics.METRIC_KEYS == METRIC_COLUMNS
+    with pytest.raises(ConfigError, match="unknown metric 'fid_inception'; valid choices: modes"):
+        make_config({"dataset": "ring8", "collapse_rule": "fid_inception>100"})
+    assert make_config({"dataset": "ring8"}).collapse_rule == "modes_frac<0.5"  # auto: the data set's rule
+
+
+def test_every_evaluator_declares_keys_the_contract_carries():
+    from vi_sweeps.keys import Key
+
+    for name in metrics.EVALUATORS.names():
+        declared = metrics.EVALUATORS.meta(name)["metrics"]
+        assert declared and all(isinstance(k, Key) and k.startswith("eval/") and k.label for k in declared)
+        assert metrics.EVALUATORS.meta(name)["collapse_rule"].split("<")[0].split(">")[0] in [k.short for k in declared]
+
+
+def test_the_literature_mode_count_needs_one_sample_ours_needs_a_share():
+    # 8 modes: 7 with 300 samples, the eighth with 2 (among 2,102): the literature counts 8, ours 7
+    assign = np.array([m for m in range(7) for _ in range(300)] + [7, 7])
+    out = metrics.assignments_to_stats(assign, 8, 0.1, lit_samples=2500)
+    assert out[metrics.MODES_LIT] == 8 and out[metrics.MODES] == 7 and out[metrics.MODES_LIT_FRAC] == 1.0
+    # the literature scores only the first 2,500 samples: a mode seen only after them is not counted
+    late = np.concatenate([np.zeros(2500, dtype=int), np.full(500, 3)])
+    assert metrics.assignments_to_stats(late, 8, 0.1, lit_samples=2500)[metrics.MODES_LIT] == 1
+
+
+@pytest.mark.parametrize("case", ["equal", "diagonal", "random", "singular"])
+def test_the_eigenvalue_frechet_equals_scipy_sqrtm(case):
+    from scipy import linalg
+
+    rng = np.random.RandomState(3)
+    a, b = rng.randn(40, 6), rng.randn(40, 6) * 2 + 1
+    s1, s2 = {"equal": (np.cov(a.T), np.cov(a.T)), "diagonal": (np.diag([1.0, 4, 9, 2, 3, 5]), np.diag([4.0, 1, 1, 2, 2, 2])),
+              "random": (np.cov(a.T), np.cov(b.T)), "singular": (np.cov(a[:4].T), np.cov(b.T))}[case]
+    mu1, mu2 = a.mean(0), b.mean(0)
+    root = linalg.sqrtm(s1 @ s2).real
+    reference = float((mu1 - mu2) @ (mu1 - mu2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(root))
+    assert metrics.statistics_to_frechet(mu1, s1, mu2, s2) == pytest.approx(reference, rel=1e-6)
 
 
 def test_inception_fid_without_weights_is_left_empty(tmp_path, caplog):

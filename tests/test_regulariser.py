@@ -11,15 +11,13 @@ from vi_sweeps.objectives import GAN
 
 def make_gan(**overrides):
     cfg = tiny(lam=5.0, **overrides)
-    torch.manual_seed(0)
-    gen = torch.Generator().manual_seed(0)
-    return GAN(cfg, build_dataset(cfg), torch.device("cpu"), gen)
+    return GAN([cfg], build_dataset(cfg), torch.device("cpu"), [torch.Generator().manual_seed(0)])
 
 
 def penalty_grads(G, z, anchor):
     G.zero_grad()
     reg = losses.proximity(G(z), anchor, "mean")
-    reg.backward()
+    reg.sum().backward()
     return reg.item(), [p.grad.clone() for p in G.parameters() if p.grad is not None]
 
 
@@ -72,3 +70,19 @@ def test_anchors_are_fixed_at_the_start_of_the_g_phase():
 def test_g_repeats_two_feels_the_regulariser():
     gan = make_gan(g_steps=1, g_repeats=2)
     assert gan.train_iteration()["loss/reg"].item() > 0.0
+
+
+def test_the_discriminator_is_not_updated_by_the_generator_phase():
+    gan = make_gan(g_steps=1, g_repeats=2)
+    before = [p.detach().clone() for p in gan.modules["D"].parameters()]
+    G, D = gan.modules["G"], gan.modules["D"]
+    z = gan.noise(16)
+    from vi_sweeps.objectives import frozen
+
+    with frozen(D):
+        fake = G(z)
+        loss, _, _ = losses.gan_g_loss(D(fake), fake, fake.detach(), 5.0, "mean")
+        gan.step("G", loss)
+    assert all(p.grad is None for p in D.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before, D.parameters(), strict=True))
+    assert all(p.requires_grad for p in D.parameters())

@@ -8,7 +8,7 @@ from PIL import Image
 from tests.conftest import tiny
 from vi_sweeps.datasets import DATASETS, build_dataset
 from vi_sweeps.objectives import OBJECTIVES, from_bytes, to_bytes
-from vi_sweeps.trial import Trial, evaluations
+from vi_sweeps.trial import Trial, declared_keys, evaluations
 
 
 @pytest.fixture(scope="module")
@@ -29,22 +29,34 @@ def combos():
 
 
 @pytest.mark.parametrize("model, dataset", list(combos()))
-def test_every_model_trains_on_every_dataset(model, dataset, image_root):
+def test_every_model_trains_on_every_dataset_and_reports_its_declared_keys(model, dataset, image_root):
     extra = {"data_root": image_root} if dataset == "image-folder" else {}
     cfg = tiny(model=model, dataset=dataset, lam=1.0, **extra)
     trial = Trial(cfg)
-    rows = list(evaluations(trial))
+    rows = [e.row for evals in evaluations(trial) for e in evals]
     assert [r["step"] for r in rows] == [2, 4]
     assert not rows[-1]["diverged"]
-    assert trial.samples.shape == (cfg.eval_samples, *trial.data.shape)
-    if DATASETS.meta(dataset)["kind"] == "vector" or dataset != "image-folder":
-        assert math.isfinite(rows[-1]["eval/modes"])
+    assert trial.samples.shape == (1, cfg.eval_samples, *trial.data.shape)
+    loss_keys, metric_keys = declared_keys(cfg)
+    assert set(rows[-1]) == {"step", "wall_s", "collapsed", "diverged", *loss_keys, *metric_keys}
+    assert all(math.isfinite(rows[-1][k]) for k in loss_keys)
+    if dataset != "image-folder":
+        assert math.isfinite(rows[-1]["eval/modes"]) and math.isfinite(rows[-1]["eval/modes_lit"])
+
+
+def test_an_undeclared_key_is_an_error_naming_it():
+    trial = Trial(tiny())
+    real = trial.model.train_iteration
+    trial.model.train_iteration = lambda: {**real(), "loss/surprise": torch.zeros(1)}
+    with pytest.raises(KeyError, match="undeclared key.*loss/surprise"):
+        list(evaluations(trial))
 
 
 @pytest.mark.parametrize("ali_loss", ["minimax", "nonsaturating", "vi"])
 def test_every_ali_loss_trains(ali_loss):
-    rows = list(evaluations(Trial(tiny(model="ali", ali_loss=ali_loss))))
-    assert math.isfinite(rows[-1]["loss/g"])
+    trial = Trial(tiny(model="ali", ali_loss=ali_loss))
+    list(evaluations(trial))
+    assert math.isfinite(trial.rows[0][-1]["loss/g"])
 
 
 def strip_wall(rows):
@@ -53,38 +65,49 @@ def strip_wall(rows):
             for r in rows]
 
 
+def run_rows(cfg):
+    trial = Trial(cfg)
+    list(evaluations(trial))
+    return strip_wall(trial.rows[0])
+
+
 @pytest.mark.parametrize("overrides", [dict(dataset="ring8", lam=5.0, g_steps=2),
                                        dict(dataset="digits", bn=True)])
 def test_same_seed_same_rows_bit_for_bit(overrides):
     cfg = tiny(iterations=6, **overrides)
-    a = strip_wall(list(evaluations(Trial(cfg))))
-    b = strip_wall(list(evaluations(Trial(cfg))))
+    a, b = run_rows(cfg), run_rows(cfg)
     assert a == b
-    c = strip_wall(list(evaluations(Trial(cfg.model_copy(update={"seed": 1})))))
-    assert a != c
+    assert a != run_rows(cfg.model_copy(update={"seed": 1}))
 
 
 def test_resumed_trial_continues_bit_for_bit():
     cfg = tiny(iterations=8, eval_every=2, lam=5.0)
     straight = Trial(cfg)
-    rows = strip_wall(list(evaluations(straight)))
+    list(evaluations(straight))
     first = Trial(cfg)
     stream = evaluations(first)
     next(stream), next(stream)
-    blob = to_bytes(first.state_dict())
+    blob = to_bytes(first.member_state(0))
     resumed = Trial(cfg)
-    resumed.load_state_dict(from_bytes(blob))
+    resumed.load_member_states([from_bytes(blob)])
     list(evaluations(resumed))
-    assert strip_wall(resumed.rows) == rows
+    assert strip_wall(resumed.rows[0]) == strip_wall(straight.rows[0])
     assert torch.equal(resumed.samples, straight.samples)
 
 
 def test_a_diverging_trial_stops_cleanly_with_a_diverged_row():
     cfg = tiny(iterations=50, eval_every=10, lr=1e10, bn=False)
-    rows = list(evaluations(Trial(cfg)))
+    trial = Trial(cfg)
+    list(evaluations(trial))
+    rows = trial.rows[0]
     assert rows[-1]["diverged"] and rows[-1]["collapsed"]
     assert rows[-1]["step"] < 50
     assert math.isnan(rows[-1]["eval/modes"])
+
+
+def test_a_pack_refuses_members_that_differ_in_more_than_the_seed():
+    with pytest.raises(ValueError, match="differ in their seed only"):
+        Trial([tiny(seed=0), tiny(seed=1, lam=5.0)])
 
 
 def test_image_folder_crops_resizes_and_scales(tmp_path):
@@ -102,3 +125,21 @@ def test_digits_are_scaled_to_minus_one_one():
     x = data.sample(64, torch.Generator().manual_seed(0))
     assert x.shape == (64, 3, 16, 16) and x.min() >= -1.0 and x.max() <= 1.0
     assert data.n_modes == 1000
+
+
+def test_identity_ignores_execution_keys_and_paths_but_sees_folder_content(tmp_path, image_root):
+    base = tiny()
+    assert base.trial_id == tiny(device="cpu", threads=4).trial_id
+    assert base.trial_id != tiny(lam=5.0).trial_id
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for p in sorted(__import__("pathlib").Path(image_root).iterdir()):
+        (copy / p.name).write_bytes(p.read_bytes())
+    a = tiny(dataset="image-folder", data_root=image_root, image_size=8)
+    b = tiny(dataset="image-folder", data_root=str(copy), image_size=8, fid_weights="/some/where.pth")
+    assert a.trial_id == b.trial_id  # same images elsewhere, other weights path: the same experiment
+    (copy / "0.png").write_bytes((copy / "0.png").read_bytes() + b"\0")
+    from vi_sweeps.datasets import _fingerprint
+
+    _fingerprint.cache_clear()
+    assert tiny(dataset="image-folder", data_root=str(copy), image_size=8).trial_id != a.trial_id

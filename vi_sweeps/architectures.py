@@ -11,6 +11,8 @@ BatchNorm module exists anywhere.
   none when BN is removed. Weights N(0, 0.02), BN momentum 0.9 in TF terms (0.1 here), eps 1e-5.
 - paper-64: dcgan at 64 px with width 64: G dense to 4x4x512, transposed convs to 256, 128, 64,
   then 3; D convs 64, 128, 256, 512, dense to one logit -- the paper's CelebA nets layer by layer.
+- pacgan: PacGAN's 2-D networks (maxout D), for calibrating against its published table.
+Each family is a registered Nets class; `vi_sweeps.packing` turns K of its networks into one.
 """
 
 from __future__ import annotations
@@ -67,10 +69,10 @@ def _depth(image_size: int) -> int:
     return depth
 
 
-def dcgan_init(net: nn.Module) -> nn.Module:
+def init_normal(net: nn.Module, std: float = 0.02) -> nn.Module:
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
+            nn.init.normal_(m.weight, 0.0, std)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
     return net
@@ -84,7 +86,7 @@ def dcgan_generator(z_dim: int, channels: int, image_size: int, width: int, bn: 
         mods += [nn.ConvTranspose2d(ch, ch // 2, 5, 2, 2, output_padding=1, bias=False), _norm2d(ch // 2, bn), nn.ReLU()]
         ch //= 2
     mods += [nn.ConvTranspose2d(ch, channels, 5, 2, 2, output_padding=1), nn.Tanh()]
-    return dcgan_init(nn.Sequential(*mods))
+    return init_normal(nn.Sequential(*mods))
 
 
 def dcgan_trunk(channels: int, image_size: int, width: int, bn: bool) -> tuple[nn.Module, int]:
@@ -101,7 +103,18 @@ def dcgan_trunk(channels: int, image_size: int, width: int, bn: bool) -> tuple[n
 
 def dcgan_critic(channels: int, image_size: int, width: int, bn: bool, out_dim: int) -> nn.Module:
     trunk, feats = dcgan_trunk(channels, image_size, width, bn)
-    return dcgan_init(nn.Sequential(trunk, nn.Linear(feats, out_dim)))
+    return init_normal(nn.Sequential(trunk, nn.Linear(feats, out_dim)))
+
+
+class DataParameter(nn.Module):
+    """A free parameter of the data's shape (the VAE decoder's per-pixel log-variance)."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self.value = nn.Parameter(torch.zeros(shape))
+
+    def forward(self) -> torch.Tensor:
+        return self.value
 
 
 class JointCritic(nn.Module):
@@ -117,26 +130,29 @@ class JointCritic(nn.Module):
         return self.head(torch.cat([self.x_body(x), self.z_body(z)], 1))
 
 
+class Maxout(nn.Module):
+    """The max over `pieces` consecutive features: LinearMaxout's second half (PacGAN's D)."""
+
+    def __init__(self, pieces: int):
+        super().__init__()
+        self.pieces = pieces
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(x.shape[0], -1, self.pieces).amax(-1)
+
+
 class Nets:
-    """Builds the networks a model family asks for, in one architecture family."""
+    """Builds the networks a model family asks for: G, D (or an encoder), D on z, D on (x, z)."""
 
     def __init__(self, cfg, shape: tuple[int, ...]):
         self.cfg, self.shape = cfg, shape
-        self.arch = cfg.resolved_arch
-        self.width = 64 if self.arch == "paper-64" else cfg.width
 
     def generator(self) -> nn.Module:
-        c = self.cfg
-        if self.arch == "mlp":
-            return mlp_generator(c.z_dim, self.shape[0], c.hidden, c.mlp_layers, c.bn)
-        return dcgan_generator(c.z_dim, self.shape[0], c.image_size, self.width, c.bn)
+        raise NotImplementedError
 
     def critic(self, out_dim: int = 1) -> nn.Module:
         """D on x (out_dim 1) or an encoder E(x) (out_dim z_dim, or 2 z_dim for a VAE)."""
-        c = self.cfg
-        if self.arch == "mlp":
-            return mlp_critic(self.shape[0], out_dim, c.hidden, c.mlp_layers, c.bn)
-        return dcgan_critic(self.shape[0], c.image_size, self.width, c.bn, out_dim)
+        raise NotImplementedError
 
     def latent_critic(self) -> nn.Module:
         c = self.cfg
@@ -144,12 +160,77 @@ class Nets:
 
     def joint_critic(self) -> nn.Module:
         c = self.cfg
-        if self.arch == "mlp":
-            body = mlp_critic(self.shape[0], c.hidden, c.hidden, c.mlp_layers, c.bn)
-            return JointCritic(body, c.hidden, c.z_dim, c.hidden)
-        body, feats = dcgan_trunk(self.shape[0], c.image_size, self.width, c.bn)
-        return dcgan_init(JointCritic(body, feats, c.z_dim, 4 * c.hidden))
+        body = mlp_critic(self.shape[0], c.hidden, c.hidden, c.mlp_layers, c.bn)
+        return JointCritic(body, c.hidden, c.z_dim, c.hidden)
 
 
-for _name in ("mlp", "dcgan", "paper-64"):
-    ARCHITECTURES.register(_name)(Nets)
+@ARCHITECTURES.register("mlp", kind="vector")
+class MLPNets(Nets):
+    def generator(self) -> nn.Module:
+        c = self.cfg
+        return mlp_generator(c.z_dim, self.shape[0], c.hidden, c.mlp_layers, c.bn)
+
+    def critic(self, out_dim: int = 1) -> nn.Module:
+        c = self.cfg
+        return mlp_critic(self.shape[0], out_dim, c.hidden, c.mlp_layers, c.bn)
+
+
+@ARCHITECTURES.register("pacgan", kind="vector")
+class PacGANNets(MLPNets):
+    """PacGAN's 2-D GAN (fjxmlzn/PacGAN, synthetic_data_experiments): G has 4 hidden layers of
+    400 units, BN + ReLU, no bias (the output layer keeps one); D has 3 maxout layers of 200
+    units and 5 pieces and a linear output. Weights N(0, 0.02), biases 0; BN population
+    statistics updated with weight 0.05. `hidden` and `mlp_layers` do not apply."""
+
+    G_HIDDEN, G_LAYERS, D_HIDDEN, D_LAYERS, PIECES = 400, 4, 200, 3, 5
+
+    def generator(self) -> nn.Module:
+        mods: list[nn.Module] = []
+        width = self.cfg.z_dim
+        for _ in range(self.G_LAYERS):
+            norm = nn.BatchNorm1d(self.G_HIDDEN, momentum=0.05) if self.cfg.bn else nn.Identity()
+            mods += [nn.Linear(width, self.G_HIDDEN, bias=False), norm, nn.ReLU()]
+            width = self.G_HIDDEN
+        mods.append(nn.Linear(width, self.shape[0]))
+        return init_normal(nn.Sequential(*mods))
+
+    def critic(self, out_dim: int = 1) -> nn.Module:
+        mods: list[nn.Module] = []
+        width = self.shape[0]
+        for _ in range(self.D_LAYERS):
+            mods += [nn.Linear(width, self.D_HIDDEN * self.PIECES), Maxout(self.PIECES)]
+            width = self.D_HIDDEN
+        mods.append(nn.Linear(width, out_dim))
+        return init_normal(nn.Sequential(*mods))
+
+
+@ARCHITECTURES.register("dcgan", kind="image")
+class DCGANNets(Nets):
+    def width(self) -> int:
+        return self.cfg.width
+
+    def generator(self) -> nn.Module:
+        c = self.cfg
+        return dcgan_generator(c.z_dim, self.shape[0], c.image_size, self.width(), c.bn)
+
+    def critic(self, out_dim: int = 1) -> nn.Module:
+        c = self.cfg
+        return dcgan_critic(self.shape[0], c.image_size, self.width(), c.bn, out_dim)
+
+    def joint_critic(self) -> nn.Module:
+        c = self.cfg
+        body, feats = dcgan_trunk(self.shape[0], c.image_size, self.width(), c.bn)
+        return init_normal(JointCritic(body, feats, c.z_dim, 4 * c.hidden))
+
+
+@ARCHITECTURES.register("paper-64", kind="image", image_size=64)
+class Paper64Nets(DCGANNets):
+    def width(self) -> int:
+        return 64
+
+
+DEFAULT_ARCH = {"vector": "mlp", "image": "dcgan"}
+
+
+def build_nets(cfg, shape: tuple[int, ...]) -> Nets:
+    return ARCHITECTURES.get(cfg.resolved_arch)(cfg, shape)

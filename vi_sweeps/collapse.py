@@ -1,4 +1,5 @@
-"""The collapse rule: `METRIC<VALUE` or `METRIC>VALUE` over a row's eval metrics.
+"""The collapse rule: `METRIC<VALUE` or `METRIC>VALUE` over a row's eval metrics, where METRIC
+is one of the metrics the data set's evaluator declares (vi_sweeps.metrics).
 
 A trial is collapsed at an evaluation when the rule holds, and always when it diverged (its
 generator no longer produces finite samples, so it covers no mode).
@@ -8,18 +9,21 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 
-RULE_METRICS = ("modes", "modes_frac", "hq_frac", "kl_uniform", "fd_2d", "fd_digits", "fid_inception")
 _RULE = re.compile(r"^\s*([a-z_0-9]+)\s*([<>])\s*([-+0-9.eE]+)\s*$")
 
 
-def parse_rule(rule: str) -> tuple[str, str, float]:
+def parse_rule(rule: str, metrics: Iterable[str] | None = None) -> tuple[str, str, float]:
+    """(metric, '<' or '>', bound); with `metrics` (declared keys), the metric must be one."""
     m = _RULE.match(rule)
     if not m:
         raise ValueError(f"collapse_rule: {rule!r} is not METRIC<VALUE or METRIC>VALUE")
     metric, op, value = m.group(1), m.group(2), m.group(3)
-    if metric not in RULE_METRICS:
-        raise ValueError(f"collapse_rule: unknown metric {metric!r}; valid choices: {', '.join(RULE_METRICS)}")
+    if metrics is not None:
+        names = [k.removeprefix("eval/") for k in metrics]
+        if metric not in names:
+            raise ValueError(f"collapse_rule: unknown metric {metric!r}; valid choices: {', '.join(names)}")
     try:
         return metric, op, float(value)
     except ValueError:

@@ -1,8 +1,12 @@
 """One trial's configuration: typed defaults, one line of documentation per field.
 
-The resolved config (every field explicit) is the trial's identity: `trial_id` hashes it, so
-resuming, de-duplicating and joining results are exact. Unknown keys and bad values fail at
-once with the key named and, where there are any, the valid choices.
+Two kinds of key. Experiment keys define what is measured (model, data, networks, optimiser,
+schedule, regulariser, metrics, seed): `trial_id` is a stable hash of them, so resuming,
+de-duplicating and joining results are exact. Execution keys (`device`, `threads`, and local
+paths such as `data_root` and `fid_weights`) say how and where a trial runs and do not enter
+its identity; a data set read from a folder enters it by a content fingerprint instead, so the
+same sweep resumes on another machine. Unknown keys and bad values fail at once with the key
+named and, where there are any, the valid choices.
 """
 
 from __future__ import annotations
@@ -25,6 +29,11 @@ class ConfigError(ValueError):
         super().__init__("\n".join(f"{source}: {p}" for p in problems))
 
 
+def execution(default: Any, description: str, **kwargs: Any) -> Any:
+    """A field that says how or where a trial runs, not what it measures."""
+    return Field(default, description=description, json_schema_extra={"execution": True}, **kwargs)
+
+
 class TrialConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -33,18 +42,19 @@ class TrialConfig(BaseModel):
     seed: int = Field(0, ge=0, description="seeds weights, data draws and noise; same seed, same rows")
     iterations: int = Field(2000, gt=0, description="training iterations (one D phase + one G phase)")
     eval_every: int = Field(500, gt=0, description="evaluate (and checkpoint) every this many iterations")
-    eval_samples: int = Field(2000, ge=100, description="samples drawn per evaluation")
+    eval_samples: int = Field(2500, ge=100, description="samples drawn per evaluation (the literature scores 2,500)")
     batch_size: int = Field(64, gt=0, description="batch size of every network update")
     z_dim: int = Field(16, gt=0, description="latent size (the paper's CelebA runs: 100)")
-    arch: Literal["auto", "mlp", "dcgan", "paper-64"] = Field(
-        "auto", description="auto = mlp on vectors, dcgan on images; paper-64 = the paper's CelebA nets")
+    arch: str = Field("auto", description="network family: auto = mlp on vectors, dcgan on images; "
+                      "paper-64 = the paper's CelebA nets; pacgan = PacGAN's 2-D nets")
     bn: bool = Field(True, description="BatchNorm in every network; false builds none at all")
     hidden: int = Field(128, gt=0, description="MLP hidden width")
     mlp_layers: int = Field(3, gt=0, description="MLP hidden layers")
     width: int = Field(32, gt=0, description="DCGAN base channels (paper-64 uses 64)")
     image_size: Literal[8, 16, 32, 64] = Field(16, description="side of image data in pixels")
     crop: int = Field(108, ge=0, description="image-folder centre crop before resizing (0: none)")
-    data_root: str = Field("", description="image-folder: the folder of images (e.g. aligned CelebA)")
+    data_root: str = execution("", "image-folder: the folder of images (e.g. aligned CelebA); "
+                               "identity is its content fingerprint")
     lr: float = Field(2e-4, gt=0, description="Adam learning rate of every network")
     beta1: float = Field(0.5, ge=0, lt=1, description="Adam beta1")
     beta2: float = Field(0.999, ge=0, lt=1, description="Adam beta2")
@@ -59,60 +69,98 @@ class TrialConfig(BaseModel):
         "nonsaturating", description="ALI generator/encoder loss; vi = the paper's -E log D - E log D")
     mode_min_share: float = Field(
         0.1, gt=0, description="a mode is captured when it holds this share of n/n_modes good samples")
-    collapse_rule: str = Field("modes_frac<0.5", description="METRIC<VALUE or METRIC>VALUE on eval metrics")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available")
-    threads: int = Field(1, gt=0, description="torch CPU threads of the trial")
-    fid_weights: str = Field("", description="Inception weights file for FID on image folders")
+    collapse_rule: str = Field("auto", description="METRIC<VALUE or METRIC>VALUE on eval metrics; auto = the data "
+                               "set's rule (modes_frac<0.5 where modes are counted, fid_inception>100 on image folders)")
+    precision: Literal["fp32", "tf32", "bf16"] = Field(
+        "fp32", description="arithmetic: fp32; tf32 matmuls on CUDA; bf16 autocast (fp32 weights and optimiser)")
+    device: Literal["auto", "cpu", "cuda"] = execution("auto", "auto = cuda when available")
+    threads: int = execution(1, "torch CPU threads of the trial", gt=0)
+    fid_weights: str = execution("", "Inception weights file for FID on image folders")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_auto(cls, data: Any) -> Any:
+        """`collapse_rule: auto` becomes the data set's own rule, so the stored config says
+        which rule was used."""
+        from vi_sweeps.datasets import DATASETS
+        from vi_sweeps.metrics import EVALUATORS
+
+        if isinstance(data, dict) and data.get("collapse_rule", "auto") == "auto":
+            dataset = data.get("dataset", cls.model_fields["dataset"].default)
+            if dataset in DATASETS:
+                data = {**data, "collapse_rule": EVALUATORS.meta(DATASETS.meta(dataset)["evaluator"])["collapse_rule"]}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> TrialConfig:
+        from vi_sweeps.architectures import ARCHITECTURES
         from vi_sweeps.datasets import DATASETS
+        from vi_sweeps.metrics import EVALUATORS
         from vi_sweeps.objectives import OBJECTIVES
 
         problems = []
-        if self.model not in OBJECTIVES:
-            problems.append(f"model: unknown {self.model!r}; valid choices: {', '.join(OBJECTIVES.names())}")
-        if self.dataset not in DATASETS:
-            problems.append(f"dataset: unknown {self.dataset!r}; valid choices: {', '.join(DATASETS.names())}")
+        for key, registry in (("model", OBJECTIVES), ("dataset", DATASETS)):
+            if getattr(self, key) not in registry:
+                problems.append(f"{key}: unknown {getattr(self, key)!r}; valid choices: {', '.join(registry.names())}")
+        if self.arch != "auto" and self.arch not in ARCHITECTURES:
+            problems.append(f"arch: unknown {self.arch!r}; valid choices: auto, {', '.join(ARCHITECTURES.names())}")
         if problems:
             raise ValueError("; ".join(problems))
         kind = DATASETS.meta(self.dataset)["kind"]
-        if self.arch == "mlp" and kind != "vector":
-            raise ValueError(f"arch: mlp needs a vector data set, {self.dataset} is {kind}")
-        if self.arch in ("dcgan", "paper-64") and kind != "image":
-            raise ValueError(f"arch: {self.arch} needs an image data set, {self.dataset} is {kind}")
-        if self.arch == "paper-64" and self.image_size != 64:
-            raise ValueError("arch: paper-64 needs image_size 64")
+        arch = ARCHITECTURES.meta(self.resolved_arch)
+        if arch["kind"] != kind:
+            raise ValueError(f"arch: {self.arch} needs a {arch['kind']} data set, {self.dataset} is {kind}")
+        if arch.get("image_size", self.image_size) != self.image_size:
+            raise ValueError(f"arch: {self.arch} needs image_size {arch['image_size']}")
         if OBJECTIVES.meta(self.model).get("vector_only") and kind != "vector":
             raise ValueError(f"model: {self.model} runs on the 2-D mixtures only, not {self.dataset}")
         if self.dataset == "image-folder" and not self.data_root:
             raise ValueError("data_root: image-folder needs the folder of images")
         if self.eval_every > self.iterations:
             raise ValueError("eval_every: larger than iterations, the trial would never be evaluated")
-        parse_rule(self.collapse_rule)
+        parse_rule(self.collapse_rule, EVALUATORS.meta(DATASETS.meta(self.dataset)["evaluator"])["metrics"])
         return self
 
     @property
     def resolved_arch(self) -> str:
+        from vi_sweeps.architectures import DEFAULT_ARCH
         from vi_sweeps.datasets import DATASETS
 
-        if self.arch != "auto":
-            return self.arch
-        return "mlp" if DATASETS.meta(self.dataset)["kind"] == "vector" else "dcgan"
+        return self.arch if self.arch != "auto" else DEFAULT_ARCH[DATASETS.meta(self.dataset)["kind"]]
+
+    def identity(self) -> dict[str, Any]:
+        """What defines the experiment: every experiment key, and the content fingerprint of
+        a data set read from a folder."""
+        from vi_sweeps.datasets import DATASETS
+
+        out = self.model_dump(exclude=set(EXECUTION_KEYS))
+        fingerprint = DATASETS.meta(self.dataset).get("fingerprint")
+        if fingerprint is not None:
+            out["data_fingerprint"] = fingerprint(self)
+        return out
 
     @property
     def trial_id(self) -> str:
-        return trial_id(self.model_dump())
+        return trial_id(self.identity())
 
 
-def trial_id(resolved: dict[str, Any]) -> str:
-    """A stable hash of a resolved config: same config, same id, on every machine."""
-    blob = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
+EXECUTION_KEYS = tuple(name for name, f in TrialConfig.model_fields.items()
+                       if (f.json_schema_extra or {}).get("execution"))
+
+
+def trial_id(identity: dict[str, Any]) -> str:
+    """A stable hash of what defines an experiment: same experiment, same id, on every machine."""
+    blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def field_docs() -> dict[str, str]:
     return {name: f.description or "" for name, f in TrialConfig.model_fields.items()}
+
+
+def defaults() -> dict[str, Any]:
+    """Every key's documented default (written into the results contract)."""
+    return {name: f.default for name, f in TrialConfig.model_fields.items()}
 
 
 def describe_errors(errors: list[dict]) -> list[str]:

@@ -14,6 +14,8 @@ reference classifier's accuracy.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,13 +96,19 @@ class ImageFolder:
         return torch.stack([self.load(self.files[i]) for i in idx.tolist()])
 
 
-@DATASETS.register("ring8", kind="vector")
+def describe_mixture(cfg) -> dict:
+    """What the analysis needs to draw samples over the true modes (no torch there)."""
+    data = build_dataset(cfg)
+    return {"kind": "mixture", "centres": data.centres.tolist(), "sigma": data.sigma}
+
+
+@DATASETS.register("ring8", kind="vector", evaluator="mixture", describe=describe_mixture)
 def ring8(cfg) -> Mixture:
     angles = torch.arange(8, dtype=torch.float32) * (2 * math.pi / 8)
     return Mixture(torch.stack([2 * torch.cos(angles), 2 * torch.sin(angles)], 1), 0.02)
 
 
-@DATASETS.register("grid25", kind="vector")
+@DATASETS.register("grid25", kind="vector", evaluator="mixture", describe=describe_mixture)
 def grid25(cfg) -> Mixture:
     ticks = torch.tensor([-4.0, -2.0, 0.0, 2.0, 4.0])
     centres = torch.cartesian_prod(ticks, ticks)
@@ -121,25 +129,41 @@ def digits_split(image_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     return x[tr], y[tr], x[te], y[te]
 
 
-@DATASETS.register("digits", kind="image")
+@DATASETS.register("digits", kind="image", evaluator="digits")
 def digits(cfg) -> Digits:
     x, y, _, _ = digits_split(cfg.image_size)
     return Digits(x, y, stack=1)
 
 
-@DATASETS.register("stacked-digits", kind="image")
+@DATASETS.register("stacked-digits", kind="image", evaluator="digits")
 def stacked_digits(cfg) -> Digits:
     x, y, _, _ = digits_split(cfg.image_size)
     return Digits(x, y, stack=3)
 
 
-@DATASETS.register("image-folder", kind="image")
-def image_folder(cfg) -> ImageFolder:
-    root = Path(cfg.data_root).expanduser()
+def image_files(data_root: str) -> list[Path]:
+    root = Path(data_root).expanduser()
     if not root.is_dir():
-        raise FileNotFoundError(f"image-folder: data_root {str(root)!r} is not a folder")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    return ImageFolder(files, cfg.image_size, cfg.crop)
+        raise FileNotFoundError(f"data_root: {str(root)!r} is not a readable folder")
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+@functools.cache
+def _fingerprint(data_root: str) -> str:
+    files = image_files(data_root)
+    listing = "\n".join(f"{p.relative_to(data_root).as_posix()}\t{p.stat().st_size}" for p in files)
+    return f"{len(files)}:{hashlib.sha256(listing.encode()).hexdigest()[:16]}"
+
+
+def folder_fingerprint(cfg) -> str:
+    """The identity of an image folder: its file count and a hash of every image's relative
+    name and size. The same images give the same trial ids wherever the folder is mounted."""
+    return _fingerprint(str(Path(cfg.data_root).expanduser().resolve()))
+
+
+@DATASETS.register("image-folder", kind="image", evaluator="inception", fingerprint=folder_fingerprint)
+def image_folder(cfg) -> ImageFolder:
+    return ImageFolder(image_files(cfg.data_root), cfg.image_size, cfg.crop)
 
 
 def build_dataset(cfg):

@@ -1,11 +1,19 @@
-"""Model families, keyed by the names study files use. Each trains one iteration at a time
-with the pure losses of `vi_sweeps.losses` and draws samples for evaluation.
+"""Model families, keyed by the names study files use. Each trains a pack of K members (the
+seeds of one condition; K = 1 for a single trial) one iteration at a time with the pure losses
+of `vi_sweeps.losses`, and draws samples for evaluation. Each family declares the loss keys it
+reports; a row may carry no other.
 
 GAN iteration (the author's code, exactly): `d_steps` D updates, each on a fresh real batch and
 fresh z; then the G phase: `g_steps` chunks of z drawn and their anchors G(z) computed once, at
 the start of the phase, without gradient; then for each chunk `g_repeats` G updates on the same
 z, pulled towards the fixed anchor. On a chunk's first update G(z) == anchor, so the
 regulariser acts from the second update on.
+
+Packing (vi_sweeps.packing): member k is built from seed k exactly as a single trial would be,
+draws its batches and noise from its own generator, and its loss is summed with the others', so
+one Adam over the stacked parameters updates each member exactly as alone. A member that
+diverges is frozen (its parameters and optimiser state zeroed, its losses masked), so it stops
+updating and cannot disturb the others.
 """
 
 from __future__ import annotations
@@ -13,78 +21,131 @@ from __future__ import annotations
 import io
 import pickle
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 from torch import nn
 
 from vi_sweeps import losses
-from vi_sweeps.architectures import Nets
+from vi_sweeps.architectures import DataParameter, Nets, build_nets
+from vi_sweeps.keys import Key
+from vi_sweeps.packing import load_members, member_state, pack
 from vi_sweeps.registry import Registry
 
 OBJECTIVES = Registry("model")
 
+LOSS_D = Key("loss/d", "discriminator loss")
+LOSS_G = Key("loss/g", "generator loss (adversarial part)")
+LOSS_REG = Key("loss/reg", "regulariser ||G(z) - anchor||^2")
+LOSS_REC = Key("loss/rec", "reconstruction loss")
+LOSS_KL = Key("loss/kl", "KL(p(z|x) || q(z))")
+LOSS_NLL = Key("loss/nll", "negative log-likelihood")
+
+
+@contextmanager
+def frozen(module: nn.Module):
+    """No parameter gradients for `module` (the other player's update only needs its input
+    gradients); its BatchNorm still runs in training mode, as in the author's code."""
+    params = list(module.parameters())
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
 
 class Family:
-    """Shared plumbing: networks, one Adam per player, noise and data draws."""
+    """Shared plumbing: K members' networks packed, one Adam per player, per-member draws."""
 
-    def __init__(self, cfg, data, device: torch.device, gen: torch.Generator):
-        self.cfg, self.data, self.device, self.gen = cfg, data, device, gen
-        self.nets = Nets(cfg, data.shape)
-        self.modules: dict[str, nn.Module] = {}
+    def __init__(self, cfgs, data, device: torch.device, gens: list[torch.Generator]):
+        self.cfgs, self.cfg, self.data, self.device, self.gens = cfgs, cfgs[0], data, device, gens
+        members = []
+        for cfg in cfgs:
+            torch.manual_seed(cfg.seed)  # each member initialised as its single trial would be
+            members.append(self.networks(build_nets(cfg, data.shape)))
+        self.modules: dict[str, nn.Module] = {name: pack([m[name] for m in members]).to(device)
+                                              for name in members[0]}
         self.optims: dict[str, torch.optim.Optimizer] = {}
+        self.alive = torch.ones(len(cfgs), dtype=torch.bool, device=device)
 
-    def add(self, **modules: nn.Module) -> None:
-        for name, m in modules.items():
-            self.modules[name] = m.to(self.device)
+    def networks(self, nets: Nets) -> dict[str, nn.Module]:
+        raise NotImplementedError
 
-    def optimise(self, name: str, *params) -> None:
+    def optimise(self, name: str, *modules: str) -> None:
         c = self.cfg
-        self.optims[name] = torch.optim.Adam(params, lr=c.lr, betas=(c.beta1, c.beta2))
+        params = [p for m in modules for p in self.modules[m].parameters()]
+        # fused: one kernel per step over all parameters, ~4x faster than the per-tensor loop
+        self.optims[name] = torch.optim.Adam(params, lr=c.lr, betas=(c.beta1, c.beta2), fused=True)
 
-    def step(self, name: str, loss: torch.Tensor) -> None:
+    def step(self, name: str, member_losses: torch.Tensor) -> None:
         opt = self.optims[name]
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        torch.where(self.alive, member_losses, 0.0).sum().backward()
         opt.step()
 
-    def noise(self, n: int, gen: torch.Generator | None = None) -> torch.Tensor:
-        return torch.randn(n, self.cfg.z_dim, generator=gen or self.gen).to(self.device)
+    def noise(self, n: int, gens: list[torch.Generator] | None = None) -> torch.Tensor:
+        return torch.stack([torch.randn(n, self.cfg.z_dim, generator=g) for g in gens or self.gens]).to(self.device)
 
     def real(self, n: int) -> torch.Tensor:
-        return self.data.sample(n, self.gen).to(self.device)
+        return torch.stack([self.data.sample(n, g) for g in self.gens]).to(self.device)
 
     @torch.no_grad()
-    def sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
-        """Samples from the generator in eval mode (BN running statistics), on the CPU."""
+    def sample(self, n: int, gens: list[torch.Generator]) -> torch.Tensor:
+        """(K, n, *shape) samples in eval mode (BN running statistics), on the CPU; member k
+        draws its noise from gens[k] in chunks of 1000."""
         g = self.modules["G"]
         g.eval()
         try:
-            out = [g(self.noise(min(1000, n - i), gen)).cpu() for i in range(0, n, 1000)]
+            out = [g(self.noise(min(1000, n - i), gens)).cpu() for i in range(0, n, 1000)]
         finally:
             g.train()
-        return torch.cat(out)
+        return torch.cat(out, 1)
 
-    def state_dict(self) -> dict:
-        return {
-            "modules": {k: m.state_dict() for k, m in self.modules.items()},
-            "optims": {k: o.state_dict() for k, o in self.optims.items()},
-        }
+    def freeze(self, k: int) -> None:
+        """Member k diverged: zero its parameters, buffers and Adam state, mask its losses."""
+        self.alive[k] = False
+        with torch.no_grad():
+            for m in self.modules.values():
+                for t in [*m.parameters(), *m.buffers()]:
+                    t[k] = 0
+            for opt in self.optims.values():
+                for state in opt.state.values():
+                    for key in ("exp_avg", "exp_avg_sq"):
+                        state[key][k] = 0
 
-    def load_state_dict(self, state: dict) -> None:
-        for k, m in self.modules.items():
-            m.load_state_dict(state["modules"][k])
-        for k, o in self.optims.items():
-            o.load_state_dict(state["optims"][k])
+    def member_state(self, k: int) -> dict:
+        optims = {}
+        for name, opt in self.optims.items():
+            params = [p for group in opt.param_groups for p in group["params"]]
+            optims[name] = [{key: (v if key == "step" else v[k].clone()) for key, v in opt.state[p].items()}
+                            for p in params]
+        return {"modules": {name: member_state(m, k) for name, m in self.modules.items()}, "optims": optims}
+
+    def load_member_states(self, states: list[dict]) -> None:
+        for name, m in self.modules.items():
+            load_members(m, [s["modules"][name] for s in states])
+        for name, opt in self.optims.items():
+            params = [p for group in opt.param_groups for p in group["params"]]
+            for i, p in enumerate(params):
+                per_member = [s["optims"][name][i] for s in states]
+                if per_member[0]:
+                    opt.state[p] = {key: (per_member[0][key] if key == "step" else
+                                          torch.stack([m[key] for m in per_member]).to(p.device))
+                                    for key in per_member[0]}
 
 
-@OBJECTIVES.register("gan")
+@OBJECTIVES.register("gan", losses=(LOSS_D, LOSS_G, LOSS_REG))
 class GAN(Family):
+    def networks(self, nets: Nets) -> dict[str, nn.Module]:
+        return {"G": nets.generator(), "D": nets.critic()}
+
     def __init__(self, *args):
         super().__init__(*args)
-        self.add(G=self.nets.generator(), D=self.nets.critic())
-        self.optimise("G", *self.modules["G"].parameters())
-        self.optimise("D", *self.modules["D"].parameters())
+        self.optimise("G", "G")
+        self.optimise("D", "D")
 
     def train_iteration(self) -> dict[str, torch.Tensor]:
         c, G, D = self.cfg, self.modules["G"], self.modules["D"]
@@ -97,40 +158,44 @@ class GAN(Family):
         zs = [self.noise(c.batch_size) for _ in range(c.g_steps)]
         with torch.no_grad():
             anchors = [G(z) for z in zs]
-        for z, anchor in zip(zs, anchors, strict=True):
-            for _ in range(c.g_repeats):
-                fake = G(z)
-                g_loss, adv, reg = losses.gan_g_loss(D(fake), fake, anchor, c.lam, c.penalty)
-                self.step("G", g_loss)
-        return {"loss/d": d_loss.detach(), "loss/g": adv.detach(), "loss/reg": reg.detach()}
+        with frozen(D):
+            for z, anchor in zip(zs, anchors, strict=True):
+                for _ in range(c.g_repeats):
+                    fake = G(z)
+                    g_loss, adv, reg = losses.gan_g_loss(D(fake), fake, anchor, c.lam, c.penalty)
+                    self.step("G", g_loss)
+        return {LOSS_D: d_loss.detach(), LOSS_G: adv.detach(), LOSS_REG: reg.detach()}
 
 
-@OBJECTIVES.register("vae")
+@OBJECTIVES.register("vae", losses=(LOSS_REC, LOSS_KL))
 class VAE(Family):
+    def networks(self, nets: Nets) -> dict[str, nn.Module]:
+        return {"E": nets.critic(2 * self.cfg.z_dim), "G": nets.generator(), "x_logvar": DataParameter(self.data.shape)}
+
     def __init__(self, *args):
         super().__init__(*args)
-        self.add(E=self.nets.critic(2 * self.cfg.z_dim), G=self.nets.generator())
-        self.x_logvar = nn.Parameter(torch.zeros(self.data.shape, device=self.device))
-        self.modules["x_logvar"] = nn.ParameterList([self.x_logvar])
-        self.optimise("vae", *self.modules["E"].parameters(), *self.modules["G"].parameters(), self.x_logvar)
+        self.optimise("vae", "E", "G", "x_logvar")
 
     def train_iteration(self) -> dict[str, torch.Tensor]:
         E, G = self.modules["E"], self.modules["G"]
         x = self.real(self.cfg.batch_size)
-        mu, logvar = E(x).chunk(2, dim=1)
-        z = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, generator=self.gen).to(self.device)
-        loss, nll, kl = losses.vae_loss(x, G(z), self.x_logvar, mu, logvar)
+        mu, logvar = E(x).chunk(2, dim=-1)
+        eps = torch.stack([torch.randn(mu.shape[1:], generator=g) for g in self.gens]).to(self.device)
+        z = mu + (0.5 * logvar).exp() * eps
+        loss, nll, kl = losses.vae_loss(x, G(z), self.modules["x_logvar"](), mu, logvar)
         self.step("vae", loss)
-        return {"loss/rec": nll.detach(), "loss/kl": kl.detach()}
+        return {LOSS_REC: nll.detach(), LOSS_KL: kl.detach()}
 
 
-@OBJECTIVES.register("aae")
+@OBJECTIVES.register("aae", losses=(LOSS_D, LOSS_G, LOSS_REC))
 class AAE(Family):
+    def networks(self, nets: Nets) -> dict[str, nn.Module]:
+        return {"E": nets.critic(self.cfg.z_dim), "G": nets.generator(), "D": nets.latent_critic()}
+
     def __init__(self, *args):
         super().__init__(*args)
-        self.add(E=self.nets.critic(self.cfg.z_dim), G=self.nets.generator(), D=self.nets.latent_critic())
-        self.optimise("D", *self.modules["D"].parameters())
-        self.optimise("EG", *self.modules["E"].parameters(), *self.modules["G"].parameters())
+        self.optimise("D", "D")
+        self.optimise("EG", "E", "G")
 
     def train_iteration(self) -> dict[str, torch.Tensor]:
         c, E, G, D = self.cfg, self.modules["E"], self.modules["G"], self.modules["D"]
@@ -140,21 +205,24 @@ class AAE(Family):
                 code = E(x)
             d_loss = losses.aae_d_loss(D(code), D(self.noise(c.batch_size)))
             self.step("D", d_loss)
-        for _ in range(c.g_steps):
-            x = self.real(c.batch_size)
-            code = E(x)
-            total, adv, rec = losses.aae_ge_loss(D(code), x, G(code), c.lam, c.penalty)
-            self.step("EG", total)
-        return {"loss/d": d_loss.detach(), "loss/g": adv.detach(), "loss/rec": rec.detach()}
+        with frozen(D):
+            for _ in range(c.g_steps):
+                x = self.real(c.batch_size)
+                code = E(x)
+                total, adv, rec = losses.aae_ge_loss(D(code), x, G(code), c.lam, c.penalty)
+                self.step("EG", total)
+        return {LOSS_D: d_loss.detach(), LOSS_G: adv.detach(), LOSS_REC: rec.detach()}
 
 
-@OBJECTIVES.register("ali")
+@OBJECTIVES.register("ali", losses=(LOSS_D, LOSS_G))
 class ALI(Family):
+    def networks(self, nets: Nets) -> dict[str, nn.Module]:
+        return {"E": nets.critic(self.cfg.z_dim), "G": nets.generator(), "D": nets.joint_critic()}
+
     def __init__(self, *args):
         super().__init__(*args)
-        self.add(E=self.nets.critic(self.cfg.z_dim), G=self.nets.generator(), D=self.nets.joint_critic())
-        self.optimise("D", *self.modules["D"].parameters())
-        self.optimise("EG", *self.modules["E"].parameters(), *self.modules["G"].parameters())
+        self.optimise("D", "D")
+        self.optimise("EG", "E", "G")
 
     def train_iteration(self) -> dict[str, torch.Tensor]:
         c, E, G, D = self.cfg, self.modules["E"], self.modules["G"], self.modules["D"]
@@ -164,51 +232,61 @@ class ALI(Family):
                 code, fake = E(x), G(z)
             d_loss = losses.ali_d_loss(D(x, code), D(fake, z))
             self.step("D", d_loss)
-        for _ in range(c.g_steps):
-            x, z = self.real(c.batch_size), self.noise(c.batch_size)
-            ge_loss = losses.ali_ge_loss(D(x, E(x)), D(G(z), z), c.ali_loss)
-            self.step("EG", ge_loss)
-        return {"loss/d": d_loss.detach(), "loss/g": ge_loss.detach()}
+        with frozen(D):
+            for _ in range(c.g_steps):
+                x, z = self.real(c.batch_size), self.noise(c.batch_size)
+                ge_loss = losses.ali_ge_loss(D(x, E(x)), D(G(z), z), c.ali_loss)
+                self.step("EG", ge_loss)
+        return {LOSS_D: d_loss.detach(), LOSS_G: ge_loss.detach()}
 
 
-@OBJECTIVES.register("em", vector_only=True)
+@OBJECTIVES.register("em", losses=(LOSS_NLL,), vector_only=True, vectorised=False)
 class EM:
     """The paper's EM case: a Gaussian mixture (one component per mode) fitted by classic EM on
     a fixed draw of the data, one EM step per iteration. Initialised from random data points
-    (k-means would solve the task before EM starts). A reference for reachable mode coverage."""
+    (k-means would solve the task before EM starts). A reference for reachable mode coverage.
+    Not vectorised: the members of a pack are fitted one after the other."""
 
-    def __init__(self, cfg, data, device, gen):
+    def __init__(self, cfgs, data, device, gens):
         from sklearn.mixture import GaussianMixture
 
-        self.cfg, self.data = cfg, data
-        self.x = data.sample(max(2000, cfg.batch_size), gen).numpy().astype(np.float64)
-        self.gmm = GaussianMixture(
-            n_components=data.n_modes, covariance_type="full", max_iter=1, warm_start=True,
-            init_params="random_from_data", random_state=cfg.seed, reg_covar=1e-6)
+        self.alive = torch.ones(len(cfgs), dtype=torch.bool)
+        self.xs = [data.sample(max(2000, c.batch_size), g).numpy().astype(np.float64) for c, g in zip(cfgs, gens, strict=True)]
+        self.gmms = [GaussianMixture(n_components=data.n_modes, covariance_type="full", max_iter=1, warm_start=True,
+                                     init_params="random_from_data", random_state=c.seed, reg_covar=1e-6) for c in cfgs]
 
     def train_iteration(self) -> dict[str, torch.Tensor]:
         from sklearn.exceptions import ConvergenceWarning
 
+        nll = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            self.gmm.fit(self.x)
-        return {"loss/nll": torch.tensor(-self.gmm.score(self.x))}
+            for alive, gmm, x in zip(self.alive.tolist(), self.gmms, self.xs, strict=True):
+                if alive:
+                    gmm.fit(x)
+                nll.append(-gmm.score(x) if alive else 0.0)
+        return {LOSS_NLL: torch.tensor(nll)}
 
-    def sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
-        self.gmm.random_state = int(torch.randint(2**31 - 1, (1,), generator=gen))
-        x, _ = self.gmm.sample(n)
-        perm = torch.randperm(n, generator=gen)
-        return torch.from_numpy(x).float()[perm]
+    def sample(self, n: int, gens: list[torch.Generator]) -> torch.Tensor:
+        out = []
+        for gmm, gen in zip(self.gmms, gens, strict=True):
+            gmm.random_state = int(torch.randint(2**31 - 1, (1,), generator=gen))
+            x, _ = gmm.sample(n)
+            out.append(torch.from_numpy(x).float()[torch.randperm(n, generator=gen)])
+        return torch.stack(out)
 
-    def state_dict(self) -> dict:
-        return {"gmm": pickle.dumps(self.gmm)}
+    def freeze(self, k: int) -> None:
+        self.alive[k] = False
 
-    def load_state_dict(self, state: dict) -> None:
-        self.gmm = pickle.loads(state["gmm"])
+    def member_state(self, k: int) -> dict:
+        return {"gmm": pickle.dumps(self.gmms[k])}
+
+    def load_member_states(self, states: list[dict]) -> None:
+        self.gmms = [pickle.loads(s["gmm"]) for s in states]
 
 
-def build_objective(cfg, data, device, gen):
-    return OBJECTIVES.get(cfg.model)(cfg, data, device, gen)
+def build_objective(cfgs, data, device, gens):
+    return OBJECTIVES.get(cfgs[0].model)(cfgs, data, device, gens)
 
 
 def to_bytes(obj) -> bytes:

@@ -1,26 +1,34 @@
-"""One trial: one model trained on one data set under one config, in plain PyTorch.
+"""Trials in plain PyTorch: the seeds of one condition trained together as one pack.
 
-`Trial` owns every piece of state (networks, optimisers, the data/noise generator, the rows so
-far), so a checkpoint is `state_dict()` and a resumed trial continues bit for bit. Evaluation
-draws from its own generator seeded by (seed, step), so evaluating never perturbs training.
-`evaluations()` is the whole loop: it yields one row per evaluation and stops after a row that
-diverged.
+`Trial` owns every piece of state of its K members (packed networks and optimisers, each
+member's data/noise generator and rows), so a member's checkpoint is `member_state(k)` and a
+resumed pack continues bit for bit. K = 1 is a single trial; member k of a pack computes what
+the single trial of its seed computes (vi_sweeps.packing). Evaluation draws from a generator
+seeded by (seed, step), so evaluating never perturbs training. `evaluations()` is the whole
+loop: it trains to the end and yields, at each evaluation, one row per member evaluated; a
+member whose loss stops being finite is evaluated at once, marked diverged and frozen, and the
+others go on.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from analysis.schema import ROW_COLUMNS
 from vi_sweeps.collapse import is_collapsed
 from vi_sweeps.config import TrialConfig
-from vi_sweeps.datasets import build_dataset
-from vi_sweeps.metrics import METRIC_KEYS, build_evaluator
-from vi_sweeps.objectives import build_objective
+from vi_sweeps.datasets import DATASETS, build_dataset
+from vi_sweeps.metrics import EVALUATORS, build_evaluator
+from vi_sweeps.objectives import OBJECTIVES, build_objective
+
+SNAPSHOT_POINTS = 1000  # 2-D sets: the first points of each evaluation's samples
+SNAPSHOT_GRID = 8  # image sets: an 8 x 8 grid of the first samples
 
 
 def select_device(name: str) -> torch.device:
@@ -29,64 +37,130 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def declared_keys(cfg: TrialConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(loss keys, metric keys) the trial's objective and evaluator declare."""
+    evaluator = DATASETS.meta(cfg.dataset)["evaluator"]
+    return OBJECTIVES.meta(cfg.model)["losses"], EVALUATORS.meta(evaluator)["metrics"]
+
+
+def check_declared(values: dict, declared: tuple[str, ...], who: str) -> None:
+    undeclared = sorted(set(values) - set(declared))
+    if undeclared:
+        raise KeyError(f"{who} reported undeclared key(s) {', '.join(undeclared)}; declared: {', '.join(declared)}")
+
+
+def snapshot(samples: torch.Tensor) -> tuple[str, bytes]:
+    """A small picture of one member's samples: (file suffix, bytes). 2-D: the first points
+    as float16 .npy; images: the first 64 as an 8 x 8 PNG grid."""
+    if samples.dim() == 2:
+        buf = io.BytesIO()
+        np.save(buf, samples[:SNAPSHOT_POINTS].numpy().astype(np.float16))
+        return ".npy", buf.getvalue()
+    from PIL import Image
+
+    n = SNAPSHOT_GRID
+    imgs = samples[: n * n].clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    c, h, w = imgs.shape[1:]
+    imgs = torch.cat([imgs, torch.zeros(n * n - len(imgs), c, h, w, dtype=torch.uint8)])
+    grid = imgs.view(n, n, c, h, w).permute(0, 3, 1, 4, 2).reshape(n * h, n * w, c).numpy()
+    buf = io.BytesIO()
+    Image.fromarray(grid[..., 0] if c == 1 else grid).save(buf, format="PNG")
+    return ".png", buf.getvalue()
+
+
+@dataclass
+class Evaluation:
+    member: int
+    row: dict
+    snapshot: tuple[str, bytes]
+
+
 class Trial:
-    def __init__(self, cfg: TrialConfig):
-        self.cfg = cfg
-        torch.set_num_threads(cfg.threads)
-        torch.manual_seed(cfg.seed)
-        self.device = select_device(cfg.device)
-        self.gen = torch.Generator().manual_seed(cfg.seed)
-        self.data = build_dataset(cfg)
-        self.model = build_objective(cfg, self.data, self.device, self.gen)
-        self.evaluator = build_evaluator(cfg, self.data)
-        self.step, self.wall, self.rows = 0, 0.0, []
+    def __init__(self, cfgs: TrialConfig | list[TrialConfig]):
+        cfgs = [cfgs] if isinstance(cfgs, TrialConfig) else list(cfgs)
+        base = cfgs[0].model_dump(exclude={"seed"})
+        if any(c.model_dump(exclude={"seed"}) != base for c in cfgs[1:]):
+            raise ValueError("a pack holds trials that differ in their seed only")
+        self.cfgs, self.cfg = cfgs, cfgs[0]
+        torch.set_num_threads(self.cfg.threads)
+        self.device = select_device(self.cfg.device)
+        self.gens = [torch.Generator().manual_seed(c.seed) for c in cfgs]
+        self.data = build_dataset(self.cfg)
+        self.model = build_objective(cfgs, self.data, self.device, self.gens)
+        self.evaluator = build_evaluator(self.cfg, self.data)
+        self.loss_keys, self.metric_keys = declared_keys(self.cfg)
+        self.step, self.wall = 0, 0.0
+        self.rows: list[list[dict]] = [[] for _ in cfgs]
+        self.stopped = [False] * len(cfgs)
         self.samples: torch.Tensor | None = None
 
-    def evaluate(self, losses: dict[str, float]) -> dict:
-        gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.step)
-        samples = self.model.sample(self.cfg.eval_samples, gen)
-        diverged = not all(math.isfinite(v) for v in losses.values()) or not bool(torch.isfinite(samples).all())
-        metrics = dict.fromkeys(METRIC_KEYS, math.nan)
-        if not diverged:
-            metrics.update(self.evaluator(samples))
+    def __len__(self) -> int:
+        return len(self.cfgs)
+
+    def evaluate(self, members: list[int], losses: dict[str, list[float]]) -> list[Evaluation]:
+        gens = [torch.Generator().manual_seed(c.seed * 1_000_003 + self.step) for c in self.cfgs]
+        samples = self.model.sample(self.cfg.eval_samples, gens)
         self.samples = samples
-        row = dict.fromkeys(ROW_COLUMNS, math.nan)
-        row.update(losses)
-        row.update(metrics)
-        row.update(step=self.step, wall_s=self.wall, diverged=diverged,
-                   collapsed=is_collapsed(self.cfg.collapse_rule, metrics, diverged))
-        return row
+        out = []
+        for k in members:
+            member_losses = {key: values[k] for key, values in losses.items()}
+            diverged = not all(math.isfinite(v) for v in member_losses.values()) or not bool(torch.isfinite(samples[k]).all())
+            metrics = dict.fromkeys(self.metric_keys, math.nan)
+            if not diverged:
+                values = self.evaluator(samples[k])
+                check_declared(values, self.metric_keys, f"evaluator of {self.cfg.dataset}")
+                metrics.update(values)
+            else:
+                self.stopped[k] = True
+                self.model.freeze(k)
+            row = {"step": self.step, "wall_s": self.wall, **member_losses, **metrics, "diverged": diverged,
+                   "collapsed": is_collapsed(self.cfg.collapse_rule, metrics, diverged)}
+            self.rows[k].append(row)
+            out.append(Evaluation(k, row, snapshot(samples[k])))
+        return out
 
-    def state_dict(self) -> dict:
-        return {"step": self.step, "wall": self.wall, "rows": list(self.rows),
-                "gen": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
-                "model": self.model.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.step, self.wall, self.rows = state["step"], state["wall"], list(state["rows"])
-        self.gen.set_state(state["gen"])
-        torch.set_rng_state(state["torch_rng"])
-        self.model.load_state_dict(state["model"])
+    def member_done(self, k: int) -> bool:
+        return self.stopped[k] or self.step >= self.cfg.iterations
 
     @property
     def done(self) -> bool:
-        return self.step >= self.cfg.iterations or bool(self.rows and self.rows[-1]["diverged"])
+        return all(self.member_done(k) for k in range(len(self)))
+
+    def member_state(self, k: int) -> dict:
+        return {"step": self.step, "wall": self.wall, "rows": list(self.rows[k]), "stopped": self.stopped[k],
+                "gen": self.gens[k].get_state(), "model": self.model.member_state(k)}
+
+    def load_member_states(self, states: list[dict]) -> None:
+        steps = {s["step"] for s in states}
+        if len(steps) != 1:
+            raise ValueError(f"a pack resumes members at one step, not {sorted(steps)}")
+        self.step, self.wall = states[0]["step"], max(s["wall"] for s in states)
+        self.rows = [list(s["rows"]) for s in states]
+        self.stopped = [s["stopped"] for s in states]
+        for gen, s in zip(self.gens, states, strict=True):
+            gen.set_state(s["gen"])
+        self.model.load_member_states([s["model"] for s in states])
+        for k, stopped in enumerate(self.stopped):
+            if stopped:
+                self.model.freeze(k)
 
 
-def evaluations(trial: Trial) -> Iterator[dict]:
-    """Train to the end, yielding a row at every evaluation; a non-finite loss evaluates at
-    once, and the diverged row is the last."""
+def evaluations(trial: Trial) -> Iterator[list[Evaluation]]:
+    """Train to the end, yielding the evaluations of each round; a member whose loss is not
+    finite is evaluated at once (its diverged row is its last) while the others go on."""
     cfg = trial.cfg
     while not trial.done:
         start = time.perf_counter()
         losses = trial.model.train_iteration()
         trial.step += 1
-        values = {k: float(v) for k, v in losses.items()}
-        finite = all(math.isfinite(v) for v in values.values())
-        due = trial.step % cfg.eval_every == 0 or trial.step == cfg.iterations or not finite
-        row = trial.evaluate(values) if due else None
+        values = {key: v.tolist() for key, v in losses.items()}
+        check_declared(values, trial.loss_keys, f"model {cfg.model}")
+        live = [k for k in range(len(trial)) if not trial.stopped[k]]
+        broken = [k for k in live if not all(math.isfinite(v[k]) for v in values.values())]
+        due = trial.step % cfg.eval_every == 0 or trial.step == cfg.iterations
+        evals = trial.evaluate(live if due else broken, values) if (due or broken) else []
         trial.wall += time.perf_counter() - start
-        if row is not None:
-            row["wall_s"] = trial.wall
-            trial.rows.append(row)
-            yield row
+        for e in evals:
+            e.row["wall_s"] = trial.wall
+        if evals:
+            yield evals
