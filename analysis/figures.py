@@ -1,42 +1,42 @@
-"""Figures, one function each: a frame in, a matplotlib Figure out. Panels are model x data
-set; colours (seaborn's colour-blind palette) are regimes, or lambda in the curves."""
+"""Figures, one function each: frames in, a matplotlib Figure out. Panels are model x data
+set; the x axis is the treatment (the study's compare axis, lam by default) as ordered
+categories; colours, markers and dashes are regimes. Every metric figure shows each seed as a
+dot beside its condition's median and (where n >= 5) bootstrap interval."""
 
 from __future__ import annotations
 
+import io
 import math
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-FD_LABELS = {"fd_2d": "Frechet distance in data space (fd_2d)",
-             "fd_digits": "Frechet distance, digits-CNN features (fd_digits)",
-             "fid_inception": "FID, Inception-v3 (fid_inception)"}
-
-MARKERS = ("o", "s", "^", "D", "v", "P")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 DASHES = ("-", "--", ":", "-.")
 
 sns.set_theme(style="whitegrid", context="notebook", font_scale=0.9)
 
 
-def _panels(table: pd.DataFrame, cols_key: str = "dataset", rows_key: str = "model", width: float = 4.4,
-            sharey: bool = True):
-    rows, cols = sorted(table[rows_key].unique()), sorted(table[cols_key].unique())
-    fig, axes = plt.subplots(len(rows), len(cols), figsize=(max(7.5, width * len(cols) + 0.6), 3.3 * len(rows) + 1.4),
+def _panels(frame: pd.DataFrame, cols_key: str = "dataset", rows_key: str = "model", width: float = 4.4,
+            height: float = 3.3, sharey: bool = False):
+    rows, cols = sorted(frame[rows_key].unique()), sorted(frame[cols_key].unique())
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(max(7.5, width * len(cols) + 0.6), height * len(rows) + 1.4),
                              squeeze=False, sharey=sharey)
-    panels = [(axes[i, j], table[(table[rows_key] == r) & (table[cols_key] == c)], f"{r} · {c}")
+    panels = [(axes[i, j], frame[(frame[rows_key] == r) & (frame[cols_key] == c)], f"{r} · {c}")
               for i, r in enumerate(rows) for j, c in enumerate(cols)]
     return fig, panels
 
 
-def _finish(fig, axes_handles, title: str, legend_title: str):
+def _finish(fig, title: str, legend_title: str):
     handles, labels = {}, []
     for ax in fig.axes:
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=False):
-            if lab not in handles:
+            if lab not in handles and not lab.startswith("_"):
                 handles[lab] = h
                 labels.append(lab)
     ncol = max(1, min(len(labels), int(fig.get_figwidth() // 3.4)))
@@ -44,111 +44,217 @@ def _finish(fig, axes_handles, title: str, legend_title: str):
         fig.legend([handles[lab] for lab in labels], labels, title=legend_title, loc="lower center",
                    ncol=ncol, frameon=False, bbox_to_anchor=(0.5, 0.0))
     fig.suptitle(title, fontsize=11)
-    legend_height = (0.35 + 0.28 * math.ceil(len(labels) / ncol)) / fig.get_figheight()
+    legend_height = (0.35 + 0.28 * math.ceil(len(labels) / ncol)) / fig.get_figheight() if labels else 0.02
     fig.tight_layout(rect=(0, legend_height, 1, 1 - 0.45 / fig.get_figheight()))
     return fig
 
 
-def _n_note(table: pd.DataFrame) -> str:
-    ns = sorted(table["n"].unique())
-    return f"n = {ns[0]} trials per point" if len(ns) == 1 else f"n = {ns[0]}-{ns[-1]} trials per point (labelled)"
+def _n_note(table: pd.DataFrame, column: str = "n") -> str:
+    ns = sorted(int(v) for v in table[column].dropna().unique())
+    if not ns:
+        return "no trials"
+    return f"n = {ns[0]} per condition" if len(ns) == 1 else f"n = {ns[0]}-{ns[-1]} per condition"
 
 
-def _dodged(ax, table: pd.DataFrame, y: str, lo: str, hi: str, regimes, palette, label_n: bool):
-    lams = sorted(table["lam"].unique())
-    width = 0.6 / max(1, len(regimes))
-    for k, regime in enumerate(regimes):
-        sub = table[table["regime"] == regime].sort_values("lam")
-        if sub.empty or sub[y].isna().all():
-            continue
-        xs = [lams.index(v) - 0.3 + width * (k + 0.5) for v in sub["lam"]]
-        ax.errorbar(xs, sub[y], yerr=[(sub[y] - sub[lo]).clip(lower=0), (sub[hi] - sub[y]).clip(lower=0)],
-                    fmt="o-", color=palette[k], capsize=3, ms=5, lw=1.2, label=regime)
-        if label_n:
-            for x, v, n in zip(xs, sub[y], sub["n"], strict=False):
-                ax.annotate(f"{n}", (x, v), textcoords="offset points", xytext=(4, 3), fontsize=7, color="0.35")
-    ax.set_xticks(range(len(lams)), [f"{v:g}" for v in lams])
-    ax.set_xlabel("λ (lam)")
+def treatments(frame: pd.DataFrame, compare: str | None) -> list[str]:
+    """The treatment labels in axis order (numeric order for a numeric compare axis)."""
+    if compare and compare in frame and pd.api.types.is_numeric_dtype(frame[compare]):
+        return list(dict.fromkeys(frame.sort_values(compare)["treatment"]))
+    return sorted(frame["treatment"].unique())
 
 
-def _regime_palette(table: pd.DataFrame):
+def _slots(regimes: list[str], width: float = 0.7) -> dict[str, float]:
+    """Horizontal offset of each regime within a category, so regimes never overlap and each
+    category keeps its own tick."""
+    step = width / max(1, len(regimes))
+    return {r: -width / 2 + step * (k + 0.5) for k, r in enumerate(regimes)}
+
+
+def _style(regimes: list[str]) -> dict[str, dict]:
+    palette = sns.color_palette("colorblind", max(1, len(regimes)))
+    return {r: {"color": palette[k], "marker": MARKERS[k % len(MARKERS)], "ls": DASHES[k % len(DASHES)]}
+            for k, r in enumerate(regimes)}
+
+
+def _x_axis(ax, cats: list[str], compare: str | None) -> None:
+    ax.set_xticks(range(len(cats)), cats)
+    ax.set_xlim(-0.6, len(cats) - 0.4)
+    ax.set_xlabel(compare or "")
+
+
+def collapse_rate(table: pd.DataFrame, compare: str | None, rule: str = "end"):
+    """Collapse rate with Wilson 95% intervals; each point annotated k/n."""
+    rate, lo, hi, count = (("collapse_rate", "rate_lo", "rate_hi", "collapsed") if rule == "end" else
+                           ("late_rate", "late_lo", "late_hi", "collapsed_late"))
     regimes = sorted(table["regime"].unique())
-    return regimes, sns.color_palette("colorblind", len(regimes))
-
-
-def collapse_rate(table: pd.DataFrame):
-    regimes, palette = _regime_palette(table)
-    label_n = table["n"].nunique() > 1
-    fig, panels = _panels(table)
+    style, slots, cats = _style(regimes), _slots(regimes), treatments(table, compare)
+    fig, panels = _panels(table, sharey=True)
     for ax, sub, title in panels:
-        _dodged(ax, sub, "collapse_rate", "rate_lo", "rate_hi", regimes, palette, label_n)
-        ax.set_ylim(-0.03, 1.03)
-        ax.set_ylabel("collapse rate (95% Wilson CI)")
-        ax.set_title(title)
-    return _finish(fig, None, f"Share of trials collapsed or diverged at the end · {_n_note(table)}", "regime")
-
-
-def metric_by_condition(table: pd.DataFrame, name: str, ylabel: str, title: str, log: bool = False):
-    regimes, palette = _regime_palette(table)
-    fig, panels = _panels(table, sharey=False)
-    for ax, sub, panel in panels:
-        _dodged(ax, sub, f"{name}_median", f"{name}_lo", f"{name}_hi", regimes, palette, False)
-        label = ylabel
-        if name == "fd" and not sub.empty:
-            label = next((FD_LABELS[k] for k in FD_LABELS if f"{k}_median" in sub and sub[f"{k}_median"].notna().any()), ylabel)
-        ax.set_ylabel(label + " · median, 95% CI", fontsize=8)
-        if log and (sub[f"{name}_median"] > 0).all():
-            ax.set_yscale("log")
-        ax.set_title(panel)
-    return _finish(fig, None, f"{title} · {_n_note(table)}", "regime")
-
-
-def lambda_sensitivity(table: pd.DataFrame):
-    regimes, palette = _regime_palette(table)
-    positive = table.loc[table["lam"] > 0, "lam"]
-    linthresh = float(positive.min()) if len(positive) else 1.0
-    fig, panels = _panels(table)
-    for ax, sub, title in panels:
-        for k, regime in enumerate(regimes):
-            s = sub[sub["regime"] == regime].sort_values("lam")
+        for regime in regimes:
+            s = sub[sub["regime"] == regime]
             if s.empty:
                 continue
-            # markers and dashes differ too, so that regimes with equal rates stay visible
-            ax.plot(s["lam"], s["collapse_rate"], marker=MARKERS[k % len(MARKERS)], ls=DASHES[k % len(DASHES)],
-                    color=palette[k], label=regime, ms=6 - k % 3, lw=1.6)
-            ax.fill_between(s["lam"], s["rate_lo"], s["rate_hi"], color=palette[k], alpha=0.18, lw=0)
-        ax.set_xscale("symlog", linthresh=linthresh)
-        lams = sorted(table["lam"].unique())
-        ax.set_xticks(lams, [f"{v:g}" for v in lams])
+            s = s.set_index("treatment").reindex([c for c in cats if c in set(s["treatment"])]).reset_index()
+            xs = np.array([cats.index(c) for c in s["treatment"]]) + slots[regime]
+            st = style[regime]
+            ax.errorbar(xs, s[rate], yerr=[(s[rate] - s[lo]).clip(lower=0), (s[hi] - s[rate]).clip(lower=0)],
+                        color=st["color"], marker=st["marker"], ls=st["ls"], capsize=3, ms=5, lw=1.2, label=regime)
+            for x, y, k, n in zip(xs, s[rate], s[count], s["n"], strict=True):
+                ax.annotate(f"{int(k)}/{int(n)}", (x, y), textcoords="offset points", xytext=(3, 4), fontsize=6.5,
+                            color="0.3")
+        _x_axis(ax, cats, compare)
+        ax.set_ylim(-0.05, 1.08)
+        ax.set_ylabel("collapse rate (95% Wilson CI)")
+        ax.set_title(title)
+    what = "at the last evaluation" if rule == "end" else "at any evaluation in the last half of training"
+    return _finish(fig, f"Share of trials collapsed or diverged {what} · {_n_note(table)}", "regime")
+
+
+def metric_by_condition(trials: pd.DataFrame, table: pd.DataFrame, metric: str, label: str, compare: str | None,
+                        log: bool = False):
+    """Each seed as a dot (diverged seeds have no value), the median as a bar, and the
+    bootstrap 95% interval where n >= 5."""
+    name = metric.removeprefix("eval/")
+    regimes = sorted(table["regime"].unique())
+    style, slots = _style(regimes), _slots(regimes)
+    fig, panels = _panels(trials)
+    rng = np.random.default_rng(0)
+    for ax, sub, title in panels:
+        cats = treatments(sub, compare)
+        for regime in regimes:
+            s = sub[(sub["regime"] == regime) & ~sub["diverged"].astype(bool)]
+            if s.empty or s[metric].isna().all():
+                continue
+            st, width = style[regime], 0.7 / max(1, len(regimes))
+            xs = np.array([cats.index(c) for c in s["treatment"]]) + slots[regime]
+            ax.scatter(xs + rng.uniform(-width * 0.3, width * 0.3, len(xs)), s[metric], s=9, alpha=0.55,
+                       color=st["color"], marker=st["marker"], linewidths=0, label="_seed")
+            t = table[(table["regime"] == regime) & table["model"].isin(s["model"]) & table["dataset"].isin(s["dataset"])]
+            t = t[t["treatment"].isin(cats)]
+            if f"{name}_median" not in t:
+                continue
+            tx = np.array([cats.index(c) for c in t["treatment"]]) + slots[regime]
+            ax.hlines(t[f"{name}_median"], tx - width * 0.4, tx + width * 0.4, color=st["color"], lw=2.2, label=regime)
+            ok = t[f"{name}_lo"].notna()
+            ax.vlines(tx[ok.values], t.loc[ok, f"{name}_lo"], t.loc[ok, f"{name}_hi"], color=st["color"], lw=1)
+        _x_axis(ax, cats, compare)
+        if log and (sub[metric] > 0).any():
+            ax.set_yscale("log")
+        ax.set_ylabel(label, fontsize=8)
+        ax.set_title(title)
+    return _finish(fig, f"{label}: seeds (dots), median (bar), bootstrap 95% CI where n >= 5 · {_n_note(table, f'{name}_n')}",
+                   "regime")
+
+
+def lambda_sensitivity(table: pd.DataFrame, compare: str):
+    """Collapse rate against a numeric treatment on a symmetric log axis (0 at the left)."""
+    regimes = sorted(table["regime"].unique())
+    style = _style(regimes)
+    values = sorted(table[compare].unique())
+    positive = [v for v in values if v > 0]
+    fig, panels = _panels(table, sharey=True)
+    for ax, sub, title in panels:
+        for regime in regimes:
+            s = sub[sub["regime"] == regime].sort_values(compare)
+            if s.empty:
+                continue
+            st = style[regime]
+            ax.plot(s[compare], s["collapse_rate"], marker=st["marker"], ls=st["ls"], color=st["color"], label=regime, lw=1.6)
+            ax.fill_between(s[compare], s["rate_lo"], s["rate_hi"], color=st["color"], alpha=0.15, lw=0)
+        ax.set_xscale("symlog", linthresh=min(positive) if positive else 1.0)
+        ax.set_xticks(values, [f"{v:g}" for v in values])
         ax.minorticks_off()
-        ax.set_ylim(-0.03, 1.03)
-        ax.set_xlabel("λ (symmetric log scale; 0 at the left)")
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_xlabel(f"{compare} (symmetric log scale; 0 at the left)")
         ax.set_ylabel("collapse rate (95% band)")
         ax.set_title(title)
-    return _finish(fig, None, f"Sensitivity of collapse to λ · {_n_note(table)}", "regime")
+    return _finish(fig, f"Dose-response of collapse to {compare} · {_n_note(table)}", "regime")
 
 
 def over_time(curves: pd.DataFrame, value: str, ylabel: str, title: str, band: tuple[str, str] | None,
-              log: bool = False):
-    """Rows: model x data set; columns: regimes; one line per lambda."""
+              order: list[str], log: bool = False):
+    """Rows: model x data set; columns: regimes; one line per treatment."""
     curves = curves.assign(panel=curves["model"] + " · " + curves["dataset"])
-    lams = sorted(curves["lam"].unique())
-    palette = sns.color_palette("colorblind", len(lams))
+    palette = sns.color_palette("viridis", max(1, len(order)))
     fig, panels = _panels(curves, cols_key="regime", rows_key="panel", width=3.8, sharey=False)
     for ax, sub, name in panels:
-        for k, lam in enumerate(lams):
-            s = sub[sub["lam"] == lam].sort_values("step")
-            if s.empty or s[value].isna().all():
+        for k, treatment in enumerate(order):
+            s = sub[sub["treatment"] == treatment].sort_values("step")
+            if s.empty or value not in s or s[value].isna().all():
                 continue
-            ax.plot(s["step"], s[value], color=palette[k], label=f"λ={lam:g}", lw=1.4)
+            ax.plot(s["step"], s[value], color=palette[k], label=treatment, lw=1.4, ls=DASHES[k % len(DASHES)])
             if band:
-                ax.fill_between(s["step"], s[band[0]], s[band[1]], color=palette[k], alpha=0.15, lw=0)
-        if log and (sub[value] > 0).any():
+                ax.fill_between(s["step"], s[band[0]], s[band[1]], color=palette[k], alpha=0.12, lw=0)
+        if log and value in sub and (sub[value] > 0).any():
             ax.set_yscale("log")
         if value == "collapsed_share":
-            ax.set_ylim(-0.03, 1.03)
+            ax.set_ylim(-0.05, 1.05)
         ax.set_xlabel("iteration")
         ax.set_ylabel(ylabel, fontsize=8)
         ax.set_title(name, fontsize=9)
-    n = curves["n"].max()
-    return _finish(fig, None, f"{title} · up to n = {n} seeds per line", "lambda")
+    return _finish(fig, f"{title} · up to n = {int(curves['n'].max()) if len(curves) else 0} seeds per line", "treatment")
+
+
+def loss_curves(curves: pd.DataFrame, keys: list[tuple[str, str]], order: list[str]):
+    """Median of each loss over seeds: rows model x data set x loss, columns regimes."""
+    frames = [curves[curves["loss"] == key].assign(panel=lambda f, lab=label: f["model"] + " · " + f["dataset"] + " · " + lab)
+              for key, label in keys]
+    frame = pd.concat(frames, ignore_index=True) if frames else curves.assign(panel="")
+    palette = sns.color_palette("viridis", max(1, len(order)))
+    fig, panels = _panels(frame, cols_key="regime", rows_key="panel", width=3.8, height=2.6)
+    for ax, sub, name in panels:
+        for k, treatment in enumerate(order):
+            s = sub[sub["treatment"] == treatment].sort_values("step")
+            if not s.empty:
+                ax.plot(s["step"], s["median"], color=palette[k], label=treatment, lw=1.3, ls=DASHES[k % len(DASHES)])
+        ax.set_xlabel("iteration")
+        ax.set_title(name, fontsize=8)
+    return _finish(fig, "Losses during training (median over seeds)", "treatment")
+
+
+def scatter_panel(ax, points: np.ndarray, centres: np.ndarray, sigma: float, lim: float) -> None:
+    """2-D samples over the true modes with their 3-sigma circles, on fixed axes."""
+    for c in centres:
+        ax.add_patch(plt.Circle(c, 3 * sigma, fill=False, color="#d55e00", lw=0.8))
+    ax.scatter(centres[:, 0], centres[:, 1], s=6, color="#d55e00", marker="x", lw=0.8)
+    finite = np.isfinite(points).all(1)
+    ax.scatter(points[finite, 0], points[finite, 1], s=1.5, alpha=0.45, color="#0072b2", linewidths=0)
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def sample_grid(rows: list[tuple[str, list[tuple[str, object]]]], geometry: dict, title: str):
+    """A grid of sample panels: one row per condition, one column per (caption, sample)."""
+    ncol = max(len(cells) for _, cells in rows)
+    fig, axes = plt.subplots(len(rows), ncol, figsize=(1.9 * ncol + 2.2, 1.9 * len(rows) + 0.8), squeeze=False)
+    centres = np.asarray(geometry.get("centres", []), dtype=float)
+    lim = (np.abs(centres).max() + 1.0) if len(centres) else 1.0
+    for i, (label, cells) in enumerate(rows):
+        for j in range(ncol):
+            ax = axes[i, j]
+            if j >= len(cells):
+                ax.axis("off")
+                continue
+            caption, sample = cells[j]
+            if isinstance(sample, np.ndarray) and sample.ndim == 2 and sample.shape[1] == 2:
+                scatter_panel(ax, sample.astype(np.float64), centres, geometry.get("sigma", 0.0), lim)
+            elif isinstance(sample, bytes):
+                from PIL import Image
+
+                img = np.asarray(Image.open(io.BytesIO(sample)))
+                ax.imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+            else:
+                ax.text(0.5, 0.5, "no snapshot", ha="center", va="center", fontsize=7, transform=ax.transAxes)
+                ax.set_xticks([])
+                ax.set_yticks([])
+            ax.set_title(caption, fontsize=7)
+            if j == 0:
+                ax.set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
+    return fig

@@ -1,22 +1,37 @@
-"""Read one or more results folders (local paths or URIs) into two frames, checking the
-contract of analysis/schema.py first."""
+"""Read one or more results folders (local paths or URIs) into two frames and the contract
+that says what they mean (analysis/schema.py).
+
+A folder with per-trial files (a running or finished sweep) is read from those files, so a
+report never shows a stale consolidation; corrupt per-trial files are skipped and named. A
+folder without them (committed results) is read from trials.parquet and metrics.parquet.
+Version 1 folders are read through a shim: v1 overwrote the configured `iterations` with the
+steps done, so `steps_done` takes that value and `iterations` is recovered where it can be (a
+finished trial did all of its iterations; otherwise the study's `budget:`), else left empty;
+the axes, which v1 did not record, are read from the folder's study.yaml.
+
+When folders are combined, a config key that one folder lacks (written before the key
+existed) is filled with the key's documented default, declared in the other folders'
+contract; with no declaration it stays empty and forms its own condition, never merged.
+"""
 
 from __future__ import annotations
 
 import json
 import posixpath
+import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
+import yaml
 
 from analysis import schema
+from analysis.contract import TrialFiles, build_tables, open_location, read_errors
 
 
 class ResultsError(ValueError):
-    """A results file that does not follow the contract."""
+    """A results folder or file that does not follow the contract."""
 
 
 @dataclass
@@ -24,46 +39,135 @@ class Results:
     trials: pd.DataFrame
     metrics: pd.DataFrame
     sources: list[dict] = field(default_factory=list)  # per folder: location, study text, versions
-
-
-def _open(location: str) -> tuple[pafs.FileSystem, str]:
-    if "://" not in location:
-        location = str(Path(location).expanduser().resolve())
-    return pafs.FileSystem.from_uri(location)
-
-
-def read_checked(fs: pafs.FileSystem, path: str, required: tuple[str, ...]) -> pd.DataFrame:
-    try:
-        table = pq.read_table(path, filesystem=fs)
-    except FileNotFoundError:
-        raise ResultsError(f"{path}: missing; run `vi-sweep run` (or `vi-sweep report`) to write it") from None
-    version = (table.schema.metadata or {}).get(schema.SCHEMA_KEY, b"").decode()
-    if version != schema.SCHEMA_VERSION:
-        raise ResultsError(f"{path}: schema version {version or 'absent'!r}, this reader knows "
-                           f"{schema.SCHEMA_VERSION!r}")
-    missing = [c for c in required if c not in table.column_names]
-    if missing:
-        raise ResultsError(f"{path}: missing column(s) {', '.join(missing)}")
-    return table.to_pandas()
+    contract: dict = field(default_factory=dict)  # merged over folders
+    notes: list[str] = field(default_factory=list)  # what the reader did (skipped files, filled keys)
+    locations: dict[str, str] = field(default_factory=dict)  # trial_id -> the folder it came from
 
 
 def _read_text(fs: pafs.FileSystem, path: str) -> str:
     try:
         with fs.open_input_stream(path) as f:
             return f.read().decode()
-    except FileNotFoundError:
+    except (FileNotFoundError, OSError):
         return ""
 
 
-def load_results(locations: list[str]) -> Results:
-    trials, metrics, sources = [], [], []
+def read_checked(fs: pafs.FileSystem, path: str, required: tuple[str, ...]) -> tuple[pd.DataFrame, str, dict]:
+    """A contract table: (frame, schema version, contract); refuses what it cannot read."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path, filesystem=fs)
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: missing; run `vi-sweep run` to write it") from None
+    except (pa.ArrowInvalid, OSError) as err:
+        raise ResultsError(f"{path}: not a readable Parquet file ({err})") from None
+    meta = table.schema.metadata or {}
+    version = meta.get(schema.SCHEMA_KEY, b"").decode()
+    if version not in (schema.SCHEMA_VERSION, "1"):
+        raise ResultsError(f"{path}: schema version {version or 'absent'!r}; this reader knows "
+                           f"{schema.SCHEMA_VERSION!r} (and reads '1' through a shim)")
+    missing = [c for c in required if c not in table.column_names and not (version == "1" and c == "steps_done")]
+    if missing:
+        raise ResultsError(f"{path}: missing column(s) {', '.join(missing)}")
+    contract = json.loads(meta[schema.CONTRACT_KEY]) if schema.CONTRACT_KEY in meta else {}
+    return table.to_pandas(), version, contract
+
+
+def _v1_contract(study_text: str) -> dict:
+    """A v1 folder's axes, read from its study file (v1 did not record them)."""
+    study = (yaml.safe_load(study_text) or {}) if study_text else {}
+    grid = study.get("grid") or {}
+    labelled = {k: v for k, v in grid.items() if isinstance(v, dict)}
+    return {"axes": ["model", "dataset", *grid, "seed"], "labelled": labelled,
+            "compare": {"axis": "lam", "baseline": 0.0} if "lam" in grid else None} if grid else {}
+
+
+def _v1_trials(trials: pd.DataFrame, study_text: str) -> pd.DataFrame:
+    trials = trials.rename(columns={"iterations": "steps_done"})
+    budget = ((yaml.safe_load(study_text) or {}).get("budget") or {}).get("iterations") if study_text else None
+    finished = trials["status"] == "finished"
+    trials["iterations"] = trials["steps_done"].where(finished, budget if budget is not None else float("nan"))
+    trials["pack"] = 1
+    return trials
+
+
+def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list[str]]:
+    """(trials, metrics, source, notes) of one folder."""
+    fs, root = open_location(location)
+    if fs.get_file_info(root).type != pafs.FileType.Directory:
+        raise ResultsError(f"{location}: no such results folder")
+    notes = []
+    study = _read_text(fs, posixpath.join(root, schema.STUDY_FILE))
+    versions = _read_text(fs, posixpath.join(root, schema.VERSIONS_FILE))
+    contract_text = _read_text(fs, posixpath.join(root, schema.CONTRACT_FILE))
+    contract = json.loads(contract_text) if contract_text else {}
+    if fs.get_file_info(posixpath.join(root, schema.TRIALS_DIR)).type == pafs.FileType.Directory:
+        files = TrialFiles(fs, root)
+        trials, metrics = build_tables(files.read(), read_errors(fs, root))
+        if files.corrupt:
+            notes.append(f"{location}: skipped unreadable trial file(s) {', '.join(files.corrupt)} "
+                         "(the driver moves them to quarantine/ and runs those trials again)")
+    else:
+        trials, version, contract_t = read_checked(fs, posixpath.join(root, schema.TRIALS_FILE),
+                                                   schema.REQUIRED_TRIAL_COLUMNS)
+        metrics, _, _ = read_checked(fs, posixpath.join(root, schema.METRICS_FILE), schema.REQUIRED_METRIC_COLUMNS)
+        contract = contract or contract_t
+        if version == "1":
+            trials = _v1_trials(trials, study)
+            contract = _v1_contract(study)
+            notes.append(f"{location}: schema version 1, read through the v1 shim (steps_done from v1's "
+                         "`iterations`; configured iterations recovered from status and the study's budget)")
+    source = {"location": location, "study": study, "versions": json.loads(versions) if versions else {}}
+    return trials, metrics, {**source, "contract": contract}, notes
+
+
+def merge_contracts(contracts: list[dict]) -> dict:
+    merged: dict = {"axes": [], "labelled": {}, "compare": None, "config": {}, "keys": {}, "datasets": {}}
+    for c in contracts:
+        merged["axes"] += [a for a in c.get("axes", []) if a not in merged["axes"]]
+        merged["compare"] = merged["compare"] or c.get("compare")
+        for section in ("labelled", "config", "keys", "datasets"):
+            merged[section].update(c.get(section, {}))
+    if merged["axes"] and "seed" in merged["axes"]:
+        merged["axes"] = [a for a in merged["axes"] if a != "seed"] + ["seed"]
+    return merged
+
+
+def fill_defaults(frames: list[pd.DataFrame], contract: dict, notes: list[str]) -> list[pd.DataFrame]:
+    """Give every frame every config column another frame has: the declared default, or
+    nothing (its own condition) where no contract declares one."""
+    columns = [c for f in frames for c in schema.config_columns(f.columns)]
+    columns = list(dict.fromkeys(columns))
+    out = []
+    for i, frame in enumerate(frames):
+        frame = frame.copy()
+        for col in columns:
+            if col in frame:
+                continue
+            decl = contract.get("config", {}).get(col)
+            frame[col] = decl["default"] if decl else None
+            notes.append(f"results folder {i + 1}: no `{col}` column; "
+                         + (f"filled with its documented default {decl['default']!r}" if decl else
+                            "no documented default, so its trials form their own condition"))
+        out.append(frame)
+    return out
+
+
+def load_results(locations: list[str], warn: bool = True) -> Results:
+    trials, metrics, sources, notes, where = [], [], [], [], {}
     for location in locations:
-        fs, root = _open(location)
-        trials.append(read_checked(fs, posixpath.join(root, schema.TRIALS_FILE), schema.REQUIRED_TRIAL_COLUMNS))
-        metrics.append(read_checked(fs, posixpath.join(root, schema.METRICS_FILE), schema.REQUIRED_METRIC_COLUMNS))
-        versions = _read_text(fs, posixpath.join(root, schema.VERSIONS_FILE))
-        sources.append({"location": location, "study": _read_text(fs, posixpath.join(root, schema.STUDY_FILE)),
-                        "versions": json.loads(versions) if versions else {}})
+        t, m, source, n = load_location(location)
+        where.update(dict.fromkeys(t["trial_id"], location))
+        trials.append(t)
+        metrics.append(m)
+        sources.append(source)
+        notes += n
+    contract = merge_contracts([s["contract"] for s in sources])
+    trials = fill_defaults(trials, contract, notes) if len(trials) > 1 else trials
     all_trials = pd.concat(trials, ignore_index=True).drop_duplicates("trial_id", keep="last")
     all_metrics = pd.concat(metrics, ignore_index=True).drop_duplicates(["trial_id", "step"], keep="last")
-    return Results(all_trials.reset_index(drop=True), all_metrics.reset_index(drop=True), sources)
+    if warn:
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+    return Results(all_trials.reset_index(drop=True), all_metrics.reset_index(drop=True), sources, contract, notes, where)

@@ -1,34 +1,65 @@
-"""results folders -> figures (PNG and SVG), REPORT.md and one self-contained report.html."""
+"""results folders -> figures (PNG and SVG), REPORT.md and one self-contained report.html.
+
+The report opens with its findings (each treatment against the baseline, worded by the rule it
+states), then the samples a GAN researcher looks at first, then the evidence: collapse rates
+under both collapse rules, each metric with every seed shown, curves over training and losses.
+Every table behind a figure is in the report and in CSV beside it.
+"""
 
 from __future__ import annotations
 
 import base64
 import html
 import math
+import re
 import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from analysis import figures, tables
+from analysis.findings import RULE, findings
 from analysis.load import Results, load_results
+from analysis.samples import read_snapshot, representatives, snapshot_steps
 from analysis.search import search_sections
 
-FIGURES = {
-    "collapse_rate": "Collapse rate by BN x G steps x λ",
-    "fd": "Frechet distance by condition",
-    "modes": "Mode coverage by condition",
-    "lambda_sensitivity": "Sensitivity to λ",
-    "training_curves": "Training curves",
-    "collapse_over_time": "Collapse over time",
+METRIC_NOTES = {
+    "eval/fd_2d": "fd_2d is the Frechet distance between the samples' and the mixture's first two moments (mean and "
+                  "covariance) in data space. It does not see modes: a blurred ring around the true one, or a few modes "
+                  "placed symmetrically, can score well while covering few modes. Read it beside the mode counts.",
+    "eval/modes": "modes (this project's count): a mode is captured when it holds at least mode_min_share (default 0.1) "
+                  "of its uniform share of the high-quality samples; robust to a few stray samples.",
+    "eval/modes_lit": "modes_lit (the literature's count, VEEGAN's code as reused by PacGAN): a mode is captured when at "
+                      "least one high-quality sample (within 3 standard deviations) among the first 2,500 samples is "
+                      "nearest to it. Use it to set numbers beside published tables.",
+    "eval/fd_digits": "fd_digits is a Frechet distance in the features of a small digits classifier trained here; it is "
+                      "not FID and not comparable with published FIDs.",
+    "eval/fid_inception": "fid_inception is FID with torch-fidelity's Inception-v3; FID from fewer than 10,000 samples is "
+                          "biased upwards and not comparable with FID-10k/50k tables.",
 }
 
 
 def _fmt(v) -> str:
-    if isinstance(v, float):
+    if isinstance(v, (float, np.floating)):
         return "" if math.isnan(v) else (f"{v:.3g}" if abs(v) < 1e4 else f"{v:.4g}")
     return str(v)
+
+
+def clean(frame: pd.DataFrame) -> pd.DataFrame:
+    """No all-empty columns (NaN or "") and no column that repeats another."""
+    if frame.empty:
+        return frame
+    frame = frame.loc[:, [not frame[c].replace("", np.nan).isna().all() for c in frame.columns]]
+    keep, seen = [], []
+    for c in frame.columns:
+        numbers = pd.to_numeric(frame[c], errors="coerce")
+        values = numbers.tolist() if numbers.notna().all() else frame[c].astype(str).tolist()
+        if values not in seen:
+            seen.append(values)
+            keep.append(c)
+    return frame[keep]
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -38,66 +69,202 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return head + "".join("| " + " | ".join(_fmt(v) for v in row) + " |\n" for row in frame.itertuples(index=False))
 
 
-def make_figures(res: Results) -> tuple[dict[str, plt.Figure], dict[str, pd.DataFrame]]:
-    table = tables.condition_table(res.trials)
-    effect = tables.lambda_effect(table)
-    metric = "eval/fd_2d"
-    for m in tables.FD_METRICS:
-        if m in res.metrics and res.metrics[m].notna().any():
-            metric = m
-            break
-    curves = tables.over_time(res.trials[res.trials["status"] != "error"], res.metrics, metric)
-    figs = {
-        "collapse_rate": figures.collapse_rate(table),
-        "fd": figures.metric_by_condition(table, "fd", "Frechet distance", "Final Frechet distance", log=True),
-        "modes": figures.metric_by_condition(table, "modes_frac", "share of modes captured", "Final mode coverage"),
-        "lambda_sensitivity": figures.lambda_sensitivity(table),
-        "training_curves": figures.over_time(curves, "median", f"{metric.removeprefix('eval/')} (median, IQR band)",
-                                             f"{metric.removeprefix('eval/')} during training", ("q25", "q75"),
-                                             log=True),
-        "collapse_over_time": figures.over_time(curves, "collapsed_share", "share of seeds collapsed",
-                                                "Collapse over time", None),
-    }
-    return figs, {"conditions": table, "lambda_effect": effect, "curves": curves}
+def _interval(med, lo, hi, n) -> str:
+    if med != med:
+        return ""
+    text = _fmt(med)
+    if lo == lo and hi == hi:
+        text += f" [{_fmt(lo)}, {_fmt(hi)}]"
+    return text + f" (n={int(n)})"
+
+
+def collapse_summary(table: pd.DataFrame, compare: str | None) -> pd.DataFrame:
+    cols = ["model", "dataset", "regime", compare or "treatment", "n"]
+    out = table[[c for c in cols if c in table]].copy()
+    out["collapsed at end"] = [f"{int(k)}/{int(n)} = {r:.2f} [{lo:.2f}, {hi:.2f}]" for k, n, r, lo, hi in
+                               table[["collapsed", "n", "collapse_rate", "rate_lo", "rate_hi"]].itertuples(index=False)]
+    out["collapsed late"] = [f"{int(k)}/{int(n)} = {r:.2f} [{lo:.2f}, {hi:.2f}]" for k, n, r, lo, hi in
+                             table[["collapsed_late", "n", "late_rate", "late_lo", "late_hi"]].itertuples(index=False)]
+    out["diverged"] = table["diverged"]
+    return clean(out)
+
+
+def metric_summary(table: pd.DataFrame, metrics: list[str], compare: str | None) -> pd.DataFrame:
+    cols = ["model", "dataset", "regime", compare or "treatment"]
+    out = table[[c for c in cols if c in table]].copy()
+    for m in metrics:
+        name = m.removeprefix("eval/")
+        if f"{name}_median" in table:
+            out[name] = [_interval(*r) for r in table[[f"{name}_median", f"{name}_lo", f"{name}_hi", f"{name}_n"]]
+                         .itertuples(index=False)]
+    return clean(out)
+
+
+def effect_summary(effect: pd.DataFrame) -> pd.DataFrame:
+    if effect.empty:
+        return effect
+    out = effect[["model", "dataset", "regime", "treatment", "n", "n_base"]].copy()
+    for rule in ("end", "late"):
+        out[f"{rule}: difference [95% CI]"] = [f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]" for d, lo, hi in
+                                              effect[[f"{rule}_diff", f"{rule}_lo", f"{rule}_hi"]].itertuples(index=False)]
+        out[f"{rule}: Fisher p"] = effect[f"{rule}_fisher_p"]
+    return clean(out)
+
+
+def _slug(*parts: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", "-".join(parts)).strip("-").lower()
+
+
+def sample_figures(res: Results, labelled: pd.DataFrame, lay: tables.Layout) -> dict[str, tuple[str, plt.Figure]]:
+    """Per model x data set: final samples of the best, median and worst seed of every
+    condition, and one evolution strip per condition (the median seed across evaluations)."""
+    out = {}
+    done = labelled[labelled["status"].isin(("finished", "diverged"))]
+    order = figures.treatments(done, lay.compare)
+    for (model, dataset), facet in done.groupby(["model", "dataset"], sort=True):
+        geometry = res.contract.get("datasets", {}).get(dataset, {})
+        quality = tables.quality_metric(facet)
+        finals, strips = [], []
+        for (regime, treatment), group in sorted(facet.groupby(["regime", "treatment"]),
+                                                 key=lambda kv: (kv[0][0], order.index(kv[0][1]))):
+            label = f"{regime}\n{lay.compare or ''} {treatment}".strip()
+            cells = []
+            for name, row in representatives(group, quality):
+                loc = res.locations.get(row["trial_id"])
+                steps = snapshot_steps(loc, row["trial_id"]) if loc else {}
+                sample = read_snapshot(loc, steps[max(steps)]) if steps else None
+                cells.append((f"{name} (seed {int(row['seed'])})", sample))
+            finals.append((label, cells))
+            reps = representatives(group, quality)
+            median = reps[len(reps) // 2][1]
+            loc = res.locations.get(median["trial_id"])
+            steps = snapshot_steps(loc, median["trial_id"]) if loc else {}
+            picked = list(steps)[:: max(1, math.ceil(len(steps) / 8))]
+            if steps and picked[-1] != max(steps):
+                picked.append(max(steps))
+            strips.append((label, [(f"step {s}", read_snapshot(loc, steps[s])) for s in picked]))
+        if any(sample is not None for _, cells in finals for _, sample in cells):
+            key = _slug("samples", model, dataset)
+            out[key] = (f"Samples: {model} on {dataset} (best, median and worst seed by the collapse metric)",
+                        figures.sample_grid(finals, geometry, f"Final samples · {model} · {dataset}"))
+            key = _slug("evolution", model, dataset)
+            out[key] = (f"Samples over training: {model} on {dataset} (the median seed of each condition)",
+                        figures.sample_grid(strips, geometry, f"Samples over training · {model} · {dataset}"))
+    return out
+
+
+def loss_frame(res: Results, labelled: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    cols = [k for k in keys if k in res.metrics]
+    if not cols:
+        return pd.DataFrame(columns=["model", "dataset", "regime", "treatment", "step", "loss", "median"])
+    long = res.metrics[["trial_id", "step", *cols]].melt(["trial_id", "step"], var_name="loss", value_name="value")
+    long = long.merge(labelled[["trial_id", "model", "dataset", "regime", "treatment"]], on="trial_id").dropna(subset=["value"])
+    return long.groupby(["model", "dataset", "regime", "treatment", "loss", "step"])["value"].median() \
+        .rename("median").reset_index()
 
 
 def build_report(locations: list[str], out: str) -> Path:
     res = load_results(locations)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    figs, frames = make_figures(res)
-    for name, fig in figs.items():
-        fig.savefig(out_dir / f"{name}.png", dpi=120)
+    trials, contract = res.trials, res.contract
+    lay = tables.layout(trials, contract)
+    labelled = tables.with_labels(trials, lay)
+    table = tables.condition_table(trials, res.metrics, contract)
+    effect = tables.effect_table(table, lay)
+    found = findings(labelled, effect, lay, contract.get("keys", {}))
+    metrics = tables.metric_keys(trials, contract)
+    quality = tables.quality_metric(trials)
+    curves = tables.over_time(trials[trials["status"] != "error"], res.metrics, quality, contract)
+    order = figures.treatments(labelled, lay.compare)
+    keys = contract.get("keys", {})
+    label = lambda m: keys.get(m, {}).get("label", m.removeprefix("eval/"))  # noqa: E731
+
+    figs: dict[str, tuple[str, plt.Figure]] = {}
+    figs.update(sample_figures(res, labelled, lay))
+    figs["collapse_rate"] = ("Collapse rate at the last evaluation", figures.collapse_rate(table, lay.compare, "end"))
+    figs["collapse_rate_late"] = ("Collapse rate at any evaluation in the last half of training",
+                                  figures.collapse_rate(table, lay.compare, "late"))
+    done = labelled[labelled["status"].isin(("finished", "diverged"))]
+    for m in metrics:
+        log = keys.get(m, {}).get("better") == "lower" and m.startswith(("eval/fd", "eval/fid"))
+        figs[_slug("metric", m.removeprefix("eval/"))] = (label(m), figures.metric_by_condition(
+            done, table, m, label(m), lay.compare, log=log))
+    if lay.compare and pd.api.types.is_numeric_dtype(trials[lay.compare]) and len(order) > 2:
+        figs["dose_response"] = (f"Dose-response of collapse to {lay.compare}", figures.lambda_sensitivity(table, lay.compare))
+    if quality:
+        figs["training_curves"] = (f"{quality.removeprefix('eval/')} during training", figures.over_time(
+            curves, "median", f"{quality.removeprefix('eval/')} (median, IQR band)",
+            f"{quality.removeprefix('eval/')} during training", ("q25", "q75"), order, log=True))
+    figs["collapse_over_time"] = ("Collapse over time", figures.over_time(
+        curves, "collapsed_share", "share of seeds collapsed", "Collapse over time", None, order))
+    loss_keys = [k for k in keys if k.startswith("loss/")] or [c for c in res.metrics if c.startswith("loss/")]
+    losses = loss_frame(res, labelled, loss_keys)
+    if len(losses):
+        present = [(k, label(k)) for k in loss_keys if k in set(losses["loss"])]
+        figs["loss_curves"] = ("Losses during training", figures.loss_curves(losses, present, order))
+    for name, (_, fig) in figs.items():
+        fig.savefig(out_dir / f"{name}.png", dpi=110)
         fig.savefig(out_dir / f"{name}.svg")
         plt.close(fig)
-    frames["conditions"].to_csv(out_dir / "conditions.csv", index=False)
-    frames["lambda_effect"].to_csv(out_dir / "lambda_effect.csv", index=False)
-    sections = report_sections(res, frames)
-    sections[4:4] = search_sections(locations, res, out_dir)
+
+    frames = {"conditions": clean(table), "effects": clean(effect), "findings": clean(found), "curves": curves}
+    for name, frame in frames.items():
+        frame.to_csv(out_dir / f"{name}.csv", index=False)
+    sections = report_sections(res, lay, table, effect, found, figs, metrics)
+    sections[-2:-2] = search_sections(locations, res, out_dir)
     (out_dir / "REPORT.md").write_text(render_markdown(sections))
     (out_dir / "report.html").write_text(render_html(sections, out_dir))
     return out_dir / "REPORT.md"
 
 
-def report_sections(res: Results, frames: dict[str, pd.DataFrame]) -> list[tuple[str, str, object]]:
-    """(heading, figure name or '', table frame or text) in report order."""
+def findings_text(found: pd.DataFrame) -> list[str]:
+    if found.empty:
+        return ["No treatment axis with a baseline in these results (set `compare:` in the study), so no findings."]
+    lines = []
+    for (model, dataset, regime), g in found.groupby(["model", "dataset", "regime"], sort=True):
+        for _, r in g.iterrows():
+            text = f"**{model} · {dataset} · {regime} · {r['treatment']} vs {r['baseline']}**: {r['collapse']}"
+            if isinstance(r.get("quality"), str):
+                text += f"; {r['quality']}"
+            if r["warning"]:
+                text += f" _({r['warning']})_"
+            lines.append(text)
+    return lines
+
+
+def report_sections(res: Results, lay, table, effect, found, figs, metrics) -> list[tuple[str, str, object]]:
+    """(heading, figure name or '', body: a frame, a paragraph, or a list of bullets)."""
     t = res.trials
     statuses = ", ".join(f"{v} {k}" for k, v in t["status"].value_counts().sort_index().items())
-    rules = ", ".join(f"`{r}`" for r in sorted(t["collapse_rule"].unique()))
-    versions = pd.DataFrame([{"results": s["location"], **s["versions"]} for s in res.sources])
-    cond = frames["conditions"]
-    keep = [c for c in cond.columns if c in ("model", "dataset", "regime", "lam", "n", "collapsed", "collapse_rate",
-                                            "rate_lo", "rate_hi", "diverged_share") or c.startswith(("fd_", "modes_frac_"))]
-    summary = (f"{len(t)} trials ({statuses}). Collapse rule: {rules}; a trial counts as collapsed when its "
-               "last evaluation meets the rule, and a diverged trial counts as collapsed. Intervals: Wilson 95% "
-               "for rates, percentile bootstrap 95% (2000 resamples) for medians, Newcombe's hybrid score "
-               "interval for differences of rates, Fisher's exact test for p-values.")
-    sections = [("Summary", "", summary), ("Versions", "", versions),
-                ("Collapse rate by BN x G steps x λ", "collapse_rate", cond[keep]),
-                ("Effect of λ on collapse (against λ = 0 in the same regime)", "", frames["lambda_effect"]),
-                ("Final Frechet distance", "fd", None), ("Final mode coverage", "modes", None),
-                ("Sensitivity to λ", "lambda_sensitivity", None), ("Training curves", "training_curves", None),
-                ("Collapse over time", "collapse_over_time", None)]
+    rules = ", ".join(f"`{r}`" for r in sorted(t["collapse_rule"].dropna().unique()))
+    small = int((table["n"] < 10).sum()) if len(table) else 0
+    summary = [f"{len(t)} trials ({statuses}) in {len(table)} conditions; axes: "
+               f"{', '.join(lay.conditions) or 'none'} (treatment: {lay.compare or 'none'}, baseline "
+               f"{tables._label(lay.baseline) if lay.compare else '-'}).",
+               f"Collapse rule: {rules}. Two counts, always named: **end** = {tables.RULES['end']}; **late** = "
+               f"{tables.RULES['late']}. A diverged trial counts as collapsed under both, and as diverged; metric "
+               "medians are over trials that did not diverge (their count is the n shown beside each median).",
+               "Intervals: Wilson 95% for rates, percentile bootstrap 95% (2,000 resamples) for medians (only where "
+               "n >= 5), Newcombe's hybrid score interval for differences of rates."]
+    if small:
+        summary.append(f"**Warning: {small} of {len(table)} conditions have fewer than 10 seeds.**")
+    summary += [f"Note: {n}" for n in res.notes]
+    versions = clean(pd.DataFrame([{"results": s["location"], **s["versions"]} for s in res.sources]))
+    sections: list[tuple[str, str, object]] = [("Summary", "", summary), ("Findings", "", [RULE, *findings_text(found)])]
+    sections += [(title, name, None) for name, (title, _) in figs.items() if name.startswith(("samples-", "evolution-"))]
+    sections += [("Collapse rate at the last evaluation", "collapse_rate", collapse_summary(table, lay.compare)),
+                 ("Collapse rate at any evaluation in the last half of training", "collapse_rate_late", None),
+                 ("Effect on collapse against the baseline (both rules)", "", effect_summary(effect))]
+    for m in metrics:
+        name = _slug("metric", m.removeprefix("eval/"))
+        sections.append((figs[name][0], name, METRIC_NOTES.get(m, "")))
+    sections.append(("Metric medians by condition: median [bootstrap 95% CI] (n non-diverged)", "",
+                     metric_summary(table, metrics, lay.compare)))
+    for name in ("dose_response", "training_curves", "collapse_over_time", "loss_curves"):
+        if name in figs:
+            sections.append((figs[name][0], name, None))
+    sections.append(("Versions", "", versions))
     sections += [(f"Study as run: {s['location']}", "", f"```yaml\n{s['study'].strip()}\n```") for s in res.sources]
     return sections
 
@@ -110,16 +277,27 @@ def render_markdown(sections) -> str:
             out.append(f"\n![{heading}]({fig}.png) ([svg]({fig}.svg))\n")
         if isinstance(body, pd.DataFrame):
             out.append("\n" + markdown_table(body))
+        elif isinstance(body, list):
+            out.append("\n" + "".join(f"- {line}\n" for line in body))
         elif body:
             out.append(f"\n{body}\n")
     return "".join(out)
 
 
+def _inline(text: str) -> str:
+    text = html.escape(text)
+    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+    text = re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+    return re.sub(r"(?<![\w])_(.+?)_(?![\w])", r"<i>\1</i>", text)
+
+
 def render_html(sections, out_dir: Path) -> str:
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>vi-sweeps report</title><style>"
-             "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
-             "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px}"
-             "img{max-width:100%}pre{background:#f6f6f6;padding:1em;overflow:auto}</style></head><body>"
+             "body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}"
+             "table{border-collapse:collapse;font-size:11.5px;width:100%;table-layout:auto}"
+             "td,th{border:1px solid #ccc;padding:2px 5px;overflow-wrap:anywhere;vertical-align:top}"
+             "img{max-width:100%}pre{background:#f6f6f6;padding:1em;white-space:pre-wrap}li{margin:0.3em 0}"
+             "</style></head><body>"
              f"<h1>vi-sweeps report</h1><p><i>generated {time.strftime('%Y-%m-%d %H:%M:%S')}</i></p>"]
     for heading, fig, body in sections:
         parts.append(f"<h2>{html.escape(heading)}</h2>")
@@ -128,8 +306,10 @@ def render_html(sections, out_dir: Path) -> str:
             parts.append(f"<img alt='{html.escape(heading)}' src='data:image/png;base64,{data}'>")
         if isinstance(body, pd.DataFrame):
             parts.append(body.to_html(index=False, float_format=lambda v: _fmt(v), na_rep=""))
+        elif isinstance(body, list):
+            parts.append("<ul>" + "".join(f"<li>{_inline(line)}</li>" for line in body) + "</ul>")
         elif isinstance(body, str) and body.startswith("```"):
             parts.append(f"<pre>{html.escape(body.strip('`').removeprefix('yaml'))}</pre>")
         elif body:
-            parts.append(f"<p>{html.escape(body)}</p>")
+            parts.append(f"<p>{_inline(body)}</p>")
     return "".join(parts) + "</body></html>"

@@ -12,7 +12,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from analysis.load import Results, _open, read_checked
+from analysis.contract import open_location as _open
+from analysis.load import Results, read_checked
+from analysis.tables import metric_keys
 
 SEARCH_FILE, SEARCH_META = "search.parquet", "search.json"
 log = logging.getLogger(__name__)
@@ -25,7 +27,7 @@ def load_search(locations: list[str]) -> tuple[pd.DataFrame, dict]:
         path = f"{root}/{SEARCH_FILE}"
         if fs.get_file_info(path).type.name == "NotFound":
             continue
-        frames.append(read_checked(fs, path, ("search_study", "number", "value", "state")))
+        frames.append(read_checked(fs, path, ("search_study", "number", "value", "state"))[0])
         with fs.open_input_stream(f"{root}/{SEARCH_META}") as f:
             info = json.loads(f.read())
         meta.update({name: info for name in info["studies"]})
@@ -43,7 +45,7 @@ def best_table(search: pd.DataFrame, meta: dict, res: Results) -> pd.DataFrame:
         seeds = res.trials[res.trials["trial_id"].isin(ids)]
         row = {"search_study": name, "trials": len(g), "best_trial": int(best["number"]), "objective": best["value"]}
         row.update({c.removeprefix("params_"): best[c] for c in g.columns if c.startswith("params_")})
-        for metric in ("eval/modes_frac", "eval/fd_2d", "eval/fd_digits"):
+        for metric in metric_keys(seeds, res.contract):
             vals = seeds[metric].dropna() if metric in seeds else pd.Series(dtype=float)
             if len(vals):
                 short = metric.removeprefix("eval/")

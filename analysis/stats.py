@@ -49,3 +49,26 @@ def bootstrap_median(values, n_boot: int = 2000, seed: int = 0) -> tuple[float, 
     medians = np.median(x[rng.integers(0, len(x), size=(n_boot, len(x)))], axis=1)
     lo, hi = np.percentile(medians, [2.5, 97.5])
     return float(np.median(x)), float(lo), float(hi)
+
+
+def median_difference(x, y, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """median(x) - median(y) with a percentile-bootstrap 95% interval (each sample
+    resampled on its own); NaNs are dropped."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    x, y = x[~np.isnan(x)], y[~np.isnan(y)]
+    if len(x) == 0 or len(y) == 0:
+        return math.nan, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    bx = np.median(x[rng.integers(0, len(x), size=(n_boot, len(x)))], axis=1)
+    by = np.median(y[rng.integers(0, len(y), size=(n_boot, len(y)))], axis=1)
+    lo, hi = np.percentile(bx - by, [2.5, 97.5])
+    return float(np.median(x) - np.median(y)), float(lo), float(hi)
+
+
+def mann_whitney_p(x, y) -> float:
+    """Two-sided Mann-Whitney U test (exact where scipy can, else asymptotic)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    x, y = x[~np.isnan(x)], y[~np.isnan(y)]
+    if len(x) == 0 or len(y) == 0:
+        return math.nan
+    return float(stats.mannwhitneyu(x, y, alternative="two-sided").pvalue)

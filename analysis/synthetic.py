@@ -1,8 +1,9 @@
-"""Synthetic results folders with known collapse rates, written to the contract: for tests of
-the statistics and for the report benchmark."""
+"""Synthetic results folders with planted collapse rates, written to the contract (v2): for
+tests of the statistics and the report, and for the scale benchmark."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,43 +12,83 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analysis import schema
+from analysis.contract import with_metadata
+
+KEYS = {"loss/d": {"label": "discriminator loss", "fmt": "{:.3f}", "better": ""},
+        "loss/g": {"label": "generator loss", "fmt": "{:.3f}", "better": ""},
+        "eval/modes_frac": {"label": "share of modes captured", "fmt": "{:.2f}", "better": "higher"},
+        "eval/fd_2d": {"label": "Frechet distance (fd_2d)", "fmt": "{:.3f}", "better": "lower"}}
 
 
-def _write(frame: pd.DataFrame, path: Path) -> None:
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    pq.write_table(table.replace_schema_metadata({schema.SCHEMA_KEY: schema.SCHEMA_VERSION.encode()}), path)
+def synthetic_contract(dataset: str = "ring8") -> dict:
+    angles = np.arange(8) * 2 * np.pi / 8
+    return {"schema": schema.SCHEMA_VERSION, "study": "synthetic",
+            "axes": ["model", "dataset", "bn", "g_steps", "lam", "seed"], "labelled": {},
+            "compare": {"axis": "lam", "baseline": 0.0}, "keys": KEYS,
+            "config": {"lam": {"default": 0.0, "execution": False}, "bn": {"default": True, "execution": False}},
+            "datasets": {dataset: {"kind": "mixture", "centres": np.stack([2 * np.cos(angles), 2 * np.sin(angles)], 1).tolist(),
+                                   "sigma": 0.02}}}
 
 
 def synthetic_results(folder: str | Path, rates: dict[tuple[bool, int, float], float], seeds: int,
-                      evaluations: int = 10, dataset: str = "ring8", seed: int = 0) -> pd.DataFrame:
+                      evaluations: int = 10, dataset: str = "ring8", seed: int = 0,
+                      per_trial_files: bool = False, metric_shift: dict | None = None,
+                      snapshots: bool = False) -> pd.DataFrame:
     """One trial per (bn, g_steps, lam) x seed; a trial collapses with the given probability
     (drawn once, so the realised counts are known) from a random evaluation on; a 2% share
-    diverges. Returns the trials frame it wrote."""
+    of collapsing trials diverges there. `metric_shift` adds a constant to fd_2d per
+    (bn, g_steps, lam), a planted quality effect. With `snapshots`, each evaluation gets a 2-D
+    sample snapshot: points on every mode, or on one mode once the trial has collapsed.
+    Returns the trials frame it wrote."""
     rng = np.random.default_rng(seed)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    trials, metrics = [], []
+    trials, metrics, per_trial = [], [], []
+    every = 100
     for (bn, g_steps, lam), rate in rates.items():
+        shift = (metric_shift or {}).get((bn, g_steps, lam), 0.0)
         for s in range(seeds):
-            tid = f"{dataset}-{bn}-{g_steps}-{lam}-{s}"
+            tid = f"{dataset}-{bn}-{g_steps}-{lam}-{evaluations * every}-r{seed}-{s}"
             collapsed = bool(rng.random() < rate)
             diverged = collapsed and bool(rng.random() < 0.02)
             onset = int(rng.integers(1, evaluations + 1)) if collapsed else evaluations + 1
-            steps = np.arange(1, (onset if diverged else evaluations) + 1) * 100
-            fd = np.exp(-steps / 400.0) * 5 + (2.0 if collapsed else 0.1) + rng.random(len(steps)) * 0.05
-            fails = steps >= onset * 100
-            metrics.append(pd.DataFrame({
+            steps = np.arange(1, (onset if diverged else evaluations) + 1) * every
+            fd = np.exp(-steps / 400.0) * 5 + (2.0 if collapsed else 0.1) + rng.random(len(steps)) * 0.05 + shift
+            fails = steps >= onset * every
+            rows = pd.DataFrame({
                 "trial_id": tid, "step": steps, "wall_s": steps * 0.01, "loss/d": 0.6, "loss/g": 0.8,
                 "eval/modes_frac": np.where(fails, 0.25, 1.0), "eval/fd_2d": np.where(diverged & fails, np.nan, fd),
-                "collapsed": fails, "diverged": diverged & fails}))
-            trials.append({"trial_id": tid, "study": "synthetic", "status": "diverged" if diverged else "finished",
-                           "model": "gan", "dataset": dataset, "seed": s, "bn": bn, "g_steps": g_steps,
-                           "d_steps": g_steps, "lam": lam, "collapse_rule": "modes_frac<0.5",
-                           "iterations": int(steps[-1]), "wall_s": float(steps[-1]) * 0.01,
-                           "eval/modes_frac": 0.25 if collapsed else 1.0, "eval/fd_2d": float(fd[-1]),
-                           "collapsed": collapsed, "diverged": diverged, "error": "", "search_trial": -1})
+                "collapsed": fails, "diverged": diverged & fails})
+            metrics.append(rows)
+            if snapshots:
+                centres = np.array(synthetic_contract(dataset)["datasets"][dataset]["centres"])
+                for step, failed in zip(steps, fails, strict=True):
+                    modes = rng.integers(0, 1 if failed else 8, 300)
+                    points = centres[modes] + 0.02 * rng.standard_normal((300, 2))
+                    path = folder / schema.sample_file(tid, int(step), ".npy")
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    np.save(path, points.astype(np.float16))
+            config = {"model": "gan", "dataset": dataset, "seed": s, "bn": bn, "g_steps": g_steps, "d_steps": g_steps,
+                      "lam": lam, "collapse_rule": "modes_frac<0.5", "iterations": evaluations * every, "eval_every": every}
+            status = "diverged" if diverged else "finished"
+            trials.append({**config, "trial_id": tid, "study": "synthetic", "status": status, "search_trial": -1,
+                           "pack": 1, "steps_done": int(steps[-1]), "wall_s": float(steps[-1]) * 0.01,
+                           "eval/modes_frac": 0.25 if collapsed else 1.0, "eval/fd_2d": float(rows["eval/fd_2d"].iloc[-1]),
+                           "collapsed": collapsed, "diverged": diverged, "error": ""})
+            if per_trial_files:
+                per_trial.append((tid, rows.drop(columns="trial_id").assign(**config, trial_id=tid, study="synthetic",
+                                                                           status=status, search_trial=-1, pack=1)))
+    contract = synthetic_contract(dataset)
     frame = pd.DataFrame(trials)
-    _write(frame, folder / schema.TRIALS_FILE)
-    _write(pd.concat(metrics, ignore_index=True), folder / schema.METRICS_FILE)
+    if per_trial_files:
+        (folder / schema.TRIALS_DIR).mkdir(exist_ok=True)
+        for tid, rows in per_trial:
+            table = pa.Table.from_pandas(rows, preserve_index=False)
+            pq.write_table(table.replace_schema_metadata({schema.SCHEMA_KEY: schema.SCHEMA_VERSION.encode()}),
+                           folder / schema.trial_file(tid))
+    else:
+        pq.write_table(with_metadata(frame, contract), folder / schema.TRIALS_FILE)
+        pq.write_table(with_metadata(pd.concat(metrics, ignore_index=True), contract), folder / schema.METRICS_FILE)
+    (folder / schema.CONTRACT_FILE).write_text(json.dumps(contract))
     (folder / schema.STUDY_FILE).write_text("name: synthetic\n")
     return frame

@@ -1,8 +1,19 @@
-"""Per-condition tables. A condition is every grid axis but the seed: the config columns that
-vary across the trials read. A trial counts as collapsed when its last evaluation was
-collapsed; a diverged trial counts as collapsed (it covers no mode) and as diverged."""
+"""Per-condition tables. A condition is every axis of the study but the seed, read from the
+results' contract (the `nunique() > 1` guess serves only foreign files without one).
+
+Figures are panels of model x data set; within a panel, the treatment axis (the study's
+`compare`, lam by default) is the x axis and the other axes that vary there form the `regime`.
+
+Collapse, counted two ways and always named: `end` (the study's collapse rule at the last
+evaluation) and `late` (the rule held at any evaluation in the last half of training). A
+diverged trial counts as collapsed under both, and as diverged. Metric medians are over the
+trials that did not diverge; `n_median` gives their count, so no median is silently
+survivor-biased. Bootstrap intervals are given only where n_median >= MIN_N_INTERVAL.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -10,101 +21,180 @@ import pandas as pd
 from analysis import schema
 from analysis.stats import bootstrap_median, fisher_p, newcombe_difference, wilson
 
-SUMMARY_METRICS = ("eval/modes_frac", "eval/hq_frac", "eval/kl_uniform", "eval/fd_2d", "eval/fd_digits",
-                   "eval/fid_inception")
-FD_METRICS = ("eval/fid_inception", "eval/fd_digits", "eval/fd_2d")
 FACETS = ("model", "dataset")
+MIN_N_INTERVAL = 5
+QUALITY_PREFERENCE = ("eval/fid_inception", "eval/fd_digits", "eval/fd_2d")
+RULES = {"end": "collapsed at the last evaluation", "late": "collapsed at any evaluation in the last half of training"}
 
 
-def condition_columns(trials: pd.DataFrame) -> list[str]:
+@dataclass
+class Layout:
+    conditions: list[str]  # every axis but the seed
+    facets: list[str]
+    compare: str | None  # the treatment axis
+    baseline: object
+    regimes: list[str]  # the other axes that vary within a facet
+
+
+def guessed_axes(trials: pd.DataFrame) -> list[str]:
+    """For files without a contract: the config columns that vary, minus those a text label
+    column determines (a `regime` label stands for the bn/d_steps/g_steps it sets)."""
     cols = [c for c in schema.config_columns(trials.columns) if c not in ("seed", "trial_id")]
-    return [c for c in cols if trials[c].astype(str).nunique() > 1]
-
-
-def regime_columns(trials: pd.DataFrame) -> list[str]:
-    """Condition columns other than lam and the facets, minus the config keys that a labelled
-    axis determines (a `regime` label stands for the bn/d_steps/g_steps it sets)."""
-    cands = [c for c in condition_columns(trials) if c not in ("lam", *FACETS)]
-    labels = [c for c in cands if pd.api.types.is_string_dtype(trials[c]) or trials[c].dtype == object]
-    return labels + [c for c in sorted(cands) if c not in labels and not any(
+    varying = [c for c in cols if trials[c].astype(str).nunique() > 1]
+    labels = [c for c in varying if not pd.api.types.is_numeric_dtype(trials[c]) and not pd.api.types.is_bool_dtype(trials[c])
+              and c not in ("model", "dataset")]
+    return [c for c in varying if c in labels or c in ("model", "dataset") or not any(
         trials.groupby(trials[k].astype(str))[c].nunique().max() == 1 for k in labels)]
 
 
-def with_labels(trials: pd.DataFrame) -> pd.DataFrame:
-    """Adds `regime` (a readable label of the non-lam, non-facet condition) and `lam_label`."""
+def condition_columns(trials: pd.DataFrame, contract: dict | None = None) -> list[str]:
+    axes = [a for a in (contract or {}).get("axes", []) if a != "seed" and a in trials]
+    return axes or guessed_axes(trials)
+
+
+def layout(trials: pd.DataFrame, contract: dict | None = None) -> Layout:
+    conditions = condition_columns(trials, contract)
+    compare = (contract or {}).get("compare") or ({"axis": "lam", "baseline": 0.0} if "lam" in conditions else None)
+    axis = compare["axis"] if compare and compare["axis"] in trials else None
+    facets = [f for f in FACETS if f in trials]
+    rest = [c for c in conditions if c not in facets and c != axis]
+    within = trials.groupby(facets, dropna=False) if facets else [(None, trials)]
+    regimes = [c for c in rest if any(g[c].astype(str).nunique() > 1 for _, g in within)]
+    return Layout(conditions, facets, axis, compare["baseline"] if axis else None, regimes)
+
+
+def with_labels(trials: pd.DataFrame, lay: Layout) -> pd.DataFrame:
+    """Adds `regime` (the regime axes, readable), `treatment` (the compare axis as text) and
+    `failed` (collapsed or diverged)."""
     out = trials.copy()
-    cols = regime_columns(trials)
-    if cols == ["regime"]:
+    if lay.regimes == ["regime"]:
         out["regime"] = out["regime"].astype(str)
-    elif cols:
-        out["regime"] = out[cols].astype(str).apply(lambda r: ", ".join(f"{c}={v}" for c, v in r.items()), axis=1)
+    elif lay.regimes:
+        out["regime"] = out[lay.regimes].astype(str).apply(lambda r: ", ".join(f"{c}={v}" for c, v in r.items()), axis=1)
     else:
         out["regime"] = "all"
     for facet in FACETS:
         if facet not in out:
             out[facet] = "?"
-    out["lam_label"] = out["lam"].map(lambda v: f"{v:g}")
+    out["treatment"] = out[lay.compare].map(_label) if lay.compare else "all"
     out["failed"] = out["collapsed"].astype(bool) | out["diverged"].astype(bool)
-    out["fd"] = np.nan
-    for m in reversed(FD_METRICS):
-        if m in out:
-            out["fd"] = out[m].where(out[m].notna(), out["fd"])
     return out
 
 
-def group_keys(trials: pd.DataFrame) -> list[str]:
-    return [*FACETS, "regime", "lam"]
+def _label(v) -> str:
+    return f"{v:g}" if isinstance(v, (float, np.floating)) else str(v)
 
 
-def condition_table(trials: pd.DataFrame) -> pd.DataFrame:
-    t = with_labels(trials[trials["status"].isin(schema.FINISHED)])
+def group_keys(lay: Layout) -> list[str]:
+    return [*FACETS, "regime", "treatment"]
+
+
+def late_collapse(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.Series:
+    """Per trial: the rule held (or the trial diverged) at an evaluation past half its budget."""
+    half = metrics.merge(trials[["trial_id", "iterations"]], on="trial_id")
+    half = half[half["step"] > half["iterations"] / 2]
+    hit = (half["collapsed"].astype(bool) | half["diverged"].astype(bool)).groupby(half["trial_id"]).any()
+    return trials["trial_id"].map(hit).fillna(False).astype(bool) | trials["diverged"].astype(bool)
+
+
+def metric_keys(trials: pd.DataFrame, contract: dict | None = None) -> list[str]:
+    """The eval metrics present with at least one value, in the contract's declared order."""
+    declared = [k for k in (contract or {}).get("keys", {}) if k.startswith("eval/")]
+    present = [c for c in trials.columns if c.startswith("eval/") and trials[c].notna().any()]
+    return [k for k in declared if k in present] + [k for k in present if k not in declared]
+
+
+def quality_metric(frame: pd.DataFrame) -> str | None:
+    """The main quality metric of a set of trials: the first Frechet distance with values."""
+    return next((m for m in QUALITY_PREFERENCE if m in frame and frame[m].notna().any()), None)
+
+
+def condition_table(trials: pd.DataFrame, metrics: pd.DataFrame, contract: dict | None = None) -> pd.DataFrame:
+    """One row per condition: counts, collapse rates under both rules with Wilson intervals,
+    diverged count, and per metric the median over non-diverged trials (n_median of them)."""
+    lay = layout(trials, contract)
+    done = trials[trials["status"].isin(schema.FINISHED)]
+    t = with_labels(done, lay).assign(late=late_collapse(done, metrics).values)
+    keys = group_keys(lay)
     rows = []
-    for key, g in t.groupby(group_keys(t), sort=True, dropna=False):
-        n, k = len(g), int(g["failed"].sum())
-        lo, hi = wilson(k, n)
-        row = dict(zip(group_keys(t), key, strict=False), n=n, collapsed=k, collapse_rate=k / n, rate_lo=lo, rate_hi=hi,
-                   diverged_share=float(g["diverged"].astype(bool).mean()))
-        for m in SUMMARY_METRICS + ("fd",):
-            if m in g and g[m].notna().any():
-                med, mlo, mhi = bootstrap_median(g[m])
-                name = m.removeprefix("eval/")
-                row.update({f"{name}_median": med, f"{name}_lo": mlo, f"{name}_hi": mhi})
+    for key, g in t.groupby(keys, sort=True, dropna=False):
+        n, k, k_late = len(g), int(g["failed"].sum()), int(g["late"].sum())
+        row = dict(zip(keys, key, strict=True), n=n, collapsed=k, collapse_rate=k / n)
+        row["rate_lo"], row["rate_hi"] = wilson(k, n)
+        row.update(collapsed_late=k_late, late_rate=k_late / n)
+        row["late_lo"], row["late_hi"] = wilson(k_late, n)
+        row["diverged"] = int(g["diverged"].astype(bool).sum())
+        if lay.compare:
+            row[lay.compare] = g[lay.compare].iloc[0]
+        for m in metric_keys(trials, contract):
+            vals = g.loc[~g["diverged"].astype(bool), m].dropna()
+            if not len(vals):
+                continue
+            name = m.removeprefix("eval/")
+            med, lo, hi = bootstrap_median(vals) if len(vals) >= MIN_N_INTERVAL else (float(vals.median()), np.nan, np.nan)
+            row.update({f"{name}_n": len(vals), f"{name}_median": med, f"{name}_lo": lo, f"{name}_hi": hi})
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def lambda_effect(table: pd.DataFrame) -> pd.DataFrame:
-    """Each lam > 0 against lam = 0 in the same model, dataset and regime: the difference in
-    collapse rate with Newcombe's interval and Fisher's exact p-value."""
+def effect_table(table: pd.DataFrame, lay: Layout) -> pd.DataFrame:
+    """Each treatment value against the baseline in the same model, data set and regime: the
+    difference in collapse rate (both rules) with Newcombe's interval and Fisher's exact p."""
+    if lay.compare is None:
+        return pd.DataFrame()
+    base_label = _label(lay.baseline)
     rows = []
     for key, g in table.groupby([*FACETS, "regime"], sort=True):
-        base = g[g["lam"] == 0]
+        base = g[g["treatment"] == base_label]
         if base.empty:
             continue
         b = base.iloc[0]
-        for _, r in g[g["lam"] > 0].iterrows():
-            d, lo, hi = newcombe_difference(int(r["collapsed"]), int(r["n"]), int(b["collapsed"]), int(b["n"]))
-            rows.append(dict(zip([*FACETS, "regime"], key, strict=False), lam=r["lam"], n=int(r["n"]), n_lam0=int(b["n"]),
-                             rate=r["collapse_rate"], rate_lam0=b["collapse_rate"], difference=d,
-                             diff_lo=lo, diff_hi=hi, fisher_p=fisher_p(int(r["collapsed"]), int(r["n"]),
-                                                                       int(b["collapsed"]), int(b["n"]))))
+        for _, r in g[g["treatment"] != base_label].iterrows():
+            row = dict(zip([*FACETS, "regime"], key, strict=True), treatment=r["treatment"], n=int(r["n"]),
+                       n_base=int(b["n"]))
+            for rule, count, rate in (("end", "collapsed", "collapse_rate"), ("late", "collapsed_late", "late_rate")):
+                d, lo, hi = newcombe_difference(int(r[count]), int(r["n"]), int(b[count]), int(b["n"]))
+                row.update({f"{rule}_rate": r[rate], f"{rule}_rate_base": b[rate], f"{rule}_diff": d,
+                            f"{rule}_lo": lo, f"{rule}_hi": hi,
+                            f"{rule}_fisher_p": fisher_p(int(r[count]), int(r["n"]), int(b[count]), int(b["n"]))})
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
-def over_time(trials: pd.DataFrame, metrics: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Per condition and step: median and interquartile band of `metric` across seeds (over the
-    evaluations that happened), and the share of seeds collapsed, where a seed that stopped
-    early (diverged) keeps its last state."""
-    labelled = with_labels(trials)
-    keys = group_keys(labelled)
-    t = labelled[["trial_id", *keys]]
-    m = metrics.merge(t, on="trial_id")
-    m["failed"] = (m["collapsed"].astype(bool) | m["diverged"].astype(bool)).astype(float)
-    wide = m.pivot_table(index="trial_id", columns="step", values="failed", aggfunc="last").ffill(axis=1)
-    carried = wide.stack().dropna().rename("failed").reset_index().merge(t, on="trial_id")
-    share = carried.groupby([*keys, "step"]).agg(n=("trial_id", "size"), collapsed_share=("failed", "mean"))
-    if metric in m and m[metric].notna().any():
-        q = m.groupby([*keys, "step"])[metric].quantile([0.25, 0.5, 0.75]).unstack()
+def scheduled_steps(iterations: int, eval_every: int) -> list[int]:
+    steps = list(range(eval_every, iterations + 1, eval_every))
+    return steps if steps and steps[-1] == iterations else [*steps, iterations]
+
+
+def over_time(trials: pd.DataFrame, metrics: pd.DataFrame, metric: str | None, contract: dict | None = None) -> pd.DataFrame:
+    """Per condition and scheduled evaluation step: the median and interquartile band of
+    `metric` over the trials evaluated at that step, and the share of trials collapsed there.
+    A trial contributes only up to its own budget; a diverged trial counts as collapsed from
+    its divergence to the end of its budget; steps outside the schedule (a divergence between
+    evaluations) are not points of their own."""
+    lay = layout(trials, contract)
+    labelled = with_labels(trials, lay)
+    keys = group_keys(lay)
+    frames = []
+    for tid, iterations, eval_every in labelled[["trial_id", "iterations", "eval_every"]].itertuples(index=False):
+        if iterations == iterations and eval_every == eval_every:
+            frames.append(pd.DataFrame({"trial_id": tid, "step": scheduled_steps(int(iterations), int(eval_every))}))
+    if not frames:
+        return pd.DataFrame(columns=[*keys, "step", "n", "collapsed_share"])
+    grid = pd.concat(frames, ignore_index=True)
+    m = metrics.assign(failed=metrics["collapsed"].astype(bool) | metrics["diverged"].astype(bool))
+    state = pd.merge_asof(grid.sort_values("step"), m[["trial_id", "step", "failed"]].sort_values("step"),
+                          on="step", by="trial_id", direction="backward")
+    diverged_at = m[m["diverged"].astype(bool)].groupby("trial_id")["step"].min()
+    last = m.groupby("trial_id")["step"].max()
+    reached = state["step"] <= state["trial_id"].map(last).fillna(-1)
+    state["dead"] = state["step"] >= state["trial_id"].map(diverged_at).fillna(np.inf)
+    state["failed"] = state["failed"].fillna(False).astype(bool) | state["dead"]
+    state = state[reached | state["dead"]].merge(labelled[["trial_id", *keys]], on="trial_id")
+    out = state.groupby([*keys, "step"]).agg(n=("trial_id", "size"), collapsed_share=("failed", "mean"))
+    if metric and metric in metrics and metrics[metric].notna().any():
+        vals = metrics[["trial_id", "step", metric]].merge(labelled[["trial_id", *keys]], on="trial_id")
+        q = vals.groupby([*keys, "step"])[metric].quantile([0.25, 0.5, 0.75]).unstack()
         q.columns = ["q25", "median", "q75"]
-        share = share.join(q)
-    return share.reset_index()
+        out = out.join(q, how="left")
+    return out.reset_index()

@@ -1,15 +1,16 @@
+import json
 import subprocess
 import sys
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from analysis import schema, stats, tables
+from analysis.findings import findings
 from analysis.load import ResultsError, load_results
-from analysis.report import FIGURES, build_report
+from analysis.report import build_report
 from analysis.synthetic import synthetic_results
 from tests.conftest import ROOT
 
@@ -31,6 +32,11 @@ def test_fisher_exact_reference_value():
     assert stats.fisher_p(6, 8, 1, 5) == pytest.approx(0.102564, abs=1e-6)
 
 
+def test_mann_whitney_against_scipy_and_a_hand_count():
+    # x entirely above y: U = 0 for y, exact two-sided p = 2 / C(6, 3) = 0.1
+    assert stats.mann_whitney_p([4, 5, 6], [1, 2, 3]) == pytest.approx(0.1)
+
+
 def test_bootstrap_interval_covers_the_true_median():
     x = np.random.default_rng(3).normal(5.0, 1.0, 400)
     med, lo, hi = stats.bootstrap_median(x)
@@ -43,49 +49,173 @@ def synthetic(tmp_path_factory):
     return folder, synthetic_results(folder, RATES, seeds=200)
 
 
+def condition_table(folder):
+    res = load_results([str(folder)])
+    return tables.condition_table(res.trials, res.metrics, res.contract)
+
+
 def test_condition_table_counts_and_intervals(synthetic):
     folder, truth = synthetic
-    table = tables.condition_table(load_results([str(folder)]).trials).set_index(["regime", "lam"])
+    table = condition_table(folder).set_index(["regime", "treatment"])
     assert len(table) == 4 and (table["n"] == 200).all()
     for (bn, g, lam), rate in RATES.items():
-        row = table.loc[(f"bn={bn}, d_steps={g}, g_steps={g}", lam)]
+        row = table.loc[(f"bn={bn}, g_steps={g}", f"{lam:g}")]
         sub = truth[(truth.bn == bn) & (truth.g_steps == g) & (truth.lam == lam)]
         k = int((sub.collapsed | sub.diverged).sum())
         assert row["collapsed"] == k and row["collapse_rate"] == k / 200
         assert (row["rate_lo"], row["rate_hi"]) == pytest.approx(stats.wilson(k, 200))
         assert row["rate_lo"] < rate < row["rate_hi"]  # holds for this seed; 95% in general
+        # medians exclude diverged trials and say over how many
+        assert row["fd_2d_n"] == 200 - int(sub.diverged.sum())
 
 
-def test_lambda_effect_finds_the_planted_drop(synthetic):
+def test_effect_finds_the_planted_drop_and_the_findings_say_so(synthetic):
     folder, _ = synthetic
-    effect = tables.lambda_effect(tables.condition_table(load_results([str(folder)]).trials))
+    res = load_results([str(folder)])
+    lay = tables.layout(res.trials, res.contract)
+    effect = tables.effect_table(tables.condition_table(res.trials, res.metrics, res.contract), lay)
     assert len(effect) == 2
-    assert (effect["difference"] < 0).all() and (effect["diff_hi"] < 0).all()
-    assert (effect["fisher_p"] < 1e-4).all()
+    assert (effect["end_diff"] < 0).all() and (effect["end_hi"] < 0).all() and (effect["end_fisher_p"] < 1e-4).all()
+    found = findings(tables.with_labels(res.trials, lay), effect, lay, res.contract["keys"])
+    assert found["collapse"].str.startswith("lower collapse").all()
+    assert found["collapse"].str.contains("significant at 5% \\(Fisher p = ").all()
+    assert (found["warning"] == "").all()  # n = 200
+
+
+def test_a_planted_null_is_not_called_significant_and_small_n_is_flagged(tmp_path):
+    synthetic_results(tmp_path, {(True, 1, 0.0): 0.5, (True, 1, 5.0): 0.5}, seeds=6, seed=1)
+    res = load_results([str(tmp_path)])
+    lay = tables.layout(res.trials, res.contract)
+    effect = tables.effect_table(tables.condition_table(res.trials, res.metrics, res.contract), lay)
+    found = findings(tables.with_labels(res.trials, lay), effect, lay, res.contract["keys"])
+    assert len(found) == 1
+    assert found["collapse"].iloc[0].startswith("no detectable difference at n = 6 vs 6")
+    assert found["quality"].iloc[0].startswith("no detectable difference in fd_2d")
+    assert found["warning"].iloc[0] == "n < 10: only large effects are detectable"
+
+
+def test_a_planted_quality_effect_is_found_with_its_direction(tmp_path):
+    rates = {(True, 1, 0.0): 0.0, (True, 1, 5.0): 0.0}
+    synthetic_results(tmp_path, rates, seeds=30, metric_shift={(True, 1, 5.0): -1.0})
+    res = load_results([str(tmp_path)])
+    lay = tables.layout(res.trials, res.contract)
+    effect = tables.effect_table(tables.condition_table(res.trials, res.metrics, res.contract), lay)
+    found = findings(tables.with_labels(res.trials, lay), effect, lay, res.contract["keys"])
+    assert found["quality"].iloc[0].startswith("better fd_2d (median -1")
+    assert found["quality_p"].iloc[0] < 1e-6
+    assert found["collapse"].iloc[0].startswith("no detectable difference at n = 30 vs 30")
+
+
+def test_the_wording_explains_an_interval_that_disagrees_with_the_exact_test():
+    from analysis.findings import collapse_wording
+
+    # n = 2 per arm, 0/2 vs 2/2: Newcombe's interval excludes 0 while Fisher's p = 0.33
+    d, lo, hi = stats.newcombe_difference(0, 2, 2, 2)
+    p = stats.fisher_p(0, 2, 2, 2)
+    assert hi < 0 and p == pytest.approx(1 / 3)
+    text = collapse_wording(d, lo, hi, p, 2, 2)
+    assert text.startswith("no detectable difference at n = 2 vs 2")
+    assert "the interval excludes 0 but Fisher's exact test does not reject" in text
 
 
 def test_collapse_share_over_time_rises_to_the_final_rate(synthetic):
     folder, _ = synthetic
     res = load_results([str(folder)])
-    curves = tables.over_time(res.trials, res.metrics, "eval/fd_2d")
-    final = curves[curves["step"] == curves["step"].max()].set_index(["regime", "lam"])
-    table = tables.condition_table(res.trials).set_index(["regime", "lam"])
+    curves = tables.over_time(res.trials, res.metrics, "eval/fd_2d", res.contract)
+    final = curves[curves["step"] == curves["step"].max()].set_index(["regime", "treatment"])
+    table = tables.condition_table(res.trials, res.metrics, res.contract).set_index(["regime", "treatment"])
     assert np.allclose(final["collapsed_share"], table.loc[final.index, "collapse_rate"])
     first = curves[curves["step"] == 100]
     assert (first["collapsed_share"].values <= final["collapsed_share"].values).all()
 
 
-def test_report_writes_every_figure_and_links_it(synthetic, tmp_path):
-    folder, _ = synthetic
+def test_curves_stop_at_each_trials_budget_and_show_only_scheduled_steps(tmp_path):
+    # two budgets (1000 and 3000 iterations) in one condition, and one trial diverging at step
+    # 1234, between evaluations. v1 forward-filled the short trials to 3000 (n = 8 at step 3000
+    # instead of 4) and drew a point at step 1234.
+    frames = []
+    for iterations in (1000, 3000):
+        folder = tmp_path / f"b{iterations}"
+        frames.append(synthetic_results(folder, {(True, 1, 0.0): 0.0}, seeds=4, evaluations=iterations // 100))
+    res = load_results([str(tmp_path / "b1000"), str(tmp_path / "b3000")])
+    metrics = res.metrics.copy()
+    victim = res.trials.loc[res.trials["iterations"] == 3000, "trial_id"].iloc[0]
+    keep = ~((metrics["trial_id"] == victim) & (metrics["step"] > 1000))
+    metrics = pd.concat([metrics[keep], pd.DataFrame([{"trial_id": victim, "step": 1234, "collapsed": True,
+                                                       "diverged": True}])], ignore_index=True)
+    trials = res.trials.copy()
+    curves = tables.over_time(trials, metrics, "eval/fd_2d", res.contract)
+    assert 1234 not in set(curves["step"])
+    assert curves.loc[curves["step"] == 3000, "n"].sum() == 4  # the diverged trial counts, as collapsed
+    assert curves.loc[curves["step"] == 3000, "collapsed_share"].sum() == 0.25
+    assert curves.loc[curves["step"] == 1000, "n"].sum() == 8
+    assert curves.loc[curves["step"] == 2000, "n"].sum() == 4
+
+
+def test_an_iterations_axis_keeps_its_budgets_apart(tmp_path):
+    # v1's consolidation overwrote `iterations` with the steps done and pooled the budgets:
+    # n = 8 per lam instead of n = 4 per (budget, lam).
+    from vi_sweeps.results import Consolidation, trial_table
+    from vi_sweeps.storage import Store
+
+    store = Store.open(str(tmp_path / "r"))
+    (tmp_path / "r" / schema.CONTRACT_FILE).write_text(json.dumps({"axes": ["model", "dataset", "iterations", "lam", "seed"]}))
+    for iterations in (1000, 3000):
+        for lam in (0.0, 5.0):
+            for seed in range(4):
+                config = {"trial_id": f"t{iterations}-{lam}-{seed}", "model": "gan", "dataset": "ring8", "seed": seed,
+                          "lam": lam, "iterations": iterations, "eval_every": 500, "collapse_rule": "modes_frac<0.5"}
+                rows = [{"step": s, "wall_s": 1.0, "eval/modes_frac": 1.0, "collapsed": False, "diverged": False}
+                        for s in range(500, iterations + 1, 500)]
+                store.write_table(schema.trial_file(config["trial_id"]), trial_table(config, {}, rows, "finished"))
+    Consolidation(store).write()
+    written = pq.read_table(tmp_path / "r" / schema.TRIALS_FILE).to_pandas()
+    assert sorted(written["iterations"].unique()) == [1000, 3000]
+    assert (written["steps_done"] == written["iterations"]).all()
+    res = load_results([str(tmp_path / "r")])
+    table = tables.condition_table(res.trials, res.metrics, res.contract)
+    assert len(table) == 4 and (table["n"] == 4).all()
+
+
+def test_a_key_missing_from_an_older_folder_takes_its_documented_default(tmp_path):
+    # Folder a predates the `bn` key; folder b has bn = False for half its trials. v1 merged
+    # the missing-bn trials with bn = False (pandas nunique drops NaN): 8 trials in one condition.
+    a = synthetic_results(tmp_path / "a", {(True, 1, 0.0): 0.5}, seeds=4)
+    synthetic_results(tmp_path / "b", {(False, 1, 0.0): 0.5, (True, 1, 0.0): 0.5}, seeds=4, seed=7)
+    table = pq.read_table(tmp_path / "a" / schema.TRIALS_FILE)
+    pq.write_table(table.drop(["bn"]).replace_schema_metadata(table.schema.metadata), tmp_path / "a" / schema.TRIALS_FILE)
+    res = load_results([str(tmp_path / "a"), str(tmp_path / "b")])
+    assert any("no `bn` column; filled with its documented default True" in n for n in res.notes)
+    counts = tables.condition_table(res.trials, res.metrics, res.contract).groupby("regime")["n"].sum().to_dict()
+    assert counts == {"bn=False": 4, "bn=True": 4 + len(a)}
+    # with no declared default, the missing value is its own condition, never merged
+    contract = {**res.contract, "config": {}}
+    raw = load_results([str(tmp_path / "b")])
+    older = raw.trials.drop(columns=["bn"]).assign(trial_id=lambda f: "old-" + f["trial_id"])
+    both = pd.concat([raw.trials, older], ignore_index=True)
+    metrics = pd.concat([raw.metrics, raw.metrics.assign(trial_id="old-" + raw.metrics["trial_id"])], ignore_index=True)
+    split = tables.condition_table(both, metrics, contract)
+    assert sorted(split["n"].tolist()) == [4, 4, 8] and "bn=nan" in set(split["regime"])
+
+
+def test_report_writes_every_figure_links_it_and_has_no_empty_or_repeated_columns(tmp_path):
+    folder = tmp_path / "results"
+    synthetic_results(folder, RATES, seeds=12, snapshots=True)
     path = build_report([str(folder)], str(tmp_path / "rep"))
     text = path.read_text()
     html = (tmp_path / "rep" / "report.html").read_text()
-    for name in FIGURES:
-        for ext in ("png", "svg"):
-            assert (tmp_path / "rep" / f"{name}.{ext}").stat().st_size > 5000
-        assert f"({name}.png)" in text
-    assert html.count("data:image/png;base64,") == len(FIGURES)
-    assert "modes_frac<0.5" in text and "| lam |" in text.replace(" lam ", " lam ")
+    pngs = sorted(p.stem for p in (tmp_path / "rep").glob("*.png"))
+    assert {"collapse_rate", "collapse_rate_late", "metric-fd-2d", "metric-modes-frac", "collapse_over_time",
+            "training_curves", "loss_curves", "samples-gan-ring8", "evolution-gan-ring8"} <= set(pngs)
+    for name in pngs:
+        assert (tmp_path / "rep" / f"{name}.svg").exists() and f"({name}.png)" in text
+    assert html.count("data:image/png;base64,") == len(pngs)
+    assert text.index("## Findings") < text.index("## Collapse rate at the last evaluation")
+    assert "modes_frac<0.5" in text and "significant at 5%" in text
+    for csv in ("conditions", "effects", "findings"):
+        frame = pd.read_csv(tmp_path / "rep" / f"{csv}.csv")
+        assert not frame.isna().all().any(), csv
+        assert not frame.T.duplicated().any(), csv
 
 
 def test_missing_column_and_wrong_version_are_clear_errors(synthetic, tmp_path):
@@ -93,7 +223,7 @@ def test_missing_column_and_wrong_version_are_clear_errors(synthetic, tmp_path):
     table = pq.read_table(folder / schema.TRIALS_FILE)
     bad = tmp_path / "bad"
     bad.mkdir()
-    pq.write_table(table.drop(["lam"]), bad / schema.TRIALS_FILE)
+    pq.write_table(table.drop(["collapse_rule"]).replace_schema_metadata(table.schema.metadata), bad / schema.TRIALS_FILE)
     pq.write_table(pq.read_table(folder / schema.METRICS_FILE), bad / schema.METRICS_FILE)
     with pytest.raises(ResultsError, match="missing column"):
         load_results([str(bad)])
@@ -101,7 +231,7 @@ def test_missing_column_and_wrong_version_are_clear_errors(synthetic, tmp_path):
     with pytest.raises(ResultsError, match="schema version '99'"):
         load_results([str(bad)])
     r = subprocess.run([sys.executable, "-m", "analysis", "report", str(bad)], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 2 and "schema version" in r.stderr
+    assert r.returncode == 2 and "schema version" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_analysis_runs_without_torch_or_ray(synthetic, tmp_path):
@@ -125,23 +255,15 @@ def test_several_results_folders_combine(tmp_path):
     b = synthetic_results(tmp_path / "b", {(True, 1, 0.0): 0.5}, seeds=5, dataset="grid25")
     res = load_results([str(tmp_path / "a"), str(tmp_path / "b")])
     assert len(res.trials) == len(a) + len(b)
-    assert set(tables.condition_table(res.trials)["dataset"]) == {"ring8", "grid25"}
-    assert isinstance(res.metrics, pd.DataFrame) and pa is not None
+    assert set(tables.condition_table(res.trials, res.metrics, res.contract)["dataset"]) == {"ring8", "grid25"}
 
 
-def test_a_labelled_axis_names_the_regime_alone(tmp_path):
-    synthetic_results(tmp_path / "a", RATES, seeds=3)
-    res = load_results([str(tmp_path / "a")])
-    trials = res.trials.assign(regime=res.trials["bn"].map({True: "bn-1x1", False: "nobn-5x5"}))
-    assert tables.regime_columns(trials) == ["regime"]
-    assert set(tables.condition_table(trials)["regime"]) == {"bn-1x1", "nobn-5x5"}
-
-
-def test_the_committed_measurement_reads_and_reports(tmp_path):
+def test_the_v1_measurement_reads_through_the_shim_and_reports(tmp_path):
     folder = ROOT / "docs" / "measurements" / "bn_ablation_ring8_5seeds"
     res = load_results([str(folder)])
+    assert any("schema version 1" in n for n in res.notes)
     assert len(res.trials) == 40 and (res.trials["status"] == "finished").all()
-    assert len(res.metrics) == 40 * 10
-    table = tables.condition_table(res.trials)
+    assert (res.trials["steps_done"] == 5000).all() and (res.trials["iterations"] == 5000).all()
+    table = tables.condition_table(res.trials, res.metrics, res.contract)
     assert set(table["regime"]) == {"bn-1x1", "nobn-5x5"} and (table["n"] == 5).all()
     assert build_report([str(folder)], str(tmp_path / "r")).exists()

@@ -1,0 +1,119 @@
+"""Per-trial files -> the two tables of the contract (analysis/schema.py), with pyarrow and
+pandas alone: the driver writes trials.parquet and metrics.parquet with it, and readers use it
+to see a running sweep as it is, never a stale consolidation.
+
+`TrialFiles` lists trials/ once per call and re-reads only the files whose size or
+modification time changed since the last call, so a driver that consolidates every 30 s does
+not re-read 10,000 unchanged files. A file that cannot be read as Parquet (truncated,
+corrupt) is skipped and reported in `corrupt`; the driver moves such files to quarantine/,
+readers say which ones they skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from analysis import schema
+
+
+def open_location(location: str) -> tuple[pafs.FileSystem, str]:
+    """A folder path or a URI (s3://, gs://, file://) -> (filesystem, root path)."""
+    if "://" not in location:
+        location = str(Path(location).expanduser().resolve())
+    return pafs.FileSystem.from_uri(location)
+
+
+def read_parquet(fs: pafs.FileSystem, path: str) -> pa.Table:
+    return pq.read_table(path, filesystem=fs)
+
+
+@dataclass
+class TrialFiles:
+    fs: pafs.FileSystem
+    root: str
+    cache: dict[str, tuple[tuple[int, int], pa.Table]] = field(default_factory=dict)
+    corrupt: list[str] = field(default_factory=list)
+
+    def read(self) -> list[pa.Table]:
+        """Every readable trial file's table (cached when unchanged), in name order."""
+        folder = posixpath.join(self.root, schema.TRIALS_DIR)
+        infos = self.fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+        current = {posixpath.basename(i.path): (i.mtime_ns or 0, i.size or 0) for i in infos
+                   if i.type == pafs.FileType.File and i.path.endswith(".parquet")}
+        stale = [n for n, stamp in current.items() if n not in self.cache or self.cache[n][0] != stamp]
+        with ThreadPoolExecutor(8) as pool:
+            fresh = list(pool.map(lambda n: self._read_one(posixpath.join(folder, n)), stale))
+        self.corrupt = []
+        for name, table in zip(stale, fresh, strict=True):
+            if table is None:
+                self.corrupt.append(name)
+                self.cache.pop(name, None)
+            else:
+                self.cache[name] = (current[name], table)
+        for name in set(self.cache) - set(current):
+            del self.cache[name]
+        return [self.cache[n][1] for n in sorted(self.cache)]
+
+    def _read_one(self, path: str) -> pa.Table | None:
+        try:
+            table = read_parquet(self.fs, path)
+        except (pa.ArrowInvalid, OSError):
+            return None
+        return table if len(table) and "status" in table.column_names else None
+
+
+def read_errors(fs: pafs.FileSystem, root: str) -> list[dict]:
+    folder = posixpath.join(root, schema.ERRORS_DIR)
+    out = []
+    for info in fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True)):
+        if info.type == pafs.FileType.File and info.path.endswith(".json"):
+            try:
+                with fs.open_input_stream(info.path) as f:
+                    out.append(json.loads(f.read()))
+            except (OSError, ValueError):
+                continue
+    return out
+
+
+def build_tables(tables: list[pa.Table], errors: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(trials, metrics) frames from per-trial tables and error records."""
+    if tables:
+        per_eval = pa.concat_tables(tables, promote_options="permissive").to_pandas()
+    else:
+        per_eval = pd.DataFrame(columns=[*schema.TRIAL_META, *schema.ROW_META])
+    results = [c for c in per_eval.columns if schema.is_result_key(c)]
+    metrics = per_eval[["trial_id", *schema.ROW_META, *results]].reset_index(drop=True)
+    trials = per_eval.drop_duplicates("trial_id", keep="last").rename(columns={"step": "steps_done"})
+    trials = trials.drop(columns=[c for c in results if c.startswith("loss/")])
+    trials["error"] = ""
+    done = set(trials.loc[trials["status"].isin(schema.FINISHED), "trial_id"])
+    errored = []
+    for blob in errors:
+        tid = blob["config"]["trial_id"]
+        if tid in done:
+            continue
+        steps = trials.loc[trials["trial_id"] == tid, "steps_done"]
+        errored.append({**blob["config"], **blob["labels"], "trial_id": tid, "study": blob["study"],
+                        "status": "error", "error": blob["error"], "search_trial": blob.get("search_trial", -1),
+                        "pack": blob.get("pack", 1), "steps_done": int(steps.iloc[0]) if len(steps) else 0,
+                        "collapsed": False, "diverged": False})
+    if errored:
+        frame = pd.DataFrame(errored)
+        trials = pd.concat([trials[~trials["trial_id"].isin(frame["trial_id"])], frame], ignore_index=True)
+    trials = trials.sort_values(["study", "trial_id"]).reset_index(drop=True)
+    return trials, metrics
+
+
+def with_metadata(frame: pd.DataFrame, contract: dict) -> pa.Table:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    return table.replace_schema_metadata({schema.SCHEMA_KEY: schema.SCHEMA_VERSION.encode(),
+                                          schema.CONTRACT_KEY: json.dumps(contract).encode()})

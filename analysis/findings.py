@@ -1,0 +1,80 @@
+"""Findings: per regime, each treatment against the baseline on collapse and on the main
+quality metric, worded by one stated rule so that a verdict can be checked by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from analysis.stats import mann_whitney_p, median_difference
+from analysis.tables import FACETS, Layout, _label, quality_metric
+
+ALPHA = 0.05
+SMALL_N = 10
+RULE = (f"A difference is called significant when its two-sided test gives p < {ALPHA}: Fisher's exact test for "
+        "collapse rates, the Mann-Whitney U test for the quality metric (over seeds that did not diverge). "
+        "Otherwise it reads \"no detectable difference at n = a vs b\", with the 95% interval of the difference: "
+        "Newcombe's hybrid score interval for rates, a bootstrap interval for the difference in medians. "
+        "The verdict follows the test; where the interval and the test disagree (an approximate interval can "
+        "exclude 0 at small n while the exact test does not reject), the finding says so. "
+        f"Conditions with fewer than {SMALL_N} seeds are flagged: only large effects can be detected there.")
+
+
+def _interval(lo: float, hi: float, fmt: str = "{:+.2f}") -> str:
+    return f"{fmt.format(lo)} to {fmt.format(hi)}"
+
+
+def collapse_wording(diff: float, lo: float, hi: float, p: float, n: int, n_base: int) -> str:
+    if p < ALPHA:
+        text = f"{'lower' if diff < 0 else 'higher'} collapse ({diff:+.2f}), significant at 5% (Fisher p = {p:.3g})"
+        if lo <= 0 <= hi:
+            text += f"; the approximate interval ({_interval(lo, hi)}) still spans 0"
+        return text
+    text = f"no detectable difference at n = {n} vs {n_base} (difference {diff:+.2f}, 95% interval {_interval(lo, hi)}, Fisher p = {p:.2g})"
+    if not lo <= 0 <= hi:
+        text += "; the interval excludes 0 but Fisher's exact test does not reject, so no difference is claimed"
+    return text
+
+
+def quality_wording(name: str, better: str, diff: float, lo: float, hi: float, p: float, n: int, n_base: int) -> str:
+    if math.isnan(p):
+        return f"{name}: not comparable (no values)"
+    fmt = "{:+.3g}"
+    if p < ALPHA:
+        good = (diff < 0) == (better == "lower")
+        return (f"{'better' if good else 'worse'} {name} (median {fmt.format(diff)}), significant at 5% "
+                f"(Mann-Whitney p = {p:.3g})")
+    return (f"no detectable difference in {name} at n = {n} vs {n_base} (median difference {fmt.format(diff)}, "
+            f"95% interval {_interval(lo, hi, fmt)}, p = {p:.2g})")
+
+
+def findings(trials: pd.DataFrame, effect: pd.DataFrame, lay: Layout, keys: dict) -> pd.DataFrame:
+    """One row per (facet, regime, treatment): the worded collapse and quality findings, the
+    numbers behind them, and a small-n warning."""
+    if effect.empty:
+        return pd.DataFrame()
+    rows = []
+    done = trials[trials["status"].isin(("finished", "diverged"))]
+    base_label = _label(lay.baseline)
+    for _, e in effect.iterrows():
+        where = (done["model"] == e["model"]) & (done["dataset"] == e["dataset"]) & (done["regime"] == e["regime"])
+        sub = done[where & ~done["diverged"].astype(bool)]
+        metric = quality_metric(sub)
+        row = {**{f: e[f] for f in FACETS}, "regime": e["regime"], "treatment": e["treatment"], "baseline": base_label,
+               "n": e["n"], "n_base": e["n_base"],
+               "collapse": collapse_wording(e["end_diff"], e["end_lo"], e["end_hi"], e["end_fisher_p"], e["n"], e["n_base"]),
+               "collapse_p": e["end_fisher_p"]}
+        if metric:
+            x = sub.loc[sub["treatment"] == e["treatment"], metric]
+            y = sub.loc[sub["treatment"] == base_label, metric]
+            d, lo, hi = median_difference(x, y)
+            p = mann_whitney_p(x, y)
+            name = metric.removeprefix("eval/")
+            better = keys.get(metric, {}).get("better", "lower")
+            row.update(quality=quality_wording(name, better, d, lo, hi, p, len(x.dropna()), len(y.dropna())),
+                       quality_metric=name, quality_diff=d, quality_lo=lo, quality_hi=hi, quality_p=p)
+        row["warning"] = (f"n < {SMALL_N}: only large effects are detectable"
+                          if min(e["n"], e["n_base"]) < SMALL_N else "")
+        rows.append(row)
+    return pd.DataFrame(rows)
