@@ -56,6 +56,6 @@ def test_a_lost_worker_node_does_not_lose_a_trial(tmp_path):
     assert killed.is_set()
     trials = pd.read_parquet(results / schema.TRIALS_FILE)
     assert len(trials) == 4 and trials["trial_id"].is_unique
-    assert (trials["status"] == "finished").all() and (trials["iterations"] == 600).all()
+    assert (trials["status"] == "finished").all() and (trials["steps_done"] == 600).all()
     metrics = pd.read_parquet(results / schema.METRICS_FILE)
     assert (metrics.groupby("trial_id")["step"].apply(list) == [list(range(100, 601, 100))] * 4).all()

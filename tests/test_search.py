@@ -31,7 +31,8 @@ def test_a_search_leaves_optuna_trials_matching_parquet_rows_and_resumes(tmp_pat
     path.write_text(SEARCH)
     study = load_study(path)
     results = tmp_path / "results"
-    (name,) = run_search(study, str(results), show_progress=False)
+    (name,), control = run_search(study, str(results), show_progress=False)
+    assert control.exit_code == 0
     storage = f"sqlite:///{results / 'optuna.db'}"
     trials = optuna.load_study(study_name=name, storage=storage).trials
     assert len(trials) == 6 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
@@ -42,6 +43,7 @@ def test_a_search_leaves_optuna_trials_matching_parquet_rows_and_resumes(tmp_pat
         assert (rows.loc[ids, "lam"] == t.params["lam"]).all()
         assert (rows.loc[ids, "search_trial"] == t.number).all()
         assert sorted(rows.loc[ids, "seed"]) == [0, 1]
+        assert (rows.loc[ids, "pack"] == 2).all()  # the seeds of a suggestion train as one pack
         assert t.value == pytest.approx(rows.loc[ids, "eval/fd_2d"].mean())
     first = [(t.number, t.params["lam"], t.value) for t in trials]
     run_search(study, str(results), n_trials=2, show_progress=False)
@@ -94,12 +96,12 @@ def test_asha_and_two_keys_give_a_report_with_importances(tmp_path):
     path = tmp_path / "search.yaml"
     path.write_text(TWO_KEYS)
     results = tmp_path / "results"
-    (name,) = run_search(load_study(path), str(results), show_progress=False)
+    (name,), _ = run_search(load_study(path), str(results), show_progress=False)
     trials = optuna.load_study(study_name=name, storage=f"sqlite:///{results / 'optuna.db'}").trials
     assert len(trials) == 5 and {"lam", "g_repeats"} == set(trials[0].params)
     rows = pd.read_parquet(results / schema.TRIALS_FILE)
     assert set(rows["status"]) <= {"finished", "pruned"} and len(rows) == 5
-    assert set(rows.loc[rows["status"] == "pruned", "iterations"]) <= {20, 40}
+    assert set(rows.loc[rows["status"] == "pruned", "steps_done"]) <= {20, 40}
     report = build_report([str(results)], str(tmp_path / "report")).read_text()
     assert "search_history.png" in report and "search_importances.png" in report
     assert (tmp_path / "report" / "search_importances.png").stat().st_size > 5000

@@ -1,16 +1,23 @@
 """Results go through pyarrow filesystems (a folder or a URI), and writes are atomic: a file
-caught half-written is never read as a result."""
+caught half-written is never read as a result, and a failed write leaves no temporary file."""
+
+import errno
+import json
+import os
+import subprocess
+
+import pytest
 
 from analysis import schema
 from vi_sweeps.results import consolidate, finished_ids, trial_table, write_trial
-from vi_sweeps.storage import Store
+from vi_sweeps.storage import Store, StoreError
 
 
-def rows(steps, status):
-    config = {"trial_id": "abc", "model": "gan", "dataset": "ring8", "seed": 0, "lam": 0.0,
+def rows(steps, status, tid="abc"):
+    config = {"trial_id": tid, "model": "gan", "dataset": "ring8", "seed": 0, "lam": 0.0, "iterations": 20,
               "collapse_rule": "modes_frac<0.5"}
-    data = [{"step": s, "collapsed": False, "diverged": False} for s in steps]
-    return trial_table(config, data, status)
+    data = [{"step": s, "wall_s": 0.1, "loss/d": 0.5, "collapsed": False, "diverged": False} for s in steps]
+    return trial_table(config, {}, data, status)
 
 
 def test_a_uri_store_writes_atomically_and_lists_only_whole_files(tmp_path):
@@ -24,10 +31,20 @@ def test_a_uri_store_writes_atomically_and_lists_only_whole_files(tmp_path):
     assert store.listdir("trials") == ["abc.parquet"]
     trials, metrics = consolidate(store)
     assert list(trials["trial_id"]) == ["abc"] and list(metrics["step"]) == [10, 20]
-    assert trials.loc[0, "iterations"] == 20 and trials.loc[0, "status"] == "finished"
+    assert trials.loc[0, "steps_done"] == 20 and trials.loc[0, "iterations"] == 20
+    assert trials.loc[0, "status"] == "finished"
     meta = store.read_table(schema.TRIALS_FILE).schema.metadata
     assert meta[schema.SCHEMA_KEY] == schema.SCHEMA_VERSION.encode()
     assert not [p for p in (tmp_path / "results").rglob("*.tmp-*") if "dead" not in p.name]
+
+
+def test_a_finished_trial_file_is_never_rewritten(tmp_path):
+    store = Store.open(str(tmp_path / "r"))
+    assert write_trial(store, rows([10, 20], "finished"))
+    stamp = (tmp_path / "r" / schema.trial_file("abc")).stat().st_mtime_ns
+    assert not write_trial(store, rows([10], "running"))  # a second writer's stale state
+    assert (tmp_path / "r" / schema.trial_file("abc")).stat().st_mtime_ns == stamp
+    assert finished_ids(store) == {"abc"}
 
 
 def test_bytes_round_trip(tmp_path):
@@ -36,3 +53,37 @@ def test_bytes_round_trip(tmp_path):
     assert store.read_bytes("checkpoints/x.pt") == b"\x00\x01"
     store.delete("checkpoints/x.pt")
     assert not store.exists("checkpoints/x.pt")
+
+
+def test_a_reader_never_creates_a_folder(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        Store.open(str(tmp_path / "nowhere"), create=False)
+    assert not (tmp_path / "nowhere").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError):
+        Store.open(str(tmp_path / "file"))
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real 512 KiB filesystem (tmpfs, needs root), unmounted afterwards."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_is_one_clear_error_and_leaves_no_temporary_file(tiny_disk):
+    store = Store.open(str(tiny_disk / "results"))
+    store.write_bytes("small.json", json.dumps({"ok": 1}).encode())
+    with pytest.raises(StoreError) as err:
+        store.write_bytes("checkpoints/big.pt", os.urandom(2 * 2**20))
+    assert err.value.errno == errno.ENOSPC
+    assert "cannot write" in str(err.value) and "big.pt" in str(err.value) and "no space left" in str(err.value)
+    assert "MiB free" in str(err.value)
+    leftovers = [p.name for p in tiny_disk.rglob("*") if ".tmp-" in p.name]
+    assert leftovers == [] and not store.exists("checkpoints/big.pt")
+    assert json.loads(store.read_bytes("small.json")) == {"ok": 1}

@@ -1,3 +1,5 @@
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -32,19 +34,45 @@ BAD = {
     "negative lam": ("name: x\ngrid: {lam: [0.0, -1.0]}\n", "grid.lam[1]: Input should be greater than or equal to 0"),
     "unknown axis": ("name: x\ngrid: {lamda: [1.0]}\n", "grid.lamda: unknown axis; valid keys:"),
     "bad choice": ("name: x\nbase: {penalty: median}\n", "base.penalty: Input should be 'mean' or 'sum'"),
+    "unknown arch": ("name: x\nbase: {arch: resnet}\n", "arch: unknown 'resnet'; valid choices: auto, dcgan, mlp, pacgan, paper-64"),
     "impossible combination": ("name: x\nmodels: [em]\ndatasets: [digits]\n", "em runs on the 2-D mixtures only"),
-    "bad collapse rule": ("name: x\ncollapse_rule: fid<3\n", "collapse_rule: unknown metric 'fid'"),
-    "empty models": ("name: x\nmodels: []\n", "models: Value error, must name at least one"),
+    "bad collapse rule": ("name: x\ncollapse_rule: fid<3\n", "collapse_rule: unknown metric 'fid'; valid choices: modes"),
+    "empty models": ("name: x\nmodels: []\n", "models: must name at least one"),
+    # issue 9: each of these was accepted, or ended in a traceback
+    "duplicate yaml key": ("name: x\ngrid:\n  lam: [0.0]\n  lam: [5.0]\n", "not valid YAML: line 4, column 3: duplicate key 'lam'"),
+    "duplicate top-level key": ("name: x\nseeds: 2\nseeds: 3\n", "not valid YAML: line 3, column 1: duplicate key 'seeds'"),
+    "not yaml": ("name: [x\n", "not valid YAML: line 2, column 1"),
+    "duplicate seeds": ("name: x\nseeds: [0, 1, 1]\n", "seeds: seed(s) [1] appear more than once"),
+    "negative seed": ("name: x\nseeds: [0, -1]\n", "seeds: seeds are non-negative, got [-1]"),
+    "zero seeds": ("name: x\nseeds: 0\n", "seeds: a seed count must be at least 1, got 0"),
+    "minus one seeds": ("name: x\nseeds: -1\n", "seeds: a seed count must be at least 1, got -1"),
+    "duplicate grid value": ("name: x\ngrid: {lam: [0.0, 5, 5.0]}\n", "grid.lam: value 5.0 appears more than once"),
+    "duplicate model": ("name: x\nmodels: [gan, gan]\n", "models: 'gan' appears more than once"),
+    "labels with equal settings": ("name: x\ngrid:\n  r: {a: {bn: true}, b: {bn: true}}\n",
+                                   "grid.r: labels 'a' and 'b' set the same values"),
+    "name dot dot": ("name: ..\n", "name: String should match pattern"),
+    "name dot": ("name: .\n", "name: String should match pattern"),
+    "name with slash": ("name: a/b\n", "name: String should match pattern"),
+    "base key also an axis": ("name: x\nbase: {lam: 1.0}\ngrid: {lam: [0.0, 5.0]}\n",
+                              "grid.lam: an axis of a key that base.lam also sets"),
+    "two axes set one key": ("name: x\ngrid:\n  bn: [true, false]\n  r: {a: {bn: true, g_steps: 1}, b: {bn: false, g_steps: 5}}\n",
+                             "grid.r: sets bn, which grid.bn also sets"),
+    "budget and base": ("name: x\nbase: {iterations: 50}\nbudget: {iterations: 100, eval_every: 50}\n",
+                        "budget: sets iterations, which base.iterations also sets"),
+    "labelled axis and datasets": ("name: x\ndatasets: [ring8]\ngrid:\n  d: {a: {dataset: grid25}, b: {dataset: ring8}}\n",
+                                   "grid.d: sets dataset, which datasets also sets"),
+    "base seed": ("name: x\nbase: {seed: 3}\n", "base.seed: seeds come from `seeds:`"),
+    "compare axis": ("name: x\ngrid: {lam: [0.0, 5.0]}\ncompare: {axis: bn, baseline: true}\n",
+                     "compare.axis: 'bn' is not an axis; valid choices: model, dataset, lam"),
+    "compare baseline": ("name: x\ngrid: {lam: [0.0, 5.0]}\ncompare: {axis: lam, baseline: 1.0}\n",
+                         "compare.baseline: 1.0 is not a value of lam; valid choices: 0.0, 5.0"),
+    "search metric": ("name: x\nsearch:\n  space: {lam: {type: uniform, low: 0, high: 1}}\n  objective: {metric: fid_inception}\n",
+                      "search.objective.metric: 'fid_inception' is not a metric of these data sets; valid choices: modes"),
+    "huge grid": ("name: x\ngrid:\n" + "".join(f"  {k}: [{', '.join(str(v) for v in range(1, 11))}]\n"
+                                             for k in ("hidden", "z_dim", "width", "g_repeats", "d_steps",
+                                                       "g_steps", "mlp_layers", "batch_size")) + "seeds: 10\n",
+                  "the grid has 1,000,000,000 trials, more than max_trials (100,000)"),
 }
-
-
-def test_labelled_axes_cross_with_plain_ones():
-    path = Path(__file__).parent / "_good.yaml"
-    study = load_from_text(GOOD, path)
-    assert len(study.trials) == 2 * 2 * 2 * 3
-    t = [t for t in study.trials if t.labels["regime"] == "paper-nobn"][0]
-    assert (t.config.bn, t.config.d_steps, t.config.g_steps) == (False, 5, 5)
-    assert len({t.trial_id for t in study.trials}) == len(study.trials)
 
 
 def load_from_text(text, path):
@@ -55,16 +83,65 @@ def load_from_text(text, path):
         path.unlink()
 
 
+def test_labelled_axes_cross_with_plain_ones():
+    path = Path(__file__).parent / "_good.yaml"
+    study = load_from_text(GOOD, path)
+    assert len(study.trials) == 2 * 2 * 2 * 3
+    t = [t for t in study.trials if t.labels["regime"] == "paper-nobn"][0]
+    assert (t.config.bn, t.config.d_steps, t.config.g_steps) == (False, 5, 5)
+    assert len({t.trial_id for t in study.trials}) == len(study.trials)
+    assert study.axes == ["model", "dataset", "lam", "regime", "seed"]
+    assert study.compare == {"axis": "lam", "baseline": 0.0}
+
+
 @pytest.mark.parametrize("case", list(BAD))
 def test_bad_study_exits_2_names_file_key_and_choices(case, tmp_path):
     text, expected = BAD[case]
     study = tmp_path / "bad.yaml"
     study.write_text(text)
     results = tmp_path / "results"
+    start = time.monotonic()
     r = CliRunner().invoke(main, ["run", str(study), "--results", str(results)])
+    assert time.monotonic() - start < 2.0  # even a billion-trial grid is refused at once
     assert r.exit_code == 2, r.output
     assert str(study) in r.output and expected in r.output, r.output
     assert not results.exists()
+
+
+def test_binary_garbage_is_refused_in_one_line(tmp_path):
+    study = tmp_path / "garbage.yaml"
+    study.write_bytes(bytes(range(256)) * 4)
+    r = CliRunner().invoke(main, ["validate", str(study)])
+    assert r.exit_code == 2 and r.output.strip().count("\n") == 0
+    assert f"{study}: not a UTF-8 text file (byte 0x80 at offset 128)" in r.output
+
+
+SET_CASES = {
+    "a grid axis": ("lam=1", "--set: lam: a grid axis of"),
+    "a labelled axis key": ("bn=false", "--set: bn: set by the labelled axis grid.regime of"),
+    "an unknown key": ("lamda=1", "--set: lamda: unknown key; valid keys: model"),
+    "a bad value": ("lr=-1", "--set: lr: Input should be greater than 0"),
+    "the seed": ("seed=3", "--set: seed: set by `seeds:`"),
+    "no equals sign": ("lr", "--set: 'lr': expected KEY=VALUE"),
+}
+
+
+@pytest.mark.parametrize("case", list(SET_CASES))
+def test_a_set_mistake_is_blamed_on_set(case, tmp_path):
+    assignment, expected = SET_CASES[case]
+    study = tmp_path / "s.yaml"
+    study.write_text(GOOD)
+    r = CliRunner().invoke(main, ["run", str(study), "--set", assignment, "--results", str(tmp_path / "r")])
+    assert r.exit_code == 2 and expected in r.output, r.output
+    assert f"{study}:" not in r.output.split(expected)[0]
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_set_override_of_a_base_key_lands_in_the_study_as_run(tmp_path):
+    study = tmp_path / "s.yaml"
+    study.write_text(GOOD)
+    loaded = load_study(study, {"lr": 0.01})
+    assert all(t.config.lr == 0.01 for t in loaded.trials) and "lr: 0.01" in loaded.text
 
 
 def test_all_problems_are_listed_together(tmp_path):
@@ -73,6 +150,17 @@ def test_all_problems_are_listed_together(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_study(study)
     assert len(err.value.problems) == 4
+
+
+def test_a_large_grid_validates_in_seconds(tmp_path):
+    study = tmp_path / "big.yaml"
+    study.write_text("name: big\ngrid:\n  hidden: [" + ", ".join(str(8 + i) for i in range(100)) + "]\n"
+                     "  lam: [" + ", ".join(str(i / 10) for i in range(100)) + "]\nseeds: 10\n")
+    start = time.monotonic()
+    r = CliRunner().invoke(main, ["validate", str(study)])
+    elapsed = time.monotonic() - start
+    assert r.exit_code == 0 and "100000 trials" in r.output
+    assert elapsed < 10, f"{elapsed:.1f} s for 10^5 trials"
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "studies").glob("*.yaml")), ids=lambda p: p.name)
@@ -84,5 +172,38 @@ def test_shipped_studies_validate(path):
 def test_dry_run_prints_the_table_and_writes_nothing(tmp_path):
     r = CliRunner().invoke(main, ["run", str(ROOT / "studies/quickstart.yaml"), "--dry-run", "--results", str(tmp_path / "r")])
     assert r.exit_code == 0
-    assert "16 trials" in r.output and "lam" in r.output and "g_steps" in r.output
+    assert "trials (dry run: nothing written)" in r.output and "lam" in r.output and "g_steps" in r.output
     assert not (tmp_path / "r").exists()
+
+
+def test_a_results_path_that_is_a_file_is_refused(tmp_path):
+    study = tmp_path / "s.yaml"
+    study.write_text(GOOD)
+    (tmp_path / "taken").write_text("not a folder")
+    r = CliRunner().invoke(main, ["run", str(study), "--results", str(tmp_path / "taken")])
+    assert r.exit_code == 2 and f"--results {tmp_path / 'taken'}: {tmp_path / 'taken'} is a file" in r.output
+    r = CliRunner().invoke(main, ["run", str(study), "--results", str(tmp_path / "taken" / "sub")])
+    assert r.exit_code == 2 and "is a file, not a folder" in r.output
+
+
+def test_a_read_only_results_folder_is_refused(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here: {r.stderr.strip()}")
+    try:
+        study = tmp_path / "s.yaml"
+        study.write_text(GOOD)
+        out = CliRunner().invoke(main, ["run", str(study), "--results", str(ro / "results")])
+        assert out.exit_code == 2 and f"{ro} is not writable" in out.output, out.output
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], check=False)
+
+
+def test_status_of_a_missing_folder_exits_2_and_creates_nothing(tmp_path):
+    r = CliRunner().invoke(main, ["status", str(tmp_path / "no" / "such" / "dir")])
+    assert r.exit_code == 2 and "no such results folder" in r.output
+    assert not (tmp_path / "no").exists()
+    r = CliRunner().invoke(main, ["report", str(tmp_path / "nothing")])
+    assert r.exit_code == 2 and "no such results folder" in r.output

@@ -1,5 +1,6 @@
 """Sweeps against a real local Ray (never a mock)."""
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 
 from analysis import schema
 from vi_sweeps.cli import main
+from vi_sweeps.config import ConfigError
 from vi_sweeps.results import finished_ids
 from vi_sweeps.storage import Store
 from vi_sweeps.study import load_study
@@ -27,14 +29,15 @@ base: {hidden: 32, eval_samples: 500}
 grid:
   lam: [0.0, 5.0]
   bn: [true, false]
-seeds: 1
+seeds: 3
+pack_seeds: 3
 budget: {iterations: 40, eval_every: 20}
 """
 
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 
@@ -45,44 +48,68 @@ def write(tmp_path, text, name="study.yaml"):
     return load_study(path)
 
 
-def test_a_2x2_grid_lands_each_trial_exactly_once(local_ray, tmp_path):
+def test_a_packed_grid_lands_each_trial_exactly_once(local_ray, tmp_path):
     study = write(tmp_path, GRID)
     results = tmp_path / "results"
-    trials = run_sweep(study, str(results), show_progress=False)
+    outcome = run_sweep(study, str(results), show_progress=False)
+    assert outcome.exit_code == 0 and outcome.unfinished == []
     on_disk = pd.read_parquet(results / schema.TRIALS_FILE)
-    assert len(on_disk) == 4 and on_disk["trial_id"].is_unique
+    assert len(on_disk) == 12 and on_disk["trial_id"].is_unique
     assert set(on_disk["trial_id"]) == {t.trial_id for t in study.trials}
     assert set(zip(on_disk["lam"], on_disk["bn"], strict=False)) == {(0.0, True), (0.0, False), (5.0, True), (5.0, False)}
     assert (on_disk["status"] == "finished").all() and (on_disk["iterations"] == 40).all()
+    assert (on_disk["steps_done"] == 40).all() and (on_disk["pack"] == 3).all()
     metrics = pd.read_parquet(results / schema.METRICS_FILE)
-    assert len(metrics) == 8 and sorted(metrics["step"].unique()) == [20, 40]
+    assert len(metrics) == 24 and sorted(metrics["step"].unique()) == [20, 40]
+    # a sample snapshot for every evaluation of every trial
+    for tid, step in metrics[["trial_id", "step"]].itertuples(index=False):
+        assert (results / schema.sample_file(tid, step, ".npy")).stat().st_size > 1000
+    contract = json.loads((results / schema.CONTRACT_FILE).read_text())
+    assert contract["axes"] == ["model", "dataset", "lam", "bn", "seed"] and "eval/modes_lit" in contract["keys"]
     assert (results / schema.STUDY_FILE).read_text() == study.text
     assert (results / schema.VERSIONS_FILE).exists() and (results / "ray.log").exists()
-    assert not list((results / "checkpoints").glob("*.pt"))
+    assert not list((results / "checkpoints").glob("*.pt")) and not (results / "lease.json").exists()
+    # Ray's own result files stay usable
+    from ray.tune import ExperimentAnalysis
+
+    (experiment,) = [p for p in (results / "ray").iterdir() if p.is_dir()]
+    analysis = ExperimentAnalysis(str(experiment))
+    assert len(analysis.trials) == 4 and all(t.last_result.get("members") == 3 for t in analysis.trials)
+    assert "result.json" not in (results / "ray.log").read_text()
     # The same command again repeats nothing.
     stamps = {p.name: p.stat().st_mtime_ns for p in (results / "trials").iterdir()}
     again = run_sweep(study, str(results), show_progress=False)
-    assert len(again) == 4
+    assert len(again.trials) == 12 and again.exit_code == 0
     assert stamps == {p.name: p.stat().st_mtime_ns for p in (results / "trials").iterdir()}
-    assert len(trials) == 4
     status = CliRunner().invoke(main, ["status", str(results)])
-    assert "trials: 4/4 done (4 finished, 0 diverged" in status.output, status.output
+    assert "trials: 12/12 done (12 finished, 0 diverged" in status.output, status.output
+    as_json = json.loads(CliRunner().invoke(main, ["status", str(results), "--json"]).output)
+    assert as_json["done"] == 12 and len(as_json["conditions"]) == 4
+    assert all(c["trials"] == 3 and c["done"] == 3 for c in as_json["conditions"])
 
 
 def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(local_ray, tmp_path):
     study = write(tmp_path, GRID.replace("lam: [0.0, 5.0]\n  bn: [true, false]", "lr: [0.0002, 1.0e10]"))
-    trials = run_sweep(study, str(tmp_path / "r"), show_progress=False).set_index("lr")
-    assert trials.loc[1e10, "status"] == "diverged" and bool(trials.loc[1e10, "diverged"])
-    assert trials.loc[2e-4, "status"] == "finished" and trials.loc[2e-4, "iterations"] == 40
+    trials = run_sweep(study, str(tmp_path / "r"), show_progress=False).trials
+    assert (trials.loc[trials["lr"] == 1e10, "status"] == "diverged").all()
+    assert (trials.loc[trials["lr"] == 2e-4, "status"] == "finished").all()
+    assert (trials.loc[trials["lr"] == 2e-4, "steps_done"] == 40).all()
 
 
 def test_a_results_folder_of_another_study_is_refused(local_ray, tmp_path):
-    from vi_sweeps.config import ConfigError
-
-    run_sweep(write(tmp_path, GRID.replace("lam: [0.0, 5.0]", "lam: [0.0]").replace("bn: [true, false]", "bn: [true]")),
-              str(tmp_path / "r"), show_progress=False)
+    run_sweep(write(tmp_path, GRID.replace("lam: [0.0, 5.0]", "lam: [0.0]").replace("bn: [true, false]", "bn: [true]")
+                    .replace("seeds: 3\npack_seeds: 3", "seeds: 1")), str(tmp_path / "r"), show_progress=False)
     with pytest.raises(ConfigError, match="holds a different study"):
         run_sweep(write(tmp_path, GRID, "other.yaml"), str(tmp_path / "r"), show_progress=False)
+
+
+def test_a_resource_refusal_writes_nothing(local_ray, tmp_path):
+    study = write(tmp_path, GRID + "resources: {cpu: 1, gpu: 1}\n")
+    with pytest.raises(ConfigError, match="resources.gpu: a trial needs 1 GPU but the Ray cluster has 0"):
+        run_sweep(study, str(tmp_path / "r"), show_progress=False)
+    assert not (tmp_path / "r").exists()
+    fixed = write(tmp_path, GRID.replace("seeds: 3\npack_seeds: 3", "seeds: 1"), "fixed.yaml")
+    assert run_sweep(fixed, str(tmp_path / "r"), show_progress=False).exit_code == 0  # the folder is not locked
 
 
 SLOW = """
@@ -91,39 +118,192 @@ datasets: [ring8]
 base: {hidden: 64, eval_samples: 500}
 grid:
   lam: [0.0, 1.0, 5.0]
-seeds: 2
+seeds: 4
+pack_seeds: 2
 budget: {iterations: 600, eval_every: 100}
 resources: {cpu: 1}
 """
+
+
+def cli(study_path, results, *extra):
+    return [sys.executable, "-m", "vi_sweeps.cli", "run", str(study_path), "--results", str(results), "--no-report", *extra]
+
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def wait_for(predicate, timeout=240):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not predicate():
+        time.sleep(0.3)
+    return predicate()
+
+
+def session_gone(sid: int) -> bool:
+    """No process left in the session the killed driver led (Ray's workers run in their own
+    process groups and outlive killpg by a second or two)."""
+    for stat in __import__("glob").glob("/proc/[0-9]*/stat"):
+        try:
+            fields = open(stat).read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            return False
+    return True
 
 
 def test_a_killed_driver_resumes_without_losing_or_repeating_a_trial(tmp_path):
     study_path = tmp_path / "slow.yaml"
     study_path.write_text(SLOW)
     results = tmp_path / "results"
-    cmd = [sys.executable, "-m", "vi_sweeps.cli", "run", str(study_path), "--results", str(results), "--no-report"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cli(study_path, results), env=ENV, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store = Store.open(str(results))
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and len(finished_ids(store)) < 2:
-        time.sleep(0.5)
+    wait_for(lambda: len(finished_ids(store)) >= 4 and len(list((results / "checkpoints").glob("*.pt"))) >= 2)
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything it started
     proc.wait()
+    assert wait_for(lambda: session_gone(proc.pid), timeout=30)
     done_before = finished_ids(store)
-    assert 2 <= len(done_before) < 6, "kill the driver mid-way"
+    assert 4 <= len(done_before) < 12, "kill the driver mid-way"
+    # one unfinished member's checkpoint is truncated: it starts over, with a warning naming it
+    checkpoints = sorted(p for p in (results / "checkpoints").glob("*.pt") if p.stem not in done_before)
+    assert checkpoints, "the killed sweep left checkpoints"
+    victim = checkpoints[0]
+    victim.write_bytes(victim.read_bytes()[:100])
     partial = CliRunner().invoke(main, ["report", str(results), "--out", str(tmp_path / "partial")])
-    assert partial.exit_code == 0, partial.output  # a report of what is there so far
+    assert partial.exit_code == 0, partial.output  # a report of what is there so far, read-only
     assert "finished" in (tmp_path / "partial" / "REPORT.md").read_text()
     stamps = {tid: (results / "trials" / f"{tid}.parquet").stat().st_mtime_ns for tid in done_before}
-    r = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=400)
-    assert r.returncode == 0, r.stderr[-2000:]
+    r = subprocess.run(cli(study_path, results, "--resume"), env=ENV, capture_output=True, text=True, timeout=400)
+    assert r.returncode == 0, r.stderr[-3000:]
     # one compact progress line, not Ray's tables or logs (those go to RESULTS/ray.log)
-    assert "[interrupted] 6/6 done · 0 running · 0 failed" in r.stderr
+    assert "[interrupted] 12/12 done · 0 running · 0 failed" in r.stderr
     assert "Trial name" not in r.stderr and "Trial status" not in r.stderr and "INFO" not in r.stderr
+    assert f"warning: checkpoint {victim} is unreadable" in r.stderr and f"trial {victim.stem} starts over" in r.stderr
+    assert list((results / "quarantine" / "checkpoints").iterdir())
     trials = pd.read_parquet(results / schema.TRIALS_FILE)
-    assert len(trials) == 6 and trials["trial_id"].is_unique and (trials["status"] == "finished").all()
+    assert len(trials) == 12 and trials["trial_id"].is_unique and (trials["status"] == "finished").all()
     for tid, stamp in stamps.items():  # finished trials were not run again
         assert (results / "trials" / f"{tid}.parquet").stat().st_mtime_ns == stamp
     metrics = pd.read_parquet(results / schema.METRICS_FILE)
-    assert (metrics.groupby("trial_id")["step"].apply(list) == [list(range(100, 601, 100))] * 6).all()
+    assert (metrics.groupby("trial_id")["step"].apply(list) == [list(range(100, 601, 100))] * 12).all()
+
+
+def test_ctrl_c_stops_cleanly_exits_130_and_names_what_is_unfinished(tmp_path):
+    study_path = tmp_path / "slow.yaml"
+    study_path.write_text(SLOW.replace("seeds: 4", "seeds: 2").replace("pack_seeds: 2", "pack_seeds: 1"))
+    results = tmp_path / "results"
+    proc = subprocess.Popen(cli(study_path, results, "--max-concurrent", "1"), env=ENV, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    store = Store.open(str(results))
+    assert wait_for(lambda: len(finished_ids(store)) >= 1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert "stopped: interrupted" in err and "Traceback" not in err
+    assert "trial(s) did not finish; run the same command again to resume them" in err
+    assert "lam=5.0 seed=1 (no results yet)" in err  # one at a time: the last never began
+    unfinished = 6 - len(finished_ids(store))
+    assert f"{unfinished} trial(s) did not finish" in err
+    assert not (results / "lease.json").exists()
+
+
+TWO_DRIVERS = SLOW.replace("name: interrupted", "name: contested").replace("iterations: 600", "iterations: 1000")
+
+
+def test_two_drivers_never_share_a_folder_and_a_forced_takeover_loses_nothing(tmp_path):
+    study_path = tmp_path / "s.yaml"
+    study_path.write_text(TWO_DRIVERS)
+    results = tmp_path / "results"
+    first = subprocess.Popen(cli(study_path, results), env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert wait_for(lambda: (results / "lease.json").exists() and list((results / "trials").glob("*.parquet"))
+                    if (results / "trials").exists() else False)
+    # watch every trial file: once finished, a file must never say anything else
+    seen_finished, regressions = set(), []
+
+    def watch():
+        for p in (results / "trials").glob("*.parquet"):
+            try:
+                status = pd.read_parquet(p, columns=["status"])["status"].iloc[0]
+            except Exception:  # noqa: BLE001 - a file mid-replace is simply read next time
+                continue
+            if status in ("finished", "diverged"):
+                seen_finished.add(p.name)
+            elif p.name in seen_finished:
+                regressions.append(p.name)
+
+    second = subprocess.run(cli(study_path, results), env=ENV, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 3, second.stderr[-2000:]
+    assert "is in use by the driver" in second.stderr and "--force" in second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1
+    watch()
+    takeover = subprocess.Popen(cli(study_path, results, "--force"), env=ENV, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    while takeover.poll() is None:
+        watch()
+        time.sleep(0.2)
+    first_out, first_err = first.communicate(timeout=120)
+    _, take_err = takeover.communicate()
+    watch()
+    assert takeover.returncode == 0, take_err[-3000:]
+    assert first.returncode == 1 and "another driver took the results folder over" in first_err
+    assert regressions == []
+    trials = pd.read_parquet(results / schema.TRIALS_FILE)
+    assert len(trials) == 12 and trials["trial_id"].is_unique and (trials["status"] == "finished").all()
+    metrics = pd.read_parquet(results / schema.METRICS_FILE)
+    assert (metrics.groupby("trial_id")["step"].apply(list) == [list(range(100, 1001, 100))] * 12).all()
+
+
+def test_a_corrupt_trial_file_is_skipped_by_readers_and_rerun_by_the_driver(local_ray, tmp_path):
+    study = write(tmp_path, GRID)
+    results = tmp_path / "results"
+    run_sweep(study, str(results), show_progress=False)
+    victim = sorted((results / "trials").glob("*.parquet"))[0]
+    victim.write_bytes(victim.read_bytes()[:200])
+    status = CliRunner().invoke(main, ["status", str(results)])
+    assert status.exit_code == 0 and f"skipped unreadable trial file(s) {victim.name}" in status.output
+    assert "11/12 done" in status.output
+    report = CliRunner().invoke(main, ["report", str(results), "--out", str(tmp_path / "rep")])
+    assert report.exit_code == 0, report.output
+    again = run_sweep(study, str(results), show_progress=False)
+    assert again.exit_code == 0 and (again.trials["status"] == "finished").all() and len(again.trials) == 12
+    assert [p.name.split(".parquet")[0] for p in (results / "quarantine" / "trials").iterdir()] == [victim.stem]
+    assert pd.read_parquet(victim)["step"].tolist() == [20, 40]
+
+
+FULL = """
+name: fills-the-disk
+datasets: [ring8]
+base: {hidden: 256, eval_samples: 500}
+grid:
+  lam: [0.0, 5.0]
+seeds: 2
+budget: {iterations: 60, eval_every: 20}
+"""
+
+
+def test_a_full_disk_stops_the_sweep_with_one_error_and_resume_completes(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1200k", "tmpfs", str(disk)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    try:
+        study_path = tmp_path / "full.yaml"
+        study_path.write_text(FULL)
+        results = disk / "results"
+        r = subprocess.run(cli(study_path, results), env=ENV, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 1, r.stderr[-3000:]
+        assert "no space left on the device" in r.stderr and "MiB free" in r.stderr
+        assert len(r.stderr.splitlines()) < 25, r.stderr  # not thousands of logging tracebacks
+        assert "Traceback" not in r.stderr
+        assert not [p for p in disk.rglob("*") if ".tmp-" in p.name]
+        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+        r = subprocess.run(cli(study_path, results, "--resume"), env=ENV, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+        trials = pd.read_parquet(results / schema.TRIALS_FILE)
+        assert len(trials) == 4 and (trials["status"] == "finished").all()
+        metrics = pd.read_parquet(results / schema.METRICS_FILE)
+        assert (metrics.groupby("trial_id")["step"].apply(list) == [[20, 40, 60]] * 4).all()
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)

@@ -1,4 +1,10 @@
-"""`vi-sweep`: a thin table of commands over library functions users can also call."""
+"""`vi-sweep`: a thin table of commands over library functions users can also call.
+
+Exit codes: 0 every trial finished (a diverged trial is a finished, recorded result); 1 some
+trials errored or the sweep stopped early (a full disk, a lost lease); 2 bad input (nothing
+written); 3 the results folder is owned by another running driver; 130 interrupted (Ctrl-C)
+and 143 terminated (SIGTERM), each after a clean stop.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +15,26 @@ import click
 
 from vi_sweeps.config import ConfigError
 
+EXIT_OK, EXIT_ERRORED, EXIT_BAD_INPUT, EXIT_OWNED = 0, 1, 2, 3
+
 
 def fail_config(err: ConfigError) -> None:
     click.echo(str(err), err=True)
-    sys.exit(2)
+    sys.exit(EXIT_BAD_INPUT)
 
 
-def progress_row(cfg, row: dict) -> str:
+def progress_row(trial, row: dict) -> str:
+    """One line per evaluation, with every declared key of the trial's model and data set."""
+    from vi_sweeps.datasets import DATASETS
+    from vi_sweeps.keys import Key
+    from vi_sweeps.metrics import EVALUATORS
+    from vi_sweeps.objectives import OBJECTIVES
+
+    cfg = trial.cfg
+    keys: list[Key] = [*OBJECTIVES.meta(cfg.model)["losses"],
+                       *EVALUATORS.meta(DATASETS.meta(cfg.dataset)["evaluator"])["metrics"]]
     parts = [f"step {row['step']:>6}/{cfg.iterations}"]
-    for key in ("loss/d", "loss/g", "loss/rec", "loss/nll"):
-        if row[key] == row[key]:
-            parts.append(f"{key.split('/')[1]} {row[key]:.3f}")
-    for key, fmt in (("eval/modes", "{:.0f}"), ("eval/hq_frac", "{:.2f}"), ("eval/kl_uniform", "{:.3f}"),
-                     ("eval/fd_2d", "{:.3f}"), ("eval/fd_digits", "{:.2f}"), ("eval/fid_inception", "{:.2f}")):
-        if row[key] == row[key]:
-            parts.append(f"{key.split('/')[1]} " + fmt.format(row[key]))
+    parts += [f"{key.short} " + key.fmt.format(row[key]) for key in keys if row[key] == row[key]]
     parts.append("DIVERGED" if row["diverged"] else ("collapsed" if row["collapsed"] else "ok"))
     parts.append(f"{row['wall_s']:.1f}s")
     return "  ".join(parts)
@@ -49,8 +60,15 @@ def trial(model, dataset, seed, iterations, assignments, out, samples, list_keys
     from vi_sweeps.config import TrialConfig, field_docs, make_config, parse_assignments
 
     if list_keys:
+        from vi_sweeps.config import EXECUTION_KEYS
+        from vi_sweeps.objectives import OBJECTIVES
+
+        click.echo("Experiment keys define a trial (its trial_id hashes them); execution keys (marked *) do not.")
         for name, doc in field_docs().items():
-            click.echo(f"{name:16} {TrialConfig.model_fields[name].default!r:18} {doc}")
+            mark = "*" if name in EXECUTION_KEYS else " "
+            click.echo(f"{name:16}{mark} {TrialConfig.model_fields[name].default!r:18} {doc}")
+        serial = [m for m in OBJECTIVES.names() if OBJECTIVES.meta(m).get("vectorised") is False]
+        click.echo(f"\nModels trained one seed after another inside a pack (not vectorised): {', '.join(serial)}")
         return
     try:
         values = {"model": model, "dataset": dataset, "seed": seed, "iterations": iterations,
@@ -67,33 +85,44 @@ def trial(model, dataset, seed, iterations, assignments, out, samples, list_keys
     run = Trial(cfg)
     click.echo(f"trial {cfg.trial_id}: {cfg.model} on {cfg.dataset}, seed {cfg.seed}, "
                f"{cfg.iterations} iterations", err=True)
-    for row in evaluations(run):
-        click.echo(progress_row(cfg, row), err=True)
-    status = "diverged" if run.rows[-1]["diverged"] else "finished"
+    for evals in evaluations(run):
+        click.echo(progress_row(run, evals[0].row), err=True)
+    rows = run.rows[0]
+    status = "diverged" if rows[-1]["diverged"] else "finished"
     if out:
         import pyarrow.parquet as pq
 
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(trial_table({**cfg.model_dump(), "trial_id": cfg.trial_id}, run.rows, status), out)
-        click.echo(f"wrote {len(run.rows)} rows to {out}", err=True)
+        pq.write_table(trial_table({**cfg.model_dump(), "trial_id": cfg.trial_id}, {}, rows, status), out)
+        click.echo(f"wrote {len(rows)} rows to {out}", err=True)
     if samples:
         Path(samples).parent.mkdir(parents=True, exist_ok=True)
-        np.save(samples, run.samples.numpy())
-        click.echo(f"wrote {len(run.samples)} samples to {samples}", err=True)
+        np.save(samples, run.samples[0].numpy())
+        click.echo(f"wrote {len(run.samples[0])} samples to {samples}", err=True)
 
 
-def load_or_exit(path: str, assignments: tuple[str, ...] = ()):
+def load_or_exit(path: str, assignments: tuple[str, ...] = (), with_ids: bool = False):
+    """The study, or exit 2 naming the problem; with_ids also computes every trial's id,
+    which reads the content of a data folder (so a missing folder is bad input too)."""
     from vi_sweeps.config import parse_assignments
     from vi_sweeps.study import load_study
 
     try:
-        return load_study(path, parse_assignments(assignments))
+        study = load_study(path, parse_assignments(assignments))
+        if with_ids:
+            for t in study.trials:
+                t.trial_id  # noqa: B018 - computed once, cached
+        return study
     except ConfigError as err:
         fail_config(err)
+    except FileNotFoundError as err:
+        fail_config(ConfigError(path, [str(err)]))
 
 
 set_option = click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
                           help="override a key of the study's base config (repeatable)")
+force_option = click.option("--force", is_flag=True,
+                            help="take the results folder over from a driver that holds its lease (one that is gone)")
 
 
 def trial_table_text(study) -> str:
@@ -123,86 +152,111 @@ def validate(study, list_trials, assignments) -> None:
 @click.option("--results", default=None, help="folder or URI (s3://...); default results/NAME")
 @click.option("--address", default=None, help="a running Ray cluster (ray://... or HOST:PORT); default: embedded local Ray")
 @click.option("--resume", is_flag=True, help="finish an interrupted sweep (running the same command again does the same)")
-@click.option("--max-concurrent", type=int, default=None, help="trials at once (default: as resources allow)")
+@click.option("--max-concurrent", type=int, default=None, help="Ray trials (packs) at once (default: as resources allow)")
 @click.option("--dry-run", is_flag=True, help="print the trial table and its size; run nothing")
 @click.option("--report/--no-report", default=True, show_default=True, help="write the report when done")
+@force_option
 @set_option
-def run(study, results, address, resume, max_concurrent, dry_run, report, assignments) -> None:
+def run(study, results, address, resume, max_concurrent, dry_run, report, force, assignments) -> None:
     """Run every trial of STUDY on Ray Tune; results land in one Parquet contract."""
-    spec = load_or_exit(study, assignments)
+    spec = load_or_exit(study, assignments, with_ids=True)
     if dry_run:
         click.echo(trial_table_text(spec))
         click.echo(f"{study}: {len(spec.trials)} trials (dry run: nothing written)")
         return
-    from vi_sweeps.sweep import run_sweep
+    from vi_sweeps.lease import LeaseHeld
+    from vi_sweeps.sweep import describe, run_sweep
 
     results = results or f"results/{spec.name}"
     try:
-        trials = run_sweep(spec, results, address=address, max_concurrent=max_concurrent)
+        outcome = run_sweep(spec, results, address=address, max_concurrent=max_concurrent, force=force)
     except ConfigError as err:
         fail_config(err)
-    counts = trials["status"].value_counts().to_dict()
-    click.echo(f"results: {results}  ({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))})")
-    if report:
+    except LeaseHeld as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_OWNED)
+    counts = outcome.trials["status"].value_counts().to_dict() if len(outcome.trials) else {}
+    started = set(outcome.trials["trial_id"]) if len(outcome.trials) else set()
+    click.echo(f"results: {results}  ({', '.join(f'{v} {k}' for k, v in sorted(counts.items())) or 'nothing run'})")
+    if outcome.stop_reason:
+        click.echo(f"stopped: {outcome.stop_reason}", err=True)
+    if outcome.unfinished:
+        lines = [f"  {d}{'' if tid in started else ' (no results yet)'}"
+                 for tid, d in zip(outcome.unfinished, describe(spec, outcome.unfinished), strict=True)]
+        click.echo(f"{len(outcome.unfinished)} trial(s) did not finish; run the same command again to resume them:", err=True)
+        click.echo("\n".join(lines[:30] + ([f"  ... and {len(lines) - 30} more"] if len(lines) > 30 else [])), err=True)
+    if report and outcome.exit_code == EXIT_OK:
         write_report([results], f"{results}/report")
+    sys.exit(outcome.exit_code)
 
 
 def write_report(results: list[str], out: str) -> None:
     from analysis.load import ResultsError
     from analysis.report import build_report
-    from vi_sweeps.results import consolidate
-    from vi_sweeps.storage import Store
 
-    for location in results:
-        store = Store.open(location)
-        if store.listdir("trials"):
-            consolidate(store)
     try:
         path = build_report(results, out)
     except ResultsError as err:
         click.echo(f"error: {err}", err=True)
-        sys.exit(2)
+        sys.exit(EXIT_BAD_INPUT)
     click.echo(f"report: {path}")
 
 
 @main.command()
 @click.argument("results")
-def status(results) -> None:
-    """Summarise a running or finished sweep from its files."""
+@click.option("--json", "as_json", is_flag=True, help="machine-readable: totals and per-condition counts")
+def status(results, as_json) -> None:
+    """Summarise a running or finished sweep from its files (read-only)."""
+    from analysis.load import ResultsError
     from vi_sweeps.status import sweep_status
 
-    click.echo(sweep_status(results))
+    try:
+        click.echo(sweep_status(results, as_json))
+    except (ResultsError, FileNotFoundError, NotADirectoryError) as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
 
 
 @main.command()
 @click.argument("results", nargs=-1, required=True)
 @click.option("--out", default=None, help="output folder (default: RESULTS/report)")
 def report(results, out) -> None:
-    """Figures, REPORT.md and report.html from one or more results folders."""
+    """Figures, REPORT.md and report.html from one or more results folders (read-only on
+    them; a running sweep is reported as it stands)."""
     write_report(list(results), out or f"{results[0]}/report")
 
 
 @main.command()
 @click.argument("study", type=click.Path(dir_okay=False))
-@click.option("--trials", "n_trials", type=int, default=None, help="suggestions per search cell (default: the study's)")
+@click.option("--trials", "n_trials", type=click.IntRange(min=1), default=None,
+              help="suggestions per search cell (default: the study's)")
 @click.option("--results", default=None, help="folder or URI; default results/NAME")
 @click.option("--address", default=None, help="a running Ray cluster; default: embedded local Ray")
 @click.option("--max-concurrent", type=int, default=None)
 @click.option("--report/--no-report", default=True, show_default=True)
+@force_option
 @set_option
-def tune(study, n_trials, results, address, max_concurrent, report, assignments) -> None:
+def tune(study, n_trials, results, address, max_concurrent, report, force, assignments) -> None:
     """Search STUDY's `search:` space with Optuna through Ray Tune; re-running adds trials."""
-    spec = load_or_exit(study, assignments)
+    spec = load_or_exit(study, assignments, with_ids=True)
+    from vi_sweeps.lease import LeaseHeld
     from vi_sweeps.search import run_search
 
     results = results or f"results/{spec.name}"
     try:
-        names = run_search(spec, results, n_trials=n_trials, address=address, max_concurrent=max_concurrent)
+        names, control = run_search(spec, results, n_trials=n_trials, address=address,
+                                    max_concurrent=max_concurrent, force=force)
     except ConfigError as err:
         fail_config(err)
+    except LeaseHeld as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_OWNED)
     click.echo(f"results: {results}  (Optuna studies: {', '.join(names)})")
-    if report:
+    if control.reason:
+        click.echo(f"stopped: {control.reason}", err=True)
+    elif report:
         write_report([results], f"{results}/report")
+    sys.exit(control.exit_code)
 
 
 if __name__ == "__main__":

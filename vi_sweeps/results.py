@@ -2,94 +2,141 @@
 
 While a sweep runs, each trial keeps its own file `trials/<trial_id>.parquet` (one row per
 evaluation, its config and status on every row), rewritten atomically at each evaluation; a
-trial is finished exactly when that file says finished or diverged. Errors land in
-`errors/<trial_id>.json`. `consolidate` turns these into trials.parquet and metrics.parquet.
+trial is finished exactly when that file says finished or diverged, and a file that says so is
+never rewritten. Errors land in `errors/<trial_id>.json`. `Consolidation` turns these into
+trials.parquet and metrics.parquet, re-reading only the trial files that changed.
 """
 
 from __future__ import annotations
 
 import json
-import math
+import logging
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 
 from analysis import schema
+from analysis.contract import TrialFiles, build_tables, read_errors, with_metadata
 from vi_sweeps.storage import Store
 
+log = logging.getLogger("vi_sweeps")
 
-def trial_table(config: dict, rows: list[dict], status: str, study: str = "",
-                labels: dict | None = None, search_trial: int = -1) -> pa.Table:
-    frame = pd.DataFrame(rows, columns=list(schema.ROW_COLUMNS))
-    meta = {**config, **(labels or {}), "trial_id": config["trial_id"], "study": study,
-            "status": status, "search_trial": search_trial}
+
+def contract(study) -> dict:
+    """contract.json: the study's axes and the code's declarations (config defaults, result
+    keys, the geometry of the study's 2-D data sets for sample plots)."""
+    from vi_sweeps.config import EXECUTION_KEYS, TrialConfig, defaults
+    from vi_sweeps.datasets import DATASETS
+    from vi_sweeps.metrics import EVALUATORS
+    from vi_sweeps.objectives import OBJECTIVES
+
+    keys = {}
+    for registry, kind in ((OBJECTIVES, "losses"), (EVALUATORS, "metrics")):
+        for name in registry.names():
+            keys.update({str(k): k.describe() for k in registry.meta(name)[kind]})
+    config = {name: {"default": value, "execution": name in EXECUTION_KEYS,
+                     "doc": TrialConfig.model_fields[name].description} for name, value in defaults().items()}
+    data = {}
+    for cfg in {t.config.dataset: t.config for t in study.trials}.values():
+        describe = DATASETS.meta(cfg.dataset).get("describe")
+        data[cfg.dataset] = describe(cfg) if describe else {}
+    return {"schema": schema.SCHEMA_VERSION, "study": study.name, "axes": study.axes, "labelled": study.labelled,
+            "compare": study.compare, "config": config, "keys": keys, "datasets": data}
+
+
+def read_contract(store: Store) -> dict:
+    return json.loads(store.read_bytes(schema.CONTRACT_FILE)) if store.exists(schema.CONTRACT_FILE) else {}
+
+
+def trial_table(config: dict, labels: dict, rows: list[dict], status: str, study: str = "",
+                search_trial: int = -1, pack: int = 1) -> pa.Table:
+    frame = pd.DataFrame(rows)
+    meta = {**config, **labels, "trial_id": config["trial_id"], "study": study, "status": status,
+            "search_trial": search_trial, "pack": pack}
     for key, value in meta.items():
         frame[key] = [value] * len(frame)
-    return with_schema(pa.Table.from_pandas(frame, preserve_index=False))
-
-
-def with_schema(table: pa.Table) -> pa.Table:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
     return table.replace_schema_metadata({schema.SCHEMA_KEY: schema.SCHEMA_VERSION.encode()})
 
 
-def write_trial(store: Store, table: pa.Table) -> None:
-    store.write_table(f"trials/{table['trial_id'][0].as_py()}.parquet", table)
-
-
 def trial_status(store: Store, tid: str) -> str | None:
-    rel = f"trials/{tid}.parquet"
+    """The status a trial's own file records; None when it has none (or it is unreadable)."""
+    rel = schema.trial_file(tid)
     if not store.exists(rel):
         return None
-    return store.read_table(rel).column("status")[0].as_py()
+    try:
+        return store.read_table(rel, columns=["status"]).column("status")[0].as_py()
+    except (pa.ArrowInvalid, OSError):
+        return None
 
 
-def finished_ids(store: Store) -> set[str]:
-    """Ids of trials whose own file says finished or diverged."""
-    done = set()
-    for name in store.listdir("trials"):
-        table = store.read_table(f"trials/{name}")
-        if len(table) and table.column("status")[0].as_py() in schema.FINISHED:
-            done.add(name.removesuffix(".parquet"))
-    return done
+def write_trial(store: Store, table: pa.Table) -> bool:
+    """Write a trial's file unless its file already says finished (a second writer, e.g. a
+    driver that lost its lease, must never regress a finished trial); True if written."""
+    tid = table["trial_id"][0].as_py()
+    if trial_status(store, tid) in schema.FINISHED:
+        log.warning("trial %s is already finished in %s; not overwriting it", tid, store.uri)
+        return False
+    store.write_table(schema.trial_file(tid), table)
+    return True
 
 
-def record_error(store: Store, config: dict, labels: dict, study: str, message: str) -> None:
-    blob = {"config": config, "labels": labels, "study": study, "error": message}
-    store.write_bytes(f"errors/{config['trial_id']}.json", json.dumps(blob, default=str).encode())
+class Consolidation:
+    """The driver's view of the per-trial files: incremental reads, corrupt files moved to
+    quarantine/ with one warning each."""
 
+    def __init__(self, store: Store):
+        self.store = store
+        self.files = TrialFiles(store.fs, store.root)
 
-def clear_error(store: Store, tid: str) -> None:
-    store.delete(f"errors/{tid}.json")
+    def __getstate__(self) -> dict:  # Ray pickles the driver's callbacks: leave the cache behind
+        return {"store": self.store}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["store"])
+
+    def tables(self) -> list[pa.Table]:
+        tables = self.files.read()
+        for name in self.files.corrupt:
+            dest = self.store.quarantine(f"{schema.TRIALS_DIR}/{name}")
+            print(f"warning: trial file {self.store.path(schema.TRIALS_DIR, name)} is unreadable; moved to "
+                  f"{dest}, that trial will run again", file=sys.stderr, flush=True)
+        return tables
+
+    def finished_ids(self) -> set[str]:
+        done = set()
+        for table in self.tables():
+            if table.column("status")[0].as_py() in schema.FINISHED:
+                done.add(table.column("trial_id")[0].as_py())
+        return done
+
+    def write(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        trials, metrics = build_tables(self.tables(), read_errors(self.store.fs, self.store.root))
+        meta = read_contract(self.store)
+        self.store.write_table(schema.METRICS_FILE, with_metadata(metrics, meta))
+        self.store.write_table(schema.TRIALS_FILE, with_metadata(trials, meta))
+        return trials, metrics
 
 
 def consolidate(store: Store) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-trial files (and error records) -> trials.parquet and metrics.parquet."""
-    frames = [store.read_table(f"trials/{n}").to_pandas() for n in store.listdir("trials")]
-    per_eval = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["trial_id", *schema.ROW_COLUMNS])
-    metrics = per_eval[["trial_id", *schema.ROW_COLUMNS]].reset_index(drop=True)
-    trials = per_eval.drop_duplicates("trial_id", keep="last").copy()
-    trials["iterations"] = trials["step"]
-    trials["error"] = ""
-    errors = []
-    for name in store.listdir("errors"):
-        blob = json.loads(store.read_bytes(f"errors/{name}"))
-        tid = blob["config"]["trial_id"]
-        if tid in set(trials.loc[trials["status"].isin(schema.FINISHED), "trial_id"]):
-            continue
-        errors.append({**blob["config"], **blob["labels"], "trial_id": tid, "study": blob["study"],
-                       "status": "error", "error": blob["error"], "search_trial": -1,
-                       "iterations": 0, "collapsed": False, "diverged": False, "wall_s": math.nan})
-    if errors:
-        errored = pd.DataFrame(errors)
-        trials = pd.concat([trials[~trials["trial_id"].isin(errored["trial_id"])], errored], ignore_index=True)
-    trials = trials.drop(columns=[c for c in schema.ROW_COLUMNS if c not in schema.TRIAL_OUTPUT_COLUMNS and c in trials])
-    trials = trials.sort_values(["study", "trial_id"]).reset_index(drop=True)
-    store.write_table(schema.METRICS_FILE, with_schema(pa.Table.from_pandas(metrics, preserve_index=False)))
-    store.write_table(schema.TRIALS_FILE, with_schema(pa.Table.from_pandas(trials, preserve_index=False)))
-    return trials, metrics
+    return Consolidation(store).write()
+
+
+def finished_ids(store: Store) -> set[str]:
+    return Consolidation(store).finished_ids()
+
+
+def record_error(store: Store, config: dict, labels: dict, study: str, message: str, pack: int = 1) -> None:
+    blob = {"config": config, "labels": labels, "study": study, "error": message, "pack": pack}
+    store.write_bytes(f"{schema.ERRORS_DIR}/{config['trial_id']}.json", json.dumps(blob, default=str).encode())
+
+
+def clear_error(store: Store, tid: str) -> None:
+    store.delete(f"{schema.ERRORS_DIR}/{tid}.json")
 
 
 def versions() -> dict[str, str]:

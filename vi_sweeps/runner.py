@@ -1,18 +1,23 @@
-"""Running trials against a results store, without Ray: the body of every Ray trial.
+"""Running a pack of trials against a results store, without Ray: the body of every Ray trial.
 
-A pack is several trials of one setting that differ in seed, run in lockstep so that a search
-can average them at every evaluation (and, later, vectorise them). Each member resumes from its
-checkpoint if one exists, skips itself if its file already says finished, and at each
-evaluation writes its checkpoint and its own Parquet file atomically.
+A pack is the trials of one condition that differ in seed, trained together as one vectorised
+model (vi_sweeps.trial). Each member skips itself if its file already says finished, resumes
+from its own checkpoint if it has one (a corrupt one is moved to quarantine/ and the member
+starts over), and at each evaluation writes its sample snapshot, its checkpoint and its own
+Parquet file, atomically, in that order. Members are checkpointed one file each, so a pack may
+be regrouped between runs; members whose checkpoints stand at different steps (a driver killed
+between two of them) run as separate lockstep groups.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from itertools import groupby
 
-from analysis.schema import FINISHED
+from analysis import schema
 from vi_sweeps.config import TrialConfig
 from vi_sweeps.objectives import from_bytes, to_bytes
 from vi_sweeps.results import trial_status, trial_table, write_trial
@@ -20,11 +25,41 @@ from vi_sweeps.storage import Store
 from vi_sweeps.study import Objective
 from vi_sweeps.trial import Trial, evaluations
 
+log = logging.getLogger("vi_sweeps")
 
-@dataclass
+
+@dataclass(frozen=True)
 class Member:
-    config: dict
+    config: dict  # a resolved TrialConfig without trial_id
     labels: dict
+
+    @property
+    def trial_config(self) -> TrialConfig:
+        return TrialConfig(**self.config)
+
+
+@dataclass(frozen=True)
+class PackSpec:
+    """Everything one Ray trial needs: its members, where results go, and for a search the
+    searched keys (their values come from the searcher, the same for every member)."""
+
+    results: str
+    study: str
+    members: tuple[Member, ...]
+    search_trial: int = -1
+    objective: Objective | None = None
+    space: tuple[str, ...] = ()
+    cost: float = field(default=0.0, compare=False)
+
+    @property
+    def trial_ids(self) -> list[str]:
+        return [m.trial_config.trial_id for m in self.members]
+
+    def with_values(self, values: dict) -> PackSpec:
+        """The pack with the searched keys set (and the Optuna trial number it scores)."""
+        chosen = {k: values[k] for k in self.space}
+        members = tuple(Member({**m.config, **chosen}, m.labels) for m in self.members)
+        return replace(self, members=members, search_trial=values.get("search_trial", self.search_trial))
 
 
 def objective_value(objective: Objective, rows: list[dict]) -> float:
@@ -41,66 +76,81 @@ def objective_value(objective: Objective, rows: list[dict]) -> float:
 
 
 class PackRunner:
-    def __init__(self, store: Store, members: list[Member], study: str = "",
-                 search_trial: int = -1, objective: Objective | None = None):
-        self.store, self.study = store, study
-        self.search_trial, self.objective = search_trial, objective
-        self.members = members
+    def __init__(self, store: Store, spec: PackSpec):
+        self.store, self.spec = store, spec
+        self.configs = [m.trial_config for m in spec.members]
+        self.ids = spec.trial_ids
+        self.warnings: list[str] = []  # reported with the next summary, for the driver to print
 
     def _checkpoint(self, tid: str) -> str:
-        return f"checkpoints/{tid}.pt"
+        return f"{schema.CHECKPOINTS_DIR}/{tid}.pt"
 
-    def _start(self, member: Member) -> Trial | dict:
-        """A Trial to run, or the last row of one that already finished."""
-        cfg = TrialConfig(**{k: v for k, v in member.config.items() if k != "trial_id"})
-        if trial_status(self.store, cfg.trial_id) in FINISHED:
-            table = self.store.read_table(f"trials/{cfg.trial_id}.parquet")
-            return table.slice(len(table) - 1).to_pylist()[0]
-        trial = Trial(cfg)
-        if self.store.exists(self._checkpoint(cfg.trial_id)):
-            trial.load_state_dict(from_bytes(self.store.read_bytes(self._checkpoint(cfg.trial_id))))
-        return trial
+    def _state(self, tid: str) -> dict | None:
+        """A member's checkpoint, or None to start over (none, or corrupt: moved aside)."""
+        rel = self._checkpoint(tid)
+        if not self.store.exists(rel):
+            return None
+        try:
+            return from_bytes(self.store.read_bytes(rel))
+        except Exception as err:  # any unreadable pickle: truncated, garbage, wrong format
+            dest = self.store.quarantine(rel)
+            self.warn(f"checkpoint {self.store.path(rel)} is unreadable ({type(err).__name__}); "
+                      f"moved to {dest}, trial {tid} starts over")
+            return None
 
-    def _save(self, trial: Trial, member: Member) -> None:
-        tid = trial.cfg.trial_id
-        status = "running"
-        if trial.done:
-            status = "diverged" if trial.rows[-1]["diverged"] else "finished"
-        else:
-            self.store.write_bytes(self._checkpoint(tid), to_bytes(trial.state_dict()))
-        config = {**trial.cfg.model_dump(), "trial_id": tid}
-        write_trial(self.store, trial_table(config, trial.rows, status, self.study, member.labels, self.search_trial))
-        if trial.done:
+    def warn(self, message: str) -> None:
+        log.warning(message)
+        self.warnings.append(message)
+
+    def _save(self, trial: Trial, k: int, index: int, snapshot: tuple[str, bytes]) -> None:
+        member, tid = self.spec.members[index], self.ids[index]
+        row = trial.rows[k][-1]
+        self.store.write_bytes(schema.sample_file(tid, row["step"], snapshot[0]), snapshot[1])
+        done = trial.member_done(k)
+        if not done:
+            self.store.write_bytes(self._checkpoint(tid), to_bytes(trial.member_state(k)))
+        status = ("diverged" if row["diverged"] else "finished") if done else "running"
+        table = trial_table({**member.config, "trial_id": tid}, member.labels, trial.rows[k], status,
+                            self.spec.study, self.spec.search_trial, len(trial))
+        write_trial(self.store, table)
+        if done:
             self.store.delete(self._checkpoint(tid))
 
     def run(self) -> Iterator[dict]:
         """Yields one summary per evaluation round: step, members done, diverged, collapsed and
         (in a search) the objective over the members' latest rows."""
-        started = [(self._start(m), m) for m in self.members]
-        live = [(t, m) for t, m in started if isinstance(t, Trial)]
-        finished = [t for t, _ in started if isinstance(t, dict)]
-        streams = [(t, m, evaluations(t)) for t, m in live]
-        if not streams and finished:
-            yield self._summary(finished, [])
-        while streams:
-            next_streams = []
-            for trial, member, stream in streams:
-                row = next(stream, None)
-                if row is None:
-                    continue
-                self._save(trial, member)
-                if not trial.done:
-                    next_streams.append((trial, member, stream))
-            streams = next_streams
-            latest = [t.rows[-1] for t, _ in live if t.rows] + finished
-            if latest:
-                yield self._summary(latest, [t for t, _ in live if not t.done])
+        finished, todo = {}, []
+        for index, tid in enumerate(self.ids):
+            if trial_status(self.store, tid) in schema.FINISHED:
+                table = self.store.read_table(schema.trial_file(tid))
+                finished[index] = table.slice(len(table) - 1).to_pylist()[0]
+                self.store.delete(self._checkpoint(tid))  # left behind if a run died right after finishing
+            else:
+                todo.append((index, self._state(tid)))
+        latest = dict(finished)
+        if not todo:
+            yield self._summary(latest)
+        by_step = sorted(todo, key=lambda item: item[1]["step"] if item[1] else 0)
+        for _, group in groupby(by_step, key=lambda item: item[1]["step"] if item[1] else 0):
+            group = list(group)
+            indices = [i for i, _ in group]
+            trial = Trial([self.configs[i] for i in indices])
+            if group[0][1] is not None:
+                trial.load_member_states([state for _, state in group])
+            for evals in evaluations(trial):
+                for e in evals:
+                    self._save(trial, e.member, indices[e.member], e.snapshot)
+                    latest[indices[e.member]] = e.row
+                yield self._summary(latest)
 
-    def _summary(self, latest: list[dict], running: list[Trial]) -> dict:
-        summary = {"step": max(r["step"] for r in latest),
-                   "diverged": sum(bool(r["diverged"]) for r in latest),
-                   "collapsed": sum(bool(r["collapsed"]) for r in latest),
-                   "members_done": len(self.members) - len(running)}
-        if self.objective is not None:
-            summary["objective"] = objective_value(self.objective, latest)
+    def _summary(self, latest: dict[int, dict]) -> dict:
+        rows = list(latest.values())
+        summary = {"step": max((r["step"] for r in rows), default=0),
+                   "diverged": sum(bool(r["diverged"]) for r in rows),
+                   "collapsed": sum(bool(r["collapsed"]) for r in rows),
+                   "members": len(self.ids)}
+        if self.spec.objective is not None:
+            summary["objective"] = objective_value(self.spec.objective, rows)
+        if self.warnings:
+            summary["warnings"], self.warnings = list(self.warnings), []
         return summary

@@ -2,10 +2,11 @@
 space with Optuna (TPE by default) through Ray Tune's OptunaSearch.
 
 One Optuna study per cell of the grid (every setting of the study's other axes), all in one
-RDB storage: SQLite in RESULTS by default. Each suggestion runs `seeds_per_trial` seeds in one
-Ray trial (a pack) and is scored by their mean, so one lucky seed cannot win. Trials are the
-same trials as `vi-sweep run`'s: same ids, files, checkpoints and Parquet rows, each row tagged
-with its Optuna trial number. Re-running adds trials to the stored studies.
+RDB storage: SQLite in RESULTS by default. Each suggestion trains `seeds_per_trial` seeds as one
+pack (one vectorised model, one Ray trial with the study's per-trial resources) and is scored
+by their mean, so one lucky seed cannot win. Trials are the same trials as `vi-sweep run`'s:
+same ids, files, checkpoints and Parquet rows, each row tagged with its Optuna trial number.
+Re-running adds trials to the stored studies.
 """
 
 from __future__ import annotations
@@ -17,17 +18,25 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
+from analysis import schema
 from vi_sweeps.config import ConfigError, TrialConfig
-from vi_sweeps.results import consolidate, with_schema
+from vi_sweeps.lease import Lease
+from vi_sweeps.results import Consolidation, trial_status
+from vi_sweeps.runner import Member, PackSpec
 from vi_sweeps.storage import Store
 from vi_sweeps.study import Search, Study
 from vi_sweeps.sweep import (
     Progress,
+    SweepControl,
+    check_location,
     check_resources,
-    pack_trainable,
+    log_handler,
     prepare_store,
+    progress_callback,
+    quiet_ray_logs,
     ray_session,
     run_config,
+    trainable_for,
 )
 
 SEARCH_FILE = "search.parquet"
@@ -82,11 +91,7 @@ class TaggingOptunaSearch(OptunaSearch):
 
 
 def storage_url(search: Search, store: Store) -> str:
-    if search.storage:
-        return search.storage
-    if not store.is_local:
-        raise ConfigError("search.storage", ["results on remote storage need an Optuna storage URL"])
-    return f"sqlite:///{store.path('optuna.db')}"
+    return search.storage or f"sqlite:///{store.path('optuna.db')}"
 
 
 def sampler_for(search: Search, offset: int) -> optuna.samplers.BaseSampler:
@@ -105,31 +110,49 @@ def fail_stale(ot_study: optuna.Study) -> None:
 
 
 def run_search(study: Study, results: str, n_trials: int | None = None, address: str | None = None,
-               max_concurrent: int | None = None, show_progress: bool = True):
+               max_concurrent: int | None = None, show_progress: bool = True, force: bool = False):
+    """Run the search; returns (Optuna study names, SweepControl) - the control says whether
+    the search stopped early and with which exit code."""
     search = study.spec.search
     if search is None:
         raise ConfigError(study.source, ["search: missing; `vi-sweep tune` needs a search section"])
-    store = prepare_store(study, results)
-    url = storage_url(search, store)
-    storage = optuna.storages.RDBStorage(url)
+    check_location(study, results)
+    if not search.storage and "://" in results:
+        raise ConfigError("search.storage", ["results on remote storage need an Optuna storage URL"])
     n_trials = n_trials or search.trials
-    with ray_session(address, store):
-        names = [_search_cell(study, store, storage, base, labels, n_trials, max_concurrent, show_progress)
-                 for base, labels in cells(study)]
-    mark_pruned(store)
-    consolidate(store)
-    export_search(storage, names, store, url, search.objective.mode)
-    return names
+    control = SweepControl()
+    with ray_session(address):
+        check_resources(study)
+        store = Store.open(results)
+        lease = control.lease = Lease(store).acquire(force)
+        try:
+            prepare_store(study, results)
+            quiet_ray_logs(log_handler(store))
+            url = storage_url(search, store)
+            storage = optuna.storages.RDBStorage(url)
+            consolidation = Consolidation(store)
+            names = []
+            with control.signals():
+                for base, labels in cells(study):
+                    if control.should_stop():
+                        break
+                    names.append(_search_cell(study, store, storage, base, labels, n_trials, max_concurrent,
+                                              show_progress, control, consolidation))
+            if not control.reason:  # an interrupted trial is unfinished, not pruned
+                mark_pruned(store)
+            consolidation.write()
+            export_search(storage, names, store, url, search.objective.mode)
+        finally:
+            lease.release()
+    return names, control
 
 
 def _search_cell(study: Study, store: Store, storage, base: dict, labels: dict, n_trials: int,
-                 max_concurrent: int | None, show_progress: bool) -> str:
+                 max_concurrent: int | None, show_progress: bool, control: SweepControl,
+                 consolidation: Consolidation) -> str:
     search = study.spec.search
     seeds = list(range(search.seeds_per_trial))
     direction = "minimize" if search.objective.mode == "min" else "maximize"
-    check_resources(study, len(seeds))
-    res = study.spec.resources
-    trainable = tune.with_resources(pack_trainable, {"cpu": res.cpu * len(seeds), "gpu": res.gpu * len(seeds)})
     name = cell_name(study, base, labels)
     ot_study = optuna.create_study(study_name=name, storage=storage, direction=direction, load_if_exists=True)
     fail_stale(ot_study)
@@ -141,31 +164,35 @@ def _search_cell(study: Study, store: Store, storage, base: dict, labels: dict, 
         scheduler = ASHAScheduler(time_attr="step", max_t=base["iterations"],
                                   grace_period=search.pruner.grace_period * base["eval_every"],
                                   reduction_factor=search.pruner.reduction_factor)
-    progress = Progress(name, n_trials, 0)
+    progress = Progress(name, n_trials * len(seeds), 0, cost_todo=float(n_trials)) if show_progress else None
+    members = tuple(Member({**base, "seed": s}, labels) for s in seeds)
+    template = PackSpec(store.uri, study.name, members, objective=search.objective, space=tuple(search.space), cost=1.0)
+    packs = [template]
     tuner = tune.Tuner(
-        trainable,
-        param_space={"results": store.uri, "study": study.name, "base": base, "labels": labels,
-                     "seeds": seeds, "space": list(search.space), "objective": search.objective.model_dump()},
+        trainable_for(study, packs),
+        param_space={"pack": 0},
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=n_trials,
                                     metric="objective", mode=search.objective.mode,
                                     max_concurrent_trials=max_concurrent, reuse_actors=True),
-        run_config=run_config(f"{study.name}-search", store, progress, show_progress),
+        run_config=run_config(f"{study.name}-search", store, [progress_callback(packs, progress, control, consolidation)],
+                              control.stopper()),
     )
     tuner.fit()
-    if show_progress:
+    if progress is not None:
         progress.finish()
     return name
 
 
 def mark_pruned(store: Store) -> None:
     """A trial the scheduler stopped keeps its rows and is marked pruned, not running."""
-    for name in store.listdir("trials"):
-        table = store.read_table(f"trials/{name}")
-        if table.column("status")[0].as_py() == "running":
+    for name in store.listdir(schema.TRIALS_DIR):
+        tid = name.removesuffix(".parquet")
+        if trial_status(store, tid) == "running":
+            table = store.read_table(schema.trial_file(tid))
             idx = table.schema.get_field_index("status")
             table = table.set_column(idx, "status", [["pruned"] * len(table)])
-            store.write_table(f"trials/{name}", with_schema(table))
-            store.delete(f"checkpoints/{name.removesuffix('.parquet')}.pt")
+            store.write_table(schema.trial_file(tid), table)
+            store.delete(f"{schema.CHECKPOINTS_DIR}/{tid}.pt")
 
 
 def export_search(storage, names: list[str], store: Store, url: str, mode: str) -> None:
@@ -174,6 +201,8 @@ def export_search(storage, names: list[str], store: Store, url: str, mode: str) 
     import pandas as pd
     import pyarrow as pa
 
+    if not names:
+        return
     frames = []
     for name in names:
         frame = optuna.load_study(study_name=name, storage=storage).trials_dataframe(
@@ -186,5 +215,5 @@ def export_search(storage, names: list[str], store: Store, url: str, mode: str) 
     frame = pd.concat(frames, ignore_index=True)
     frame["state"] = frame["state"].astype(str)
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    store.write_table(SEARCH_FILE, with_schema(table))
+    store.write_table(SEARCH_FILE, table.replace_schema_metadata({schema.SCHEMA_KEY: schema.SCHEMA_VERSION.encode()}))
     store.write_bytes(SEARCH_META, json.dumps({"storage": url, "studies": names, "mode": mode}).encode())

@@ -1,39 +1,76 @@
-"""`vi-sweep status`: what a sweep has done, read from its files alone (no Ray needed)."""
+"""`vi-sweep status`: what a sweep has done, read from its files alone (no Ray, nothing
+written): totals, the trials in progress, and progress per condition (every axis but the seed).
+"""
 
 from __future__ import annotations
 
-from collections import Counter
+import json
 
-import yaml
+import pandas as pd
 
 from analysis import schema
-from vi_sweeps.storage import Store
+from analysis.load import load_location
+from analysis.tables import condition_columns
 
 
-def sweep_status(location: str) -> str:
-    store = Store.open(location)
-    if not store.exists(schema.STUDY_FILE):
-        return f"{location}: no study.yaml, not a results folder"
-    spec = yaml.safe_load(store.read_bytes(schema.STUDY_FILE))
-    lines = [f"study {spec.get('name')} in {location}"]
-    statuses, running, collapsed = Counter(), [], 0
-    for name in store.listdir("trials"):
-        table = store.read_table(f"trials/{name}")
-        last = table.slice(len(table) - 1).to_pylist()[0]
-        statuses[last["status"]] += 1
-        collapsed += bool(last["collapsed"]) and last["status"] in schema.FINISHED
-        if last["status"] == "running":
-            running.append(f"  {last['trial_id']}  step {last['step']}/{last['iterations']}")
-    errors = len(store.listdir("errors"))
+def _expected(study_text: str, source: str) -> pd.DataFrame | None:
+    """Every trial the study defines (id, axes), or None if the study no longer validates."""
+    from vi_sweeps.config import ConfigError
+    from vi_sweeps.study import load_study_text
+
     try:
-        from vi_sweeps.study import load_study_text
+        study = load_study_text(study_text, source)
+        rows = [{"trial_id": t.trial_id, **t.labels, **t.config.model_dump()} for t in study.trials]
+    except (ConfigError, OSError):
+        return None
+    return pd.DataFrame(rows)
 
-        total = len(load_study_text(store.read_bytes(schema.STUDY_FILE).decode(), store.path(schema.STUDY_FILE)).trials)
-    except Exception:  # a study file that no longer validates still has readable results
-        total = None
-    done = statuses["finished"] + statuses["diverged"]
-    lines.append(f"trials: {done}/{total if total is not None else '?'} done "
-                 f"({statuses['finished']} finished, {statuses['diverged']} diverged, {collapsed} collapsed), "
-                 f"{statuses['running']} in progress, {statuses['pruned']} pruned, {errors} errors")
-    lines += running
+
+def sweep_status(location: str, as_json: bool = False) -> str:
+    trials, _, source, notes = load_location(location)
+    if not source["study"]:
+        raise FileNotFoundError(f"{location}: no {schema.STUDY_FILE}, not a results folder")
+    expected = _expected(source["study"], f"{location}/{schema.STUDY_FILE}")
+    axes = [a for a in source["contract"].get("axes", []) if a != "seed"]
+    status = trials.set_index("trial_id")["status"] if len(trials) else pd.Series(dtype=str)
+    table = expected if expected is not None else trials
+    table = table.assign(status=table["trial_id"].map(status).fillna("pending"))
+    keys = [a for a in axes if a in table] or condition_columns(table)
+    counts = table["status"].value_counts().to_dict()
+    done = counts.get("finished", 0) + counts.get("diverged", 0)
+    running = trials[trials["status"] == "running"] if len(trials) else trials
+    per_condition = (table.assign(done=table["status"].isin(schema.FINISHED))
+                     .groupby(keys, dropna=False, sort=True)
+                     .agg(trials=("trial_id", "size"), done=("done", "sum"),
+                          running=("status", lambda s: int((s == "running").sum())),
+                          errors=("status", lambda s: int((s == "error").sum())))
+                     .reset_index()) if keys else pd.DataFrame()
+    collapsed = int((trials["collapsed"].astype(bool) & trials["status"].isin(schema.FINISHED)).sum()) if len(trials) else 0
+    summary = {"location": location, "study": (source["contract"] or {}).get("study") or _name(source["study"]),
+               "total": len(table), "done": done, "finished": counts.get("finished", 0),
+               "diverged": counts.get("diverged", 0), "collapsed": collapsed, "running": counts.get("running", 0),
+               "pruned": counts.get("pruned", 0), "errors": counts.get("error", 0), "pending": counts.get("pending", 0),
+               "notes": notes}
+    if as_json:
+        summary["in_progress"] = [{"trial_id": r.trial_id, "step": int(r.steps_done), "iterations": int(r.iterations)}
+                                  for r in running.itertuples()]
+        summary["conditions"] = json.loads(per_condition.to_json(orient="records"))
+        return json.dumps(summary, indent=1, default=str)
+    lines = [f"study {summary['study']} in {location}",
+             f"trials: {done}/{len(table)} done ({summary['finished']} finished, {summary['diverged']} diverged, "
+             f"{collapsed} collapsed), {summary['running']} in progress, {summary['pruned']} pruned, "
+             f"{summary['errors']} errors, {summary['pending']} not started"]
+    lines += [f"  {r.trial_id}  step {r.steps_done}/{r.iterations}" for r in running.itertuples()]
+    if len(per_condition):
+        lines += ["per condition:", per_condition.to_string(index=False)]
+    lines += [f"note: {n}" for n in notes]
     return "\n".join(lines)
+
+
+def _name(study_text: str) -> str:
+    import yaml
+
+    try:
+        return str((yaml.safe_load(study_text) or {}).get("name", "?"))
+    except yaml.YAMLError:
+        return "?"

@@ -1,17 +1,37 @@
 """Every result and checkpoint goes through a pyarrow filesystem, so RESULTS may be a local
 folder or a URI (s3://, gs://, ...). Writes are atomic where the filesystem allows: a temporary
-name, then a move, so a crash never leaves a half-written file under the final name."""
+name, then a move, so a crash never leaves a half-written file under the final name, and a
+failed write (a full disk, say) removes its temporary file and raises one StoreError naming
+the path."""
 
 from __future__ import annotations
 
+import errno
 import posixpath
+import shutil
+import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+from analysis.contract import open_location
+
+
+class StoreError(OSError):
+    """A write or read of the results store failed; the message names the path."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
+
+
+def _free_space(path: str) -> str:
+    try:
+        return f"{shutil.disk_usage(posixpath.dirname(path) or '/').free / 2**20:.1f} MiB free"
+    except OSError:
+        return "free space unknown"
 
 
 @dataclass(frozen=True)
@@ -21,11 +41,17 @@ class Store:
     uri: str
 
     @classmethod
-    def open(cls, location: str) -> Store:
-        if "://" not in location:
-            location = str(Path(location).expanduser().resolve())
-        fs, root = pafs.FileSystem.from_uri(location)
-        fs.create_dir(root, recursive=True)
+    def open(cls, location: str, create: bool = True) -> Store:
+        """A writer's store (the folder is created) or, with create=False, a reader's: a
+        location that does not exist raises FileNotFoundError and nothing is created."""
+        fs, root = open_location(location)
+        info = fs.get_file_info(root)
+        if info.type == pafs.FileType.File:
+            raise NotADirectoryError(f"{location} is a file, not a results folder")
+        if info.type == pafs.FileType.NotFound:
+            if not create:
+                raise FileNotFoundError(f"{location}: no such results folder")
+            fs.create_dir(root, recursive=True)
         return cls(fs, root, location)
 
     @property
@@ -44,10 +70,20 @@ class Store:
                       if i.type == pafs.FileType.File and ".tmp-" not in i.path)
 
     def _atomic(self, final: str, write) -> None:
-        self.fs.create_dir(posixpath.dirname(final), recursive=True)
         tmp = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
-        write(tmp)
-        self.fs.move(tmp, final)
+        try:
+            self.fs.create_dir(posixpath.dirname(final), recursive=True)
+            write(tmp)
+            self.fs.move(tmp, final)
+        except (OSError, pa.ArrowException) as err:
+            try:
+                self.fs.delete_file(tmp)
+            except (OSError, pa.ArrowException):
+                pass
+            full = getattr(err, "errno", None) == errno.ENOSPC or "No space left" in str(err)
+            why = f"no space left on the device ({_free_space(final)})" if full else str(err)
+            raise StoreError(errno.ENOSPC if full else getattr(err, "errno", None) or errno.EIO,
+                             f"cannot write {final}: {why}") from None
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         def write(tmp: str) -> None:
@@ -63,9 +99,16 @@ class Store:
     def write_table(self, rel: str, table: pa.Table) -> None:
         self._atomic(self.path(rel), lambda tmp: pq.write_table(table, tmp, filesystem=self.fs))
 
-    def read_table(self, rel: str) -> pa.Table:
-        return pq.read_table(self.path(rel), filesystem=self.fs)
+    def read_table(self, rel: str, columns: list[str] | None = None) -> pa.Table:
+        return pq.read_table(self.path(rel), filesystem=self.fs, columns=columns)
 
     def delete(self, rel: str) -> None:
         if self.exists(rel):
             self.fs.delete_file(self.path(rel))
+
+    def quarantine(self, rel: str) -> str:
+        """Move a corrupt file aside to quarantine/ (never deleted); returns where it went."""
+        dest = f"quarantine/{rel}.{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+        self.fs.create_dir(posixpath.dirname(self.path(dest)), recursive=True)
+        self.fs.move(self.path(rel), self.path(dest))
+        return dest

@@ -8,14 +8,20 @@ once, for conditions that only make sense together:
       paper-bn:   {bn: true,  d_steps: 1, g_steps: 1}
       paper-nobn: {bn: false, d_steps: 5, g_steps: 5}
 
-Everything is checked before anything runs; all problems are reported together, each naming
-the file, the key and the valid choices.
+Every config key is set in one place only: `base`, `budget`, `collapse_rule`, one axis, or
+the search space; a key set twice (so one setting would silently win) is an error, as are
+repeated values, labels, seeds, models or data sets (they would train one trial twice).
+Everything is checked before anything runs, and the grid's size before it is expanded; all
+problems are reported together, each naming the file, the key and the valid choices.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
+import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from vi_sweeps.config import ConfigError, TrialConfig, describe_errors
 
 Scalar = bool | int | float | str
+NOT_AXES = ("seed", "model", "dataset")  # set by `seeds:`, `models:`, `datasets:`
 
 
 class Budget(BaseModel):
@@ -35,8 +42,8 @@ class Budget(BaseModel):
 
 class Resources(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    cpu: float = Field(1.0, gt=0, description="CPUs reserved per trial")
-    gpu: float = Field(0.0, ge=0, description="GPUs per trial; fractions pack trials on a GPU")
+    cpu: float = Field(1.0, gt=0, description="CPUs reserved per Ray trial (a pack of seeds)")
+    gpu: float = Field(0.0, ge=0, description="GPUs per Ray trial; fractions pack trials on a GPU")
 
 
 class SpaceEntry(BaseModel):
@@ -49,7 +56,7 @@ class SpaceEntry(BaseModel):
 
 class Objective(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    metric: Literal["modes", "modes_frac", "hq_frac", "kl_uniform", "fd_2d", "fd_digits", "fid_inception"] = "modes_frac"
+    metric: str = Field("modes_frac", description="an eval metric the study's data sets declare")
     mode: Literal["min", "max"] = "max"
     collapse_penalty: float = Field(0.0, ge=0, description="added against the mode per collapsed seed")
     diverged_value: float = Field(0.0, description="a diverged seed's metric value")
@@ -72,25 +79,34 @@ class Search(BaseModel):
     model_config = ConfigDict(extra="forbid")
     space: dict[str, SpaceEntry]
     objective: Objective = Objective()
-    seeds_per_trial: int = Field(3, gt=0, description="seeds averaged per suggestion")
+    seeds_per_trial: int = Field(3, gt=0, description="seeds averaged per suggestion, trained as one pack")
     trials: int = Field(20, gt=0, description="suggestions per search cell")
     sampler: Sampler = Sampler()
     pruner: Pruner | None = None
     storage: str | None = Field(None, description="Optuna storage URL; default SQLite in RESULTS")
 
 
+class Compare(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    axis: str = Field(description="the treatment axis the findings compare within each regime")
+    baseline: Scalar = Field(description="its reference value (a label, for a labelled axis)")
+
+
 class StudyFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="letters, digits, . _ -; not starting with . _ -")
     description: str = ""
     models: list[str] = Field(default_factory=lambda: ["gan"])
     datasets: list[str] = Field(default_factory=lambda: ["ring8"])
     base: dict[str, Any] = Field(default_factory=dict)
     grid: dict[str, list[Scalar] | dict[str, dict[str, Any]]] = Field(default_factory=dict)
-    seeds: int | list[int] = 1
+    seeds: int | list[int] = Field(1, description="a count (seeds 0..n-1) or a list of distinct seeds")
+    pack_seeds: int = Field(1, gt=0, description="seeds of one condition trained together as one vectorised model")
     budget: Budget | None = None
     resources: Resources = Resources()
     collapse_rule: str | None = None
+    compare: Compare | None = None
+    max_trials: int = Field(100_000, gt=0, description="refuse a grid larger than this (raise it on purpose)")
     search: Search | None = None
 
     @field_validator("models", "datasets")
@@ -100,13 +116,27 @@ class StudyFile(BaseModel):
             raise ValueError("must name at least one")
         return v
 
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: int | list[int]) -> int | list[int]:
+        if isinstance(v, int) and v < 1:
+            raise ValueError(f"a seed count must be at least 1, got {v}")
+        if isinstance(v, list):
+            if not v:
+                raise ValueError("an empty list of seeds")
+            if any(s < 0 for s in v):
+                raise ValueError(f"seeds are non-negative, got {[s for s in v if s < 0]}")
+            if len(set(v)) != len(v):
+                raise ValueError(f"seed(s) {sorted({s for s in v if v.count(s) > 1})} appear more than once")
+        return v
+
 
 @dataclass(frozen=True)
 class TrialSpec:
     config: TrialConfig
-    labels: dict[str, str]
+    labels: dict
 
-    @property
+    @cached_property
     def trial_id(self) -> str:
         return self.config.trial_id
 
@@ -120,30 +150,67 @@ class Study:
     spec: StudyFile
     text: str
     trials: list[TrialSpec]
+    axes: list[str]
+    labelled: dict[str, dict[str, dict]]
 
     @property
     def name(self) -> str:
         return self.spec.name
 
+    @property
+    def compare(self) -> dict | None:
+        if self.spec.compare is not None:
+            return self.spec.compare.model_dump()
+        if "lam" in self.axes:
+            return {"axis": "lam", "baseline": 0.0}
+        return None
 
-def _seeds(spec: StudyFile) -> list[int]:
+
+def seed_list(spec: StudyFile) -> list[int]:
     return list(range(spec.seeds)) if isinstance(spec.seeds, int) else list(spec.seeds)
 
 
+def _duplicates(values: list) -> list:
+    """Values that repeat an earlier one (5 and 5.0 are one value; true and 1 are not)."""
+    seen, dup = [], []
+    for v in values:
+        if any(v == s and isinstance(v, bool) == isinstance(s, bool) for s in seen):
+            dup.append(v)
+        seen.append(v)
+    return dup
+
+
 def _axes(spec: StudyFile, problems: list[str]) -> list[tuple[str, list[tuple[str | None, dict]]]]:
-    """Each axis as (name, [(label or None, config values)])."""
-    fields = TrialConfig.model_fields
+    """Each axis as (name, [(label or None, config values)]), checked for unknown keys,
+    repeated values and keys set twice."""
     from vi_sweeps.datasets import DATASETS
     from vi_sweeps.objectives import OBJECTIVES
 
+    fields = TrialConfig.model_fields
     for key, names, registry in (("models", spec.models, OBJECTIVES), ("datasets", spec.datasets, DATASETS)):
         for i, name in enumerate(names):
             if name not in registry:
                 problems.append(f"{key}[{i}]: unknown {registry.kind} {name!r}; valid choices: {', '.join(registry.names())}")
+        for dup in _duplicates(names):
+            problems.append(f"{key}: {dup!r} appears more than once")
     axes: list[tuple[str, list[tuple[str | None, dict]]]] = [
         ("model", [(None, {"model": m}) for m in spec.models]),
         ("dataset", [(None, {"dataset": d}) for d in spec.datasets]),
     ]
+    setters: dict[str, str] = {}  # config key -> where it is set
+    given = spec.model_fields_set
+    for key in ("model", "dataset"):
+        if f"{key}s" in given:
+            setters[key] = f"{key}s"
+    for key in spec.base:
+        setters.setdefault(key, f"base.{key}")
+    for where, keys in (("budget", spec.budget.model_dump() if spec.budget else {}),
+                        ("collapse_rule", {"collapse_rule": 1} if spec.collapse_rule is not None else {})):
+        for key in keys:
+            if key in setters:
+                problems.append(f"{where}: sets {key}, which {setters[key]} also sets; set it in one place")
+            setters[key] = where if where != "budget" else f"budget.{key}"
+    valid = ", ".join(k for k in fields if k not in NOT_AXES)
     for name, values in spec.grid.items():
         if not values:
             problems.append(f"grid.{name}: empty axis; give at least one value")
@@ -152,17 +219,30 @@ def _axes(spec: StudyFile, problems: list[str]) -> list[tuple[str, list[tuple[st
             if name in fields:
                 problems.append(f"grid.{name}: a config key takes a list of values, not labelled settings")
                 continue
+            keys = set()
             for label, setting in values.items():
                 for key in setting:
                     if key not in fields or key == "seed":
-                        valid = ", ".join(k for k in fields if k != "seed")
-                        problems.append(f"grid.{name}.{label}.{key}: unknown key; valid keys: {valid}")
+                        problems.append(f"grid.{name}.{label}.{key}: unknown key; valid keys: "
+                                        f"{', '.join(k for k in fields if k != 'seed')}")
+                keys |= set(setting)
+            for key in sorted(keys & set(fields)):
+                if key in setters:
+                    problems.append(f"grid.{name}: sets {key}, which {setters[key]} also sets; set it in one place")
+                setters[key] = f"grid.{name}"
             axes.append((name, [(label, dict(setting)) for label, setting in values.items()]))
-        elif name not in fields or name in ("seed", "model", "dataset"):
-            hint = "use `seeds:`" if name == "seed" else "use `models:`/`datasets:`" if name in ("model", "dataset") else \
-                f"valid keys: {', '.join(k for k in fields if k not in ('seed', 'model', 'dataset'))}"
+            for a, b in itertools.combinations(values, 2):
+                if values[a] == values[b]:
+                    problems.append(f"grid.{name}: labels {a!r} and {b!r} set the same values")
+        elif name not in fields or name in NOT_AXES:
+            hint = "use `seeds:`" if name == "seed" else "use `models:`/`datasets:`" if name in NOT_AXES else f"valid keys: {valid}"
             problems.append(f"grid.{name}: unknown axis; {hint}")
         else:
+            if name in setters:
+                problems.append(f"grid.{name}: an axis of a key that {setters[name]} also sets; set it in one place")
+            setters[name] = f"grid.{name}"
+            for dup in _duplicates(values):
+                problems.append(f"grid.{name}: value {dup!r} appears more than once")
             axes.append((name, [(None, {name: v}) for v in values]))
     return axes
 
@@ -173,8 +253,10 @@ def _check_values(spec: StudyFile, problems: list[str]) -> None:
     for key in spec.base:
         if key not in fields:
             problems.append(f"base.{key}: unknown key; valid keys: {', '.join(fields)}")
+        elif key == "seed":
+            problems.append("base.seed: seeds come from `seeds:`")
     probe = {"model": "gan", "dataset": "ring8"}
-    for where, values in [("base", {k: v for k, v in spec.base.items() if k in fields})] + [
+    for where, values in [("base", {k: v for k, v in spec.base.items() if k in fields and k != "seed"})] + [
             (f"grid.{name}[{i}]", {name: v}) for name, vals in spec.grid.items() if isinstance(vals, list)
             and name in fields for i, v in enumerate(vals)]:
         try:
@@ -185,48 +267,69 @@ def _check_values(spec: StudyFile, problems: list[str]) -> None:
                 problems.append(f"base.{line}" if where == "base" else f"{where}: {line.split(': ', 1)[1]}")
 
 
-def expand(spec: StudyFile, problems: list[str]) -> list[TrialSpec]:
+def grid_size(spec: StudyFile) -> int:
+    return len(spec.models) * len(spec.datasets) * math.prod(len(v) for v in spec.grid.values()) * len(seed_list(spec))
+
+
+def expand(spec: StudyFile, problems: list[str]) -> tuple[list[TrialSpec], list[tuple[str, list]]]:
+    """Every trial of the study, and its axes."""
     axes = _axes(spec, problems)
     _check_values(spec, problems)
+    size = grid_size(spec)
+    if size > spec.max_trials:
+        problems.append(f"the grid has {size:,} trials, more than max_trials ({spec.max_trials:,}); "
+                        "raise `max_trials:` in the study to run it on purpose")
     if problems:
-        return []
+        return [], axes
     fixed = dict(spec.base)
     if spec.budget:
         fixed.update(spec.budget.model_dump())
     if spec.collapse_rule is not None:
         fixed["collapse_rule"] = spec.collapse_rule
-    trials, seen_errors = [], set()
+    seeds = seed_list(spec)
+    trials, seen_errors, conditions = [], set(), {}
     for combo in itertools.product(*(values for _, values in axes)):
         values, labels = dict(fixed), {}
         for (name, _), (label, setting) in zip(axes, combo, strict=True):
             values.update(setting)
             if label is not None:
                 labels[name] = label
-        for seed in _seeds(spec):
-            try:
-                trials.append(TrialSpec(TrialConfig(**values, seed=seed), labels))
-            except ValidationError as err:
-                where = "/".join(f"{v}" for v in (values["model"], values["dataset"], *labels.values()))
-                for line in describe_errors(err.errors()):
-                    if line not in seen_errors:
-                        seen_errors.add(line)
-                        problems.append(f"trial {where}: {line}")
-                break
-    return trials
+        where = "/".join(f"{v}" for v in (values["model"], values["dataset"], *labels.values()))
+        try:
+            config = TrialConfig(**values, seed=seeds[0])
+        except ValidationError as err:
+            for line in describe_errors(err.errors()):
+                if line not in seen_errors:
+                    seen_errors.add(line)
+                    problems.append(f"trial {where}: {line}")
+            continue
+        key = json.dumps(config.model_dump(), sort_keys=True, default=str)
+        if key in conditions:
+            problems.append(f"trials {conditions[key]} and {where} are the same experiment; remove one")
+            continue
+        conditions[key] = where
+        trials += [TrialSpec(config.model_copy(update={"seed": s}), labels) for s in seeds]
+    return trials, axes
 
 
 def check_search(spec: StudyFile, problems: list[str]) -> None:
     if spec.search is None:
         return
+    from vi_sweeps.datasets import DATASETS
+    from vi_sweeps.metrics import EVALUATORS
+
     fields = TrialConfig.model_fields
+    labelled_keys = {k for v in spec.grid.values() if isinstance(v, dict) for s in v.values() for k in s}
     for key, entry in spec.search.space.items():
         where = f"search.space.{key}"
-        if key not in fields or key in ("seed", "model", "dataset"):
+        if key not in fields or key in NOT_AXES:
             problems.append(f"{where}: not a searchable config key; valid keys: "
-                            f"{', '.join(k for k in fields if k not in ('seed', 'model', 'dataset'))}")
+                            f"{', '.join(k for k in fields if k not in NOT_AXES)}")
             continue
-        if key in spec.grid:
-            problems.append(f"{where}: also a grid axis; search it or grid it, not both")
+        if key in spec.grid or key in labelled_keys:
+            problems.append(f"{where}: also set by a grid axis; search it or grid it, not both")
+        if key in spec.base:
+            problems.append(f"{where}: also set in base; the search would override it")
         if entry.type == "categorical":
             if not entry.choices:
                 problems.append(f"{where}: categorical needs a non-empty `choices` list")
@@ -243,26 +346,93 @@ def check_search(spec: StudyFile, problems: list[str]) -> None:
                 TrialConfig.model_validate({key: bound})
             except ValidationError as err:
                 problems += [f"{where}: bound {bound}: {line}" for line in describe_errors(err.errors())]
+    datasets = set(spec.datasets) | {s["dataset"] for v in spec.grid.values() if isinstance(v, dict)
+                                     for s in v.values() if "dataset" in s}
+    declared = [k.removeprefix("eval/") for d in sorted(datasets) if d in DATASETS
+                for k in EVALUATORS.meta(DATASETS.meta(d)["evaluator"])["metrics"]]
+    if spec.search.objective.metric not in declared:
+        problems.append(f"search.objective.metric: {spec.search.objective.metric!r} is not a metric of these data sets; "
+                        f"valid choices: {', '.join(dict.fromkeys(declared))}")
+
+
+def check_compare(spec: StudyFile, axes: list[tuple[str, list]], problems: list[str]) -> None:
+    if spec.compare is None:
+        return
+    values = {name: [label if label is not None else next(iter(s.values())) for label, s in vals] for name, vals in axes}
+    if spec.compare.axis not in values:
+        problems.append(f"compare.axis: {spec.compare.axis!r} is not an axis; valid choices: {', '.join(values)}")
+    elif spec.compare.baseline not in values[spec.compare.axis]:
+        problems.append(f"compare.baseline: {spec.compare.baseline!r} is not a value of {spec.compare.axis}; "
+                        f"valid choices: {', '.join(map(str, values[spec.compare.axis]))}")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML without silent overwrites: a key given twice in one mapping is an error."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in keys:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            keys.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_study_text(path: str | Path) -> str:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise ConfigError(str(path), [f"cannot read: {err.strerror}"]) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(str(path), [f"not a UTF-8 text file (byte 0x{data[err.start]:02x} at offset {err.start}); "
+                                      "a study file is YAML"]) from None
+
+
+def check_overrides(raw: dict, overrides: dict[str, Any], source: str) -> None:
+    """--set KEY=VALUE changes `base:` only; a mistake is blamed on --set, not the file."""
+    fields = TrialConfig.model_fields
+    grid = raw.get("grid") if isinstance(raw.get("grid"), dict) else {}
+    labelled = {k: name for name, v in grid.items() if isinstance(v, dict)
+                for s in v.values() if isinstance(s, dict) for k in s}
+    problems = []
+    for key, value in overrides.items():
+        if key not in fields:
+            problems.append(f"{key}: unknown key; valid keys: {', '.join(fields)}")
+        elif key in NOT_AXES:
+            problems.append(f"{key}: set by `{key}s:` in {source}, not by --set")
+        elif key in grid:
+            problems.append(f"{key}: a grid axis of {source} ({grid[key]}); --set would be ignored, edit the study")
+        elif key in labelled:
+            problems.append(f"{key}: set by the labelled axis grid.{labelled[key]} of {source}; edit the study")
+        else:
+            try:
+                TrialConfig.model_validate({key: value})
+            except ValidationError as err:
+                problems += describe_errors([e for e in err.errors() if e["loc"]])
+    if problems:
+        raise ConfigError("--set", problems)
 
 
 def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Study:
     """Read and check a study file; `overrides` (from --set) update its `base:` section, and
     the study as run (what RESULTS/study.yaml keeps) then includes them."""
-    try:
-        text = Path(path).read_text()
-    except OSError as err:
-        raise ConfigError(str(path), [f"cannot read: {err.strerror}"]) from None
-    return load_study_text(text, str(path), overrides)
+    return load_study_text(read_study_text(path), str(path), overrides)
 
 
 def load_study_text(text: str, source: str, overrides: dict[str, Any] | None = None) -> Study:
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as err:
-        raise ConfigError(source, [f"not valid YAML: {err}"]) from None
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(source, [f"not valid YAML: {where}{getattr(err, 'problem', None) or err}"]) from None
     if not isinstance(raw, dict):
         raise ConfigError(source, ["a study file is a mapping with at least `name:`"])
     if overrides:
+        check_overrides(raw, overrides, source)
         raw["base"] = {**(raw.get("base") or {}), **overrides}
         text = text.rstrip() + "\n# --set overrides, merged into base:\n" + yaml.safe_dump({"overrides": overrides})
     problems: list[str] = []
@@ -278,13 +448,15 @@ def load_study_text(text: str, source: str, overrides: dict[str, Any] | None = N
             spec = StudyFile.model_validate(rest)
         except ValidationError:
             raise ConfigError(source, problems) from None
-    trials = expand(spec, problems)
+    trials, axes = expand(spec, problems)
     check_search(spec, problems)
+    check_compare(spec, axes, problems)
     if not problems and not trials:
         problems.append("the study expands to no trials")
     if problems:
         raise ConfigError(source, problems)
-    return Study(source, spec, text, trials)
+    labelled = {name: {str(k): v for k, v in vals.items()} for name, vals in spec.grid.items() if isinstance(vals, dict)}
+    return Study(source, spec, text, trials, [name for name, _ in axes] + ["seed"], labelled)
 
 
 def _study_errors(err: ValidationError) -> list[str]:
@@ -298,6 +470,8 @@ def _study_errors(err: ValidationError) -> list[str]:
                 inner = getattr(ann, "annotation", None)
                 parent = next((a for a in getattr(inner, "__args__", (inner,)) if isinstance(a, type) and issubclass(a, BaseModel)), parent)
             lines.append(f"{key}: unknown key; valid keys: {', '.join(parent.model_fields)}")
+        elif e["type"] == "value_error":
+            lines.append(f"{key.split('.')[0]}: {e['msg'].removeprefix('Value error, ')} (got {e.get('input')!r})")
         else:
             lines.append(f"{key}: {e['msg']} (got {e.get('input')!r})")
     return lines

@@ -1,9 +1,15 @@
-"""The one module that imports Ray: a study's trials scheduled by Ray Tune.
+"""The one module that imports Ray: a study's trials scheduled by Ray Tune, one Ray trial per
+pack of seeds.
 
 Identity is ours, not Ray's: a trial is finished when its own file in RESULTS says so, so
 running the same command again (or --resume) starts only what is not finished, and an
-unfinished trial resumes from its last checkpoint. Ray's FailureConfig retries a failed trial
-(a crash, a lost node) in the same run, again from its checkpoint.
+unfinished trial resumes from its last checkpoint. Ray's FailureConfig retries a failed pack
+(a crash, a lost node) in the same run, again from its members' checkpoints.
+
+Before anything is written, the study, the results location and the cluster's resources are
+checked; then the driver takes the folder's lease (vi_sweeps.lease). A sweep stops cleanly,
+keeping every finished trial and every checkpoint, on Ctrl-C or SIGTERM, when the store
+cannot be written (a full disk), or when another driver takes the lease over.
 """
 
 from __future__ import annotations
@@ -11,62 +17,67 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
+from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
 from analysis import schema
-from vi_sweeps.results import clear_error, consolidate, finished_ids, record_error, versions
-from vi_sweeps.runner import Member, PackRunner
-from vi_sweeps.storage import Store
-from vi_sweeps.study import Objective, Study
+from vi_sweeps.config import ConfigError
+from vi_sweeps.lease import Lease
+from vi_sweeps.results import Consolidation, clear_error, contract, record_error, versions
+from vi_sweeps.runner import Member, PackRunner, PackSpec
+from vi_sweeps.storage import Store, StoreError
+from vi_sweeps.study import Study
 
 MAX_FAILURES = 2
 
 
-def pack_trainable(config: dict) -> None:
-    """Ray Tune function trainable: runs a pack of members and reports each evaluation."""
+def pack_trainable(config: dict, packs: list[PackSpec]) -> None:
+    """Ray Tune function trainable: runs pack number config["pack"] (the packs travel once,
+    through Ray's object store) and reports each evaluation round. A store that cannot be
+    written is fatal to the whole sweep: reported, not retried."""
     from ray import tune
 
-    objective = Objective(**config["objective"]) if config.get("objective") else None
-    if "members" in config:
-        members = [Member(m["config"], m["labels"]) for m in config["members"]]
-    else:  # a search suggestion: the cell's config, the suggested values, one member per seed
-        chosen = {k: config[k] for k in config["space"]}
-        members = [Member({**config["base"], **chosen, "seed": s}, config["labels"]) for s in config["seeds"]]
-    runner = PackRunner(Store.open(config["results"]), members, config["study"],
-                        config.get("search_trial", -1), objective)
-    for summary in runner.run():
-        tune.report(summary)
+    spec = packs[config["pack"]]
+    if spec.space:
+        spec = spec.with_values(config)
+    try:
+        for summary in PackRunner(Store.open(spec.results), spec).run():
+            tune.report(summary)
+    except StoreError as err:
+        tune.report({"fatal": str(err), "step": 0, "objective": float("nan")})
 
 
-def member_dicts(study: Study, trial_ids: set[str] | None = None) -> list[dict]:
-    return [{"config": t.as_dict(), "labels": t.labels} for t in study.trials
-            if trial_ids is None or t.trial_id in trial_ids]
+def trial_cost(config) -> float:
+    """Relative cost of a trial for the ETA: iterations x network updates per iteration."""
+    return config.iterations * (config.d_steps + config.g_steps * config.g_repeats)
 
 
-def prepare_store(study: Study, results: str) -> Store:
-    """Open RESULTS, refuse one that holds another study, write the study and versions."""
-    from vi_sweeps.config import ConfigError
+def make_packs(study: Study, results: str, todo_ids: set[str]) -> list[PackSpec]:
+    """The unfinished trials of each condition, in seed order, in packs of `pack_seeds`."""
+    by_condition: dict[str, list] = defaultdict(list)
+    for t in study.trials:
+        if t.trial_id in todo_ids:
+            key = json.dumps([t.config.model_dump(exclude={"seed"}), t.labels], sort_keys=True, default=str)
+            by_condition[key].append(t)
+    k, packs = study.spec.pack_seeds, []
+    for trials in by_condition.values():
+        for i in range(0, len(trials), k):
+            chunk = trials[i:i + k]
+            members = tuple(Member(t.config.model_dump(), t.labels) for t in chunk)
+            packs.append(PackSpec(results, study.name, members, cost=sum(trial_cost(t.config) for t in chunk)))
+    return packs
 
-    store = Store.open(results)
-    if store.exists(schema.STUDY_FILE):
-        held = store.read_bytes(schema.STUDY_FILE).decode()
-        if held != study.text:
-            raise ConfigError(study.source, [f"{store.uri} holds a different study file; "
-                                             "pass another --results or restore the study as run"])
-    else:
-        store.write_bytes(schema.STUDY_FILE, study.text.encode())
-    store.write_bytes(schema.VERSIONS_FILE, json.dumps(versions(), indent=2).encode())
-    return store
 
-
-def quiet_ray_logs(store: Store) -> None:
-    """Ray's own logging goes to RESULTS/ray.log (or is dropped for remote storage)."""
-    handler = logging.FileHandler(store.path("ray.log")) if store.is_local else logging.NullHandler()
+def quiet_ray_logs(handler: logging.Handler) -> None:
+    """Ray's own logging goes to `handler` (RESULTS/ray.log), never to the terminal."""
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     names = [n for n in logging.root.manager.loggerDict if n == "ray" or n.startswith("ray.")]
     for name in names:
@@ -75,19 +86,25 @@ def quiet_ray_logs(store: Store) -> None:
         logger.propagate = False
 
 
+def log_handler(store: Store) -> logging.Handler:
+    return logging.FileHandler(store.path("ray.log")) if store.is_local else logging.NullHandler()
+
+
 @contextmanager
-def ray_session(address: str | None, store: Store):
+def ray_session(address: str | None):
     """Connects to (or starts) Ray; shuts down only a session it started itself."""
     import ray
 
+    logging.raiseExceptions = False  # a log file on a full disk must not print tracebacks
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    quiet_ray_logs(store)
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # SweepControl handles Ctrl-C
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # run_config adds JSON and CSV, not TensorBoardX
+    quiet_ray_logs(logging.NullHandler())
     started = not ray.is_initialized()
     if started:
         ray.init(address=address, log_to_driver=False, include_dashboard=False,
                  configure_logging=False, logging_level=logging.WARNING)
-    quiet_ray_logs(store)
+    quiet_ray_logs(logging.NullHandler())
     try:
         yield
     finally:
@@ -95,33 +112,136 @@ def ray_session(address: str | None, store: Store):
             ray.shutdown()
 
 
+def check_resources(study: Study) -> None:
+    """A pack that asks for more than the whole cluster has would wait for ever: refuse it."""
+    import ray
+
+    have = ray.cluster_resources()
+    res = study.spec.resources
+    for key, need in (("cpu", res.cpu), ("gpu", res.gpu)):
+        if need > have.get(key.upper(), 0.0):
+            raise ConfigError(study.source, [
+                f"resources.{key}: a trial needs {need:g} {key.upper()} but the Ray cluster has "
+                f"{have.get(key.upper(), 0.0):g}; lower it or pass --address of a larger cluster"])
+
+
+def check_location(study: Study, results: str) -> None:
+    """Refuse, before anything is written, a results location that is a file, is not
+    writable, or holds another study."""
+    problems = []
+    if "://" not in results:
+        path = Path(results).expanduser()
+        existing = next(p for p in [path, *path.parents] if p.exists())
+        if existing.is_file() or (existing != path and not existing.is_dir()):
+            problems.append(f"--results {results}: {existing} is a file, not a folder")
+        elif not os.access(existing, os.W_OK | os.X_OK):
+            problems.append(f"--results {results}: {existing} is not writable")
+    if not problems:
+        try:
+            store = Store.open(results, create=False)
+        except FileNotFoundError:
+            return
+        except OSError as err:
+            raise ConfigError(study.source, [f"--results {results}: {err}"]) from None
+        if store.exists(schema.STUDY_FILE) and store.read_bytes(schema.STUDY_FILE).decode() != study.text:
+            problems.append(f"{store.uri} holds a different study file; pass another --results or restore the study as run")
+    if problems:
+        raise ConfigError(study.source, problems)
+
+
+def prepare_store(study: Study, results: str) -> Store:
+    store = Store.open(results)
+    if not store.exists(schema.STUDY_FILE):
+        store.write_bytes(schema.STUDY_FILE, study.text.encode())
+    store.write_bytes(schema.CONTRACT_FILE, json.dumps(contract(study), indent=1, default=str).encode())
+    store.write_bytes(schema.VERSIONS_FILE, json.dumps(versions(), indent=2).encode())
+    return store
+
+
+@dataclass
+class SweepControl:
+    """Why a sweep should stop early (Ctrl-C, SIGTERM, a fatal store error, a lost lease), as
+    a Ray Tune stopper; the first reason wins."""
+
+    reason: str = ""
+    exit_code: int = 0
+    lease: Lease | None = None
+
+    def __getstate__(self) -> dict:  # Ray pickles its callbacks with the experiment state
+        return {**self.__dict__, "lease": None}
+
+    def stop(self, reason: str, exit_code: int) -> None:
+        if not self.reason:
+            self.reason, self.exit_code = reason, exit_code
+
+    def should_stop(self) -> bool:
+        if self.lease is not None and self.lease.lost.is_set():
+            self.stop("another driver took the results folder over (--force); this one stopped", 1)
+        return bool(self.reason)
+
+    def stopper(self):
+        from ray import tune
+
+        control = self
+
+        class Stop(tune.Stopper):
+            def __call__(self, trial_id, result) -> bool:
+                return control.should_stop()
+
+            def stop_all(self) -> bool:
+                return control.should_stop()
+
+        return Stop()
+
+    @contextmanager
+    def signals(self):
+        """Ctrl-C (130) and SIGTERM (143) stop the sweep cleanly; a second Ctrl-C aborts."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, frame):
+            if self.reason and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self.stop("interrupted", 130 if signum == signal.SIGINT else 143)
+
+        before = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in before.items():
+                signal.signal(s, h)
+
+
 @dataclass
 class Progress:
-    """State of the compact progress line."""
+    """The compact progress line: trials done, and an ETA that weighs each pack by its cost."""
 
     label: str
     total: int
     done_before: int
+    cost_todo: float = 0.0
     stream = sys.stderr
     start: float = field(default_factory=time.monotonic)
     last_print: float = 0.0
     completed: int = 0
     failed: int = 0
     diverged: int = 0
-    fractions: dict = field(default_factory=dict)
+    cost_done: float = 0.0
+    running_cost: dict = field(default_factory=dict)
 
     def line(self, running: int) -> str:
         done = self.done_before + self.completed
-        todo = self.total - self.done_before
-        progress = self.completed + sum(self.fractions.values())
+        progress = self.cost_done + sum(self.running_cost.values())
         elapsed = time.monotonic() - self.start
-        eta = "?" if progress <= 0 else _clock(elapsed * (todo - progress) / progress)
+        eta = "?" if progress <= 0 else _clock(elapsed * (self.cost_todo - progress) / progress)
         return (f"[{self.label}] {done}/{self.total} done · {running} running · {self.failed} failed"
                 f" · {self.diverged} diverged · {_clock(elapsed)} elapsed · ETA {eta}")
 
     def finish(self) -> None:
         self.show(0, force=True)
-        self.stream.write("\n")
+        if self.stream.isatty():
+            self.stream.write("\n")
 
     def show(self, running: int, force: bool = False) -> None:
         now = time.monotonic()
@@ -134,113 +254,151 @@ class Progress:
 
 
 def _clock(seconds: float) -> str:
-    m, s = divmod(int(seconds), 60)
+    m, s = divmod(int(max(seconds, 0)), 60)
     h, m = divmod(m, 60)
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
-def progress_callback(progress: Progress, store: Store, consolidate_every: float = 30.0):
+def progress_callback(packs: list[PackSpec], progress: Progress | None, control: SweepControl,
+                      consolidation: Consolidation, every: float = 30.0):
     from ray.tune import Callback
 
-    class ProgressLine(Callback):
+    class Watch(Callback):
         last_consolidation = time.monotonic()
 
-        def _running(self, trials) -> int:
-            return sum(t.status == "RUNNING" for t in trials)
-
         def on_trial_result(self, iteration, trials, trial, result, **info):
-            config = trial.config["members"][0]["config"] if "members" in trial.config else trial.config["base"]
-            iterations = config["iterations"]
-            progress.fractions[trial.trial_id] = min(result.get("step", 0) / iterations, 1.0)
+            if result.get("fatal"):
+                control.stop(result["fatal"], 1)
+            for message in result.get("warnings") or []:
+                print(f"warning: {message}", file=sys.stderr, flush=True)
+            if progress is not None:
+                spec = packs[trial.config["pack"]]
+                iterations = spec.members[0].config["iterations"]
+                progress.running_cost[trial.trial_id] = min(result.get("step", 0) / iterations, 1.0) * spec.cost
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            progress.fractions.pop(trial.trial_id, None)
-            progress.completed += 1
-            last = trial.last_result or {}
-            progress.diverged += int(last.get("diverged", 0) or 0)
-            if time.monotonic() - self.last_consolidation > consolidate_every:
-                consolidate(store)
+            if progress is not None and not control.reason:
+                spec = packs[trial.config["pack"]]
+                progress.running_cost.pop(trial.trial_id, None)
+                progress.cost_done += spec.cost
+                progress.completed += len(spec.members)
+                progress.diverged += int((trial.last_result or {}).get("diverged", 0) or 0)
+            if time.monotonic() - self.last_consolidation > every:
+                try:
+                    consolidation.write()
+                except StoreError as err:
+                    control.stop(str(err), 1)
                 self.last_consolidation = time.monotonic()
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            progress.fractions.pop(trial.trial_id, None)
-            progress.failed += 1
+            if progress is not None:
+                progress.running_cost.pop(trial.trial_id, None)
+                progress.failed += len(packs[trial.config["pack"]].members)
 
         def on_step_end(self, iteration, trials, **info):
-            progress.show(self._running(trials))
+            if progress is not None:
+                progress.show(sum(t.status == "RUNNING" for t in trials))
 
-    return ProgressLine()
-
-
-def trial_names(trial) -> str:
-    return trial.config["members"][0]["config"]["trial_id"]
+    return Watch()
 
 
-def run_sweep(study: Study, results: str, address: str | None = None,
-              max_concurrent: int | None = None, show_progress: bool = True) -> pd.DataFrame:
-    """Run every unfinished trial of the study; returns the consolidated trials table."""
-    store = prepare_store(study, results)
-    done = finished_ids(store)
-    todo = [t for t in study.trials if t.trial_id not in done]
-    progress = Progress(study.name, len(study.trials), len(study.trials) - len(todo))
-    if not todo:
-        trials, _ = consolidate(store)
-        progress.finish()
-        return trials
-    for t in todo:
-        clear_error(store, t.trial_id)
-    with ray_session(address, store):
-        grid = _fit_grid(study, store, todo, progress, max_concurrent, show_progress)
-    for result in grid:
-        if result.error is not None:
-            member = result.config["members"][0]
-            record_error(store, member["config"], member["labels"], study.name, repr(result.error)[:2000])
-    trials, _ = consolidate(store)
-    if show_progress:
-        progress.finish()
-    return trials
-
-
-def check_resources(study: Study, pack: int = 1) -> None:
-    """A trial (of `pack` seeds) that asks for more than the whole cluster has would wait for
-    ever: refuse it."""
-    import ray
-
-    from vi_sweeps.config import ConfigError
-
-    have = ray.cluster_resources()
-    res = study.spec.resources
-    for key, need in (("cpu", res.cpu * pack), ("gpu", res.gpu * pack)):
-        if need > have.get(key.upper(), 0.0):
-            raise ConfigError(study.source, [
-                f"resources.{key}: a trial needs {need:g} {key.upper()} but the Ray cluster has "
-                f"{have.get(key.upper(), 0.0):g}; lower it or pass --address of a larger cluster"])
-
-
-def run_config(name: str, store: Store, progress: Progress, show_progress: bool):
-    """Ray's side of every Tuner here: its files beside the results, retries, no tables."""
+def trainable_for(study: Study, packs: list[PackSpec]):
     from ray import tune
+
+    res = study.spec.resources
+    return tune.with_resources(tune.with_parameters(pack_trainable, packs=packs), {"cpu": res.cpu, "gpu": res.gpu})
+
+
+def run_config(name: str, store: Store, callbacks: list, stopper=None):
+    """Ray's side of every Tuner here: its files beside the results (result.json and
+    progress.csv, so a ResultGrid of the sweep is usable), retries, no tables."""
+    from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     ray_dir = store.path("ray") if store.is_local else store.uri.rstrip("/") + "/ray"
     return tune.RunConfig(
-        name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=ray_dir,
+        name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=ray_dir, stop=stopper,
         failure_config=tune.FailureConfig(max_failures=MAX_FAILURES), verbose=0,
-        callbacks=[progress_callback(progress, store)] if show_progress else [],
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
+        callbacks=[*callbacks, JsonLoggerCallback(), CSVLoggerCallback()])
 
 
-def _fit_grid(study: Study, store: Store, todo, progress: Progress, max_concurrent, show_progress):
+@dataclass
+class SweepOutcome:
+    trials: pd.DataFrame
+    unfinished: list[str]  # trial ids with no finished file, with what they are
+    stop_reason: str = ""
+    exit_code: int = 0
+
+
+def describe(study: Study, ids: list[str]) -> list[str]:
+    """`trial_id model/dataset axis=value ... seed=N` for each id."""
+    by_id = {t.trial_id: t for t in study.trials}
+    out = []
+    for tid in ids:
+        t = by_id[tid]
+        values = {**t.config.model_dump(), **t.labels}
+        axes = " ".join(f"{a}={values[a]}" for a in study.axes if a not in ("model", "dataset", "seed"))
+        out.append(" ".join(filter(None, [tid, f"{t.config.model}/{t.config.dataset}", axes, f"seed={t.config.seed}"])))
+    return out
+
+
+def run_sweep(study: Study, results: str, address: str | None = None, max_concurrent: int | None = None,
+              show_progress: bool = True, force: bool = False) -> SweepOutcome:
+    """Run every unfinished trial of the study. Raises ConfigError before writing anything
+    when the study cannot run here, LeaseHeld when another driver owns RESULTS."""
+    check_location(study, results)
+    control = SweepControl()
+    with ray_session(address):
+        check_resources(study)
+        store = Store.open(results)
+        lease = control.lease = Lease(store).acquire(force)
+        try:
+            prepare_store(study, results)
+            quiet_ray_logs(log_handler(store))
+            consolidation = Consolidation(store)
+            done = consolidation.finished_ids()
+            todo = {t.trial_id for t in study.trials} - done
+            progress = Progress(study.name, len(study.trials), len(study.trials) - len(todo)) if show_progress else None
+            if todo:
+                for tid in todo:
+                    clear_error(store, tid)
+                packs = make_packs(study, store.uri, todo)
+                if progress is not None:
+                    progress.cost_todo = sum(p.cost for p in packs)
+                with control.signals():
+                    grid = _fit_grid(study, store, packs, control, progress, consolidation, max_concurrent)
+                for result in grid:
+                    if result.error is not None and not control.reason:
+                        spec = packs[result.config["pack"]]
+                        for member, tid in zip(spec.members, spec.trial_ids, strict=True):
+                            record_error(store, {**member.config, "trial_id": tid}, member.labels, study.name,
+                                         repr(result.error)[:2000], len(spec.members))
+            trials, _ = consolidation.write()
+        finally:
+            lease.release()
+    if progress is not None:
+        progress.finish()
+    finished = set(trials.loc[trials["status"].isin(schema.FINISHED), "trial_id"])
+    unfinished = [t.trial_id for t in study.trials if t.trial_id not in finished]
+    errored = (trials["status"] == "error").any()
+    code = control.exit_code or (1 if errored else 0)
+    return SweepOutcome(trials, unfinished, control.reason, code)
+
+
+def _fit_grid(study: Study, store: Store, packs: list[PackSpec], control: SweepControl,
+              progress: Progress | None, consolidation: Consolidation, max_concurrent: int | None):
     from ray import tune
 
-    check_resources(study)
-    res = study.spec.resources
-    trainable = tune.with_resources(pack_trainable, {"cpu": res.cpu, "gpu": res.gpu})
-    members = [[m] for m in member_dicts(study, {t.trial_id for t in todo})]
+    def name(trial) -> str:
+        pack = packs[trial.config["pack"]]
+        return f"{pack.members[0].config['model']}-{pack.members[0].config['dataset']}-{pack.trial_ids[0][:8]}"
+
     tuner = tune.Tuner(
-        trainable,
-        param_space={"results": store.uri, "study": study.name, "members": tune.grid_search(members)},
-        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, trial_name_creator=trial_names,
-                                    trial_dirname_creator=trial_names, reuse_actors=True),
-        run_config=run_config(study.name, store, progress, show_progress),
+        trainable_for(study, packs),
+        param_space={"pack": tune.grid_search(list(range(len(packs))))},
+        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, trial_name_creator=name,
+                                    trial_dirname_creator=name, reuse_actors=True),
+        run_config=run_config(study.name, store, [progress_callback(packs, progress, control, consolidation)],
+                              control.stopper()),
     )
     return tuner.fit()
