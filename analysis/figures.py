@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 
 import matplotlib
 
@@ -45,7 +46,7 @@ def _finish(fig, title: str, legend_title: str):
                    ncol=ncol, frameon=False, bbox_to_anchor=(0.5, 0.0))
     fig.suptitle(title, fontsize=11)
     legend_height = (0.35 + 0.28 * math.ceil(len(labels) / ncol)) / fig.get_figheight() if labels else 0.02
-    fig.tight_layout(rect=(0, legend_height, 1, 1 - 0.45 / fig.get_figheight()))
+    fig.tight_layout(rect=(0, legend_height, 1, 1 - (0.2 + 0.25 * (title.count("\n") + 1)) / fig.get_figheight()))
     return fig
 
 
@@ -140,10 +141,10 @@ def metric_by_condition(trials: pd.DataFrame, table: pd.DataFrame, metric: str, 
         _x_axis(ax, cats, compare)
         if log and (sub[metric] > 0).any():
             ax.set_yscale("log")
-        ax.set_ylabel(label, fontsize=8)
+        ax.set_ylabel("\n".join(textwrap.wrap(label, 38)), fontsize=8)
         ax.set_title(title)
-    return _finish(fig, f"{label}: seeds (dots), median (bar), bootstrap 95% CI where n >= 5 · {_n_note(table, f'{name}_n')}",
-                   "regime")
+    return _finish(fig, f"{name}: each seed (dot), median (bar), bootstrap 95% CI where n >= 5\n"
+                        f"{_n_note(table, f'{name}_n')} (diverged seeds have no value)", "regime")
 
 
 def lambda_sensitivity(table: pd.DataFrame, compare: str):

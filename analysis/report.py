@@ -47,19 +47,15 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def clean(frame: pd.DataFrame) -> pd.DataFrame:
-    """No all-empty columns (NaN or "") and no column that repeats another."""
+def clean(frame: pd.DataFrame, compare: str | None = None) -> pd.DataFrame:
+    """No all-empty columns (NaN or ""); `treatment` only where it is not the compare axis
+    itself under another name."""
     if frame.empty:
         return frame
     frame = frame.loc[:, [not frame[c].replace("", np.nan).isna().all() for c in frame.columns]]
-    keep, seen = [], []
-    for c in frame.columns:
-        numbers = pd.to_numeric(frame[c], errors="coerce")
-        values = numbers.tolist() if numbers.notna().all() else frame[c].astype(str).tolist()
-        if values not in seen:
-            seen.append(values)
-            keep.append(c)
-    return frame[keep]
+    if compare and compare in frame and "treatment" in frame:
+        frame = frame.drop(columns="treatment")
+    return frame
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -86,7 +82,7 @@ def collapse_summary(table: pd.DataFrame, compare: str | None) -> pd.DataFrame:
     out["collapsed late"] = [f"{int(k)}/{int(n)} = {r:.2f} [{lo:.2f}, {hi:.2f}]" for k, n, r, lo, hi in
                              table[["collapsed_late", "n", "late_rate", "late_lo", "late_hi"]].itertuples(index=False)]
     out["diverged"] = table["diverged"]
-    return clean(out)
+    return clean(out, compare)
 
 
 def metric_summary(table: pd.DataFrame, metrics: list[str], compare: str | None) -> pd.DataFrame:
@@ -97,7 +93,7 @@ def metric_summary(table: pd.DataFrame, metrics: list[str], compare: str | None)
         if f"{name}_median" in table:
             out[name] = [_interval(*r) for r in table[[f"{name}_median", f"{name}_lo", f"{name}_hi", f"{name}_n"]]
                          .itertuples(index=False)]
-    return clean(out)
+    return clean(out, compare)
 
 
 def effect_summary(effect: pd.DataFrame) -> pd.DataFrame:
@@ -105,9 +101,9 @@ def effect_summary(effect: pd.DataFrame) -> pd.DataFrame:
         return effect
     out = effect[["model", "dataset", "regime", "treatment", "n", "n_base"]].copy()
     for rule in ("end", "late"):
-        out[f"{rule}: difference [95% CI]"] = [f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]" for d, lo, hi in
-                                              effect[[f"{rule}_diff", f"{rule}_lo", f"{rule}_hi"]].itertuples(index=False)]
-        out[f"{rule}: Fisher p"] = effect[f"{rule}_fisher_p"]
+        out[f"{rule}: difference [95% CI], Fisher p"] = [
+            f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}], p = {p:.2g}" for d, lo, hi, p in
+            effect[[f"{rule}_diff", f"{rule}_lo", f"{rule}_hi", f"{rule}_fisher_p"]].itertuples(index=False)]
     return clean(out)
 
 
@@ -208,7 +204,8 @@ def build_report(locations: list[str], out: str) -> Path:
         fig.savefig(out_dir / f"{name}.svg")
         plt.close(fig)
 
-    frames = {"conditions": clean(table), "effects": clean(effect), "findings": clean(found), "curves": curves}
+    frames = {"conditions": clean(table, lay.compare), "effects": clean(effect), "findings": clean(found),
+              "curves": clean(curves, lay.compare)}
     for name, frame in frames.items():
         frame.to_csv(out_dir / f"{name}.csv", index=False)
     sections = report_sections(res, lay, table, effect, found, figs, metrics)

@@ -1,13 +1,20 @@
 """Benchmarks (not tests): run `python benchmarks/bench.py [NAME ...]`, default all.
 
-- trial:  a GAN trial on ring8, 5,000 iterations, one thread (target: under 60 s).
-- dcgan:  one DCGAN iteration on 16x16 digits, batch 64, the trial engine against a plain
-          PyTorch loop written the obvious way for the same networks and the same work
-          (1 D step, anchors, 2 G updates with the penalty); alternating rounds, one run.
-- ray:    the quickstart study through `vi-sweep run` with 1 and with 2 concurrent trials,
-          against the same trials back to back in one process without Ray.
-- report: a full report from 1,000 trials x 200 evaluations (target: under 15 s).
-Figures are ratios measured in one run; this machine is noisy.
+- trial:   a GAN trial on ring8, 5,000 iterations, one thread (target: under 60 s).
+- dcgan:   one DCGAN iteration on 16x16 digits, batch 64, the trial engine against a plain
+           PyTorch loop written the obvious way for the same networks and the same work
+           (1 D step, anchors, 2 G updates with the penalty); alternating rounds, one run.
+- pack:    seed-iterations per second of packs of K = 1, 4, 16, 64 seeds, two processes at a
+           time (one thread each, as two Ray trials on 2 cores), against K = 1 (single-seed
+           trials 2 at a time); ring8 GAN (BN on/off x 1/5 phases) and Stacked-digits DCGAN
+           16 px; with the compute floor (the iteration's FLOPs over a large matmul's FLOP/s).
+- ray:     the quickstart study through `vi-sweep run` with 1 and with 2 concurrent packs,
+           against the same packs back to back in one process without Ray.
+- report:  a full report from 1,000 trials x 200 evaluations (target: under 15 s).
+- scale:   a synthetic 10,000-trial results folder: validate, status, report, and the
+           driver's incremental consolidation (targets: 5 s, 30 s, 30 s).
+- frechet: the Frechet distance of 2048-d statistics, scipy's sqrtm against the eigenvalue form.
+Figures are ratios measured in one run; this machine is noisy: run it alone.
 """
 
 from __future__ import annotations
@@ -34,16 +41,18 @@ def bench_trial() -> None:
     torch.set_num_threads(1)
     cfg = TrialConfig(dataset="ring8", iterations=5000, eval_every=1000, lam=5.0, threads=1)
     start = time.perf_counter()
-    rows = list(evaluations(Trial(cfg)))
+    trial = Trial(cfg)
+    list(evaluations(trial))
     wall = time.perf_counter() - start
     print(f"trial: GAN ring8 5000 iterations, 1 thread: {wall:.1f} s (target < 60 s), "
-          f"{1000 * wall / 5000:.2f} ms/iteration, final modes {rows[-1]['eval/modes']:.0f}")
+          f"{1000 * wall / 5000:.2f} ms/iteration, final modes {trial.rows[0][-1]['eval/modes']:.0f}")
 
 
 def bench_dcgan(rounds: int = 5, iters: int = 40) -> None:
     import torch
     import torch.nn.functional as F
 
+    from vi_sweeps.architectures import build_nets
     from vi_sweeps.config import TrialConfig
     from vi_sweeps.trial import Trial
 
@@ -51,11 +60,11 @@ def bench_dcgan(rounds: int = 5, iters: int = 40) -> None:
     cfg = TrialConfig(dataset="digits", image_size=16, batch_size=64, lam=5.0, bn=True, threads=1)
     engine = Trial(cfg)
     torch.manual_seed(0)
-    plain = Trial(cfg)  # the same networks, driven by the loop below
-    G, D = plain.model.modules["G"], plain.model.modules["D"]
+    nets = build_nets(cfg, engine.data.shape)  # the same architecture as plain nn modules
+    G, D = nets.generator(), nets.critic()
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    images = plain.data.images
+    images = engine.data.images
 
     def plain_iteration():
         x = images[torch.randint(len(images), (64,))]
@@ -91,21 +100,88 @@ def bench_dcgan(rounds: int = 5, iters: int = 40) -> None:
         ours.append(timed(engine.model.train_iteration))
         theirs.append(timed(plain_iteration))
     o, t = min(ours), min(theirs)
-    print(f"dcgan: 16x16 digits batch 64, 1 thread: engine {1000 * o:.1f} ms/iteration, plain loop "
+    print(f"dcgan: 16x16 digits batch 64, 1 thread: engine (a pack of one) {1000 * o:.1f} ms/iteration, plain nn loop "
           f"{1000 * t:.1f} ms/iteration, ratio engine/plain {o / t:.3f} (best of {rounds} rounds of {iters})")
 
 
+PACK_CASES = {
+    "ring8 bn 1x1": dict(dataset="ring8", bn=True, d_steps=1, g_steps=1, lr=1e-3),
+    "ring8 nobn 1x1": dict(dataset="ring8", bn=False, d_steps=1, g_steps=1, lr=1e-3),
+    "ring8 bn 5x5": dict(dataset="ring8", bn=True, d_steps=5, g_steps=5, lr=1e-3),
+    "ring8 nobn 5x5": dict(dataset="ring8", bn=False, d_steps=5, g_steps=5, lr=1e-3),
+    "stacked-digits 16px bn 1x1": dict(dataset="stacked-digits", bn=True, d_steps=1, g_steps=1, image_size=16),
+}
+
+
+def _pack_worker(args) -> tuple[float, float]:
+    """(seconds per pack iteration, FLOPs per pack iteration) of a pack of K, one thread."""
+    case, k, offset, seconds = args
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from vi_sweeps.config import TrialConfig
+    from vi_sweeps.trial import Trial
+
+    torch.set_num_threads(1)
+    cfgs = [TrialConfig(**PACK_CASES[case], lam=5.0, iterations=10**6, eval_every=10**6, seed=offset + s) for s in range(k)]
+    trial = Trial(cfgs)
+    for _ in range(2):
+        trial.model.train_iteration()
+    with FlopCounterMode(display=False) as counter:
+        trial.model.train_iteration()
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds or n < 2:
+        trial.model.train_iteration()
+        n += 1
+    return (time.perf_counter() - start) / n, float(counter.get_total_flops())
+
+
+def matmul_flops_per_second() -> float:
+    """One core's FLOP/s on a large float32 matmul: the compute floor's denominator."""
+    import torch
+
+    torch.set_num_threads(1)
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(5):
+        a @ b
+    return 5 * 2 * 2048**3 / (time.perf_counter() - start)
+
+
+def bench_pack(ks: tuple[int, ...] = (1, 4, 16, 64), seconds: float = 6.0) -> None:
+    import multiprocessing as mp
+
+    peak = matmul_flops_per_second()
+    print(f"pack: one core's float32 matmul (2048^2): {peak / 1e9:.1f} GFLOP/s; two processes at a time, one thread each")
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        for case in PACK_CASES:
+            base = None
+            for k in ks:
+                results = pool.map(_pack_worker, [(case, k, 0, seconds), (case, k, 1000, seconds)])
+                per_iter = sum(r[0] for r in results) / 2
+                rate = 2 * k / per_iter  # seed-iterations per second, the machine
+                flops = results[0][1] / k
+                floor_ms = 1000 * flops / peak
+                base = base or rate
+                print(f"  {case:28} K={k:<3} {rate:8.0f} seed-it/s  {1000 * per_iter / k:7.2f} ms/seed-it per core  "
+                      f"x{rate / base:4.2f} vs K=1  floor {floor_ms:6.3f} ms ({flops / 1e6:.1f} MFLOP): "
+                      f"{1000 * per_iter / k / floor_ms:4.1f}x the floor")
+
+
 def bench_ray() -> None:
-    from vi_sweeps.runner import Member, PackRunner
+    from vi_sweeps.runner import PackRunner
     from vi_sweeps.storage import Store
     from vi_sweeps.study import load_study
+    from vi_sweeps.sweep import make_packs
 
     study = load_study(ROOT / "studies/quickstart.yaml")
     tmp = Path(tempfile.mkdtemp(prefix="vi-bench-"))
     start = time.perf_counter()
     store = Store.open(str(tmp / "inprocess"))
-    for t in study.trials:
-        list(PackRunner(store, [Member(t.as_dict(), t.labels)], study.name).run())
+    for spec in make_packs(study, store.uri, {t.trial_id for t in study.trials}):
+        list(PackRunner(store, spec).run())
     inprocess = time.perf_counter() - start
     walls = {}
     for n in (1, 2):
@@ -115,7 +191,8 @@ def bench_ray() -> None:
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         walls[n] = time.perf_counter() - start
     shutil.rmtree(tmp, ignore_errors=True)
-    print(f"ray: quickstart ({len(study.trials)} trials) in one process without Ray {inprocess:.1f} s; "
+    print(f"ray: quickstart ({len(study.trials)} trials in packs of {study.spec.pack_seeds}) in one process without Ray "
+          f"{inprocess:.1f} s; "
           f"vi-sweep run 1 at a time {walls[1]:.1f} s (Ray overhead {100 * (walls[1] - inprocess) / walls[1]:.1f}% "
           f"of wall time, target <= 15%); 2 at a time {walls[2]:.1f} s "
           f"(speed-up {walls[1] / walls[2]:.2f}x, target >= 1.7x)")
@@ -135,7 +212,66 @@ def bench_report() -> None:
     print(f"report: 1000 trials x 200 evaluations (200,000 metric rows): {wall:.1f} s (target < 15 s)")
 
 
-BENCHES = {"trial": bench_trial, "dcgan": bench_dcgan, "ray": bench_ray, "report": bench_report}
+def bench_scale(n_trials: int = 10_000) -> None:
+    """validate, status, report and incremental consolidation at 10,000 trials."""
+    from analysis.contract import TrialFiles
+    from analysis.synthetic import synthetic_results
+
+    tmp = Path(tempfile.mkdtemp(prefix="vi-bench-"))
+    rates = {(bn, g, lam): 0.5 for bn in (True, False) for g in (1, 5) for lam in (0.0, 0.5, 5.0, 50.0)}
+    seeds = n_trials // len(rates)
+    study = tmp / "big.yaml"
+    study.write_text("name: big\ngrid:\n  bn: [true, false]\n  g_steps: [1, 5]\n  lam: [0.0, 0.5, 5.0, 50.0]\n"
+                     f"seeds: {seeds}\n")
+    results = tmp / "r"
+    synthetic_results(results, rates, seeds=seeds, evaluations=20, per_trial_files=True)
+    (results / "study.yaml").write_text(study.read_text())
+    times = {}
+    for name, cmd in (("validate", ["validate", str(study)]), ("status", ["status", str(results)]),
+                      ("report", ["report", str(results), "--out", str(tmp / "report")])):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "vi_sweeps.cli", *cmd], check=True, stdout=subprocess.DEVNULL)
+        times[name] = time.perf_counter() - start
+    import pyarrow.fs as pafs
+
+    files = TrialFiles(pafs.LocalFileSystem(), str(results))
+    start = time.perf_counter()
+    files.read()
+    first = time.perf_counter() - start
+    for p in sorted((results / "trials").iterdir())[:10]:  # ten trials write a new evaluation
+        p.write_bytes(p.read_bytes())
+    start = time.perf_counter()
+    files.read()
+    again = time.perf_counter() - start
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(f"scale: {len(rates) * seeds:,} trials x 20 evaluations: validate {times['validate']:.1f} s (target < 5), "
+          f"status {times['status']:.1f} s (< 30), report {times['report']:.1f} s (< 30); consolidation reads all "
+          f"trial files in {first:.1f} s, then {again:.2f} s when 10 changed")
+
+
+def bench_frechet(dim: int = 2048) -> None:
+    import numpy as np
+    from scipy import linalg
+
+    from vi_sweeps.metrics import statistics_to_frechet
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((4 * dim, dim)), rng.standard_normal((4 * dim, dim)) * 1.1 + 0.1
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    mu1, mu2 = a.mean(0), b.mean(0)
+    start = time.perf_counter()
+    root = linalg.sqrtm(s1 @ s2).real
+    old = float((mu1 - mu2) @ (mu1 - mu2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(root))
+    t_old = time.perf_counter() - start
+    start = time.perf_counter()
+    new = statistics_to_frechet(mu1, s1, mu2, s2)
+    t_new = time.perf_counter() - start
+    print(f"frechet: {dim}-d statistics: scipy sqrtm {t_old:.1f} s, eigenvalue form {t_new:.2f} s "
+          f"({t_old / t_new:.0f}x; target < 5 s); relative difference {abs(new - old) / abs(old):.1e}")
+
+
+BENCHES = {"trial": bench_trial, "dcgan": bench_dcgan, "pack": bench_pack, "ray": bench_ray, "report": bench_report,
+           "scale": bench_scale, "frechet": bench_frechet}
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -212,10 +212,13 @@ def test_report_writes_every_figure_links_it_and_has_no_empty_or_repeated_column
     assert html.count("data:image/png;base64,") == len(pngs)
     assert text.index("## Findings") < text.index("## Collapse rate at the last evaluation")
     assert "modes_frac<0.5" in text and "significant at 5%" in text
-    for csv in ("conditions", "effects", "findings"):
+    for csv in ("conditions", "effects", "findings", "curves"):
         frame = pd.read_csv(tmp_path / "rep" / f"{csv}.csv")
-        assert not frame.isna().all().any(), csv
-        assert not frame.T.duplicated().any(), csv
+        assert not frame.isna().all().any(), csv  # no all-empty column
+        assert frame.columns.is_unique, csv
+        # no quantity twice under two names (v1 had fd_median beside fd_2d_median, and lam beside its label)
+        assert not ({"fd_median", "fd_lo", "fd_hi"} & set(frame.columns)), csv
+        assert not ({"lam", "treatment"} <= set(frame.columns)), csv
 
 
 def test_missing_column_and_wrong_version_are_clear_errors(synthetic, tmp_path):

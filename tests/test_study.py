@@ -28,8 +28,8 @@ BAD = {
     "unknown base key": ("name: x\nbase: {lamda: 1}\n", "base.lamda: unknown key; valid keys: model, dataset"),
     "wrong type": ("name: x\nbase: {iterations: many}\n", "base.iterations: Input should be a valid integer"),
     "unknown model": ("name: x\nmodels: [gan, wgan]\n", "models[1]: unknown model 'wgan'; valid choices: aae, ali, em, gan, vae"),
-    "unknown dataset": ("name: x\ndatasets: [mnist]\n",
-                        "datasets[0]: unknown dataset 'mnist'; valid choices: digits, grid25, image-folder, ring8, stacked-digits"),
+    "unknown dataset": ("name: x\ndatasets: [mnist]\n", "datasets[0]: unknown dataset 'mnist'; valid choices: "
+                        "digits, grid25, image-folder, ring8, ring8-r1, stacked-digits"),
     "empty grid": ("name: x\ngrid: {lam: []}\n", "grid.lam: empty axis"),
     "negative lam": ("name: x\ngrid: {lam: [0.0, -1.0]}\n", "grid.lam[1]: Input should be greater than or equal to 0"),
     "unknown axis": ("name: x\ngrid: {lamda: [1.0]}\n", "grid.lamda: unknown axis; valid keys:"),

@@ -2,6 +2,7 @@
 
 Every data set draws batches with the trial's own torch.Generator, so a seed fixes every draw.
 - ring8: 8 Gaussians, centres on a circle of radius 2, sigma 0.02 (Unrolled GAN, VEEGAN).
+- ring8-r1: PacGAN's ring: radius 1, sigma 0.01.
 - grid25: 25 Gaussians, centres on the 5x5 grid {-4,-2,0,2,4}^2, sigma 0.05 (VEEGAN, PacGAN).
 - digits: scikit-learn's 8x8 digits scaled to [-1, 1], resized to image_size (bilinear).
 - stacked-digits: three independent digits as three channels, 1000 modes (Stacked MNIST's
@@ -102,10 +103,20 @@ def describe_mixture(cfg) -> dict:
     return {"kind": "mixture", "centres": data.centres.tolist(), "sigma": data.sigma}
 
 
+def ring(radius: float, sigma: float) -> Mixture:
+    angles = torch.arange(8, dtype=torch.float32) * (2 * math.pi / 8)
+    return Mixture(torch.stack([radius * torch.cos(angles), radius * torch.sin(angles)], 1), sigma)
+
+
 @DATASETS.register("ring8", kind="vector", evaluator="mixture", describe=describe_mixture)
 def ring8(cfg) -> Mixture:
-    angles = torch.arange(8, dtype=torch.float32) * (2 * math.pi / 8)
-    return Mixture(torch.stack([2 * torch.cos(angles), 2 * torch.sin(angles)], 1), 0.02)
+    return ring(2.0, 0.02)
+
+
+@DATASETS.register("ring8-r1", kind="vector", evaluator="mixture", describe=describe_mixture)
+def ring8_r1(cfg) -> Mixture:
+    """PacGAN's ring (its synthetic_data_experiments/2DRing config): radius 1, sigma 0.01."""
+    return ring(1.0, 0.01)
 
 
 @DATASETS.register("grid25", kind="vector", evaluator="mixture", describe=describe_mixture)

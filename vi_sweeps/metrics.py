@@ -91,8 +91,8 @@ def statistics_to_frechet(mu1, sigma1, mu2, sigma2) -> float:
 
     Tr (S1 S2)^(1/2) is the sum of the square roots of the eigenvalues of S1 S2, which equal
     those of the symmetric PSD matrix S1^(1/2) S2 S1^(1/2): two symmetric eigen-decompositions
-    instead of a general matrix square root (scipy's sqrtm), exact for PSD inputs and about
-    30x faster at 2048 dimensions (benchmarks/RESULTS.md)."""
+    instead of a general matrix square root (scipy's sqrtm): exact for PSD inputs, and at 2048
+    dimensions several times faster (benchmarks/RESULTS.md)."""
     mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
     sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
     diff = mu1 - mu2
