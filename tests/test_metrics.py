@@ -146,14 +146,3 @@ def test_the_eigenvalue_frechet_equals_scipy_sqrtm(case):
     root = linalg.sqrtm(s1 @ s2).real
     reference = float((mu1 - mu2) @ (mu1 - mu2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(root))
     assert metrics.statistics_to_frechet(mu1, s1, mu2, s2) == pytest.approx(reference, rel=1e-6)
-
-
-def test_inception_fid_without_weights_is_left_empty(tmp_path, caplog):
-    from PIL import Image
-
-    for i in range(3):
-        Image.new("RGB", (80, 80), (i * 60, 0, 0)).save(tmp_path / f"{i}.png")
-    cfg = tiny(dataset="image-folder", data_root=str(tmp_path), image_size=8, crop=64, fid_weights="/no/such/file")
-    ev = metrics.InceptionEvaluator(cfg, build_dataset(cfg))
-    assert math.isnan(ev(torch.zeros(4, 3, 8, 8))[metrics.FID_INCEPTION])
-    assert "fid_inception left empty" in caplog.text

@@ -34,6 +34,13 @@ def execution(default: Any, description: str, **kwargs: Any) -> Any:
     return Field(default, description=description, json_schema_extra={"execution": True}, **kwargs)
 
 
+def added(default: Any, description: str, **kwargs: Any) -> Any:
+    """An experiment key added after results exist: it enters the identity only when set to
+    something other than its default, so the trials already run keep their ids (and a re-run
+    resumes them) when a key is added with a default that does what the code did before."""
+    return Field(default, description=description, json_schema_extra={"omit_at_default": True}, **kwargs)
+
+
 class TrialConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -71,6 +78,9 @@ class TrialConfig(BaseModel):
         0.1, gt=0, description="a mode is captured when it holds this share of n/n_modes good samples")
     collapse_rule: str = Field("auto", description="METRIC<VALUE or METRIC>VALUE on eval metrics; auto = the data "
                                "set's rule (modes_frac<0.5 where modes are counted, fid_inception>100 on image folders)")
+    fid_samples: int = added(10_000, "samples for FID (image folders): generated ones, and real ones drawn "
+                             "without replacement for the reference (FID-10k; 50,000 for FID-50k)", ge=16)
+    skip_bad_images: bool = added(False, "image-folder: leave unreadable images out (counted) instead of stopping")
     precision: Literal["fp32", "tf32", "bf16"] = Field(
         "fp32", description="arithmetic: fp32; tf32 matmuls on CUDA; bf16 autocast (fp32 weights and optimiser)")
     device: Literal["auto", "cpu", "cuda"] = execution("auto", "auto = cuda when available")
@@ -133,7 +143,8 @@ class TrialConfig(BaseModel):
         a data set read from a folder."""
         from vi_sweeps.datasets import DATASETS
 
-        out = self.model_dump(exclude=set(EXECUTION_KEYS))
+        out = {k: v for k, v in self.model_dump(exclude=set(EXECUTION_KEYS)).items()
+               if not (k in ADDED_KEYS and v == TrialConfig.model_fields[k].default)}
         fingerprint = DATASETS.meta(self.dataset).get("fingerprint")
         if fingerprint is not None:
             out["data_fingerprint"] = fingerprint(self)
@@ -146,6 +157,8 @@ class TrialConfig(BaseModel):
 
 EXECUTION_KEYS = tuple(name for name, f in TrialConfig.model_fields.items()
                        if (f.json_schema_extra or {}).get("execution"))
+ADDED_KEYS = tuple(name for name, f in TrialConfig.model_fields.items()
+                   if (f.json_schema_extra or {}).get("omit_at_default"))
 
 
 def trial_id(identity: dict[str, Any]) -> str:

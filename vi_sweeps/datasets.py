@@ -8,7 +8,7 @@ Every data set draws batches with the trial's own torch.Generator, so a seed fix
 - stacked-digits: three independent digits as three channels, 1000 modes (Stacked MNIST's
   construction on the 8x8 digits).
 - image-folder: a user's folder of images (aligned CelebA for the paper's protocol): centre
-  crop `crop`, resize to image_size, [-1, 1], read lazily batch by batch.
+  crop `crop`, resize to image_size, [-1, 1], decoded once into a node cache.
 Digits are split once (fixed permutation, seed 0): 1297 for training, 500 held out for the
 reference classifier's accuracy.
 """
@@ -42,9 +42,9 @@ class Mixture:
     def n_modes(self) -> int:
         return len(self.centres)
 
-    def sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
+    def sample(self, n: int, gen: torch.Generator, device: torch.device | None = None) -> torch.Tensor:
         idx = torch.randint(len(self.centres), (n,), generator=gen)
-        return self.centres[idx] + self.sigma * torch.randn(n, 2, generator=gen)
+        return (self.centres[idx] + self.sigma * torch.randn(n, 2, generator=gen)).to(device or "cpu")
 
 
 @dataclass
@@ -61,40 +61,45 @@ class Digits:
     def shape(self) -> tuple[int, ...]:
         return (self.stack, *self.images.shape[-2:])
 
-    def sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
+    def sample(self, n: int, gen: torch.Generator, device: torch.device | None = None) -> torch.Tensor:
         idx = torch.randint(len(self.images), (n, self.stack), generator=gen)
-        return self.images[idx, 0]
+        return self.images[idx, 0].to(device or "cpu")
 
 
-@dataclass
 class ImageFolder:
-    files: list[Path]
-    image_size: int
-    crop: int
-    shape: tuple[int, ...] = field(init=False)
-    n_modes: int = 0
+    """A user's folder of images through the node's decode-once cache (vi_sweeps.imagecache).
+    Batches are index draws on the trial's CPU generator (so CPU and GPU runs draw the same
+    images) gathered from the cached uint8 array: in device memory when it fits, else from
+    pinned memory with non-blocking copies. All packs and trials of a process share one copy."""
 
-    def __post_init__(self) -> None:
-        if not self.files:
-            raise FileNotFoundError("image-folder: no images found")
-        self.shape = (3, self.image_size, self.image_size)
+    _resident: dict = {}  # (cache file, device) -> uint8 tensor, per process
 
-    def load(self, path: Path) -> torch.Tensor:
-        from PIL import Image
+    def __init__(self, cache):
+        self.cache = cache
+        self.n_modes = 0
+        self.shape = (3, cache.meta["image_size"], cache.meta["image_size"])
+        if cache.meta["count"] == 0:
+            raise FileNotFoundError("image-folder: no readable images")
 
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            w, h = img.size
-            c = min(self.crop or min(w, h), w, h)
-            left, top = (w - c) // 2, (h - c) // 2
-            img = img.crop((left, top, left + c, top + c))
-            img = img.resize((self.image_size, self.image_size), Image.Resampling.BILINEAR)
-            arr = np.asarray(img, dtype=np.float32)
-        return torch.from_numpy(arr).permute(2, 0, 1) / 127.5 - 1.0
+    def __len__(self) -> int:
+        return self.cache.meta["count"]
 
-    def sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
-        idx = torch.randint(len(self.files), (n,), generator=gen)
-        return torch.stack([self.load(self.files[i]) for i in idx.tolist()])
+    def images(self, device: torch.device | None = None) -> torch.Tensor:
+        device = torch.device(device or "cpu")
+        key = (str(self.cache.path), str(device))
+        if key not in self._resident:
+            host = torch.from_numpy(self.cache.array)
+            if device.type == "cuda":
+                fits = host.numel() < 0.5 * torch.cuda.mem_get_info(device)[0]
+                host = host.to(device) if fits else host.pin_memory()
+            self._resident[key] = host
+        return self._resident[key]
+
+    def sample(self, n: int, gen: torch.Generator, device: torch.device | None = None) -> torch.Tensor:
+        idx = torch.randint(len(self), (n,), generator=gen)
+        source = self.images(device)
+        batch = source[idx.to(source.device)].to(device or "cpu", non_blocking=True)
+        return batch.float() / 127.5 - 1.0
 
 
 def describe_mixture(cfg) -> dict:
@@ -172,9 +177,28 @@ def folder_fingerprint(cfg) -> str:
     return _fingerprint(str(Path(cfg.data_root).expanduser().resolve()))
 
 
-@DATASETS.register("image-folder", kind="image", evaluator="inception", fingerprint=folder_fingerprint)
+def image_cache(cfg, progress: bool = False):
+    from vi_sweeps.imagecache import build_or_open
+
+    files = image_files(cfg.data_root)
+    if not files:
+        raise FileNotFoundError(f"data_root: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {cfg.data_root}")
+    return build_or_open(files, folder_fingerprint(cfg), cfg.image_size, cfg.crop, cfg.skip_bad_images, progress)
+
+
+def prepare_image_folder(cfg) -> None:
+    """Once per sweep, in the driver: build the image cache (with a progress line) and check
+    that FID's weights are there, so a trial never fails on them after hours of queueing."""
+    from vi_sweeps.metrics import inception_weights
+
+    image_cache(cfg, progress=True)
+    inception_weights(cfg)
+
+
+@DATASETS.register("image-folder", kind="image", evaluator="inception", fingerprint=folder_fingerprint,
+                   prepare=prepare_image_folder)
 def image_folder(cfg) -> ImageFolder:
-    return ImageFolder(image_files(cfg.data_root), cfg.image_size, cfg.crop)
+    return ImageFolder(image_cache(cfg))
 
 
 def build_dataset(cfg):

@@ -18,14 +18,23 @@ histogram statistics; samples -> features -> statistics -> Frechet distance.
   modes with at least one such sample among all samples; fd_digits = the Frechet distance in
   that classifier's 128-d penultimate features (per digit, concatenated), against the training
   split. It is not FID and is not comparable with FID.
-- image-folder: fid_inception = FID in Inception-v3 pool features through torch-fidelity, given
-  `fid_weights` (or its cache); without them the metric is left empty, with one message.
+- image-folder: fid_inception = FID in Inception-v3 pool features (torch-fidelity's network) on
+  the trial's device, from `fid_samples` generated and real images; the weights come from
+  `fid_weights` or torch-fidelity's cache (`vi-sweep fetch-weights`); `fid_weights: none` turns
+  FID off.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import json
 import logging
 import math
+import os
+import sys
+import types
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -76,34 +85,37 @@ def samples_to_assignments(samples: np.ndarray, centres: np.ndarray, sigma: floa
     return np.where(close, nearest, -1)
 
 
-def features_to_statistics(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    feats = np.asarray(feats, dtype=np.float64)
-    return feats.mean(0), np.cov(feats, rowvar=False)
+def features_to_statistics(feats) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and covariance in float64, on the features' device (numpy arrays: the CPU)."""
+    feats = torch.as_tensor(feats).to(torch.float64)
+    return feats.mean(0), torch.cov(feats.T).reshape(feats.shape[1], feats.shape[1])
 
 
-def _psd_sqrt(sigma: np.ndarray) -> np.ndarray:
-    values, vectors = np.linalg.eigh(sigma)
-    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+def _psd_sqrt(sigma: torch.Tensor) -> torch.Tensor:
+    values, vectors = torch.linalg.eigh(sigma)
+    return (vectors * values.clamp(min=0).sqrt()) @ vectors.T
 
 
 def statistics_to_frechet(mu1, sigma1, mu2, sigma2) -> float:
-    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)).
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)), in float64 on the inputs' device.
 
     Tr (S1 S2)^(1/2) is the sum of the square roots of the eigenvalues of S1 S2, which equal
     those of the symmetric PSD matrix S1^(1/2) S2 S1^(1/2): two symmetric eigen-decompositions
     instead of a general matrix square root (scipy's sqrtm): exact for PSD inputs, and at 2048
     dimensions several times faster (benchmarks/RESULTS.md)."""
-    mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
-    sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
+    device = next((a.device for a in (mu1, sigma1) if isinstance(a, torch.Tensor)), torch.device("cpu"))
+    mu1, sigma1, mu2, sigma2 = (torch.atleast_1d(torch.as_tensor(a, dtype=torch.float64, device=device))
+                                for a in (mu1, sigma1, mu2, sigma2))
+    sigma1, sigma2 = torch.atleast_2d(sigma1), torch.atleast_2d(sigma2)
     diff = mu1 - mu2
     root1 = _psd_sqrt(sigma1)
     inner = root1 @ sigma2 @ root1
-    trace_covmean = np.sqrt(np.clip(np.linalg.eigvalsh((inner + inner.T) / 2), 0, None)).sum()
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_covmean)
+    trace_covmean = torch.linalg.eigvalsh((inner + inner.T) / 2).clamp(min=0).sqrt().sum()
+    return float(diff @ diff + sigma1.trace() + sigma2.trace() - 2 * trace_covmean)
 
 
 class MixtureEvaluator:
-    def __init__(self, cfg, data):
+    def __init__(self, cfg, data, device=None):
         self.centres = data.centres.numpy().astype(np.float64)
         self.sigma, self.min_share = data.sigma, cfg.mode_min_share
         mu = self.centres.mean(0)
@@ -111,7 +123,7 @@ class MixtureEvaluator:
         self.ref = (mu, dev.T @ dev / len(dev) + data.sigma**2 * np.eye(2))
 
     def __call__(self, samples: torch.Tensor) -> dict[str, float]:
-        x = samples.double().numpy()
+        x = samples.double().cpu().numpy()
         assign = samples_to_assignments(x, self.centres, self.sigma)
         out = assignments_to_stats(assign, len(self.centres), self.min_share, LITERATURE_SAMPLES)
         out[FD_2D] = statistics_to_frechet(*features_to_statistics(x), *self.ref)
@@ -119,13 +131,12 @@ class MixtureEvaluator:
 
 
 class DigitsEvaluator:
-    def __init__(self, cfg, data):
+    def __init__(self, cfg, data, device=None):
         from vi_sweeps.refnet import reference_classifier
 
         self.net = reference_classifier(cfg.image_size)
         self.stack, self.n_modes, self.min_share = data.stack, data.n_modes, cfg.mode_min_share
-        ref = data.images[:, 0]
-        feats, _ = self.classify(ref.unsqueeze(1))
+        feats, _ = self.classify(data.images)
         self.ref = features_to_statistics(self._stack_feats(feats) if self.stack > 1 else feats)
 
     def _stack_feats(self, feats: np.ndarray) -> np.ndarray:
@@ -144,7 +155,7 @@ class DigitsEvaluator:
 
     def __call__(self, samples: torch.Tensor) -> dict[str, float]:
         n, s = len(samples), self.stack
-        feats, probs = self.classify(samples.float().reshape(n * s, 1, *samples.shape[-2:]))
+        feats, probs = self.classify(samples.float().cpu().reshape(n * s, 1, *samples.shape[-2:]))
         labels = probs.argmax(1).reshape(n, s)
         confident = (probs.max(1) >= 0.5).reshape(n, s).all(1)
         mode = (labels * (10 ** np.arange(s - 1, -1, -1))).sum(1)
@@ -154,35 +165,106 @@ class DigitsEvaluator:
 
 
 class InceptionEvaluator:
-    """FID with torch-fidelity's Inception-v3 (the TF-compatible port), given its weights."""
+    """FID with torch-fidelity's Inception-v3 (the TF-compatible port) on the trial's device:
+    generated samples go to uint8 and through the network in batches without leaving the
+    device; the reference statistics of `fid_samples` real images, drawn without replacement,
+    are computed once per (data, preprocessing, weights, count) and cached on the node."""
 
-    def __init__(self, cfg, data):
-        self.extractor, self.ref = None, None
-        try:
-            from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-        except Exception as err:  # torch-fidelity absent, or torchvision broken beside torch
-            log.warning("fid_inception left empty: torch-fidelity unavailable (%s); "
-                        "`pip install vi-sweeps[fid]` on a machine with a matching torchvision", err)
+    def __init__(self, cfg, data, device=None):
+        self.device = torch.device(device or "cpu")
+        weights = inception_weights(cfg)
+        self.extractor, self.n_samples = None, 0
+        if weights is None:
             return
-        try:
-            self.extractor = FeatureExtractorInceptionV3(
-                "inception-v3-compat", ["2048"], feature_extractor_weights_path=cfg.fid_weights or None)
-        except Exception as err:  # no weights file and no cache: nothing can be downloaded here
-            log.warning("fid_inception left empty: Inception weights unavailable (%s); "
-                        "pass fid_weights=FILE or fill torch-fidelity's cache", err)
-            return
-        real = data.sample(max(cfg.eval_samples, 2048), torch.Generator().manual_seed(0))
-        self.ref = features_to_statistics(self.features(real))
+        self.n_samples = cfg.fid_samples
+        self.extractor = inception_network(weights).to(self.device).eval()
+        self.ref = reference_statistics(cfg, data, self, weights)
 
     @torch.no_grad()
-    def features(self, images: torch.Tensor) -> np.ndarray:
-        as_uint8 = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-        return np.concatenate([self.extractor(c)[0].numpy() for c in as_uint8.split(200)])
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """(n, 3, S, S) in [-1, 1] -> (n, 2048) float64 pool features, on the device."""
+        out = []
+        for chunk in images.split(200):
+            as_uint8 = ((chunk.to(self.device).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+            out.append(self.extractor(as_uint8)[0].to(torch.float64))
+        return torch.cat(out)
 
     def __call__(self, samples: torch.Tensor) -> dict[str, float]:
         if self.extractor is None:
             return {FID_INCEPTION: math.nan}
-        return {FID_INCEPTION: statistics_to_frechet(*features_to_statistics(self.features(samples)), *self.ref)}
+        feats = self.features(samples[: self.n_samples])
+        return {FID_INCEPTION: statistics_to_frechet(*features_to_statistics(feats), *self.ref)}
+
+
+INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's converted TF weights
+INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
+
+
+def default_weights_path() -> Path:
+    """Where torch-fidelity (and `vi-sweep fetch-weights`) keep the Inception weights."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
+
+
+def inception_weights(cfg) -> Path | None:
+    """The weights file a trial's FID uses; None when the study turned FID off (fid_weights:
+    none); a clear error when it needs them and they are not on this node."""
+    if cfg.fid_weights == "none":
+        return None
+    path = Path(cfg.fid_weights).expanduser() if cfg.fid_weights else default_weights_path()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"fid_weights: FID needs the Inception weights at {path}, and they are not on this node; run "
+            f"`vi-sweep fetch-weights` (or copy {INCEPTION_FILE} there), pass fid_weights=FILE, or set "
+            "fid_weights=none to train without FID")
+    return path
+
+
+def inception_class():
+    """torch-fidelity's FeatureExtractorInceptionV3. Its package imports torchvision for other
+    extractors, which fails beside some torch builds; the Inception module needs torch alone,
+    so it is loaded on its own when the package cannot be."""
+    try:
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+    except ImportError:
+        spec = importlib.util.find_spec("torch_fidelity")
+        if spec is None:
+            raise ImportError("fid_inception needs torch-fidelity: pip install 'vi-sweeps[fid]' "
+                              "(or pip install --no-deps torch-fidelity beside a CPU torch)") from None
+        package = types.ModuleType("torch_fidelity")
+        package.__path__ = list(spec.submodule_search_locations)
+        sys.modules["torch_fidelity"] = package
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+    return FeatureExtractorInceptionV3
+
+
+def inception_network(weights: Path):
+    return inception_class()("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights))
+
+
+def reference_statistics(cfg, data, evaluator: InceptionEvaluator, weights: Path):
+    """Mean and covariance of the real images' features, cached on the node under a lock."""
+    from filelock import FileLock
+
+    from vi_sweeps.imagecache import cache_dir
+
+    stat = weights.stat()
+    key = hashlib.sha256(json.dumps([data.cache.meta["fingerprint"], cfg.image_size, cfg.crop, cfg.skip_bad_images,
+                                     weights.name, stat.st_size, cfg.fid_samples]).encode()).hexdigest()[:20]
+    folder = cache_dir() / "fid-reference"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{key}.pt"
+    with FileLock(str(folder / f"{key}.lock")):
+        if not path.exists():
+            order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:cfg.fid_samples]
+            source = data.images(evaluator.device)
+            feats = torch.cat([evaluator.features(source[idx.to(source.device)].float() / 127.5 - 1.0)
+                               for idx in order.split(1000)])
+            mu, sigma = features_to_statistics(feats)
+            tmp = path.with_suffix(f".tmp-{os.getpid()}")
+            torch.save({"mu": mu.cpu(), "sigma": sigma.cpu(), "n": len(order)}, tmp)
+            os.replace(tmp, path)
+        saved = torch.load(path, map_location=evaluator.device, weights_only=True)
+    return saved["mu"], saved["sigma"]
 
 
 EVALUATORS.register("mixture", metrics=(*MODE_KEYS, FD_2D), collapse_rule="modes_frac<0.5")(MixtureEvaluator)
@@ -190,7 +272,7 @@ EVALUATORS.register("digits", metrics=(*MODE_KEYS, FD_DIGITS), collapse_rule="mo
 EVALUATORS.register("inception", metrics=(FID_INCEPTION,), collapse_rule="fid_inception>100")(InceptionEvaluator)
 
 
-def build_evaluator(cfg, data):
+def build_evaluator(cfg, data, device=None):
     from vi_sweeps.datasets import DATASETS
 
-    return EVALUATORS.get(DATASETS.meta(cfg.dataset)["evaluator"])(cfg, data)
+    return EVALUATORS.get(DATASETS.meta(cfg.dataset)["evaluator"])(cfg, data, device)

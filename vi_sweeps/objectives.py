@@ -90,16 +90,16 @@ class Family:
         return torch.stack([torch.randn(n, self.cfg.z_dim, generator=g) for g in gens or self.gens]).to(self.device)
 
     def real(self, n: int) -> torch.Tensor:
-        return torch.stack([self.data.sample(n, g) for g in self.gens]).to(self.device)
+        return torch.stack([self.data.sample(n, g, self.device) for g in self.gens])
 
     @torch.no_grad()
     def sample(self, n: int, gens: list[torch.Generator]) -> torch.Tensor:
-        """(K, n, *shape) samples in eval mode (BN running statistics), on the CPU; member k
-        draws its noise from gens[k] in chunks of 1000."""
+        """(K, n, *shape) samples in eval mode (BN running statistics), on the trial's device;
+        member k draws its noise from gens[k] in chunks of 1000."""
         g = self.modules["G"]
         g.eval()
         try:
-            out = [g(self.noise(min(1000, n - i), gens)).cpu() for i in range(0, n, 1000)]
+            out = [g(self.noise(min(1000, n - i), gens)) for i in range(0, n, 1000)]
         finally:
             g.train()
         return torch.cat(out, 1)

@@ -31,6 +31,7 @@ from vi_sweeps.sweep import (
     check_location,
     check_resources,
     log_handler,
+    prepare_data,
     prepare_store,
     progress_callback,
     quiet_ray_logs,
@@ -117,6 +118,7 @@ def run_search(study: Study, results: str, n_trials: int | None = None, address:
     if search is None:
         raise ConfigError(study.source, ["search: missing; `vi-sweep tune` needs a search section"])
     check_location(study, results)
+    prepare_data(study)
     if not search.storage and "://" in results:
         raise ConfigError("search.storage", ["results on remote storage need an Optuna storage URL"])
     n_trials = n_trials or search.trials

@@ -149,6 +149,26 @@ def check_location(study: Study, results: str) -> None:
         raise ConfigError(study.source, problems)
 
 
+def prepare_data(study: Study) -> None:
+    """What every trial of a data set needs once (an image cache) is built here, before any
+    trial waits for it; a missing folder, an unreadable image or missing FID weights is bad
+    input, reported before anything is written."""
+    from vi_sweeps.datasets import DATASETS
+    from vi_sweeps.imagecache import BadImage
+
+    done = set()
+    for t in study.trials:
+        prepare = DATASETS.meta(t.config.dataset).get("prepare")
+        key = json.dumps(t.config.model_dump(exclude={"seed"}), sort_keys=True)
+        if prepare is None or key in done:
+            continue
+        done.add(key)
+        try:
+            prepare(t.config)
+        except (FileNotFoundError, BadImage) as err:
+            raise ConfigError(study.source, [str(err)]) from None
+
+
 def prepare_store(study: Study, results: str) -> Store:
     store = Store.open(results)
     if not store.exists(schema.STUDY_FILE):
@@ -347,6 +367,7 @@ def run_sweep(study: Study, results: str, address: str | None = None, max_concur
     """Run every unfinished trial of the study. Raises ConfigError before writing anything
     when the study cannot run here, LeaseHeld when another driver owns RESULTS."""
     check_location(study, results)
+    prepare_data(study)
     control = SweepControl()
     with ray_session(address):
         check_resources(study)

@@ -37,6 +37,17 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def set_precision(precision: str, device: torch.device) -> None:
+    """tf32 lets CUDA matmuls and convolutions use TensorFloat-32; bf16 is autocast around the
+    training step (see evaluations); fp32 is exact float32 everywhere. Set per trial, since a
+    Ray worker process runs trials one after another."""
+    tf32 = precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
 def declared_keys(cfg: TrialConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(loss keys, metric keys) the trial's objective and evaluator declare."""
     evaluator = DATASETS.meta(cfg.dataset)["evaluator"]
@@ -54,12 +65,12 @@ def snapshot(samples: torch.Tensor) -> tuple[str, bytes]:
     as float16 .npy; images: the first 64 as an 8 x 8 PNG grid."""
     if samples.dim() == 2:
         buf = io.BytesIO()
-        np.save(buf, samples[:SNAPSHOT_POINTS].numpy().astype(np.float16))
+        np.save(buf, samples[:SNAPSHOT_POINTS].cpu().numpy().astype(np.float16))
         return ".npy", buf.getvalue()
     from PIL import Image
 
     n = SNAPSHOT_GRID
-    imgs = samples[: n * n].clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    imgs = samples[: n * n].clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).cpu()
     c, h, w = imgs.shape[1:]
     imgs = torch.cat([imgs, torch.zeros(n * n - len(imgs), c, h, w, dtype=torch.uint8)])
     grid = imgs.view(n, n, c, h, w).permute(0, 3, 1, 4, 2).reshape(n * h, n * w, c).numpy()
@@ -84,10 +95,12 @@ class Trial:
         self.cfgs, self.cfg = cfgs, cfgs[0]
         torch.set_num_threads(self.cfg.threads)
         self.device = select_device(self.cfg.device)
+        set_precision(self.cfg.precision, self.device)
         self.gens = [torch.Generator().manual_seed(c.seed) for c in cfgs]
         self.data = build_dataset(self.cfg)
         self.model = build_objective(cfgs, self.data, self.device, self.gens)
-        self.evaluator = build_evaluator(self.cfg, self.data)
+        self.evaluator = build_evaluator(self.cfg, self.data, self.device)
+        self.eval_samples = max(self.cfg.eval_samples, getattr(self.evaluator, "n_samples", 0))
         self.loss_keys, self.metric_keys = declared_keys(self.cfg)
         self.step, self.wall = 0, 0.0
         self.rows: list[list[dict]] = [[] for _ in cfgs]
@@ -99,7 +112,7 @@ class Trial:
 
     def evaluate(self, members: list[int], losses: dict[str, list[float]]) -> list[Evaluation]:
         gens = [torch.Generator().manual_seed(c.seed * 1_000_003 + self.step) for c in self.cfgs]
-        samples = self.model.sample(self.cfg.eval_samples, gens)
+        samples = self.model.sample(self.eval_samples, gens)
         self.samples = samples
         out = []
         for k in members:
@@ -149,9 +162,11 @@ def evaluations(trial: Trial) -> Iterator[list[Evaluation]]:
     """Train to the end, yielding the evaluations of each round; a member whose loss is not
     finite is evaluated at once (its diverged row is its last) while the others go on."""
     cfg = trial.cfg
+    autocast = torch.autocast(trial.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     while not trial.done:
         start = time.perf_counter()
-        losses = trial.model.train_iteration()
+        with autocast:
+            losses = trial.model.train_iteration()
         trial.step += 1
         values = {key: v.tolist() for key, v in losses.items()}
         check_declared(values, trial.loss_keys, f"model {cfg.model}")
