@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,8 @@ import pyarrow.parquet as pq
 
 from analysis import schema
 
+RECENT_NS = 5 * 10**9
+
 
 def open_location(location: str) -> tuple[pafs.FileSystem, str]:
     """A folder path or a URI (s3://, gs://, file://) -> (filesystem, root path)."""
@@ -32,8 +35,22 @@ def open_location(location: str) -> tuple[pafs.FileSystem, str]:
     return pafs.FileSystem.from_uri(location)
 
 
-def read_parquet(fs: pafs.FileSystem, path: str) -> pa.Table:
-    return pq.read_table(path, filesystem=fs)
+def read_parquet(fs: pafs.FileSystem, path: str, columns: list[str] | None = None, tries: int = 4) -> pa.Table:
+    """A Parquet file, read whole. On object storage a reader that sizes an object and then
+    fetches it can meet a newer version in between (a trial file rewritten at an evaluation)
+    and see bytes that do not parse; so an unparsable read is tried again, and only a file
+    that fails every time is taken for corrupt."""
+    for attempt in range(tries):
+        try:
+            with fs.open_input_stream(path) as f:
+                data = f.read()
+            return pq.read_table(pa.BufferReader(data), columns=columns)
+        except FileNotFoundError:
+            raise
+        except (pa.ArrowInvalid, OSError):
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
 
 
 @dataclass
@@ -49,7 +66,11 @@ class TrialFiles:
         infos = self.fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
         current = {posixpath.basename(i.path): (i.mtime_ns or 0, i.size or 0) for i in infos
                    if i.type == pafs.FileType.File and i.path.endswith(".parquet")}
-        stale = [n for n, stamp in current.items() if n not in self.cache or self.cache[n][0] != stamp]
+        # object stores keep modification times to the second: a file rewritten within a second
+        # at the same size would look unchanged, so anything that recent is read again
+        recent = time.time_ns() - RECENT_NS
+        stale = [n for n, stamp in current.items()
+                 if n not in self.cache or self.cache[n][0] != stamp or stamp[0] > recent]
         with ThreadPoolExecutor(8) as pool:
             fresh = list(pool.map(lambda n: self._read_one(posixpath.join(folder, n)), stale))
         self.corrupt = []

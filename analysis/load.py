@@ -27,7 +27,7 @@ import pyarrow.fs as pafs
 import yaml
 
 from analysis import schema
-from analysis.contract import TrialFiles, build_tables, open_location, read_errors
+from analysis.contract import TrialFiles, build_tables, open_location, read_errors, read_parquet
 
 
 class ResultsError(ValueError):
@@ -54,10 +54,8 @@ def _read_text(fs: pafs.FileSystem, path: str) -> str:
 
 def read_checked(fs: pafs.FileSystem, path: str, required: tuple[str, ...]) -> tuple[pd.DataFrame, str, dict]:
     """A contract table: (frame, schema version, contract); refuses what it cannot read."""
-    import pyarrow.parquet as pq
-
     try:
-        table = pq.read_table(path, filesystem=fs)
+        table = read_parquet(fs, path)
     except FileNotFoundError:
         raise ResultsError(f"{path}: missing; run `vi-sweep run` to write it") from None
     except (pa.ArrowInvalid, OSError) as err:

@@ -1,8 +1,14 @@
 """A multi-node Ray cluster on this machine (ray.cluster_utils.Cluster): a worker node dies
 mid-sweep and every trial still finishes, retried from its checkpoint on the head."""
 
+import os
+import signal
+import stat
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -10,6 +16,7 @@ import ray
 from ray.cluster_utils import Cluster
 
 from analysis import schema
+from tests.conftest import ROOT
 from vi_sweeps.storage import Store
 from vi_sweeps.study import load_study
 from vi_sweeps.sweep import run_sweep
@@ -59,3 +66,151 @@ def test_a_lost_worker_node_does_not_lose_a_trial(tmp_path):
     assert (trials["status"] == "finished").all() and (trials["steps_done"] == 600).all()
     metrics = pd.read_parquet(results / schema.METRICS_FILE)
     assert (metrics.groupby("trial_id")["step"].apply(list) == [list(range(100, 601, 100))] * 4).all()
+
+
+# ----- the cloud and Kubernetes configs, checked as `ray up` and KubeRay would check them
+
+LAUNCHERS = sorted((ROOT / "cluster").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", LAUNCHERS, ids=lambda p: p.name)
+def test_a_launcher_config_passes_rays_own_schema(path):
+    import copy
+
+    import yaml
+    from jsonschema import ValidationError
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    config = yaml.safe_load(path.read_text())
+    validate_config(prepare_config(copy.deepcopy(config)))  # what `ray up` checks before it starts nodes
+    nodes = config["available_node_types"]
+    workers = [n for name, n in nodes.items() if name != config["head_node_type"]]
+    assert workers and all(n["max_workers"] >= n["min_workers"] for n in workers)
+    starts = config["head_start_ray_commands"] + config["worker_start_ray_commands"]
+    assert all("RAY_AUTH_MODE=token" in c for c in starts if c.strip().startswith("RAY_AUTH") or "ray start" in c)
+    assert any("[fid]" in c for c in config["setup_commands"])
+    assert "~/.ray/auth_token" in config["file_mounts"].values()
+    typo = copy.deepcopy(config)
+    typo["max_worker"] = typo.pop("max_workers")  # the schema refuses what `ray up` would refuse
+    with pytest.raises(ValidationError):
+        validate_config(prepare_config(typo))
+
+
+def _kuberay_cluster_spec(spec):
+    assert spec["rayVersion"] >= "2.52" and spec["authOptions"] == {"mode": "token"}  # KubeRay needs Ray >= 2.52 for it
+    head = spec["headGroupSpec"]
+    assert head["template"]["spec"]["containers"][0]["name"] and head["template"]["spec"]["containers"][0]["image"]
+    (gpu,) = spec["workerGroupSpecs"]
+    assert gpu["groupName"] and gpu["minReplicas"] <= gpu["replicas"] <= gpu["maxReplicas"]
+    (container,) = gpu["template"]["spec"]["containers"]
+    assert container["name"] and container["image"] and container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
+def test_the_kuberay_manifests_have_the_fields_kuberay_requires():
+    import yaml
+
+    cluster = yaml.safe_load((ROOT / "cluster/kuberay/raycluster.yaml").read_text())
+    assert (cluster["apiVersion"], cluster["kind"], cluster["metadata"]["name"]) == ("ray.io/v1", "RayCluster", "vi-sweeps")
+    _kuberay_cluster_spec(cluster["spec"])
+    job = yaml.safe_load((ROOT / "cluster/kuberay/rayjob.yaml").read_text())
+    assert (job["apiVersion"], job["kind"]) == ("ray.io/v1", "RayJob") and job["metadata"]["name"]
+    _kuberay_cluster_spec(job["spec"]["rayClusterSpec"])
+    words = job["spec"]["entrypoint"].split()
+    assert words[:3] == ["vi-sweep", "run", "studies/bn_ablation_celeba.yaml"] and (ROOT / words[2]).exists()
+    assert words[words.index("--results") + 1].startswith("s3://") and job["spec"]["shutdownAfterJobFinishes"]
+    for text in ((ROOT / "cluster/kuberay/raycluster.yaml").read_text(), (ROOT / "cluster/kuberay/rayjob.yaml").read_text()):
+        assert "aws_secret_access_key" not in text.lower() and "AKIA" not in text  # credentials never in files
+
+
+# ----- a real multi-node cluster with `ray start` and token auth, as cluster/local.sh makes it
+
+def _local_sh(args, env):
+    return subprocess.run(["bash", str(ROOT / "cluster/local.sh"), *args], env=env, capture_output=True, text=True,
+                          timeout=180)
+
+
+def _cluster_pids(folder):
+    out = []
+    for p in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fds = " ".join(os.readlink(f) for f in (p / "fd").iterdir())
+        except OSError:
+            continue
+        if f"{folder}/tmp/" in cmd or f"{folder}/tmp/" in fds:
+            out.append(int(p.name))
+    return out
+
+
+def _raylets(folder):
+    found = []
+    for pid in _cluster_pids(folder):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+            started = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        except OSError:
+            continue
+        if cmd.endswith("/raylet"):
+            found.append((started, pid))
+    return [pid for _, pid in sorted(found)]
+
+
+MULTI = """
+name: multi-node
+datasets: [ring8]
+base: {hidden: 64, eval_samples: 500}
+grid:
+  lam: [0.0, 5.0]
+seeds: 4
+pack_seeds: 2
+budget: {iterations: 600, eval_every: 100}
+resources: {cpu: 1}
+"""
+
+
+def test_a_token_cluster_of_three_nodes_loses_a_worker_and_every_trial_lands_once(tmp_path):
+    import shutil
+    import tempfile
+
+    short = Path(tempfile.mkdtemp(prefix="vc", dir="/tmp"))  # Ray's socket paths must stay under 108 bytes
+    folder, other = short / "a", short / "b"
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    env = {**os.environ, "VI_SWEEPS_CLUSTER_DIR": str(folder), "PORT": "6395", "RAY": ray_bin}
+    bystander = {**env, "VI_SWEEPS_CLUSTER_DIR": str(other), "PORT": "6396"}
+    for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS"):
+        env.pop(key, None)
+        bystander.pop(key, None)
+    try:
+        r = _local_sh(["start", "2"], env)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert _local_sh(["start", "0"], bystander).returncode == 0  # another user's cluster on the same machine
+        assert stat.S_IMODE((folder / "auth_token").stat().st_mode) == 0o600
+        assert len(_raylets(folder)) == 3
+        study = tmp_path / "multi.yaml"
+        study.write_text(MULTI)
+        results = tmp_path / "results"
+        cmd = [sys.executable, "-m", "vi_sweeps.cli", "run", str(study), "--results", str(results), "--no-report",
+               "--address", "127.0.0.1:6395"]
+        refused = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)  # no token
+        assert refused.returncode == 2 and "the cluster refused this driver's token" in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1 and not results.exists()
+        authed = {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(folder / "auth_token")}
+        driver = subprocess.Popen(cmd, env=authed, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        store = Store.open(str(results))
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(store.listdir("checkpoints")) < 2:
+            time.sleep(0.3)
+        os.kill(_raylets(folder)[-1], signal.SIGKILL)  # the youngest raylet: a worker node dies mid-sweep
+        out, err = driver.communicate(timeout=400)
+        assert driver.returncode == 0, err[-3000:]
+        trials = pd.read_parquet(results / schema.TRIALS_FILE)
+        assert len(trials) == 8 and trials["trial_id"].is_unique and (trials["status"] == "finished").all()
+        metrics = pd.read_parquet(results / schema.METRICS_FILE)
+        assert (metrics.groupby("trial_id")["step"].apply(list) == [list(range(100, 601, 100))] * 8).all()
+        assert _local_sh(["stop"], env).returncode == 0
+        assert _cluster_pids(folder) == []
+        assert _raylets(other), "stop ended another cluster's processes"
+    finally:
+        _local_sh(["stop"], env)
+        _local_sh(["stop"], bystander)
+        shutil.rmtree(short, ignore_errors=True)

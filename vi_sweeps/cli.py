@@ -8,6 +8,7 @@ and 143 terminated (SIGTERM), each after a clean stop.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -257,6 +258,46 @@ def tune(study, n_trials, results, address, max_concurrent, report, force, assig
     elif report:
         write_report([results], f"{results}/report")
     sys.exit(control.exit_code)
+
+
+@main.command("fetch-weights")
+@click.option("--url", default=None, help="where to download from (default: torch-fidelity's release of the weights)")
+@click.option("--from", "source", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="copy this file instead of downloading (for nodes without internet)")
+@click.option("--to", "dest", type=click.Path(dir_okay=False), default=None,
+              help="where to put them (default: torch-fidelity's cache, where every trial looks)")
+def fetch_weights(url, source, dest) -> None:
+    """Place the Inception weights FID needs where trials find them, once per node (or once on
+    a shared disk, then pass fid_weights=PATH)."""
+    import hashlib
+    import shutil
+    import tempfile
+
+    import torch
+
+    from vi_sweeps.metrics import INCEPTION_FILE, INCEPTION_URL, default_weights_path
+
+    target = Path(dest).expanduser() if dest else default_weights_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+    os.close(fd)
+    try:
+        if source:
+            shutil.copyfile(source, tmp)
+        else:
+            torch.hub.download_url_to_file(url or INCEPTION_URL, tmp, progress=sys.stderr.isatty())
+        digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
+        expected = INCEPTION_FILE.rsplit("-", 1)[1].removesuffix(".pth")
+        if not (url or source) and not digest.startswith(expected):
+            click.echo(f"error: downloaded weights have sha256 {digest[:8]}..., expected {expected}...", err=True)
+            sys.exit(EXIT_ERRORED)
+        os.replace(tmp, target)
+    except OSError as err:
+        click.echo(f"error: cannot fetch the weights to {target}: {err}", err=True)
+        sys.exit(EXIT_ERRORED)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    click.echo(f"weights: {target} (sha256 {digest[:16]})")
 
 
 if __name__ == "__main__":

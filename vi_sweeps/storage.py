@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from analysis.contract import open_location
+from analysis.contract import open_location, read_parquet
 
 
 class StoreError(OSError):
@@ -100,7 +100,7 @@ class Store:
         self._atomic(self.path(rel), lambda tmp: pq.write_table(table, tmp, filesystem=self.fs))
 
     def read_table(self, rel: str, columns: list[str] | None = None) -> pa.Table:
-        return pq.read_table(self.path(rel), filesystem=self.fs, columns=columns)
+        return read_parquet(self.fs, self.path(rel), columns)
 
     def delete(self, rel: str) -> None:
         if self.exists(rel):

@@ -91,6 +91,38 @@ def log_handler(store: Store) -> logging.Handler:
 
 
 @contextmanager
+def captured_stderr():
+    """File descriptor 2 into a temporary file for the duration (C++ code writes there
+    directly); yields a function that returns what was written."""
+    import tempfile
+
+    sys.stderr.flush()
+    saved, text = os.dup(2), []
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield lambda: "".join(text)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            text.append(tmp.read().decode(errors="replace"))
+
+
+def check_reachable(address: str) -> None:
+    """A HOST:PORT where nothing listens fails at once (Ray would retry for minutes)."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if address == "auto" or "://" in address or not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as err:
+        raise ConfigError("--address", [f"{address}: no Ray cluster answered there ({err.strerror or err})"]) from None
+
+
+@contextmanager
 def ray_session(address: str | None):
     """Connects to (or starts) Ray; shuts down only a session it started itself."""
     import ray
@@ -102,8 +134,24 @@ def ray_session(address: str | None):
     quiet_ray_logs(logging.NullHandler())
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, log_to_driver=False, include_dashboard=False,
-                 configure_logging=False, logging_level=logging.WARNING)
+        if address:
+            check_reachable(address)
+            os.environ.setdefault("RAY_gcs_server_port_wait_time_s", "10")  # a refused token fails in ~10 s
+        with captured_stderr() as said:  # Ray's C++ client warns once a second while it retries
+            try:
+                ray.init(address=address, log_to_driver=False, include_dashboard=False,
+                         configure_logging=False, logging_level=logging.WARNING)
+                failed = None
+            except ConnectionError as err:
+                failed = err
+        if failed is not None:
+            text = said() + str(failed.__cause__ or failed)
+            why = ("the cluster refused this driver's token" if "Unauthenticated" in text or "InvalidAuthToken" in text
+                   else "no Ray cluster answered there")
+            raise ConfigError("--address", [
+                f"{address}: cannot connect to the Ray cluster: {why}; a cluster with token authentication needs "
+                "RAY_AUTH_MODE=token and its token in RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH "
+                "(for cluster/local.sh: eval \"$(bash cluster/local.sh env)\")"]) from None
     quiet_ray_logs(logging.NullHandler())
     try:
         yield
@@ -335,7 +383,9 @@ def run_config(name: str, store: Store, callbacks: list, stopper=None):
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    ray_dir = store.path("ray") if store.is_local else store.uri.rstrip("/") + "/ray"
+    # Ray's own files (result.json, progress.csv) sit beside local results; with results on
+    # object storage they stay on the driver's disk: nothing of ours depends on them.
+    ray_dir = store.path("ray") if store.is_local else str(Path("~/ray_results/vi-sweeps").expanduser())
     return tune.RunConfig(
         name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=ray_dir, stop=stopper,
         failure_config=tune.FailureConfig(max_failures=MAX_FAILURES), verbose=0,
