@@ -197,3 +197,33 @@ def test_the_image_cache_key_does_not_depend_on_where_the_folder_is(tmp_path, ca
     build_dataset(cfg_for(tmp_path / "a"))
     assert len(list(cache.glob("*.u8"))) == 1
     assert tempfile.gettempdir()
+
+
+def test_fetch_weights_downloads_or_copies_them_where_trials_look(tmp_path, monkeypatch):
+    import http.server
+    import threading
+
+    from vi_sweeps.cli import main
+    from vi_sweeps.metrics import default_weights_path, inception_weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    payload = os.urandom(4096)
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "w.pth").write_bytes(payload)
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path / "site"), **k)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/w.pth"
+        r = CliRunner().invoke(main, ["fetch-weights", "--url", url])
+        assert r.exit_code == 0, r.output
+        assert default_weights_path().read_bytes() == payload  # torch-fidelity's cache, under TORCH_HOME
+        cfg = tiny(dataset="image-folder", data_root=str(tmp_path), image_size=8)
+        assert inception_weights(cfg) == default_weights_path()
+        r = CliRunner().invoke(main, ["fetch-weights", "--url", url.replace("w.pth", "missing.pth")])
+        assert r.exit_code == 1 and "cannot fetch the weights" in r.output
+    finally:
+        server.shutdown()
+    r = CliRunner().invoke(main, ["fetch-weights", "--from", str(tmp_path / "site" / "w.pth"), "--to", str(tmp_path / "shared" / "w.pth")])
+    assert r.exit_code == 0 and (tmp_path / "shared" / "w.pth").read_bytes() == payload
+    assert not list((tmp_path / "shared").glob("*.part"))
