@@ -48,10 +48,26 @@ def write(tmp_path, text, name="study.yaml"):
     return load_study(path)
 
 
+def tensorboard_events(path):
+    """(tag, step, kind) of every value in a TensorBoard event file (TFRecord framing)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    out, data = [], path.read_bytes()
+    while data:
+        (length,) = struct.unpack("<Q", data[:8])
+        event = event_pb2.Event.FromString(data[12:12 + length])
+        data = data[12 + length + 4:]
+        for v in event.summary.value:
+            out.append((v.tag, event.step, "image" if v.HasField("image") else "scalar"))
+    return out
+
+
 def test_a_packed_grid_lands_each_trial_exactly_once(local_ray, tmp_path):
     study = write(tmp_path, GRID)
     results = tmp_path / "results"
-    outcome = run_sweep(study, str(results), show_progress=False)
+    outcome = run_sweep(study, str(results), show_progress=False, tensorboard=str(tmp_path / "tb"))
     assert outcome.exit_code == 0 and outcome.unfinished == []
     on_disk = pd.read_parquet(results / schema.TRIALS_FILE)
     assert len(on_disk) == 12 and on_disk["trial_id"].is_unique
@@ -76,6 +92,12 @@ def test_a_packed_grid_lands_each_trial_exactly_once(local_ray, tmp_path):
     analysis = ExperimentAnalysis(str(experiment))
     assert len(analysis.trials) == 4 and all(t.last_result.get("members") == 3 for t in analysis.trials)
     assert "result.json" not in (results / "ray.log").read_text()
+    # TensorBoard on request: each trial's declared keys and its samples at each evaluation
+    runs = sorted((tmp_path / "tb" / "grid2x2").glob("*/seed*"))
+    assert len(runs) == 12 and {r.parent.name for r in runs} >= {"model=gan,dataset=ring8,lam=5.0,bn=False"}
+    events = tensorboard_events(next(runs[0].glob("events.out.tfevents.*")))
+    assert {(t, s) for t, s, k in events if k == "scalar" and t == "loss/reg"} == {("loss/reg", 20), ("loss/reg", 40)}
+    assert {s for t, s, k in events if k == "image" and t == "samples"} == {20, 40}
     # The same command again repeats nothing.
     stamps = {p.name: p.stat().st_mtime_ns for p in (results / "trials").iterdir()}
     again = run_sweep(study, str(results), show_progress=False)

@@ -156,9 +156,11 @@ def validate(study, list_trials, assignments) -> None:
 @click.option("--max-concurrent", type=int, default=None, help="Ray trials (packs) at once (default: as resources allow)")
 @click.option("--dry-run", is_flag=True, help="print the trial table and its size; run nothing")
 @click.option("--report/--no-report", default=True, show_default=True, help="write the report when done")
+@click.option("--tensorboard", is_flag=False, flag_value="RESULTS/tensorboard", default=None, metavar="[DIR]",
+              help="also write TensorBoard scalars and sample images (default folder: RESULTS/tensorboard)")
 @force_option
 @set_option
-def run(study, results, address, resume, max_concurrent, dry_run, report, force, assignments) -> None:
+def run(study, results, address, resume, max_concurrent, dry_run, report, tensorboard, force, assignments) -> None:
     """Run every trial of STUDY on Ray Tune; results land in one Parquet contract."""
     spec = load_or_exit(study, assignments, with_ids=True)
     if dry_run:
@@ -169,8 +171,13 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, force,
     from vi_sweeps.sweep import describe, run_sweep
 
     results = results or f"results/{spec.name}"
+    if tensorboard == "RESULTS/tensorboard":
+        if "://" in results:
+            fail_config(ConfigError("--tensorboard", ["results on object storage: pass a local folder, --tensorboard DIR"]))
+        tensorboard = str(Path(results, "tensorboard").resolve())
     try:
-        outcome = run_sweep(spec, results, address=address, max_concurrent=max_concurrent, force=force)
+        outcome = run_sweep(spec, results, address=address, max_concurrent=max_concurrent, force=force,
+                            tensorboard=tensorboard or "")
     except ConfigError as err:
         fail_config(err)
     except LeaseHeld as err:

@@ -50,6 +50,13 @@ class PackSpec:
     objective: Objective | None = None
     space: tuple[str, ...] = ()
     cost: float = field(default=0.0, compare=False)
+    axes: tuple[str, ...] = ()  # the study's axes, to name TensorBoard runs
+    tensorboard: str = ""  # a log folder: TensorBoard scalars and samples at each evaluation
+
+    def run_name(self, member: Member) -> str:
+        values = {**member.config, **member.labels}
+        parts = [f"{a}={values[a]}" for a in self.axes if a not in ("seed",) and a in values]
+        return "/".join([self.study, ",".join(parts) or "all", f"seed{member.config['seed']}"])
 
     @property
     def trial_ids(self) -> list[str]:
@@ -81,6 +88,11 @@ class PackRunner:
         self.configs = [m.trial_config for m in spec.members]
         self.ids = spec.trial_ids
         self.warnings: list[str] = []  # reported with the next summary, for the driver to print
+        self.board = None
+        if spec.tensorboard:
+            from vi_sweeps.tensorboard import Board
+
+            self.board = Board(spec.tensorboard)
 
     def _checkpoint(self, tid: str) -> str:
         return f"{schema.CHECKPOINTS_DIR}/{tid}.pt"
@@ -115,6 +127,8 @@ class PackRunner:
         write_trial(self.store, table)
         if done:
             self.store.delete(self._checkpoint(tid))
+        if self.board is not None:
+            self.board.write(tid, self.spec.run_name(member), member.config, row, snapshot)
 
     def run(self) -> Iterator[dict]:
         """Yields one summary per evaluation round: step, members done, diverged, collapsed and

@@ -60,7 +60,7 @@ def trial_cost(config) -> float:
     return config.iterations * (config.d_steps + config.g_steps * config.g_repeats)
 
 
-def make_packs(study: Study, results: str, todo_ids: set[str]) -> list[PackSpec]:
+def make_packs(study: Study, results: str, todo_ids: set[str], tensorboard: str = "") -> list[PackSpec]:
     """The unfinished trials of each condition, in seed order, in packs of `pack_seeds`."""
     by_condition: dict[str, list] = defaultdict(list)
     for t in study.trials:
@@ -72,7 +72,8 @@ def make_packs(study: Study, results: str, todo_ids: set[str]) -> list[PackSpec]
         for i in range(0, len(trials), k):
             chunk = trials[i:i + k]
             members = tuple(Member(t.config.model_dump(), t.labels) for t in chunk)
-            packs.append(PackSpec(results, study.name, members, cost=sum(trial_cost(t.config) for t in chunk)))
+            packs.append(PackSpec(results, study.name, members, cost=sum(trial_cost(t.config) for t in chunk),
+                                  axes=tuple(study.axes), tensorboard=tensorboard))
     return packs
 
 
@@ -413,7 +414,7 @@ def describe(study: Study, ids: list[str]) -> list[str]:
 
 
 def run_sweep(study: Study, results: str, address: str | None = None, max_concurrent: int | None = None,
-              show_progress: bool = True, force: bool = False) -> SweepOutcome:
+              show_progress: bool = True, force: bool = False, tensorboard: str = "") -> SweepOutcome:
     """Run every unfinished trial of the study. Raises ConfigError before writing anything
     when the study cannot run here, LeaseHeld when another driver owns RESULTS."""
     check_location(study, results)
@@ -433,7 +434,7 @@ def run_sweep(study: Study, results: str, address: str | None = None, max_concur
             if todo:
                 for tid in todo:
                     clear_error(store, tid)
-                packs = make_packs(study, store.uri, todo)
+                packs = make_packs(study, store.uri, todo, tensorboard)
                 if progress is not None:
                     progress.cost_todo = sum(p.cost for p in packs)
                 with control.signals():
