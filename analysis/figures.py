@@ -44,6 +44,8 @@ def _finish(fig, title: str, legend_title: str):
     if handles:
         fig.legend([handles[lab] for lab in labels], labels, title=legend_title, loc="lower center",
                    ncol=ncol, frameon=False, bbox_to_anchor=(0.5, 0.0))
+    width = int(fig.get_figwidth() * 11)  # characters that fit at fontsize 11
+    title = "\n".join(textwrap.fill(line, width) for line in title.split("\n"))
     fig.suptitle(title, fontsize=11)
     legend_height = (0.35 + 0.28 * math.ceil(len(labels) / ncol)) / fig.get_figheight() if labels else 0.02
     fig.tight_layout(rect=(0, legend_height, 1, 1 - (0.2 + 0.25 * (title.count("\n") + 1)) / fig.get_figheight()))

@@ -22,7 +22,7 @@ import pandas as pd
 from analysis import figures, tables
 from analysis.findings import RULE, findings
 from analysis.load import Results, load_results
-from analysis.samples import read_snapshot, representatives, snapshot_steps
+from analysis.samples import read_snapshot, sample_panels
 from analysis.search import search_sections
 
 METRIC_NOTES = {
@@ -115,37 +115,23 @@ def sample_figures(res: Results, labelled: pd.DataFrame, lay: tables.Layout) -> 
     """Per model x data set: final samples of the best, median and worst seed of every
     condition, and one evolution strip per condition (the median seed across evaluations)."""
     out = {}
-    done = labelled[labelled["status"].isin(("finished", "diverged"))]
-    order = figures.treatments(done, lay.compare)
-    for (model, dataset), facet in done.groupby(["model", "dataset"], sort=True):
+    order = figures.treatments(labelled[labelled["status"].isin(("finished", "diverged"))], lay.compare)
+    for (model, dataset), (finals, strips) in sample_panels(res, labelled, order, lay.compare,
+                                                             tables.quality_metric).items():
+        if not any(path for _, cells in finals for _, _, path in cells):
+            continue
         geometry = res.contract.get("datasets", {}).get(dataset, {})
-        quality = tables.quality_metric(facet)
-        finals, strips = [], []
-        for (regime, treatment), group in sorted(facet.groupby(["regime", "treatment"]),
-                                                 key=lambda kv: (kv[0][0], order.index(kv[0][1]))):
-            label = f"{regime}\n{lay.compare or ''} {treatment}".strip()
-            cells = []
-            for name, row in representatives(group, quality):
-                loc = res.locations.get(row["trial_id"])
-                steps = snapshot_steps(loc, row["trial_id"]) if loc else {}
-                sample = read_snapshot(loc, steps[max(steps)]) if steps else None
-                cells.append((f"{name} (seed {int(row['seed'])})", sample))
-            finals.append((label, cells))
-            reps = representatives(group, quality)
-            median = reps[len(reps) // 2][1]
-            loc = res.locations.get(median["trial_id"])
-            steps = snapshot_steps(loc, median["trial_id"]) if loc else {}
-            picked = list(steps)[:: max(1, math.ceil(len(steps) / 8))]
-            if steps and picked[-1] != max(steps):
-                picked.append(max(steps))
-            strips.append((label, [(f"step {s}", read_snapshot(loc, steps[s])) for s in picked]))
-        if any(sample is not None for _, cells in finals for _, sample in cells):
-            key = _slug("samples", model, dataset)
-            out[key] = (f"Samples: {model} on {dataset} (best, median and worst seed by the collapse metric)",
-                        figures.sample_grid(finals, geometry, f"Final samples · {model} · {dataset}"))
-            key = _slug("evolution", model, dataset)
-            out[key] = (f"Samples over training: {model} on {dataset} (the median seed of each condition)",
-                        figures.sample_grid(strips, geometry, f"Samples over training · {model} · {dataset}"))
+
+        def drawn(rows):
+            return [(label, [(caption, read_snapshot(loc, path) if path else None) for caption, loc, path in cells])
+                    for label, cells in rows]
+
+        out[_slug("samples", model, dataset)] = (
+            f"Samples: {model} on {dataset} (best, median and worst seed by the collapse metric)",
+            figures.sample_grid(drawn(finals), geometry, f"Final samples · {model} · {dataset}"))
+        out[_slug("evolution", model, dataset)] = (
+            f"Samples over training: {model} on {dataset} (the median seed of each condition)",
+            figures.sample_grid(drawn(strips), geometry, f"Samples over training · {model} · {dataset}"))
     return out
 
 

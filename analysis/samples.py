@@ -68,3 +68,35 @@ def representatives(group: pd.DataFrame, quality: str | None) -> list[tuple[str,
             seen.add(i)
             out.append((name, ranked.iloc[i]))
     return out
+
+
+def sample_panels(res, labelled: pd.DataFrame, order: list[str], compare: str | None,
+                  quality_of) -> dict[tuple[str, str], tuple[list, list]]:
+    """Per (model, data set): the final-sample panels (best, median and worst seed of every
+    condition) and the evolution strips (the median seed across at most 9 evaluations), each
+    a list of (row label, [(caption, location, snapshot path or None)]). The report draws
+    them; `vi-sweep export` keeps exactly these snapshots."""
+    out = {}
+    done = labelled[labelled["status"].isin(("finished", "diverged"))]
+    for (model, dataset), facet in done.groupby(["model", "dataset"], sort=True):
+        quality = quality_of(facet)
+        finals, strips = [], []
+        for (regime, treatment), group in sorted(facet.groupby(["regime", "treatment"]),
+                                                 key=lambda kv: (kv[0][0], order.index(kv[0][1]))):
+            label = f"{regime}\n{compare or ''} {treatment}".strip()
+            reps = representatives(group, quality)
+            cells = []
+            for name, row in reps:
+                loc = res.locations.get(row["trial_id"])
+                steps = snapshot_steps(loc, row["trial_id"]) if loc else {}
+                cells.append((f"{name} (seed {int(row['seed'])})", loc, steps[max(steps)] if steps else None))
+            finals.append((label, cells))
+            median = reps[len(reps) // 2][1]
+            loc = res.locations.get(median["trial_id"])
+            steps = snapshot_steps(loc, median["trial_id"]) if loc else {}
+            picked = list(steps)[:: max(1, -(-len(steps) // 8))]
+            if steps and picked[-1] != max(steps):
+                picked.append(max(steps))
+            strips.append((label, [(f"step {s}", loc, steps[s]) for s in picked]))
+        out[(model, dataset)] = (finals, strips)
+    return out

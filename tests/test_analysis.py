@@ -270,3 +270,16 @@ def test_the_v1_measurement_reads_through_the_shim_and_reports(tmp_path):
     table = tables.condition_table(res.trials, res.metrics, res.contract)
     assert set(table["regime"]) == {"bn-1x1", "nobn-5x5"} and (table["n"] == 5).all()
     assert build_report([str(folder)], str(tmp_path / "r")).exists()
+
+
+def test_an_exported_folder_is_small_and_reports_exactly_as_the_original(tmp_path):
+    from analysis.export import export_results
+
+    synthetic_results(tmp_path / "full", RATES, seeds=12, snapshots=True)
+    counts = export_results(str(tmp_path / "full"), tmp_path / "small")
+    assert counts["trials"] == 48 and 0 < counts["snapshots"] < 48 * 10
+    assert len(list((tmp_path / "small" / "samples").rglob("*.npy"))) == counts["snapshots"]
+    build_report([str(tmp_path / "full")], str(tmp_path / "a"))
+    build_report([str(tmp_path / "small")], str(tmp_path / "b"))
+    for name in ("conditions.csv", "effects.csv", "findings.csv", "samples-gan-ring8.png", "evolution-gan-ring8.png"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name

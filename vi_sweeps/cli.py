@@ -235,6 +235,24 @@ def report(results, out) -> None:
 
 
 @main.command()
+@click.argument("results")
+@click.option("--to", "dest", required=True, type=click.Path(file_okay=False), help="the folder to write")
+def export(results, dest) -> None:
+    """Copy RESULTS small enough to commit: its tables, contract and the snapshots the report
+    draws; `vi-sweep report` on the copy writes the same report."""
+    from analysis.export import export_results
+    from analysis.load import ResultsError
+
+    try:
+        counts = export_results(results, dest)
+    except ResultsError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    click.echo(f"exported {counts['trials']} trials, {counts['evaluations']} evaluations and "
+               f"{counts['snapshots']} sample snapshots to {dest}")
+
+
+@main.command()
 @click.argument("study", type=click.Path(dir_okay=False))
 @click.option("--trials", "n_trials", type=click.IntRange(min=1), default=None,
               help="suggestions per search cell (default: the study's)")
