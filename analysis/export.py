@@ -36,16 +36,11 @@ def export_results(location: str, out: str | Path) -> dict[str, int]:
     lay = tables.layout(res.trials, res.contract)
     labelled = tables.with_labels(res.trials, lay)
     order = treatments(labelled[labelled["status"].isin(schema.FINISHED)], lay.compare)
-    kept = 0
-    for finals, strips in sample_panels(res, labelled, order, lay.compare, tables.quality_metric).values():
-        for _, cells in finals + strips:
-            for _, _, path in cells:
-                if path is None:
-                    continue
-                rel = posixpath.relpath(path, root)
-                target = out / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with fs.open_input_stream(path) as f:
-                    target.write_bytes(f.read())
-                kept += 1
-    return {"trials": len(res.trials), "evaluations": len(res.metrics), "snapshots": kept}
+    used = {path for finals, strips in sample_panels(res, labelled, order, lay.compare, tables.quality_metric).values()
+            for _, cells in finals + strips for _, _, path in cells if path is not None}
+    for path in sorted(used):
+        target = out / posixpath.relpath(path, root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with fs.open_input_stream(path) as f:
+            target.write_bytes(f.read())
+    return {"trials": len(res.trials), "evaluations": len(res.metrics), "snapshots": len(used)}
