@@ -1,4 +1,6 @@
 import os
+import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,3 +22,18 @@ def tiny(**overrides):
                   mlp_layers=2, width=8, z_dim=4)
     values.update(overrides)
     return TrialConfig(**values)
+
+
+@contextmanager
+def tmpfs(path, size: str, read_only: bool = False):
+    """A real small filesystem (tmpfs, needs root) mounted at `path` for the duration; the test
+    is skipped, saying why, where one cannot be mounted."""
+    path.mkdir(parents=True, exist_ok=True)
+    options = f"{'ro,' if read_only else ''}size={size}"
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)

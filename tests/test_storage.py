@@ -4,11 +4,11 @@ caught half-written is never read as a result, and a failed write leaves no temp
 import errno
 import json
 import os
-import subprocess
 
 import pytest
 
 from analysis import schema
+from tests.conftest import tmpfs
 from vi_sweeps.results import consolidate, finished_ids, trial_table, write_trial
 from vi_sweeps.storage import Store, StoreError
 
@@ -66,14 +66,9 @@ def test_a_reader_never_creates_a_folder(tmp_path):
 
 @pytest.fixture
 def tiny_disk(tmp_path):
-    """A real 512 KiB filesystem (tmpfs, needs root), unmounted afterwards."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    """A real 512 KiB filesystem."""
+    with tmpfs(tmp_path / "disk", "512k") as mount:
+        yield mount
 
 
 def test_a_full_disk_is_one_clear_error_and_leaves_no_temporary_file(tiny_disk):

@@ -1,11 +1,10 @@
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, tmpfs
 from vi_sweeps.cli import main
 from vi_sweeps.config import ConfigError
 from vi_sweeps.study import load_study
@@ -187,18 +186,11 @@ def test_a_results_path_that_is_a_file_is_refused(tmp_path):
 
 
 def test_a_read_only_results_folder_is_refused(tmp_path):
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here: {r.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "ro", "64k", read_only=True) as ro:
         study = tmp_path / "s.yaml"
         study.write_text(GOOD)
         out = CliRunner().invoke(main, ["run", str(study), "--results", str(ro / "results")])
         assert out.exit_code == 2 and f"{ro} is not writable" in out.output, out.output
-    finally:
-        subprocess.run(["umount", "-l", str(ro)], check=False)
 
 
 def test_status_of_a_missing_folder_exits_2_and_creates_nothing(tmp_path):

@@ -13,6 +13,7 @@ import ray
 from click.testing import CliRunner
 
 from analysis import schema
+from tests.conftest import tmpfs
 from vi_sweeps.cli import main
 from vi_sweeps.config import ConfigError
 from vi_sweeps.results import finished_ids
@@ -305,12 +306,7 @@ budget: {iterations: 60, eval_every: 20}
 
 
 def test_a_full_disk_stops_the_sweep_with_one_error_and_resume_completes(tmp_path):
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1200k", "tmpfs", str(disk)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "disk", "1200k") as disk:
         study_path = tmp_path / "full.yaml"
         study_path.write_text(FULL)
         results = disk / "results"
@@ -327,5 +323,3 @@ def test_a_full_disk_stops_the_sweep_with_one_error_and_resume_completes(tmp_pat
         assert len(trials) == 4 and (trials["status"] == "finished").all()
         metrics = pd.read_parquet(results / schema.METRICS_FILE)
         assert (metrics.groupby("trial_id")["step"].apply(list) == [[20, 40, 60]] * 4).all()
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)

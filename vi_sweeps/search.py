@@ -20,25 +20,11 @@ from ray.tune.search.optuna import OptunaSearch
 
 from analysis import schema
 from vi_sweeps.config import ConfigError, TrialConfig
-from vi_sweeps.lease import Lease
 from vi_sweeps.results import Consolidation, trial_status
 from vi_sweeps.runner import Member, PackSpec
 from vi_sweeps.storage import Store
 from vi_sweeps.study import Search, Study
-from vi_sweeps.sweep import (
-    Progress,
-    SweepControl,
-    check_location,
-    check_resources,
-    log_handler,
-    prepare_data,
-    prepare_store,
-    progress_callback,
-    quiet_ray_logs,
-    ray_session,
-    run_config,
-    trainable_for,
-)
+from vi_sweeps.sweep import Progress, SweepControl, driving, progress_callback, run_config, trainable_for
 
 SEARCH_FILE = "search.parquet"
 SEARCH_META = "search.json"
@@ -117,35 +103,23 @@ def run_search(study: Study, results: str, n_trials: int | None = None, address:
     search = study.spec.search
     if search is None:
         raise ConfigError(study.source, ["search: missing; `vi-sweep tune` needs a search section"])
-    check_location(study, results)
-    prepare_data(study)
     if not search.storage and "://" in results:
         raise ConfigError("search.storage", ["results on remote storage need an Optuna storage URL"])
     n_trials = n_trials or search.trials
-    control = SweepControl()
-    with ray_session(address):
-        check_resources(study)
-        store = Store.open(results)
-        lease = control.lease = Lease(store).acquire(force)
-        try:
-            prepare_store(study, results)
-            quiet_ray_logs(log_handler(store))
-            url = storage_url(search, store)
-            storage = optuna.storages.RDBStorage(url)
-            consolidation = Consolidation(store)
-            names = []
-            with control.signals():
-                for base, labels in cells(study):
-                    if control.should_stop():
-                        break
-                    names.append(_search_cell(study, store, storage, base, labels, n_trials, max_concurrent,
-                                              show_progress, control, consolidation))
-            if not control.reason:  # an interrupted trial is unfinished, not pruned
-                mark_pruned(store)
-            consolidation.write()
-            export_search(storage, names, store, url, search.objective.mode)
-        finally:
-            lease.release()
+    with driving(study, results, address, force) as (store, control, consolidation):
+        url = storage_url(search, store)
+        storage = optuna.storages.RDBStorage(url)
+        names = []
+        with control.signals():
+            for base, labels in cells(study):
+                if control.should_stop():
+                    break
+                names.append(_search_cell(study, store, storage, base, labels, n_trials, max_concurrent,
+                                          show_progress, control, consolidation))
+        if not control.reason:  # an interrupted trial is unfinished, not pruned
+            mark_pruned(store)
+        consolidation.write()
+        export_search(storage, names, store, url, search.objective.mode)
     return names, control
 
 

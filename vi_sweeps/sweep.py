@@ -413,41 +413,50 @@ def describe(study: Study, ids: list[str]) -> list[str]:
     return out
 
 
-def run_sweep(study: Study, results: str, address: str | None = None, max_concurrent: int | None = None,
-              show_progress: bool = True, force: bool = False, tensorboard: str = "") -> SweepOutcome:
-    """Run every unfinished trial of the study. Raises ConfigError before writing anything
-    when the study cannot run here, LeaseHeld when another driver owns RESULTS."""
+@contextmanager
+def driving(study: Study, results: str, address: str | None, force: bool):
+    """Everything a driver does before and after its trials: the study, the location, the data
+    and the cluster's resources checked before anything is written; then the results folder
+    taken (its lease), prepared and handed over; the lease released at the end. Yields
+    (store, control, consolidation)."""
     check_location(study, results)
     prepare_data(study)
     control = SweepControl()
     with ray_session(address):
         check_resources(study)
         store = Store.open(results)
-        lease = control.lease = Lease(store).acquire(force)
+        control.lease = Lease(store).acquire(force)
         try:
             prepare_store(study, results)
             quiet_ray_logs(log_handler(store))
-            consolidation = Consolidation(store)
-            done = consolidation.finished_ids()
-            todo = {t.trial_id for t in study.trials} - done
-            progress = Progress(study.name, len(study.trials), len(study.trials) - len(todo)) if show_progress else None
-            if todo:
-                for tid in todo:
-                    clear_error(store, tid)
-                packs = make_packs(study, store.uri, todo, tensorboard)
-                if progress is not None:
-                    progress.cost_todo = sum(p.cost for p in packs)
-                with control.signals():
-                    grid = _fit_grid(study, store, packs, control, progress, consolidation, max_concurrent)
-                for result in grid:
-                    if result.error is not None and not control.reason:
-                        spec = packs[result.config["pack"]]
-                        for member, tid in zip(spec.members, spec.trial_ids, strict=True):
-                            record_error(store, {**member.config, "trial_id": tid}, member.labels, study.name,
-                                         repr(result.error)[:2000], len(spec.members))
-            trials, _ = consolidation.write()
+            yield store, control, Consolidation(store)
         finally:
-            lease.release()
+            control.lease.release()
+
+
+def run_sweep(study: Study, results: str, address: str | None = None, max_concurrent: int | None = None,
+              show_progress: bool = True, force: bool = False, tensorboard: str = "") -> SweepOutcome:
+    """Run every unfinished trial of the study. Raises ConfigError before writing anything
+    when the study cannot run here, LeaseHeld when another driver owns RESULTS."""
+    with driving(study, results, address, force) as (store, control, consolidation):
+        done = consolidation.finished_ids()
+        todo = {t.trial_id for t in study.trials} - done
+        progress = Progress(study.name, len(study.trials), len(study.trials) - len(todo)) if show_progress else None
+        if todo:
+            for tid in todo:
+                clear_error(store, tid)
+            packs = make_packs(study, store.uri, todo, tensorboard)
+            if progress is not None:
+                progress.cost_todo = sum(p.cost for p in packs)
+            with control.signals():
+                grid = _fit_grid(study, store, packs, control, progress, consolidation, max_concurrent)
+            for result in grid:
+                if result.error is not None and not control.reason:
+                    spec = packs[result.config["pack"]]
+                    for member, tid in zip(spec.members, spec.trial_ids, strict=True):
+                        record_error(store, {**member.config, "trial_id": tid}, member.labels, study.name,
+                                     repr(result.error)[:2000], len(spec.members))
+        trials, _ = consolidation.write()
     if progress is not None:
         progress.finish()
     finished = set(trials.loc[trials["status"].isin(schema.FINISHED), "trial_id"])
