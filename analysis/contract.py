@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from analysis import schema
 
 RECENT_NS = 5 * 10**9
+CORRUPT = object()
 
 
 def open_location(location: str) -> tuple[pafs.FileSystem, str]:
@@ -40,17 +41,18 @@ def read_parquet(fs: pafs.FileSystem, path: str, columns: list[str] | None = Non
     fetches it can meet a newer version in between (a trial file rewritten at an evaluation)
     and see bytes that do not parse; so an unparsable read is tried again, and only a file
     that fails every time is taken for corrupt."""
-    for attempt in range(tries):
+    def read() -> pa.Table:
+        with fs.open_input_stream(path) as f:
+            return pq.read_table(pa.BufferReader(f.read()), columns=columns)
+
+    for attempt in range(tries - 1):
         try:
-            with fs.open_input_stream(path) as f:
-                data = f.read()
-            return pq.read_table(pa.BufferReader(data), columns=columns)
+            return read()
         except FileNotFoundError:
             raise
         except (pa.ArrowInvalid, OSError):
-            if attempt == tries - 1:
-                raise
             time.sleep(0.1 * (attempt + 1))
+    return read()
 
 
 @dataclass
@@ -75,21 +77,26 @@ class TrialFiles:
             fresh = list(pool.map(lambda n: self._read_one(posixpath.join(folder, n)), stale))
         self.corrupt = []
         for name, table in zip(stale, fresh, strict=True):
-            if table is None:
+            if table is CORRUPT:
                 self.corrupt.append(name)
                 self.cache.pop(name, None)
-            else:
+            elif table is not None:
                 self.cache[name] = (current[name], table)
+            # None: the store did not answer; what was read before stands until the next call
         for name in set(self.cache) - set(current):
             del self.cache[name]
         return [self.cache[n][1] for n in sorted(self.cache)]
 
-    def _read_one(self, path: str) -> pa.Table | None:
+    def _read_one(self, path: str):
+        """The file's table; CORRUPT if it was read but is not a trial file; None if it could
+        not be read (gone, or the store failing): that is no evidence against the file."""
         try:
             table = read_parquet(self.fs, path)
-        except (pa.ArrowInvalid, OSError):
+        except pa.ArrowInvalid:
+            return CORRUPT
+        except OSError:
             return None
-        return table if len(table) and "status" in table.column_names else None
+        return table if len(table) and "status" in table.column_names else CORRUPT
 
 
 def read_errors(fs: pafs.FileSystem, root: str) -> list[dict]:

@@ -17,6 +17,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from analysis.tables import MIN_N_INTERVAL  # noqa: E402
+
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 DASHES = ("-", "--", ":", "-.")
 
@@ -116,7 +118,7 @@ def collapse_rate(table: pd.DataFrame, compare: str | None, rule: str = "end"):
 def metric_by_condition(trials: pd.DataFrame, table: pd.DataFrame, metric: str, label: str, compare: str | None,
                         log: bool = False):
     """Each seed as a dot (diverged seeds have no value), the median as a bar, and the
-    bootstrap 95% interval where n >= 5."""
+    bootstrap 95% interval where n >= MIN_N_INTERVAL."""
     name = metric.removeprefix("eval/")
     regimes = sorted(table["regime"].unique())
     style, slots = _style(regimes), _slots(regimes)
@@ -145,7 +147,7 @@ def metric_by_condition(trials: pd.DataFrame, table: pd.DataFrame, metric: str, 
             ax.set_yscale("log")
         ax.set_ylabel("\n".join(textwrap.wrap(label, 38)), fontsize=8)
         ax.set_title(title)
-    return _finish(fig, f"{name}: each seed (dot), median (bar), bootstrap 95% CI where n >= 5\n"
+    return _finish(fig, f"{name}: each seed (dot), median (bar), bootstrap 95% CI where n >= {MIN_N_INTERVAL}\n"
                         f"{_n_note(table, f'{name}_n')} (diverged seeds have no value)", "regime")
 
 

@@ -7,13 +7,15 @@ import math
 
 import pandas as pd
 
-from analysis.stats import mann_whitney_p, median_difference
+from analysis import schema
+from analysis.stats import holm, mann_whitney_p, median_difference
 from analysis.tables import FACETS, Layout, _label, quality_metric
 
 ALPHA = 0.05
 SMALL_N = 10
-RULE = (f"A difference is called significant when its two-sided test gives p < {ALPHA}: Fisher's exact test for "
-        "collapse rates, the Mann-Whitney U test for the quality metric (over seeds that did not diverge). "
+RULE = (f"A difference is called significant when its two-sided test gives p < {ALPHA} after Holm's correction for "
+        "the number of comparisons in this report (collapse tests and quality tests each form one family): Fisher's "
+        "exact test for collapse rates, the Mann-Whitney U test for the quality metric (over seeds that did not diverge). "
         "Otherwise it reads \"no detectable difference at n = a vs b\", with the 95% interval of the difference: "
         "Newcombe's hybrid score interval for rates, a bootstrap interval for the difference in medians. "
         "The verdict follows the test; where the interval and the test disagree (an approximate interval can "
@@ -25,28 +27,36 @@ def _interval(lo: float, hi: float, fmt: str = "{:+.2f}") -> str:
     return f"{fmt.format(lo)} to {fmt.format(hi)}"
 
 
-def collapse_wording(diff: float, lo: float, hi: float, p: float, n: int, n_base: int) -> str:
-    if p < ALPHA:
-        text = f"{'lower' if diff < 0 else 'higher'} collapse ({diff:+.2f}), significant at 5% (Fisher p = {p:.3g})"
+def _p(p: float, adjusted: float) -> str:
+    return f"p = {p:.2g}" if adjusted == p else f"p = {p:.2g}, Holm-adjusted {adjusted:.2g}"
+
+
+def collapse_wording(diff: float, lo: float, hi: float, p: float, n: int, n_base: int, adjusted: float | None = None) -> str:
+    adjusted = p if adjusted is None else adjusted
+    if adjusted < ALPHA:
+        text = f"{'lower' if diff < 0 else 'higher'} collapse ({diff:+.2f}), significant at 5% (Fisher {_p(p, adjusted)})"
         if lo <= 0 <= hi:
             text += f"; the approximate interval ({_interval(lo, hi)}) still spans 0"
         return text
-    text = f"no detectable difference at n = {n} vs {n_base} (difference {diff:+.2f}, 95% interval {_interval(lo, hi)}, Fisher p = {p:.2g})"
+    text = (f"no detectable difference at n = {n} vs {n_base} (difference {diff:+.2f}, 95% interval {_interval(lo, hi)}, "
+            f"Fisher {_p(p, adjusted)})")
     if not lo <= 0 <= hi:
-        text += "; the interval excludes 0 but Fisher's exact test does not reject, so no difference is claimed"
+        text += "; the interval excludes 0 but the test does not reject, so no difference is claimed"
     return text
 
 
-def quality_wording(name: str, better: str, diff: float, lo: float, hi: float, p: float, n: int, n_base: int) -> str:
+def quality_wording(name: str, better: str, diff: float, lo: float, hi: float, p: float, n: int, n_base: int,
+                    adjusted: float | None = None) -> str:
     if math.isnan(p):
         return f"{name}: not comparable (no values)"
+    adjusted = p if adjusted is None else adjusted
     fmt = "{:+.3g}"
-    if p < ALPHA:
+    if adjusted < ALPHA:
         good = (diff < 0) == (better == "lower")
         return (f"{'better' if good else 'worse'} {name} (median {fmt.format(diff)}), significant at 5% "
-                f"(Mann-Whitney p = {p:.3g})")
+                f"(Mann-Whitney {_p(p, adjusted)})")
     return (f"no detectable difference in {name} at n = {n} vs {n_base} (median difference {fmt.format(diff)}, "
-            f"95% interval {_interval(lo, hi, fmt)}, p = {p:.2g})")
+            f"95% interval {_interval(lo, hi, fmt)}, {_p(p, adjusted)})")
 
 
 def findings(trials: pd.DataFrame, effect: pd.DataFrame, lay: Layout, keys: dict) -> pd.DataFrame:
@@ -55,16 +65,15 @@ def findings(trials: pd.DataFrame, effect: pd.DataFrame, lay: Layout, keys: dict
     if effect.empty:
         return pd.DataFrame()
     rows = []
-    done = trials[trials["status"].isin(("finished", "diverged"))]
+    done = trials[trials["status"].isin(schema.FINISHED)]
     base_label = _label(lay.baseline)
     for _, e in effect.iterrows():
         where = (done["model"] == e["model"]) & (done["dataset"] == e["dataset"]) & (done["regime"] == e["regime"])
         sub = done[where & ~done["diverged"].astype(bool)]
         metric = quality_metric(sub)
         row = {**{f: e[f] for f in FACETS}, "regime": e["regime"], "treatment": e["treatment"], "baseline": base_label,
-               "n": e["n"], "n_base": e["n_base"],
-               "collapse": collapse_wording(e["end_diff"], e["end_lo"], e["end_hi"], e["end_fisher_p"], e["n"], e["n_base"]),
-               "collapse_p": e["end_fisher_p"]}
+               "n": e["n"], "n_base": e["n_base"], "collapse_p": e["end_fisher_p"],
+               "collapse_args": (e["end_diff"], e["end_lo"], e["end_hi"], e["end_fisher_p"], e["n"], e["n_base"])}
         if metric:
             x = sub.loc[sub["treatment"] == e["treatment"], metric]
             y = sub.loc[sub["treatment"] == base_label, metric]
@@ -72,9 +81,17 @@ def findings(trials: pd.DataFrame, effect: pd.DataFrame, lay: Layout, keys: dict
             p = mann_whitney_p(x, y)
             name = metric.removeprefix("eval/")
             better = keys.get(metric, {}).get("better", "lower")
-            row.update(quality=quality_wording(name, better, d, lo, hi, p, len(x.dropna()), len(y.dropna())),
-                       quality_metric=name, quality_diff=d, quality_lo=lo, quality_hi=hi, quality_p=p)
+            row.update(quality_metric=name, quality_diff=d, quality_lo=lo, quality_hi=hi, quality_p=p,
+                       quality_args=(name, better, d, lo, hi, p, len(x.dropna()), len(y.dropna())))
         row["warning"] = (f"n < {SMALL_N}: only large effects are detectable"
                           if min(e["n"], e["n_base"]) < SMALL_N else "")
         rows.append(row)
-    return pd.DataFrame(rows)
+    found = pd.DataFrame(rows)
+    found["collapse_p_holm"] = holm(found["collapse_p"])
+    found["collapse"] = [collapse_wording(*args, adjusted=a) for args, a in zip(found["collapse_args"], found["collapse_p_holm"],
+                                                                                   strict=True)]
+    if "quality_p" in found:
+        found["quality_p_holm"] = holm(found["quality_p"])
+        found["quality"] = [quality_wording(*args, adjusted=a) if isinstance(args, tuple) else None
+                            for args, a in zip(found["quality_args"], found["quality_p_holm"], strict=True)]
+    return found.drop(columns=[c for c in ("collapse_args", "quality_args") if c in found])

@@ -153,18 +153,28 @@ def fill_defaults(frames: list[pd.DataFrame], contract: dict, notes: list[str]) 
 
 
 def load_results(locations: list[str], warn: bool = True) -> Results:
-    trials, metrics, sources, notes, where = [], [], [], [], {}
+    trials, metrics, sources, notes = [], [], [], []
     for location in locations:
         t, m, source, n = load_location(location)
-        where.update(dict.fromkeys(t["trial_id"], location))
         trials.append(t)
         metrics.append(m)
         sources.append(source)
         notes += n
     contract = merge_contracts([s["contract"] for s in sources])
     trials = fill_defaults(trials, contract, notes) if len(trials) > 1 else trials
-    all_trials = pd.concat(trials, ignore_index=True).drop_duplicates("trial_id", keep="last")
-    all_metrics = pd.concat(metrics, ignore_index=True).drop_duplicates(["trial_id", "step"], keep="last")
+    # a trial in several folders: the finished copy, else the one furthest on; its metrics whole
+    trials = [t.assign(_source=i) for i, t in enumerate(trials)]
+    metrics = [m.assign(_source=i) for i, m in enumerate(metrics)]
+    ranked = pd.concat(trials, ignore_index=True)
+    ranked = ranked.assign(_done=ranked["status"].isin(schema.FINISHED)).sort_values(
+        ["_done", "steps_done", "_source"], ascending=[False, False, False], kind="stable")
+    all_trials = ranked.drop_duplicates("trial_id", keep="first").drop(columns="_done")
+    chosen = dict(zip(all_trials["trial_id"], all_trials["_source"], strict=True))
+    where = {tid: locations[i] for tid, i in chosen.items()}
+    all_metrics = pd.concat(metrics, ignore_index=True)
+    all_metrics = all_metrics[all_metrics["trial_id"].map(chosen) == all_metrics["_source"]]
+    all_trials = all_trials.drop(columns="_source").sort_values(["study", "trial_id"], kind="stable")
+    all_metrics = all_metrics.drop(columns="_source")
     if warn:
         for note in notes:
             print(f"note: {note}", file=sys.stderr)

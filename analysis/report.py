@@ -19,8 +19,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from analysis import figures, tables
-from analysis.findings import RULE, findings
+from analysis import figures, schema, tables
+from analysis.findings import RULE, SMALL_N, findings
 from analysis.load import Results, load_results
 from analysis.samples import read_snapshot, sample_panels
 from analysis.search import search_sections
@@ -115,7 +115,7 @@ def sample_figures(res: Results, labelled: pd.DataFrame, lay: tables.Layout) -> 
     """Per model x data set: final samples of the best, median and worst seed of every
     condition, and one evolution strip per condition (the median seed across evaluations)."""
     out = {}
-    order = figures.treatments(labelled[labelled["status"].isin(("finished", "diverged"))], lay.compare)
+    order = figures.treatments(labelled[labelled["status"].isin(schema.FINISHED)], lay.compare)
     for (model, dataset), (finals, strips) in sample_panels(res, labelled, order, lay.compare,
                                                              tables.quality_metric).items():
         if not any(path for _, cells in finals for _, _, path in cells):
@@ -149,14 +149,17 @@ def build_report(locations: list[str], out: str) -> Path:
     res = load_results(locations)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if not res.trials["status"].isin(schema.FINISHED).any():
+        return early_report(res, out_dir)
     trials, contract = res.trials, res.contract
     lay = tables.layout(trials, contract)
     labelled = tables.with_labels(trials, lay)
     table = tables.condition_table(trials, res.metrics, contract)
     effect = tables.effect_table(table, lay)
     found = findings(labelled, effect, lay, contract.get("keys", {}))
-    metrics = tables.metric_keys(trials, contract)
-    quality = tables.quality_metric(trials)
+    done_trials = trials[trials["status"].isin(schema.FINISHED)]
+    metrics = tables.metric_keys(done_trials, contract)
+    quality = tables.quality_metric(done_trials)
     curves = tables.over_time(trials[trials["status"] != "error"], res.metrics, quality, contract)
     order = figures.treatments(labelled, lay.compare)
     keys = contract.get("keys", {})
@@ -167,7 +170,7 @@ def build_report(locations: list[str], out: str) -> Path:
     figs["collapse_rate"] = ("Collapse rate at the last evaluation", figures.collapse_rate(table, lay.compare, "end"))
     figs["collapse_rate_late"] = ("Collapse rate at any evaluation in the last half of training",
                                   figures.collapse_rate(table, lay.compare, "late"))
-    done = labelled[labelled["status"].isin(("finished", "diverged"))]
+    done = labelled[labelled["status"].isin(schema.FINISHED)]
     for m in metrics:
         log = keys.get(m, {}).get("better") == "lower" and m.startswith(("eval/fd", "eval/fid"))
         figs[_slug("metric", m.removeprefix("eval/"))] = (label(m), figures.metric_by_condition(
@@ -195,7 +198,20 @@ def build_report(locations: list[str], out: str) -> Path:
     for name, frame in frames.items():
         frame.to_csv(out_dir / f"{name}.csv", index=False)
     sections = report_sections(res, lay, table, effect, found, figs, metrics)
-    sections[-2:-2] = search_sections(locations, res, out_dir)
+    at = next(i for i, (heading, _, _) in enumerate(sections) if heading == "Versions")
+    sections[at:at] = search_sections(locations, res, out_dir)
+    (out_dir / "REPORT.md").write_text(render_markdown(sections))
+    (out_dir / "report.html").write_text(render_html(sections, out_dir))
+    return out_dir / "REPORT.md"
+
+
+def early_report(res: Results, out_dir: Path) -> Path:
+    """A sweep with no finished trial yet: what is running, and nothing else to claim."""
+    statuses = ", ".join(f"{v} {k}" for k, v in res.trials["status"].value_counts().sort_index().items())
+    sections = [("Summary", "", [f"{len(res.trials)} trials ({statuses or 'none started'}); no trial has finished "
+                                 "yet, so there is nothing to compare. Run the report again later.",
+                                 *[f"Note: {n}" for n in res.notes]])]
+    sections += [(f"Study as run: {s['location']}", "", f"```yaml\n{s['study'].strip()}\n```") for s in res.sources]
     (out_dir / "REPORT.md").write_text(render_markdown(sections))
     (out_dir / "report.html").write_text(render_html(sections, out_dir))
     return out_dir / "REPORT.md"
@@ -221,7 +237,7 @@ def report_sections(res: Results, lay, table, effect, found, figs, metrics) -> l
     t = res.trials
     statuses = ", ".join(f"{v} {k}" for k, v in t["status"].value_counts().sort_index().items())
     rules = ", ".join(f"`{r}`" for r in sorted(t["collapse_rule"].dropna().unique()))
-    small = int((table["n"] < 10).sum()) if len(table) else 0
+    small = int((table["n"] < SMALL_N).sum()) if len(table) else 0
     summary = [f"{len(t)} trials ({statuses}) in {len(table)} conditions; axes: "
                f"{', '.join(lay.conditions) or 'none'} (treatment: {lay.compare or 'none'}, baseline "
                f"{tables._label(lay.baseline) if lay.compare else '-'}).",
@@ -229,7 +245,7 @@ def report_sections(res: Results, lay, table, effect, found, figs, metrics) -> l
                f"{tables.RULES['late']}. A diverged trial counts as collapsed under both, and as diverged; metric "
                "medians are over trials that did not diverge (their count is the n shown beside each median).",
                "Intervals: Wilson 95% for rates, percentile bootstrap 95% (2,000 resamples) for medians (only where "
-               "n >= 5), Newcombe's hybrid score interval for differences of rates."]
+               f"n >= {tables.MIN_N_INTERVAL}), Newcombe's hybrid score interval for differences of rates."]
     if small:
         summary.append(f"**Warning: {small} of {len(table)} conditions have fewer than 10 seeds.**")
     summary += [f"Note: {n}" for n in res.notes]

@@ -77,7 +77,7 @@ def sample_panels(res, labelled: pd.DataFrame, order: list[str], compare: str | 
     a list of (row label, [(caption, location, snapshot path or None)]). The report draws
     them; `vi-sweep export` keeps exactly these snapshots."""
     out = {}
-    done = labelled[labelled["status"].isin(("finished", "diverged"))]
+    done = labelled[labelled["status"].isin(schema.FINISHED)]
     for (model, dataset), facet in done.groupby(["model", "dataset"], sort=True):
         quality = quality_of(facet)
         finals, strips = [], []

@@ -72,3 +72,17 @@ def mann_whitney_p(x, y) -> float:
     if len(x) == 0 or len(y) == 0:
         return math.nan
     return float(stats.mannwhitneyu(x, y, alternative="two-sided").pvalue)
+
+
+def holm(pvalues) -> list[float]:
+    """Holm's step-down adjustment of a family of p-values (controls the family-wise error
+    rate); NaNs stay NaN and do not count as tests."""
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(len(p), math.nan)
+    idx = np.where(~np.isnan(p))[0]
+    order = idx[np.argsort(p[idx], kind="stable")]
+    m, running = len(order), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out.tolist()

@@ -85,8 +85,7 @@ def _label(v) -> str:
     return f"{v:g}" if isinstance(v, (float, np.floating)) else str(v)
 
 
-def group_keys(lay: Layout) -> list[str]:
-    return [*FACETS, "regime", "treatment"]
+GROUP_KEYS = [*FACETS, "regime", "treatment"]  # what a condition is, once labelled by with_labels
 
 
 def late_collapse(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.Series:
@@ -115,7 +114,7 @@ def condition_table(trials: pd.DataFrame, metrics: pd.DataFrame, contract: dict 
     lay = layout(trials, contract)
     done = trials[trials["status"].isin(schema.FINISHED)]
     t = with_labels(done, lay).assign(late=late_collapse(done, metrics).values)
-    keys = group_keys(lay)
+    keys = GROUP_KEYS
     rows = []
     for key, g in t.groupby(keys, sort=True, dropna=False):
         n, k, k_late = len(g), int(g["failed"].sum()), int(g["late"].sum())
@@ -174,7 +173,7 @@ def over_time(trials: pd.DataFrame, metrics: pd.DataFrame, metric: str | None, c
     evaluations) are not points of their own."""
     lay = layout(trials, contract)
     labelled = with_labels(trials, lay)
-    keys = group_keys(lay)
+    keys = GROUP_KEYS
     frames = []
     for tid, iterations, eval_every in labelled[["trial_id", "iterations", "eval_every"]].itertuples(index=False):
         if iterations == iterations and eval_every == eval_every:

@@ -32,6 +32,12 @@ def test_fisher_exact_reference_value():
     assert stats.fisher_p(6, 8, 1, 5) == pytest.approx(0.102564, abs=1e-6)
 
 
+def test_holm_adjustment_by_hand():
+    # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 -> 0.02, 0.03, 0.06, 0.04 -> monotone 0.06
+    assert stats.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert np.isnan(stats.holm([0.2, float("nan")])[1]) and stats.holm([0.2, float("nan")])[0] == 0.2
+
+
 def test_mann_whitney_against_scipy_and_a_hand_count():
     # x entirely above y: U = 0 for y, exact two-sided p = 2 / C(6, 3) = 0.1
     assert stats.mann_whitney_p([4, 5, 6], [1, 2, 3]) == pytest.approx(0.1)
@@ -115,7 +121,7 @@ def test_the_wording_explains_an_interval_that_disagrees_with_the_exact_test():
     assert hi < 0 and p == pytest.approx(1 / 3)
     text = collapse_wording(d, lo, hi, p, 2, 2)
     assert text.startswith("no detectable difference at n = 2 vs 2")
-    assert "the interval excludes 0 but Fisher's exact test does not reject" in text
+    assert "the interval excludes 0 but the test does not reject, so no difference is claimed" in text
 
 
 def test_collapse_share_over_time_rises_to_the_final_rate(synthetic):
@@ -283,3 +289,30 @@ def test_an_exported_folder_is_small_and_reports_exactly_as_the_original(tmp_pat
     build_report([str(tmp_path / "small")], str(tmp_path / "b"))
     for name in ("conditions.csv", "effects.csv", "findings.csv", "samples-gan-ring8.png", "evolution-gan-ring8.png"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_a_sweep_with_nothing_finished_yet_gets_a_report_not_a_traceback(tmp_path):
+    synthetic_results(tmp_path / "r", {(True, 1, 0.0): 0.5}, seeds=3, per_trial_files=True)
+    for p in (tmp_path / "r" / "trials").iterdir():  # every trial still running
+        t = pq.read_table(p)
+        pq.write_table(t.set_column(t.schema.get_field_index("status"), "status", [["running"] * len(t)]), p)
+    text = build_report([str(tmp_path / "r")], str(tmp_path / "rep")).read_text()
+    assert "3 trials (3 running); no trial has finished yet" in text
+
+
+def test_a_trial_in_two_folders_is_read_from_its_finished_copy_whole(tmp_path):
+    synthetic_results(tmp_path / "done", {(True, 1, 0.0): 0.0}, seeds=2, evaluations=10)
+    synthetic_results(tmp_path / "partial", {(True, 1, 0.0): 0.0}, seeds=2, evaluations=10)
+    t = pq.read_table(tmp_path / "partial" / schema.TRIALS_FILE).to_pandas().assign(status="running", steps_done=300)
+    m = pq.read_table(tmp_path / "partial" / schema.METRICS_FILE).to_pandas()
+    m = m[m["step"] <= 300].assign(**{"eval/fd_2d": -1.0})  # a copy that stopped early, with other values
+    from analysis.contract import with_metadata
+
+    contract = json.loads((tmp_path / "partial" / schema.CONTRACT_FILE).read_text())
+    pq.write_table(with_metadata(t, contract), tmp_path / "partial" / schema.TRIALS_FILE)
+    pq.write_table(with_metadata(m, contract), tmp_path / "partial" / schema.METRICS_FILE)
+    for order in (["done", "partial"], ["partial", "done"]):
+        res = load_results([str(tmp_path / f) for f in order], warn=False)
+        assert len(res.trials) == 2 and (res.trials["status"] == "finished").all()
+        assert len(res.metrics) == 20 and (res.metrics["eval/fd_2d"] > 0).all()  # no rows of the running copy
+        assert set(res.locations.values()) == {str(tmp_path / "done")}

@@ -1,6 +1,7 @@
 """K networks packed into one compute exactly what each computes alone, and K seeds trained
 as one pack train exactly as K single trials (vi_sweeps.packing, vi_sweeps.trial)."""
 
+import json
 import math
 
 import pytest
@@ -139,15 +140,50 @@ def test_a_pack_resumed_from_member_checkpoints_continues_bit_for_bit():
     from vi_sweeps.objectives import from_bytes, to_bytes
 
     cfgs = [tiny(iterations=8, eval_every=2, lam=5.0, bn=True, seed=s) for s in range(K)]
-    straight = Trial(cfgs)
+    straight = Trial(cfgs, keep_samples=True)
     list(evaluations(straight))
     first = Trial(cfgs)
     stream = evaluations(first)
     next(stream), next(stream)
     blobs = [to_bytes(first.member_state(k)) for k in range(K)]
-    resumed = Trial(cfgs)
+    resumed = Trial(cfgs, keep_samples=True)
     resumed.load_member_states([from_bytes(b) for b in blobs])
     list(evaluations(resumed))
     for k in range(K):
         assert rows_without_wall(resumed.rows[k]) == rows_without_wall(straight.rows[k])
     assert torch.equal(resumed.samples, straight.samples)
+
+
+def test_a_member_whose_evaluation_fails_is_recorded_and_its_pack_goes_on(tmp_path, monkeypatch):
+    from vi_sweeps.results import trial_status
+    from vi_sweeps.runner import Member, PackRunner, PackSpec
+    from vi_sweeps.storage import Store
+
+    cfgs = [tiny(iterations=6, eval_every=2, seed=s) for s in range(K)]
+    store = Store.open(str(tmp_path / "r"))
+    spec = PackSpec(store.uri, "s", tuple(Member(c.model_dump(), {}) for c in cfgs))
+    runner = PackRunner(store, spec)
+    real_trial = Trial
+    calls = []
+
+    def flaky(cfgs_, **kw):  # the pack's evaluator fails for member 1 at its second evaluation
+        trial = real_trial(cfgs_, **kw)
+        evaluate = trial.evaluator
+
+        def evaluator(samples):
+            calls.append(1)
+            if len(calls) == 5:
+                raise RuntimeError("planted evaluator failure")
+            return evaluate(samples)
+
+        trial.evaluator = evaluator
+        return trial
+
+    monkeypatch.setattr("vi_sweeps.runner.Trial", flaky)
+    summaries = list(runner.run())
+    ids = spec.trial_ids
+    assert summaries[-1]["step"] == 6
+    error = json.loads((tmp_path / "r" / "errors" / f"{ids[1]}.json").read_text())
+    assert "planted evaluator failure" in error["error"]
+    assert (tmp_path / "r" / "checkpoints" / f"{ids[1]}.pt").exists()  # kept: the next run retries it
+    assert [trial_status(store, t) for t in ids] == ["finished", "running", "finished"]

@@ -20,7 +20,7 @@ budget: {iterations: 40, eval_every: 20}
 search:
   space:
     lam: {type: loguniform, low: 1.0e-4, high: 100}
-  objective: {metric: fd_2d, mode: min}
+  objective: {metric: fd_2d, mode: min, diverged_value: 100.0}
   seeds_per_trial: 2
   trials: 6
 """
@@ -59,6 +59,8 @@ BAD_SPACES = {
     "unknown distribution": ("lam: {type: gaussian, low: 0.0, high: 1.0}",
                              "Input should be 'loguniform', 'uniform', 'int' or 'categorical'"),
     "unknown key": ("lamda: {type: uniform, low: 0.0, high: 1.0}", "search.space.lamda: not a searchable config key"),
+    "min without a diverged value": ("lam: {type: uniform, low: 0.0, high: 1.0}\n  objective: {metric: fd_2d, mode: min}",
+                                     "search.objective.diverged_value: set it with mode: min"),
     "out of range for the key": ("lam: {type: uniform, low: -1.0, high: 1.0}", "greater than or equal to 0"),
 }
 

@@ -61,6 +61,8 @@ BAD = {
     "labelled axis and datasets": ("name: x\ndatasets: [ring8]\ngrid:\n  d: {a: {dataset: grid25}, b: {dataset: ring8}}\n",
                                    "grid.d: sets dataset, which datasets also sets"),
     "base seed": ("name: x\nbase: {seed: 3}\n", "base.seed: seeds come from `seeds:`"),
+    "an execution key as an axis": ("name: x\ngrid: {threads: [1, 4]}\n",
+                                    "grid.threads: an execution key, not an axis"),
     "compare axis": ("name: x\ngrid: {lam: [0.0, 5.0]}\ncompare: {axis: bn, baseline: true}\n",
                      "compare.axis: 'bn' is not an axis; valid choices: model, dataset, lam"),
     "compare baseline": ("name: x\ngrid: {lam: [0.0, 5.0]}\ncompare: {axis: lam, baseline: 1.0}\n",
@@ -199,3 +201,11 @@ def test_status_of_a_missing_folder_exits_2_and_creates_nothing(tmp_path):
     assert not (tmp_path / "no").exists()
     r = CliRunner().invoke(main, ["report", str(tmp_path / "nothing")])
     assert r.exit_code == 2 and "no such results folder" in r.output
+
+
+def test_resume_of_a_folder_without_a_sweep_is_refused(tmp_path):
+    study = tmp_path / "s.yaml"
+    study.write_text(GOOD)
+    r = CliRunner().invoke(main, ["run", str(study), "--resume", "--results", str(tmp_path / "typo")])
+    assert r.exit_code == 2 and f"--resume: {tmp_path / 'typo'} holds no sweep to resume" in r.output
+    assert not (tmp_path / "typo").exists()

@@ -32,7 +32,7 @@ def combos():
 def test_every_model_trains_on_every_dataset_and_reports_its_declared_keys(model, dataset, image_root):
     extra = {"data_root": image_root, "fid_weights": "none"} if dataset == "image-folder" else {}
     cfg = tiny(model=model, dataset=dataset, lam=1.0, **extra)
-    trial = Trial(cfg)
+    trial = Trial(cfg, keep_samples=True)
     rows = [e.row for evals in evaluations(trial) for e in evals]
     assert [r["step"] for r in rows] == [2, 4]
     assert not rows[-1]["diverged"]
@@ -82,13 +82,13 @@ def test_same_seed_same_rows_bit_for_bit(overrides):
 
 def test_resumed_trial_continues_bit_for_bit():
     cfg = tiny(iterations=8, eval_every=2, lam=5.0)
-    straight = Trial(cfg)
+    straight = Trial(cfg, keep_samples=True)
     list(evaluations(straight))
     first = Trial(cfg)
     stream = evaluations(first)
     next(stream), next(stream)
     blob = to_bytes(first.member_state(0))
-    resumed = Trial(cfg)
+    resumed = Trial(cfg, keep_samples=True)
     resumed.load_member_states([from_bytes(blob)])
     list(evaluations(resumed))
     assert strip_wall(resumed.rows[0]) == strip_wall(straight.rows[0])

@@ -83,7 +83,7 @@ def trial(model, dataset, seed, iterations, assignments, out, samples, list_keys
     from vi_sweeps.results import trial_table
     from vi_sweeps.trial import Trial, evaluations
 
-    run = Trial(cfg)
+    run = Trial(cfg, keep_samples=bool(samples))
     click.echo(f"trial {cfg.trial_id}: {cfg.model} on {cfg.dataset}, seed {cfg.seed}, "
                f"{cfg.iterations} iterations", err=True)
     for evals in evaluations(run):
@@ -152,7 +152,8 @@ def validate(study, list_trials, assignments) -> None:
 @click.argument("study", type=click.Path(dir_okay=False))
 @click.option("--results", default=None, help="folder or URI (s3://...); default results/NAME")
 @click.option("--address", default=None, help="a running Ray cluster (ray://... or HOST:PORT); default: embedded local Ray")
-@click.option("--resume", is_flag=True, help="finish an interrupted sweep (running the same command again does the same)")
+@click.option("--resume", is_flag=True, help="finish an interrupted sweep: as running the same command again, but "
+              "refused when RESULTS holds no sweep (a mistyped path would start a new one)")
 @click.option("--max-concurrent", type=int, default=None, help="Ray trials (packs) at once (default: as resources allow)")
 @click.option("--dry-run", is_flag=True, help="print the trial table and its size; run nothing")
 @click.option("--report/--no-report", default=True, show_default=True, help="write the report when done")
@@ -171,6 +172,16 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
     from vi_sweeps.sweep import describe, run_sweep
 
     results = results or f"results/{spec.name}"
+    if resume:
+        from analysis.schema import STUDY_FILE
+        from vi_sweeps.storage import Store
+
+        try:
+            held = Store.open(results, create=False).exists(STUDY_FILE)
+        except OSError:
+            held = False
+        if not held:
+            fail_config(ConfigError("--resume", [f"{results} holds no sweep to resume; drop --resume to start one"]))
     if tensorboard == "RESULTS/tensorboard":
         if "://" in results:
             fail_config(ConfigError("--tensorboard", ["results on object storage: pass a local folder, --tensorboard DIR"]))

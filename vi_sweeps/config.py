@@ -145,6 +145,8 @@ class TrialConfig(BaseModel):
 
         out = {k: v for k, v in self.model_dump(exclude=set(EXECUTION_KEYS)).items()
                if not (k in ADDED_KEYS and v == TrialConfig.model_fields[k].default)}
+        if self.fid_weights == "none":  # FID turned off changes what is measured
+            out["fid"] = "off"
         fingerprint = DATASETS.meta(self.dataset).get("fingerprint")
         if fingerprint is not None:
             out["data_fingerprint"] = fingerprint(self)

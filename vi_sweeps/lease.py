@@ -1,12 +1,15 @@
 """One owner per results folder: the driver of a sweep holds a lease, RESULTS/lease.json,
 written atomically through the store (so it works on local disks and object storage alike).
 
-A driver takes the lease when there is none, when it has expired (no heartbeat for EXPIRY_S),
-when its owner is a process on this host that no longer exists, or with `--force`. Without a
+A driver takes the lease when there is none, when its owner is a process on this host that no
+longer exists, when its owner on another host has stopped beating (its heartbeat unchanged over
+1.5 heartbeats: no clocks of two machines are compared), or with `--force`. Without a
 compare-and-swap on object storage, two drivers starting at the same moment are told apart by
-writing, waiting SETTLE_S, and reading back: the last writer wins and the other refuses. While
-it runs, the owner renews the lease every HEARTBEAT_S; if it finds another owner there (a
-`--force` takeover), it stops its sweep. Readers (`status`, `report`) never take the lease.
+writing, waiting, and reading back: the last writer wins and the other refuses; a forced
+takeover waits a full heartbeat, so the owner it displaces either sees it and stops or writes
+back and makes it refuse, never both running on. While it runs, the owner renews the lease
+every HEARTBEAT_S; if it finds another owner there, it stops its sweep; a store that does not
+answer is tried again at the next beat. Readers (`status`, `report`) never take the lease.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from vi_sweeps.storage import Store
 
 LEASE_FILE = "lease.json"
 HEARTBEAT_S = 10.0
-EXPIRY_S = 60.0
 SETTLE_S = 1.0
 ORPHANS_S = 5.0
 
@@ -32,11 +34,9 @@ class LeaseHeld(RuntimeError):
     """Another driver owns the results folder; the message names it and how to take over."""
 
 
-def _alive_here(lease: dict) -> bool:
-    if lease.get("host") != socket.gethostname():
-        return True  # another machine's process: only its heartbeat can tell
+def _pid_alive(pid: int) -> bool:
     try:
-        os.kill(int(lease["pid"]), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
@@ -50,7 +50,7 @@ def read_lease(store: Store) -> dict | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
-        return {}  # unreadable: treated as expired
+        return {}  # unreadable: no owner can be read from it
 
 
 @dataclass
@@ -62,22 +62,27 @@ class Lease:
     _thread: threading.Thread | None = None
 
     def _record(self) -> dict:
-        now = time.time()
-        return {"token": self.token, "host": socket.gethostname(), "pid": os.getpid(),
-                "heartbeat": now, "expires": now + EXPIRY_S}
+        return {"token": self.token, "host": socket.gethostname(), "pid": os.getpid(), "heartbeat": time.time()}
+
+    def _owner_alive(self, held: dict) -> bool:
+        """Whether the lease's owner still drives: by its pid on this host, elsewhere by
+        whether its heartbeat moves."""
+        if held.get("host") == socket.gethostname():
+            return _pid_alive(int(held.get("pid", -1)))
+        time.sleep(1.5 * HEARTBEAT_S)
+        return (read_lease(self.store) or {}).get("heartbeat") != held.get("heartbeat")
 
     def acquire(self, force: bool = False) -> Lease:
         held = read_lease(self.store)
-        if held and not force and held.get("expires", 0) > time.time() and _alive_here(held):
-            age = time.time() - held.get("heartbeat", 0)
+        alive = bool(held) and self._owner_alive(held)
+        if alive and not force:
             raise LeaseHeld(
-                f"{self.store.uri} is in use by the driver {held.get('host')}:{held.get('pid')} "
-                f"(last heartbeat {age:.0f} s ago); wait for it to finish, or if it is gone pass --force "
-                f"or wait {max(0, held['expires'] - time.time()):.0f} s for its lease to expire")
-        if held and not _alive_here(held):
+                f"{self.store.uri} is in use by the driver {held.get('host')}:{held.get('pid')}; wait for it "
+                "to finish, or if it is gone pass --force")
+        if held and not alive and held.get("host") == socket.gethostname():
             time.sleep(ORPHANS_S)  # a killed driver's Ray workers outlive it by a moment
         self.store.write_bytes(LEASE_FILE, json.dumps(self._record()).encode())
-        time.sleep(SETTLE_S)
+        time.sleep(HEARTBEAT_S + SETTLE_S if alive else SETTLE_S)
         now = read_lease(self.store)
         if not now or now.get("token") != self.token:
             raise LeaseHeld(f"{self.store.uri} was taken at the same moment by the driver "
@@ -90,12 +95,12 @@ class Lease:
         while not self._stop.wait(HEARTBEAT_S):
             try:
                 held = read_lease(self.store)
-                if not held or held.get("token") != self.token:
+                if held and held.get("token") not in (None, self.token):
                     self.lost.set()
                     return
                 self.store.write_bytes(LEASE_FILE, json.dumps(self._record()).encode())
-            except OSError:
-                continue  # a transient store error: try again at the next beat
+            except Exception:  # noqa: BLE001 - a store that does not answer now: try at the next beat
+                continue
 
     def release(self) -> None:
         self._stop.set()

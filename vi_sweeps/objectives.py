@@ -131,8 +131,8 @@ class Family:
             params = [p for group in opt.param_groups for p in group["params"]]
             for i, p in enumerate(params):
                 per_member = [s["optims"][name][i] for s in states]
-                if per_member[0]:
-                    opt.state[p] = {key: (per_member[0][key] if key == "step" else
+                if per_member[0]:  # fused Adam reads `step` on the parameters' device, as float32
+                    opt.state[p] = {key: (per_member[0][key].to(p.device, torch.float32) if key == "step" else
                                           torch.stack([m[key] for m in per_member]).to(p.device))
                                     for key in per_member[0]}
 

@@ -20,7 +20,7 @@ from itertools import groupby
 from analysis import schema
 from vi_sweeps.config import TrialConfig
 from vi_sweeps.objectives import from_bytes, to_bytes
-from vi_sweeps.results import trial_status, trial_table, write_trial
+from vi_sweeps.results import record_error, trial_status, trial_table, write_trial
 from vi_sweeps.storage import Store
 from vi_sweeps.study import Objective
 from vi_sweeps.trial import Trial, evaluations
@@ -73,11 +73,12 @@ def objective_value(objective: Objective, rows: list[dict]) -> float:
     """Mean over seeds of the objective metric, with a seed's diverged value and collapse
     penalty applied; penalties always push against the optimisation direction."""
     sign = 1.0 if objective.mode == "min" else -1.0
+    worst = objective.diverged_value if objective.diverged_value is not None else 0.0
     values = []
     for row in rows:
-        v = objective.diverged_value if row["diverged"] else row[f"eval/{objective.metric}"]
+        v = worst if row["diverged"] else row[f"eval/{objective.metric}"]
         if v != v:
-            v = objective.diverged_value
+            v = worst
         values.append(v + sign * objective.collapse_penalty * bool(row["collapsed"]))
     return sum(values) / len(values) if values else math.nan
 
@@ -98,13 +99,15 @@ class PackRunner:
         return f"{schema.CHECKPOINTS_DIR}/{tid}.pt"
 
     def _state(self, tid: str) -> dict | None:
-        """A member's checkpoint, or None to start over (none, or corrupt: moved aside)."""
+        """A member's checkpoint, or None to start over (none, or corrupt: moved aside). A
+        failed read (the store, not the file) raises: Ray retries the pack."""
         rel = self._checkpoint(tid)
         if not self.store.exists(rel):
             return None
+        blob = self.store.read_bytes(rel)
         try:
-            return from_bytes(self.store.read_bytes(rel))
-        except Exception as err:  # any unreadable pickle: truncated, garbage, wrong format
+            return from_bytes(blob)
+        except Exception as err:  # noqa: BLE001 - any unreadable pickle: truncated, garbage, wrong format
             dest = self.store.quarantine(rel)
             self.warn(f"checkpoint {self.store.path(rel)} is unreadable ({type(err).__name__}); "
                       f"moved to {dest}, trial {tid} starts over")
@@ -123,7 +126,7 @@ class PackRunner:
             self.store.write_bytes(self._checkpoint(tid), to_bytes(trial.member_state(k)))
         status = ("diverged" if row["diverged"] else "finished") if done else "running"
         table = trial_table({**member.config, "trial_id": tid}, member.labels, trial.rows[k], status,
-                            self.spec.study, self.spec.search_trial, len(trial))
+                            self.spec.study, self.spec.search_trial, len(self.spec.members))
         write_trial(self.store, table)
         if done:
             self.store.delete(self._checkpoint(tid))
@@ -133,6 +136,21 @@ class PackRunner:
     def run(self) -> Iterator[dict]:
         """Yields one summary per evaluation round: step, members done, diverged, collapsed and
         (in a search) the objective over the members' latest rows."""
+        try:
+            yield from self._run()
+        finally:
+            if self.board is not None:
+                self.board.close()
+
+    def _failed(self, index: int, error: str) -> None:
+        """A member whose evaluation raised: recorded as an error (its checkpoint kept, so the
+        next run retries it); the rest of its pack goes on."""
+        member, tid = self.spec.members[index], self.ids[index]
+        record_error(self.store, {**member.config, "trial_id": tid}, member.labels, self.spec.study, error,
+                     len(self.spec.members))
+        self.warn(f"trial {tid} failed at its evaluation ({error}); the others of its pack go on")
+
+    def _run(self) -> Iterator[dict]:
         finished, todo = {}, []
         for index, tid in enumerate(self.ids):
             if trial_status(self.store, tid) in schema.FINISHED:
@@ -153,6 +171,9 @@ class PackRunner:
                 trial.load_member_states([state for _, state in group])
             for evals in evaluations(trial):
                 for e in evals:
+                    if e.error:
+                        self._failed(indices[e.member], e.error)
+                        continue
                     self._save(trial, e.member, indices[e.member], e.snapshot)
                     latest[indices[e.member]] = e.row
                 yield self._summary(latest)

@@ -20,14 +20,11 @@ from ray.tune.search.optuna import OptunaSearch
 
 from analysis import schema
 from vi_sweeps.config import ConfigError, TrialConfig
-from vi_sweeps.results import Consolidation, trial_status
+from vi_sweeps.results import Consolidation, record_error, trial_status
 from vi_sweeps.runner import Member, PackSpec
 from vi_sweeps.storage import Store
-from vi_sweeps.study import Search, Study
+from vi_sweeps.study import Search, Study, condition_key
 from vi_sweeps.sweep import Progress, SweepControl, driving, progress_callback, run_config, trainable_for
-
-SEARCH_FILE = "search.parquet"
-SEARCH_META = "search.json"
 
 
 def distributions(search: Search) -> dict[str, optuna.distributions.BaseDistribution]:
@@ -46,11 +43,10 @@ def cells(study: Study) -> list[tuple[dict, dict]]:
     """The distinct (config without seed, labels) settings the search runs in."""
     seen, out = set(), []
     for t in study.trials:
-        base = {k: v for k, v in t.config.model_dump().items() if k != "seed"}
-        key = json.dumps([base, t.labels], sort_keys=True)
+        key = condition_key(t.config, t.labels)
         if key not in seen:
             seen.add(key)
-            out.append((base, t.labels))
+            out.append(({k: v for k, v in t.config.model_dump().items() if k != "seed"}, t.labels))
     return out
 
 
@@ -109,15 +105,24 @@ def run_search(study: Study, results: str, n_trials: int | None = None, address:
     with driving(study, results, address, force) as (store, control, consolidation):
         url = storage_url(search, store)
         storage = optuna.storages.RDBStorage(url)
-        names = []
+        names, outcomes = [], []
         with control.signals():
             for base, labels in cells(study):
                 if control.should_stop():
                     break
-                names.append(_search_cell(study, store, storage, base, labels, n_trials, max_concurrent,
-                                          show_progress, control, consolidation))
-        if not control.reason:  # an interrupted trial is unfinished, not pruned
-            mark_pruned(store)
+                name, ran = _search_cell(study, store, storage, base, labels, n_trials, max_concurrent,
+                                         show_progress, control, consolidation)
+                names.append(name)
+                outcomes += ran
+        interrupted = bool(control.reason)
+        for spec, error in outcomes:
+            if error is not None:  # a pack that failed (after Ray's retries) is an error, as in `run`
+                for member, tid in zip(spec.members, spec.trial_ids, strict=True):
+                    record_error(store, {**member.config, "trial_id": tid}, member.labels, study.name,
+                                 error[:2000], len(spec.members))
+                control.stop("some search trials failed; their errors are in RESULTS/errors/", 1)
+            elif not interrupted:  # stopped by the scheduler; an interrupted trial is unfinished instead
+                mark_pruned(store, spec.trial_ids)
         consolidation.write()
         export_search(storage, names, store, url, search.objective.mode)
     return names, control
@@ -153,16 +158,16 @@ def _search_cell(study: Study, store: Store, storage, base: dict, labels: dict, 
         run_config=run_config(f"{study.name}-search", store, [progress_callback(packs, progress, control, consolidation)],
                               control.stopper()),
     )
-    tuner.fit()
+    grid = tuner.fit()
     if progress is not None:
         progress.finish()
-    return name
+    ran = [(template.with_values(r.config), None if r.error is None else repr(r.error)) for r in grid]
+    return name, ran
 
 
-def mark_pruned(store: Store) -> None:
+def mark_pruned(store: Store, trial_ids: list[str]) -> None:
     """A trial the scheduler stopped keeps its rows and is marked pruned, not running."""
-    for name in store.listdir(schema.TRIALS_DIR):
-        tid = name.removesuffix(".parquet")
+    for tid in trial_ids:
         if trial_status(store, tid) == "running":
             table = store.read_table(schema.trial_file(tid))
             idx = table.schema.get_field_index("status")
@@ -191,5 +196,12 @@ def export_search(storage, names: list[str], store: Store, url: str, mode: str) 
     frame = pd.concat(frames, ignore_index=True)
     frame["state"] = frame["state"].astype(str)
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    store.write_table(SEARCH_FILE, table.replace_schema_metadata({schema.SCHEMA_KEY: schema.SCHEMA_VERSION.encode()}))
-    store.write_bytes(SEARCH_META, json.dumps({"storage": url, "studies": names, "mode": mode}).encode())
+    store.write_table(schema.SEARCH_FILE, table.replace_schema_metadata({schema.SCHEMA_KEY: schema.SCHEMA_VERSION.encode()}))
+    importances = {}
+    for name in names:  # computed here, where Optuna and its storage are, so the report needs neither
+        ot_study = optuna.load_study(study_name=name, storage=storage)
+        complete = ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if len(complete) >= 2 and len(complete[0].params) > 1:
+            importances[name] = optuna.importance.get_param_importances(ot_study)
+    store.write_bytes(schema.SEARCH_META, json.dumps({"storage": url, "studies": names, "mode": mode,
+                                                      "importances": importances}).encode())

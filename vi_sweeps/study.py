@@ -28,7 +28,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from vi_sweeps.config import ConfigError, TrialConfig, describe_errors
+from vi_sweeps.config import EXECUTION_KEYS, ConfigError, TrialConfig, describe_errors
 
 Scalar = bool | int | float | str
 NOT_AXES = ("seed", "model", "dataset")  # set by `seeds:`, `models:`, `datasets:`
@@ -59,7 +59,8 @@ class Objective(BaseModel):
     metric: str = Field("modes_frac", description="an eval metric the study's data sets declare")
     mode: Literal["min", "max"] = "max"
     collapse_penalty: float = Field(0.0, ge=0, description="added against the mode per collapsed seed")
-    diverged_value: float = Field(0.0, description="a diverged seed's metric value")
+    diverged_value: float | None = Field(None, description="a diverged (or unscored) seed's metric value; "
+                                         "default 0 with mode max; with mode min it must be set, worse than any real value")
 
 
 class Sampler(BaseModel):
@@ -166,6 +167,15 @@ class Study:
         return None
 
 
+def condition_key(config: TrialConfig | dict, labels: dict) -> str:
+    """What a condition is: every experiment key but the seed, and the axis labels. Trials
+    with equal keys are one condition (packed together); conditions with equal keys are one
+    experiment."""
+    values = config.model_dump() if isinstance(config, TrialConfig) else dict(config)
+    kept = {k: v for k, v in values.items() if k not in ("seed", "trial_id", *EXECUTION_KEYS)}
+    return json.dumps([kept, labels], sort_keys=True, default=str)
+
+
 def seed_list(spec: StudyFile) -> list[int]:
     return list(range(spec.seeds)) if isinstance(spec.seeds, int) else list(spec.seeds)
 
@@ -237,6 +247,9 @@ def _axes(spec: StudyFile, problems: list[str]) -> list[tuple[str, list[tuple[st
         elif name not in fields or name in NOT_AXES:
             hint = "use `seeds:`" if name == "seed" else "use `models:`/`datasets:`" if name in NOT_AXES else f"valid keys: {valid}"
             problems.append(f"grid.{name}: unknown axis; {hint}")
+        elif name in EXECUTION_KEYS:
+            problems.append(f"grid.{name}: an execution key, not an axis: it does not change the experiment, so its "
+                            "values would be one trial run twice; set it in base")
         else:
             if name in setters:
                 problems.append(f"grid.{name}: an axis of a key that {setters[name]} also sets; set it in one place")
@@ -303,7 +316,7 @@ def expand(spec: StudyFile, problems: list[str]) -> tuple[list[TrialSpec], list[
                     seen_errors.add(line)
                     problems.append(f"trial {where}: {line}")
             continue
-        key = json.dumps(config.model_dump(), sort_keys=True, default=str)
+        key = condition_key(config, {})
         if key in conditions:
             problems.append(f"trials {conditions[key]} and {where} are the same experiment; remove one")
             continue
@@ -350,6 +363,10 @@ def check_search(spec: StudyFile, problems: list[str]) -> None:
                                      for s in v.values() if "dataset" in s}
     declared = [k.removeprefix("eval/") for d in sorted(datasets) if d in DATASETS
                 for k in EVALUATORS.meta(DATASETS.meta(d)["evaluator"])["metrics"]]
+    objective = spec.search.objective
+    if objective.mode == "min" and objective.diverged_value is None:
+        problems.append("search.objective.diverged_value: set it with mode: min, to a value worse than any real "
+                        f"{objective.metric} (a diverged seed must not score as the best)")
     if spec.search.objective.metric not in declared:
         problems.append(f"search.objective.metric: {spec.search.objective.metric!r} is not a metric of these data sets; "
                         f"valid choices: {', '.join(dict.fromkeys(declared))}")

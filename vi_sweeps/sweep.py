@@ -34,7 +34,7 @@ from vi_sweeps.lease import Lease
 from vi_sweeps.results import Consolidation, clear_error, contract, record_error, versions
 from vi_sweeps.runner import Member, PackRunner, PackSpec
 from vi_sweeps.storage import Store, StoreError
-from vi_sweeps.study import Study
+from vi_sweeps.study import Study, condition_key
 
 MAX_FAILURES = 2
 
@@ -65,8 +65,7 @@ def make_packs(study: Study, results: str, todo_ids: set[str], tensorboard: str 
     by_condition: dict[str, list] = defaultdict(list)
     for t in study.trials:
         if t.trial_id in todo_ids:
-            key = json.dumps([t.config.model_dump(exclude={"seed"}), t.labels], sort_keys=True, default=str)
-            by_condition[key].append(t)
+            by_condition[condition_key(t.config, t.labels)].append(t)
     k, packs = study.spec.pack_seeds, []
     for trials in by_condition.values():
         for i in range(0, len(trials), k):

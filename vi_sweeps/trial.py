@@ -2,7 +2,8 @@
 
 `Trial` owns every piece of state of its K members (packed networks and optimisers, each
 member's data/noise generator and rows), so a member's checkpoint is `member_state(k)` and a
-resumed pack continues bit for bit. K = 1 is a single trial; member k of a pack computes what
+resumed pack continues bit for bit on a CPU (on CUDA, cudnn.benchmark may pick other kernels
+after a resume: the same computation, not the same last bits). K = 1 is a single trial; member k of a pack computes what
 the single trial of its seed computes (vi_sweeps.packing). Evaluation draws from a generator
 seeded by (seed, step), so evaluating never perturbs training. `evaluations()` is the whole
 loop: it trains to the end and yields, at each evaluation, one row per member evaluated; a
@@ -82,12 +83,13 @@ def snapshot(samples: torch.Tensor) -> tuple[str, bytes]:
 @dataclass
 class Evaluation:
     member: int
-    row: dict
+    row: dict  # empty when the evaluation failed
     snapshot: tuple[str, bytes]
+    error: str = ""  # why this member's evaluation failed: it is stopped, its pack goes on
 
 
 class Trial:
-    def __init__(self, cfgs: TrialConfig | list[TrialConfig]):
+    def __init__(self, cfgs: TrialConfig | list[TrialConfig], keep_samples: bool = False):
         cfgs = [cfgs] if isinstance(cfgs, TrialConfig) else list(cfgs)
         base = cfgs[0].model_dump(exclude={"seed"})
         if any(c.model_dump(exclude={"seed"}) != base for c in cfgs[1:]):
@@ -105,7 +107,8 @@ class Trial:
         self.step, self.wall = 0, 0.0
         self.rows: list[list[dict]] = [[] for _ in cfgs]
         self.stopped = [False] * len(cfgs)
-        self.samples: torch.Tensor | None = None
+        self.keep_samples = keep_samples
+        self.samples: torch.Tensor | None = None  # the last evaluation's, on the CPU, with keep_samples
 
     def __len__(self) -> int:
         return len(self.cfgs)
@@ -113,14 +116,21 @@ class Trial:
     def evaluate(self, members: list[int], losses: dict[str, list[float]]) -> list[Evaluation]:
         gens = [torch.Generator().manual_seed(c.seed * 1_000_003 + self.step) for c in self.cfgs]
         samples = self.model.sample(self.eval_samples, gens)
-        self.samples = samples
+        if self.keep_samples:
+            self.samples = samples.cpu()
         out = []
         for k in members:
             member_losses = {key: values[k] for key, values in losses.items()}
             diverged = not all(math.isfinite(v) for v in member_losses.values()) or not bool(torch.isfinite(samples[k]).all())
             metrics = dict.fromkeys(self.metric_keys, math.nan)
             if not diverged:
-                values = self.evaluator(samples[k])
+                try:
+                    values = self.evaluator(samples[k])
+                except Exception as err:  # noqa: BLE001 - one member's failure is its own, not its pack's
+                    self.stopped[k] = True
+                    self.model.freeze(k)
+                    out.append(Evaluation(k, {}, snapshot(samples[k]), f"{type(err).__name__}: {err}"))
+                    continue
                 check_declared(values, self.metric_keys, f"evaluator of {self.cfg.dataset}")
                 metrics.update(values)
             else:
@@ -140,7 +150,8 @@ class Trial:
         return all(self.member_done(k) for k in range(len(self)))
 
     def member_state(self, k: int) -> dict:
-        return {"step": self.step, "wall": self.wall, "rows": list(self.rows[k]), "stopped": self.stopped[k],
+        """Member k's checkpoint (only members still training are checkpointed)."""
+        return {"step": self.step, "wall": self.wall, "rows": list(self.rows[k]),
                 "gen": self.gens[k].get_state(), "model": self.model.member_state(k)}
 
     def load_member_states(self, states: list[dict]) -> None:
@@ -149,13 +160,9 @@ class Trial:
             raise ValueError(f"a pack resumes members at one step, not {sorted(steps)}")
         self.step, self.wall = states[0]["step"], max(s["wall"] for s in states)
         self.rows = [list(s["rows"]) for s in states]
-        self.stopped = [s["stopped"] for s in states]
         for gen, s in zip(self.gens, states, strict=True):
             gen.set_state(s["gen"])
         self.model.load_member_states([s["model"] for s in states])
-        for k, stopped in enumerate(self.stopped):
-            if stopped:
-                self.model.freeze(k)
 
 
 def evaluations(trial: Trial) -> Iterator[list[Evaluation]]:
@@ -176,6 +183,7 @@ def evaluations(trial: Trial) -> Iterator[list[Evaluation]]:
         evals = trial.evaluate(live if due else broken, values) if (due or broken) else []
         trial.wall += time.perf_counter() - start
         for e in evals:
-            e.row["wall_s"] = trial.wall
+            if e.row:
+                e.row["wall_s"] = trial.wall
         if evals:
             yield evals
