@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from analysis.tables import MIN_N_INTERVAL  # noqa: E402
+from analysis.tables import MIN_N_INTERVAL, RULES  # noqa: E402
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 DASHES = ("-", "--", ":", "-.")
@@ -89,8 +89,7 @@ def _x_axis(ax, cats: list[str], compare: str | None) -> None:
 
 def collapse_rate(table: pd.DataFrame, compare: str | None, rule: str = "end"):
     """Collapse rate with Wilson 95% intervals; each point annotated k/n."""
-    rate, lo, hi, count = (("collapse_rate", "rate_lo", "rate_hi", "collapsed") if rule == "end" else
-                           ("late_rate", "late_lo", "late_hi", "collapsed_late"))
+    rate, lo, hi, count = f"{rule}_rate", f"{rule}_lo", f"{rule}_hi", f"collapsed_{rule}"
     regimes = sorted(table["regime"].unique())
     style, slots, cats = _style(regimes), _slots(regimes), treatments(table, compare)
     fig, panels = _panels(table, sharey=True)
@@ -111,8 +110,7 @@ def collapse_rate(table: pd.DataFrame, compare: str | None, rule: str = "end"):
         ax.set_ylim(-0.05, 1.08)
         ax.set_ylabel("collapse rate (95% Wilson CI)")
         ax.set_title(title)
-    what = "at the last evaluation" if rule == "end" else "at any evaluation in the last half of training"
-    return _finish(fig, f"Share of trials collapsed or diverged {what} · {_n_note(table)}", "regime")
+    return _finish(fig, f"Share of trials collapsed or diverged, {rule}: {RULES[rule]} · {_n_note(table)}", "regime")
 
 
 def metric_by_condition(trials: pd.DataFrame, table: pd.DataFrame, metric: str, label: str, compare: str | None,
@@ -164,8 +162,8 @@ def lambda_sensitivity(table: pd.DataFrame, compare: str):
             if s.empty:
                 continue
             st = style[regime]
-            ax.plot(s[compare], s["collapse_rate"], marker=st["marker"], ls=st["ls"], color=st["color"], label=regime, lw=1.6)
-            ax.fill_between(s[compare], s["rate_lo"], s["rate_hi"], color=st["color"], alpha=0.15, lw=0)
+            ax.plot(s[compare], s["end_rate"], marker=st["marker"], ls=st["ls"], color=st["color"], label=regime, lw=1.6)
+            ax.fill_between(s[compare], s["end_lo"], s["end_hi"], color=st["color"], alpha=0.15, lw=0)
         ax.set_xscale("symlog", linthresh=min(positive) if positive else 1.0)
         ax.set_xticks(values, [f"{v:g}" for v in values])
         ax.minorticks_off()

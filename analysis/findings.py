@@ -9,7 +9,7 @@ import pandas as pd
 
 from analysis import schema
 from analysis.stats import holm, mann_whitney_p, median_difference
-from analysis.tables import FACETS, Layout, _label, quality_metric
+from analysis.tables import FACETS, RULES, Layout, _label, quality_metric
 
 ALPHA = 0.05
 SMALL_N = 10
@@ -59,6 +59,20 @@ def quality_wording(name: str, better: str, diff: float, lo: float, hi: float, p
             f"95% interval {_interval(lo, hi, fmt)}, {_p(p, adjusted)})")
 
 
+def other_definitions(e: pd.Series, significant: bool) -> str:
+    """Whether the collapse finding holds under the other collapse definitions (raw p, 5%)."""
+    agree, differ = [], []
+    for rule in [r for r in RULES if r != "end" and f"{r}_diff" in e]:
+        hit = e[f"{rule}_fisher_p"] < ALPHA and (e[f"{rule}_diff"] < 0) == (e["end_diff"] < 0)
+        if hit == significant:
+            agree.append(rule)
+        else:
+            differ.append(f"{rule} ({e[f'{rule}_diff']:+.2f}, p = {e[f'{rule}_fisher_p']:.2g})")
+    if not differ:
+        return f"the same under {', '.join(agree)}" if agree else ""
+    return f"not the same under {', '.join(differ)}" + (f"; the same under {', '.join(agree)}" if agree else "")
+
+
 def findings(trials: pd.DataFrame, effect: pd.DataFrame, lay: Layout, keys: dict) -> pd.DataFrame:
     """One row per (facet, regime, treatment): the worded collapse and quality findings, the
     numbers behind them, and a small-n warning."""
@@ -89,6 +103,8 @@ def findings(trials: pd.DataFrame, effect: pd.DataFrame, lay: Layout, keys: dict
     found = pd.DataFrame(rows)
     found["collapse_p_holm"] = holm(found["collapse_p"])
     found["collapse"] = [collapse_wording(*args, adjusted=a) for args, a in zip(found["collapse_args"], found["collapse_p_holm"],
+                                                                                   strict=True)]
+    found["definitions"] = [other_definitions(e, a < ALPHA) for (_, e), a in zip(effect.iterrows(), found["collapse_p_holm"],
                                                                                    strict=True)]
     if "quality_p" in found:
         found["quality_p_holm"] = holm(found["quality_p"])

@@ -77,10 +77,10 @@ def _interval(med, lo, hi, n) -> str:
 def collapse_summary(table: pd.DataFrame, compare: str | None) -> pd.DataFrame:
     cols = ["model", "dataset", "regime", compare or "treatment", "n"]
     out = table[[c for c in cols if c in table]].copy()
-    out["collapsed at end"] = [f"{int(k)}/{int(n)} = {r:.2f} [{lo:.2f}, {hi:.2f}]" for k, n, r, lo, hi in
-                               table[["collapsed", "n", "collapse_rate", "rate_lo", "rate_hi"]].itertuples(index=False)]
-    out["collapsed late"] = [f"{int(k)}/{int(n)} = {r:.2f} [{lo:.2f}, {hi:.2f}]" for k, n, r, lo, hi in
-                             table[["collapsed_late", "n", "late_rate", "late_lo", "late_hi"]].itertuples(index=False)]
+    for rule in [r for r in tables.RULES if f"collapsed_{r}" in table]:
+        out[f"collapsed, {rule}"] = [
+            f"{int(k)}/{int(n)} = {r:.2f} [{lo:.2f}, {hi:.2f}]" for k, n, r, lo, hi in
+            table[[f"collapsed_{rule}", "n", f"{rule}_rate", f"{rule}_lo", f"{rule}_hi"]].itertuples(index=False)]
     out["diverged"] = table["diverged"]
     return clean(out, compare)
 
@@ -100,7 +100,7 @@ def effect_summary(effect: pd.DataFrame) -> pd.DataFrame:
     if effect.empty:
         return effect
     out = effect[["model", "dataset", "regime", "treatment", "n", "n_base"]].copy()
-    for rule in ("end", "late"):
+    for rule in [r for r in tables.RULES if f"{r}_diff" in effect]:
         out[f"{rule}: difference [95% CI], Fisher p"] = [
             f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}], p = {p:.2g}" for d, lo, hi, p in
             effect[[f"{rule}_diff", f"{rule}_lo", f"{rule}_hi", f"{rule}_fisher_p"]].itertuples(index=False)]
@@ -170,6 +170,9 @@ def build_report(locations: list[str], out: str) -> Path:
     figs["collapse_rate"] = ("Collapse rate at the last evaluation", figures.collapse_rate(table, lay.compare, "end"))
     figs["collapse_rate_late"] = ("Collapse rate at any evaluation in the last half of training",
                                   figures.collapse_rate(table, lay.compare, "late"))
+    for rule in [r for r in tables.DEFINITIONS if f"collapsed_{r}" in table]:
+        figs[f"collapse_rate_{rule}"] = (f"Collapse rate, {rule}: {tables.RULES[rule]}",
+                                         figures.collapse_rate(table, lay.compare, rule))
     done = labelled[labelled["status"].isin(schema.FINISHED)]
     for m in metrics:
         log = keys.get(m, {}).get("better") == "lower" and m.startswith(("eval/fd", "eval/fid"))
@@ -224,6 +227,8 @@ def findings_text(found: pd.DataFrame) -> list[str]:
     for (model, dataset, regime), g in found.groupby(["model", "dataset", "regime"], sort=True):
         for _, r in g.iterrows():
             text = f"**{model} · {dataset} · {regime} · {r['treatment']} vs {r['baseline']}**: {r['collapse']}"
+            if r.get("definitions"):
+                text += f" [other collapse definitions: {r['definitions']}]"
             if isinstance(r.get("quality"), str):
                 text += f"; {r['quality']}"
             if r["warning"]:
@@ -241,8 +246,9 @@ def report_sections(res: Results, lay, table, effect, found, figs, metrics) -> l
     summary = [f"{len(t)} trials ({statuses}) in {len(table)} conditions; axes: "
                f"{', '.join(lay.conditions) or 'none'} (treatment: {lay.compare or 'none'}, baseline "
                f"{tables._label(lay.baseline) if lay.compare else '-'}).",
-               f"Collapse rule: {rules}. Two counts, always named: **end** = {tables.RULES['end']}; **late** = "
-               f"{tables.RULES['late']}. A diverged trial counts as collapsed under both, and as diverged; metric "
+               f"Collapse rule: {rules}. Collapse is counted under several definitions, always named: "
+               + "; ".join(f"**{r}** = {tables.RULES[r]}" for r in tables.RULES if f"collapsed_{r}" in table)
+               + ". A diverged trial counts as collapsed under every one, and as diverged; metric "
                "medians are over trials that did not diverge (their count is the n shown beside each median).",
                "Intervals: Wilson 95% for rates, percentile bootstrap 95% (2,000 resamples) for medians (only where "
                f"n >= {tables.MIN_N_INTERVAL}), Newcombe's hybrid score interval for differences of rates."]
@@ -253,8 +259,10 @@ def report_sections(res: Results, lay, table, effect, found, figs, metrics) -> l
     sections: list[tuple[str, str, object]] = [("Summary", "", summary), ("Findings", "", [RULE, *findings_text(found)])]
     sections += [(title, name, None) for name, (title, _) in figs.items() if name.startswith(("samples-", "evolution-"))]
     sections += [("Collapse rate at the last evaluation", "collapse_rate", collapse_summary(table, lay.compare)),
-                 ("Collapse rate at any evaluation in the last half of training", "collapse_rate_late", None),
-                 ("Effect on collapse against the baseline (both rules)", "", effect_summary(effect))]
+                 ("Collapse rate at any evaluation in the last half of training", "collapse_rate_late", None)]
+    sections += [(figs[f"collapse_rate_{r}"][0], f"collapse_rate_{r}", None) for r in tables.DEFINITIONS
+                 if f"collapse_rate_{r}" in figs]
+    sections += [("Effect on collapse against the baseline, under every collapse definition", "", effect_summary(effect))]
     for m in metrics:
         name = _slug("metric", m.removeprefix("eval/"))
         sections.append((figs[name][0], name, METRIC_NOTES.get(m, "")))

@@ -4,15 +4,19 @@ results' contract (the `nunique() > 1` guess serves only foreign files without o
 Figures are panels of model x data set; within a panel, the treatment axis (the study's
 `compare`, lam by default) is the x axis and the other axes that vary there form the `regime`.
 
-Collapse, counted two ways and always named: `end` (the study's collapse rule at the last
-evaluation) and `late` (the rule held at any evaluation in the last half of training). A
-diverged trial counts as collapsed under both, and as diverged. Metric medians are over the
+Collapse, counted several ways and always named (RULES): `end` (the study's collapse rule at
+the last evaluation), `late` (the rule held at any evaluation in the last half of training),
+and, where the data set has the metrics, two definitions of the literature evaluated on each
+trial's final metrics: `lit` (fewer than half the modes hold one high-quality sample, the
+VEEGAN/PacGAN count) and `kl` (KL of the mode histogram to uniform above log 2). A diverged
+trial counts as collapsed under every rule, and as diverged. Metric medians are over the
 trials that did not diverge; `n_median` gives their count, so no median is silently
 survivor-biased. Bootstrap intervals are given only where n_median >= MIN_N_INTERVAL.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +28,11 @@ from analysis.stats import bootstrap_median, fisher_p, newcombe_difference, wils
 FACETS = ("model", "dataset")
 MIN_N_INTERVAL = 5
 QUALITY_PREFERENCE = ("eval/fid_inception", "eval/fd_digits", "eval/fd_2d")
-RULES = {"end": "collapsed at the last evaluation", "late": "collapsed at any evaluation in the last half of training"}
+RULES = {"end": "collapsed at the last evaluation (the study's rule)",
+         "late": "collapsed at any evaluation in the last half of training (the study's rule)",
+         "lit": "fewer than half the modes hold one high-quality sample at the end (modes_lit_frac < 0.5)",
+         "kl": "KL(mode histogram || uniform) above log 2 at the end (or no high-quality sample)"}
+DEFINITIONS = {"lit": ("eval/modes_lit_frac", "<", 0.5), "kl": ("eval/kl_uniform", ">", math.log(2))}
 
 
 @dataclass
@@ -96,6 +104,20 @@ def late_collapse(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.Series:
     return trials["trial_id"].map(hit).fillna(False).astype(bool) | trials["diverged"].astype(bool)
 
 
+def collapse_rules(trials: pd.DataFrame, metrics: pd.DataFrame) -> dict[str, pd.Series]:
+    """Per rule (RULES), whether each trial counts as collapsed under it; the literature's
+    definitions only where their metric has values. A missing value counts as collapsed (no
+    high-quality sample at all)."""
+    diverged = trials["diverged"].astype(bool)
+    rules = {"end": trials["collapsed"].astype(bool) | diverged, "late": late_collapse(trials, metrics)}
+    for name, (metric, op, bound) in DEFINITIONS.items():
+        if metric in trials and trials[metric].notna().any():
+            value = trials[metric]
+            hit = value < bound if op == "<" else value > bound
+            rules[name] = hit | value.isna() | diverged
+    return rules
+
+
 def metric_keys(trials: pd.DataFrame, contract: dict | None = None) -> list[str]:
     """The eval metrics present with at least one value, in the contract's declared order."""
     declared = [k for k in (contract or {}).get("keys", {}) if k.startswith("eval/")]
@@ -113,15 +135,17 @@ def condition_table(trials: pd.DataFrame, metrics: pd.DataFrame, contract: dict 
     diverged count, and per metric the median over non-diverged trials (n_median of them)."""
     lay = layout(trials, contract)
     done = trials[trials["status"].isin(schema.FINISHED)]
-    t = with_labels(done, lay).assign(late=late_collapse(done, metrics).values)
+    rules = collapse_rules(done, metrics)
+    t = with_labels(done, lay).assign(**{f"_{r}": v.values for r, v in rules.items()})
     keys = GROUP_KEYS
     rows = []
     for key, g in t.groupby(keys, sort=True, dropna=False):
-        n, k, k_late = len(g), int(g["failed"].sum()), int(g["late"].sum())
-        row = dict(zip(keys, key, strict=True), n=n, collapsed=k, collapse_rate=k / n)
-        row["rate_lo"], row["rate_hi"] = wilson(k, n)
-        row.update(collapsed_late=k_late, late_rate=k_late / n)
-        row["late_lo"], row["late_hi"] = wilson(k_late, n)
+        n = len(g)
+        row = dict(zip(keys, key, strict=True), n=n)
+        for rule in rules:
+            k = int(g[f"_{rule}"].sum())
+            row[f"collapsed_{rule}"], row[f"{rule}_rate"] = k, k / n
+            row[f"{rule}_lo"], row[f"{rule}_hi"] = wilson(k, n)
         row["diverged"] = int(g["diverged"].astype(bool).sum())
         if lay.compare:
             row[lay.compare] = g[lay.compare].iloc[0]
@@ -138,7 +162,7 @@ def condition_table(trials: pd.DataFrame, metrics: pd.DataFrame, contract: dict 
 
 def effect_table(table: pd.DataFrame, lay: Layout) -> pd.DataFrame:
     """Each treatment value against the baseline in the same model, data set and regime: the
-    difference in collapse rate (both rules) with Newcombe's interval and Fisher's exact p."""
+    difference in collapse rate (every rule) with Newcombe's interval and Fisher's exact p."""
     if lay.compare is None:
         return pd.DataFrame()
     base_label = _label(lay.baseline)
@@ -151,11 +175,11 @@ def effect_table(table: pd.DataFrame, lay: Layout) -> pd.DataFrame:
         for _, r in g[g["treatment"] != base_label].iterrows():
             row = dict(zip([*FACETS, "regime"], key, strict=True), treatment=r["treatment"], n=int(r["n"]),
                        n_base=int(b["n"]))
-            for rule, count, rate in (("end", "collapsed", "collapse_rate"), ("late", "collapsed_late", "late_rate")):
-                d, lo, hi = newcombe_difference(int(r[count]), int(r["n"]), int(b[count]), int(b["n"]))
-                row.update({f"{rule}_rate": r[rate], f"{rule}_rate_base": b[rate], f"{rule}_diff": d,
-                            f"{rule}_lo": lo, f"{rule}_hi": hi,
-                            f"{rule}_fisher_p": fisher_p(int(r[count]), int(r["n"]), int(b[count]), int(b["n"]))})
+            for rule in [r for r in RULES if f"collapsed_{r}" in table]:
+                k, k_base = int(r[f"collapsed_{rule}"]), int(b[f"collapsed_{rule}"])
+                d, lo, hi = newcombe_difference(k, int(r["n"]), k_base, int(b["n"]))
+                row.update({f"{rule}_rate": r[f"{rule}_rate"], f"{rule}_rate_base": b[f"{rule}_rate"], f"{rule}_diff": d,
+                            f"{rule}_lo": lo, f"{rule}_hi": hi, f"{rule}_fisher_p": fisher_p(k, int(r["n"]), k_base, int(b["n"]))})
             rows.append(row)
     return pd.DataFrame(rows)
 

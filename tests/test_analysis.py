@@ -68,9 +68,9 @@ def test_condition_table_counts_and_intervals(synthetic):
         row = table.loc[(f"bn={bn}, g_steps={g}", f"{lam:g}")]
         sub = truth[(truth.bn == bn) & (truth.g_steps == g) & (truth.lam == lam)]
         k = int((sub.collapsed | sub.diverged).sum())
-        assert row["collapsed"] == k and row["collapse_rate"] == k / 200
-        assert (row["rate_lo"], row["rate_hi"]) == pytest.approx(stats.wilson(k, 200))
-        assert row["rate_lo"] < rate < row["rate_hi"]  # holds for this seed; 95% in general
+        assert row["collapsed_end"] == k and row["end_rate"] == k / 200
+        assert (row["end_lo"], row["end_hi"]) == pytest.approx(stats.wilson(k, 200))
+        assert row["end_lo"] < rate < row["end_hi"]  # holds for this seed; 95% in general
         # medians exclude diverged trials and say over how many
         assert row["fd_2d_n"] == 200 - int(sub.diverged.sum())
 
@@ -130,7 +130,7 @@ def test_collapse_share_over_time_rises_to_the_final_rate(synthetic):
     curves = tables.over_time(res.trials, res.metrics, "eval/fd_2d", res.contract)
     final = curves[curves["step"] == curves["step"].max()].set_index(["regime", "treatment"])
     table = tables.condition_table(res.trials, res.metrics, res.contract).set_index(["regime", "treatment"])
-    assert np.allclose(final["collapsed_share"], table.loc[final.index, "collapse_rate"])
+    assert np.allclose(final["collapsed_share"], table.loc[final.index, "end_rate"])
     first = curves[curves["step"] == 100]
     assert (first["collapsed_share"].values <= final["collapsed_share"].values).all()
 
