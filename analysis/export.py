@@ -1,6 +1,7 @@
 """A results folder, made small enough to commit: the two tables of the contract, its
-metadata files, and only the sample snapshots the report draws. `vi-sweep report` on the
-exported folder writes the same report as on the original."""
+metadata files, the sample snapshots the report draws and every trial's final one.
+`vi-sweep report` on the exported folder writes the same report as on the original, and
+`vi-sweep run` on a copy of it resumes the sweep (vi_sweeps.results.restore_trial_files)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from analysis import schema, tables
 from analysis.contract import open_location, with_metadata
 from analysis.figures import treatments
 from analysis.load import load_results
-from analysis.samples import sample_panels
+from analysis.samples import sample_panels, snapshot_steps
 
 
 def export_results(location: str, out: str | Path) -> dict[str, int]:
@@ -38,6 +39,10 @@ def export_results(location: str, out: str | Path) -> dict[str, int]:
     order = treatments(labelled[labelled["status"].isin(schema.FINISHED)], lay.compare)
     used = {path for finals, strips in sample_panels(res, labelled, order, lay.compare, tables.quality_metric).values()
             for _, cells in finals + strips for _, _, path in cells if path is not None}
+    for tid in res.trials.loc[res.trials["status"].isin(schema.FINISHED), "trial_id"]:
+        steps = snapshot_steps(location, tid)  # every trial's final samples: a report of a larger
+        if steps:                              # sweep resumed from this copy can still show them
+            used.add(steps[max(steps)])
     for path in sorted(used):
         target = out / posixpath.relpath(path, root)
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -323,3 +323,33 @@ def test_a_full_disk_stops_the_sweep_with_one_error_and_resume_completes(tmp_pat
         assert len(trials) == 4 and (trials["status"] == "finished").all()
         metrics = pd.read_parquet(results / schema.METRICS_FILE)
         assert (metrics.groupby("trial_id")["step"].apply(list) == [[20, 40, 60]] * 4).all()
+
+
+def test_an_exported_sweep_resumes_from_its_tables_without_rerunning_what_finished(local_ray, tmp_path):
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from analysis.contract import with_metadata
+    from analysis.export import export_results
+
+    study = write(tmp_path, GRID)
+    run_sweep(study, str(tmp_path / "first"), show_progress=False)
+    export_results(str(tmp_path / "first"), tmp_path / "exported")
+    # as if three trials (one condition) had not finished when the copy was made
+    trials = pd.read_parquet(tmp_path / "exported" / schema.TRIALS_FILE)
+    metrics = pd.read_parquet(tmp_path / "exported" / schema.METRICS_FILE)
+    dropped = set(trials.loc[(trials["lam"] == 5.0) & ~trials["bn"], "trial_id"])
+    contract = json.loads((tmp_path / "exported" / schema.CONTRACT_FILE).read_text())
+    pq.write_table(with_metadata(trials[~trials["trial_id"].isin(dropped)], contract), tmp_path / "exported" / schema.TRIALS_FILE)
+    pq.write_table(with_metadata(metrics[~metrics["trial_id"].isin(dropped)], contract), tmp_path / "exported" / schema.METRICS_FILE)
+    shutil.copytree(tmp_path / "exported", tmp_path / "resumed")
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "resumed" / "samples").rglob("*.npy")}
+    outcome = run_sweep(study, str(tmp_path / "resumed"), show_progress=False)
+    assert outcome.exit_code == 0 and len(outcome.trials) == 12 and (outcome.trials["status"] == "finished").all()
+    written = {p.parent.name for p in (tmp_path / "resumed" / "samples").rglob("*.npy") if stamps.get(p) != p.stat().st_mtime_ns}
+    assert written == dropped  # only the unfinished condition trained again
+    before = pd.read_parquet(tmp_path / "first" / schema.METRICS_FILE).sort_values(["trial_id", "step"]).reset_index(drop=True)
+    after = pd.read_parquet(tmp_path / "resumed" / schema.METRICS_FILE).sort_values(["trial_id", "step"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(after[~after["trial_id"].isin(dropped)].reset_index(drop=True),
+                                  before[~before["trial_id"].isin(dropped)].reset_index(drop=True)[after.columns])

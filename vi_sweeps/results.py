@@ -122,6 +122,29 @@ class Consolidation:
         return trials, metrics
 
 
+def restore_trial_files(store: Store) -> int:
+    """A results folder whose consolidated tables know finished trials that have no file of
+    their own (an exported copy, committed and brought back; trials/ deleted) gets those files
+    back from the tables, so a sweep resumes from it without running them again. Returns how
+    many were restored."""
+    if not store.exists(schema.TRIALS_FILE) or not store.exists(schema.METRICS_FILE):
+        return 0
+    trials = store.read_table(schema.TRIALS_FILE).to_pandas()
+    have = {n.removesuffix(".parquet") for n in store.listdir(schema.TRIALS_DIR)}
+    missing = trials[trials["status"].isin(schema.FINISHED) & ~trials["trial_id"].isin(have)]
+    if missing.empty:
+        return 0
+    metrics = store.read_table(schema.METRICS_FILE).to_pandas()
+    setting = [c for c in schema.config_columns(trials.columns) if c not in schema.TRIAL_META]
+    for _, trial in missing.iterrows():
+        rows = metrics[metrics["trial_id"] == trial["trial_id"]].drop(columns="trial_id").dropna(axis=1, how="all")
+        config = {c: trial[c] for c in setting if c in trial.index and not (isinstance(trial[c], float) and trial[c] != trial[c])}
+        table = trial_table({**config, "trial_id": trial["trial_id"]}, {}, rows.to_dict("records"), trial["status"],
+                            trial["study"], int(trial["search_trial"]), int(trial.get("pack", 1)))
+        store.write_table(schema.trial_file(trial["trial_id"]), table)
+    return len(missing)
+
+
 def consolidate(store: Store) -> tuple[pd.DataFrame, pd.DataFrame]:
     return Consolidation(store).write()
 

@@ -31,7 +31,7 @@ import pandas as pd
 from analysis import schema
 from vi_sweeps.config import ConfigError
 from vi_sweeps.lease import Lease
-from vi_sweeps.results import Consolidation, clear_error, contract, record_error, versions
+from vi_sweeps.results import Consolidation, clear_error, contract, record_error, restore_trial_files, versions
 from vi_sweeps.runner import Member, PackRunner, PackSpec
 from vi_sweeps.storage import Store, StoreError
 from vi_sweeps.study import Study, condition_key
@@ -223,6 +223,9 @@ def prepare_store(study: Study, results: str) -> Store:
         store.write_bytes(schema.STUDY_FILE, study.text.encode())
     store.write_bytes(schema.CONTRACT_FILE, json.dumps(contract(study), indent=1, default=str).encode())
     store.write_bytes(schema.VERSIONS_FILE, json.dumps(versions(), indent=2).encode())
+    restored = restore_trial_files(store)
+    if restored:
+        print(f"restored {restored} finished trials' own files from {schema.TRIALS_FILE}", file=sys.stderr)
     return store
 
 
