@@ -29,7 +29,7 @@ grid:
   lam: [0.0, 5.0]
 seeds: 4
 pack_seeds: 2
-budget: {iterations: 500, eval_every: 100}
+budget: {iterations: 1000, eval_every: 200}
 resources: {cpu: 1}
 """
 
@@ -70,9 +70,15 @@ def test_a_sweep_on_s3_is_killed_resumes_with_every_trial_once_and_reports(s3_se
     study.write_text(STUDY)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "vi_sweeps.cli", "run", str(study), "--results", results, "--no-report"]
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # One pack at a time, so the kill lands while a pack runs with its checkpoints on the server
+    # (two packs at once could both finish, taking their checkpoints with them, between two polls:
+    # a fast machine then never saw the moment to kill and the wait timed out).
+    log = tmp_path / "driver.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([*cmd, "--max-concurrent", "1"], env=env, start_new_session=True,
+                                stdout=out, stderr=subprocess.STDOUT)
     store = Store.open(results)
-    assert wait_for(lambda: len(finished_ids(store)) >= 2 and len(store.listdir("checkpoints")) >= 2)
+    assert wait_for(lambda: len(finished_ids(store)) >= 2 and len(store.listdir("checkpoints")) >= 2), log.read_text()[-3000:]
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert wait_for(lambda: session_gone(proc.pid), timeout=30)
@@ -82,7 +88,7 @@ def test_a_sweep_on_s3_is_killed_resumes_with_every_trial_once_and_reports(s3_se
     assert r.returncode == 0, r.stderr[-3000:]
     res = load_results([results], warn=False)
     assert len(res.trials) == 8 and res.trials["trial_id"].is_unique and (res.trials["status"] == "finished").all()
-    assert (res.metrics.groupby("trial_id")["step"].apply(list) == [list(range(100, 501, 100))] * 8).all()
+    assert (res.metrics.groupby("trial_id")["step"].apply(list) == [list(range(200, 1001, 200))] * 8).all()
     fs, root = pafs.FileSystem.from_uri(results)
     files = [i.path for i in fs.get_file_info(pafs.FileSelector(root, recursive=True)) if i.type == pafs.FileType.File]
     assert not [f for f in files if ".tmp-" in f] and not [f for f in files if f.endswith("lease.json")]
