@@ -100,7 +100,12 @@ def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list
     versions = _read_text(fs, posixpath.join(root, schema.VERSIONS_FILE))
     contract_text = _read_text(fs, posixpath.join(root, schema.CONTRACT_FILE))
     contract = json.loads(contract_text) if contract_text else {}
-    if fs.get_file_info(posixpath.join(root, schema.TRIALS_DIR)).type == pafs.FileType.Directory:
+    started = fs.get_file_info(posixpath.join(root, schema.TRIALS_FILE)).type != pafs.FileType.NotFound
+    if study and not started and fs.get_file_info(posixpath.join(root, schema.TRIALS_DIR)).type == pafs.FileType.NotFound:
+        # a sweep that has started but where no trial has reported yet
+        trials, metrics = build_tables([], read_errors(fs, root))
+        notes.append(f"{location}: no trial has reported yet")
+    elif fs.get_file_info(posixpath.join(root, schema.TRIALS_DIR)).type == pafs.FileType.Directory:
         files = TrialFiles(fs, root)
         trials, metrics = build_tables(files.read(), read_errors(fs, root))
         if files.corrupt:

@@ -52,6 +52,12 @@ TRIAL_META = ("trial_id", "study", "status", "search_trial", "pack")
 ROW_META = ("step", "wall_s", "collapsed", "diverged")
 # trials.parquet: the outputs of a trial (everything but its config and labels).
 TRIAL_OUTPUTS = (*TRIAL_META, "steps_done", "wall_s", "collapsed", "diverged", "error")
+# Columns the analysis adds to the trials (tables.with_labels, over_time); an axis named
+# `regime` is welcome: it is what with_labels would derive.
+DERIVED_COLUMNS = ("treatment", "failed", "dead")
+# A labelled axis becomes a column beside all of these, so it may not take one of their names
+# (nor a metric's: those hold a "/", nor a collapse definition's `collapsed_*`).
+RESERVED_NAMES = (*TRIAL_OUTPUTS, *ROW_META, *DERIVED_COLUMNS)
 REQUIRED_TRIAL_COLUMNS = ("trial_id", "status", "model", "dataset", "seed", "collapse_rule", "collapsed",
                           "diverged", "steps_done", "iterations")
 REQUIRED_METRIC_COLUMNS = ("trial_id", "step", "collapsed", "diverged")

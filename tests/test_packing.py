@@ -96,6 +96,15 @@ def test_member_k_of_a_pack_trains_as_the_single_trial_of_seed_k(model, dataset,
                 assert packed[it][key][k] == pytest.approx(single[it][key][0], rel=1e-5, abs=1e-8), (it, key)
 
 
+def test_on_images_packs_of_two_or_more_agree_bit_for_bit():
+    """Grouped convolutions (groups = K >= 2) share one kernel; a pack of one runs a plain
+    convolution, which rounds differently (to ~1e-5 relative over 20 steps: the test above on
+    images), so make_packs leaves no seed alone while its condition has company."""
+    cfgs = [tiny(dataset="digits", image_size=8, lam=5.0, seed=s) for s in (3, 4, 5, 6)]
+    four, two = losses_of(cfgs), losses_of(cfgs[1:3])
+    assert [{key: v[1:3] for key, v in r.items()} for r in four] == two
+
+
 def test_em_packs_run_each_member_as_alone():
     cfgs = [tiny(model="em", seed=s) for s in (0, 1)]
     packed = losses_of(cfgs, 5)
@@ -126,14 +135,17 @@ def test_a_diverging_member_leaves_the_others_untouched():
     for k in (0, 2):
         # bit for bit what the same pack computes without the divergence ...
         assert rows_without_wall(trial.rows[k]) == rows_without_wall(undisturbed.rows[k])
-        # ... and what the single trial of that seed computes, to float32 rounding
+        # ... and what the single trial of that seed computes, to float32 rounding: a pack of one
+        # runs plain products where a pack runs batched ones (~1e-8 a step, CPU-dependent); the
+        # metrics of 500 samples carry it further (fd_2d 2.64623 packed vs 2.64592 alone here)
         alone = Trial([cfgs[k]])
         list(evaluations(alone))
         assert [r["step"] for r in trial.rows[k]] == [4, 8, 12]
         for mine, ref in zip(trial.rows[k], alone.rows[0], strict=True):
             for key, value in ref.items():
                 if key != "wall_s" and isinstance(value, float) and not math.isnan(value):
-                    assert mine[key] == pytest.approx(value, rel=1e-4, abs=1e-8), key
+                    rel = 1e-4 if key.startswith("loss/") else 2e-3
+                    assert mine[key] == pytest.approx(value, rel=rel, abs=1e-8), key
 
 
 def test_a_pack_resumed_from_member_checkpoints_continues_bit_for_bit():

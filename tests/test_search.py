@@ -104,6 +104,10 @@ def test_asha_and_two_keys_give_a_report_with_importances(tmp_path):
     rows = pd.read_parquet(results / schema.TRIALS_FILE)
     assert set(rows["status"]) <= {"finished", "pruned"} and len(rows) == 5
     assert set(rows.loc[rows["status"] == "pruned", "steps_done"]) <= {20, 40}
+    # status counts the suggestions (it counted the study's one unsearched trial: "0/1 done")
+    status = CliRunner().invoke(main, ["status", str(results)]).output
+    done = int(rows["status"].isin(schema.FINISHED).sum())
+    assert f"trials: {done}/5 suggested so far done" in status and f"{5 - done} pruned" in status, status
     report = build_report([str(results)], str(tmp_path / "report")).read_text()
     assert "search_history.png" in report and "search_importances.png" in report
     assert (tmp_path / "report" / "search_importances.png").stat().st_size > 5000

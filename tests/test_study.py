@@ -1,3 +1,5 @@
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -69,6 +71,21 @@ BAD = {
                          "compare.baseline: 1.0 is not a value of lam; valid choices: 0.0, 5.0"),
     "search metric": ("name: x\nsearch:\n  space: {lam: {type: uniform, low: 0, high: 1}}\n  objective: {metric: fid_inception}\n",
                       "search.objective.metric: 'fid_inception' is not a metric of these data sets; valid choices: modes"),
+    # a hostile tester's finds: each was accepted, or ended in a traceback or in pydantic's words
+    "a seed count beyond max_trials": ("name: x\nseeds: 100000000000\n", "the grid has 100,000,000,000 trials"),
+    "a seed beyond int64": ("name: x\nseeds: [18446744073709551616]\n", "seeds: seeds are at most 2**63 - 1"),
+    "seeds as text": ("name: x\nseeds: abc\n", "seeds: a count (seeds 0..n-1) or a list of distinct integer seeds, got 'abc'"),
+    "seeds as booleans": ("name: x\nseeds: [true, false]\n", "seeds: a count (seeds 0..n-1) or a list of distinct"),
+    "a name too long for a folder": ("name: " + "a" * 300 + "\n", "name: String should have at most 100 characters"),
+    "no name": ("datasets: [ring8]\n", "name: missing; give one (letters, digits"),
+    "an axis that is one value": ("name: x\ngrid: {lam: 5}\n", "grid.lam: expected a list or a mapping (got 5)"),
+    "an axis named like a result column": ("name: x\ngrid:\n  status: {a: {lam: 0.0}, b: {lam: 1.0}}\n",
+                                           "grid.status: a labelled axis may not take the name of a result column"),
+    "a label that breaks tables": ("name: x\ngrid:\n  r: {'a|b': {lam: 0.0}, c: {lam: 1.0}}\n",
+                                   "grid.r: label 'a|b' must be non-empty text without '|'"),
+    "a search choice the key refuses": ("name: x\nsearch:\n  space: {bn: {type: categorical, choices: [maybe, true]}}\n",
+                                        "search.space.bn.choices[0]: Input should be a valid boolean"),
+    "cuda without a gpu": ("name: x\nbase: {device: cuda}\n", "device: cuda, but resources.gpu is 0"),
     "huge grid": ("name: x\ngrid:\n" + "".join(f"  {k}: [{', '.join(str(v) for v in range(1, 11))}]\n"
                                              for k in ("hidden", "z_dim", "width", "g_repeats", "d_steps",
                                                        "g_steps", "mlp_layers", "batch_size")) + "seeds: 10\n",
@@ -124,6 +141,7 @@ SET_CASES = {
     "a bad value": ("lr=-1", "--set: lr: Input should be greater than 0"),
     "the seed": ("seed=3", "--set: seed: set by `seeds:`"),
     "no equals sign": ("lr", "--set: 'lr': expected KEY=VALUE"),
+    "a budget key": ("iterations=3", "--set: iterations: set by budget.iterations of"),
 }
 
 
@@ -151,6 +169,56 @@ def test_all_problems_are_listed_together(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_study(study)
     assert len(err.value.problems) == 4
+
+
+def test_every_problem_of_a_search_section_is_listed_not_only_the_first(tmp_path):
+    """A bad `search.trials` dropped the whole section from the second pass, so its space's
+    problems (an unknown key, low above high) went unreported until the next attempt."""
+    study = tmp_path / "bad.yaml"
+    study.write_text("name: x\nsearch:\n  trials: 0\n  space:\n    lamm: {type: uniform, low: 0, high: 1}\n"
+                     "    lam: {type: uniform, low: 1, high: 0}\n")
+    with pytest.raises(ConfigError) as err:
+        load_study(study)
+    assert [p.split(":")[0] for p in err.value.problems] == ["search.trials", "search.space.lamm", "search.space.lam"]
+
+
+def test_yaml_anchors_and_merge_keys_are_yaml(tmp_path):
+    study = tmp_path / "merge.yaml"
+    study.write_text("name: x\nbase: {lr: 0.001}\ngrid:\n  r:\n    a: &common {bn: false, g_steps: 5}\n"
+                     "    b: {<<: *common, g_steps: 1}\n")
+    loaded = load_study(study)
+    assert sorted((t.labels["r"], t.config.bn, t.config.g_steps) for t in loaded.trials) == [("a", False, 5), ("b", False, 1)]
+
+
+BAD_PLACES = {
+    "empty": ([], "--results", "", "--results: an empty path"),
+    "unknown scheme": ([], "--results", "foo://bar", "--results: foo://bar: not a filesystem URI pyarrow knows; valid schemes"),
+    "uncreatable": ([], "--results", "/proc/vi-sweeps/r", "--results: /proc/vi-sweeps/r: cannot create the results folder"),
+    "address": (["--results", "RESULTS"], "--address", "garbage", "--address: garbage: not a Ray address; valid forms: HOST:PORT"),
+    "concurrency": (["--results", "RESULTS"], "--max-concurrent", "0", "'--max-concurrent': 0 is not in the range x>=1"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_PLACES))
+def test_a_bad_place_to_run_exits_2_and_writes_nothing(case, tmp_path):
+    extra, option, value, expected = BAD_PLACES[case]
+    study = tmp_path / "s.yaml"
+    study.write_text("name: s\nbudget: {iterations: 4, eval_every: 2}\n")
+    args = [a.replace("RESULTS", str(tmp_path / "r")) for a in extra]
+    r = subprocess.run([sys.executable, "-m", "vi_sweeps.cli", "run", str(study), *args, option, value],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and expected in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]
+
+
+def test_a_report_that_cannot_be_written_exits_2_naming_the_folder(tmp_path):
+    from analysis.synthetic import synthetic_results
+
+    synthetic_results(tmp_path / "results", {(True, 1, 0.0): 0.5, (True, 1, 5.0): 0.5}, seeds=4)
+    (tmp_path / "out").write_text("a file where the report folder would go")
+    r = CliRunner().invoke(main, ["report", str(tmp_path / "results"), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 2 and f"cannot write the report to {tmp_path / 'out'}" in r.output, r.output
 
 
 def test_a_large_grid_validates_in_seconds(tmp_path):

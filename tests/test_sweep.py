@@ -220,6 +220,8 @@ def test_ctrl_c_stops_cleanly_exits_130_and_names_what_is_unfinished(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     store = Store.open(str(results))
     assert wait_for(lambda: len(finished_ids(store)) >= 1)
+    while_running = CliRunner().invoke(main, ["status", str(results)]).output
+    assert f"driver {os.uname().nodename}:{proc.pid}" in while_running and "in progress" in while_running, while_running
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-3000:]
@@ -229,6 +231,19 @@ def test_ctrl_c_stops_cleanly_exits_130_and_names_what_is_unfinished(tmp_path):
     unfinished = 6 - len(finished_ids(store))
     assert f"{unfinished} trial(s) did not finish" in err
     assert not (results / "lease.json").exists()
+    # a trial left marked running is shown as interrupted, not as in progress
+    marked = (pd.read_parquet(results / schema.TRIALS_FILE)["status"] == "running").sum()
+    after = CliRunner().invoke(main, ["status", str(results)]).output
+    assert "no driver (stopped or finished)" in after and f"{marked} interrupted (run the same command" in after, after
+    assert "in progress" not in after
+
+
+def test_status_of_a_sweep_where_no_trial_has_reported_yet_counts_its_trials(tmp_path):
+    """It exited 2 with `trials.parquet missing` between the driver's start and the first report."""
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / schema.STUDY_FILE).write_text(GRID)
+    r = CliRunner().invoke(main, ["status", str(tmp_path / "r")])
+    assert r.exit_code == 0 and "trials: 0/12 done" in r.output and "12 not started" in r.output, r.output
 
 
 TWO_DRIVERS = SLOW.replace("name: interrupted", "name: contested").replace("iterations: 600", "iterations: 1000")
@@ -353,3 +368,27 @@ def test_an_exported_sweep_resumes_from_its_tables_without_rerunning_what_finish
     after = pd.read_parquet(tmp_path / "resumed" / schema.METRICS_FILE).sort_values(["trial_id", "step"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(after[~after["trial_id"].isin(dropped)].reset_index(drop=True),
                                   before[~before["trial_id"].isin(dropped)].reset_index(drop=True)[after.columns])
+
+
+def test_the_default_relative_results_folder_is_where_the_caller_stands(tmp_path):
+    """Ray workers run in their own working directory: a relative RESULTS (the default
+    results/NAME) handed to them as given wrote every trial somewhere else, and the driver
+    found 0 of 4 finished."""
+    (tmp_path / "study.yaml").write_text(FULL)
+    cmd = [sys.executable, "-m", "vi_sweeps.cli", "run", "study.yaml", "--no-report"]
+    r = subprocess.run(cmd, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    trials = pd.read_parquet(tmp_path / "results" / "fills-the-disk" / schema.TRIALS_FILE)
+    assert len(trials) == 4 and (trials["status"] == "finished").all()
+    assert len(list((tmp_path / "results" / "fills-the-disk" / "trials").glob("*.parquet"))) == 4
+
+
+def test_a_table_that_cannot_be_written_at_the_end_is_one_error_not_a_traceback(local_ray, tmp_path):
+    """The last consolidation failing (a full disk, a path taken by a folder) raised StoreError
+    out of run_sweep; now the sweep reports it, exits 1, and every trial file is kept."""
+    study = write(tmp_path, GRID)
+    (tmp_path / "r" / schema.METRICS_FILE / "in-the-way").mkdir(parents=True)
+    outcome = run_sweep(study, str(tmp_path / "r"), show_progress=False)
+    assert outcome.exit_code == 1 and f"cannot write {tmp_path / 'r' / schema.METRICS_FILE}" in outcome.stop_reason
+    assert len(outcome.trials) == 12 and (outcome.trials["status"] == "finished").all()
+    assert len(list((tmp_path / "r" / "trials").glob("*.parquet"))) == 12

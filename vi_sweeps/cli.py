@@ -151,10 +151,12 @@ def validate(study, list_trials, assignments) -> None:
 @main.command()
 @click.argument("study", type=click.Path(dir_okay=False))
 @click.option("--results", default=None, help="folder or URI (s3://...); default results/NAME")
-@click.option("--address", default=None, help="a running Ray cluster (ray://... or HOST:PORT); default: embedded local Ray")
+@click.option("--address", default=None, help="a running Ray cluster: HOST:PORT, auto, or ray://HOST:10001 "
+              "(needs ray[client]); default: embedded local Ray")
 @click.option("--resume", is_flag=True, help="finish an interrupted sweep: as running the same command again, but "
               "refused when RESULTS holds no sweep (a mistyped path would start a new one)")
-@click.option("--max-concurrent", type=int, default=None, help="Ray trials (packs) at once (default: as resources allow)")
+@click.option("--max-concurrent", type=click.IntRange(min=1), default=None,
+              help="Ray trials (packs) at once (default: as resources allow)")
 @click.option("--dry-run", is_flag=True, help="print the trial table and its size; run nothing")
 @click.option("--report/--no-report", default=True, show_default=True, help="write the report when done")
 @click.option("--tensorboard", is_flag=False, flag_value="RESULTS/tensorboard", default=None, metavar="[DIR]",
@@ -169,9 +171,10 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
         click.echo(f"{study}: {len(spec.trials)} trials (dry run: nothing written)")
         return
     from vi_sweeps.lease import LeaseHeld
+    from vi_sweeps.storage import StoreError
     from vi_sweeps.sweep import describe, run_sweep
 
-    results = results or f"results/{spec.name}"
+    results = f"results/{spec.name}" if results is None else results
     if resume:
         from analysis.schema import STUDY_FILE
         from vi_sweeps.storage import Store
@@ -194,6 +197,9 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
     except LeaseHeld as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(EXIT_OWNED)
+    except StoreError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_ERRORED)
     counts = outcome.trials["status"].value_counts().to_dict() if len(outcome.trials) else {}
     started = set(outcome.trials["trial_id"]) if len(outcome.trials) else set()
     click.echo(f"results: {results}  ({', '.join(f'{v} {k}' for k, v in sorted(counts.items())) or 'nothing run'})")
@@ -217,6 +223,9 @@ def write_report(results: list[str], out: str) -> None:
         path = build_report(results, out)
     except ResultsError as err:
         click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except OSError as err:  # the output folder cannot be written (a file, no permission, no space)
+        click.echo(f"error: cannot write the report to {out}: {err.strerror or err}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     click.echo(f"report: {path}")
 
@@ -269,7 +278,7 @@ def export(results, dest) -> None:
               help="suggestions per search cell (default: the study's)")
 @click.option("--results", default=None, help="folder or URI; default results/NAME")
 @click.option("--address", default=None, help="a running Ray cluster; default: embedded local Ray")
-@click.option("--max-concurrent", type=int, default=None)
+@click.option("--max-concurrent", type=click.IntRange(min=1), default=None, help="Ray trials at once")
 @click.option("--report/--no-report", default=True, show_default=True)
 @force_option
 @set_option
@@ -278,8 +287,9 @@ def tune(study, n_trials, results, address, max_concurrent, report, force, assig
     spec = load_or_exit(study, assignments, with_ids=True)
     from vi_sweeps.lease import LeaseHeld
     from vi_sweeps.search import run_search
+    from vi_sweeps.storage import StoreError
 
-    results = results or f"results/{spec.name}"
+    results = f"results/{spec.name}" if results is None else results
     try:
         names, control = run_search(spec, results, n_trials=n_trials, address=address,
                                     max_concurrent=max_concurrent, force=force)
@@ -288,6 +298,9 @@ def tune(study, n_trials, results, address, max_concurrent, report, force, assig
     except LeaseHeld as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(EXIT_OWNED)
+    except StoreError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_ERRORED)
     click.echo(f"results: {results}  (Optuna studies: {', '.join(names)})")
     if control.reason:
         click.echo(f"stopped: {control.reason}", err=True)

@@ -114,8 +114,12 @@ class Consolidation:
                 done.add(table.column("trial_id")[0].as_py())
         return done
 
+    def build(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The consolidated tables as the per-trial files stand, written nowhere."""
+        return build_tables(self.tables(), read_errors(self.store.fs, self.store.root))
+
     def write(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        trials, metrics = build_tables(self.tables(), read_errors(self.store.fs, self.store.root))
+        trials, metrics = self.build()
         meta = read_contract(self.store)
         self.store.write_table(schema.METRICS_FILE, with_metadata(metrics, meta))
         self.store.write_table(schema.TRIALS_FILE, with_metadata(trials, meta))

@@ -12,6 +12,7 @@ Re-running adds trials to the stored studies.
 from __future__ import annotations
 
 import json
+import warnings
 
 import optuna
 from ray import tune
@@ -22,7 +23,7 @@ from analysis import schema
 from vi_sweeps.config import ConfigError, TrialConfig
 from vi_sweeps.results import Consolidation, record_error, trial_status
 from vi_sweeps.runner import Member, PackSpec
-from vi_sweeps.storage import Store
+from vi_sweeps.storage import Store, StoreError
 from vi_sweeps.study import Search, Study, condition_key
 from vi_sweeps.sweep import Progress, SweepControl, driving, progress_callback, run_config, trainable_for
 
@@ -97,6 +98,8 @@ def run_search(study: Study, results: str, n_trials: int | None = None, address:
     """Run the search; returns (Optuna study names, SweepControl) - the control says whether
     the search stopped early and with which exit code."""
     search = study.spec.search
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per trial on the terminal
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if search is None:
         raise ConfigError(study.source, ["search: missing; `vi-sweep tune` needs a search section"])
     if not search.storage and "://" in results:
@@ -115,16 +118,19 @@ def run_search(study: Study, results: str, n_trials: int | None = None, address:
                 names.append(name)
                 outcomes += ran
         interrupted = bool(control.reason)
-        for spec, error in outcomes:
-            if error is not None:  # a pack that failed (after Ray's retries) is an error, as in `run`
-                for member, tid in zip(spec.members, spec.trial_ids, strict=True):
-                    record_error(store, {**member.config, "trial_id": tid}, member.labels, study.name,
-                                 error[:2000], len(spec.members))
-                control.stop("some search trials failed; their errors are in RESULTS/errors/", 1)
-            elif not interrupted:  # stopped by the scheduler; an interrupted trial is unfinished instead
-                mark_pruned(store, spec.trial_ids)
-        consolidation.write()
-        export_search(storage, names, store, url, search.objective.mode)
+        try:
+            for spec, error in outcomes:
+                if error is not None:  # a pack that failed (after Ray's retries) is an error, as in `run`
+                    for member, tid in zip(spec.members, spec.trial_ids, strict=True):
+                        record_error(store, {**member.config, "trial_id": tid}, member.labels, study.name,
+                                     error[:2000], len(spec.members))
+                    control.stop("some search trials failed; their errors are in RESULTS/errors/", 1)
+                elif not interrupted:  # stopped by the scheduler; an interrupted trial is unfinished instead
+                    mark_pruned(store, spec.trial_ids)
+            consolidation.write()
+            export_search(storage, names, store, url, search.objective.mode)
+        except StoreError as err:
+            control.stop(f"{err}; run the same command again once the store is writable", 1)
     return names, control
 
 
@@ -202,6 +208,8 @@ def export_search(storage, names: list[str], store: Store, url: str, mode: str) 
         ot_study = optuna.load_study(study_name=name, storage=storage)
         complete = ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if len(complete) >= 2 and len(complete[0].params) > 1:
-            importances[name] = optuna.importance.get_param_importances(ot_study)
+            with warnings.catch_warnings():  # "importances will be equal" on a flat objective: the figure shows it
+                warnings.simplefilter("ignore", UserWarning)
+                importances[name] = optuna.importance.get_param_importances(ot_study)
     store.write_bytes(schema.SEARCH_META, json.dumps({"storage": url, "studies": names, "mode": mode,
                                                       "importances": importances}).encode())

@@ -14,7 +14,8 @@ from analysis.tables import condition_columns
 
 
 def _expected(study_text: str, source: str) -> pd.DataFrame | None:
-    """Every trial the study defines (id, axes), or None if the study no longer validates."""
+    """Every trial the study defines (id, axes); None if the study no longer validates, or if
+    it is a search (`vi-sweep tune`), whose trials are what its sampler suggested."""
     from vi_sweeps.config import ConfigError
     from vi_sweeps.study import load_study_text
 
@@ -23,7 +24,26 @@ def _expected(study_text: str, source: str) -> pd.DataFrame | None:
         rows = [{"trial_id": t.trial_id, **t.labels, **t.config.model_dump()} for t in study.trials]
     except (ConfigError, OSError):
         return None
-    return pd.DataFrame(rows)
+    return None if study.spec.search is not None else pd.DataFrame(rows)
+
+
+def _driver(location: str) -> dict | None:
+    """The driver that holds the folder now (its lease), or None: then a trial still marked
+    running was interrupted, and a re-run starts it again."""
+    import socket
+
+    from vi_sweeps.lease import _pid_alive, read_lease
+    from vi_sweeps.storage import Store
+
+    try:
+        held = read_lease(Store.open(location, create=False))
+    except OSError:
+        return None
+    if not held:
+        return None
+    if held.get("host") == socket.gethostname() and not _pid_alive(int(held.get("pid", 0) or 0)):
+        return None
+    return held
 
 
 def sweep_status(location: str, as_json: bool = False) -> str:
@@ -31,24 +51,30 @@ def sweep_status(location: str, as_json: bool = False) -> str:
     if not source["study"]:
         raise FileNotFoundError(f"{location}: no {schema.STUDY_FILE}, not a results folder")
     expected = _expected(source["study"], f"{location}/{schema.STUDY_FILE}")
+    driver = _driver(location)
     axes = [a for a in source["contract"].get("axes", []) if a != "seed"]
+    if driver is None and len(trials):
+        trials = trials.assign(status=trials["status"].replace({"running": "interrupted"}))
     status = trials.set_index("trial_id")["status"] if len(trials) else pd.Series(dtype=str)
     table = expected if expected is not None else trials
-    table = table.assign(status=table["trial_id"].map(status).fillna("pending"))
+    table = table.assign(status=table["trial_id"].map(status).fillna("pending")) if len(table) else \
+        pd.DataFrame({"trial_id": [], "status": []})
     keys = [a for a in axes if a in table] or condition_columns(table)
     counts = table["status"].value_counts().to_dict()
     done = counts.get("finished", 0) + counts.get("diverged", 0)
-    running = trials[trials["status"] == "running"] if len(trials) else trials
+    running = trials[trials["status"].isin(["running", "interrupted"])] if len(trials) else trials
     per_condition = (table.assign(done=table["status"].isin(schema.FINISHED))
                      .groupby(keys, dropna=False, sort=True)
                      .agg(trials=("trial_id", "size"), done=("done", "sum"),
-                          running=("status", lambda s: int((s == "running").sum())),
+                          running=("status", lambda s: int(s.isin(["running", "interrupted"]).sum())),
                           errors=("status", lambda s: int((s == "error").sum())))
                      .reset_index()) if keys else pd.DataFrame()
     collapsed = int((trials["collapsed"].astype(bool) & trials["status"].isin(schema.FINISHED)).sum()) if len(trials) else 0
     summary = {"location": location, "study": (source["contract"] or {}).get("study") or _name(source["study"]),
                "total": len(table), "done": done, "finished": counts.get("finished", 0),
                "diverged": counts.get("diverged", 0), "collapsed": collapsed, "running": counts.get("running", 0),
+               "interrupted": counts.get("interrupted", 0), "search": expected is None,
+               "driver": {k: driver.get(k) for k in ("host", "pid")} if driver else None,
                "pruned": counts.get("pruned", 0), "errors": counts.get("error", 0), "pending": counts.get("pending", 0),
                "notes": notes}
     if as_json:
@@ -56,9 +82,13 @@ def sweep_status(location: str, as_json: bool = False) -> str:
                                   for r in running.itertuples()]
         summary["conditions"] = json.loads(per_condition.to_json(orient="records"))
         return json.dumps(summary, indent=1, default=str)
-    lines = [f"study {summary['study']} in {location}",
-             f"trials: {done}/{len(table)} done ({summary['finished']} finished, {summary['diverged']} diverged, "
-             f"{collapsed} collapsed), {summary['running']} in progress, {summary['pruned']} pruned, "
+    by = f"driver {driver.get('host')}:{driver.get('pid')}" if driver else "no driver (stopped or finished)"
+    in_progress = (f"{summary['running']} in progress" if driver else
+                   f"{summary['interrupted']} interrupted (run the same command again to resume them)")
+    total = f"{len(table)} suggested so far" if expected is None else f"{len(table)}"
+    lines = [f"study {summary['study']} in {location}; {by}",
+             f"trials: {done}/{total} done ({summary['finished']} finished, {summary['diverged']} diverged, "
+             f"{collapsed} collapsed), {in_progress}, {summary['pruned']} pruned, "
              f"{summary['errors']} errors, {summary['pending']} not started"]
     lines += [f"  {r.trial_id}  step {r.steps_done}/{r.iterations}" for r in running.itertuples()]
     if len(per_condition):

@@ -52,7 +52,10 @@ class Store:
             if not create:
                 raise FileNotFoundError(f"{location}: no such results folder")
             fs.create_dir(root, recursive=True)
-        return cls(fs, root, location)
+        # A local folder is named by its absolute path: Ray workers run in their own working
+        # directory, so a relative name handed to them would write somewhere else.
+        uri = location if "://" in location else root
+        return cls(fs, root, uri)
 
     @property
     def is_local(self) -> bool:

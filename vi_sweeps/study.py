@@ -28,10 +28,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from analysis import schema
 from vi_sweeps.config import EXECUTION_KEYS, ConfigError, TrialConfig, describe_errors
 
 Scalar = bool | int | float | str
-NOT_AXES = ("seed", "model", "dataset")  # set by `seeds:`, `models:`, `datasets:`
+NOT_AXES = ("seed", "model", "dataset")
+MAX_SEED = 2**63 - 1  # seeds are stored as int64  # set by `seeds:`, `models:`, `datasets:`
 
 
 class Budget(BaseModel):
@@ -95,13 +97,14 @@ class Compare(BaseModel):
 
 class StudyFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="letters, digits, . _ -; not starting with . _ -")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100,
+                      description="letters, digits, . _ -; not starting with . _ -; at most 100 characters")
     description: str = ""
     models: list[str] = Field(default_factory=lambda: ["gan"])
     datasets: list[str] = Field(default_factory=lambda: ["ring8"])
     base: dict[str, Any] = Field(default_factory=dict)
     grid: dict[str, list[Scalar] | dict[str, dict[str, Any]]] = Field(default_factory=dict)
-    seeds: int | list[int] = Field(1, description="a count (seeds 0..n-1) or a list of distinct seeds")
+    seeds: Any = Field(1, description="a count (seeds 0..n-1) or a list of distinct seeds")
     pack_seeds: int = Field(1, gt=0, description="seeds of one condition trained together as one vectorised model")
     budget: Budget | None = None
     resources: Resources = Resources()
@@ -119,16 +122,24 @@ class StudyFile(BaseModel):
 
     @field_validator("seeds")
     @classmethod
-    def _seeds(cls, v: int | list[int]) -> int | list[int]:
-        if isinstance(v, int) and v < 1:
-            raise ValueError(f"a seed count must be at least 1, got {v}")
-        if isinstance(v, list):
-            if not v:
-                raise ValueError("an empty list of seeds")
-            if any(s < 0 for s in v):
-                raise ValueError(f"seeds are non-negative, got {[s for s in v if s < 0]}")
-            if len(set(v)) != len(v):
-                raise ValueError(f"seed(s) {sorted({s for s in v if v.count(s) > 1})} appear more than once")
+    def _seeds(cls, v: Any) -> int | list[int]:
+        def integer(x: Any) -> bool:
+            return isinstance(x, int) and not isinstance(x, bool)
+
+        if integer(v):
+            if v < 1:
+                raise ValueError(f"a seed count must be at least 1, got {v}")
+            return v
+        if not isinstance(v, list) or not all(integer(s) for s in v):
+            raise ValueError(f"a count (seeds 0..n-1) or a list of distinct integer seeds, got {_shown(v)}")
+        if not v:
+            raise ValueError("an empty list of seeds")
+        if any(s < 0 for s in v):
+            raise ValueError(f"seeds are non-negative, got {[s for s in v if s < 0]}")
+        if any(s > MAX_SEED for s in v):
+            raise ValueError(f"seeds are at most 2**63 - 1 (stored as 64-bit integers), got {[s for s in v if s > MAX_SEED]}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"seed(s) {sorted({s for s in v if v.count(s) > 1})} appear more than once")
         return v
 
 
@@ -229,7 +240,16 @@ def _axes(spec: StudyFile, problems: list[str]) -> list[tuple[str, list[tuple[st
             if name in fields:
                 problems.append(f"grid.{name}: a config key takes a list of values, not labelled settings")
                 continue
+            if name in schema.RESERVED_NAMES or "/" in name or name.startswith("collapsed"):
+                problems.append(f"grid.{name}: a labelled axis may not take the name of a result column; reserved: "
+                                f"{', '.join(dict.fromkeys(schema.RESERVED_NAMES))}, metric keys (with '/'), collapsed_*")
+                continue
             keys = set()
+            for label in values:
+                text = str(label)
+                if not text.strip() or any(c in text for c in "|\n\r"):
+                    problems.append(f"grid.{name}: label {text!r} must be non-empty text without '|' or line "
+                                    "breaks (labels name conditions in tables and figures)")
             for label, setting in values.items():
                 for key in setting:
                     if key not in fields or key == "seed":
@@ -281,7 +301,8 @@ def _check_values(spec: StudyFile, problems: list[str]) -> None:
 
 
 def grid_size(spec: StudyFile) -> int:
-    return len(spec.models) * len(spec.datasets) * math.prod(len(v) for v in spec.grid.values()) * len(seed_list(spec))
+    seeds = spec.seeds if isinstance(spec.seeds, int) else len(spec.seeds)
+    return len(spec.models) * len(spec.datasets) * math.prod(len(v) for v in spec.grid.values()) * seeds
 
 
 def expand(spec: StudyFile, problems: list[str]) -> tuple[list[TrialSpec], list[tuple[str, list]]]:
@@ -346,6 +367,12 @@ def check_search(spec: StudyFile, problems: list[str]) -> None:
         if entry.type == "categorical":
             if not entry.choices:
                 problems.append(f"{where}: categorical needs a non-empty `choices` list")
+            for i, choice in enumerate(entry.choices or []):
+                try:
+                    TrialConfig.model_validate({key: choice})
+                except ValidationError as err:
+                    problems += [f"{where}.choices[{i}]: {line.split(': ', 1)[1]}"
+                                 for line in describe_errors([e for e in err.errors() if e["loc"]])]
             continue
         if entry.low is None or entry.high is None:
             problems.append(f"{where}: {entry.type} needs `low` and `high`")
@@ -389,6 +416,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         keys = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: its keys may be overridden here
+                continue
             key = self.construct_object(key_node, deep=True)
             if key in keys:
                 raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
@@ -424,6 +453,10 @@ def check_overrides(raw: dict, overrides: dict[str, Any], source: str) -> None:
             problems.append(f"{key}: a grid axis of {source} ({grid[key]}); --set would be ignored, edit the study")
         elif key in labelled:
             problems.append(f"{key}: set by the labelled axis grid.{labelled[key]} of {source}; edit the study")
+        elif isinstance(raw.get("budget"), dict) and key in raw["budget"]:
+            problems.append(f"{key}: set by budget.{key} of {source}; edit the study")
+        elif key == "collapse_rule" and raw.get("collapse_rule") is not None:
+            problems.append(f"{key}: set by collapse_rule: of {source}; edit the study")
         else:
             try:
                 TrialConfig.model_validate({key: value})
@@ -458,14 +491,13 @@ def load_study_text(text: str, source: str, overrides: dict[str, Any] | None = N
     except ValidationError as err:
         problems += _study_errors(err)
         # Check the sections that did parse too, so one run lists every problem.
-        bad = {e["loc"][0] for e in err.errors() if e["loc"]}
-        rest = {k: v for k, v in raw.items() if k not in bad}
-        rest.setdefault("name", "unnamed")
-        try:
-            spec = StudyFile.model_validate(rest)
-        except ValidationError:
+        spec = _what_parses(raw, err)
+        if spec is None:
             raise ConfigError(source, problems) from None
     trials, axes = expand(spec, problems)
+    if any(t.config.device == "cuda" for t in trials) and spec.resources.gpu == 0:
+        problems.append("device: cuda, but resources.gpu is 0, so Ray would place trials where no GPU is reserved; "
+                        "set resources: {gpu: 1} (or a fraction), or device: auto")
     check_search(spec, problems)
     check_compare(spec, axes, problems)
     if not problems and not trials:
@@ -476,9 +508,57 @@ def load_study_text(text: str, source: str, overrides: dict[str, Any] | None = N
     return Study(source, spec, text, trials, [name for name, _ in axes] + ["seed"], labelled)
 
 
-def _study_errors(err: ValidationError) -> list[str]:
-    lines = []
+_TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "text", "bool": "true or false", "list": "a list",
+               "dict": "a mapping"}
+
+
+def _what_parses(raw: dict, err: ValidationError) -> StudyFile | None:
+    """The study without the keys that failed (a bad `search.trials` drops only itself, so the
+    rest of `search:` is still checked), or None if even that does not parse."""
+    import copy
+
+    rest = copy.deepcopy(raw)
+    rest.setdefault("name", "unnamed")
     for e in err.errors():
+        loc = e["loc"]
+        if not loc:
+            continue
+        parent = rest.get(loc[0])
+        if len(loc) >= 2 and isinstance(parent, dict) and isinstance(loc[1], str) and loc[0] not in ("grid", "base"):
+            parent.pop(loc[1], None)  # a sub-key of a section
+        else:
+            rest.pop(loc[0], None)
+    for _ in range(2):
+        try:
+            return StudyFile.model_validate(rest)
+        except ValidationError as again:  # a section that needs the key that was dropped: drop it whole
+            for e in again.errors():
+                if e["loc"]:
+                    rest.pop(e["loc"][0], None)
+            rest.setdefault("name", "unnamed")
+    return None
+
+
+def _shown(value: Any, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _is_type_tag(part: Any) -> bool:
+    """pydantic names the branch of a union it tried in the error's location (`list[int]`)."""
+    return isinstance(part, str) and ("[" in part or part in _TYPE_WORDS)
+
+
+def _study_errors(err: ValidationError) -> list[str]:
+    """One line per problem, in the study's own terms: a value that fits no branch of a union
+    is one line saying what the key takes, not one line per branch."""
+    lines, unions = [], {}
+    for e in err.errors():
+        if any(_is_type_tag(p) for p in e["loc"]):
+            path = [p for p in e["loc"] if not _is_type_tag(p)]
+            tag = [p for p in e["loc"] if _is_type_tag(p)][-1].split("[")[0]
+            unions.setdefault(".".join(map(str, path)), (e.get("input"), []))[1].append(_TYPE_WORDS.get(tag, tag))
+            continue
         key = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
             parent = StudyFile
@@ -487,8 +567,13 @@ def _study_errors(err: ValidationError) -> list[str]:
                 inner = getattr(ann, "annotation", None)
                 parent = next((a for a in getattr(inner, "__args__", (inner,)) if isinstance(a, type) and issubclass(a, BaseModel)), parent)
             lines.append(f"{key}: unknown key; valid keys: {', '.join(parent.model_fields)}")
+        elif e["type"] == "missing":
+            field = StudyFile.model_fields.get(key)
+            lines.append(f"{key}: missing" + (f"; give one ({field.description})" if field is not None and field.description else ""))
         elif e["type"] == "value_error":
-            lines.append(f"{key.split('.')[0]}: {e['msg'].removeprefix('Value error, ')} (got {e.get('input')!r})")
+            lines.append(f"{key.split('.')[0]}: {e['msg'].removeprefix('Value error, ')}")
         else:
-            lines.append(f"{key}: {e['msg']} (got {e.get('input')!r})")
+            lines.append(f"{key}: {e['msg']} (got {_shown(e.get('input'))})")
+    for key, (value, kinds) in unions.items():
+        lines.append(f"{key}: expected {' or '.join(dict.fromkeys(kinds))} (got {_shown(value)})")
     return lines

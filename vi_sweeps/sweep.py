@@ -14,6 +14,7 @@ cannot be written (a full disk), or when another driver takes the lease over.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from analysis import schema
 from vi_sweeps.config import ConfigError
@@ -61,15 +63,20 @@ def trial_cost(config) -> float:
 
 
 def make_packs(study: Study, results: str, todo_ids: set[str], tensorboard: str = "") -> list[PackSpec]:
-    """The unfinished trials of each condition, in seed order, in packs of `pack_seeds`."""
+    """The unfinished trials of each condition, in seed order, in packs of at most `pack_seeds`,
+    as even as they divide (9 seeds at 8 a pack: 5 and 4, not 8 and 1). So no seed of a packing
+    study trains alone while it has company: a pack of one runs plain products and convolutions
+    instead of batched and grouped ones, which round differently (to ~1e-8 a step)."""
     by_condition: dict[str, list] = defaultdict(list)
     for t in study.trials:
         if t.trial_id in todo_ids:
             by_condition[condition_key(t.config, t.labels)].append(t)
     k, packs = study.spec.pack_seeds, []
     for trials in by_condition.values():
-        for i in range(0, len(trials), k):
-            chunk = trials[i:i + k]
+        n = -(-len(trials) // k)  # packs needed
+        bounds = [len(trials) * i // n for i in range(n + 1)]
+        for lo, hi in itertools.pairwise(bounds):
+            chunk = trials[lo:hi]
             members = tuple(Member(t.config.model_dump(), t.labels) for t in chunk)
             packs.append(PackSpec(results, study.name, members, cost=sum(trial_cost(t.config) for t in chunk),
                                   axes=tuple(study.axes), tensorboard=tensorboard))
@@ -144,6 +151,10 @@ def ray_session(address: str | None):
                 failed = None
             except ConnectionError as err:
                 failed = err
+            except ValueError as err:  # a malformed address, or ray:// without Ray Client installed
+                why = ("not a Ray address; valid forms: HOST:PORT (the head's GCS port, 6379), auto, "
+                       "ray://HOST:10001 (needs `pip install 'ray[client]'`)") if "Invalid address" in str(err) else str(err)
+                raise ConfigError("--address", [f"{address}: {why}"]) from None
         if failed is not None:
             text = said() + str(failed.__cause__ or failed)
             why = ("the cluster refused this driver's token" if "Unauthenticated" in text or "InvalidAuthToken" in text
@@ -177,6 +188,8 @@ def check_location(study: Study, results: str) -> None:
     """Refuse, before anything is written, a results location that is a file, is not
     writable, or holds another study."""
     problems = []
+    if not results.strip():
+        raise ConfigError("--results", ["an empty path; name a folder or a URI (s3://BUCKET/PATH)"])
     if "://" not in results:
         path = Path(results).expanduser()
         existing = next(p for p in [path, *path.parents] if p.exists())
@@ -189,8 +202,10 @@ def check_location(study: Study, results: str) -> None:
             store = Store.open(results, create=False)
         except FileNotFoundError:
             return
-        except OSError as err:
-            raise ConfigError(study.source, [f"--results {results}: {err}"]) from None
+        except (OSError, pa.ArrowException) as err:
+            why = ("not a filesystem URI pyarrow knows; valid schemes: s3://, gs://, hdfs://, file://"
+                   if "Unrecognized filesystem" in str(err) else str(err))
+            raise ConfigError("--results", [f"{results}: {why}"]) from None
         if store.exists(schema.STUDY_FILE) and store.read_bytes(schema.STUDY_FILE).decode() != study.text:
             problems.append(f"{store.uri} holds a different study file; pass another --results or restore the study as run")
     if problems:
@@ -426,7 +441,11 @@ def driving(study: Study, results: str, address: str | None, force: bool):
     control = SweepControl()
     with ray_session(address):
         check_resources(study)
-        store = Store.open(results)
+        try:
+            store = Store.open(results)
+        except (OSError, pa.ArrowException) as err:  # the first write: nothing has been written
+            raise ConfigError("--results", [f"{results}: cannot create the results folder: "
+                                            f"{getattr(err, 'strerror', None) or err}"]) from None
         control.lease = Lease(store).acquire(force)
         try:
             prepare_store(study, results)
@@ -452,13 +471,21 @@ def run_sweep(study: Study, results: str, address: str | None = None, max_concur
                 progress.cost_todo = sum(p.cost for p in packs)
             with control.signals():
                 grid = _fit_grid(study, store, packs, control, progress, consolidation, max_concurrent)
-            for result in grid:
-                if result.error is not None and not control.reason:
-                    spec = packs[result.config["pack"]]
-                    for member, tid in zip(spec.members, spec.trial_ids, strict=True):
-                        record_error(store, {**member.config, "trial_id": tid}, member.labels, study.name,
-                                     repr(result.error)[:2000], len(spec.members))
-        trials, _ = consolidation.write()
+            try:
+                for result in grid:
+                    if result.error is not None and not control.reason:
+                        spec = packs[result.config["pack"]]
+                        for member, tid in zip(spec.members, spec.trial_ids, strict=True):
+                            record_error(store, {**member.config, "trial_id": tid}, member.labels, study.name,
+                                         repr(result.error)[:2000], len(spec.members))
+            except StoreError as err:
+                control.stop(str(err), 1)
+        try:
+            trials, _ = consolidation.write()
+        except StoreError as err:
+            # The per-trial files hold everything; the tables are rebuilt by the next run.
+            control.stop(control.reason or f"{err}; the consolidated tables were not updated", 1)
+            trials, _ = consolidation.build()
     if progress is not None:
         progress.finish()
     finished = set(trials.loc[trials["status"].isin(schema.FINISHED), "trial_id"])
