@@ -13,9 +13,11 @@ def main(argv=None) -> int:
     rep = sub.add_parser("report", help="figures, REPORT.md and report.html from results folders")
     rep.add_argument("results", nargs="+")
     rep.add_argument("--out", default=None)
+    rep.add_argument("--converged", default=None, metavar="METRIC>=VALUE",
+                     help="when a seed counts as converged (default: modes_frac>=0.875 where the results have it)")
     args = parser.parse_args(argv)
     try:
-        path = build_report(args.results, args.out or f"{args.results[0]}/report")
+        path = build_report(args.results, args.out or f"{args.results[0]}/report", args.converged)
     except ResultsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

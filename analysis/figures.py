@@ -149,6 +149,24 @@ def metric_by_condition(trials: pd.DataFrame, table: pd.DataFrame, metric: str, 
                         f"{_n_note(table, f'{name}_n')} (diverged seeds have no value)", "regime")
 
 
+def time_to_converge(trials: pd.DataFrame, table: pd.DataFrame, rule: str, compare: str | None):
+    """Steps to converge per seed, as metric_by_condition draws a metric; a seed that never
+    converged (or diverged) sits on the dashed "not reached" line above the budget."""
+    cap = float(trials["iterations"].max()) * 1.1
+    capped = lambda v: v.replace(np.inf, cap)  # noqa: E731
+    seeds = trials.assign(converge_steps=capped(trials["steps_to_converge"]), diverged=False)
+    medians = table.assign(converge_steps_median=capped(table["steps_median"]), converge_steps_lo=capped(table["steps_lo"]),
+                           converge_steps_hi=capped(table["steps_hi"]), converge_steps_n=table["n"])
+    fig = metric_by_condition(seeds, medians, "converge_steps", f"steps until {rule}", compare)
+    for ax in fig.axes:
+        ax.axhline(cap, color="0.4", ls="--", lw=0.8)
+        ax.text(ax.get_xlim()[0], cap, " not reached", va="bottom", fontsize=7, color="0.3")
+    fig.suptitle(textwrap.fill(f"Steps until {rule}: each seed (dot), median (bar), bootstrap 95% CI where n >= "
+                               f"{MIN_N_INTERVAL}; never or diverged: on the dashed line", int(fig.get_figwidth() * 11)),
+                 fontsize=11)
+    return fig
+
+
 def lambda_sensitivity(table: pd.DataFrame, compare: str):
     """Collapse rate against a numeric treatment on a symmetric log axis (0 at the left)."""
     regimes = sorted(table["regime"].unique())

@@ -8,14 +8,17 @@ import math
 import pandas as pd
 
 from analysis import schema
+from analysis.convergence import compare_times, convergence_wording
 from analysis.stats import holm, mann_whitney_p, median_difference
 from analysis.tables import FACETS, RULES, Layout, _label, quality_metric
 
 ALPHA = 0.05
 SMALL_N = 10
 RULE = (f"A difference is called significant when its two-sided test gives p < {ALPHA} after Holm's correction for "
-        "the number of comparisons in this report (collapse tests and quality tests each form one family): Fisher's "
-        "exact test for collapse rates, the Mann-Whitney U test for the quality metric (over seeds that did not diverge). "
+        "the number of comparisons in this report (collapse, quality and convergence tests each form one family): "
+        "Fisher's exact test for collapse rates, the Mann-Whitney U test for the quality metric (over seeds that did not "
+        "diverge) and for the steps to converge (a seed that never converged, or diverged, counts as slower than every "
+        "seed that did). "
         "Otherwise it reads \"no detectable difference at n = a vs b\", with the 95% interval of the difference: "
         "Newcombe's hybrid score interval for rates, a bootstrap interval for the difference in medians. "
         "The verdict follows the test; where the interval and the test disagree (an approximate interval can "
@@ -73,8 +76,10 @@ def other_definitions(e: pd.Series, significant: bool) -> str:
     return f"not the same under {', '.join(differ)}" + (f"; the same under {', '.join(agree)}" if agree else "")
 
 
-def findings(trials: pd.DataFrame, effect: pd.DataFrame, lay: Layout, keys: dict) -> pd.DataFrame:
-    """One row per (facet, regime, treatment): the worded collapse and quality findings, the
+def findings(trials: pd.DataFrame, effect: pd.DataFrame, lay: Layout, keys: dict,
+             converge_rule: str | None = None) -> pd.DataFrame:
+    """One row per (facet, regime, treatment): the worded collapse and quality findings (and,
+    where the trials carry `steps_to_converge`, the time to converge under `converge_rule`), the
     numbers behind them, and a small-n warning."""
     if effect.empty:
         return pd.DataFrame()
@@ -97,6 +102,11 @@ def findings(trials: pd.DataFrame, effect: pd.DataFrame, lay: Layout, keys: dict
             better = keys.get(metric, {}).get("better", "lower")
             row.update(quality_metric=name, quality_diff=d, quality_lo=lo, quality_hi=hi, quality_p=p,
                        quality_args=(name, better, d, lo, hi, p, len(x.dropna()), len(y.dropna())))
+        if converge_rule and "steps_to_converge" in sub:
+            x = done.loc[where & (done["treatment"] == e["treatment"]), "steps_to_converge"].dropna().to_numpy(float)
+            y = done.loc[where & (done["treatment"] == base_label), "steps_to_converge"].dropna().to_numpy(float)
+            if len(x) and len(y):
+                row.update(convergence_p=compare_times(x, y)["p"], convergence_args=(converge_rule, x, y))
         row["warning"] = (f"n < {SMALL_N}: only large effects are detectable"
                           if min(e["n"], e["n_base"]) < SMALL_N else "")
         rows.append(row)
@@ -110,4 +120,9 @@ def findings(trials: pd.DataFrame, effect: pd.DataFrame, lay: Layout, keys: dict
         found["quality_p_holm"] = holm(found["quality_p"])
         found["quality"] = [quality_wording(*args, adjusted=a) if isinstance(args, tuple) else None
                             for args, a in zip(found["quality_args"], found["quality_p_holm"], strict=True)]
-    return found.drop(columns=[c for c in ("collapse_args", "quality_args") if c in found])
+    if "convergence_p" in found:
+        found["convergence_p_holm"] = holm(found["convergence_p"])
+        found["convergence"] = [convergence_wording(*args, p=p, adjusted=a, alpha=ALPHA) if isinstance(args, tuple) else None
+                                for args, p, a in zip(found["convergence_args"], found["convergence_p"],
+                                                      found["convergence_p_holm"], strict=True)]
+    return found.drop(columns=[c for c in ("collapse_args", "quality_args", "convergence_args") if c in found])

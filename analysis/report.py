@@ -19,9 +19,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from analysis import figures, schema, tables
+from analysis import convergence, figures, schema, tables
 from analysis.findings import RULE, SMALL_N, findings
-from analysis.load import Results, load_results
+from analysis.load import Results, ResultsError, load_results
 from analysis.samples import read_snapshot, sample_panels
 from analysis.search import search_sections
 
@@ -145,20 +145,25 @@ def loss_frame(res: Results, labelled: pd.DataFrame, keys: list[str]) -> pd.Data
         .rename("median").reset_index()
 
 
-def build_report(locations: list[str], out: str) -> Path:
+def build_report(locations: list[str], out: str, converged: str | None = None) -> Path:
+    """`converged`: the convergence rule (analysis.convergence); default DEFAULT_RULE where
+    the results have its metric."""
     res = load_results(locations)
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if not res.trials["status"].isin(schema.FINISHED).any():
-        return early_report(res, out_dir)
     trials, contract = res.trials, res.contract
-    lay = tables.layout(trials, contract)
-    labelled = tables.with_labels(trials, lay)
-    table = tables.condition_table(trials, res.metrics, contract)
-    effect = tables.effect_table(table, lay)
-    found = findings(labelled, effect, lay, contract.get("keys", {}))
     done_trials = trials[trials["status"].isin(schema.FINISHED)]
     metrics = tables.metric_keys(done_trials, contract)
+    converge = _convergence_rule(converged, metrics)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not len(done_trials):
+        return early_report(res, out_dir)
+    lay = tables.layout(trials, contract)
+    labelled = tables.with_labels(trials, lay)
+    if converge:
+        labelled["steps_to_converge"] = convergence.steps_to_converge(labelled, res.metrics, converge).values
+    table = tables.condition_table(trials, res.metrics, contract)
+    effect = tables.effect_table(table, lay)
+    found = findings(labelled, effect, lay, contract.get("keys", {}), convergence.rule_text(converge) if converge else None)
     quality = tables.quality_metric(done_trials)
     curves = tables.over_time(trials[trials["status"] != "error"], res.metrics, quality, contract)
     order = figures.treatments(labelled, lay.compare)
@@ -186,6 +191,11 @@ def build_report(locations: list[str], out: str) -> Path:
             f"{quality.removeprefix('eval/')} during training", ("q25", "q75"), order, log=True))
     figs["collapse_over_time"] = ("Collapse over time", figures.over_time(
         curves, "collapsed_share", "share of seeds collapsed", "Collapse over time", None, order))
+    converging = convergence.convergence_table(labelled, tables.GROUP_KEYS) if converge else pd.DataFrame()
+    if len(converging):
+        seeds = done[done["steps_to_converge"].notna()]
+        figs["time_to_converge"] = (f"Time to converge: steps until {convergence.rule_text(converge)}",
+                                    figures.time_to_converge(seeds, converging, convergence.rule_text(converge), lay.compare))
     loss_keys = [k for k in keys if k.startswith("loss/")] or [c for c in res.metrics if c.startswith("loss/")]
     losses = loss_frame(res, labelled, loss_keys)
     if len(losses):
@@ -197,15 +207,52 @@ def build_report(locations: list[str], out: str) -> Path:
         plt.close(fig)
 
     frames = {"conditions": clean(table, lay.compare), "effects": clean(effect), "findings": clean(found),
-              "curves": clean(curves, lay.compare)}
+              "curves": clean(curves, lay.compare), "convergence": clean(converging)}
     for name, frame in frames.items():
         frame.to_csv(out_dir / f"{name}.csv", index=False)
     sections = report_sections(res, lay, table, effect, found, figs, metrics)
+    if len(converging):
+        at = next(i for i, (heading, _, _) in enumerate(sections) if heading == "Versions")
+        sections[at:at] = [(figs["time_to_converge"][0], "time_to_converge", convergence_summary(converging, converge)),
+                           ("Time to converge by condition", "", convergence_frame(converging))]
     at = next(i for i, (heading, _, _) in enumerate(sections) if heading == "Versions")
     sections[at:at] = search_sections(locations, res, out_dir)
     (out_dir / "REPORT.md").write_text(render_markdown(sections))
     (out_dir / "report.html").write_text(render_html(sections, out_dir))
     return out_dir / "REPORT.md"
+
+
+def _convergence_rule(text: str | None, metrics: list[str]) -> tuple[str, str, float] | None:
+    """The rule asked for (refused in one line if it does not fit the results), else the
+    default where the results have its metric."""
+    if text:
+        try:
+            return convergence.parse_rule(text, metrics)
+        except convergence.RuleError as err:
+            raise ResultsError(str(err)) from None
+    try:
+        return convergence.parse_rule(convergence.DEFAULT_RULE, metrics)
+    except convergence.RuleError:
+        return None
+
+
+def convergence_summary(frame: pd.DataFrame, rule: tuple[str, str, float]) -> str:
+    return (f"A seed converges at the first evaluation where {convergence.rule_text(rule)} holds (the report's "
+            f"`--converged` rule; default {convergence.DEFAULT_RULE}). A seed that never meets it within its budget, "
+            "or diverged, has not converged: it counts as slower than every seed that did (in medians and in the "
+            "Mann-Whitney test of the findings), and is drawn on the dashed line. Evaluations are the study's "
+            "`eval_every` apart, so a time is known to that resolution.")
+
+
+def convergence_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame[["model", "dataset", "regime", "treatment", "n"]].copy()
+    out["converged"] = [f"{int(k)}/{int(n)} = {k / n:.2f} [{lo:.2f}, {hi:.2f}]" for k, n, lo, hi in
+                        frame[["converged", "n", "converged_lo", "converged_hi"]].itertuples(index=False)]
+    out["median steps [95% CI]"] = [
+        ("not reached" if math.isinf(m) else _fmt(m)) + ("" if lo != lo else " [" + ", ".join(
+            "not reached" if math.isinf(v) else _fmt(v) for v in (lo, hi)) + "]")
+        for m, lo, hi in frame[["steps_median", "steps_lo", "steps_hi"]].itertuples(index=False)]
+    return clean(out)
 
 
 def early_report(res: Results, out_dir: Path) -> Path:
@@ -231,6 +278,8 @@ def findings_text(found: pd.DataFrame) -> list[str]:
                 text += f" [other collapse definitions: {r['definitions']}]"
             if isinstance(r.get("quality"), str):
                 text += f"; {r['quality']}"
+            if isinstance(r.get("convergence"), str):
+                text += f"; {r['convergence']}"
             if r["warning"]:
                 text += f" _({r['warning']})_"
             lines.append(text)

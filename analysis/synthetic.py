@@ -33,11 +33,13 @@ def synthetic_contract(dataset: str = "ring8") -> dict:
 def synthetic_results(folder: str | Path, rates: dict[tuple[bool, int, float], float], seeds: int,
                       evaluations: int = 10, dataset: str = "ring8", seed: int = 0,
                       per_trial_files: bool = False, metric_shift: dict | None = None,
-                      snapshots: bool = False) -> pd.DataFrame:
+                      snapshots: bool = False, converge_at: dict | None = None) -> pd.DataFrame:
     """One trial per (bn, g_steps, lam) x seed; a trial collapses with the given probability
     (drawn once, so the realised counts are known) from a random evaluation on; a 2% share
     of collapsing trials diverges there. `metric_shift` adds a constant to fd_2d per
-    (bn, g_steps, lam), a planted quality effect. With `snapshots`, each evaluation gets a 2-D
+    (bn, g_steps, lam), a planted quality effect. `converge_at` plants a convergence time per
+    (bn, g_steps, lam): modes_frac is 0.75 before that evaluation (a number, or a list with one
+    per seed) and 1.0 from it on (until a collapse). With `snapshots`, each evaluation gets a 2-D
     sample snapshot: points on every mode, or on one mode once the trial has collapsed.
     Returns the trials frame it wrote."""
     rng = np.random.default_rng(seed)
@@ -55,9 +57,12 @@ def synthetic_results(folder: str | Path, rates: dict[tuple[bool, int, float], f
             steps = np.arange(1, (onset if diverged else evaluations) + 1) * every
             fd = np.exp(-steps / 400.0) * 5 + (2.0 if collapsed else 0.1) + rng.random(len(steps)) * 0.05 + shift
             fails = steps >= onset * every
+            at = (converge_at or {}).get((bn, g_steps, lam), 1)
+            at = at[s] if isinstance(at, (list, tuple)) else at
+            covered = np.where(steps >= at * every, 1.0, 0.75)
             rows = pd.DataFrame({
                 "trial_id": tid, "step": steps, "wall_s": steps * 0.01, "loss/d": 0.6, "loss/g": 0.8,
-                "eval/modes_frac": np.where(fails, 0.25, 1.0), "eval/fd_2d": np.where(diverged & fails, np.nan, fd),
+                "eval/modes_frac": np.where(fails, 0.25, covered), "eval/fd_2d": np.where(diverged & fails, np.nan, fd),
                 "collapsed": fails, "diverged": diverged & fails})
             metrics.append(rows)
             if snapshots:
@@ -73,7 +78,7 @@ def synthetic_results(folder: str | Path, rates: dict[tuple[bool, int, float], f
             status = "diverged" if diverged else "finished"
             trials.append({**config, "trial_id": tid, "study": "synthetic", "status": status, "search_trial": -1,
                            "pack": 1, "steps_done": int(steps[-1]), "wall_s": float(steps[-1]) * 0.01,
-                           "eval/modes_frac": 0.25 if collapsed else 1.0, "eval/fd_2d": float(rows["eval/fd_2d"].iloc[-1]),
+                           "eval/modes_frac": float(rows["eval/modes_frac"].iloc[-1]), "eval/fd_2d": float(rows["eval/fd_2d"].iloc[-1]),
                            "collapsed": collapsed, "diverged": diverged, "error": ""})
             if per_trial_files:
                 per_trial.append((tid, rows.drop(columns="trial_id").assign(**config, trial_id=tid, study="synthetic",

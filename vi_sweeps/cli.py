@@ -215,12 +215,12 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
     sys.exit(outcome.exit_code)
 
 
-def write_report(results: list[str], out: str) -> None:
+def write_report(results: list[str], out: str, converged: str | None = None) -> None:
     from analysis.load import ResultsError
     from analysis.report import build_report
 
     try:
-        path = build_report(results, out)
+        path = build_report(results, out, converged)
     except ResultsError as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(EXIT_BAD_INPUT)
@@ -248,10 +248,13 @@ def status(results, as_json) -> None:
 @main.command()
 @click.argument("results", nargs=-1, required=True)
 @click.option("--out", default=None, help="output folder (default: RESULTS/report)")
-def report(results, out) -> None:
+@click.option("--converged", default=None, metavar="METRIC>=VALUE",
+              help="when a seed counts as converged, for the time-to-converge findings (default: modes_frac>=0.875 "
+                   "where the results have it)")
+def report(results, out, converged) -> None:
     """Figures, REPORT.md and report.html from one or more results folders (read-only on
     them; a running sweep is reported as it stands)."""
-    write_report(list(results), out or f"{results[0]}/report")
+    write_report(list(results), out or f"{results[0]}/report", converged)
 
 
 @main.command()

@@ -1,0 +1,120 @@
+"""Time to converge: the paper's claim that the regulariser makes training "converge faster"
+(experiment 2), measured per seed.
+
+A trial converges at the first evaluation at which its convergence rule holds (default
+`modes_frac>=0.875`: 7 of the ring's 8 modes, 22 of the grid's 25, by this project's count). A
+trial that never meets it within its budget, or that diverged, has not converged: its time is
+infinite, so medians and the rank test count it as slower than every seed that converged
+(a censored time, never dropped). A condition then reports the share that converged and the
+median steps with a bootstrap interval; a treatment is compared with the baseline by the
+Mann-Whitney test on these times.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pandas as pd
+
+from analysis import schema
+from analysis.stats import bootstrap_median, mann_whitney_p, median_difference, wilson
+
+DEFAULT_RULE = "modes_frac>=0.875"
+_RULE = re.compile(r"^\s*([A-Za-z0-9_]+)\s*(>=|<=)\s*([-+0-9.eE]+)\s*$")
+
+
+class RuleError(ValueError):
+    pass
+
+
+def parse_rule(text: str, metrics: list[str]) -> tuple[str, str, float]:
+    """`METRIC>=VALUE` or `METRIC<=VALUE` over the results' eval metrics."""
+    match = _RULE.match(text)
+    names = [m.removeprefix("eval/") for m in metrics]
+    if not match:
+        raise RuleError(f"--converged {text!r}: expected METRIC>=VALUE or METRIC<=VALUE, e.g. {DEFAULT_RULE}")
+    name, op, value = match.groups()
+    if name not in names:
+        raise RuleError(f"--converged {text!r}: {name} is not a metric of these results; valid choices: {', '.join(names)}")
+    return f"eval/{name}", op, float(value)
+
+
+def steps_to_converge(trials: pd.DataFrame, metrics: pd.DataFrame, rule: tuple[str, str, float]) -> pd.Series:
+    """Per trial (aligned with `trials`): the first evaluated step meeting the rule; inf when
+    none did or the trial diverged; NaN where the trial has no value of the metric at all."""
+    metric, op, bound = rule
+    if metric not in metrics:
+        return pd.Series(np.nan, index=trials.index)
+    m = metrics[["trial_id", "step", metric]].dropna()
+    hit = m[m[metric] >= bound] if op == ">=" else m[m[metric] <= bound]
+    first = hit.groupby("trial_id")["step"].min()
+    measured = set(m["trial_id"])
+    steps = trials["trial_id"].map(first).astype(float)
+    steps[trials["trial_id"].isin(measured) & steps.isna()] = math.inf
+    steps[trials["diverged"].astype(bool)] = math.inf
+    return steps
+
+
+# Bootstraps and differences of times run on a finite stand-in for "never" (percentiles would
+# interpolate inf - inf to NaN); anything past NEVER_FROM is mapped back to infinity.
+_NEVER, NEVER_FROM = 1e15, 1e12
+
+
+def _finite(x: np.ndarray) -> np.ndarray:
+    return np.where(np.isinf(x), _NEVER, x)
+
+
+def _back(v: float) -> float:
+    return math.copysign(math.inf, v) if abs(v) > NEVER_FROM else v
+
+
+def rule_text(rule: tuple[str, str, float]) -> str:
+    return f"{rule[0].removeprefix('eval/')}{rule[1]}{rule[2]:g}"
+
+
+def convergence_table(labelled: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per condition of finished trials with a time (`steps_to_converge`): n, the number and
+    share that converged (Wilson interval), and the median steps with a bootstrap interval
+    (inf when fewer than half converged)."""
+    done = labelled[labelled["status"].isin(schema.FINISHED) & labelled["steps_to_converge"].notna()]
+    rows = []
+    for key, g in done.groupby(keys, sort=True):
+        steps = g["steps_to_converge"].to_numpy(dtype=float)
+        k, n = int(np.isfinite(steps).sum()), len(steps)
+        lo, hi = wilson(k, n)
+        med, mlo, mhi = (bootstrap_median(_finite(steps)) if n >= 5 else (float(np.median(_finite(steps))), math.nan, math.nan))
+        med, mlo, mhi = _back(med), _back(mlo), _back(mhi)
+        rows.append({**dict(zip(keys, key, strict=True)), "n": n, "converged": k, "converged_share": k / n,
+                     "converged_lo": lo, "converged_hi": hi, "steps_median": med, "steps_lo": mlo, "steps_hi": mhi})
+    return pd.DataFrame(rows)
+
+
+def compare_times(x: np.ndarray, y: np.ndarray) -> dict:
+    """Treatment times x against baseline times y: the median difference (bootstrap interval;
+    infinite where a median is not reached) and the Mann-Whitney p on the censored times."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if not len(x) or not len(y):
+        return {"diff": math.nan, "lo": math.nan, "hi": math.nan, "p": math.nan}
+    d, lo, hi = (_back(v) for v in median_difference(_finite(x), _finite(y)))
+    # on ranks: a time never reached ties with the others never reached, above every finite one
+    p = mann_whitney_p(_finite(x), _finite(y))
+    return {"diff": d, "lo": lo, "hi": hi, "p": 1.0 if math.isnan(p) else p}
+
+
+def _steps(v: float) -> str:
+    return "not reached" if math.isinf(v) else f"{v:,.0f}"
+
+
+def convergence_wording(rule: str, x: np.ndarray, y: np.ndarray, p: float, adjusted: float, alpha: float) -> str:
+    """One clause of a finding: which converged faster, with shares, medians and the test."""
+    kx, ky = int(np.isfinite(x).sum()), int(np.isfinite(y).sum())
+    numbers = (f"{kx}/{len(x)} vs {ky}/{len(y)} reached {rule}; median steps {_steps(_back(float(np.median(_finite(x)))))}"
+               f" vs {_steps(_back(float(np.median(_finite(y)))))}")
+    test = f"Mann-Whitney p = {p:.2g}" + ("" if adjusted == p else f", Holm-adjusted {adjusted:.2g}")
+    if adjusted < alpha:
+        # P(x < y) + P(x = y) / 2 above one half: a treatment seed tends to need fewer steps
+        faster = (x[:, None] < y[None, :]).mean() + 0.5 * (x[:, None] == y[None, :]).mean() > 0.5
+        return f"converges {'faster' if faster else 'slower'} ({numbers}), significant at 5% ({test})"
+    return f"no detectable difference in time to converge ({numbers}; {test})"

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The reproduction (docs/reproduction/README.md): every study of the verdicts, one after the
+# other, each resumable (a re-run starts only unfinished trials), each exported to
+# docs/reproduction/NAME/ (tables, contract, the snapshots its report draws) with its report.
+# Hours on a laptop: run it in the background and re-run it after an interruption:
+#   nohup bash scripts/reproduce.sh > results/reproduce.log 2>&1 &
+# A study name as argument runs only those: bash scripts/reproduce.sh ali_losses
+set -uo pipefail
+cd "$(dirname "$0")/.."
+studies=("$@")
+[ ${#studies[@]} -gt 0 ] || studies=(bn_ablation ali_losses pacgan_baseline bn_ablation_digits aae_ablation)
+for name in "${studies[@]}"; do
+  echo "== $name: $(date -u +%FT%TZ)"
+  .venv/bin/vi-sweep run "studies/$name.yaml" --results "results/$name" --no-report
+  code=$?
+  if [ "$code" -ne 0 ]; then
+    echo "== $name: exit $code; stopping here (re-run this script to resume)"
+    exit "$code"
+  fi
+  rm -rf "docs/reproduction/$name"
+  .venv/bin/vi-sweep export "results/$name" --to "docs/reproduction/$name"
+  .venv/bin/vi-sweep report "docs/reproduction/$name" --out "docs/reproduction/$name/report"
+  echo "== $name: done $(date -u +%FT%TZ)"
+done

@@ -1,0 +1,72 @@
+"""Time to converge (analysis.convergence): claim C2's "converges faster", per seed, with a
+seed that never converged counted as slower than every seed that did."""
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import convergence
+from analysis.report import build_report
+from analysis.synthetic import synthetic_results
+from tests.conftest import ROOT
+
+RULE = ("eval/modes_frac", ">=", 0.875)
+
+
+def test_steps_to_converge_by_hand():
+    trials = pd.DataFrame({"trial_id": ["fast", "late", "never", "diverged", "unmeasured"],
+                           "diverged": [False, False, False, True, False]})
+    metrics = pd.DataFrame({
+        "trial_id": ["fast"] * 3 + ["late"] * 3 + ["never"] * 3 + ["diverged"] * 2 + ["unmeasured"],
+        "step": [100, 200, 300] * 3 + [100, 200, 100],
+        # "fast" dips again after converging: the first time counts
+        "eval/modes_frac": [0.5, 0.875, 0.5, 0.5, 0.75, 1.0, 0.5, 0.625, 0.75, 1.0, np.nan, np.nan]})
+    steps = convergence.steps_to_converge(trials, metrics, RULE)
+    assert steps.tolist()[:4] == [200.0, 300.0, math.inf, math.inf] and math.isnan(steps.iloc[4])
+    lower = convergence.steps_to_converge(trials, metrics.assign(**{"eval/fd_2d": metrics["eval/modes_frac"]}),
+                                          ("eval/fd_2d", "<=", 0.5))
+    assert lower.tolist()[:3] == [100.0, 100.0, 100.0]
+
+
+def test_a_time_never_reached_ranks_above_every_finite_one():
+    x, y = np.array([200.0] * 6), np.array([800.0] * 3 + [math.inf] * 3)
+    out = convergence.compare_times(x, y)
+    # the same p as 200s against 800s and values larger than every other: only the ranks count
+    from scipy import stats
+    assert out["p"] == pytest.approx(stats.mannwhitneyu(x, [800.0] * 3 + [1e9] * 3).pvalue)
+    assert out["diff"] == -math.inf  # the baseline's median (between 800 and never) is not reached
+    assert convergence.compare_times(np.array([math.inf] * 4), np.array([math.inf] * 4))["p"] == 1.0
+
+
+PLANTED = {(False, 5, 0.0): [8] * 6 + [11] * 6, (False, 5, 5.0): [2] * 12,  # 11 of 10 evaluations: never
+           (True, 1, 0.0): 3, (True, 1, 5.0): 3}
+
+
+def test_a_planted_speed_up_is_found_and_a_planted_null_is_not(tmp_path):
+    rates = dict.fromkeys(PLANTED, 0.0)
+    synthetic_results(tmp_path / "r", rates, seeds=12, converge_at=PLANTED)
+    build_report([str(tmp_path / "r")], str(tmp_path / "report"))
+    table = pd.read_csv(tmp_path / "report" / "convergence.csv").set_index(["regime", "treatment"])
+    assert table.loc[("bn=False, g_steps=5", 5), ["converged", "steps_median"]].tolist() == [12, 200.0]
+    assert table.loc[("bn=False, g_steps=5", 0), "converged"] == 6 and table.loc[("bn=False, g_steps=5", 0), "steps_median"] == math.inf
+    assert table.loc[("bn=True, g_steps=1", 0), "steps_median"] == 300.0
+    found = pd.read_csv(tmp_path / "report" / "findings.csv").set_index("regime")["convergence"]
+    assert found["bn=False, g_steps=5"].startswith("converges faster (12/12 vs 6/12 reached modes_frac>=0.875; "
+                                                   "median steps 200 vs not reached), significant at 5%")
+    assert found["bn=True, g_steps=1"].startswith("no detectable difference in time to converge")
+    text = (tmp_path / "report" / "REPORT.md").read_text()
+    assert "time_to_converge.png" in text and "converges faster" in text
+    assert (tmp_path / "report" / "time_to_converge.png").stat().st_size > 5000
+
+
+def test_a_convergence_rule_on_a_metric_the_results_lack_exits_2_and_writes_nothing(tmp_path):
+    synthetic_results(tmp_path / "r", {(True, 1, 0.0): 0.5, (True, 1, 5.0): 0.5}, seeds=4)
+    r = subprocess.run([sys.executable, "-m", "analysis", "report", str(tmp_path / "r"), "--out", str(tmp_path / "out"),
+                        "--converged", "fid>=3"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--converged 'fid>=3': fid is not a metric of these results; valid choices: " \
+        "modes_frac, fd_2d" in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists()
