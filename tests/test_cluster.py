@@ -104,6 +104,11 @@ def _kuberay_cluster_spec(spec):
     assert gpu["groupName"] and gpu["minReplicas"] <= gpu["replicas"] <= gpu["maxReplicas"]
     (container,) = gpu["template"]["spec"]["containers"]
     assert container["name"] and container["image"] and container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    # the images on the GPU nodes (trials) and on the head (the driver names trials by the folder's listing)
+    for group in (head, gpu):
+        mounts = group["template"]["spec"]["containers"][0]["volumeMounts"]
+        volumes = {v["name"] for v in group["template"]["spec"]["volumes"]}
+        assert any(m["mountPath"] == "/data/celeba" and m["name"] in volumes for m in mounts)
 
 
 def test_the_kuberay_manifests_have_the_fields_kuberay_requires():

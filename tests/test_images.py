@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from tests.conftest import tiny
+from vi_sweeps.config import ConfigError
 from vi_sweeps.datasets import _fingerprint, build_dataset, image_files
 from vi_sweeps.imagecache import BadImage, preprocess
 
@@ -227,3 +228,20 @@ def test_fetch_weights_downloads_or_copies_them_where_trials_look(tmp_path, monk
     r = CliRunner().invoke(main, ["fetch-weights", "--from", str(tmp_path / "site" / "w.pth"), "--to", str(tmp_path / "shared" / "w.pth")])
     assert r.exit_code == 0 and (tmp_path / "shared" / "w.pth").read_bytes() == payload
     assert not list((tmp_path / "shared").glob("*.part"))
+
+
+def test_a_driver_on_a_cluster_names_the_trials_but_leaves_caches_and_weights_to_their_nodes(tmp_path, cache, monkeypatch):
+    """On a cluster the driver runs on a CPU head: building the image cache there, and asking
+    for FID weights there, refused (or delayed) a sweep whose trials run on GPU nodes."""
+    from vi_sweeps.study import load_study_text
+    from vi_sweeps.sweep import prepare_data
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no weights on this node
+    root = make_folder(tmp_path / "faces", n=6)
+    study = load_study_text(f"name: faces\ndatasets: [image-folder]\nbase: {{data_root: {root}, image_size: 8, crop: 40}}\n",
+                            "faces.yaml")
+    assert all(t.trial_id for t in study.trials)  # the listing names the trials
+    prepare_data(study, local=False)
+    assert not cache.exists()
+    with pytest.raises(ConfigError, match="fid_weights: FID needs the Inception weights"):
+        prepare_data(study, local=True)  # an embedded Ray: the trials run here

@@ -212,13 +212,18 @@ def check_location(study: Study, results: str) -> None:
         raise ConfigError(study.source, problems)
 
 
-def prepare_data(study: Study) -> None:
+def prepare_data(study: Study, local: bool = True) -> None:
     """What every trial of a data set needs once (an image cache) is built here, before any
     trial waits for it; a missing folder, an unreadable image or missing FID weights is bad
-    input, reported before anything is written."""
+    input, reported before anything is written. Only for an embedded local Ray (`local`): on a
+    cluster the trials run on other nodes, each of which builds its own cache under a lock and
+    checks its own weights, so the driver's node (a CPU head) needs no more than what names
+    the trials, the folder's listing (vi_sweeps.datasets.folder_fingerprint)."""
     from vi_sweeps.datasets import DATASETS
     from vi_sweeps.imagecache import BadImage
 
+    if not local:
+        return
     done = set()
     for t in study.trials:
         prepare = DATASETS.meta(t.config.dataset).get("prepare")
@@ -437,7 +442,7 @@ def driving(study: Study, results: str, address: str | None, force: bool):
     taken (its lease), prepared and handed over; the lease released at the end. Yields
     (store, control, consolidation)."""
     check_location(study, results)
-    prepare_data(study)
+    prepare_data(study, local=address is None)
     control = SweepControl()
     with ray_session(address):
         check_resources(study)
