@@ -46,6 +46,7 @@ SAMPLES_DIR = "samples"
 ERRORS_DIR = "errors"
 CHECKPOINTS_DIR = "checkpoints"
 QUARANTINE_DIR = "quarantine"
+REFERENCES_DIR = "references"  # FID reference statistics of the real data, shared by every node
 
 # Columns a trial writes besides its config, labels and declared result keys.
 TRIAL_META = ("trial_id", "study", "status", "search_trial", "pack")

@@ -171,6 +171,30 @@ def test_fid_runs_on_the_trials_device_and_its_reference_is_computed_once(tmp_pa
     assert torch.allclose(mu, full.evaluator.ref[0], atol=1e-6)
 
 
+def test_the_reference_statistics_are_shared_between_nodes_through_the_results_store(tmp_path, monkeypatch,
+                                                                                     random_inception_weights):
+    """Two nodes (two node caches) and one results store: the first computes the reference and
+    puts it in RESULTS/references/; the second takes it from there and computes nothing."""
+    from analysis.schema import REFERENCES_DIR
+    from vi_sweeps.storage import Store
+    from vi_sweeps.trial import Trial
+
+    root = make_folder(tmp_path / "faces", n=20)
+    cfg = cfg_for(root, fid_samples=16).model_copy(update={"fid_weights": str(random_inception_weights)})
+    store = Store.open(str(tmp_path / "results"))
+    monkeypatch.setenv("VI_SWEEPS_CACHE", str(tmp_path / "node-a"))
+    first = Trial(cfg, store=store)
+    (name,) = store.listdir(REFERENCES_DIR)
+    saved = torch.load(tmp_path / "results" / REFERENCES_DIR / name, weights_only=True)
+    assert torch.equal(saved["mu"], first.evaluator.ref[0]) and saved["n"] == 16
+    # plant a marked copy in the store: node b must read it, not compute its own
+    torch.save({**saved, "mu": saved["mu"] + 1.0}, tmp_path / "results" / REFERENCES_DIR / name)
+    monkeypatch.setenv("VI_SWEEPS_CACHE", str(tmp_path / "node-b"))
+    second = Trial(cfg.model_copy(update={"seed": 1}), store=store)
+    assert torch.equal(second.evaluator.ref[0], saved["mu"] + 1.0)
+    assert (tmp_path / "node-b" / "fid-reference" / name).exists()  # and keeps it in its own cache
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_on_cuda_the_images_the_extractor_and_the_samples_live_on_the_device(tmp_path, cache, random_inception_weights):
     from vi_sweeps.trial import Trial, evaluations
@@ -184,6 +208,9 @@ def test_on_cuda_the_images_the_extractor_and_the_samples_live_on_the_device(tmp
     gen_a, gen_b = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     assert torch.equal(trial.data.sample(8, gen_a, trial.device).cpu(), cpu.data.sample(8, gen_b))  # the same images
     list(evaluations(trial))
+    digits = Trial(tiny(dataset="stacked-digits", image_size=8, device="cuda"))  # the digits classifier too
+    assert all(p.is_cuda for p in digits.evaluator.net.parameters())
+    list(evaluations(digits))
 
 
 def test_the_image_cache_key_does_not_depend_on_where_the_folder_is(tmp_path, cache):

@@ -115,7 +115,7 @@ def statistics_to_frechet(mu1, sigma1, mu2, sigma2) -> float:
 
 
 class MixtureEvaluator:
-    def __init__(self, cfg, data, device=None):
+    def __init__(self, cfg, data, device=None, store=None):
         self.centres = data.centres.numpy().astype(np.float64)
         self.sigma, self.min_share = data.sigma, cfg.mode_min_share
         mu = self.centres.mean(0)
@@ -131,10 +131,14 @@ class MixtureEvaluator:
 
 
 class DigitsEvaluator:
-    def __init__(self, cfg, data, device=None):
+    def __init__(self, cfg, data, device=None, store=None):
+        import copy
+
         from vi_sweeps.refnet import reference_classifier
 
-        self.net = reference_classifier(cfg.image_size)
+        self.device = torch.device(device or "cpu")
+        # a copy on the trial's device (the cached classifier stays on the CPU for the others)
+        self.net = copy.deepcopy(reference_classifier(cfg.image_size)).to(self.device).eval()
         self.stack, self.n_modes, self.min_share = data.stack, data.n_modes, cfg.mode_min_share
         feats, _ = self.classify(data.images)
         self.ref = features_to_statistics(self._stack_feats(feats) if self.stack > 1 else feats)
@@ -148,14 +152,14 @@ class DigitsEvaluator:
     def classify(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         feats, probs = [], []
         for chunk in images.split(2000):
-            f = self.net.features(chunk)
-            feats.append(f.numpy())
-            probs.append(torch.softmax(self.net.head(f), 1).numpy())
+            f = self.net.features(chunk.to(self.device))
+            feats.append(f.cpu().numpy())
+            probs.append(torch.softmax(self.net.head(f), 1).cpu().numpy())
         return np.concatenate(feats), np.concatenate(probs)
 
     def __call__(self, samples: torch.Tensor) -> dict[str, float]:
         n, s = len(samples), self.stack
-        feats, probs = self.classify(samples.float().cpu().reshape(n * s, 1, *samples.shape[-2:]))
+        feats, probs = self.classify(samples.float().reshape(n * s, 1, *samples.shape[-2:]))
         labels = probs.argmax(1).reshape(n, s)
         confident = (probs.max(1) >= 0.5).reshape(n, s).all(1)
         mode = (labels * (10 ** np.arange(s - 1, -1, -1))).sum(1)
@@ -170,7 +174,7 @@ class InceptionEvaluator:
     device; the reference statistics of `fid_samples` real images, drawn without replacement,
     are computed once per (data, preprocessing, weights, count) and cached on the node."""
 
-    def __init__(self, cfg, data, device=None):
+    def __init__(self, cfg, data, device=None, store=None):
         self.device = torch.device(device or "cpu")
         weights = inception_weights(cfg)
         self.extractor, self.n_samples = None, 0
@@ -178,7 +182,7 @@ class InceptionEvaluator:
             return
         self.n_samples = cfg.fid_samples
         self.extractor = inception_network(weights).to(self.device).eval()
-        self.ref = reference_statistics(cfg, data, self, weights)
+        self.ref = reference_statistics(cfg, data, self, weights, store)
 
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:
@@ -241,10 +245,14 @@ def inception_network(weights: Path):
     return inception_class()("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights))
 
 
-def reference_statistics(cfg, data, evaluator: InceptionEvaluator, weights: Path):
-    """Mean and covariance of the real images' features, cached on the node under a lock."""
+def reference_statistics(cfg, data, evaluator: InceptionEvaluator, weights: Path, store=None):
+    """Mean and covariance of the real images' features, computed once per (data,
+    preprocessing, weights, count): kept in the node's cache under a lock, and in the results
+    store (`references/`) where there is one, so the other nodes of a cluster read them instead
+    of computing them again."""
     from filelock import FileLock
 
+    from analysis.schema import REFERENCES_DIR
     from vi_sweeps.imagecache import cache_dir
 
     stat = weights.stat()
@@ -252,16 +260,21 @@ def reference_statistics(cfg, data, evaluator: InceptionEvaluator, weights: Path
                                      weights.name, stat.st_size, cfg.fid_samples]).encode()).hexdigest()[:20]
     folder = cache_dir() / "fid-reference"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{key}.pt"
+    path, shared = folder / f"{key}.pt", f"{REFERENCES_DIR}/{key}.pt"
     with FileLock(str(folder / f"{key}.lock")):
         if not path.exists():
-            order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:cfg.fid_samples]
-            source = data.images(evaluator.device)
-            feats = torch.cat([evaluator.features(source[idx.to(source.device)].float() / 127.5 - 1.0)
-                               for idx in order.split(1000)])
-            mu, sigma = features_to_statistics(feats)
             tmp = path.with_suffix(f".tmp-{os.getpid()}")
-            torch.save({"mu": mu.cpu(), "sigma": sigma.cpu(), "n": len(order)}, tmp)
+            if store is not None and store.exists(shared):
+                tmp.write_bytes(store.read_bytes(shared))
+            else:
+                order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:cfg.fid_samples]
+                source = data.images(evaluator.device)
+                feats = torch.cat([evaluator.features(source[idx.to(source.device)].float() / 127.5 - 1.0)
+                                   for idx in order.split(1000)])
+                mu, sigma = features_to_statistics(feats)
+                torch.save({"mu": mu.cpu(), "sigma": sigma.cpu(), "n": len(order)}, tmp)
+                if store is not None:
+                    store.write_bytes(shared, tmp.read_bytes())
             os.replace(tmp, path)
         saved = torch.load(path, map_location=evaluator.device, weights_only=True)
     return saved["mu"], saved["sigma"]
@@ -272,7 +285,9 @@ EVALUATORS.register("digits", metrics=(*MODE_KEYS, FD_DIGITS), collapse_rule="mo
 EVALUATORS.register("inception", metrics=(FID_INCEPTION,), collapse_rule="fid_inception>100")(InceptionEvaluator)
 
 
-def build_evaluator(cfg, data, device=None):
+def build_evaluator(cfg, data, device=None, store=None):
+    """The data set's evaluator; `store` (the results store) is where an evaluator that needs
+    reference statistics of the real data shares them between nodes."""
     from vi_sweeps.datasets import DATASETS
 
-    return EVALUATORS.get(DATASETS.meta(cfg.dataset)["evaluator"])(cfg, data, device)
+    return EVALUATORS.get(DATASETS.meta(cfg.dataset)["evaluator"])(cfg, data, device, store)

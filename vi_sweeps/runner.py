@@ -166,7 +166,7 @@ class PackRunner:
         for _, group in groupby(by_step, key=lambda item: item[1]["step"] if item[1] else 0):
             group = list(group)
             indices = [i for i, _ in group]
-            trial = Trial([self.configs[i] for i in indices])
+            trial = Trial([self.configs[i] for i in indices], store=self.store)
             if group[0][1] is not None:
                 trial.load_member_states([state for _, state in group])
             for evals in evaluations(trial):

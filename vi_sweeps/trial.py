@@ -89,7 +89,7 @@ class Evaluation:
 
 
 class Trial:
-    def __init__(self, cfgs: TrialConfig | list[TrialConfig], keep_samples: bool = False):
+    def __init__(self, cfgs: TrialConfig | list[TrialConfig], keep_samples: bool = False, store=None):
         cfgs = [cfgs] if isinstance(cfgs, TrialConfig) else list(cfgs)
         base = cfgs[0].model_dump(exclude={"seed"})
         if any(c.model_dump(exclude={"seed"}) != base for c in cfgs[1:]):
@@ -101,7 +101,7 @@ class Trial:
         self.gens = [torch.Generator().manual_seed(c.seed) for c in cfgs]
         self.data = build_dataset(self.cfg)
         self.model = build_objective(cfgs, self.data, self.device, self.gens)
-        self.evaluator = build_evaluator(self.cfg, self.data, self.device)
+        self.evaluator = build_evaluator(self.cfg, self.data, self.device, store)
         self.eval_samples = max(self.cfg.eval_samples, getattr(self.evaluator, "n_samples", 0))
         self.loss_keys, self.metric_keys = declared_keys(self.cfg)
         self.step, self.wall = 0, 0.0
