@@ -54,12 +54,20 @@ def quality_wording(name: str, better: str, diff: float, lo: float, hi: float, p
         return f"{name}: not comparable (no values)"
     adjusted = p if adjusted is None else adjusted
     fmt = "{:+.3g}"
+    spans = lo <= 0 <= hi
     if adjusted < ALPHA:
         good = (diff < 0) == (better == "lower")
-        return (f"{'better' if good else 'worse'} {name} (median {fmt.format(diff)}), significant at 5% "
-                f"(Mann-Whitney {_p(p, adjusted)})")
-    return (f"no detectable difference in {name} at n = {n} vs {n_base} (median difference {fmt.format(diff)}, "
+        text = (f"{'better' if good else 'worse'} {name} (median {fmt.format(diff)}, 95% interval "
+                f"{_interval(lo, hi, fmt)}), significant at 5% (Mann-Whitney {_p(p, adjusted)})")
+        if spans:
+            text += ("; the bootstrap interval of the medians still spans 0 (the test compares whole "
+                     "distributions, not medians)")
+        return text
+    text = (f"no detectable difference in {name} at n = {n} vs {n_base} (median difference {fmt.format(diff)}, "
             f"95% interval {_interval(lo, hi, fmt)}, {_p(p, adjusted)})")
+    if not spans and not math.isnan(lo):
+        text += "; the interval excludes 0 but the test does not reject, so no difference is claimed"
+    return text
 
 
 def other_definitions(e: pd.Series, significant: bool) -> str:

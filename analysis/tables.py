@@ -191,7 +191,8 @@ def scheduled_steps(iterations: int, eval_every: int) -> list[int]:
 
 def over_time(trials: pd.DataFrame, metrics: pd.DataFrame, metric: str | None, contract: dict | None = None) -> pd.DataFrame:
     """Per condition and scheduled evaluation step: the median and interquartile band of
-    `metric` over the trials evaluated at that step, and the share of trials collapsed there.
+    `metric` over the trials evaluated at that step (n_median of them: a diverged trial has no
+    value), and the share of trials collapsed there (of n, the diverged ones included).
     A trial contributes only up to its own budget; a diverged trial counts as collapsed from
     its divergence to the end of its budget; steps outside the schedule (a divergence between
     evaluations) are not points of their own."""
@@ -217,7 +218,8 @@ def over_time(trials: pd.DataFrame, metrics: pd.DataFrame, metric: str | None, c
     out = state.groupby([*keys, "step"]).agg(n=("trial_id", "size"), collapsed_share=("failed", "mean"))
     if metric and metric in metrics and metrics[metric].notna().any():
         vals = metrics[["trial_id", "step", metric]].merge(labelled[["trial_id", *keys]], on="trial_id")
-        q = vals.groupby([*keys, "step"])[metric].quantile([0.25, 0.5, 0.75]).unstack()
+        grouped = vals.groupby([*keys, "step"])[metric]
+        q = grouped.quantile([0.25, 0.5, 0.75]).unstack()
         q.columns = ["q25", "median", "q75"]
-        out = out.join(q, how="left")
+        out = out.join(q.assign(n_median=grouped.count()), how="left")  # n_median: seeds with a value there
     return out.reset_index()

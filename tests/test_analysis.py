@@ -124,6 +124,23 @@ def test_the_wording_explains_an_interval_that_disagrees_with_the_exact_test():
     assert "the interval excludes 0 but the test does not reject, so no difference is claimed" in text
 
 
+def test_the_quality_wording_gives_its_interval_and_explains_a_disagreement():
+    from analysis.findings import quality_wording
+
+    # significant, with the interval shown; and one whose median interval still spans 0
+    assert quality_wording("fd_2d", "lower", -1.0, -1.2, -0.8, 1e-4, 20, 20) == (
+        "better fd_2d (median -1, 95% interval -1.2 to -0.8), significant at 5% (Mann-Whitney p = 0.0001)")
+    assert "still spans 0" in quality_wording("fd_2d", "lower", -0.1, -0.3, +0.05, 0.01, 20, 20)
+    # not significant though the bootstrap interval excludes 0 (as the exact collapse test above)
+    x, y = [1.0, 1.1, 1.2], [1.5, 1.6, 1.7]
+    d, lo, hi = stats.median_difference(x, y)
+    p = stats.mann_whitney_p(x, y)
+    assert hi < 0 and p == pytest.approx(0.1)
+    text = quality_wording("fd_2d", "lower", d, lo, hi, p, 3, 3)
+    assert text.startswith("no detectable difference in fd_2d at n = 3 vs 3")
+    assert text.endswith("the interval excludes 0 but the test does not reject, so no difference is claimed")
+
+
 def test_collapse_share_over_time_rises_to_the_final_rate(synthetic):
     folder, _ = synthetic
     res = load_results([str(folder)])
@@ -156,6 +173,8 @@ def test_curves_stop_at_each_trials_budget_and_show_only_scheduled_steps(tmp_pat
     assert curves.loc[curves["step"] == 3000, "collapsed_share"].sum() == 0.25
     assert curves.loc[curves["step"] == 1000, "n"].sum() == 8
     assert curves.loc[curves["step"] == 2000, "n"].sum() == 4
+    # the median at 3000 is over the 3 seeds with a value, and says so (n counted the diverged one too)
+    assert curves.loc[curves["step"] == 3000, "n_median"].sum() == 3
 
 
 def test_an_iterations_axis_keeps_its_budgets_apart(tmp_path):
@@ -218,13 +237,23 @@ def test_report_writes_every_figure_links_it_and_has_no_empty_or_repeated_column
     assert html.count("data:image/png;base64,") == len(pngs)
     assert text.index("## Findings") < text.index("## Collapse rate at the last evaluation")
     assert "modes_frac<0.5" in text and "significant at 5%" in text
-    for csv in ("conditions", "effects", "findings", "curves"):
+    for csv in ("conditions", "effects", "findings", "curves", "convergence"):
         frame = pd.read_csv(tmp_path / "rep" / f"{csv}.csv")
         assert not frame.isna().all().any(), csv  # no all-empty column
-        assert frame.columns.is_unique, csv
+        header = (tmp_path / "rep" / f"{csv}.csv").read_text().splitlines()[0].split(",")
+        assert len(header) == len(set(header)), csv  # read_csv would have renamed a repeat to `a.1`
         # no quantity twice under two names (v1 had fd_median beside fd_2d_median, and lam beside its label)
         assert not ({"fd_median", "fd_lo", "fd_hi"} & set(frame.columns)), csv
         assert not ({"lam", "treatment"} <= set(frame.columns)), csv
+    lines = text.splitlines()  # the tables of REPORT.md: unique headers, no empty column
+    tables_md = [i for i, line in enumerate(lines) if line.startswith("|---")]
+    assert len(tables_md) >= 5
+    for at in tables_md:
+        head = [c.strip() for c in lines[at - 1].strip("|").split("|")]
+        assert len(head) == len(set(head)), head
+        end = next((i for i in range(at + 1, len(lines)) if not lines[i].startswith("|")), len(lines))
+        body = [[c.strip() for c in row.strip("|").split("|")] for row in lines[at + 1:end]]
+        assert body and all(any(r[j] for r in body) for j in range(len(head))), head
 
 
 def test_missing_column_and_wrong_version_are_clear_errors(synthetic, tmp_path):
