@@ -12,7 +12,6 @@ from vi_sweeps.keys import Key
 from vi_sweeps.objectives import GAN, LOSS_D, LOSS_G, LOSS_REG, OBJECTIVES
 from vi_sweeps.results import Consolidation
 from vi_sweeps.runner import PackRunner
-from vi_sweeps.storage import Store
 from vi_sweeps.study import load_study_text
 from vi_sweeps.sweep import make_packs, prepare_store
 
