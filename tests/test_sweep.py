@@ -119,6 +119,20 @@ def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(local_ray, tmp_path
     assert (trials.loc[trials["lr"] == 2e-4, "steps_done"] == 40).all()
 
 
+def test_a_sweep_with_an_errored_trial_exits_1_names_it_and_records_its_error(local_ray, tmp_path):
+    """A network too large to allocate (10^7 x 10^7 weights) fails its pack on every retry:
+    the sweep finishes the rest, records the error, and exits 1, not 0."""
+    study = write(tmp_path, GRID.replace("base: {hidden: 32, eval_samples: 500}", "base: {eval_samples: 500}")
+                  .replace("lam: [0.0, 5.0]\n  bn: [true, false]", "hidden: [32, 10000000]").replace("seeds: 3", "seeds: 2"))
+    outcome = run_sweep(study, str(tmp_path / "r"), show_progress=False)
+    assert outcome.exit_code == 1
+    trials = outcome.trials.set_index("hidden")
+    assert set(trials.loc[10000000, "status"]) == {"error"} and set(trials.loc[32, "status"]) == {"finished"}
+    assert sorted(outcome.unfinished) == sorted(trials.loc[10000000, "trial_id"])
+    assert "alloc" in trials.loc[10000000, "error"].iloc[0].lower()
+    assert sorted(p.stem for p in (tmp_path / "r" / "errors").iterdir()) == sorted(outcome.unfinished)
+
+
 def test_a_results_folder_of_another_study_is_refused(local_ray, tmp_path):
     run_sweep(write(tmp_path, GRID.replace("lam: [0.0, 5.0]", "lam: [0.0]").replace("bn: [true, false]", "bn: [true]")
                     .replace("seeds: 3\npack_seeds: 3", "seeds: 1")), str(tmp_path / "r"), show_progress=False)

@@ -144,3 +144,15 @@ def test_trial_ids_are_pinned_so_that_results_keep_resuming():
     assert TrialConfig().trial_id == "af1fdc58b620a378"
     assert TrialConfig(dataset="grid25", lam=5.0, seed=3).trial_id == "59ba86545b46a0d7"
     assert TrialConfig(fid_samples=50_000).trial_id != TrialConfig().trial_id  # away from its default it counts
+
+
+@pytest.mark.parametrize("model", ["gan", "vae", "aae", "ali"])
+def test_precision_is_part_of_the_experiment_and_bf16_autocasts_the_training_step(model):
+    fp32, bf16 = tiny(model=model), tiny(model=model, precision="bf16")
+    assert fp32.trial_id != bf16.trial_id and fp32.trial_id == tiny(model=model, precision="fp32").trial_id
+    exact, autocast = Trial(fp32), Trial(bf16)
+    list(evaluations(exact)), list(evaluations(autocast))
+    losses = lambda t: [{k: v for k, v in r.items() if k.startswith("loss/")} for r in t.rows[0]]  # noqa: E731
+    assert all(math.isfinite(v) for row in losses(autocast) for v in row.values())
+    assert losses(exact) != losses(autocast)  # bf16 products round differently: the step really ran under autocast
+    assert all(p.dtype == torch.float32 for m in autocast.model.modules.values() for p in m.parameters())  # weights stay fp32
