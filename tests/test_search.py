@@ -111,3 +111,20 @@ def test_asha_and_two_keys_give_a_report_with_importances(tmp_path):
     report = build_report([str(results)], str(tmp_path / "report")).read_text()
     assert "search_history.png" in report and "search_importances.png" in report
     assert (tmp_path / "report" / "search_importances.png").stat().st_size > 5000
+
+
+def test_a_suggestion_packs_its_seeds_into_one_trials_resources(tmp_path):
+    """seeds_per_trial seeds train as one pack in one process: on a 1-CPU cluster a search of
+    3 seeds a suggestion runs (it was refused: 'a trial needs 3 CPU but the Ray cluster has 1')."""
+    import ray
+
+    path = tmp_path / "search.yaml"
+    path.write_text(SEARCH.replace("seeds_per_trial: 2", "seeds_per_trial: 3").replace("trials: 6", "trials: 1"))
+    ray.init(num_cpus=1, num_gpus=0, include_dashboard=False, log_to_driver=False)
+    try:
+        (name,), control = run_search(load_study(path), str(tmp_path / "r"), show_progress=False)
+    finally:
+        ray.shutdown()
+    assert control.exit_code == 0
+    rows = pd.read_parquet(tmp_path / "r" / schema.TRIALS_FILE)
+    assert len(rows) == 3 and (rows["pack"] == 3).all() and (rows["status"] == "finished").all()
