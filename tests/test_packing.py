@@ -199,3 +199,37 @@ def test_a_member_whose_evaluation_fails_is_recorded_and_its_pack_goes_on(tmp_pa
     assert "planted evaluator failure" in error["error"]
     assert (tmp_path / "r" / "checkpoints" / f"{ids[1]}.pt").exists()  # kept: the next run retries it
     assert [trial_status(store, t) for t in ids] == ["finished", "running", "finished"]
+
+
+def test_a_pack_partly_finished_resumes_only_its_unfinished_members(tmp_path):
+    """A pack killed after member 0's file said finished but before the others': the re-run
+    leaves member 0's file alone and trains members 1 and 2 on from their checkpoints, as one
+    smaller pack (to float32 rounding of the other pack size: see the divergence test)."""
+    import shutil
+
+    from analysis import schema
+    from vi_sweeps.results import trial_status
+    from vi_sweeps.runner import Member, PackRunner, PackSpec
+    from vi_sweeps.storage import Store
+
+    cfgs = [tiny(iterations=6, eval_every=2, lam=5.0, seed=s) for s in range(K)]
+    spec = PackSpec(str(tmp_path / "a"), "s", tuple(Member(c.model_dump(), {}) for c in cfgs))
+    ids = spec.trial_ids
+    whole = Store.open(str(tmp_path / "a"))
+    list(PackRunner(whole, spec).run())
+    store = Store.open(str(tmp_path / "b"))
+    run = PackRunner(store, spec).run()
+    next(run)  # step 2: every member checkpointed
+    run.close()
+    shutil.copy(tmp_path / "a" / schema.trial_file(ids[0]), tmp_path / "b" / schema.trial_file(ids[0]))
+    stamp = (tmp_path / "b" / schema.trial_file(ids[0])).stat().st_mtime_ns
+    assert len(list(PackRunner(store, spec).run())) == 2  # evaluations at 4 and 6: on from step 2, not over
+    assert (tmp_path / "b" / schema.trial_file(ids[0])).stat().st_mtime_ns == stamp
+    for k in (1, 2):
+        assert trial_status(store, ids[k]) == "finished"
+        mine = store.read_table(schema.trial_file(ids[k])).to_pylist()
+        ref = whole.read_table(schema.trial_file(ids[k])).to_pylist()
+        assert [r["step"] for r in mine] == [2, 4, 6]
+        for a, b in zip(mine, ref, strict=True):
+            for key in (k_ for k_ in b if k_.startswith(("loss/", "eval/")) and isinstance(b[k_], float)):
+                assert a[key] == pytest.approx(b[key], rel=1e-4 if key.startswith("loss/") else 2e-3, nan_ok=True), key
