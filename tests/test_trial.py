@@ -156,3 +156,44 @@ def test_precision_is_part_of_the_experiment_and_bf16_autocasts_the_training_ste
     assert all(math.isfinite(v) for row in losses(autocast) for v in row.values())
     assert losses(exact) != losses(autocast)  # bf16 products round differently: the step really ran under autocast
     assert all(p.dtype == torch.float32 for m in autocast.model.modules.values() for p in m.parameters())  # weights stay fp32
+
+
+def test_an_image_snapshot_is_an_8x8_grid_of_the_first_64_samples_in_order():
+    import io
+
+    from PIL import Image
+
+    from vi_sweeps.trial import snapshot
+
+    values = torch.linspace(-1, 1, 70)  # sample i is a 2 x 3 RGB image of one grey value
+    samples = values.view(70, 1, 1, 1).expand(70, 3, 2, 3).clone()
+    suffix, blob = snapshot(samples)
+    grid = np.asarray(Image.open(io.BytesIO(blob)))
+    assert suffix == ".png" and grid.shape == (8 * 2, 8 * 3, 3)
+    for i in range(64):
+        r, c = divmod(i, 8)
+        assert (grid[2 * r:2 * r + 2, 3 * c:3 * c + 3] == round((values[i].item() + 1) * 127.5)).all(), i
+    _, blob = snapshot(samples[:10, :1])  # one channel, fewer than 64: greyscale, black cells after
+    cells = np.asarray(Image.open(io.BytesIO(blob)))
+    assert cells.shape == (16, 24) and (cells[2:4, 3:6] == round((values[9].item() + 1) * 127.5)).all()
+    assert (cells[2:4, 6:] == 0).all() and (cells[4:] == 0).all()
+
+
+def test_a_report_of_an_image_study_shows_its_sample_grids(tmp_path):
+    from analysis.report import build_report
+    from vi_sweeps.results import Consolidation
+    from vi_sweeps.runner import PackRunner
+    from vi_sweeps.study import load_study_text
+    from vi_sweeps.sweep import make_packs, prepare_store
+
+    study = load_study_text("name: img\ndatasets: [digits]\nbase: {image_size: 8, batch_size: 16, width: 8, "
+                            "eval_samples: 200}\ngrid: {lam: [0.0, 5.0]}\nseeds: 2\npack_seeds: 2\n"
+                            "budget: {iterations: 4, eval_every: 2}\n", "img.yaml")
+    store = prepare_store(study, str(tmp_path / "r"))
+    for pack in make_packs(study, store.uri, {t.trial_id for t in study.trials}):
+        list(PackRunner(store, pack).run())
+    Consolidation(store).write()
+    assert len(list((tmp_path / "r" / "samples").rglob("*.png"))) == 4 * 2  # 4 trials x 2 evaluations
+    text = build_report([str(tmp_path / "r")], str(tmp_path / "report")).read_text()
+    assert "samples-gan-digits.png" in text and "evolution-gan-digits.png" in text
+    assert (tmp_path / "report" / "samples-gan-digits.png").stat().st_size > 10000
