@@ -17,6 +17,7 @@ from ray.cluster_utils import Cluster
 
 from analysis import schema
 from tests.conftest import ROOT
+from vi_sweeps.results import finished_ids
 from vi_sweeps.storage import Store
 from vi_sweeps.study import load_study
 from vi_sweeps.sweep import run_sweep
@@ -205,6 +206,8 @@ def test_a_token_cluster_of_three_nodes_loses_a_worker_and_every_trial_lands_onc
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and len(store.listdir("checkpoints")) < 2:
             time.sleep(0.3)
+        # mid-sweep: packs are running (their checkpoints are there) and not every trial has finished
+        assert len(store.listdir("checkpoints")) >= 2 and len(finished_ids(store)) < 8
         os.kill(_raylets(folder)[-1], signal.SIGKILL)  # the youngest raylet: a worker node dies mid-sweep
         out, err = driver.communicate(timeout=400)
         assert driver.returncode == 0, err[-3000:]
