@@ -76,8 +76,9 @@ class Lease:
         held = read_lease(self.store)
         alive = bool(held) and self._owner_alive(held)
         if alive and not force:
+            owner = read_lease(self.store) or held  # a stale lease that moved meanwhile: whoever took it over
             raise LeaseHeld(
-                f"{self.store.uri} is in use by the driver {held.get('host')}:{held.get('pid')}; wait for it "
+                f"{self.store.uri} is in use by the driver {owner.get('host')}:{owner.get('pid')}; wait for it "
                 "to finish, or if it is gone pass --force")
         if held and not alive and held.get("host") == socket.gethostname():
             time.sleep(ORPHANS_S)  # a killed driver's Ray workers outlive it by a moment
