@@ -345,3 +345,13 @@ def test_a_trial_in_two_folders_is_read_from_its_finished_copy_whole(tmp_path):
         assert len(res.trials) == 2 and (res.trials["status"] == "finished").all()
         assert len(res.metrics) == 20 and (res.metrics["eval/fd_2d"] > 0).all()  # no rows of the running copy
         assert set(res.locations.values()) == {str(tmp_path / "done")}
+
+
+def test_foreign_files_without_axes_get_them_guessed_and_a_label_stands_for_what_it_sets():
+    frame = pd.DataFrame({"trial_id": list("abcdefgh"), "model": "gan", "dataset": "ring8", "seed": [0, 1] * 4,
+                          "regime": ["bn-1x1"] * 4 + ["nobn-5x5"] * 4, "bn": [True] * 4 + [False] * 4,
+                          "g_steps": [1] * 4 + [5] * 4, "lam": [0.0, 0.0, 5.0, 5.0] * 2, "lr": 0.001,
+                          "status": "finished", "eval/fd_2d": 1.0})
+    assert tables.guessed_axes(frame) == ["regime", "lam"]  # not bn and g_steps: the label sets them
+    assert tables.condition_columns(frame, {}) == ["regime", "lam"]
+    assert tables.condition_columns(frame, {"axes": ["bn", "lam", "seed"]}) == ["bn", "lam"]  # a contract wins

@@ -32,3 +32,14 @@ def test_bad_config_value_exits_2_naming_key_and_choices(tmp_path):
     r = runner.invoke(main, ["trial", "--set", "lamda=1"])
     assert r.exit_code == 2 and "lamda: unknown key" in r.output
     assert not (tmp_path / "x.parquet").exists()
+
+
+def test_list_keys_marks_exactly_the_execution_keys_and_the_unvectorised_models():
+    from vi_sweeps.config import EXECUTION_KEYS, TrialConfig
+
+    out = CliRunner().invoke(main, ["trial", "--list-keys"]).output
+    rows = {line.split()[0]: line for line in out.splitlines()[1:] if line and line.split()[0] in TrialConfig.model_fields}
+    assert set(rows) == set(TrialConfig.model_fields)
+    marked = {key for key, line in rows.items() if line.split()[1] == "*"}
+    assert marked == set(EXECUTION_KEYS) == {"data_root", "device", "threads", "fid_weights"}
+    assert out.strip().endswith("(not vectorised): em")

@@ -232,6 +232,17 @@ def test_a_large_grid_validates_in_seconds(tmp_path):
     assert elapsed < 10, f"{elapsed:.1f} s for 10^5 trials"
 
 
+def test_max_trials_is_the_study_s_to_raise(tmp_path):
+    study = tmp_path / "wide.yaml"
+    grid = "name: wide\ngrid:\n  lam: [" + ", ".join(str(i) for i in range(1000)) + "]\nseeds: 101\n"
+    study.write_text(grid)
+    r = CliRunner().invoke(main, ["validate", str(study)])
+    assert r.exit_code == 2 and "the grid has 101,000 trials, more than max_trials (100,000)" in r.output
+    study.write_text(grid + "max_trials: 200000\n")
+    r = CliRunner().invoke(main, ["validate", str(study)])
+    assert r.exit_code == 0 and "101000 trials" in r.output
+
+
 @pytest.mark.parametrize("path", sorted((ROOT / "studies").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_studies_validate(path):
     r = CliRunner().invoke(main, ["validate", str(path)])
