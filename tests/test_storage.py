@@ -82,3 +82,26 @@ def test_a_full_disk_is_one_clear_error_and_leaves_no_temporary_file(tiny_disk):
     leftovers = [p.name for p in tiny_disk.rglob("*") if ".tmp-" in p.name]
     assert leftovers == [] and not store.exists("checkpoints/big.pt")
     assert json.loads(store.read_bytes("small.json")) == {"ok": 1}
+
+
+def test_consolidation_rereads_only_the_trial_files_that_changed(tmp_path):
+    import time
+
+    import pyarrow.fs as pafs
+
+    from analysis.contract import TrialFiles
+    from analysis.synthetic import synthetic_results
+
+    synthetic_results(tmp_path / "r", {(True, 1, 0.0): 0.5}, seeds=6, per_trial_files=True)
+    paths = sorted((tmp_path / "r" / schema.TRIALS_DIR).iterdir())
+    hour_ago = time.time() - 3600  # older than the window in which a file is read again to be sure
+    for p in paths:
+        os.utime(p, (hour_ago, hour_ago))
+    files = TrialFiles(pafs.LocalFileSystem(), str(tmp_path / "r"))
+    first = files.read()
+    os.utime(paths[2], (hour_ago + 60, hour_ago + 60))  # one trial wrote a new evaluation
+    second = files.read()
+    assert len(first) == len(second) == 6
+    assert [a is b for a, b in zip(first, second, strict=True)] == [True, True, False, True, True, True]
+    paths[4].unlink()  # and one is gone (quarantined by another reader, say)
+    assert len(files.read()) == 5
