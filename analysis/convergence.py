@@ -38,12 +38,17 @@ def parse_rule(text: str, metrics: list[str]) -> tuple[str, str, float]:
     name, op, value = match.groups()
     if name not in names:
         raise RuleError(f"--converged {text!r}: {name} is not a metric of these results; valid choices: {', '.join(names)}")
-    return f"eval/{name}", op, float(value)
+    try:
+        bound = float(value)
+    except ValueError:
+        raise RuleError(f"--converged {text!r}: {value!r} is not a number") from None
+    return f"eval/{name}", op, bound
 
 
 def steps_to_converge(trials: pd.DataFrame, metrics: pd.DataFrame, rule: tuple[str, str, float]) -> pd.Series:
     """Per trial (aligned with `trials`): the first evaluated step meeting the rule; inf when
-    none did or the trial diverged; NaN where the trial has no value of the metric at all."""
+    none did or the trial diverged; NaN where the trial's data set has no value of the metric
+    (its evaluator does not measure it)."""
     metric, op, bound = rule
     if metric not in metrics:
         return pd.Series(np.nan, index=trials.index)
@@ -51,9 +56,11 @@ def steps_to_converge(trials: pd.DataFrame, metrics: pd.DataFrame, rule: tuple[s
     hit = m[m[metric] >= bound] if op == ">=" else m[m[metric] <= bound]
     first = hit.groupby("trial_id")["step"].min()
     measured = set(m["trial_id"])
+    has_metric = trials["dataset"].isin(trials.loc[trials["trial_id"].isin(measured), "dataset"]) \
+        if "dataset" in trials else trials["trial_id"].isin(measured)
     steps = trials["trial_id"].map(first).astype(float)
-    steps[trials["trial_id"].isin(measured) & steps.isna()] = math.inf
-    steps[trials["diverged"].astype(bool)] = math.inf
+    steps[has_metric & steps.isna()] = math.inf
+    steps[has_metric & trials["diverged"].astype(bool)] = math.inf
     return steps
 
 
@@ -77,7 +84,7 @@ def rule_text(rule: tuple[str, str, float]) -> str:
 def convergence_table(labelled: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Per condition of finished trials with a time (`steps_to_converge`): n, the number and
     share that converged (Wilson interval), and the median steps with a bootstrap interval
-    (inf when fewer than half converged)."""
+    (not reached, inf, when at least half did not converge)."""
     done = labelled[labelled["status"].isin(schema.FINISHED) & labelled["steps_to_converge"].notna()]
     rows = []
     for key, g in done.groupby(keys, sort=True):
@@ -89,6 +96,12 @@ def convergence_table(labelled: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         rows.append({**dict(zip(keys, key, strict=True)), "n": n, "converged": k, "converged_share": k / n,
                      "converged_lo": lo, "converged_hi": hi, "steps_median": med, "steps_lo": mlo, "steps_hi": mhi})
     return pd.DataFrame(rows)
+
+
+def censor(x: np.ndarray, budget: float) -> np.ndarray:
+    """Times past `budget` as not reached: two arms of different budgets are compared over the
+    steps both had."""
+    return np.where(np.asarray(x, dtype=float) > budget, math.inf, x)
 
 
 def compare_times(x: np.ndarray, y: np.ndarray) -> dict:
@@ -108,13 +121,18 @@ def _steps(v: float) -> str:
 
 
 def convergence_wording(rule: str, x: np.ndarray, y: np.ndarray, p: float, adjusted: float, alpha: float) -> str:
-    """One clause of a finding: which converged faster, with shares, medians and the test."""
+    """One clause of a finding, by the report's rule: which converged faster, with the shares,
+    the medians and their difference (bootstrap interval) and the test."""
     kx, ky = int(np.isfinite(x).sum()), int(np.isfinite(y).sum())
-    numbers = (f"{kx}/{len(x)} vs {ky}/{len(y)} reached {rule}; median steps {_steps(_back(float(np.median(_finite(x)))))}"
-               f" vs {_steps(_back(float(np.median(_finite(y)))))}")
+    med = lambda v: _steps(_back(float(np.median(_finite(v)))))  # noqa: E731
+    d = compare_times(x, y)
+    numbers = f"{kx}/{len(x)} vs {ky}/{len(y)} reached {rule}; median steps {med(x)} vs {med(y)}"
+    if math.isfinite(d["diff"]):  # a difference of medians exists only where both are reached
+        bounds = " to ".join(f"{v:+,.0f}" if math.isfinite(v) else f"{v:+}" for v in (d["lo"], d["hi"]))
+        numbers += f", difference {d['diff']:+,.0f} (95% interval {bounds})"
     test = f"Mann-Whitney p = {p:.2g}" + ("" if adjusted == p else f", Holm-adjusted {adjusted:.2g}")
     if adjusted < alpha:
         # P(x < y) + P(x = y) / 2 above one half: a treatment seed tends to need fewer steps
         faster = (x[:, None] < y[None, :]).mean() + 0.5 * (x[:, None] == y[None, :]).mean() > 0.5
-        return f"converges {'faster' if faster else 'slower'} ({numbers}), significant at 5% ({test})"
-    return f"no detectable difference in time to converge ({numbers}; {test})"
+        return f"converges {'faster' if faster else 'slower'} ({numbers}), significant at {alpha:.0%} ({test})"
+    return f"no detectable difference in time to converge at n = {len(x)} vs {len(y)} ({numbers}; {test})"

@@ -8,7 +8,7 @@ import math
 import pandas as pd
 
 from analysis import schema
-from analysis.convergence import compare_times, convergence_wording
+from analysis.convergence import censor, compare_times, convergence_wording
 from analysis.stats import holm, mann_whitney_p, median_difference
 from analysis.tables import FACETS, RULES, Layout, _label, quality_metric
 
@@ -111,8 +111,10 @@ def findings(trials: pd.DataFrame, effect: pd.DataFrame, lay: Layout, keys: dict
             row.update(quality_metric=name, quality_diff=d, quality_lo=lo, quality_hi=hi, quality_p=p,
                        quality_args=(name, better, d, lo, hi, p, len(x.dropna()), len(y.dropna())))
         if converge_rule and "steps_to_converge" in sub:
-            x = done.loc[where & (done["treatment"] == e["treatment"]), "steps_to_converge"].dropna().to_numpy(float)
-            y = done.loc[where & (done["treatment"] == base_label), "steps_to_converge"].dropna().to_numpy(float)
+            arm = lambda label: done.loc[where & (done["treatment"] == label)].dropna(subset=["steps_to_converge"])  # noqa: E731
+            tx, ty = arm(e["treatment"]), arm(base_label)
+            budget = min(tx["iterations"].max(), ty["iterations"].max()) if len(tx) and len(ty) else math.inf
+            x, y = censor(tx["steps_to_converge"], budget), censor(ty["steps_to_converge"], budget)
             if len(x) and len(y):
                 row.update(convergence_p=compare_times(x, y)["p"], convergence_args=(converge_rule, x, y))
         row["warning"] = (f"n < {SMALL_N}: only large effects are detectable"

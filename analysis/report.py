@@ -152,7 +152,9 @@ def build_report(locations: list[str], out: str, converged: str | None = None) -
     trials, contract = res.trials, res.contract
     done_trials = trials[trials["status"].isin(schema.FINISHED)]
     metrics = tables.metric_keys(done_trials, contract)
-    converge = _convergence_rule(converged, metrics)
+    # a rule is checked against what the trials report so far, finished or not
+    converge = _convergence_rule(converged, tables.metric_keys(trials, contract) if len(trials) else
+                                 [k for k in contract.get("keys", {}) if k.startswith("eval/")])
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     if not len(done_trials):
@@ -240,8 +242,8 @@ def convergence_summary(frame: pd.DataFrame, rule: tuple[str, str, float]) -> st
     return (f"A seed converges at the first evaluation where {convergence.rule_text(rule)} holds (the report's "
             f"`--converged` rule; default {convergence.DEFAULT_RULE}). A seed that never meets it within its budget, "
             "or diverged, has not converged: it counts as slower than every seed that did (in medians and in the "
-            "Mann-Whitney test of the findings), and is drawn on the dashed line. Evaluations are the study's "
-            "`eval_every` apart, so a time is known to that resolution.")
+            "Mann-Whitney test of the findings), and is drawn on the dashed line. A time is known to the resolution "
+            "of the trial's own `eval_every`; two arms of different budgets are compared over the steps both had.")
 
 
 def convergence_frame(frame: pd.DataFrame) -> pd.DataFrame:

@@ -55,7 +55,7 @@ ROW_META = ("step", "wall_s", "collapsed", "diverged")
 TRIAL_OUTPUTS = (*TRIAL_META, "steps_done", "wall_s", "collapsed", "diverged", "error")
 # Columns the analysis adds to the trials (tables.with_labels, over_time); an axis named
 # `regime` is welcome: it is what with_labels would derive.
-DERIVED_COLUMNS = ("treatment", "failed", "dead")
+DERIVED_COLUMNS = ("treatment", "failed", "dead", "steps_to_converge")
 # A labelled axis becomes a column beside all of these, so it may not take one of their names
 # (nor a metric's: those hold a "/", nor a collapse definition's `collapsed_*`).
 RESERVED_NAMES = (*TRIAL_OUTPUTS, *ROW_META, *DERIVED_COLUMNS)

@@ -195,6 +195,20 @@ def test_the_reference_statistics_are_shared_between_nodes_through_the_results_s
     assert (tmp_path / "node-b" / "fid-reference" / name).exists()  # and keeps it in its own cache
 
 
+def test_a_store_that_cannot_take_the_reference_warns_and_the_trial_goes_on(tmp_path, cache, random_inception_weights):
+    from analysis.schema import REFERENCES_DIR
+    from vi_sweeps.storage import Store
+    from vi_sweeps.trial import Trial
+
+    root = make_folder(tmp_path / "faces", n=20)
+    cfg = cfg_for(root, fid_samples=16).model_copy(update={"fid_weights": str(random_inception_weights)})
+    store = Store.open(str(tmp_path / "results"))
+    (tmp_path / "results" / REFERENCES_DIR).write_text("a file where the folder would go")
+    with pytest.warns(UserWarning, match="FID reference statistics not shared through the results store"):
+        trial = Trial(cfg, store=store)
+    assert trial.evaluator.ref[0].shape == (2048,)  # from the node's own copy
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_on_cuda_the_images_the_extractor_and_the_samples_live_on_the_device(tmp_path, cache, random_inception_weights):
     from vi_sweeps.trial import Trial, evaluations

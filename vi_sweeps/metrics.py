@@ -34,6 +34,7 @@ import math
 import os
 import sys
 import types
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -274,7 +275,11 @@ def reference_statistics(cfg, data, evaluator: InceptionEvaluator, weights: Path
                 mu, sigma = features_to_statistics(feats)
                 torch.save({"mu": mu.cpu(), "sigma": sigma.cpu(), "n": len(order)}, tmp)
                 if store is not None:
-                    store.write_bytes(shared, tmp.read_bytes())
+                    try:
+                        store.write_bytes(shared, tmp.read_bytes())
+                    except OSError as err:  # the node's copy serves; the other nodes compute their own
+                        warnings.warn(f"FID reference statistics not shared through the results store: {err}",
+                                      stacklevel=2)
             os.replace(tmp, path)
         saved = torch.load(path, map_location=evaluator.device, weights_only=True)
     return saved["mu"], saved["sigma"]

@@ -32,8 +32,8 @@ from analysis import schema
 from vi_sweeps.config import EXECUTION_KEYS, ConfigError, TrialConfig, describe_errors
 
 Scalar = bool | int | float | str
-NOT_AXES = ("seed", "model", "dataset")
-MAX_SEED = 2**63 - 1  # seeds are stored as int64  # set by `seeds:`, `models:`, `datasets:`
+NOT_AXES = ("seed", "model", "dataset")  # set by `seeds:`, `models:`, `datasets:`
+MAX_SEED = 2**63 - 1  # seeds are stored as int64
 
 
 class Budget(BaseModel):

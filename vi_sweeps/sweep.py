@@ -152,6 +152,8 @@ def ray_session(address: str | None):
             except ConnectionError as err:
                 failed = err
             except ValueError as err:  # a malformed address, or ray:// without Ray Client installed
+                if not address:
+                    raise
                 why = ("not a Ray address; valid forms: HOST:PORT (the head's GCS port, 6379), auto, "
                        "ray://HOST:10001 (needs `pip install 'ray[client]'`)") if "Invalid address" in str(err) else str(err)
                 raise ConfigError("--address", [f"{address}: {why}"]) from None
