@@ -111,8 +111,8 @@ def findings(trials: pd.DataFrame, effect: pd.DataFrame, lay: Layout, keys: dict
             row.update(quality_metric=name, quality_diff=d, quality_lo=lo, quality_hi=hi, quality_p=p,
                        quality_args=(name, better, d, lo, hi, p, len(x.dropna()), len(y.dropna())))
         if converge_rule and "steps_to_converge" in sub:
-            arm = lambda label: done.loc[where & (done["treatment"] == label)].dropna(subset=["steps_to_converge"])  # noqa: E731
-            tx, ty = arm(e["treatment"]), arm(base_label)
+            tx, ty = (done.loc[where & (done["treatment"] == label)].dropna(subset=["steps_to_converge"])
+                      for label in (e["treatment"], base_label))
             budget = min(tx["iterations"].max(), ty["iterations"].max()) if len(tx) and len(ty) else math.inf
             x, y = censor(tx["steps_to_converge"], budget), censor(ty["steps_to_converge"], budget)
             if len(x) and len(y):
