@@ -15,7 +15,14 @@ def main(argv=None) -> int:
     rep.add_argument("--out", default=None)
     rep.add_argument("--converged", default=None, metavar="METRIC>=VALUE",
                      help="when a seed counts as converged (default: modes_frac>=0.875 where the results have it)")
+    claims = sub.add_parser("claims", help="the paper's claims decided from exported studies: FOLDER/CLAIMS.md")
+    claims.add_argument("folder", help="a folder of exported studies (docs/reproduction)")
     args = parser.parse_args(argv)
+    if args.command == "claims":
+        from analysis.verdicts import write_claims
+
+        print(f"claims: {write_claims(args.folder)}")
+        return 0
     try:
         path = build_report(args.results, args.out or f"{args.results[0]}/report", args.converged)
     except ResultsError as err:

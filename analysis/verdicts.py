@@ -1,0 +1,282 @@
+"""The paper's claims, decided from committed results by one stated rule.
+
+Each Claim names the study it is measured in, the regime it is about, what is measured and
+which direction the paper predicts. Every comparison behind a claim (a data set, a treatment
+against its baseline) is a cell; a cell is decided by a two-sided test after Holm's correction
+over the claim's cells, and the claim's verdict follows from its cells (VERDICT_RULE). The
+numbers come from the same tables as the report (analysis.tables, analysis.convergence), so a
+verdict can be checked against the report it cites.
+
+`python -m analysis claims FOLDER` reads FOLDER/STUDY/ (each an exported results folder) and
+writes FOLDER/CLAIMS.md.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis import convergence, schema, tables
+from analysis.load import load_results
+from analysis.stats import fisher_p, holm, mann_whitney_p, median_difference, newcombe_difference, wilson
+
+ALPHA = 0.05
+MARGIN = 0.2  # "does as well": a collapse rate at most this much higher, by the 95% interval
+
+VERDICT_RULE = (
+    f"Each cell is one comparison (a data set, a treatment against its baseline), decided by a two-sided test at "
+    f"{ALPHA:.0%} after Holm's correction over the claim's cells: Fisher's exact test for collapse rates, the "
+    "Mann-Whitney U test (exact at small n) for steps to converge (never = slower than every seed that converged) "
+    "and for the final quality metric. A cell **supports** the claim when the difference is significant in the "
+    "predicted direction, **contradicts** it when it is significant in the other, and is **inconclusive** "
+    f"otherwise. For \"does as well\" (C3), a cell supports when the 95% Newcombe interval of the collapse-rate "
+    f"difference lies below +{MARGIN} and the quality difference is not significantly worse, contradicts when either "
+    "is significantly worse, and is inconclusive otherwise. The claim is **supported** when every cell supports it, "
+    "**contradicted** when every decided cell contradicts it, **mixed** when cells go both ways, and otherwise "
+    "partly supported, partly contradicted or inconclusive at this n, as counted.")
+
+
+@dataclass(frozen=True)
+class Claim:
+    key: str
+    text: str
+    study: str
+    where: dict  # the regime: config or label values
+    measure: str  # collapse | convergence | quality | as_well
+    expect: str = "lower"  # for collapse: lower; convergence: faster; quality: better
+    rule: str = "late"  # the collapse definition of a collapse claim
+    baselines: tuple = ()  # compare against these (default: the study's compare baseline)
+    treatment: object = None  # the treatment value (default: every value but the baselines)
+
+
+CLAIMS = (
+    Claim("C1", "With BatchNorm and one G phase per iteration, lambda = 0 collapses late in training and lambda > 0 "
+          "does not: a lower late-collapse rate for every lambda > 0.", "bn_ablation", {"bn": True, "phases": "1x1"},
+          "collapse"),
+    Claim("C2a", "Without BatchNorm and with 5 phases, lambda > 0 converges faster (steps until the convergence rule "
+          "holds).", "bn_ablation", {"bn": False, "phases": "5x5"}, "convergence", expect="faster"),
+    Claim("C2b", "Without BatchNorm and with 5 phases, lambda > 0 ends better (final Frechet distance).", "bn_ablation",
+          {"bn": False, "phases": "5x5"}, "quality", expect="better"),
+    Claim("C3", "ALI trained with the paper's loss (-E_enc log D - E_gen log D) does as well as with the standard "
+          "losses (minimax, non-saturating), with and without BatchNorm.", "ali_losses", {}, "as_well",
+          baselines=("minimax", "nonsaturating"), treatment="vi"),
+)
+
+
+@dataclass
+class Study:
+    """One exported study: its trials labelled, the per-condition tables and per-seed times."""
+
+    name: str
+    trials: pd.DataFrame
+    metrics: pd.DataFrame
+    contract: dict
+    lay: tables.Layout = field(init=False)
+
+    def __post_init__(self):
+        self.lay = tables.layout(self.trials, self.contract)
+        done = self.trials[self.trials["status"].isin(schema.FINISHED)]
+        rules = tables.collapse_rules(done, self.metrics)
+        labelled = tables.with_labels(done, self.lay).assign(**{f"_{r}": v.values for r, v in rules.items()})
+        rule = convergence.parse_rule(convergence.DEFAULT_RULE, tables.metric_keys(done, self.contract)) \
+            if "eval/modes_frac" in done else None
+        labelled["steps_to_converge"] = (convergence.steps_to_converge(labelled, self.metrics, rule).values
+                                         if rule else np.nan)
+        self.done = labelled
+
+    def arm(self, dataset: str, where: dict, value) -> pd.DataFrame:
+        sel = (self.done["dataset"] == dataset) & (self.done[self.lay.compare].map(tables._label) == tables._label(value))
+        for key, want in where.items():
+            sel &= self.done[key].astype(str) == str(want)
+        return self.done[sel]
+
+
+def _cells(claim: Claim, study: Study) -> list[dict]:
+    """One row per (data set, treatment, baseline) with the numbers and the raw p."""
+    compare = study.lay.compare
+    baselines = claim.baselines or (study.lay.baseline,)
+    values = sorted(study.done[compare].unique(), key=lambda v: (isinstance(v, str), v))
+    treatments = [claim.treatment] if claim.treatment is not None else [v for v in values if v not in baselines]
+    rows = []
+    for dataset in sorted(study.done["dataset"].unique()):
+        regimes = [{}] if claim.where else [dict(zip(study.lay.regimes, r, strict=True)) for r in
+                                             study.done[study.lay.regimes].drop_duplicates().itertuples(index=False)]
+        for extra in regimes:
+            where = {**claim.where, **extra}
+            for base in baselines:
+                b = study.arm(dataset, where, base)
+                for value in treatments:
+                    t = study.arm(dataset, where, value)
+                    if len(t) and len(b):
+                        rows.append({"dataset": dataset, "regime": ", ".join(f"{k}={v}" for k, v in extra.items()),
+                                     "treatment": f"{compare} {tables._label(value)}",
+                                     "baseline": f"{compare} {tables._label(base)}", **MEASURES[claim.measure](claim, t, b)})
+    return rows
+
+
+def _rate(k: int, n: int) -> str:
+    lo, hi = wilson(k, n)
+    return f"{k}/{n} = {k / n:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def _collapse(claim: Claim, t: pd.DataFrame, b: pd.DataFrame, rule: str | None = None) -> dict:
+    rule = rule or claim.rule
+    kt, kb, nt, nb = int(t[f"_{rule}"].sum()), int(b[f"_{rule}"].sum()), len(t), len(b)
+    d, lo, hi = newcombe_difference(kt, nt, kb, nb)
+    others = []
+    for other in [r for r in tables.RULES if r != rule and f"_{r}" in t]:
+        ko, kbo = int(t[f"_{other}"].sum()), int(b[f"_{other}"].sum())
+        others.append(f"{other} {ko / nt - kbo / nb:+.2f} (p = {fisher_p(ko, nt, kbo, nb):.2g})")
+    return {"treatment value": _rate(kt, nt), "baseline value": _rate(kb, nb), "difference": f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]",
+            "p": fisher_p(kt, nt, kb, nb), "sign": np.sign(d), "hi": hi, "other definitions": "; ".join(others)}
+
+
+def _times(t: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    budget = min(t["iterations"].max(), b["iterations"].max())
+    return (convergence.censor(t["steps_to_converge"].dropna(), budget),
+            convergence.censor(b["steps_to_converge"].dropna(), budget))
+
+
+def _convergence(claim: Claim, t: pd.DataFrame, b: pd.DataFrame) -> dict:
+    x, y = _times(t, b)
+    out = convergence.compare_times(x, y)
+    faster = (x[:, None] < y[None, :]).mean() + 0.5 * (x[:, None] == y[None, :]).mean() > 0.5 if len(x) and len(y) else False
+    med = lambda v: "not reached" if not len(v) or math.isinf(float(np.median(v))) else f"{np.median(v):,.0f}"  # noqa: E731
+    return {"treatment value": f"{int(np.isfinite(x).sum())}/{len(x)} converged, median {med(x)}",
+            "baseline value": f"{int(np.isfinite(y).sum())}/{len(y)} converged, median {med(y)}",
+            "difference": "" if not math.isfinite(out["diff"]) else f"{out['diff']:+,.0f} steps",
+            "p": out["p"], "sign": -1.0 if faster else 1.0}
+
+
+def _quality(claim: Claim, t: pd.DataFrame, b: pd.DataFrame) -> dict:
+    metric = tables.quality_metric(t) or ""
+    x = t.loc[~t["diverged"].astype(bool), metric].dropna()
+    y = b.loc[~b["diverged"].astype(bool), metric].dropna()
+    d, lo, hi = median_difference(x, y)
+    name = metric.removeprefix("eval/")
+    return {"treatment value": f"{name} median {np.median(x):.3g} (n={len(x)})",
+            "baseline value": f"{name} median {np.median(y):.3g} (n={len(y)})",
+            "difference": f"{d:+.3g} [{lo:+.3g}, {hi:+.3g}]", "p": mann_whitney_p(x, y), "sign": np.sign(d)}
+
+
+def _as_well(claim: Claim, t: pd.DataFrame, b: pd.DataFrame) -> dict:
+    rate = _collapse(claim, t, b, rule="end")
+    quality = _quality(claim, t, b)
+    return {**rate, "quality": f"{quality['treatment value']} vs {quality['baseline value']}: {quality['difference']}, "
+                               f"p = {quality['p']:.2g}", "quality p": quality["p"], "quality sign": quality["sign"]}
+
+
+MEASURES = {"collapse": _collapse, "convergence": _convergence, "quality": _quality, "as_well": _as_well}
+
+
+def decide(claim: Claim, cells: pd.DataFrame) -> pd.DataFrame:
+    """Holm over the claim's cells, then each cell's verdict by VERDICT_RULE."""
+    if cells.empty:
+        return cells
+    cells = cells.assign(p_holm=holm(cells["p"]))
+    if claim.measure == "as_well":
+        cells = cells.assign(quality_p_holm=holm(cells["quality p"]))
+    good = -1.0  # lower collapse, faster, lower Frechet distance: the treatment's difference is negative
+    verdicts = []
+    for _, c in cells.iterrows():
+        significant = c["p_holm"] < ALPHA
+        if claim.measure == "as_well":
+            worse = (significant and c["sign"] > 0) or (c["quality_p_holm"] < ALPHA and c["quality sign"] > 0)
+            verdicts.append("contradicts" if worse else "supports" if c["hi"] < MARGIN else "inconclusive")
+        else:
+            verdicts.append("inconclusive" if not significant else "supports" if c["sign"] == good else "contradicts")
+    return cells.assign(cell=verdicts)
+
+
+def overall(cells: pd.DataFrame) -> str:
+    if cells.empty:
+        return "not measured"
+    counts = cells["cell"].value_counts().to_dict()
+    s, c, n = counts.get("supports", 0), counts.get("contradicts", 0), len(cells)
+    if s == n:
+        return "supported"
+    if c == n:
+        return "contradicted"
+    if s and c:
+        return f"mixed ({s} of {n} cells support, {c} contradict)"
+    if s:
+        return f"partly supported ({s} of {n} cells; the rest inconclusive)"
+    if c:
+        return f"partly contradicted ({c} of {n} cells; the rest inconclusive)"
+    return f"inconclusive at this n (no cell of {n} decided)"
+
+
+def dose_response(study: Study) -> pd.DataFrame:
+    """Late-collapse rate per lambda in every data set x regime cell, and the largest drop
+    against lambda = 0 (the most negative difference) with its Fisher p."""
+    compare, base = study.lay.compare, study.lay.baseline
+    rows = []
+    for (dataset, regime), g in study.done.groupby(["dataset", "regime"], sort=True):
+        b = g[g[compare] == base]
+        row = {"dataset": dataset, "regime": regime}
+        best = None
+        for value, t in g.groupby(compare, sort=True):
+            k, n = int(t["_late"].sum()), len(t)
+            row[f"{compare} {tables._label(value)}"] = f"{k}/{n} = {k / n:.2f}"
+            if value != base and len(b):
+                d = k / n - b["_late"].sum() / len(b)
+                if best is None or d < best[1]:
+                    best = (value, d, fisher_p(k, n, int(b["_late"].sum()), len(b)))
+        if best:
+            row["largest drop"] = f"{compare} {tables._label(best[0])}: {best[1]:+.2f} (p = {best[2]:.2g})"
+        rows.append(row)
+    return pd.DataFrame(rows).fillna("")
+
+
+def _table(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "_(no rows)_\n"
+    head = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
+    fmt = lambda v: f"{v:.2g}" if isinstance(v, float) else str(v)  # noqa: E731
+    return head + "".join("| " + " | ".join(fmt(v) for v in row) + " |\n" for row in frame.itertuples(index=False))
+
+
+def claims_markdown(root: str | Path) -> str:
+    """CLAIMS.md for the exported studies under `root` (a study that is not there: not measured)."""
+    root = Path(root)
+    studies: dict[str, Study] = {}
+    for name in sorted({c.study for c in CLAIMS}):
+        if (root / name / schema.TRIALS_FILE).exists():
+            res = load_results([str(root / name)], warn=False)
+            studies[name] = Study(name, res.trials, res.metrics, res.contract)
+    out = ["# The paper's claims: verdicts\n\n", "_Generated by `python -m analysis claims docs/reproduction` from the "
+           "committed results; do not edit by hand._\n\n", f"**Rule.** {VERDICT_RULE}\n\n",
+           f"Convergence rule: `{convergence.DEFAULT_RULE}`. Collapse definitions: "
+           + "; ".join(f"**{r}** = {t}" for r, t in tables.RULES.items()) + ".\n"]
+    for claim in CLAIMS:
+        out.append(f"\n## {claim.key}: {claim.text}\n")
+        study = studies.get(claim.study)
+        if study is None:
+            out.append(f"\n**Verdict: not measured yet** (`{claim.study}` is not in {root}).\n")
+            continue
+        cells = decide(claim, pd.DataFrame(_cells(claim, study)))
+        what = f"collapse rule **{claim.rule}**" if claim.measure == "collapse" else claim.measure
+        out.append(f"\n**Verdict: {overall(cells)}.** Study `{claim.study}`, regime "
+                   f"{', '.join(f'{k}={v}' for k, v in claim.where.items()) or 'every regime'}; measure: {what}.\n\n")
+        shown = cells.drop(columns=[c for c in ("sign", "hi", "quality p", "quality sign") if c in cells])
+        shown = shown.loc[:, [c for c in shown.columns if not (shown[c].astype(str) == "").all()]]
+        out.append(_table(shown))
+        panels = [f"[{kind} on {d}]({claim.study}/report/{kind}-{m}-{d}.png)" for m in sorted(study.done["model"].unique())
+                  for d in sorted(study.done["dataset"].unique()) for kind in ("samples", "evolution")
+                  if (root / claim.study / "report" / f"{kind}-{m}-{d}.png").exists()]
+        if panels:
+            out.append(f"\nThe samples it rests on: {', '.join(panels)}.\n")
+    if "bn_ablation" in studies:
+        out.append("\n## Dose-response: late-collapse rate by lambda in every BN x phases cell\n\n")
+        out.append(_table(dose_response(studies["bn_ablation"])))
+    return "".join(out)
+
+
+def write_claims(root: str | Path, out: str | Path | None = None) -> Path:
+    path = Path(out) if out else Path(root) / "CLAIMS.md"
+    path.write_text(claims_markdown(root))
+    return path

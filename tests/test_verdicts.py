@@ -1,0 +1,52 @@
+"""The claims' verdicts (analysis.verdicts) follow their stated rule on planted effects."""
+
+import pandas as pd
+import pytest
+
+from analysis.load import load_results
+from analysis.synthetic import synthetic_results
+from analysis.verdicts import Claim, Study, _cells, decide, overall
+
+
+def study_of(tmp_path, rates, seeds=20, **kw):
+    synthetic_results(tmp_path / "r", rates, seeds=seeds, **kw)
+    res = load_results([str(tmp_path / "r")], warn=False)
+    return Study("synthetic", res.trials, res.metrics, res.contract)
+
+
+COLLAPSE = Claim("X", "lambda > 0 collapses less", "synthetic", {"bn": True, "g_steps": 1}, "collapse")
+
+
+@pytest.mark.parametrize("rates, verdict", [
+    ({0.0: 0.9, 5.0: 0.1, 50.0: 0.05}, "supported"),
+    ({0.0: 0.1, 5.0: 0.9, 50.0: 0.95}, "contradicted"),
+    ({0.0: 0.5, 5.0: 0.5, 50.0: 0.5}, "inconclusive at this n (no cell of 2 decided)"),
+    ({0.0: 0.9, 5.0: 0.05, 50.0: 0.9}, "partly supported (1 of 2 cells; the rest inconclusive)"),
+])
+def test_a_collapse_claim_follows_the_planted_rates(tmp_path, rates, verdict):
+    study = study_of(tmp_path, {(True, 1, lam): r for lam, r in rates.items()} | {(False, 5, 0.0): 0.9})
+    cells = decide(COLLAPSE, pd.DataFrame(_cells(COLLAPSE, study)))
+    assert list(cells["treatment"]) == ["lam 5", "lam 50"] and (cells["dataset"] == "ring8").all()
+    assert overall(cells) == verdict, cells[["treatment value", "baseline value", "p_holm", "cell"]]
+    # the other definitions are given beside the claim's own
+    assert cells["other definitions"].str.contains("end ").all()
+
+
+def test_a_convergence_claim_finds_a_planted_speed_up(tmp_path):
+    rates = {(False, 5, 0.0): 0.0, (False, 5, 5.0): 0.0}
+    study = study_of(tmp_path, rates, seeds=12, converge_at={(False, 5, 0.0): 9, (False, 5, 5.0): 2})
+    claim = Claim("Y", "faster", "synthetic", {"bn": False, "g_steps": 5}, "convergence", expect="faster")
+    cells = decide(claim, pd.DataFrame(_cells(claim, study)))
+    assert overall(cells) == "supported"
+    assert cells["treatment value"].iloc[0] == "12/12 converged, median 200"
+    assert cells["baseline value"].iloc[0] == "12/12 converged, median 900"
+
+
+def test_does_as_well_needs_an_interval_below_the_margin(tmp_path):
+    claim = Claim("Z", "as well", "synthetic", {}, "as_well", baselines=(0.0,), treatment=5.0)
+    equal_many = study_of(tmp_path / "a", {(True, 1, 0.0): 0.0, (True, 1, 5.0): 0.0}, seeds=30)
+    assert overall(decide(claim, pd.DataFrame(_cells(claim, equal_many)))) == "supported"  # 0/30 vs 0/30: [-0.11, +0.11]
+    equal_few = study_of(tmp_path / "b", {(True, 1, 0.0): 0.5, (True, 1, 5.0): 0.5}, seeds=8)
+    assert overall(decide(claim, pd.DataFrame(_cells(claim, equal_few)))).startswith("inconclusive")
+    worse = study_of(tmp_path / "c", {(True, 1, 0.0): 0.0, (True, 1, 5.0): 1.0}, seeds=20)
+    assert overall(decide(claim, pd.DataFrame(_cells(claim, worse)))) == "contradicted"
