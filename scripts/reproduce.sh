@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The reproduction (docs/reproduction/README.md): every study of the verdicts, one after the
 # other, each resumable (a re-run starts only unfinished trials), each exported to
-# docs/reproduction/NAME/ (tables, contract, the snapshots its report draws) with its report.
+# docs/reproduction/NAME/ (tables, contract, the snapshots its report draws) with its report,
+# and the verdicts (docs/reproduction/CLAIMS.md) decided again from what is there.
 # Hours on a laptop: run it in the background and re-run it after an interruption:
 #   nohup bash scripts/reproduce.sh > results/reproduce.log 2>&1 &
 # A study name as argument runs only those: bash scripts/reproduce.sh ali_losses
@@ -20,5 +21,6 @@ for name in "${studies[@]}"; do
   rm -rf "docs/reproduction/$name"
   .venv/bin/vi-sweep export "results/$name" --to "docs/reproduction/$name"
   .venv/bin/vi-sweep report "docs/reproduction/$name" --out "docs/reproduction/$name/report"
+  .venv/bin/python -m analysis claims docs/reproduction
   echo "== $name: done $(date -u +%FT%TZ)"
 done
