@@ -195,6 +195,16 @@ def test_the_reference_statistics_are_shared_between_nodes_through_the_results_s
     assert (tmp_path / "node-b" / "fid-reference" / name).exists()  # and keeps it in its own cache
 
 
+def test_packs_and_trials_of_one_process_share_one_copy_of_the_images(tmp_path, cache):
+    from vi_sweeps.trial import Trial
+
+    root = make_folder(tmp_path / "faces", n=8)
+    pack = Trial([cfg_for(root, seed=s) for s in range(3)])  # one pack of three seeds
+    other = Trial(cfg_for(root, seed=7))  # and another trial run by the same worker process
+    assert pack.data.images() is other.data.images()
+    assert pack.data.images().data_ptr() == other.data.images().data_ptr()
+
+
 def test_a_store_that_cannot_take_the_reference_warns_and_the_trial_goes_on(tmp_path, cache, random_inception_weights):
     from analysis.schema import REFERENCES_DIR
     from vi_sweeps.storage import Store
