@@ -50,3 +50,17 @@ def test_does_as_well_needs_an_interval_below_the_margin(tmp_path):
     assert overall(decide(claim, pd.DataFrame(_cells(claim, equal_few)))).startswith("inconclusive")
     worse = study_of(tmp_path / "c", {(True, 1, 0.0): 0.0, (True, 1, 5.0): 1.0}, seeds=20)
     assert overall(decide(claim, pd.DataFrame(_cells(claim, worse)))) == "contradicted"
+
+
+def test_the_calibration_sets_mean_and_standard_error_beside_pacgans_row(tmp_path):
+    import math
+
+    from analysis.verdicts import calibration
+
+    study = study_of(tmp_path, {(True, 1, 0.0): 0.0}, seeds=4, dataset="grid25")
+    study.done["eval/modes_lit"] = [17.0, 18.0, 19.0, 18.0]
+    study.done["eval/hq_frac"] = 0.9
+    study.done["eval/kl_uniform"] = 0.5
+    (row,) = calibration(study).to_dict("records")
+    assert row["modes (ours)"] == f"18 +- {math.sqrt(2 / 3) / 2:.2g}" and row["modes (PacGAN)"] == "17.3 +- 0.8"
+    assert row["high quality % (ours)"] == "90 +- 0" and row["reverse KL (PacGAN)"] == "0.7 +- 0.07"
