@@ -1,4 +1,6 @@
-"""`python -m analysis report RESULTS... [--out DIR]`: the report without torch or Ray."""
+"""`python -m analysis report RESULTS... [--out DIR] [--converged RULE]` and `python -m analysis
+claims FOLDER`: the report and the verdicts without torch or Ray. Bad input exits 2 with one
+line; nothing is written then."""
 
 import argparse
 import sys
@@ -7,9 +9,15 @@ from analysis.load import ResultsError
 from analysis.report import build_report
 
 
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message):
+        print(f"error: {self.prog}: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineParser(prog="python -m analysis")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     rep = sub.add_parser("report", help="figures, REPORT.md and report.html from results folders")
     rep.add_argument("results", nargs="+")
     rep.add_argument("--out", default=None)
@@ -18,13 +26,17 @@ def main(argv=None) -> int:
     claims = sub.add_parser("claims", help="the paper's claims decided from exported studies: FOLDER/CLAIMS.md")
     claims.add_argument("folder", help="a folder of exported studies (docs/reproduction)")
     args = parser.parse_args(argv)
-    if args.command == "claims":
-        from analysis.verdicts import write_claims
-
-        print(f"claims: {write_claims(args.folder)}")
-        return 0
     try:
-        path = build_report(args.results, args.out or f"{args.results[0]}/report", args.converged)
+        if args.command == "claims":
+            from analysis.verdicts import write_claims
+
+            print(f"claims: {write_claims(args.folder)}")
+            return 0
+        out = args.out or f"{args.results[0]}/report"
+        try:
+            path = build_report(args.results, out, args.converged)
+        except OSError as err:  # the output folder cannot be written (a file, no permission, no space)
+            raise ResultsError(f"cannot write the report to {out}: {err.strerror or err}") from None
     except ResultsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -29,11 +29,19 @@ RECENT_NS = 5 * 10**9
 CORRUPT = object()
 
 
+class LocationError(ValueError):
+    """A location that is neither a folder path nor a URI pyarrow can open."""
+
+
 def open_location(location: str) -> tuple[pafs.FileSystem, str]:
     """A folder path or a URI (s3://, gs://, file://) -> (filesystem, root path)."""
-    if "://" not in location:
-        location = str(Path(location).expanduser().resolve())
-    return pafs.FileSystem.from_uri(location)
+    try:
+        if "://" not in location:
+            location = str(Path(location).expanduser().resolve())
+        return pafs.FileSystem.from_uri(location)
+    except (RuntimeError, ValueError, pa.ArrowInvalid) as err:  # ~nosuchuser, a NUL byte, foo://, "://"
+        raise LocationError(f"{location}: not a folder or a URI pyarrow can open ({err}); valid: a path, "
+                            "s3://BUCKET/PATH, gs://BUCKET/PATH, file:///PATH") from None
 
 
 def read_parquet(fs: pafs.FileSystem, path: str, columns: list[str] | None = None, tries: int = 4) -> pa.Table:
@@ -55,12 +63,31 @@ def read_parquet(fs: pafs.FileSystem, path: str, columns: list[str] | None = Non
     return read()
 
 
+# The columns of a trial file by type: the first three it must have, the others it may; a file
+# that breaks this is not a trial file (corrupt), and would break the tables built from it
+def _text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
+TRIAL_FILE_TYPES = {"trial_id": _text, "status": _text, "step": pa.types.is_integer,
+                    "collapsed": pa.types.is_boolean, "diverged": pa.types.is_boolean,
+                    "wall_s": lambda t: pa.types.is_floating(t) or pa.types.is_integer(t)}
+TRIAL_FILE_REQUIRED = ("trial_id", "status", "step")
+
+
+def is_trial_table(table: pa.Table) -> bool:
+    names = table.column_names
+    return (len(table) > 0 and all(name in names for name in TRIAL_FILE_REQUIRED)
+            and all(ok(table.schema.field(name).type) for name, ok in TRIAL_FILE_TYPES.items() if name in names))
+
+
 @dataclass
 class TrialFiles:
     fs: pafs.FileSystem
     root: str
     cache: dict[str, tuple[tuple[int, int], pa.Table]] = field(default_factory=dict)
     corrupt: list[str] = field(default_factory=list)
+    unread: list[str] = field(default_factory=list)  # could not be read this time (permissions, the store)
 
     def read(self) -> list[pa.Table]:
         """Every readable trial file's table (cached when unchanged), in name order."""
@@ -75,14 +102,15 @@ class TrialFiles:
                  if n not in self.cache or self.cache[n][0] != stamp or stamp[0] > recent]
         with ThreadPoolExecutor(8) as pool:
             fresh = list(pool.map(lambda n: self._read_one(posixpath.join(folder, n)), stale))
-        self.corrupt = []
+        self.corrupt, self.unread = [], []
         for name, table in zip(stale, fresh, strict=True):
             if table is CORRUPT:
                 self.corrupt.append(name)
                 self.cache.pop(name, None)
             elif table is not None:
                 self.cache[name] = (current[name], table)
-            # None: the store did not answer; what was read before stands until the next call
+            elif name not in self.cache:  # None: not read now; what was read before stands until the next call
+                self.unread.append(name)
         for name in set(self.cache) - set(current):
             del self.cache[name]
         return [self.cache[n][1] for n in sorted(self.cache)]
@@ -96,19 +124,26 @@ class TrialFiles:
             return CORRUPT
         except OSError:
             return None
-        return table if len(table) and "status" in table.column_names else CORRUPT
+        return table if is_trial_table(table) else CORRUPT
 
 
-def read_errors(fs: pafs.FileSystem, root: str) -> list[dict]:
+def read_errors(fs: pafs.FileSystem, root: str, skipped: list[str] | None = None) -> list[dict]:
+    """The error records of errored trials; one that is unreadable or not a record is left
+    out and named in `skipped`."""
     folder = posixpath.join(root, schema.ERRORS_DIR)
     out = []
     for info in fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True)):
         if info.type == pafs.FileType.File and info.path.endswith(".json"):
             try:
                 with fs.open_input_stream(info.path) as f:
-                    out.append(json.loads(f.read()))
+                    blob = json.loads(f.read())
+                if not (isinstance(blob, dict) and isinstance(blob.get("config"), dict) and "trial_id" in blob["config"]
+                        and isinstance(blob.get("labels", {}), dict)):
+                    raise ValueError("not an error record")
+                out.append({"labels": {}, "study": "", "error": "", **blob})
             except (OSError, ValueError):
-                continue
+                if skipped is not None:
+                    skipped.append(posixpath.basename(info.path))
     return out
 
 

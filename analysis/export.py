@@ -6,7 +6,10 @@ metadata files, the sample snapshots the report draws and every trial's final on
 from __future__ import annotations
 
 import json
+import os
 import posixpath
+import shutil
+import tempfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -14,15 +17,37 @@ import pyarrow.parquet as pq
 from analysis import schema, tables
 from analysis.contract import open_location, with_metadata
 from analysis.figures import treatments
-from analysis.load import load_results
+from analysis.load import ResultsError, load_results
 from analysis.samples import sample_panels, snapshot_steps
 
 
 def export_results(location: str, out: str | Path) -> dict[str, int]:
-    """Write `location`'s results to the folder `out`; returns what was written."""
+    """Write `location`'s results to the new folder `out` (absent or empty; never the results
+    folder itself or a folder inside it); returns what was written. The copy is built beside
+    `out` and takes its name when complete, so a failure leaves no half-written export."""
+    if not str(out).strip():
+        raise ResultsError("--to: an empty path; name a new folder for the export")
+    final = Path(out).expanduser().absolute()
+    if final.exists() and (not final.is_dir() or any(final.iterdir())):
+        raise ResultsError(f"--to {out}: already exists and is not an empty folder; export into a new folder")
+    if "://" not in location:
+        source = Path(location).expanduser().resolve()
+        if final.resolve() == source or source in final.resolve().parents:
+            raise ResultsError(f"--to {out}: is inside the results folder being exported ({location}); pick another")
     res = load_results([location], warn=False)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        counts = _write_export(res, location, building)
+        if final.exists():
+            final.rmdir()  # empty, checked above
+        os.replace(building, final)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return counts
+
+
+def _write_export(res, location: str, out: Path) -> dict[str, int]:
     fs, root = open_location(location)
     for name in (schema.STUDY_FILE, schema.VERSIONS_FILE):
         try:

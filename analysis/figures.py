@@ -248,6 +248,15 @@ def scatter_panel(ax, points: np.ndarray, centres: np.ndarray, sigma: float, lim
     ax.set_yticks([])
 
 
+def _image(png: bytes) -> np.ndarray | None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        return np.asarray(Image.open(io.BytesIO(png)))
+    except (UnidentifiedImageError, OSError):
+        return None  # an unreadable snapshot: its panel says so
+
+
 def sample_grid(rows: list[tuple[str, list[tuple[str, object]]]], geometry: dict, title: str):
     """A grid of sample panels: one row per condition, one column per (caption, sample)."""
     ncol = max(len(cells) for _, cells in rows)
@@ -261,12 +270,10 @@ def sample_grid(rows: list[tuple[str, list[tuple[str, object]]]], geometry: dict
                 ax.axis("off")
                 continue
             caption, sample = cells[j]
+            img = _image(sample) if isinstance(sample, bytes) else None
             if isinstance(sample, np.ndarray) and sample.ndim == 2 and sample.shape[1] == 2:
                 scatter_panel(ax, sample.astype(np.float64), centres, geometry.get("sigma", 0.0), lim)
-            elif isinstance(sample, bytes):
-                from PIL import Image
-
-                img = np.asarray(Image.open(io.BytesIO(sample)))
+            elif img is not None:
                 ax.imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
                 ax.set_xticks([])
                 ax.set_yticks([])

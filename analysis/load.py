@@ -27,7 +27,7 @@ import pyarrow.fs as pafs
 import yaml
 
 from analysis import schema
-from analysis.contract import TrialFiles, build_tables, open_location, read_errors, read_parquet
+from analysis.contract import LocationError, TrialFiles, build_tables, open_location, read_errors, read_parquet
 
 
 class ResultsError(ValueError):
@@ -45,11 +45,40 @@ class Results:
 
 
 def _read_text(fs: pafs.FileSystem, path: str) -> str:
+    """A small text file of the folder; "" when it is not there; a file that is there but
+    cannot be read, or is not UTF-8, is an error naming it."""
     try:
         with fs.open_input_stream(path) as f:
-            return f.read().decode()
-    except (FileNotFoundError, OSError):
+            data = f.read()
+    except FileNotFoundError:
         return ""
+    except OSError as err:
+        if fs.get_file_info(path).type == pafs.FileType.NotFound:
+            return ""
+        raise ResultsError(f"{path}: cannot be read ({getattr(err, 'strerror', None) or err})") from None
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        raise ResultsError(f"{path}: not UTF-8 text") from None
+
+
+def _read_json(fs: pafs.FileSystem, path: str) -> dict:
+    text = _read_text(fs, path)
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError as err:
+        raise ResultsError(f"{path}: not JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise ResultsError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _study_yaml(text: str, path: str) -> dict:
+    try:
+        study = yaml.safe_load(text) if text else {}
+    except yaml.YAMLError as err:
+        raise ResultsError(f"{path}: not a study file ({str(err).splitlines()[0]})") from None
+    return study if isinstance(study, dict) else {}
 
 
 def read_checked(fs: pafs.FileSystem, path: str, required: tuple[str, ...]) -> tuple[pd.DataFrame, str, dict]:
@@ -72,18 +101,18 @@ def read_checked(fs: pafs.FileSystem, path: str, required: tuple[str, ...]) -> t
     return table.to_pandas(), version, contract
 
 
-def _v1_contract(study_text: str) -> dict:
+def _v1_contract(study: dict) -> dict:
     """A v1 folder's axes, read from its study file (v1 did not record them)."""
-    study = (yaml.safe_load(study_text) or {}) if study_text else {}
-    grid = study.get("grid") or {}
+    grid = study.get("grid") if isinstance(study.get("grid"), dict) else {}
     labelled = {k: v for k, v in grid.items() if isinstance(v, dict)}
     return {"axes": ["model", "dataset", *grid, "seed"], "labelled": labelled,
             "compare": {"axis": "lam", "baseline": 0.0} if "lam" in grid else None} if grid else {}
 
 
-def _v1_trials(trials: pd.DataFrame, study_text: str) -> pd.DataFrame:
+def _v1_trials(trials: pd.DataFrame, study: dict) -> pd.DataFrame:
     trials = trials.rename(columns={"iterations": "steps_done"})
-    budget = ((yaml.safe_load(study_text) or {}).get("budget") or {}).get("iterations") if study_text else None
+    budget = study.get("budget") if isinstance(study.get("budget"), dict) else {}
+    budget = budget.get("iterations")
     finished = trials["status"] == "finished"
     trials["iterations"] = trials["steps_done"].where(finished, budget if budget is not None else float("nan"))
     trials["pack"] = 1
@@ -92,36 +121,51 @@ def _v1_trials(trials: pd.DataFrame, study_text: str) -> pd.DataFrame:
 
 def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list[str]]:
     """(trials, metrics, source, notes) of one folder."""
-    fs, root = open_location(location)
-    if fs.get_file_info(root).type != pafs.FileType.Directory:
+    try:
+        fs, root = open_location(location)
+        kind = fs.get_file_info(root).type
+    except (LocationError, OSError) as err:
+        raise ResultsError(str(err)) from None
+    if kind != pafs.FileType.Directory:
         raise ResultsError(f"{location}: no such results folder")
     notes = []
     study = _read_text(fs, posixpath.join(root, schema.STUDY_FILE))
-    versions = _read_text(fs, posixpath.join(root, schema.VERSIONS_FILE))
-    contract_text = _read_text(fs, posixpath.join(root, schema.CONTRACT_FILE))
-    contract = json.loads(contract_text) if contract_text else {}
+    try:
+        versions = _read_json(fs, posixpath.join(root, schema.VERSIONS_FILE))
+    except ResultsError as err:  # what produced the results is informative only: say so and go on
+        versions = {}
+        notes.append(f"{err}; versions not shown")
+    contract = _read_json(fs, posixpath.join(root, schema.CONTRACT_FILE))
+    skipped: list[str] = []
     started = fs.get_file_info(posixpath.join(root, schema.TRIALS_FILE)).type != pafs.FileType.NotFound
     if study and not started and fs.get_file_info(posixpath.join(root, schema.TRIALS_DIR)).type == pafs.FileType.NotFound:
         # a sweep that has started but where no trial has reported yet
-        trials, metrics = build_tables([], read_errors(fs, root))
+        trials, metrics = build_tables([], read_errors(fs, root, skipped))
         notes.append(f"{location}: no trial has reported yet")
     elif fs.get_file_info(posixpath.join(root, schema.TRIALS_DIR)).type == pafs.FileType.Directory:
         files = TrialFiles(fs, root)
-        trials, metrics = build_tables(files.read(), read_errors(fs, root))
+        trials, metrics = build_tables(files.read(), read_errors(fs, root, skipped))
         if files.corrupt:
             notes.append(f"{location}: skipped unreadable trial file(s) {', '.join(files.corrupt)} "
                          "(the driver moves them to quarantine/ and runs those trials again)")
+        if files.unread:
+            notes.append(f"{location}: {len(files.unread)} trial file(s) could not be read now (permissions or "
+                         f"the store), so they are left out: {', '.join(files.unread[:5])}"
+                         + (" ..." if len(files.unread) > 5 else ""))
     else:
         trials, version, contract_t = read_checked(fs, posixpath.join(root, schema.TRIALS_FILE),
                                                    schema.REQUIRED_TRIAL_COLUMNS)
         metrics, _, _ = read_checked(fs, posixpath.join(root, schema.METRICS_FILE), schema.REQUIRED_METRIC_COLUMNS)
         contract = contract or contract_t
         if version == "1":
-            trials = _v1_trials(trials, study)
-            contract = _v1_contract(study)
+            parsed = _study_yaml(study, posixpath.join(root, schema.STUDY_FILE))
+            trials = _v1_trials(trials, parsed)
+            contract = _v1_contract(parsed)
             notes.append(f"{location}: schema version 1, read through the v1 shim (steps_done from v1's "
                          "`iterations`; configured iterations recovered from status and the study's budget)")
-    source = {"location": location, "study": study, "versions": json.loads(versions) if versions else {}}
+    if skipped:
+        notes.append(f"{location}: skipped error record(s) that are not readable records: {', '.join(skipped)}")
+    source = {"location": location, "study": study, "versions": versions}
     return trials, metrics, {**source, "contract": contract}, notes
 
 
@@ -160,7 +204,10 @@ def fill_defaults(frames: list[pd.DataFrame], contract: dict, notes: list[str]) 
 def load_results(locations: list[str], warn: bool = True) -> Results:
     trials, metrics, sources, notes = [], [], [], []
     for location in locations:
-        t, m, source, n = load_location(location)
+        try:
+            t, m, source, n = load_location(location)
+        except OSError as err:  # a folder or file this user may not read, a store that refuses
+            raise ResultsError(f"{location}: cannot be read ({getattr(err, 'strerror', None) or err})") from None
         trials.append(t)
         metrics.append(m)
         sources.append(source)

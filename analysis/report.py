@@ -9,9 +9,13 @@ Every table behind a figure is in the report and in CSV beside it.
 from __future__ import annotations
 
 import base64
+import errno
 import html
 import math
+import os
 import re
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -146,17 +150,43 @@ def loss_frame(res: Results, labelled: pd.DataFrame, keys: list[str]) -> pd.Data
 
 
 def build_report(locations: list[str], out: str, converged: str | None = None) -> Path:
-    """`converged`: the convergence rule (analysis.convergence); default DEFAULT_RULE where
-    the results have its metric."""
+    """The report of `locations` in the folder `out` (replaced whole). Everything is read
+    first, then written to a folder beside `out` that takes its place only when complete: a
+    results folder that cannot be read (ResultsError) or a report that cannot be written
+    (OSError) leaves `out` as it was. `converged`: the convergence rule (analysis.convergence);
+    default DEFAULT_RULE where the results have its metric."""
     res = load_results(locations)
     trials, contract = res.trials, res.contract
-    done_trials = trials[trials["status"].isin(schema.FINISHED)]
-    metrics = tables.metric_keys(done_trials, contract)
     # a rule is checked against what the trials report so far, finished or not
     converge = _convergence_rule(converged, tables.metric_keys(trials, contract) if len(trials) else
                                  [k for k in contract.get("keys", {}) if k.startswith("eval/")])
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    final = Path(out)
+    if final.exists() and not final.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "a file is in the way", str(final))
+    final.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        name = _write_report(res, locations, building, converge).name
+        _replace_folder(building, final)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return final / name
+
+
+def _replace_folder(new: Path, final: Path) -> None:
+    """`new` renamed to `final`, the old `final` (if any) out of the way first and then removed."""
+    old = final.with_name(f".{final.name}.old-{os.getpid()}") if final.exists() else None
+    if old is not None:
+        os.replace(final, old)
+    os.replace(new, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_report(res: Results, locations: list[str], out_dir: Path, converge) -> Path:
+    trials, contract = res.trials, res.contract
+    done_trials = trials[trials["status"].isin(schema.FINISHED)]
+    metrics = tables.metric_keys(done_trials, contract)
     if not len(done_trials):
         return early_report(res, out_dir)
     lay = tables.layout(trials, contract)

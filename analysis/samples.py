@@ -30,12 +30,19 @@ def snapshot_steps(location: str, trial_id: str) -> dict[int, str]:
     return dict(sorted(out.items()))
 
 
-def read_snapshot(location: str, path: str) -> np.ndarray | bytes:
-    """2-D points as an (n, 2) array, or an image grid as PNG bytes."""
+def read_snapshot(location: str, path: str) -> np.ndarray | bytes | None:
+    """2-D points as an (n, 2) array, or an image grid as PNG bytes; None for a snapshot that
+    cannot be read or is not one (its panel is left empty)."""
     fs, _ = open_location(location)
-    with fs.open_input_stream(path) as f:
-        data = f.read()
-    return np.load(io.BytesIO(data)) if path.endswith(".npy") else data
+    try:
+        with fs.open_input_stream(path) as f:
+            data = f.read()
+        if not path.endswith(".npy"):
+            return data
+        points = np.load(io.BytesIO(data), allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    return points if points.ndim == 2 and points.shape[1] == 2 else None
 
 
 def rule_metric(rule: str) -> tuple[str, bool]:

@@ -1,5 +1,6 @@
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 from click.testing import CliRunner
 
 from vi_sweeps.cli import main
@@ -43,3 +44,30 @@ def test_list_keys_marks_exactly_the_execution_keys_and_the_unvectorised_models(
     marked = {key for key, line in rows.items() if line.split()[1] == "*"}
     assert marked == set(EXECUTION_KEYS) == {"data_root", "device", "threads", "fid_weights"}
     assert out.strip().endswith("(not vectorised): em")
+
+
+BAD_COMMANDS = {  # a hostile tester's finds: tracebacks or click's usage block before
+    "a seed past int64": (["trial", "--seed", "9223372036854775808"], "Invalid value for '--seed'"),
+    "a seed that is not a number": (["trial", "--seed", "x"], "'x' is not a valid integer"),
+    "a missing option": (["export", "somewhere"], "Missing option '--to'"),
+    "an image folder that is not there": (["trial", "--dataset", "image-folder", "--set", "data_root=/nonexistent"],
+                                          "data_root: '/nonexistent' is not a readable folder"),
+    "an output under a file": (["trial", "--iterations", "2", "--out", "FILE/x.parquet"], "--out: FILE/x.parquet: cannot"),
+    "a --set that is not YAML": (["trial", "--set", "lr=["], "--set: 'lr=[': not a YAML value"),
+    "a --set given twice": (["trial", "--set", "lr=0.1", "--set", "lr=0.2"], "--set: lr: set twice"),
+    "a --set that is a list": (["trial", "--set", "hidden=[1, 2]"], "a single value"),
+    "an infinite learning rate": (["trial", "--set", "lr=.inf"], "lr: Input should be a finite number"),
+    "a network too wide to build": (["trial", "--set", "hidden=100000000000"], "hidden: Input should be less than"),
+    "no command": (["nosuch"], "No such command 'nosuch'"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_COMMANDS))
+def test_a_bad_command_line_is_one_line_and_exit_2(case, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "FILE").write_text("a file")
+    args, expected = BAD_COMMANDS[case]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 2 and expected in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1 and r.exception is None or isinstance(r.exception, SystemExit)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["FILE"]

@@ -252,6 +252,7 @@ def test_the_image_cache_key_does_not_depend_on_where_the_folder_is(tmp_path, ca
 
 
 def test_fetch_weights_downloads_or_copies_them_where_trials_look(tmp_path, monkeypatch):
+    import hashlib
     import http.server
     import threading
 
@@ -265,20 +266,29 @@ def test_fetch_weights_downloads_or_copies_them_where_trials_look(tmp_path, monk
     handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path / "site"), **k)  # noqa: E731
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    digest = ["--sha256", hashlib.sha256(payload).hexdigest()[:12]]
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/w.pth"
-        r = CliRunner().invoke(main, ["fetch-weights", "--url", url])
+        r = CliRunner().invoke(main, ["fetch-weights", "--url", url])  # not torch-fidelity's hash: refused
+        assert r.exit_code == 1 and "not the weights asked for" in r.output and not default_weights_path().exists()
+        r = CliRunner().invoke(main, ["fetch-weights", "--url", url, *digest])
         assert r.exit_code == 0, r.output
         assert default_weights_path().read_bytes() == payload  # torch-fidelity's cache, under TORCH_HOME
         cfg = tiny(dataset="image-folder", data_root=str(tmp_path), image_size=8)
         assert inception_weights(cfg) == default_weights_path()
-        r = CliRunner().invoke(main, ["fetch-weights", "--url", url.replace("w.pth", "missing.pth")])
+        r = CliRunner().invoke(main, ["fetch-weights", "--url", url.replace("w.pth", "missing.pth"), *digest])
         assert r.exit_code == 1 and "cannot fetch the weights" in r.output
     finally:
         server.shutdown()
-    r = CliRunner().invoke(main, ["fetch-weights", "--from", str(tmp_path / "site" / "w.pth"), "--to", str(tmp_path / "shared" / "w.pth")])
+    copy = ["fetch-weights", "--from", str(tmp_path / "site" / "w.pth"), "--to", str(tmp_path / "shared" / "w.pth")]
+    r = CliRunner().invoke(main, copy)  # a copy is checked too: garbage there would be every trial's FID
+    assert r.exit_code == 2 and "not the weights asked for" in r.output and not (tmp_path / "shared" / "w.pth").exists()
+    r = CliRunner().invoke(main, [*copy, *digest])
     assert r.exit_code == 0 and (tmp_path / "shared" / "w.pth").read_bytes() == payload
     assert not list((tmp_path / "shared").glob("*.part"))
+    for bad, why in (("", "--to: an empty path"), (str(tmp_path / "site" / "w.pth" / "x.pth"), "--to: ")):
+        r = CliRunner().invoke(main, ["fetch-weights", "--from", str(tmp_path / "site" / "w.pth"), "--to", bad, *digest])
+        assert r.exit_code == 2 and why in r.output and len(r.output.strip().splitlines()) == 1, r.output
 
 
 def test_a_driver_on_a_cluster_names_the_trials_but_leaves_caches_and_weights_to_their_nodes(tmp_path, cache, monkeypatch):

@@ -86,6 +86,15 @@ BAD = {
     "a search choice the key refuses": ("name: x\nsearch:\n  space: {bn: {type: categorical, choices: [maybe, true]}}\n",
                                         "search.space.bn.choices[0]: Input should be a valid boolean"),
     "cuda without a gpu": ("name: x\nbase: {device: cuda}\n", "device: cuda, but resources.gpu is 0"),
+    "max_trials past its bound": ("name: x\nseeds: 100000000000000000000\nmax_trials: 1000000000000000000000\n",
+                                  "max_trials: Input should be less than or equal to 100000000"),
+    "nested too deep": ("name: x\nbase: {lr: " + "[" * 3000 + "]" * 3000 + "}\n", "nested too deeply to be a study file"),
+    "labels that are numbers": ("name: x\ngrid:\n  r: {1: {lam: 1.0}, 2: {lam: 2.0}}\n", "grid.r: label 1 must be text"),
+    "an infinite value": ("name: x\nbase: {lr: .inf}\n", "base.lr: Input should be a finite number"),
+    "a size past its bound": ("name: x\nbase: {hidden: 100000000000000000000000}\n",
+                              "base.hidden: Input should be less than or equal to 65536"),
+    "a huge value shown short": ("name: x\nbase: {lr: &a [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]}\n",
+                                 "...)"),
     "huge grid": ("name: x\ngrid:\n" + "".join(f"  {k}: [{', '.join(str(v) for v in range(1, 11))}]\n"
                                              for k in ("hidden", "z_dim", "width", "g_repeats", "d_steps",
                                                        "g_steps", "mlp_layers", "batch_size")) + "seeds: 10\n",
@@ -288,3 +297,19 @@ def test_resume_of_a_folder_without_a_sweep_is_refused(tmp_path):
     r = CliRunner().invoke(main, ["run", str(study), "--resume", "--results", str(tmp_path / "typo")])
     assert r.exit_code == 2 and f"--resume: {tmp_path / 'typo'} holds no sweep to resume" in r.output
     assert not (tmp_path / "typo").exists()
+
+
+def test_an_endless_or_huge_file_is_refused_without_reading_it_all(tmp_path):
+    """`validate /dev/zero` read for ever; a file past a page of YAML is not a study."""
+    big = tmp_path / "big.yaml"
+    big.write_text("name: x\n" + "# padding\n" * 200_000)
+    for path in (big, "/dev/zero"):
+        r = CliRunner().invoke(main, ["validate", str(path)])
+        assert r.exit_code == 2 and "larger than 1,048,576 bytes" in r.output, r.output
+
+
+def test_set_on_a_study_whose_base_is_not_a_mapping_names_base(tmp_path):
+    study = tmp_path / "s.yaml"
+    study.write_text("name: x\nbase: [1, 2]\n")
+    r = CliRunner().invoke(main, ["validate", str(study), "--set", "hidden=8"])
+    assert r.exit_code == 2 and "base: expected a mapping of config keys (got [1, 2])" in r.output, r.output

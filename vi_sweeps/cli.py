@@ -41,7 +41,29 @@ def progress_row(trial, row: dict) -> str:
     return "  ".join(parts)
 
 
-@click.group()
+class OneLineErrors(click.Group):
+    """Usage errors (a bad option, a missing argument) as one line naming the option, exit 2,
+    instead of click's usage block."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as err:
+            click.echo(err.ctx.get_help())
+            sys.exit(err.exit_code)
+        except click.UsageError as err:
+            where = f"{err.ctx.command_path}: " if err.ctx is not None else ""
+            click.echo(f"error: {where}{err.format_message()}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except click.ClickException as err:
+            err.show()
+            sys.exit(err.exit_code)
+        except click.exceptions.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(EXIT_ERRORED)
+
+
+@click.group(cls=OneLineErrors)
 @click.version_option(package_name="vi-sweeps")
 def main() -> None:
     """Sweeps and ablations of the generative models of Su (2018) on Ray Tune."""
@@ -50,8 +72,8 @@ def main() -> None:
 @main.command()
 @click.option("--model", default="gan", show_default=True)
 @click.option("--dataset", default="ring8", show_default=True)
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--iterations", default=2000, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**63 - 1))
+@click.option("--iterations", default=2000, show_default=True, type=click.IntRange(min=1))
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="any other config key")
 @click.option("--out", type=click.Path(dir_okay=False), help="FILE.parquet: one row per evaluation")
 @click.option("--samples", type=click.Path(dir_okay=False), help="FILE.npy: the final samples")
@@ -78,12 +100,23 @@ def trial(model, dataset, seed, iterations, assignments, out, samples, list_keys
         cfg = make_config(values, "vi-sweep trial")
     except ConfigError as err:
         fail_config(err)
+    for option, path in (("--out", out), ("--samples", samples)):  # before training, not after
+        if path:
+            try:
+                Path(path).expanduser().absolute().parent.mkdir(parents=True, exist_ok=True)
+            except (OSError, RuntimeError) as err:
+                fail_config(ConfigError(option, [f"{path}: cannot be written there ({getattr(err, 'strerror', None) or err})"]))
+            if Path(path).is_dir() or not os.access(Path(path).expanduser().absolute().parent, os.W_OK):
+                fail_config(ConfigError(option, [f"{path}: cannot be written there"]))
     import numpy as np
 
     from vi_sweeps.results import trial_table
     from vi_sweeps.trial import Trial, evaluations
 
-    run = Trial(cfg, keep_samples=bool(samples))
+    try:
+        run = Trial(cfg, keep_samples=bool(samples))
+    except FileNotFoundError as err:  # an image folder that is not there, FID weights that are not
+        fail_config(ConfigError("vi-sweep trial", [str(err)]))
     click.echo(f"trial {cfg.trial_id}: {cfg.model} on {cfg.dataset}, seed {cfg.seed}, "
                f"{cfg.iterations} iterations", err=True)
     for evals in evaluations(run):
@@ -141,7 +174,8 @@ def trial_table_text(study) -> str:
 @click.option("--list", "list_trials", is_flag=True, help="print the trial table")
 @set_option
 def validate(study, list_trials, assignments) -> None:
-    """Check a study file; print its size (and with --list, its trials)."""
+    """Check a study file; print its size (and with --list, its trials). The file only: a data
+    folder it names is checked by `run` (--dry-run too), on the machine that runs it."""
     spec = load_or_exit(study, assignments)
     if list_trials:
         click.echo(trial_table_text(spec))
@@ -166,15 +200,16 @@ def validate(study, list_trials, assignments) -> None:
 def run(study, results, address, resume, max_concurrent, dry_run, report, tensorboard, force, assignments) -> None:
     """Run every trial of STUDY on Ray Tune; results land in one Parquet contract."""
     spec = load_or_exit(study, assignments, with_ids=True)
-    if dry_run:
-        click.echo(trial_table_text(spec))
-        click.echo(f"{study}: {len(spec.trials)} trials (dry run: nothing written)")
-        return
     from vi_sweeps.lease import LeaseHeld
     from vi_sweeps.storage import StoreError
-    from vi_sweeps.sweep import describe, run_sweep
+    from vi_sweeps.sweep import check_location, describe, run_sweep
 
     results = f"results/{spec.name}" if results is None else results
+    if dry_run:  # the same checks of the results location as a run, writing nothing
+        try:
+            check_location(spec, results)
+        except ConfigError as err:
+            fail_config(err)
     if resume:
         from analysis.schema import STUDY_FILE
         from vi_sweeps.storage import Store
@@ -185,6 +220,10 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
             held = False
         if not held:
             fail_config(ConfigError("--resume", [f"{results} holds no sweep to resume; drop --resume to start one"]))
+    if dry_run:
+        click.echo(trial_table_text(spec))
+        click.echo(f"{study}: {len(spec.trials)} trials (dry run: nothing written)")
+        return
     if tensorboard == "RESULTS/tensorboard":
         if "://" in results:
             fail_config(ConfigError("--tensorboard", ["results on object storage: pass a local folder, --tensorboard DIR"]))
@@ -243,6 +282,9 @@ def status(results, as_json) -> None:
     except (ResultsError, FileNotFoundError, NotADirectoryError) as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(EXIT_BAD_INPUT)
+    except OSError as err:  # a folder or file this user may not read
+        click.echo(f"error: {results}: cannot be read ({err.strerror or err})", err=True)
+        sys.exit(EXIT_BAD_INPUT)
 
 
 @main.command()
@@ -270,6 +312,9 @@ def export(results, dest) -> None:
         counts = export_results(results, dest)
     except ResultsError as err:
         click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except OSError as err:  # the destination cannot be written (a file in the way, no permission, no space)
+        click.echo(f"error: cannot write the export to {dest}: {err.strerror or err}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     click.echo(f"exported {counts['trials']} trials, {counts['evaluations']} evaluations and "
                f"{counts['snapshots']} sample snapshots to {dest}")
@@ -318,7 +363,9 @@ def tune(study, n_trials, results, address, max_concurrent, report, force, assig
               help="copy this file instead of downloading (for nodes without internet)")
 @click.option("--to", "dest", type=click.Path(dir_okay=False), default=None,
               help="where to put them (default: torch-fidelity's cache, where every trial looks)")
-def fetch_weights(url, source, dest) -> None:
+@click.option("--sha256", "digest_prefix", default=None, metavar="HEX",
+              help="the file's expected sha256 (a prefix will do; default: torch-fidelity's Inception weights)")
+def fetch_weights(url, source, dest, digest_prefix) -> None:
     """Place the Inception weights FID needs where trials find them, once per node (or once on
     a shared disk, then pass fid_weights=PATH)."""
     import hashlib
@@ -329,20 +376,30 @@ def fetch_weights(url, source, dest) -> None:
 
     from vi_sweeps.metrics import INCEPTION_FILE, INCEPTION_URL, default_weights_path
 
-    target = Path(dest).expanduser() if dest else default_weights_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+    if dest is not None and not dest.strip():
+        fail_config(ConfigError("--to", ["an empty path; name the weights file, or leave --to out for "
+                                         f"torch-fidelity's cache ({default_weights_path()})"]))
+    try:
+        target = Path(dest).expanduser().absolute() if dest else default_weights_path()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+    except (OSError, RuntimeError) as err:
+        fail_config(ConfigError("--to", [f"{dest or target}: cannot be written there ({getattr(err, 'strerror', None) or err})"]))
     os.close(fd)
+    # torch-fidelity's file name carries the first digits of its sha256
+    expected = (digest_prefix or INCEPTION_FILE.rsplit("-", 1)[1].removesuffix(".pth")).lower()
     try:
         if source:
             shutil.copyfile(source, tmp)
         else:
             torch.hub.download_url_to_file(url or INCEPTION_URL, tmp, progress=sys.stderr.isatty())
         digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
-        expected = INCEPTION_FILE.rsplit("-", 1)[1].removesuffix(".pth")
-        if not (url or source) and not digest.startswith(expected):
-            click.echo(f"error: downloaded weights have sha256 {digest[:8]}..., expected {expected}...", err=True)
-            sys.exit(EXIT_ERRORED)
+        if not digest.startswith(expected):  # a copy too: garbage there would be every trial's FID
+            where = f"--from {source}" if source else f"--url {url or INCEPTION_URL}"
+            click.echo(f"error: {where}: not the weights asked for (sha256 {digest[:8]}..., expected "
+                       f"{expected}..., {'--sha256' if digest_prefix else 'torch-fidelity Inception'}); nothing written",
+                       err=True)
+            sys.exit(EXIT_BAD_INPUT if source else EXIT_ERRORED)
         os.replace(tmp, target)
     except OSError as err:
         click.echo(f"error: cannot fetch the weights to {target}: {err}", err=True)

@@ -42,32 +42,33 @@ def added(default: Any, description: str, **kwargs: Any) -> Any:
 
 
 class TrialConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # no inf or NaN anywhere; sizes are bounded where a value past the bound could only fail later
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     model: str = Field("gan", description="model family (objective): gan, vae, aae, ali, em")
     dataset: str = Field("ring8", description="data set name, see `vi-sweep validate --list`")
-    seed: int = Field(0, ge=0, description="seeds weights, data draws and noise; same seed, same rows")
-    iterations: int = Field(2000, gt=0, description="training iterations (one D phase + one G phase)")
-    eval_every: int = Field(500, gt=0, description="evaluate (and checkpoint) every this many iterations")
-    eval_samples: int = Field(2500, ge=100, description="samples drawn per evaluation (the literature scores 2,500)")
-    batch_size: int = Field(64, gt=0, description="batch size of every network update")
-    z_dim: int = Field(16, gt=0, description="latent size (the paper's CelebA runs: 100)")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="seeds weights, data draws and noise; same seed, same rows")
+    iterations: int = Field(2000, gt=0, le=10**9, description="training iterations (one D phase + one G phase)")
+    eval_every: int = Field(500, gt=0, le=10**9, description="evaluate (and checkpoint) every this many iterations")
+    eval_samples: int = Field(2500, ge=100, le=10**6, description="samples drawn per evaluation (the literature scores 2,500)")
+    batch_size: int = Field(64, gt=0, le=65536, description="batch size of every network update")
+    z_dim: int = Field(16, gt=0, le=4096, description="latent size (the paper's CelebA runs: 100)")
     arch: str = Field("auto", description="network family: auto = mlp on vectors, dcgan on images; "
                       "paper-64 = the paper's CelebA nets; pacgan = PacGAN's 2-D nets")
     bn: bool = Field(True, description="BatchNorm in every network; false builds none at all")
-    hidden: int = Field(128, gt=0, description="MLP hidden width")
-    mlp_layers: int = Field(3, gt=0, description="MLP hidden layers")
-    width: int = Field(32, gt=0, description="DCGAN base channels (paper-64 uses 64)")
+    hidden: int = Field(128, gt=0, le=65536, description="MLP hidden width")
+    mlp_layers: int = Field(3, gt=0, le=64, description="MLP hidden layers")
+    width: int = Field(32, gt=0, le=4096, description="DCGAN base channels (paper-64 uses 64)")
     image_size: Literal[8, 16, 32, 64] = Field(16, description="side of image data in pixels")
-    crop: int = Field(108, ge=0, description="image-folder centre crop before resizing (0: none)")
+    crop: int = Field(108, ge=0, le=100_000, description="image-folder centre crop before resizing (0: none)")
     data_root: str = execution("", "image-folder: the folder of images (e.g. aligned CelebA); "
                                "identity is its content fingerprint")
     lr: float = Field(2e-4, gt=0, description="Adam learning rate of every network")
     beta1: float = Field(0.5, ge=0, lt=1, description="Adam beta1")
     beta2: float = Field(0.999, ge=0, lt=1, description="Adam beta2")
-    d_steps: int = Field(1, gt=0, description="discriminator batches per iteration (paper exp. 2: 5)")
-    g_steps: int = Field(1, gt=0, description="generator phases (z chunks) per iteration (exp. 2: 5)")
-    g_repeats: int = Field(2, gt=0, description="G updates per chunk on the same z and anchor (author's code: 2)")
+    d_steps: int = Field(1, gt=0, le=1000, description="discriminator batches per iteration (paper exp. 2: 5)")
+    g_steps: int = Field(1, gt=0, le=1000, description="generator phases (z chunks) per iteration (exp. 2: 5)")
+    g_repeats: int = Field(2, gt=0, le=1000, description="G updates per chunk on the same z and anchor (author's code: 2)")
     lam: float = Field(0.0, ge=0, description="weight of ||G(z) - anchor||^2 (gan) / reconstruction (aae)")
     penalty: Literal["mean", "sum"] = Field(
         "mean", description="mean: per-element mean over the batch tensor (author's code, lam=5); "
@@ -79,12 +80,12 @@ class TrialConfig(BaseModel):
     collapse_rule: str = Field("auto", description="METRIC<VALUE or METRIC>VALUE on eval metrics; auto = the data "
                                "set's rule (modes_frac<0.5 where modes are counted, fid_inception>100 on image folders)")
     fid_samples: int = added(10_000, "samples for FID (image folders): generated ones, and real ones drawn "
-                             "without replacement for the reference (FID-10k; 50,000 for FID-50k)", ge=16)
+                             "without replacement for the reference (FID-10k; 50,000 for FID-50k)", ge=16, le=10**6)
     skip_bad_images: bool = added(False, "image-folder: leave unreadable images out (counted) instead of stopping")
     precision: Literal["fp32", "tf32", "bf16"] = Field(
         "fp32", description="arithmetic: fp32; tf32 matmuls on CUDA; bf16 autocast (fp32 weights and optimiser)")
     device: Literal["auto", "cpu", "cuda"] = execution("auto", "auto = cuda when available")
-    threads: int = execution(1, "torch CPU threads of the trial", gt=0)
+    threads: int = execution(1, "torch CPU threads of the trial", gt=0, le=1024)
     fid_weights: str = execution("", "Inception weights file for FID on image folders")
 
     @model_validator(mode="before")
@@ -190,8 +191,14 @@ def describe_errors(errors: list[dict]) -> list[str]:
             msg = e["msg"].removeprefix("Value error, ")
             lines.append(f"{key}: {msg}" if key else msg)
         else:
-            lines.append(f"{key}: {e['msg']} (got {e.get('input')!r})")
+            lines.append(f"{key}: {e['msg']} (got {shown(e.get('input'))})")
     return lines
+
+
+def shown(value: Any, width: int = 60) -> str:
+    """A value as a message quotes it: at most `width` characters."""
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def make_config(values: dict[str, Any], source: str = "config") -> TrialConfig:
@@ -202,11 +209,21 @@ def make_config(values: dict[str, Any], source: str = "config") -> TrialConfig:
 
 
 def parse_assignments(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
-    """KEY=VALUE strings (from --set) to typed values, read as YAML scalars."""
+    """KEY=VALUE strings (from --set) to typed values, read as YAML scalars; each key once."""
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise ConfigError("--set", [f"{pair!r}: expected KEY=VALUE"])
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        if key in out:
+            raise ConfigError("--set", [f"{key}: set twice ({out[key]!r} and {value!r}); give it once"])
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError as err:
+            raise ConfigError("--set", [f"{pair!r}: not a YAML value ({str(err).splitlines()[0]})"]) from None
+        if isinstance(parsed, (dict, list)):
+            raise ConfigError("--set", [f"{pair!r}: a single value (a number, true/false or text), not a "
+                                        f"{type(parsed).__name__}"])
+        out[key] = parsed
     return out

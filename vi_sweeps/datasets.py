@@ -160,9 +160,13 @@ def stacked_digits(cfg) -> Digits:
 
 
 def image_files(data_root: str) -> list[Path]:
-    root = Path(data_root).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"data_root: {str(root)!r} is not a readable folder")
+    try:
+        root = Path(data_root).expanduser()
+        readable = root.is_dir()
+    except (RuntimeError, ValueError, OSError):  # ~nosuchuser, a NUL byte, a name too long
+        readable = False
+    if not readable:
+        raise FileNotFoundError(f"data_root: {data_root!r} is not a readable folder")
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
@@ -176,6 +180,7 @@ def _fingerprint(data_root: str) -> str:
 def folder_fingerprint(cfg) -> str:
     """The identity of an image folder: its file count and a hash of every image's relative
     name and size. The same images give the same trial ids wherever the folder is mounted."""
+    image_files(cfg.data_root)  # a folder that cannot be read is named before its path is resolved
     return _fingerprint(str(Path(cfg.data_root).expanduser().resolve()))
 
 

@@ -46,11 +46,20 @@ def _pid_alive(pid: int) -> bool:
 
 def read_lease(store: Store) -> dict | None:
     try:
-        return json.loads(store.read_bytes(LEASE_FILE))
+        held = json.loads(store.read_bytes(LEASE_FILE))
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
         return {}  # unreadable: no owner can be read from it
+    return held if isinstance(held, dict) else {}
+
+
+def lease_pid(held: dict) -> int:
+    """The owner's pid, or -1 where the lease does not hold one."""
+    try:
+        return int(held.get("pid", -1))
+    except (TypeError, ValueError):
+        return -1
 
 
 @dataclass
@@ -68,7 +77,7 @@ class Lease:
         """Whether the lease's owner still drives: by its pid on this host, elsewhere by
         whether its heartbeat moves."""
         if held.get("host") == socket.gethostname():
-            return _pid_alive(int(held.get("pid", -1)))
+            return _pid_alive(lease_pid(held))
         time.sleep(1.5 * HEARTBEAT_S)
         return (read_lease(self.store) or {}).get("heartbeat") != held.get("heartbeat")
 

@@ -29,7 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from analysis import schema
-from vi_sweeps.config import EXECUTION_KEYS, ConfigError, TrialConfig, describe_errors
+from vi_sweeps.config import EXECUTION_KEYS, ConfigError, TrialConfig, describe_errors, shown
 
 Scalar = bool | int | float | str
 NOT_AXES = ("seed", "model", "dataset")  # set by `seeds:`, `models:`, `datasets:`
@@ -110,7 +110,8 @@ class StudyFile(BaseModel):
     resources: Resources = Resources()
     collapse_rule: str | None = None
     compare: Compare | None = None
-    max_trials: int = Field(100_000, gt=0, description="refuse a grid larger than this (raise it on purpose)")
+    max_trials: int = Field(100_000, gt=0, le=10**8, description="refuse a grid larger than this (raise it on purpose, "
+                            "up to 100,000,000)")
     search: Search | None = None
 
     @field_validator("models", "datasets")
@@ -131,7 +132,7 @@ class StudyFile(BaseModel):
                 raise ValueError(f"a seed count must be at least 1, got {v}")
             return v
         if not isinstance(v, list) or not all(integer(s) for s in v):
-            raise ValueError(f"a count (seeds 0..n-1) or a list of distinct integer seeds, got {_shown(v)}")
+            raise ValueError(f"a count (seeds 0..n-1) or a list of distinct integer seeds, got {shown(v)}")
         if not v:
             raise ValueError("an empty list of seeds")
         if any(s < 0 for s in v):
@@ -425,11 +426,17 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+MAX_STUDY_BYTES = 1 << 20  # a study file is a page of YAML; /dev/zero is not
+
+
 def read_study_text(path: str | Path) -> str:
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(MAX_STUDY_BYTES + 1)
     except OSError as err:
         raise ConfigError(str(path), [f"cannot read: {err.strerror}"]) from None
+    if len(data) > MAX_STUDY_BYTES:
+        raise ConfigError(str(path), [f"larger than {MAX_STUDY_BYTES:,} bytes; a study file is a page of YAML"])
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -474,6 +481,13 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
 
 def load_study_text(text: str, source: str, overrides: dict[str, Any] | None = None) -> Study:
     try:
+        return _load_study_text(text, source, overrides)
+    except RecursionError:
+        raise ConfigError(source, ["nested too deeply to be a study file"]) from None
+
+
+def _load_study_text(text: str, source: str, overrides: dict[str, Any] | None) -> Study:
+    try:
         raw = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
@@ -481,6 +495,9 @@ def load_study_text(text: str, source: str, overrides: dict[str, Any] | None = N
         raise ConfigError(source, [f"not valid YAML: {where}{getattr(err, 'problem', None) or err}"]) from None
     if not isinstance(raw, dict):
         raise ConfigError(source, ["a study file is a mapping with at least `name:`"])
+    if overrides and raw.get("base") is not None and not isinstance(raw["base"], dict):
+        raise ConfigError(source, [f"base: expected a mapping of config keys (got {shown(raw['base'])}); "
+                                   "--set adds to it"])
     if overrides:
         check_overrides(raw, overrides, source)
         raw["base"] = {**(raw.get("base") or {}), **overrides}
@@ -539,21 +556,22 @@ def _what_parses(raw: dict, err: ValidationError) -> StudyFile | None:
     return None
 
 
-def _shown(value: Any, width: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= width else text[:width - 3] + "..."
-
-
 def _is_type_tag(part: Any) -> bool:
     """pydantic names the branch of a union it tried in the error's location (`list[int]`)."""
-    return isinstance(part, str) and ("[" in part or part in _TYPE_WORDS)
+    return isinstance(part, str) and part != "[key]" and ("[" in part or part in _TYPE_WORDS)
 
 
 def _study_errors(err: ValidationError) -> list[str]:
     """One line per problem, in the study's own terms: a value that fits no branch of a union
     is one line saying what the key takes, not one line per branch."""
-    lines, unions = [], {}
+    lines, unions, labelled = [], {}, set()
     for e in err.errors():
+        if "[key]" in e["loc"]:  # a mapping key of the wrong type: a label that is not text
+            path = [str(p) for p in e["loc"][:e["loc"].index("[key]") - 1] if not _is_type_tag(p)]
+            labelled.add(".".join(path))
+            lines.append(f"{'.'.join(path)}: label {shown(e.get('input'))} must be text; quote it "
+                         f"('{e.get('input')}')")
+            continue
         if any(_is_type_tag(p) for p in e["loc"]):
             path = [p for p in e["loc"] if not _is_type_tag(p)]
             tag = [p for p in e["loc"] if _is_type_tag(p)][-1].split("[")[0]
@@ -573,7 +591,9 @@ def _study_errors(err: ValidationError) -> list[str]:
         elif e["type"] == "value_error":
             lines.append(f"{key.split('.')[0]}: {e['msg'].removeprefix('Value error, ')}")
         else:
-            lines.append(f"{key}: {e['msg']} (got {_shown(e.get('input'))})")
+            lines.append(f"{key}: {e['msg']} (got {shown(e.get('input'))})")
     for key, (value, kinds) in unions.items():
-        lines.append(f"{key}: expected {' or '.join(dict.fromkeys(kinds))} (got {_shown(value)})")
+        if key in labelled:  # a labelled axis whose labels were the problem: said above
+            continue
+        lines.append(f"{key}: expected {' or '.join(dict.fromkeys(kinds))} (got {shown(value)})")
     return lines

@@ -31,6 +31,7 @@ import pandas as pd
 import pyarrow as pa
 
 from analysis import schema
+from analysis.contract import LocationError
 from vi_sweeps.config import ConfigError
 from vi_sweeps.lease import Lease
 from vi_sweeps.results import Consolidation, clear_error, contract, record_error, restore_trial_files, versions
@@ -193,8 +194,11 @@ def check_location(study: Study, results: str) -> None:
     if not results.strip():
         raise ConfigError("--results", ["an empty path; name a folder or a URI (s3://BUCKET/PATH)"])
     if "://" not in results:
-        path = Path(results).expanduser()
-        existing = next(p for p in [path, *path.parents] if p.exists())
+        try:
+            path = Path(results).expanduser().absolute()
+            existing = next(p for p in [path, *path.parents] if p.exists())
+        except (RuntimeError, ValueError, OSError) as err:  # ~nosuchuser, a NUL byte
+            raise ConfigError("--results", [f"{results}: not a usable folder path ({err})"]) from None
         if existing.is_file() or (existing != path and not existing.is_dir()):
             problems.append(f"--results {results}: {existing} is a file, not a folder")
         elif not os.access(existing, os.W_OK | os.X_OK):
@@ -204,7 +208,7 @@ def check_location(study: Study, results: str) -> None:
             store = Store.open(results, create=False)
         except FileNotFoundError:
             return
-        except (OSError, pa.ArrowException) as err:
+        except (OSError, pa.ArrowException, LocationError) as err:
             why = ("not a filesystem URI pyarrow knows; valid schemes: s3://, gs://, hdfs://, file://"
                    if "Unrecognized filesystem" in str(err) else str(err))
             raise ConfigError("--results", [f"{results}: {why}"]) from None
@@ -450,7 +454,7 @@ def driving(study: Study, results: str, address: str | None, force: bool):
         check_resources(study)
         try:
             store = Store.open(results)
-        except (OSError, pa.ArrowException) as err:  # the first write: nothing has been written
+        except (OSError, pa.ArrowException, LocationError) as err:  # the first write: nothing has been written
             raise ConfigError("--results", [f"{results}: cannot create the results folder: "
                                             f"{getattr(err, 'strerror', None) or err}"]) from None
         control.lease = Lease(store).acquire(force)
