@@ -242,8 +242,18 @@ def inception_class():
     return FeatureExtractorInceptionV3
 
 
+class BadWeights(ValueError):
+    """A weights file that is there but cannot be loaded."""
+
+
 def inception_network(weights: Path):
-    return inception_class()("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights))
+    try:
+        return inception_class()("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights))
+    except ImportError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a truncated or foreign file fails in pickle, zip or load_state_dict
+        raise BadWeights(f"fid_weights: {weights} cannot be loaded as torch-fidelity's Inception weights "
+                         f"({type(err).__name__}: {err}); fetch them again with `vi-sweep fetch-weights`") from None
 
 
 def reference_statistics(cfg, data, evaluator: InceptionEvaluator, weights: Path, store=None):
