@@ -127,8 +127,8 @@ def convergence_wording(rule: str, x: np.ndarray, y: np.ndarray, p: float, adjus
     med = lambda v: _steps(_back(float(np.median(_finite(v)))))  # noqa: E731
     d = compare_times(x, y)
     numbers = f"{kx}/{len(x)} vs {ky}/{len(y)} reached {rule}; median steps {med(x)} vs {med(y)}"
-    if math.isfinite(d["diff"]):  # a difference of medians exists only where both are reached
-        bounds = " to ".join(f"{v:+,.0f}" if math.isfinite(v) else f"{v:+}" for v in (d["lo"], d["hi"]))
+    if "not reached" not in (med(x), med(y)):  # a difference of medians exists only where both are reached
+        bounds = " to ".join(f"{v:+,.0f}" if math.isfinite(v) else "unbounded" for v in (d["lo"], d["hi"]))
         numbers += f", difference {d['diff']:+,.0f} (95% interval {bounds})"
     test = f"Mann-Whitney p = {p:.2g}" + ("" if adjusted == p else f", Holm-adjusted {adjusted:.2g}")
     if adjusted < alpha:

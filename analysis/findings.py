@@ -37,7 +37,8 @@ def _p(p: float, adjusted: float) -> str:
 def collapse_wording(diff: float, lo: float, hi: float, p: float, n: int, n_base: int, adjusted: float | None = None) -> str:
     adjusted = p if adjusted is None else adjusted
     if adjusted < ALPHA:
-        text = f"{'lower' if diff < 0 else 'higher'} collapse ({diff:+.2f}), significant at 5% (Fisher {_p(p, adjusted)})"
+        text = (f"{'lower' if diff < 0 else 'higher'} collapse ({diff:+.2f}, 95% interval {_interval(lo, hi)}), "
+                f"significant at 5% (Fisher {_p(p, adjusted)})")
         if lo <= 0 <= hi:
             text += f"; the approximate interval ({_interval(lo, hi)}) still spans 0"
         return text

@@ -84,6 +84,7 @@ def test_effect_finds_the_planted_drop_and_the_findings_say_so(synthetic):
     assert (effect["end_diff"] < 0).all() and (effect["end_hi"] < 0).all() and (effect["end_fisher_p"] < 1e-4).all()
     found = findings(tables.with_labels(res.trials, lay), effect, lay, res.contract["keys"])
     assert found["collapse"].str.startswith("lower collapse").all()
+    assert found["collapse"].str.contains(r"lower collapse \(-0\.\d+, 95% interval -\d\.\d+ to [-+]\d\.\d+\)").all()
     assert found["collapse"].str.contains("significant at 5% \\(Fisher p = ").all()
     assert (found["warning"] == "").all()  # n = 200
 
