@@ -120,7 +120,7 @@ def test_no_difference_of_medians_is_given_where_a_median_is_not_reached():
     """Both arms never converging read "difference +0 (95% interval -inf to +inf)"."""
     never = np.array([math.inf] * 8)
     text = convergence.convergence_wording("modes_frac>=0.875", never, never, 1.0, 1.0, 0.05)
-    assert "median steps not reached vs not reached" in text and "difference" not in text
+    assert "median steps not reached vs not reached;" in text and "difference +" not in text and "interval" not in text
     text = convergence.convergence_wording("modes_frac>=0.875", np.array([200.0] * 8), np.array([400.0] * 8), 1e-4,
                                            1e-4, 0.05)
     assert "difference -200 (95% interval -200 to -200)" in text
