@@ -9,7 +9,6 @@ import json
 import os
 import posixpath
 import shutil
-import tempfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -18,6 +17,7 @@ from analysis import schema, tables
 from analysis.contract import open_location, with_metadata
 from analysis.figures import treatments
 from analysis.load import ResultsError, load_results
+from analysis.report import new_folder_beside
 from analysis.samples import sample_panels, snapshot_steps
 
 
@@ -32,11 +32,12 @@ def export_results(location: str, out: str | Path) -> dict[str, int]:
         raise ResultsError(f"--to {out}: already exists and is not an empty folder; export into a new folder")
     if "://" not in location:
         source = Path(location).expanduser().resolve()
-        if final.resolve() == source or source in final.resolve().parents:
-            raise ResultsError(f"--to {out}: is inside the results folder being exported ({location}); pick another")
+        if final.resolve() == source or source in final.resolve().parents or final.resolve() in source.parents:
+            raise ResultsError(f"--to {out}: is, holds or sits inside the results folder being exported ({location}); "
+                               "pick another")
     res = load_results([location], warn=False)
     final.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    building = new_folder_beside(final)
     try:
         counts = _write_export(res, location, building)
         if final.exists():

@@ -160,25 +160,60 @@ def build_report(locations: list[str], out: str, converged: str | None = None) -
     # a rule is checked against what the trials report so far, finished or not
     converge = _convergence_rule(converged, tables.metric_keys(trials, contract) if len(trials) else
                                  [k for k in contract.get("keys", {}) if k.startswith("eval/")])
-    final = Path(out)
-    if final.exists() and not final.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, "a file is in the way", str(final))
+    final = Path(out).expanduser().absolute()
+    check_destination(final, locations, "--out", REPORT_FILES)
     final.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    building = new_folder_beside(final)
     try:
         name = _write_report(res, locations, building, converge).name
-        _replace_folder(building, final)
+        replace_folder(building, final)
     finally:
         shutil.rmtree(building, ignore_errors=True)
     return final / name
 
 
-def _replace_folder(new: Path, final: Path) -> None:
-    """`new` renamed to `final`, the old `final` (if any) out of the way first and then removed."""
+REPORT_FILES = (".png", ".svg", ".csv", ".md", ".html")  # what a report folder holds
+
+
+def check_destination(final: Path, locations: list[str], option: str, kinds: tuple[str, ...]) -> None:
+    """A folder that will be replaced whole must be new, empty or a previous one of its kind
+    (only files ending in `kinds`), and must not be, hold or sit inside a results folder read."""
+    if final.exists() and not final.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "a file is in the way", str(final))
+    for location in locations:
+        if "://" in location:
+            continue
+        source = Path(location).expanduser().resolve()
+        if final.resolve() == source or final.resolve() in source.parents:
+            raise ResultsError(f"{option} {final}: is or holds the results folder {location}; pick another folder")
+    if final.is_dir():
+        foreign = [p.name for p in final.iterdir() if p.is_dir() or not p.name.endswith(kinds)]
+        if foreign:
+            raise ResultsError(f"{option} {final}: holds {', '.join(sorted(foreign)[:3])}, which no report wrote; "
+                               "it would be replaced whole, so pick a new folder")
+
+
+def new_folder_beside(final: Path) -> Path:
+    """An empty folder beside `final`, with the permissions a new folder gets (mkdtemp's are 0700)."""
+    building = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(building, 0o777 & ~umask)
+    return building
+
+
+def replace_folder(new: Path, final: Path) -> None:
+    """`new` renamed to `final`, the old `final` (if any) out of the way first and removed
+    after; if the rename fails the old one is put back."""
     old = final.with_name(f".{final.name}.old-{os.getpid()}") if final.exists() else None
     if old is not None:
         os.replace(final, old)
-    os.replace(new, final)
+    try:
+        os.replace(new, final)
+    except OSError:
+        if old is not None:
+            os.replace(old, final)
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

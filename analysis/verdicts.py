@@ -35,9 +35,10 @@ VERDICT_RULE = (
     "predicted direction, **contradicts** it when it is significant in the other, and is **inconclusive** "
     f"otherwise. For \"does as well\" (C3), a cell supports when the 95% Newcombe interval of the collapse-rate "
     f"difference lies below +{MARGIN} and the quality difference is not significantly worse, contradicts when either "
-    "is significantly worse, and is inconclusive otherwise. The claim is **supported** when every cell supports it, "
-    "**contradicted** when every decided cell contradicts it, **mixed** when cells go both ways, and otherwise "
-    "partly supported, partly contradicted or inconclusive at this n, as counted.")
+    "is significantly worse, and is inconclusive otherwise (the margin's interval is the unadjusted 95% one). The "
+    "claim is **supported** when every cell supports it, **contradicted** when every cell contradicts it, **mixed** "
+    "when cells go both ways, **partly supported** or **partly contradicted** (as counted) when the others are "
+    "inconclusive, and **inconclusive at this n** when no cell is decided.")
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,9 @@ def _cells(claim: Claim, study: Study) -> list[dict]:
     treatments = [claim.treatment] if claim.treatment is not None else [v for v in values if v not in baselines]
     rows = []
     for dataset in sorted(study.done["dataset"].unique()):
-        regimes = [{}] if claim.where else [dict(zip(study.lay.regimes, r, strict=True)) for r in
-                                             study.done[study.lay.regimes].drop_duplicates().itertuples(index=False)]
+        regimes = [{}] if claim.where or not study.lay.regimes else [
+            dict(zip(study.lay.regimes, r, strict=True))
+            for r in study.done[study.lay.regimes].drop_duplicates().itertuples(index=False)]
         for extra in regimes:
             where = {**claim.where, **extra}
             for base in baselines:
@@ -148,12 +150,15 @@ def _convergence(claim: Claim, t: pd.DataFrame, b: pd.DataFrame) -> dict:
     med = lambda v: "not reached" if not len(v) or math.isinf(float(np.median(v))) else f"{np.median(v):,.0f}"  # noqa: E731
     return {"treatment value": f"{int(np.isfinite(x).sum())}/{len(x)} converged, median {med(x)}",
             "baseline value": f"{int(np.isfinite(y).sum())}/{len(y)} converged, median {med(y)}",
-            "difference": "" if not math.isfinite(out["diff"]) else f"{out['diff']:+,.0f} steps",
+            "difference": "" if "not reached" in (med(x), med(y)) else f"{out['diff']:+,.0f} steps",
             "p": out["p"], "sign": -1.0 if faster else 1.0}
 
 
 def _quality(claim: Claim, t: pd.DataFrame, b: pd.DataFrame) -> dict:
-    metric = tables.quality_metric(t) or ""
+    metric = tables.quality_metric(t)
+    if metric is None:
+        return {"treatment value": "no quality metric", "baseline value": "", "difference": "", "p": math.nan,
+                "sign": 0.0}
     x = t.loc[~t["diverged"].astype(bool), metric].dropna()
     y = b.loc[~b["diverged"].astype(bool), metric].dropna()
     d, lo, hi = median_difference(x, y)
@@ -211,8 +216,9 @@ def overall(cells: pd.DataFrame) -> str:
 
 
 def dose_response(study: Study) -> pd.DataFrame:
-    """Late-collapse rate per lambda in every data set x regime cell, and the largest drop
-    against lambda = 0 (the most negative difference) with its Fisher p."""
+    """Late-collapse rate per lambda in every data set x regime cell, and the most negative
+    difference against lambda = 0 (an increase where every lambda raises collapse) with its
+    Fisher p, unadjusted: it is the best of several, so it describes, it does not decide."""
     compare, base = study.lay.compare, study.lay.baseline
     rows = []
     for (dataset, regime), g in study.done.groupby(["dataset", "regime"], sort=True):
@@ -227,7 +233,8 @@ def dose_response(study: Study) -> pd.DataFrame:
                 if best is None or d < best[1]:
                     best = (value, d, fisher_p(k, n, int(b["_late"].sum()), len(b)))
         if best:
-            row["largest drop"] = f"{compare} {tables._label(best[0])}: {best[1]:+.2f} (p = {best[2]:.2g})"
+            row["largest decrease (or smallest increase)"] = (f"{compare} {tables._label(best[0])}: {best[1]:+.2f} "
+                                                                f"(Fisher p = {best[2]:.2g}, unadjusted)")
         rows.append(row)
     return pd.DataFrame(rows).fillna("")
 
@@ -276,13 +283,15 @@ def claims_markdown(root: str | Path) -> str:
             res = load_results([str(root / name)], warn=False)
             studies[name] = Study(name, res.trials, res.metrics, res.contract)
             missing = {k for c in CLAIMS if c.study == name for k in c.where} - set(studies[name].done.columns)
+            if studies[name].lay.compare is None:
+                missing.add("compare")
             if missing:
                 raise ResultsError(f"{root / name}: not the study `{name}` the claims read (no axis "
                                    f"{', '.join(sorted(missing))})")
     if not studies:
         raise ResultsError(f"{root}: holds none of the exported studies the claims read ({', '.join(STUDIES)})")
-    out = ["# The paper's claims: verdicts\n\n", "_Generated by `python -m analysis claims docs/reproduction` from the "
-           "committed results; do not edit by hand._\n\n", f"**Rule.** {VERDICT_RULE}\n\n",
+    out = ["# The paper's claims: verdicts\n\n", f"_Generated by `python -m analysis claims {root.name}` from the "
+           "exported results beside this file; do not edit by hand._\n\n", f"**Rule.** {VERDICT_RULE}\n\n",
            f"Convergence rule: `{convergence.DEFAULT_RULE}`. Collapse definitions: "
            + "; ".join(f"**{r}** = {t}" for r, t in tables.RULES.items()) + ".\n"]
     for claim in CLAIMS:
@@ -295,6 +304,11 @@ def claims_markdown(root: str | Path) -> str:
         what = f"collapse rule **{claim.rule}**" if claim.measure == "collapse" else claim.measure
         out.append(f"\n**Verdict: {overall(cells)}.** Study `{claim.study}`, regime "
                    f"{', '.join(f'{k}={v}' for k, v in claim.where.items()) or 'every regime'}; measure: {what}.\n\n")
+        if claim.measure == "as_well" and len(cells):
+            n = int(study.done.groupby(["dataset", study.lay.compare]).size().min())
+            out.append(f"At n = {n} a seed, equal rates of 0/{n} give an upper bound of "
+                       f"{newcombe_difference(0, n, 0, n)[2]:+.2f}: a cell can support \"as well\" at this n only if "
+                       f"that bound is below +{MARGIN}.\n\n")
         shown = cells.drop(columns=[c for c in ("sign", "hi", "quality p", "quality sign") if c in cells])
         shown = shown.loc[:, [c for c in shown.columns if not (shown[c].astype(str) == "").all()]]
         out.append(_table(shown))

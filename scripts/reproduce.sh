@@ -18,9 +18,12 @@ for name in "${studies[@]}"; do
     echo "== $name: exit $code; stopping here (re-run this script to resume)"
     exit "$code"
   fi
-  rm -rf "docs/reproduction/$name"
-  .venv/bin/vi-sweep export "results/$name" --to "docs/reproduction/$name"
-  .venv/bin/vi-sweep report "docs/reproduction/$name" --out "docs/reproduction/$name/report"
-  .venv/bin/python -m analysis claims docs/reproduction
+  # the new export is built beside the committed one and takes its place only when whole
+  new="docs/reproduction/.$name.new"
+  rm -rf "$new"
+  .venv/bin/vi-sweep export "results/$name" --to "$new" &&
+    .venv/bin/vi-sweep report "$new" --out "$new/report" || { echo "== $name: export failed"; exit 1; }
+  rm -rf "docs/reproduction/$name" && mv "$new" "docs/reproduction/$name"
+  .venv/bin/python -m analysis claims docs/reproduction || exit 1
   echo "== $name: done $(date -u +%FT%TZ)"
 done

@@ -123,3 +123,32 @@ def test_an_export_never_writes_over_its_source_or_into_a_full_folder(pristine, 
     assert out.exit_code == 2 and "--to" in out.output and len(out.output.strip().splitlines()) == 1, out.output
     assert (r / schema.STUDY_FILE).stat().st_mtime_ns == stamp and not (r / "copy").exists()
     assert not (r / schema.TRIALS_FILE).exists()  # the source had per-trial files only: nothing was written into it
+
+
+def test_a_report_never_replaces_a_results_folder_or_a_folder_of_other_files(pristine, tmp_path):
+    """--out is replaced whole: pointed at the results folder it deleted them, pointed at a
+    folder of one's own files it deleted those."""
+    from analysis.load import ResultsError
+    from analysis.report import build_report
+
+    r = tmp_path / "r"
+    shutil.copytree(pristine, r)
+    (tmp_path / "thesis").mkdir()
+    (tmp_path / "thesis" / "thesis.tex").write_text("months of work")
+    for out, why in ((r, "is or holds the results folder"), (tmp_path, "is or holds the results folder"),
+                     (tmp_path / "thesis", "holds thesis.tex, which no report wrote")):
+        with pytest.raises(ResultsError, match=why):
+            build_report([str(r)], str(out))
+    assert (tmp_path / "thesis" / "thesis.tex").read_text() == "months of work" and (r / schema.STUDY_FILE).exists()
+    report = build_report([str(r)], str(tmp_path / "report")).parent
+    assert oct(report.stat().st_mode & 0o777) == oct(0o777 & ~_umask())  # not mkdtemp's 0700
+    build_report([str(r)], str(report))  # a previous report is replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r", "report", "thesis"]
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -52,3 +52,12 @@ def test_a_live_owner_is_refused_with_its_name_and_the_way_out(tmp_path):
         with pytest.raises(LeaseHeld, match=r"is in use by the driver .*:\d+; wait for it to finish, or if it is gone pass --force"):
             Lease(store).acquire()
     assert not store.exists(LEASE_FILE)  # released
+
+
+def test_a_lease_with_no_usable_pid_has_no_live_owner(tmp_path):
+    """pid 0 or -1 made os.kill ask about a process group (alive), a huge one raised."""
+    store = Store.open(str(tmp_path / "r"))
+    for pid in (0, -1, 10**30, "abc"):
+        store.write_bytes(LEASE_FILE, json.dumps({"token": "t", "host": socket.gethostname(), "pid": pid}).encode())
+        lease = Lease(store)
+        assert not lease._owner_alive(json.loads(store.read_bytes(LEASE_FILE)))

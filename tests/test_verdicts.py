@@ -64,3 +64,17 @@ def test_the_calibration_sets_mean_and_standard_error_beside_pacgans_row(tmp_pat
     (row,) = calibration(study).to_dict("records")
     assert row["modes (ours)"] == f"18 +- {math.sqrt(2 / 3) / 2:.2g}" and row["modes (PacGAN)"] == "17.3 +- 0.8"
     assert row["high quality % (ours)"] == "90 +- 0" and row["reverse KL (PacGAN)"] == "0.7 +- 0.07"
+
+
+def test_a_study_without_regime_axes_is_one_cell_per_comparison_not_one_per_trial(tmp_path):
+    claim = Claim("W", "as well", "synthetic", {}, "as_well", baselines=(0.0,), treatment=5.0)
+    study = study_of(tmp_path, {(True, 1, 0.0): 0.2, (True, 1, 5.0): 0.2}, seeds=10)
+    assert study.lay.regimes == [] and len(_cells(claim, study)) == 1  # it was 20 identical cells
+
+
+def test_no_difference_of_times_where_neither_arm_converges(tmp_path):
+    rates = {(False, 5, 0.0): 0.0, (False, 5, 5.0): 0.0}
+    study = study_of(tmp_path, rates, seeds=6, converge_at={(False, 5, 0.0): 20, (False, 5, 5.0): 20})
+    claim = Claim("Y", "faster", "synthetic", {"bn": False, "g_steps": 5}, "convergence", expect="faster")
+    (cell,) = _cells(claim, study)
+    assert cell["difference"] == "" and cell["treatment value"] == "0/6 converged, median not reached"  # it read +0 steps

@@ -357,6 +357,12 @@ def tune(study, n_trials, results, address, max_concurrent, report, force, assig
     sys.exit(control.exit_code)
 
 
+def _hex_prefix(value: str | None) -> str | None:
+    if value is not None and (len(value) < 8 or any(c not in "0123456789abcdefABCDEF" for c in value)):
+        raise click.BadParameter(f"{value!r}: at least 8 hex digits of the sha256")
+    return value
+
+
 @main.command("fetch-weights")
 @click.option("--url", default=None, help="where to download from (default: torch-fidelity's release of the weights)")
 @click.option("--from", "source", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -364,6 +370,7 @@ def tune(study, n_trials, results, address, max_concurrent, report, force, assig
 @click.option("--to", "dest", type=click.Path(dir_okay=False), default=None,
               help="where to put them (default: torch-fidelity's cache, where every trial looks)")
 @click.option("--sha256", "digest_prefix", default=None, metavar="HEX",
+              callback=lambda ctx, param, v: _hex_prefix(v),
               help="the file's expected sha256 (a prefix will do; default: torch-fidelity's Inception weights)")
 def fetch_weights(url, source, dest, digest_prefix) -> None:
     """Place the Inception weights FID needs where trials find them, once per node (or once on

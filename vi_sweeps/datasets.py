@@ -180,7 +180,12 @@ def _fingerprint(data_root: str) -> str:
 def folder_fingerprint(cfg) -> str:
     """The identity of an image folder: its file count and a hash of every image's relative
     name and size. The same images give the same trial ids wherever the folder is mounted."""
-    image_files(cfg.data_root)  # a folder that cannot be read is named before its path is resolved
+    try:  # a folder that cannot be read is named before its path is resolved
+        readable = Path(cfg.data_root).expanduser().is_dir()
+    except (RuntimeError, ValueError, OSError):
+        readable = False
+    if not readable:
+        raise FileNotFoundError(f"data_root: {cfg.data_root!r} is not a readable folder")
     return _fingerprint(str(Path(cfg.data_root).expanduser().resolve()))
 
 

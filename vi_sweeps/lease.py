@@ -35,9 +35,11 @@ class LeaseHeld(RuntimeError):
 
 
 def _pid_alive(pid: int) -> bool:
+    if pid <= 0:  # 0 and -1 would ask about a process group, not a driver
+        return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         return True

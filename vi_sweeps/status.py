@@ -41,7 +41,7 @@ def _driver(location: str) -> dict | None:
         return None
     if not held:
         return None
-    if held.get("host") == socket.gethostname() and (lease_pid(held) <= 0 or not _pid_alive(lease_pid(held))):
+    if held.get("host") == socket.gethostname() and not _pid_alive(lease_pid(held)):
         return None
     return held
 
