@@ -5,7 +5,7 @@ import pytest
 
 from analysis.load import load_results
 from analysis.synthetic import synthetic_results
-from analysis.verdicts import Claim, Study, _cells, decide, overall
+from analysis.verdicts import Claim, Study, _cells, as_well_note, decide, overall
 
 
 def study_of(tmp_path, rates, seeds=20, **kw):
@@ -78,3 +78,10 @@ def test_no_difference_of_times_where_neither_arm_converges(tmp_path):
     claim = Claim("Y", "faster", "synthetic", {"bn": False, "g_steps": 5}, "convergence", expect="faster")
     (cell,) = _cells(claim, study)
     assert cell["difference"] == "" and cell["treatment value"] == "0/6 converged, median not reached"  # it read +0 steps
+
+
+def test_the_as_well_bound_uses_the_seeds_of_one_condition_not_of_pooled_regimes(tmp_path):
+    study = study_of(tmp_path, {(True, 1, 0.0): 0.0, (True, 1, 5.0): 0.0, (False, 1, 0.0): 0.0, (False, 1, 5.0): 0.0},
+                     seeds=10)
+    # 10 seeds per condition: 0/10 vs 0/10 has a Newcombe upper bound of +0.28 (it said n = 20, +0.16)
+    assert as_well_note(study).startswith("At n = 10 seeds per condition, equal rates of 0/10 give an upper bound of +0.28")
