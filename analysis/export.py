@@ -1,5 +1,6 @@
 """A results folder, made small enough to commit: the two tables of the contract, its
-metadata files, the sample snapshots the report draws and every trial's final one.
+metadata files (a search's table of Optuna trials too), the sample snapshots the report draws
+and every trial's final one.
 `vi-sweep report` on the exported folder writes the same report as on the original, and
 `vi-sweep run` on a copy of it resumes the sweep (vi_sweeps.results.restore_trial_files)."""
 
@@ -50,7 +51,7 @@ def export_results(location: str, out: str | Path) -> dict[str, int]:
 
 def _write_export(res, location: str, out: Path) -> dict[str, int]:
     fs, root = open_location(location)
-    for name in (schema.STUDY_FILE, schema.VERSIONS_FILE):
+    for name in (schema.STUDY_FILE, schema.VERSIONS_FILE, schema.SEARCH_FILE, schema.SEARCH_META):
         try:
             with fs.open_input_stream(posixpath.join(root, name)) as f:
                 (out / name).write_bytes(f.read())

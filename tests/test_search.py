@@ -111,6 +111,15 @@ def test_asha_and_two_keys_give_a_report_with_importances(tmp_path):
     report = build_report([str(results)], str(tmp_path / "report")).read_text()
     assert "search_history.png" in report and "search_importances.png" in report
     assert (tmp_path / "report" / "search_importances.png").stat().st_size > 5000
+    # an export reports the search as the original does (it left out the search's table: no search section)
+    from analysis.export import export_results
+
+    export_results(str(results), tmp_path / "exported")
+    again = build_report([str(tmp_path / "exported")], str(tmp_path / "report2")).read_text()
+    def search_section(text):
+        return text[text.index("## Search: best suggestion"):text.index("## Versions")]
+
+    assert "## Search: best suggestion" in again and search_section(again) == search_section(report)
 
 
 def test_a_suggestion_packs_its_seeds_into_one_trials_resources(tmp_path):
