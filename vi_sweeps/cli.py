@@ -8,6 +8,7 @@ and 143 terminated (SIGTERM), each after a clean stop.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -17,6 +18,25 @@ import click
 from vi_sweeps.config import ConfigError
 
 EXIT_OK, EXIT_ERRORED, EXIT_BAD_INPUT, EXIT_OWNED = 0, 1, 2, 3
+
+
+@contextlib.contextmanager
+def driver_errors():
+    """A sweep's or a search's driver: bad input exits 2, a folder another driver owns 3, a
+    store that cannot be written 1, each in one line."""
+    from vi_sweeps.lease import LeaseHeld
+    from vi_sweeps.storage import StoreError
+
+    try:
+        yield
+    except ConfigError as err:
+        fail_config(err)
+    except LeaseHeld as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_OWNED)
+    except StoreError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_ERRORED)
 
 
 def fail_config(err: ConfigError) -> None:
@@ -200,8 +220,6 @@ def validate(study, list_trials, assignments) -> None:
 def run(study, results, address, resume, max_concurrent, dry_run, report, tensorboard, force, assignments) -> None:
     """Run every trial of STUDY on Ray Tune; results land in one Parquet contract."""
     spec = load_or_exit(study, assignments, with_ids=True)
-    from vi_sweeps.lease import LeaseHeld
-    from vi_sweeps.storage import StoreError
     from vi_sweeps.sweep import check_location, describe, run_sweep
 
     results = f"results/{spec.name}" if results is None else results
@@ -228,17 +246,9 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
         if "://" in results:
             fail_config(ConfigError("--tensorboard", ["results on object storage: pass a local folder, --tensorboard DIR"]))
         tensorboard = str(Path(results, "tensorboard").resolve())
-    try:
+    with driver_errors():
         outcome = run_sweep(spec, results, address=address, max_concurrent=max_concurrent, force=force,
                             tensorboard=tensorboard or "")
-    except ConfigError as err:
-        fail_config(err)
-    except LeaseHeld as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(EXIT_OWNED)
-    except StoreError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(EXIT_ERRORED)
     counts = outcome.trials["status"].value_counts().to_dict() if len(outcome.trials) else {}
     started = set(outcome.trials["trial_id"]) if len(outcome.trials) else set()
     click.echo(f"results: {results}  ({', '.join(f'{v} {k}' for k, v in sorted(counts.items())) or 'nothing run'})")
@@ -333,22 +343,12 @@ def export(results, dest) -> None:
 def tune(study, n_trials, results, address, max_concurrent, report, force, assignments) -> None:
     """Search STUDY's `search:` space with Optuna through Ray Tune; re-running adds trials."""
     spec = load_or_exit(study, assignments, with_ids=True)
-    from vi_sweeps.lease import LeaseHeld
     from vi_sweeps.search import run_search
-    from vi_sweeps.storage import StoreError
 
     results = f"results/{spec.name}" if results is None else results
-    try:
+    with driver_errors():
         names, control = run_search(spec, results, n_trials=n_trials, address=address,
                                     max_concurrent=max_concurrent, force=force)
-    except ConfigError as err:
-        fail_config(err)
-    except LeaseHeld as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(EXIT_OWNED)
-    except StoreError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(EXIT_ERRORED)
     click.echo(f"results: {results}  (Optuna studies: {', '.join(names)})")
     if control.reason:
         click.echo(f"stopped: {control.reason}", err=True)
