@@ -335,9 +335,13 @@ def seeds_per_condition(study: Study) -> int:
 def as_well_note(study: Study) -> str:
     """What "does as well" can show at the study's n: the Newcombe bound of two equal rates of 0."""
     n = seeds_per_condition(study)
-    return (f"At n = {n} seeds per condition, equal rates of 0/{n} give an upper bound of "
-            f"{newcombe_difference(0, n, 0, n)[2]:+.2f}: a cell can support \"as well\" at this n only if "
-            f"that bound is below +{MARGIN}.\n\n")
+    bound = newcombe_difference(0, n, 0, n)[2]
+    if bound < MARGIN:
+        return (f"At n = {n} seeds per condition, equal rates of 0/{n} give an upper bound of {bound:+.2f}, "
+                f"below the margin of +{MARGIN}: equal rates can support \"as well\" at this n.\n\n")
+    return (f"At n = {n} seeds per condition, equal rates of 0/{n} give an upper bound of {bound:+.2f}, above "
+            f"the margin of +{MARGIN}: equal rates cannot support \"as well\" at this n; only a cell where the "
+            "treatment collapses clearly less often than its baseline can.\n\n")
 
 
 def write_claims(root: str | Path, out: str | Path | None = None) -> Path:

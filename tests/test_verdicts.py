@@ -84,4 +84,7 @@ def test_the_as_well_bound_uses_the_seeds_of_one_condition_not_of_pooled_regimes
     study = study_of(tmp_path, {(True, 1, 0.0): 0.0, (True, 1, 5.0): 0.0, (False, 1, 0.0): 0.0, (False, 1, 5.0): 0.0},
                      seeds=10)
     # 10 seeds per condition: 0/10 vs 0/10 has a Newcombe upper bound of +0.28 (it said n = 20, +0.16)
-    assert as_well_note(study).startswith("At n = 10 seeds per condition, equal rates of 0/10 give an upper bound of +0.28")
+    assert as_well_note(study).startswith("At n = 10 seeds per condition, equal rates of 0/10 give an upper bound of +0.28, "
+                                          "above the margin of +0.2: equal rates cannot support")
+    many = study_of(tmp_path / "many", {(True, 1, 0.0): 0.0, (True, 1, 5.0): 0.0}, seeds=30)
+    assert "upper bound of +0.11, below the margin of +0.2: equal rates can support" in as_well_note(many)
