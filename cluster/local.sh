@@ -45,14 +45,20 @@ case "${1:-}" in
         fi
       done
     }
-    pids=$(ours)
-    [ -n "$pids" ] && kill -TERM $pids 2>/dev/null || true
-    for _ in $(seq 1 20); do
-      pids=$(ours)
-      [ -z "$pids" ] && exit 0
-      sleep 0.5
+    # TERM, then KILL, each sent again to whatever is still (or newly) there, until none is
+    # left; a process that outlives both is named and the exit is 1
+    for signal in TERM KILL; do
+      for _ in $(seq 1 20); do
+        pids=$(ours)
+        [ -z "$pids" ] && exit 0
+        kill -"$signal" $pids 2>/dev/null || true
+        sleep 0.5
+      done
     done
-    kill -KILL $pids 2>/dev/null || true
+    pids=$(ours)
+    [ -z "$pids" ] && exit 0
+    echo "stop: still running after TERM and KILL: $pids" >&2
+    exit 1
     ;;
   *)
     echo "usage: $0 start [WORKERS] | env | stop" >&2

@@ -215,7 +215,8 @@ def test_a_token_cluster_of_three_nodes_loses_a_worker_and_every_trial_lands_onc
         assert len(trials) == 8 and trials["trial_id"].is_unique and (trials["status"] == "finished").all()
         metrics = pd.read_parquet(results / schema.METRICS_FILE)
         assert (metrics.groupby("trial_id")["step"].apply(list) == [list(range(100, 601, 100))] * 8).all()
-        assert _local_sh(["stop"], env).returncode == 0
+        stopped = _local_sh(["stop"], env)
+        assert stopped.returncode == 0, stopped.stderr
         assert _cluster_pids(folder) == []
         assert _raylets(other), "stop ended another cluster's processes"
     finally:
