@@ -328,8 +328,7 @@ def claims_markdown(root: str | Path) -> str:
 
 def seeds_per_condition(study: Study) -> int:
     """The fewest seeds of any condition (a condition: every axis but the seed)."""
-    axes = [a for a in study.contract.get("axes", []) if a != "seed" and a in study.done] or ["dataset"]
-    return int(study.done.groupby(axes, dropna=False).size().min())
+    return int(study.done.groupby(study.lay.conditions, dropna=False).size().min())
 
 
 def as_well_note(study: Study) -> str:
