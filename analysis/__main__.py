@@ -1,4 +1,4 @@
-"""`python -m analysis report RESULTS... [--out DIR] [--converged RULE]` and `python -m analysis
+"""`python -m analysis report RESULTS... [--out DIR] [--converged RULE] [--link-figures]` and `python -m analysis
 claims FOLDER`: the report and the verdicts without torch or Ray. Bad input exits 2 with one
 line; nothing is written then."""
 
@@ -24,6 +24,8 @@ def main(argv=None) -> int:
     rep.add_argument("--out", default=None)
     rep.add_argument("--converged", default=None, metavar="METRIC>=VALUE",
                      help="when a seed counts as converged (default: modes_frac>=0.875 where the results have it)")
+    rep.add_argument("--link-figures", action="store_true",
+                     help="report.html refers to the PNGs beside it instead of embedding them")
     claims = sub.add_parser("claims", help="the paper's claims decided from exported studies: FOLDER/CLAIMS.md")
     claims.add_argument("folder", help="a folder of exported studies (docs/reproduction)")
     args = parser.parse_args(argv)
@@ -35,7 +37,7 @@ def main(argv=None) -> int:
             return 0
         out = args.out or f"{args.results[0]}/report"
         try:
-            path = build_report(args.results, out, args.converged)
+            path = build_report(args.results, out, args.converged, args.link_figures)
         except OSError as err:  # the output folder cannot be written (a file, no permission, no space)
             raise ResultsError(f"cannot write the report to {out}: {err.strerror or err}") from None
     except ResultsError as err:

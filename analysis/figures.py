@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import math
 import textwrap
+from pathlib import Path
 
 import matplotlib
 
@@ -23,6 +24,16 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 DASHES = ("-", "--", ":", "-.")
 
 sns.set_theme(style="whitegrid", context="notebook", font_scale=0.9)
+
+
+def save(fig, base, dpi: int = 110) -> None:
+    """`base`.png and `base`.svg, then the figure closed. The SVG is the same bytes for the same
+    figure (no date, clip-path ids salted by the file's name), so a regenerated committed report
+    changes in git only where a figure did (each regeneration rewrote 23 MB of SVG before)."""
+    fig.savefig(f"{base}.png", dpi=dpi)
+    with matplotlib.rc_context({"svg.hashsalt": Path(str(base)).name}):
+        fig.savefig(f"{base}.svg", metadata={"Date": None})
+    plt.close(fig)
 
 
 def _panels(frame: pd.DataFrame, cols_key: str = "dataset", rows_key: str = "model", width: float = 4.4,

@@ -149,12 +149,14 @@ def loss_frame(res: Results, labelled: pd.DataFrame, keys: list[str]) -> pd.Data
         .rename("median").reset_index()
 
 
-def build_report(locations: list[str], out: str, converged: str | None = None) -> Path:
+def build_report(locations: list[str], out: str, converged: str | None = None, link_figures: bool = False) -> Path:
     """The report of `locations` in the folder `out` (replaced whole). Everything is read
     first, then written to a folder beside `out` that takes its place only when complete: a
     results folder that cannot be read (ResultsError) or a report that cannot be written
     (OSError) leaves `out` as it was. `converged`: the convergence rule (analysis.convergence);
-    default DEFAULT_RULE where the results have its metric."""
+    default DEFAULT_RULE where the results have its metric. `link_figures`: report.html refers
+    to the PNGs beside it instead of embedding them (a committed report is then not stored twice;
+    by default the HTML is one self-contained file to send around)."""
     res = load_results(locations)
     trials, contract = res.trials, res.contract
     # a rule is checked against what the trials report so far, finished or not
@@ -165,7 +167,7 @@ def build_report(locations: list[str], out: str, converged: str | None = None) -
     final.parent.mkdir(parents=True, exist_ok=True)
     building = new_folder_beside(final)
     try:
-        name = _write_report(res, locations, building, converge).name
+        name = _write_report(res, locations, building, converge, link_figures).name
         replace_folder(building, final)
     finally:
         shutil.rmtree(building, ignore_errors=True)
@@ -218,7 +220,7 @@ def replace_folder(new: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _write_report(res: Results, locations: list[str], out_dir: Path, converge) -> Path:
+def _write_report(res: Results, locations: list[str], out_dir: Path, converge, link_figures: bool) -> Path:
     trials, contract = res.trials, res.contract
     done_trials = trials[trials["status"].isin(schema.FINISHED)]
     metrics = tables.metric_keys(done_trials, contract)
@@ -269,9 +271,7 @@ def _write_report(res: Results, locations: list[str], out_dir: Path, converge) -
         present = [(k, label(k)) for k in loss_keys if k in set(losses["loss"])]
         figs["loss_curves"] = ("Losses during training", figures.loss_curves(losses, present, order))
     for name, (_, fig) in figs.items():
-        fig.savefig(out_dir / f"{name}.png", dpi=110)
-        fig.savefig(out_dir / f"{name}.svg")
-        plt.close(fig)
+        figures.save(fig, out_dir / name)
 
     frames = {"conditions": clean(table, lay.compare), "effects": clean(effect), "findings": clean(found),
               "curves": clean(curves, lay.compare), "convergence": clean(converging)}
@@ -285,7 +285,7 @@ def _write_report(res: Results, locations: list[str], out_dir: Path, converge) -
     at = next(i for i, (heading, _, _) in enumerate(sections) if heading == "Versions")
     sections[at:at] = search_sections(locations, res, out_dir)
     (out_dir / "REPORT.md").write_text(render_markdown(sections))
-    (out_dir / "report.html").write_text(render_html(sections, out_dir))
+    (out_dir / "report.html").write_text(render_html(sections, out_dir, link_figures))
     return out_dir / "REPORT.md"
 
 
@@ -414,7 +414,7 @@ def _inline(text: str) -> str:
     return re.sub(r"(?<![\w])_(.+?)_(?![\w])", r"<i>\1</i>", text)
 
 
-def render_html(sections, out_dir: Path) -> str:
+def render_html(sections, out_dir: Path, link_figures: bool = False) -> str:
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>vi-sweeps report</title><style>"
              "body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}"
              "table{border-collapse:collapse;font-size:11.5px;width:100%;table-layout:auto}"
@@ -424,7 +424,9 @@ def render_html(sections, out_dir: Path) -> str:
              f"<h1>vi-sweeps report</h1><p><i>generated {time.strftime('%Y-%m-%d %H:%M:%S')}</i></p>"]
     for heading, fig, body in sections:
         parts.append(f"<h2>{html.escape(heading)}</h2>")
-        if fig:
+        if fig and link_figures:
+            parts.append(f"<img alt='{html.escape(heading)}' src='{html.escape(fig)}.png'>")
+        elif fig:
             data = base64.b64encode((out_dir / f"{fig}.png").read_bytes()).decode()
             parts.append(f"<img alt='{html.escape(heading)}' src='data:image/png;base64,{data}'>")
         if isinstance(body, pd.DataFrame):

@@ -13,6 +13,7 @@ import seaborn as sns
 
 from analysis import schema
 from analysis.contract import open_location as _open
+from analysis.figures import save
 from analysis.load import Results, read_checked
 from analysis.tables import metric_keys
 
@@ -120,9 +121,7 @@ def search_sections(locations: list[str], res: Results, out_dir: Path) -> list[t
     if fig is not None:
         figs["search_importances"] = fig
     for name, fig in figs.items():
-        fig.savefig(out_dir / f"{name}.png", dpi=120)
-        fig.savefig(out_dir / f"{name}.svg")
-        plt.close(fig)
+        save(fig, out_dir / name, dpi=120)
     sections.append((f"Search: optimisation history and objective against {x_param.removeprefix('params_')}",
                      "search_history", None))
     if "search_importances" in figs:

@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -259,6 +260,20 @@ def test_report_writes_every_figure_links_it_and_has_no_empty_or_repeated_column
         assert body and all(any(r[j] for r in body) for j in range(len(head))), head
 
 
+def test_a_linked_report_refers_to_its_pngs_and_is_the_embedded_one_without_the_pictures(tmp_path):
+    from analysis.report import render_html
+
+    (tmp_path / "fig.png").write_bytes(b"\x89PNG" + bytes(3000))
+    sections = [("Collapse rate", "fig", ["a finding"]), ("Notes", "", "text")]
+    embedded, linked = (re.sub(r"generated [^<]*", "", render_html(sections, tmp_path, link_figures=link))
+                        for link in (False, True))
+    assert "data:image/png;base64," in embedded and len(embedded) > 4000
+    assert "data:image/png;base64," not in linked and "src='fig.png'" in linked and len(linked) < 1500
+    # everything but the picture is the same page
+    assert embedded.split("<img")[0] == linked.split("<img")[0]
+    assert embedded.split("<img")[1].split(">", 1)[1] == linked.split("<img")[1].split(">", 1)[1]
+
+
 def test_missing_column_and_wrong_version_are_clear_errors(synthetic, tmp_path):
     folder, _ = synthetic
     table = pq.read_table(folder / schema.TRIALS_FILE)
@@ -320,7 +335,8 @@ def test_an_exported_folder_is_small_and_reports_exactly_as_the_original(tmp_pat
     assert len(list((tmp_path / "small" / "samples").rglob("*.npy"))) == counts["snapshots"]
     build_report([str(tmp_path / "full")], str(tmp_path / "a"))
     build_report([str(tmp_path / "small")], str(tmp_path / "b"))
-    for name in ("conditions.csv", "effects.csv", "findings.csv", "samples-gan-ring8.png", "evolution-gan-ring8.png"):
+    for name in ("conditions.csv", "effects.csv", "findings.csv", "samples-gan-ring8.png", "evolution-gan-ring8.png",
+                 "samples-gan-ring8.svg", "collapse_rate.svg"):  # an SVG carried its date and random ids
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 

@@ -264,12 +264,12 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
     sys.exit(outcome.exit_code)
 
 
-def write_report(results: list[str], out: str, converged: str | None = None) -> None:
+def write_report(results: list[str], out: str, converged: str | None = None, link_figures: bool = False) -> None:
     from analysis.load import ResultsError
     from analysis.report import build_report
 
     try:
-        path = build_report(results, out, converged)
+        path = build_report(results, out, converged, link_figures)
     except ResultsError as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(EXIT_BAD_INPUT)
@@ -303,10 +303,12 @@ def status(results, as_json) -> None:
 @click.option("--converged", default=None, metavar="METRIC>=VALUE",
               help="when a seed counts as converged, for the time-to-converge findings (default: modes_frac>=0.875 "
                    "where the results have it)")
-def report(results, out, converged) -> None:
+@click.option("--link-figures", is_flag=True,
+              help="report.html refers to the PNGs beside it instead of embedding them (for a committed report)")
+def report(results, out, converged, link_figures) -> None:
     """Figures, REPORT.md and report.html from one or more results folders (read-only on
     them; a running sweep is reported as it stands)."""
-    write_report(list(results), out or f"{results[0]}/report", converged)
+    write_report(list(results), out or f"{results[0]}/report", converged, link_figures)
 
 
 @main.command()
