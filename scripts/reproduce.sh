@@ -22,7 +22,7 @@ for name in "${studies[@]}"; do
   new="docs/reproduction/.$name.new"
   rm -rf "$new"
   .venv/bin/vi-sweep export "results/$name" --to "$new" &&
-    .venv/bin/vi-sweep report "$new" --out "$new/report" || { echo "== $name: export failed"; exit 1; }
+    .venv/bin/vi-sweep report "$new" --out "$new/report" --link-figures || { echo "== $name: export failed"; exit 1; }
   rm -rf "docs/reproduction/$name" && mv "$new" "docs/reproduction/$name"
   .venv/bin/python -m analysis claims docs/reproduction || exit 1
   echo "== $name: done $(date -u +%FT%TZ)"
