@@ -52,16 +52,23 @@ class Claim:
     rule: str = "late"  # the collapse definition of a collapse claim
     baselines: tuple = ()  # compare against these (default: the study's compare baseline)
     treatment: object = None  # the treatment value (default: every value but the baselines)
+    also: tuple = ()  # (study, where) pairs: the same regime in another study (its own axis names)
+
+    def places(self) -> tuple[tuple[str, dict], ...]:
+        """Every (study, regime) the claim is measured in, the first its own."""
+        return ((self.study, self.where), *self.also)
 
 
 CLAIMS = (
     Claim("C1", "With BatchNorm and one G phase per iteration, lambda = 0 collapses late in training and lambda > 0 "
           "does not: a lower late-collapse rate for every lambda > 0.", "bn_ablation", {"bn": True, "phases": "1x1"},
-          "collapse"),
+          "collapse", also=(("bn_ablation_digits", {"regime": "bn-1x1"}),)),
     Claim("C2a", "Without BatchNorm and with 5 phases, lambda > 0 converges faster (steps until the convergence rule "
-          "holds).", "bn_ablation", {"bn": False, "phases": "5x5"}, "convergence", expect="faster"),
+          "holds).", "bn_ablation", {"bn": False, "phases": "5x5"}, "convergence", expect="faster",
+          also=(("bn_ablation_digits", {"regime": "nobn-5x5"}),)),
     Claim("C2b", "Without BatchNorm and with 5 phases, lambda > 0 ends better (final Frechet distance).", "bn_ablation",
-          {"bn": False, "phases": "5x5"}, "quality", expect="better"),
+          {"bn": False, "phases": "5x5"}, "quality", expect="better",
+          also=(("bn_ablation_digits", {"regime": "nobn-5x5"}),)),
     Claim("C3", "ALI trained with the paper's loss (-E_enc log D - E_gen log D) does as well as with the standard "
           "losses (minimax, non-saturating), with and without BatchNorm.", "ali_losses", {}, "as_well",
           baselines=("minimax", "nonsaturating"), treatment="vi"),
@@ -96,28 +103,38 @@ class Study:
         return self.done[sel]
 
 
-def _cells(claim: Claim, study: Study) -> list[dict]:
-    """One row per (data set, treatment, baseline) with the numbers and the raw p."""
+def _cells(claim: Claim, study: Study, where: dict | None = None) -> list[dict]:
+    """One row per (data set, treatment, baseline) of `study` in the regime `where` (default:
+    the claim's own), with the numbers and the raw p."""
+    where = claim.where if where is None else where
     compare = study.lay.compare
     baselines = claim.baselines or (study.lay.baseline,)
     values = sorted(study.done[compare].unique(), key=lambda v: (isinstance(v, str), v))
     treatments = [claim.treatment] if claim.treatment is not None else [v for v in values if v not in baselines]
     rows = []
     for dataset in sorted(study.done["dataset"].unique()):
-        regimes = [{}] if claim.where or not study.lay.regimes else [
+        regimes = [{}] if where or not study.lay.regimes else [
             dict(zip(study.lay.regimes, r, strict=True))
             for r in study.done[study.lay.regimes].drop_duplicates().itertuples(index=False)]
         for extra in regimes:
-            where = {**claim.where, **extra}
+            cell = {**where, **extra}
             for base in baselines:
-                b = study.arm(dataset, where, base)
+                b = study.arm(dataset, cell, base)
                 for value in treatments:
-                    t = study.arm(dataset, where, value)
+                    t = study.arm(dataset, cell, value)
                     if len(t) and len(b):
-                        rows.append({"dataset": dataset, "regime": ", ".join(f"{k}={v}" for k, v in extra.items()),
+                        rows.append({"study": study.name, "dataset": dataset, "regime": ", ".join(f"{k}={v}" for k, v in extra.items()),
                                      "treatment": f"{compare} {tables._label(value)}",
                                      "baseline": f"{compare} {tables._label(base)}", **MEASURES[claim.measure](claim, t, b)})
     return rows
+
+
+def claim_cells(claim: Claim, studies: dict[str, Study]) -> tuple[list[tuple[str, dict]], pd.DataFrame]:
+    """The (study, regime) places of `claim` that `studies` has, and their cells decided
+    together (one Holm family over every study the claim is measured in)."""
+    measured = [(name, where) for name, where in claim.places() if name in studies]
+    rows = [row for name, where in measured for row in _cells(claim, studies[name], where)]
+    return measured, decide(claim, pd.DataFrame(rows))
 
 
 def _rate(k: int, n: int) -> str:
@@ -268,7 +285,8 @@ def _table(frame: pd.DataFrame) -> str:
     return head + "".join("| " + " | ".join(fmt(v) for v in row) + " |\n" for row in frame.itertuples(index=False))
 
 
-STUDIES = tuple(sorted({c.study for c in CLAIMS} | {"pacgan_baseline"}))
+DOSE_STUDIES = ("bn_ablation", "bn_ablation_digits")  # the lambda x regime grids
+STUDIES = tuple(sorted({name for c in CLAIMS for name, _ in c.places()} | {"pacgan_baseline"}))
 
 
 def claims_markdown(root: str | Path) -> str:
@@ -282,8 +300,9 @@ def claims_markdown(root: str | Path) -> str:
         if (root / name / schema.TRIALS_FILE).exists():
             res = load_results([str(root / name)], warn=False)
             studies[name] = Study(name, res.trials, res.metrics, res.contract)
-            missing = {k for c in CLAIMS if c.study == name for k in c.where} - set(studies[name].done.columns)
-            if studies[name].lay.compare is None and any(c.study == name for c in CLAIMS):
+            missing = ({k for c in CLAIMS for study, where in c.places() if study == name for k in where}
+                       - set(studies[name].done.columns))
+            if studies[name].lay.compare is None and any(s == name for c in CLAIMS for s, _ in c.places()):
                 missing.add("compare")  # a claim compares; the calibration study need not
             if missing:
                 raise ResultsError(f"{root / name}: not the study `{name}` the claims read (no axis "
@@ -297,27 +316,35 @@ def claims_markdown(root: str | Path) -> str:
            + "; ".join(f"**{r}** = {t}" for r, t in tables.RULES.items()) + ".\n"]
     for claim in CLAIMS:
         out.append(f"\n## {claim.key}: {claim.text}\n")
-        study = studies.get(claim.study)
-        if study is None:
-            out.append(f"\n**Verdict: not measured yet** (`{claim.study}` is not in {root}).\n")
+        measured, cells = claim_cells(claim, studies)
+        if not measured:
+            out.append(f"\n**Verdict: not measured yet** ({', '.join(f'`{n}`' for n, _ in claim.places())} "
+                       f"not in {root}).\n")
             continue
-        cells = decide(claim, pd.DataFrame(_cells(claim, study)))
         what = f"collapse rule **{claim.rule}**" if claim.measure == "collapse" else claim.measure
-        out.append(f"\n**Verdict: {overall(cells)}.** Study `{claim.study}`, regime "
-                   f"{', '.join(f'{k}={v}' for k, v in claim.where.items()) or 'every regime'}; measure: {what}.\n\n")
+        where_text = "; ".join(f"study `{name}`, regime {', '.join(f'{k}={v}' for k, v in where.items()) or 'every regime'}"
+                               for name, where in measured)
+        absent = [name for name, _ in claim.places() if name not in studies]
+        out.append(f"\n**Verdict: {overall(cells)}.** {where_text[0].upper()}{where_text[1:]}; measure: {what}."
+                   + (f" Not measured yet: {', '.join(f'`{a}`' for a in absent)}." if absent else "") + "\n\n")
         if claim.measure == "as_well" and len(cells):
-            out.append(as_well_note(study))
-        shown = cells.drop(columns=[c for c in ("sign", "hi", "quality p", "quality sign") if c in cells])
+            out.append(as_well_note(studies[measured[0][0]]))
+        shown = cells.drop(columns=[c for c in ("sign", "hi", "quality p", "quality sign") if c in cells]
+                           + (["study"] if len(measured) == 1 and "study" in cells else []))
         shown = shown.loc[:, [c for c in shown.columns if not (shown[c].astype(str) == "").all()]]
         out.append(_table(shown))
-        panels = [f"[{kind} on {d}]({claim.study}/report/{kind}-{m}-{d}.png)" for m in sorted(study.done["model"].unique())
-                  for d in sorted(study.done["dataset"].unique()) for kind in ("samples", "evolution")
-                  if (root / claim.study / "report" / f"{kind}-{m}-{d}.png").exists()]
+        panels = [f"[{kind} on {d}]({name}/report/{kind}-{m}-{d}.png)" for name, _ in measured
+                  for m in sorted(studies[name].done["model"].unique())
+                  for d in sorted(studies[name].done["dataset"].unique()) for kind in ("samples", "evolution")
+                  if (root / name / "report" / f"{kind}-{m}-{d}.png").exists()]
         if panels:
             out.append(f"\nThe samples it rests on: {', '.join(panels)}.\n")
-    if "bn_ablation" in studies:
+    doses = [dose_response(studies[name]).assign(study=name) for name in DOSE_STUDIES if name in studies]
+    if doses:
+        dose = pd.concat(doses, ignore_index=True).fillna("")
         out.append("\n## Dose-response: late-collapse rate by lambda in every BN x phases cell\n\n")
-        out.append(_table(dose_response(studies["bn_ablation"])))
+        out.append(_table(dose[["study", *[c for c in dose.columns if c != "study"]]] if len(doses) > 1
+                          else dose.drop(columns="study")))
     if "pacgan_baseline" in studies:
         out.append("\n## Calibration: PacGAN's 2-D GAN baseline, ours beside their Table 1 (GAN row)\n\n"
                    "Mean +- standard error over seeds of the published metrics (2,500 samples). Theirs trained "

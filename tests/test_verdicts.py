@@ -5,7 +5,7 @@ import pytest
 
 from analysis.load import load_results
 from analysis.synthetic import synthetic_results
-from analysis.verdicts import Claim, Study, _cells, as_well_note, decide, overall
+from analysis.verdicts import Claim, Study, _cells, as_well_note, claim_cells, decide, overall
 
 
 def study_of(tmp_path, rates, seeds=20, **kw):
@@ -30,6 +30,23 @@ def test_a_collapse_claim_follows_the_planted_rates(tmp_path, rates, verdict):
     assert overall(cells) == verdict, cells[["treatment value", "baseline value", "p_holm", "cell"]]
     # the other definitions are given beside the claim's own
     assert cells["other definitions"].str.contains("end ").all()
+
+
+def test_a_claim_measured_in_two_studies_is_one_holm_family_over_both(tmp_path):
+    # the paper's regime in a second study under its own axis values (bn_ablation_digits names it `regime`)
+    claim = Claim("X2", "lambda > 0 collapses less", "first", {"bn": True, "g_steps": 1}, "collapse",
+                  also=(("second", {"bn": False, "g_steps": 5}),))
+    first = study_of(tmp_path / "a", {(True, 1, 0.0): 0.9, (True, 1, 5.0): 0.05, (False, 5, 0.0): 0.9})
+    second = study_of(tmp_path / "b", {(False, 5, 0.0): 0.0, (False, 5, 5.0): 0.0, (True, 1, 0.0): 0.9}, seed=1)
+    first.name, second.name = "first", "second"
+    measured, cells = claim_cells(claim, {"first": first, "second": second})
+    assert [m for m, _ in measured] == ["first", "second"] and list(cells["study"]) == ["first", "second"]
+    assert list(cells["baseline value"].str.split(" = ").str[0]) == ["19/20", "0/20"]  # the realised late collapses
+    # Holm over both cells: the smaller p is doubled
+    assert cells["p_holm"].iloc[0] == pytest.approx(min(1.0, 2 * cells["p"].iloc[0]))
+    assert overall(cells) == "partly supported (1 of 2 cells; the rest inconclusive)"
+    only, alone = claim_cells(claim, {"first": first})  # the second not measured yet: the first alone
+    assert [m for m, _ in only] == ["first"] and alone["p_holm"].iloc[0] == pytest.approx(alone["p"].iloc[0])
 
 
 def test_a_convergence_claim_finds_a_planted_speed_up(tmp_path):
@@ -88,3 +105,15 @@ def test_the_as_well_bound_uses_the_seeds_of_one_condition_not_of_pooled_regimes
                                           "above the margin of +0.2: equal rates cannot support")
     many = study_of(tmp_path / "many", {(True, 1, 0.0): 0.0, (True, 1, 5.0): 0.0}, seeds=30)
     assert "upper bound of +0.11, below the margin of +0.2: equal rates can support" in as_well_note(many)
+
+
+def test_an_axis_named_regime_keeps_its_label_while_only_one_of_its_values_has_run():
+    # a partly run bn_ablation_digits (only regime bn-1x1 started): its `regime` column read "all",
+    # so the claims' regime=bn-1x1 matched no trial and the study's cells were silently missing
+    from analysis import tables
+
+    trials = pd.DataFrame({"model": "gan", "dataset": "stacked-digits", "regime": "bn-1x1", "lam": [0.0, 5.0],
+                           "seed": 0, "collapsed": False, "diverged": False})
+    contract = {"axes": ["model", "dataset", "regime", "lam", "seed"], "compare": {"axis": "lam", "baseline": 0.0}}
+    lay = tables.layout(trials, contract)
+    assert lay.regimes == [] and list(tables.with_labels(trials, lay)["regime"]) == ["bn-1x1", "bn-1x1"]
