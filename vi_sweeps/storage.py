@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import posixpath
+import re
 import shutil
 import time
 import uuid
@@ -32,6 +33,10 @@ def _free_space(path: str) -> str:
         return f"{shutil.disk_usage(posixpath.dirname(path) or '/').free / 2**20:.1f} MiB free"
     except OSError:
         return "free space unknown"
+
+
+TEMP_MARK = ".tmp-"  # a write in progress: FINAL.tmp-<8 hex>, moved to FINAL when whole
+TEMPORARY = re.compile(re.escape(TEMP_MARK) + r"[0-9a-f]{8}$")
 
 
 @dataclass(frozen=True)
@@ -70,10 +75,26 @@ class Store:
     def listdir(self, *parts: str) -> list[str]:
         sel = pafs.FileSelector(self.path(*parts), allow_not_found=True)
         return sorted(posixpath.basename(i.path) for i in self.fs.get_file_info(sel)
-                      if i.type == pafs.FileType.File and ".tmp-" not in i.path)
+                      if i.type == pafs.FileType.File and TEMP_MARK not in i.path)
+
+    def remove_leftovers(self) -> list[str]:
+        """Delete the temporary files of writes that never finished (a driver or worker killed
+        between writing and moving; on object storage the move is a copy, so the window is
+        wide) and return their paths. Only for the driver holding the lease, before it starts
+        any trial: no writer of this folder is alive then, and a stray one would only lose a
+        write its trial redoes."""
+        sel = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
+        left = [i.path for i in self.fs.get_file_info(sel) if i.type == pafs.FileType.File
+                and TEMPORARY.search(posixpath.basename(i.path))]
+        for path in left:
+            try:
+                self.fs.delete_file(path)
+            except (OSError, pa.ArrowException):
+                pass  # gone meanwhile
+        return left
 
     def _atomic(self, final: str, write) -> None:
-        tmp = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp = f"{final}{TEMP_MARK}{uuid.uuid4().hex[:8]}"
         try:
             self.fs.create_dir(posixpath.dirname(final), recursive=True)
             write(tmp)

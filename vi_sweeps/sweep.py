@@ -18,6 +18,7 @@ import itertools
 import json
 import logging
 import os
+import posixpath
 import signal
 import sys
 import threading
@@ -245,6 +246,10 @@ def prepare_data(study: Study, local: bool = True) -> None:
 
 def prepare_store(study: Study, results: str) -> Store:
     store = Store.open(results)
+    left = store.remove_leftovers()
+    if left:
+        print(f"removed {len(left)} temporary files of writes a stopped sweep did not finish "
+              f"(e.g. {posixpath.relpath(left[0], store.root)})", file=sys.stderr)
     if not store.exists(schema.STUDY_FILE):
         store.write_bytes(schema.STUDY_FILE, study.text.encode())
     store.write_bytes(schema.CONTRACT_FILE, json.dumps(contract(study), indent=1, default=str).encode())
