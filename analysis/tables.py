@@ -75,7 +75,7 @@ def with_labels(trials: pd.DataFrame, lay: Layout) -> pd.DataFrame:
     """Adds `regime` (the regime axes, readable), `treatment` (the compare axis as text) and
     `failed` (collapsed or diverged)."""
     out = trials.copy()
-    if lay.regimes == ["regime"] or (not lay.regimes and "regime" in lay.conditions):
+    if lay.regimes == ["regime"] or (not lay.regimes and "regime" in lay.conditions and lay.compare != "regime"):
         out["regime"] = out["regime"].astype(str)  # an axis named `regime` keeps its labels, even a lone one
     elif lay.regimes:
         out["regime"] = out[lay.regimes].astype(str).apply(lambda r: ", ".join(f"{c}={v}" for c, v in r.items()), axis=1)

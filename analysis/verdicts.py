@@ -132,8 +132,12 @@ def _cells(claim: Claim, study: Study, where: dict | None = None) -> list[dict]:
 def claim_cells(claim: Claim, studies: dict[str, Study]) -> tuple[list[tuple[str, dict]], pd.DataFrame]:
     """The (study, regime) places of `claim` that `studies` has, and their cells decided
     together (one Holm family over every study the claim is measured in)."""
-    measured = [(name, where) for name, where in claim.places() if name in studies]
-    rows = [row for name, where in measured for row in _cells(claim, studies[name], where)]
+    measured, rows = [], []
+    for name, where in claim.places():
+        cells = _cells(claim, studies[name], where) if name in studies else []
+        if cells:  # a study exported before any trial of this regime finished has not measured it
+            measured.append((name, where))
+            rows += cells
     return measured, decide(claim, pd.DataFrame(rows))
 
 
@@ -299,9 +303,12 @@ def claims_markdown(root: str | Path) -> str:
     for name in STUDIES:
         if (root / name / schema.TRIALS_FILE).exists():
             res = load_results([str(root / name)], warn=False)
+            if not res.trials["status"].isin(schema.FINISHED).any():
+                continue  # nothing finished yet: not measured
             studies[name] = Study(name, res.trials, res.metrics, res.contract)
+            # the claims' regime keys must be the study's own columns (the labelled frame always has `regime`)
             missing = ({k for c in CLAIMS for study, where in c.places() if study == name for k in where}
-                       - set(studies[name].done.columns))
+                       - set(res.trials.columns))
             if studies[name].lay.compare is None and any(s == name for c in CLAIMS for s, _ in c.places()):
                 missing.add("compare")  # a claim compares; the calibration study need not
             if missing:
@@ -318,13 +325,13 @@ def claims_markdown(root: str | Path) -> str:
         out.append(f"\n## {claim.key}: {claim.text}\n")
         measured, cells = claim_cells(claim, studies)
         if not measured:
-            out.append(f"\n**Verdict: not measured yet** ({', '.join(f'`{n}`' for n, _ in claim.places())} "
-                       f"not in {root}).\n")
+            out.append(f"\n**Verdict: not measured yet** ({', '.join(f'`{n}`' for n, _ in claim.places())}: "
+                       f"no finished trial of the regime in {root}).\n")
             continue
         what = f"collapse rule **{claim.rule}**" if claim.measure == "collapse" else claim.measure
         where_text = "; ".join(f"study `{name}`, regime {', '.join(f'{k}={v}' for k, v in where.items()) or 'every regime'}"
                                for name, where in measured)
-        absent = [name for name, _ in claim.places() if name not in studies]
+        absent = [name for name, w in claim.places() if (name, w) not in measured]
         out.append(f"\n**Verdict: {overall(cells)}.** {where_text[0].upper()}{where_text[1:]}; measure: {what}."
                    + (f" Not measured yet: {', '.join(f'`{a}`' for a in absent)}." if absent else "") + "\n\n")
         if claim.measure == "as_well" and len(cells):

@@ -45,6 +45,9 @@ def test_a_claim_measured_in_two_studies_is_one_holm_family_over_both(tmp_path):
     # Holm over both cells: the smaller p is doubled
     assert cells["p_holm"].iloc[0] == pytest.approx(min(1.0, 2 * cells["p"].iloc[0]))
     assert overall(cells) == "partly supported (1 of 2 cells; the rest inconclusive)"
+    # a study holding no trial of the claim's regime yet has not measured it
+    ahead = Claim("X3", "", "first", {"bn": True, "g_steps": 1}, "collapse", also=(("second", {"bn": True, "g_steps": 5}),))
+    assert [m for m, _ in claim_cells(ahead, {"first": first, "second": second})[0]] == ["first"]
     only, alone = claim_cells(claim, {"first": first})  # the second not measured yet: the first alone
     assert [m for m, _ in only] == ["first"] and alone["p_holm"].iloc[0] == pytest.approx(alone["p"].iloc[0])
 
