@@ -12,6 +12,7 @@ readers say which ones they skipped.
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,19 @@ from analysis import schema
 
 RECENT_NS = 5 * 10**9
 CORRUPT = object()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host has that pid (a driver's lease, a report's building folder)."""
+    if pid <= 0:  # 0 and -1 would ask about a process group, not a driver
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class LocationError(ValueError):

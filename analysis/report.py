@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import base64
 import errno
+import glob
 import html
 import math
 import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import convergence, figures, schema, tables
+from analysis.contract import pid_alive
 from analysis.findings import RULE, SMALL_N, findings
 from analysis.load import Results, ResultsError, load_results
 from analysis.samples import read_snapshot, sample_panels
@@ -111,10 +114,6 @@ def effect_summary(effect: pd.DataFrame) -> pd.DataFrame:
     return clean(out)
 
 
-def _slug(*parts: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", "-".join(parts)).strip("-").lower()
-
-
 def sample_figures(res: Results, labelled: pd.DataFrame, lay: tables.Layout) -> dict[str, tuple[str, plt.Figure]]:
     """Per model x data set: final samples of the best, median and worst seed of every
     condition, and one evolution strip per condition (the median seed across evaluations)."""
@@ -130,10 +129,10 @@ def sample_figures(res: Results, labelled: pd.DataFrame, lay: tables.Layout) -> 
             return [(label, [(caption, read_snapshot(loc, path) if path else None) for caption, loc, path in cells])
                     for label, cells in rows]
 
-        out[_slug("samples", model, dataset)] = (
+        out[tables.figure_name("samples", model, dataset)] = (
             f"Samples: {model} on {dataset} (best, median and worst seed by the collapse metric)",
             figures.sample_grid(drawn(finals), geometry, f"Final samples · {model} · {dataset}"))
-        out[_slug("evolution", model, dataset)] = (
+        out[tables.figure_name("evolution", model, dataset)] = (
             f"Samples over training: {model} on {dataset} (the median seed of each condition)",
             figures.sample_grid(drawn(strips), geometry, f"Samples over training · {model} · {dataset}"))
     return out
@@ -196,18 +195,52 @@ def check_destination(final: Path, locations: list[str], option: str, kinds: tup
 
 
 def new_folder_beside(final: Path) -> Path:
-    """An empty folder beside `final`, with the permissions a new folder gets (mkdtemp's are 0700)."""
-    building = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    """An empty folder beside `final`, with the permissions a new folder gets (mkdtemp's are 0700).
+    Its name says which process builds it, so that a later call can tell a folder left by a
+    killed process from one a live process is still writing (remove_stale_beside)."""
+    remove_stale_beside(final)
+    building = Path(tempfile.mkdtemp(prefix=f".{final.name}.building-{_owner()}-", dir=final.parent))
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(building, 0o777 & ~umask)
     return building
 
 
+def _owner() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def remove_stale_beside(final: Path) -> list[Path]:
+    """The folders a killed report or export left beside `final` (SIGKILL runs no `finally`):
+    a half-built `.NAME.building-HOST-PID-*` is removed, and a `.NAME.old-HOST-PID` (the
+    previous folder, moved aside just before the new one took its name) is put back where no
+    `final` exists, else removed. Only this host's folders of processes that are gone are
+    touched; a folder another process is writing is left alone. Returns what was removed."""
+    host = socket.gethostname()
+    removed = []
+    if not final.parent.is_dir():
+        return removed
+    for path in sorted(final.parent.glob(f".{glob.escape(final.name)}.*-*")):
+        kind, _, rest = path.name[len(final.name) + 2:].partition("-")
+        if kind == "building":
+            rest = rest.rpartition("-")[0]  # mkdtemp's random part has no '-'
+        elif kind != "old":
+            continue
+        owner, _, pid = rest.rpartition("-")
+        if owner != host or not pid.isdigit() or pid_alive(int(pid)) or not path.is_dir():
+            continue
+        if kind == "old" and not final.exists():
+            os.replace(path, final)
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
 def replace_folder(new: Path, final: Path) -> None:
     """`new` renamed to `final`, the old `final` (if any) out of the way first and removed
     after; if the rename fails the old one is put back."""
-    old = final.with_name(f".{final.name}.old-{os.getpid()}") if final.exists() else None
+    old = final.with_name(f".{final.name}.old-{_owner()}") if final.exists() else None
     if old is not None:
         os.replace(final, old)
     try:
@@ -250,7 +283,7 @@ def _write_report(res: Results, locations: list[str], out_dir: Path, converge, l
     done = labelled[labelled["status"].isin(schema.FINISHED)]
     for m in metrics:
         log = keys.get(m, {}).get("better") == "lower" and m.startswith(("eval/fd", "eval/fid"))
-        figs[_slug("metric", m.removeprefix("eval/"))] = (label(m), figures.metric_by_condition(
+        figs[tables.figure_name("metric", m.removeprefix("eval/"))] = (label(m), figures.metric_by_condition(
             done, table, m, label(m), lay.compare, log=log))
     if lay.compare and pd.api.types.is_numeric_dtype(trials[lay.compare]) and len(order) > 2:
         figs["dose_response"] = (f"Dose-response of collapse to {lay.compare}", figures.lambda_sensitivity(table, lay.compare))
@@ -380,7 +413,7 @@ def report_sections(res: Results, lay, table, effect, found, figs, metrics) -> l
                  if f"collapse_rate_{r}" in figs]
     sections += [("Effect on collapse against the baseline, under every collapse definition", "", effect_summary(effect))]
     for m in metrics:
-        name = _slug("metric", m.removeprefix("eval/"))
+        name = tables.figure_name("metric", m.removeprefix("eval/"))
         sections.append((figs[name][0], name, METRIC_NOTES.get(m, "")))
     sections.append(("Metric medians by condition: median [bootstrap 95% CI] (n non-diverged)", "",
                      metric_summary(table, metrics, lay.compare)))

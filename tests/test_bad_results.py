@@ -146,6 +146,43 @@ def test_a_report_never_replaces_a_results_folder_or_a_folder_of_other_files(pri
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r", "report", "thesis"]
 
 
+def test_a_report_or_export_killed_mid_write_leaves_nothing_behind_the_next_one(pristine, tmp_path):
+    """SIGKILL runs no `finally`: a report killed while writing left its building folder
+    (.report.tattulya) beside --out for good; the next report (or export) removes such folders
+    of processes that are gone, and leaves alone one a live process is writing."""
+    import os
+    import signal
+    import socket
+    import time
+
+    from analysis.export import export_results
+    from analysis.report import build_report, remove_stale_beside
+
+    r = tmp_path / "r"
+    shutil.copytree(pristine, r)
+    child = subprocess.Popen([sys.executable, "-c", "import sys; from analysis.report import build_report; "
+                              f"build_report([{str(r)!r}], {str(tmp_path / 'report')!r})"], cwd=ROOT)
+    deadline = time.monotonic() + 120
+    while not any(tmp_path.glob(".report.*")) and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    left = sorted(p.name for p in tmp_path.glob(".report.*"))
+    assert left and not (tmp_path / "report").exists(), left  # killed while building
+    live = tmp_path / f".report.building-{socket.gethostname()}-{os.getpid()}-live"
+    live.mkdir()
+    build_report([str(r)], str(tmp_path / "report"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "r", "report"])
+    # killed between moving the old report aside and moving the new one in: the old one comes back
+    os.replace(tmp_path / "report", tmp_path / f".report.old-{socket.gethostname()}-{child.pid}")
+    assert remove_stale_beside(tmp_path / "report") == []  # put back, not removed
+    assert (tmp_path / "report" / "REPORT.md").exists()
+    export = tmp_path / f".copy.building-{socket.gethostname()}-{child.pid}-x1"
+    export.mkdir()
+    export_results(str(r), tmp_path / "copy")
+    assert not export.exists() and (tmp_path / "copy" / schema.TRIALS_FILE).exists()
+
+
 def _umask() -> int:
     import os
 

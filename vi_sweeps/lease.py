@@ -22,6 +22,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from analysis.contract import pid_alive
 from vi_sweeps.storage import Store
 
 LEASE_FILE = "lease.json"
@@ -32,18 +33,6 @@ ORPHANS_S = 5.0
 
 class LeaseHeld(RuntimeError):
     """Another driver owns the results folder; the message names it and how to take over."""
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:  # 0 and -1 would ask about a process group, not a driver
-        return False
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def read_lease(store: Store) -> dict | None:
@@ -79,7 +68,7 @@ class Lease:
         """Whether the lease's owner still drives: by its pid on this host, elsewhere by
         whether its heartbeat moves."""
         if held.get("host") == socket.gethostname():
-            return _pid_alive(lease_pid(held))
+            return pid_alive(lease_pid(held))
         time.sleep(1.5 * HEARTBEAT_S)
         return (read_lease(self.store) or {}).get("heartbeat") != held.get("heartbeat")
 

@@ -32,7 +32,8 @@ def _driver(location: str) -> dict | None:
     running was interrupted, and a re-run starts it again."""
     import socket
 
-    from vi_sweeps.lease import _pid_alive, lease_pid, read_lease
+    from analysis.contract import pid_alive
+    from vi_sweeps.lease import lease_pid, read_lease
     from vi_sweeps.storage import Store
 
     try:
@@ -41,7 +42,7 @@ def _driver(location: str) -> dict | None:
         return None
     if not held:
         return None
-    if held.get("host") == socket.gethostname() and not _pid_alive(lease_pid(held)):
+    if held.get("host") == socket.gethostname() and not pid_alive(lease_pid(held)):
         return None
     return held
 
