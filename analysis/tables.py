@@ -17,6 +17,7 @@ survivor-biased. Bootstrap intervals are given only where n_median >= MIN_N_INTE
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +43,12 @@ class Layout:
     compare: str | None  # the treatment axis
     baseline: object
     regimes: list[str]  # the other axes that vary within a facet
+
+
+def figure_name(*parts: str) -> str:
+    """A report figure's file name, without its extension: "samples", model, data set ->
+    samples-gan-stacked-digits (the report writes it, CLAIMS.md links it)."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", "-".join(parts)).strip("-").lower()
 
 
 def guessed_axes(trials: pd.DataFrame) -> list[str]:
@@ -75,10 +82,13 @@ def with_labels(trials: pd.DataFrame, lay: Layout) -> pd.DataFrame:
     """Adds `regime` (the regime axes, readable), `treatment` (the compare axis as text) and
     `failed` (collapsed or diverged)."""
     out = trials.copy()
-    if lay.regimes == ["regime"] or (not lay.regimes and "regime" in lay.conditions and lay.compare != "regime"):
-        out["regime"] = out["regime"].astype(str)  # an axis named `regime` keeps its labels, even a lone one
-    elif lay.regimes:
-        out["regime"] = out[lay.regimes].astype(str).apply(lambda r: ", ".join(f"{c}={v}" for c, v in r.items()), axis=1)
+    # an axis named `regime` is always part of the label, even while only one of its values has run
+    named = "regime" in lay.conditions and lay.compare != "regime"
+    shown = [c for c in lay.conditions if c in lay.regimes or (named and c == "regime")]
+    if shown == ["regime"]:
+        out["regime"] = out["regime"].astype(str)  # its own labels, as the study names them
+    elif shown:
+        out["regime"] = out[shown].astype(str).apply(lambda r: ", ".join(f"{c}={v}" for c, v in r.items()), axis=1)
     else:
         out["regime"] = "all"
     for facet in FACETS:

@@ -95,11 +95,12 @@ class Study:
         labelled["steps_to_converge"] = (convergence.steps_to_converge(labelled, self.metrics, rule).values
                                          if rule else np.nan)
         self.done = labelled
+        self.axes = done  # the axes' own values (the label replaces an axis named regime)
 
     def arm(self, dataset: str, where: dict, value) -> pd.DataFrame:
         sel = (self.done["dataset"] == dataset) & (self.done[self.lay.compare].map(tables._label) == tables._label(value))
         for key, want in where.items():
-            sel &= self.done[key].astype(str) == str(want)
+            sel &= self.axes[key].astype(str) == str(want)
         return self.done[sel]
 
 
@@ -115,7 +116,7 @@ def _cells(claim: Claim, study: Study, where: dict | None = None) -> list[dict]:
     for dataset in sorted(study.done["dataset"].unique()):
         regimes = [{}] if where or not study.lay.regimes else [
             dict(zip(study.lay.regimes, r, strict=True))
-            for r in study.done[study.lay.regimes].drop_duplicates().itertuples(index=False)]
+            for r in study.axes[study.lay.regimes].drop_duplicates().itertuples(index=False)]
         for extra in regimes:
             cell = {**where, **extra}
             for base in baselines:
@@ -340,10 +341,10 @@ def claims_markdown(root: str | Path) -> str:
                            + (["study"] if len(measured) == 1 and "study" in cells else []))
         shown = shown.loc[:, [c for c in shown.columns if not (shown[c].astype(str) == "").all()]]
         out.append(_table(shown))
-        panels = [f"[{kind} on {d}]({name}/report/{kind}-{m}-{d}.png)" for name, _ in measured
+        panels = [f"[{kind} on {d}]({name}/report/{tables.figure_name(kind, m, d)}.png)" for name, _ in measured
                   for m in sorted(studies[name].done["model"].unique())
                   for d in sorted(studies[name].done["dataset"].unique()) for kind in ("samples", "evolution")
-                  if (root / name / "report" / f"{kind}-{m}-{d}.png").exists()]
+                  if (root / name / "report" / f"{tables.figure_name(kind, m, d)}.png").exists()]
         if panels:
             out.append(f"\nThe samples it rests on: {', '.join(panels)}.\n")
     doses = [dose_response(studies[name]).assign(study=name) for name in DOSE_STUDIES if name in studies]

@@ -3,6 +3,7 @@
 import pandas as pd
 import pytest
 
+from analysis import schema
 from analysis.load import load_results
 from analysis.synthetic import synthetic_results
 from analysis.verdicts import Claim, Study, _cells, as_well_note, claim_cells, decide, overall
@@ -120,3 +121,63 @@ def test_an_axis_named_regime_keeps_its_label_while_only_one_of_its_values_has_r
     contract = {"axes": ["model", "dataset", "regime", "lam", "seed"], "compare": {"axis": "lam", "baseline": 0.0}}
     lay = tables.layout(trials, contract)
     assert lay.regimes == [] and list(tables.with_labels(trials, lay)["regime"]) == ["bn-1x1", "bn-1x1"]
+
+
+def test_the_claims_link_the_sample_panels_by_the_report_figures_file_names(tmp_path):
+    # a data set whose name is not a file-name slug: the report writes samples-gan-ring-8.png,
+    # CLAIMS.md looked for samples-gan-Ring_8.png, found none and showed no panel
+    from analysis.report import build_report
+    from analysis.verdicts import claims_markdown
+
+    synthetic_results(tmp_path / "bn_ablation", {(True, 1, 0.0): 0.9, (True, 1, 5.0): 0.1}, seeds=6,
+                      dataset="Ring_8", snapshots=True)
+    with_axis(tmp_path / "bn_ablation", "phases", "1x1")  # the axis the claims read in bn_ablation
+    build_report([str(tmp_path / "bn_ablation")], str(tmp_path / "bn_ablation" / "report"))
+    assert (tmp_path / "bn_ablation" / "report" / "samples-gan-ring-8.png").exists()
+    text = claims_markdown(tmp_path)
+    assert ("The samples it rests on: [samples on Ring_8](bn_ablation/report/samples-gan-ring-8.png), "
+            "[evolution on Ring_8](bn_ablation/report/evolution-gan-ring-8.png).") in text
+
+
+def with_axis(folder, axis: str, value) -> None:
+    """An exported folder with one more (constant) axis in its trials and its contract."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(folder / schema.TRIALS_FILE)
+    pq.write_table(table.append_column(axis, pa.array([value] * len(table))), folder / schema.TRIALS_FILE)
+    contract = json.loads((folder / schema.CONTRACT_FILE).read_text())
+    contract["axes"].insert(contract["axes"].index("seed"), axis)
+    (folder / schema.CONTRACT_FILE).write_text(json.dumps(contract))
+
+
+def test_an_axis_named_regime_stays_in_the_label_beside_another_varying_axis():
+    # regime with one value beside a varying `bn`: the label read "bn=True" / "bn=False", the
+    # regime's own value lost, so a claim's regime=bn-1x1 matched no trial
+    from analysis import tables
+
+    trials = pd.DataFrame({"model": "gan", "dataset": "stacked-digits", "regime": "bn-1x1", "bn": [True, False] * 2,
+                           "lam": [0.0, 0.0, 5.0, 5.0], "seed": 0, "collapsed": False, "diverged": False})
+    contract = {"axes": ["model", "dataset", "regime", "bn", "lam", "seed"], "compare": {"axis": "lam", "baseline": 0.0}}
+    labels = list(tables.with_labels(trials, tables.layout(trials, contract))["regime"])
+    assert labels == ["regime=bn-1x1, bn=True", "regime=bn-1x1, bn=False"] * 2
+    both = trials.assign(regime=["bn-1x1", "bn-1x1", "nobn-5x5", "nobn-5x5"], lam=[0.0, 5.0] * 2)
+    labels = list(tables.with_labels(both, tables.layout(both, contract))["regime"])
+    assert labels == ["regime=bn-1x1, bn=True", "regime=bn-1x1, bn=False", "regime=nobn-5x5, bn=True",
+                      "regime=nobn-5x5, bn=False"]
+
+
+def test_a_claim_finds_its_regime_by_the_axis_value_not_by_the_label(tmp_path):
+    # the label of a regime axis beside a varying bn is "regime=bn-1x1, bn=True, ...": matched
+    # against it, the claim's regime=bn-1x1 found no trial and the study measured nothing
+    synthetic_results(tmp_path / "r", {(True, 1, 0.0): 0.9, (True, 1, 5.0): 0.1, (False, 1, 0.0): 0.5,
+                                       (False, 1, 5.0): 0.5}, seeds=10)
+    with_axis(tmp_path / "r", "regime", "bn-1x1")
+    res = load_results([str(tmp_path / "r")], warn=False)
+    study = Study("synthetic", res.trials, res.metrics, res.contract)
+    claim = Claim("X", "lower", "synthetic", {"regime": "bn-1x1", "bn": True}, "collapse", rule="end")
+    cells = _cells(claim, study)
+    assert [(c["dataset"], c["treatment"], c["baseline value"].split(" = ")[0].split("/")[1]) for c in cells] == [
+        ("ring8", "lam 5", "10")]  # the bn=True arm only: 10 seeds
