@@ -18,7 +18,7 @@ from analysis import schema, tables
 from analysis.contract import open_location, with_metadata
 from analysis.figures import treatments
 from analysis.load import ResultsError, load_results
-from analysis.report import new_folder_beside
+from analysis.report import new_folder_beside, remove_stale_beside
 from analysis.samples import sample_panels, snapshot_steps
 
 
@@ -29,6 +29,7 @@ def export_results(location: str, out: str | Path) -> dict[str, int]:
     if not str(out).strip():
         raise ResultsError("--to: an empty path; name a new folder for the export")
     final = Path(out).expanduser().absolute()
+    remove_stale_beside(final)  # a folder put back here by a killed writer is checked like any other
     if final.exists() and (not final.is_dir() or any(final.iterdir())):
         raise ResultsError(f"--to {out}: already exists and is not an empty folder; export into a new folder")
     if "://" not in location:

@@ -162,6 +162,7 @@ def build_report(locations: list[str], out: str, converged: str | None = None, l
     converge = _convergence_rule(converged, tables.metric_keys(trials, contract) if len(trials) else
                                  [k for k in contract.get("keys", {}) if k.startswith("eval/")])
     final = Path(out).expanduser().absolute()
+    remove_stale_beside(final)  # a report killed mid-swap left the previous one aside: back first, then checked
     check_destination(final, locations, "--out", REPORT_FILES)
     final.parent.mkdir(parents=True, exist_ok=True)
     building = new_folder_beside(final)
@@ -229,11 +230,14 @@ def remove_stale_beside(final: Path) -> list[Path]:
         owner, _, pid = rest.rpartition("-")
         if owner != host or not pid.isdigit() or pid_alive(int(pid)) or not path.is_dir():
             continue
-        if kind == "old" and not final.exists():
-            os.replace(path, final)
+        try:
+            if kind == "old" and not final.exists():
+                os.replace(path, final)
+                continue
+            shutil.rmtree(path)
+            removed.append(path)
+        except OSError:  # another user's folder, or another process cleaning up the same one
             continue
-        shutil.rmtree(path, ignore_errors=True)
-        removed.append(path)
     return removed
 
 

@@ -82,6 +82,7 @@ def with_labels(trials: pd.DataFrame, lay: Layout) -> pd.DataFrame:
     """Adds `regime` (the regime axes, readable), `treatment` (the compare axis as text) and
     `failed` (collapsed or diverged)."""
     out = trials.copy()
+    out["treatment"] = out[lay.compare].map(_label) if lay.compare else "all"  # before `regime` is relabelled
     # an axis named `regime` is always part of the label, even while only one of its values has run
     named = "regime" in lay.conditions and lay.compare != "regime"
     shown = [c for c in lay.conditions if c in lay.regimes or (named and c == "regime")]
@@ -89,12 +90,11 @@ def with_labels(trials: pd.DataFrame, lay: Layout) -> pd.DataFrame:
         out["regime"] = out["regime"].astype(str)  # its own labels, as the study names them
     elif shown:
         out["regime"] = out[shown].astype(str).apply(lambda r: ", ".join(f"{c}={v}" for c, v in r.items()), axis=1)
-    else:
+    elif lay.compare != "regime":  # a compare axis named regime keeps its values (treatment shows them)
         out["regime"] = "all"
     for facet in FACETS:
         if facet not in out:
             out[facet] = "?"
-    out["treatment"] = out[lay.compare].map(_label) if lay.compare else "all"
     out["failed"] = out["collapsed"].astype(bool) | out["diverged"].astype(bool)
     return out
 

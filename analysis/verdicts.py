@@ -98,7 +98,7 @@ class Study:
         self.axes = done  # the axes' own values (the label replaces an axis named regime)
 
     def arm(self, dataset: str, where: dict, value) -> pd.DataFrame:
-        sel = (self.done["dataset"] == dataset) & (self.done[self.lay.compare].map(tables._label) == tables._label(value))
+        sel = (self.done["dataset"] == dataset) & (self.axes[self.lay.compare].map(tables._label) == tables._label(value))
         for key, want in where.items():
             sel &= self.axes[key].astype(str) == str(want)
         return self.done[sel]
@@ -110,13 +110,13 @@ def _cells(claim: Claim, study: Study, where: dict | None = None) -> list[dict]:
     where = claim.where if where is None else where
     compare = study.lay.compare
     baselines = claim.baselines or (study.lay.baseline,)
-    values = sorted(study.done[compare].unique(), key=lambda v: (isinstance(v, str), v))
+    values = sorted(study.axes[compare].unique(), key=lambda v: (isinstance(v, str), v))
     treatments = [claim.treatment] if claim.treatment is not None else [v for v in values if v not in baselines]
     rows = []
     for dataset in sorted(study.done["dataset"].unique()):
-        regimes = [{}] if where or not study.lay.regimes else [
-            dict(zip(study.lay.regimes, r, strict=True))
-            for r in study.axes[study.lay.regimes].drop_duplicates().itertuples(index=False)]
+        rest = [r for r in study.lay.regimes if r not in where]  # the other axes: one cell per value, never pooled
+        regimes = [{}] if not rest else [
+            dict(zip(rest, r, strict=True)) for r in study.axes[rest].drop_duplicates().itertuples(index=False)]
         for extra in regimes:
             cell = {**where, **extra}
             for base in baselines:
@@ -330,7 +330,7 @@ def claims_markdown(root: str | Path) -> str:
                        f"no finished trial of the regime in {root}).\n")
             continue
         what = f"collapse rule **{claim.rule}**" if claim.measure == "collapse" else claim.measure
-        where_text = "; ".join(f"study `{name}`, regime {', '.join(f'{k}={v}' for k, v in where.items()) or 'every regime'}"
+        where_text = "; ".join(f"study `{name}`, regime {', '.join(v if k == 'regime' else f'{k}={v}' for k, v in where.items()) or 'every regime'}"
                                for name, where in measured)
         absent = [name for name, w in claim.places() if (name, w) not in measured]
         out.append(f"\n**Verdict: {overall(cells)}.** {where_text[0].upper()}{where_text[1:]}; measure: {what}."

@@ -181,6 +181,14 @@ def test_a_report_or_export_killed_mid_write_leaves_nothing_behind_the_next_one(
     export.mkdir()
     export_results(str(r), tmp_path / "copy")
     assert not export.exists() and (tmp_path / "copy" / schema.TRIALS_FILE).exists()
+    # an export into a name whose previous report a kill left aside: the report is put back
+    # first and the export refused by the usual check (it built the whole export, then failed
+    # with OSError 39, Directory not empty)
+    from analysis.load import ResultsError
+    os.replace(tmp_path / "report", tmp_path / f".out.old-{socket.gethostname()}-{child.pid}")
+    with pytest.raises(ResultsError, match="not an empty folder"):
+        export_results(str(r), tmp_path / "out")
+    assert (tmp_path / "out" / "REPORT.md").exists()
 
 
 def _umask() -> int:

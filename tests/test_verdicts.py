@@ -181,3 +181,22 @@ def test_a_claim_finds_its_regime_by_the_axis_value_not_by_the_label(tmp_path):
     cells = _cells(claim, study)
     assert [(c["dataset"], c["treatment"], c["baseline value"].split(" = ")[0].split("/")[1]) for c in cells] == [
         ("ring8", "lam 5", "10")]  # the bn=True arm only: 10 seeds
+
+
+def test_a_claim_never_pools_an_axis_its_regime_does_not_name_and_a_compare_axis_named_regime_is_found(tmp_path):
+    # where = {regime: bn-1x1} beside a varying bn pooled the bn=True and bn=False arms into one
+    # cell (2/20 against 14/20); and a compare axis named regime was relabelled "all": 0 cells
+    synthetic_results(tmp_path / "r", {(True, 1, 0.0): 0.9, (True, 1, 5.0): 0.1, (False, 1, 0.0): 0.5,
+                                       (False, 1, 5.0): 0.1}, seeds=10)
+    with_axis(tmp_path / "r", "regime", "bn-1x1")
+    res = load_results([str(tmp_path / "r")], warn=False)
+    study = Study("synthetic", res.trials, res.metrics, res.contract)
+    cells = _cells(Claim("X", "lower", "synthetic", {"regime": "bn-1x1"}, "collapse", rule="end"), study)
+    assert sorted(c["regime"] for c in cells) == ["bn=False", "bn=True"]
+    assert all("/10 = " in c["baseline value"] and "/10 = " in c["treatment value"] for c in cells), cells  # not /20
+    trials = res.trials.assign(regime=res.trials["lam"].map({0.0: "off", 5.0: "on"})).drop(columns="lam")
+    contract = {**res.contract, "axes": [a for a in res.contract["axes"] if a != "lam"],
+                "compare": {"axis": "regime", "baseline": "off"}}
+    by_regime = Study("synthetic", trials, res.metrics, contract)
+    cells = _cells(Claim("Y", "lower", "synthetic", {"bn": True}, "collapse", rule="end", baselines=("off",)), by_regime)
+    assert [(c["treatment"], c["baseline"]) for c in cells] == [("regime on", "regime off")]
