@@ -330,8 +330,8 @@ def claims_markdown(root: str | Path) -> str:
                        f"no finished trial of the regime in {root}).\n")
             continue
         what = f"collapse rule **{claim.rule}**" if claim.measure == "collapse" else claim.measure
-        where_text = "; ".join(f"study `{name}`, regime {', '.join(v if k == 'regime' else f'{k}={v}' for k, v in where.items()) or 'every regime'}"
-                               for name, where in measured)
+        named = lambda w: ", ".join(v if k == "regime" else f"{k}={v}" for k, v in w.items()) or "every regime"  # noqa: E731
+        where_text = "; ".join(f"study `{name}`, regime {named(where)}" for name, where in measured)
         absent = [name for name, w in claim.places() if (name, w) not in measured]
         out.append(f"\n**Verdict: {overall(cells)}.** {where_text[0].upper()}{where_text[1:]}; measure: {what}."
                    + (f" Not measured yet: {', '.join(f'`{a}`' for a in absent)}." if absent else "") + "\n\n")
