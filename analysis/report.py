@@ -198,8 +198,8 @@ def check_destination(final: Path, locations: list[str], option: str, kinds: tup
 def new_folder_beside(final: Path) -> Path:
     """An empty folder beside `final`, with the permissions a new folder gets (mkdtemp's are 0700).
     Its name says which process builds it, so that a later call can tell a folder left by a
-    killed process from one a live process is still writing (remove_stale_beside)."""
-    remove_stale_beside(final)
+    killed process from one a live process is still writing (remove_stale_beside, which the
+    callers run before they check the destination)."""
     building = Path(tempfile.mkdtemp(prefix=f".{final.name}.building-{_owner()}-", dir=final.parent))
     umask = os.umask(0)
     os.umask(umask)

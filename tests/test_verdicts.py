@@ -9,8 +9,11 @@ from analysis.synthetic import synthetic_results
 from analysis.verdicts import Claim, Study, _cells, as_well_note, claim_cells, decide, overall
 
 
-def study_of(tmp_path, rates, seeds=20, **kw):
+def study_of(tmp_path, rates, seeds=20, regime=None, **kw):
+    """The synthetic study of `rates`; with `regime`, also a constant axis of that name and value."""
     synthetic_results(tmp_path / "r", rates, seeds=seeds, **kw)
+    if regime is not None:
+        with_axis(tmp_path / "r", "regime", regime)
     res = load_results([str(tmp_path / "r")], warn=False)
     return Study("synthetic", res.trials, res.metrics, res.contract)
 
@@ -172,11 +175,8 @@ def test_an_axis_named_regime_stays_in_the_label_beside_another_varying_axis():
 def test_a_claim_finds_its_regime_by_the_axis_value_not_by_the_label(tmp_path):
     # the label of a regime axis beside a varying bn is "regime=bn-1x1, bn=True, ...": matched
     # against it, the claim's regime=bn-1x1 found no trial and the study measured nothing
-    synthetic_results(tmp_path / "r", {(True, 1, 0.0): 0.9, (True, 1, 5.0): 0.1, (False, 1, 0.0): 0.5,
-                                       (False, 1, 5.0): 0.5}, seeds=10)
-    with_axis(tmp_path / "r", "regime", "bn-1x1")
-    res = load_results([str(tmp_path / "r")], warn=False)
-    study = Study("synthetic", res.trials, res.metrics, res.contract)
+    study = study_of(tmp_path, {(True, 1, 0.0): 0.9, (True, 1, 5.0): 0.1, (False, 1, 0.0): 0.5, (False, 1, 5.0): 0.5},
+                     seeds=10, regime="bn-1x1")
     claim = Claim("X", "lower", "synthetic", {"regime": "bn-1x1", "bn": True}, "collapse", rule="end")
     cells = _cells(claim, study)
     assert [(c["dataset"], c["treatment"], c["baseline value"].split(" = ")[0].split("/")[1]) for c in cells] == [
@@ -186,17 +186,14 @@ def test_a_claim_finds_its_regime_by_the_axis_value_not_by_the_label(tmp_path):
 def test_a_claim_never_pools_an_axis_its_regime_does_not_name_and_a_compare_axis_named_regime_is_found(tmp_path):
     # where = {regime: bn-1x1} beside a varying bn pooled the bn=True and bn=False arms into one
     # cell (2/20 against 14/20); and a compare axis named regime was relabelled "all": 0 cells
-    synthetic_results(tmp_path / "r", {(True, 1, 0.0): 0.9, (True, 1, 5.0): 0.1, (False, 1, 0.0): 0.5,
-                                       (False, 1, 5.0): 0.1}, seeds=10)
-    with_axis(tmp_path / "r", "regime", "bn-1x1")
-    res = load_results([str(tmp_path / "r")], warn=False)
-    study = Study("synthetic", res.trials, res.metrics, res.contract)
+    study = study_of(tmp_path, {(True, 1, 0.0): 0.9, (True, 1, 5.0): 0.1, (False, 1, 0.0): 0.5, (False, 1, 5.0): 0.1},
+                     seeds=10, regime="bn-1x1")
     cells = _cells(Claim("X", "lower", "synthetic", {"regime": "bn-1x1"}, "collapse", rule="end"), study)
     assert sorted(c["regime"] for c in cells) == ["bn=False", "bn=True"]
     assert all("/10 = " in c["baseline value"] and "/10 = " in c["treatment value"] for c in cells), cells  # not /20
-    trials = res.trials.assign(regime=res.trials["lam"].map({0.0: "off", 5.0: "on"})).drop(columns="lam")
-    contract = {**res.contract, "axes": [a for a in res.contract["axes"] if a != "lam"],
+    trials = study.trials.assign(regime=study.trials["lam"].map({0.0: "off", 5.0: "on"})).drop(columns="lam")
+    contract = {**study.contract, "axes": [a for a in study.contract["axes"] if a != "lam"],
                 "compare": {"axis": "regime", "baseline": "off"}}
-    by_regime = Study("synthetic", trials, res.metrics, contract)
+    by_regime = Study("synthetic", trials, study.metrics, contract)
     cells = _cells(Claim("Y", "lower", "synthetic", {"bn": True}, "collapse", rule="end", baselines=("off",)), by_regime)
     assert [(c["treatment"], c["baseline"]) for c in cells] == [("regime on", "regime off")]
