@@ -38,8 +38,9 @@ def fisher_p(k1: int, n1: int, k0: int, n0: int) -> float:
 
 
 def bootstrap_median(values, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """Median with a percentile-bootstrap 95% interval; NaNs are dropped."""
-    x = np.asarray(values, dtype=float)
+    """Median with a percentile-bootstrap 95% interval; NaNs are dropped. The values are sorted
+    first, so the interval does not depend on the order rows arrive in (trial ids are hashes)."""
+    x = np.sort(np.asarray(values, dtype=float))
     x = x[~np.isnan(x)]
     if len(x) == 0:
         return math.nan, math.nan, math.nan
@@ -53,8 +54,8 @@ def bootstrap_median(values, n_boot: int = 2000, seed: int = 0) -> tuple[float, 
 
 def median_difference(x, y, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
     """median(x) - median(y) with a percentile-bootstrap 95% interval (each sample
-    resampled on its own); NaNs are dropped."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    resampled on its own); NaNs are dropped; order-free, as bootstrap_median."""
+    x, y = np.sort(np.asarray(x, dtype=float)), np.sort(np.asarray(y, dtype=float))
     x, y = x[~np.isnan(x)], y[~np.isnan(y)]
     if len(x) == 0 or len(y) == 0:
         return math.nan, math.nan, math.nan

@@ -199,7 +199,7 @@ def test_packs_and_trials_of_one_process_share_one_copy_of_the_images(tmp_path, 
     from vi_sweeps.trial import Trial
 
     root = make_folder(tmp_path / "faces", n=8)
-    pack = Trial([cfg_for(root, seed=s) for s in range(3)])  # one pack of three seeds
+    pack = Trial([cfg_for(root, seed=s, pack_size=3, pack_index=s) for s in range(3)])  # one pack of three seeds
     other = Trial(cfg_for(root, seed=7))  # and another trial run by the same worker process
     assert pack.data.images() is other.data.images()
     assert pack.data.images().data_ptr() == other.data.images().data_ptr()

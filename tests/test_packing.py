@@ -72,8 +72,13 @@ def test_member_states_round_trip_in_any_order():
             assert torch.equal(t, states[K - 1 - k][name])
 
 
+def as_pack(cfgs):
+    """The trials as one pack: each of them says so (pack_size is part of a trial's identity)."""
+    return [c.model_copy(update={"pack_size": len(cfgs), "pack_index": i}) for i, c in enumerate(cfgs)]
+
+
 def losses_of(cfgs, n=20):
-    trial = Trial(cfgs)
+    trial = Trial(as_pack(cfgs))
     return [{key: v.tolist() for key, v in trial.model.train_iteration().items()} for _ in range(n)]
 
 
@@ -118,7 +123,7 @@ def rows_without_wall(rows):
 
 
 def test_a_diverging_member_leaves_the_others_untouched():
-    cfgs = [tiny(iterations=12, eval_every=4, lam=5.0, seed=s) for s in range(K)]
+    cfgs = as_pack([tiny(iterations=12, eval_every=4, lam=5.0, seed=s) for s in range(K)])
     undisturbed = Trial(cfgs)
     list(evaluations(undisturbed))
     trial = Trial(cfgs)
@@ -135,23 +140,18 @@ def test_a_diverging_member_leaves_the_others_untouched():
     for k in (0, 2):
         # bit for bit what the same pack computes without the divergence ...
         assert rows_without_wall(trial.rows[k]) == rows_without_wall(undisturbed.rows[k])
-        # ... and what the single trial of that seed computes, to float32 rounding: a pack of one
-        # runs plain products where a pack runs batched ones (~1e-8 a step, CPU-dependent); the
-        # metrics of 500 samples carry it further (fd_2d 2.64623 packed vs 2.64592 alone here)
+        # ... and what that trial computes alone, in a pack of its pack_size (the other places
+        # stand-ins), bit for bit: a trial's numbers do not depend on its pack's other members
         alone = Trial([cfgs[k]])
         list(evaluations(alone))
         assert [r["step"] for r in trial.rows[k]] == [4, 8, 12]
-        for mine, ref in zip(trial.rows[k], alone.rows[0], strict=True):
-            for key, value in ref.items():
-                if key != "wall_s" and isinstance(value, float) and not math.isnan(value):
-                    rel = 1e-4 if key.startswith("loss/") else 2e-3
-                    assert mine[key] == pytest.approx(value, rel=rel, abs=1e-8), key
+        assert rows_without_wall(alone.trial_rows(0)) == rows_without_wall(trial.rows[k])
 
 
 def test_a_pack_resumed_from_member_checkpoints_continues_bit_for_bit():
     from vi_sweeps.objectives import from_bytes, to_bytes
 
-    cfgs = [tiny(iterations=8, eval_every=2, lam=5.0, bn=True, seed=s) for s in range(K)]
+    cfgs = as_pack([tiny(iterations=8, eval_every=2, lam=5.0, bn=True, seed=s) for s in range(K)])
     straight = Trial(cfgs, keep_samples=True)
     list(evaluations(straight))
     first = Trial(cfgs)
@@ -171,7 +171,7 @@ def test_a_member_whose_evaluation_fails_is_recorded_and_its_pack_goes_on(tmp_pa
     from vi_sweeps.runner import Member, PackRunner, PackSpec
     from vi_sweeps.storage import Store
 
-    cfgs = [tiny(iterations=6, eval_every=2, seed=s) for s in range(K)]
+    cfgs = as_pack([tiny(iterations=6, eval_every=2, seed=s) for s in range(K)])
     store = Store.open(str(tmp_path / "r"))
     spec = PackSpec(store.uri, "s", tuple(Member(c.model_dump(), {}) for c in cfgs))
     runner = PackRunner(store, spec)
@@ -203,8 +203,8 @@ def test_a_member_whose_evaluation_fails_is_recorded_and_its_pack_goes_on(tmp_pa
 
 def test_a_pack_partly_finished_resumes_only_its_unfinished_members(tmp_path):
     """A pack killed after member 0's file said finished but before the others': the re-run
-    leaves member 0's file alone and trains members 1 and 2 on from their checkpoints, as one
-    smaller pack (to float32 rounding of the other pack size: see the divergence test)."""
+    leaves member 0's file alone and trains members 1 and 2 on from their checkpoints, at their
+    own places of a pack of their pack_size, to the clean run's numbers."""
     import shutil
 
     from analysis import schema
@@ -212,7 +212,7 @@ def test_a_pack_partly_finished_resumes_only_its_unfinished_members(tmp_path):
     from vi_sweeps.runner import Member, PackRunner, PackSpec
     from vi_sweeps.storage import Store
 
-    cfgs = [tiny(iterations=6, eval_every=2, lam=5.0, seed=s) for s in range(K)]
+    cfgs = as_pack([tiny(iterations=6, eval_every=2, lam=5.0, seed=s) for s in range(K)])
     spec = PackSpec(str(tmp_path / "a"), "s", tuple(Member(c.model_dump(), {}) for c in cfgs))
     ids = spec.trial_ids
     whole = Store.open(str(tmp_path / "a"))
@@ -230,6 +230,6 @@ def test_a_pack_partly_finished_resumes_only_its_unfinished_members(tmp_path):
         mine = store.read_table(schema.trial_file(ids[k])).to_pylist()
         ref = whole.read_table(schema.trial_file(ids[k])).to_pylist()
         assert [r["step"] for r in mine] == [2, 4, 6]
-        for a, b in zip(mine, ref, strict=True):
-            for key in (k_ for k_ in b if k_.startswith(("loss/", "eval/")) and isinstance(b[k_], float)):
-                assert a[key] == pytest.approx(b[key], rel=1e-4 if key.startswith("loss/") else 2e-3, nan_ok=True), key
+        # bit for bit: members 1 and 2 trained at their places of a pack of 3 (place 0 a stand-in);
+        # before pack_size and pack_index they trained as a pack of 2 and ended at other numbers
+        assert rows_without_wall(mine) == rows_without_wall(ref)

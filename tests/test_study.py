@@ -62,7 +62,7 @@ BAD = {
                         "budget: sets iterations, which base.iterations also sets"),
     "labelled axis and datasets": ("name: x\ndatasets: [ring8]\ngrid:\n  d: {a: {dataset: grid25}, b: {dataset: ring8}}\n",
                                    "grid.d: sets dataset, which datasets also sets"),
-    "base seed": ("name: x\nbase: {seed: 3}\n", "base.seed: seeds come from `seeds:`"),
+    "base seed": ("name: x\nbase: {seed: 3}\n", "base.seed: set by `seeds:`"),
     "an execution key as an axis": ("name: x\ngrid: {threads: [1, 4]}\n",
                                     "grid.threads: an execution key, not an axis"),
     "compare axis": ("name: x\ngrid: {lam: [0.0, 5.0]}\ncompare: {axis: bn, baseline: true}\n",

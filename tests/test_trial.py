@@ -80,8 +80,9 @@ def test_same_seed_same_rows_bit_for_bit(overrides):
     assert a != run_rows(cfg.model_copy(update={"seed": 1}))
 
 
-def test_resumed_trial_continues_bit_for_bit():
-    cfg = tiny(iterations=8, eval_every=2, lam=5.0)
+@pytest.mark.parametrize("model", ["gan", "em"])  # em: its mixture checkpointed as arrays, loaded weights_only
+def test_resumed_trial_continues_bit_for_bit(model):
+    cfg = tiny(model=model, iterations=8, eval_every=2, lam=5.0)
     straight = Trial(cfg, keep_samples=True)
     list(evaluations(straight))
     first = Trial(cfg)

@@ -141,7 +141,7 @@ def trial(model, dataset, seed, iterations, assignments, out, samples, list_keys
                f"{cfg.iterations} iterations", err=True)
     for evals in evaluations(run):
         click.echo(progress_row(run, evals[0].row), err=True)
-    rows = run.rows[0]
+    rows = run.trial_rows(0)
     status = "diverged" if rows[-1]["diverged"] else "finished"
     if out:
         import pyarrow.parquet as pq

@@ -82,6 +82,11 @@ class TrialConfig(BaseModel):
     fid_samples: int = added(10_000, "samples for FID (image folders): generated ones, and real ones drawn "
                              "without replacement for the reference (FID-10k; 50,000 for FID-50k)", ge=16, le=10**6)
     skip_bad_images: bool = added(False, "image-folder: leave unreadable images out (counted) instead of stopping")
+    pack_size: int = added(1, "members of the vectorised pack the trial trains in (a study's pack_seeds, as its seeds "
+                           "divide); set by the study", ge=1, le=65536)
+    pack_index: int = added(0, "the trial's place in its pack (0 .. pack_size - 1); packed arithmetic rounds "
+                            "differently for each size and place, so both are part of the trial's identity",
+                            ge=0, le=65535)
     precision: Literal["fp32", "tf32", "bf16"] = Field(
         "fp32", description="arithmetic: fp32; tf32 matmuls on CUDA; bf16 autocast (fp32 weights and optimiser)")
     device: Literal["auto", "cpu", "cuda"] = execution("auto", "auto = cuda when available")
@@ -127,6 +132,8 @@ class TrialConfig(BaseModel):
             raise ValueError(f"model: {self.model} runs on the 2-D mixtures only, not {self.dataset}")
         if self.dataset == "image-folder" and not self.data_root:
             raise ValueError("data_root: image-folder needs the folder of images")
+        if self.pack_index >= self.pack_size:
+            raise ValueError(f"pack_index: {self.pack_index} is not a place in a pack of pack_size {self.pack_size}")
         if self.eval_every > self.iterations:
             raise ValueError("eval_every: larger than iterations, the trial would never be evaluated")
         parse_rule(self.collapse_rule, EVALUATORS.meta(DATASETS.meta(self.dataset)["evaluator"])["metrics"])

@@ -19,7 +19,6 @@ updating and cannot disturb the others.
 from __future__ import annotations
 
 import io
-import pickle
 import warnings
 from contextlib import contextmanager
 
@@ -131,10 +130,12 @@ class Family:
             params = [p for group in opt.param_groups for p in group["params"]]
             for i, p in enumerate(params):
                 per_member = [s["optims"][name][i] for s in states]
-                if per_member[0]:  # fused Adam reads `step` on the parameters' device, as float32
-                    opt.state[p] = {key: (per_member[0][key].to(p.device, torch.float32) if key == "step" else
-                                          torch.stack([m[key] for m in per_member]).to(p.device))
-                                    for key in per_member[0]}
+                ref = next((m for m in per_member if m), None)  # a stand-in that never stepped has none
+                if ref is not None:  # fused Adam reads `step` on the parameters' device, as float32
+                    opt.state[p] = {key: (ref[key].to(p.device, torch.float32) if key == "step" else
+                                          torch.stack([m[key] if m else torch.zeros_like(ref[key])
+                                                       for m in per_member]).to(p.device))
+                                    for key in ref}
 
 
 @OBJECTIVES.register("gan", losses=(LOSS_D, LOSS_G, LOSS_REG))
@@ -279,10 +280,25 @@ class EM:
         self.alive[k] = False
 
     def member_state(self, k: int) -> dict:
-        return {"gmm": pickle.dumps(self.gmms[k])}
+        """The fitted mixture as arrays and numbers (a checkpoint holds no pickled object)."""
+        return {"gmm": {name: plain(value) for name, value in vars(self.gmms[k]).items() if name.endswith("_")}}
 
     def load_member_states(self, states: list[dict]) -> None:
-        self.gmms = [pickle.loads(s["gmm"]) for s in states]
+        for gmm, state in zip(self.gmms, states, strict=True):
+            for name, value in state["gmm"].items():
+                setattr(gmm, name, value.numpy() if isinstance(value, torch.Tensor) else value)
+
+
+def plain(value):
+    """A fitted attribute as a checkpoint can hold it: arrays as tensors, numpy scalars as
+    Python numbers (exact), lists element by element."""
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
 
 
 def build_objective(cfgs, data, device, gens):
@@ -296,4 +312,6 @@ def to_bytes(obj) -> bytes:
 
 
 def from_bytes(blob: bytes):
-    return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=False)
+    """A checkpoint: tensors and plain containers only. A file that holds anything else (a
+    pickled object, whose loading could run code) raises, and the runner quarantines it."""
+    return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)

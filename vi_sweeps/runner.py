@@ -4,9 +4,10 @@ A pack is the trials of one condition that differ in seed, trained together as o
 model (vi_sweeps.trial). Each member skips itself if its file already says finished, resumes
 from its own checkpoint if it has one (a corrupt one is moved to quarantine/ and the member
 starts over), and at each evaluation writes its sample snapshot, its checkpoint and its own
-Parquet file, atomically, in that order. Members are checkpointed one file each, so a pack may
-be regrouped between runs; members whose checkpoints stand at different steps (a driver killed
-between two of them) run as separate lockstep groups.
+Parquet file, atomically, in that order. Members are checkpointed one file each; members whose
+checkpoints stand at different steps (a driver killed between two of them, a checkpoint
+quarantined) run as separate lockstep groups, each padded to the trials' `pack_size`, so every
+trial computes what it computes in a clean run.
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ class PackRunner:
             self.store.write_bytes(self._checkpoint(tid), to_bytes(trial.member_state(k)))
         status = ("diverged" if row["diverged"] else "finished") if done else "running"
         table = trial_table({**member.config, "trial_id": tid}, member.labels, trial.rows[k], status,
-                            self.spec.study, self.spec.search_trial, len(self.spec.members))
+                            self.spec.study, self.spec.search_trial, self.configs[index].pack_size)
         write_trial(self.store, table)
         if done:
             self.store.delete(self._checkpoint(tid))
@@ -147,7 +148,7 @@ class PackRunner:
         next run retries it); the rest of its pack goes on."""
         member, tid = self.spec.members[index], self.ids[index]
         record_error(self.store, {**member.config, "trial_id": tid}, member.labels, self.spec.study, error,
-                     len(self.spec.members))
+                     self.configs[index].pack_size)
         self.warn(f"trial {tid} failed at its evaluation ({error}); the others of its pack go on")
 
     def _run(self) -> Iterator[dict]:
@@ -171,11 +172,12 @@ class PackRunner:
                 trial.load_member_states([state for _, state in group])
             for evals in evaluations(trial):
                 for e in evals:
+                    index = indices[trial.places.index(e.member)]  # e.member is a place in the pack
                     if e.error:
-                        self._failed(indices[e.member], e.error)
+                        self._failed(index, e.error)
                         continue
-                    self._save(trial, e.member, indices[e.member], e.snapshot)
-                    latest[indices[e.member]] = e.row
+                    self._save(trial, e.member, index, e.snapshot)
+                    latest[index] = e.row
                 yield self._summary(latest)
 
     def _summary(self, latest: dict[int, dict]) -> dict:

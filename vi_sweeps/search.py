@@ -40,6 +40,11 @@ def distributions(search: Search) -> dict[str, optuna.distributions.BaseDistribu
     return out
 
 
+def search_place(seeds: list[int], i: int) -> dict:
+    """The i-th seed of a suggestion and its place: a suggestion's seeds train as one pack."""
+    return {"seed": seeds[i], "pack_size": len(seeds), "pack_index": i}
+
+
 def cells(study: Study) -> list[tuple[dict, dict]]:
     """The distinct (config without seed, labels) settings the search runs in."""
     seen, out = set(), []
@@ -69,7 +74,8 @@ class TaggingOptunaSearch(OptunaSearch):
         if not isinstance(params, dict):
             return params
         ot_trial = self._ot_trials[trial_id]  # Ray's own map of its trials to Optuna's
-        ids = [TrialConfig(**{**self._base, **params, "seed": s}).trial_id for s in self._seeds]
+        ids = [TrialConfig(**{**self._base, **params, **search_place(self._seeds, i)}).trial_id
+               for i in range(len(self._seeds))]
         ot_trial.set_user_attr("trial_ids", ids)
         return {**params, "search_trial": ot_trial.number}
 
@@ -123,7 +129,7 @@ def run_search(study: Study, results: str, n_trials: int | None = None, address:
                 if error is not None:  # a pack that failed (after Ray's retries) is an error, as in `run`
                     for member, tid in zip(spec.members, spec.trial_ids, strict=True):
                         record_error(store, {**member.config, "trial_id": tid}, member.labels, study.name,
-                                     error[:2000], len(spec.members))
+                                     error[:2000], member.config["pack_size"])
                     control.stop("some search trials failed; their errors are in RESULTS/errors/", 1)
                 elif not interrupted:  # stopped by the scheduler; an interrupted trial is unfinished instead
                     mark_pruned(store, spec.trial_ids)
@@ -152,7 +158,7 @@ def _search_cell(study: Study, store: Store, storage, base: dict, labels: dict, 
                                   grace_period=search.pruner.grace_period * base["eval_every"],
                                   reduction_factor=search.pruner.reduction_factor)
     progress = Progress(name, n_trials * len(seeds), 0, cost_todo=float(n_trials)) if show_progress else None
-    members = tuple(Member({**base, "seed": s}, labels) for s in seeds)
+    members = tuple(Member({**base, **search_place(seeds, i)}, labels) for i in range(len(seeds)))
     template = PackSpec(store.uri, study.name, members, objective=search.objective, space=tuple(search.space), cost=1.0)
     packs = [template]
     tuner = tune.Tuner(

@@ -32,7 +32,10 @@ from analysis import schema
 from vi_sweeps.config import EXECUTION_KEYS, ConfigError, TrialConfig, describe_errors, shown
 
 Scalar = bool | int | float | str
-NOT_AXES = ("seed", "model", "dataset")  # set by `seeds:`, `models:`, `datasets:`
+SET_BY = {"seed": "seeds", "model": "models", "dataset": "datasets", "pack_size": "pack_seeds",
+          "pack_index": "pack_seeds"}  # the study keys that set them
+NOT_AXES = tuple(SET_BY)
+PACKING = ("seed", "pack_size", "pack_index")  # what a labelled axis may not set either
 MAX_SEED = 2**63 - 1  # seeds are stored as int64
 
 
@@ -180,12 +183,23 @@ class Study:
 
 
 def condition_key(config: TrialConfig | dict, labels: dict) -> str:
-    """What a condition is: every experiment key but the seed, and the axis labels. Trials
+    """What a condition is: every experiment key but the seed (and the seed's pack size and
+    place), and the axis labels. Trials
     with equal keys are one condition (packed together); conditions with equal keys are one
     experiment."""
     values = config.model_dump() if isinstance(config, TrialConfig) else dict(config)
-    kept = {k: v for k, v in values.items() if k not in ("seed", "trial_id", *EXECUTION_KEYS)}
+    kept = {k: v for k, v in values.items() if k not in (*PACKING, "trial_id", *EXECUTION_KEYS)}
     return json.dumps([kept, labels], sort_keys=True, default=str)
+
+
+def pack_layout(n: int, k: int) -> list[range]:
+    """The packs n seeds of a condition train in, at most k a pack, as even as they divide (9 at
+    8 a pack: 4 and 5, not 8 and 1), so no seed of a packing study trains alone while it has
+    company. The layout is fixed by the study's seeds, not by what is left to run: a trial is
+    always trained in a pack of its own `pack_size` (vi_sweeps.trial pads a smaller group)."""
+    packs = -(-n // k)
+    bounds = [n * i // packs for i in range(packs + 1)]
+    return [range(lo, hi) for lo, hi in itertools.pairwise(bounds)]
 
 
 def seed_list(spec: StudyFile) -> list[int]:
@@ -253,9 +267,10 @@ def _axes(spec: StudyFile, problems: list[str]) -> list[tuple[str, list[tuple[st
                                     "breaks (labels name conditions in tables and figures)")
             for label, setting in values.items():
                 for key in setting:
-                    if key not in fields or key == "seed":
-                        problems.append(f"grid.{name}.{label}.{key}: unknown key; valid keys: "
-                                        f"{', '.join(k for k in fields if k != 'seed')}")
+                    if key not in fields or key in PACKING:
+                        problems.append(f"grid.{name}.{label}.{key}: " + (
+                            f"set by `{SET_BY[key]}:`" if key in PACKING else
+                            f"unknown key; valid keys: {', '.join(k for k in fields if k not in PACKING)}"))
                 keys |= set(setting)
             for key in sorted(keys & set(fields)):
                 if key in setters:
@@ -266,7 +281,7 @@ def _axes(spec: StudyFile, problems: list[str]) -> list[tuple[str, list[tuple[st
                 if values[a] == values[b]:
                     problems.append(f"grid.{name}: labels {a!r} and {b!r} set the same values")
         elif name not in fields or name in NOT_AXES:
-            hint = "use `seeds:`" if name == "seed" else "use `models:`/`datasets:`" if name in NOT_AXES else f"valid keys: {valid}"
+            hint = f"use `{SET_BY[name]}:`" if name in SET_BY else f"valid keys: {valid}"
             problems.append(f"grid.{name}: unknown axis; {hint}")
         elif name in EXECUTION_KEYS:
             problems.append(f"grid.{name}: an execution key, not an axis: it does not change the experiment, so its "
@@ -287,10 +302,10 @@ def _check_values(spec: StudyFile, problems: list[str]) -> None:
     for key in spec.base:
         if key not in fields:
             problems.append(f"base.{key}: unknown key; valid keys: {', '.join(fields)}")
-        elif key == "seed":
-            problems.append("base.seed: seeds come from `seeds:`")
+        elif key in NOT_AXES:
+            problems.append(f"base.{key}: set by `{SET_BY[key]}:`, not in base")
     probe = {"model": "gan", "dataset": "ring8"}
-    for where, values in [("base", {k: v for k, v in spec.base.items() if k in fields and k != "seed"})] + [
+    for where, values in [("base", {k: v for k, v in spec.base.items() if k in fields and k not in NOT_AXES})] + [
             (f"grid.{name}[{i}]", {name: v}) for name, vals in spec.grid.items() if isinstance(vals, list)
             and name in fields for i, v in enumerate(vals)]:
         try:
@@ -343,7 +358,9 @@ def expand(spec: StudyFile, problems: list[str]) -> tuple[list[TrialSpec], list[
             problems.append(f"trials {conditions[key]} and {where} are the same experiment; remove one")
             continue
         conditions[key] = where
-        trials += [TrialSpec(config.model_copy(update={"seed": s}), labels) for s in seeds]
+        trials += [TrialSpec(config.model_copy(update={"seed": seeds[i], "pack_size": len(chunk),
+                                                       "pack_index": i - chunk.start}), labels)
+                   for chunk in pack_layout(len(seeds), spec.pack_seeds) for i in chunk]
     return trials, axes
 
 
@@ -455,7 +472,7 @@ def check_overrides(raw: dict, overrides: dict[str, Any], source: str) -> None:
         if key not in fields:
             problems.append(f"{key}: unknown key; valid keys: {', '.join(fields)}")
         elif key in NOT_AXES:
-            problems.append(f"{key}: set by `{key}s:` in {source}, not by --set")
+            problems.append(f"{key}: set by `{SET_BY[key]}:` in {source}, not by --set")
         elif key in grid:
             problems.append(f"{key}: a grid axis of {source} ({grid[key]}); --set would be ignored, edit the study")
         elif key in labelled:

@@ -14,7 +14,6 @@ cannot be written (a full disk), or when another driver takes the lease over.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import os
@@ -38,7 +37,7 @@ from vi_sweeps.lease import Lease
 from vi_sweeps.results import Consolidation, clear_error, contract, record_error, restore_trial_files, versions
 from vi_sweeps.runner import Member, PackRunner, PackSpec
 from vi_sweeps.storage import Store, StoreError
-from vi_sweeps.study import Study, condition_key
+from vi_sweeps.study import Study, condition_key, pack_layout
 
 MAX_FAILURES = 2
 
@@ -65,23 +64,21 @@ def trial_cost(config) -> float:
 
 
 def make_packs(study: Study, results: str, todo_ids: set[str], tensorboard: str = "") -> list[PackSpec]:
-    """The unfinished trials of each condition, in seed order, in packs of at most `pack_seeds`,
-    as even as they divide (9 seeds at 8 a pack: 5 and 4, not 8 and 1). So no seed of a packing
-    study trains alone while it has company: a pack of one runs plain products and convolutions
-    instead of batched and grouped ones, which round differently (to ~1e-8 a step)."""
+    """The unfinished trials of each pack of the study's layout (study.pack_layout: fixed by the
+    seeds, not by what is left), one Ray trial per pack; a pack with finished members trains
+    the rest padded to its size (vi_sweeps.trial), so a resumed trial computes what it would
+    have computed in a clean run, bit for bit."""
     by_condition: dict[str, list] = defaultdict(list)
     for t in study.trials:
-        if t.trial_id in todo_ids:
-            by_condition[condition_key(t.config, t.labels)].append(t)
-    k, packs = study.spec.pack_seeds, []
+        by_condition[condition_key(t.config, t.labels)].append(t)
+    packs = []
     for trials in by_condition.values():
-        n = -(-len(trials) // k)  # packs needed
-        bounds = [len(trials) * i // n for i in range(n + 1)]
-        for lo, hi in itertools.pairwise(bounds):
-            chunk = trials[lo:hi]
-            members = tuple(Member(t.config.model_dump(), t.labels) for t in chunk)
-            packs.append(PackSpec(results, study.name, members, cost=sum(trial_cost(t.config) for t in chunk),
-                                  axes=tuple(study.axes), tensorboard=tensorboard))
+        for chunk in pack_layout(len(trials), study.spec.pack_seeds):
+            todo = [trials[i] for i in chunk if trials[i].trial_id in todo_ids]
+            if todo:
+                members = tuple(Member(t.config.model_dump(), t.labels) for t in todo)
+                packs.append(PackSpec(results, study.name, members, cost=sum(trial_cost(t.config) for t in todo),
+                                      axes=tuple(study.axes), tensorboard=tensorboard))
     return packs
 
 
@@ -493,7 +490,7 @@ def run_sweep(study: Study, results: str, address: str | None = None, max_concur
                         spec = packs[result.config["pack"]]
                         for member, tid in zip(spec.members, spec.trial_ids, strict=True):
                             record_error(store, {**member.config, "trial_id": tid}, member.labels, study.name,
-                                         repr(result.error)[:2000], len(spec.members))
+                                         repr(result.error)[:2000], member.config["pack_size"])
             except StoreError as err:
                 control.stop(str(err), 1)
         try:

@@ -90,11 +90,23 @@ class Evaluation:
 
 class Trial:
     def __init__(self, cfgs: TrialConfig | list[TrialConfig], keep_samples: bool = False, store=None):
-        cfgs = [cfgs] if isinstance(cfgs, TrialConfig) else list(cfgs)
-        base = cfgs[0].model_dump(exclude={"seed"})
-        if any(c.model_dump(exclude={"seed"}) != base for c in cfgs[1:]):
+        trials = [cfgs] if isinstance(cfgs, TrialConfig) else list(cfgs)
+        base = trials[0].model_dump(exclude={"seed", "pack_index"})
+        if any(c.model_dump(exclude={"seed", "pack_index"}) != base for c in trials[1:]):
             raise ValueError("a pack holds trials that differ in their seed only")
-        self.cfgs, self.cfg = cfgs, cfgs[0]
+        places = [c.pack_index for c in trials]
+        if len(set(places)) != len(places):
+            raise ValueError(f"two trials of one pack at the same pack_index: {sorted(places)}")
+        # Each trial trains at its own place of a pack of its pack_size, whatever else runs:
+        # packed arithmetic rounds differently for each size and place, and a member's numbers
+        # do not depend on the other members'. Places without a trial (members that finished, or
+        # that resume from another step) hold stand-ins, frozen from the start, never evaluated.
+        size = trials[0].pack_size
+        self.places = places
+        cfgs = [trials[0]] * size
+        for c in trials:
+            cfgs[c.pack_index] = c
+        self.cfgs, self.cfg = cfgs, trials[0]
         torch.set_num_threads(self.cfg.threads)
         self.device = select_device(self.cfg.device)
         set_precision(self.cfg.precision, self.device)
@@ -106,7 +118,10 @@ class Trial:
         self.loss_keys, self.metric_keys = declared_keys(self.cfg)
         self.step, self.wall = 0, 0.0
         self.rows: list[list[dict]] = [[] for _ in cfgs]
-        self.stopped = [False] * len(cfgs)
+        self.stopped = [k not in places for k in range(size)]
+        for k in range(size):
+            if self.stopped[k]:
+                self.model.freeze(k)
         self.keep_samples = keep_samples
         self.samples: torch.Tensor | None = None  # the last evaluation's, on the CPU, with keep_samples
 
@@ -117,7 +132,7 @@ class Trial:
         gens = [torch.Generator().manual_seed(c.seed * 1_000_003 + self.step) for c in self.cfgs]
         samples = self.model.sample(self.eval_samples, gens)
         if self.keep_samples:
-            self.samples = samples.cpu()
+            self.samples = samples[self.places].cpu()  # the trials', in the order given
         out = []
         for k in members:
             member_losses = {key: values[k] for key, values in losses.items()}
@@ -151,14 +166,24 @@ class Trial:
 
     def member_state(self, k: int) -> dict:
         """Member k's checkpoint (only members still training are checkpointed)."""
-        return {"step": self.step, "wall": self.wall, "rows": list(self.rows[k]),
+        rows = [{str.__str__(key): value for key, value in row.items()} for row in self.rows[k]]  # plain str keys
+        return {"step": self.step, "wall": self.wall, "rows": rows,
                 "gen": self.gens[k].get_state(), "model": self.model.member_state(k)}
 
+    def trial_rows(self, i: int) -> list[dict]:
+        """The rows of the i-th trial given (at its place in the pack)."""
+        return self.rows[self.places[i]]
+
     def load_member_states(self, states: list[dict]) -> None:
+        """The trials' checkpoints, in the order given (the stand-ins keep their frozen state)."""
         steps = {s["step"] for s in states}
         if len(steps) != 1:
             raise ValueError(f"a pack resumes members at one step, not {sorted(steps)}")
+        if len(states) != len(self.places):
+            raise ValueError(f"{len(states)} checkpoints for a pack of {len(self.places)} trials")
         self.step, self.wall = states[0]["step"], max(s["wall"] for s in states)
+        by_place = dict(zip(self.places, states, strict=True))
+        states = [by_place[k] if k in by_place else self.member_state(k) for k in range(len(self))]
         self.rows = [list(s["rows"]) for s in states]
         for gen, s in zip(self.gens, states, strict=True):
             gen.set_state(s["gen"])
