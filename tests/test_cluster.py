@@ -69,63 +69,8 @@ def test_a_lost_worker_node_does_not_lose_a_trial(tmp_path):
     assert (metrics.groupby("trial_id")["step"].apply(list) == [list(range(100, 601, 100))] * 4).all()
 
 
-# ----- the cloud and Kubernetes configs, checked as `ray up` and KubeRay would check them
-
-LAUNCHERS = sorted((ROOT / "cluster").glob("*.yaml"))
-
-
-@pytest.mark.parametrize("path", LAUNCHERS, ids=lambda p: p.name)
-def test_a_launcher_config_passes_rays_own_schema(path):
-    import copy
-
-    import yaml
-    from jsonschema import ValidationError
-    from ray.autoscaler._private.util import prepare_config, validate_config
-
-    config = yaml.safe_load(path.read_text())
-    validate_config(prepare_config(copy.deepcopy(config)))  # what `ray up` checks before it starts nodes
-    nodes = config["available_node_types"]
-    workers = [n for name, n in nodes.items() if name != config["head_node_type"]]
-    assert workers and all(n["max_workers"] >= n["min_workers"] for n in workers)
-    starts = config["head_start_ray_commands"] + config["worker_start_ray_commands"]
-    assert all("RAY_AUTH_MODE=token" in c for c in starts if c.strip().startswith("RAY_AUTH") or "ray start" in c)
-    assert any("[fid]" in c for c in config["setup_commands"])
-    assert "~/.ray/auth_token" in config["file_mounts"].values()
-    typo = copy.deepcopy(config)
-    typo["max_worker"] = typo.pop("max_workers")  # the schema refuses what `ray up` would refuse
-    with pytest.raises(ValidationError):
-        validate_config(prepare_config(typo))
-
-
-def _kuberay_cluster_spec(spec):
-    assert spec["rayVersion"] >= "2.52" and spec["authOptions"] == {"mode": "token"}  # KubeRay needs Ray >= 2.52 for it
-    head = spec["headGroupSpec"]
-    assert head["template"]["spec"]["containers"][0]["name"] and head["template"]["spec"]["containers"][0]["image"]
-    (gpu,) = spec["workerGroupSpecs"]
-    assert gpu["groupName"] and gpu["minReplicas"] <= gpu["replicas"] <= gpu["maxReplicas"]
-    (container,) = gpu["template"]["spec"]["containers"]
-    assert container["name"] and container["image"] and container["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    # the images on the GPU nodes (trials) and on the head (the driver names trials by the folder's listing)
-    for group in (head, gpu):
-        mounts = group["template"]["spec"]["containers"][0]["volumeMounts"]
-        volumes = {v["name"] for v in group["template"]["spec"]["volumes"]}
-        assert any(m["mountPath"] == "/data/celeba" and m["name"] in volumes for m in mounts)
-
-
-def test_the_kuberay_manifests_have_the_fields_kuberay_requires():
-    import yaml
-
-    cluster = yaml.safe_load((ROOT / "cluster/kuberay/raycluster.yaml").read_text())
-    assert (cluster["apiVersion"], cluster["kind"], cluster["metadata"]["name"]) == ("ray.io/v1", "RayCluster", "vi-sweeps")
-    _kuberay_cluster_spec(cluster["spec"])
-    job = yaml.safe_load((ROOT / "cluster/kuberay/rayjob.yaml").read_text())
-    assert (job["apiVersion"], job["kind"]) == ("ray.io/v1", "RayJob") and job["metadata"]["name"]
-    _kuberay_cluster_spec(job["spec"]["rayClusterSpec"])
-    words = job["spec"]["entrypoint"].split()
-    assert words[:3] == ["vi-sweep", "run", "studies/bn_ablation_celeba.yaml"] and (ROOT / words[2]).exists()
-    assert words[words.index("--results") + 1].startswith("s3://") and job["spec"]["shutdownAfterJobFinishes"]
-    for text in ((ROOT / "cluster/kuberay/raycluster.yaml").read_text(), (ROOT / "cluster/kuberay/rayjob.yaml").read_text()):
-        assert "aws_secret_access_key" not in text.lower() and "AKIA" not in text  # credentials never in files
+# The cloud and Kubernetes configs (cluster/*.yaml, cluster/kuberay/) are checked with Ray's own
+# autoscaler and KubeRay's needs in tests/test_cluster_configs.py.
 
 
 # ----- a real multi-node cluster with `ray start` and token auth, as cluster/local.sh makes it
