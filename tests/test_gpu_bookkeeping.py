@@ -1,9 +1,10 @@
-"""Fractional GPUs are Ray bookkeeping: on a CPU machine that declares one GPU, two trials of
-gpu 0.5 share it and run (on the CPU, since torch sees no CUDA device)."""
+"""Fractional GPUs are Ray bookkeeping: on a machine that declares one GPU, two trials of gpu 0.5
+share it and run, on the GPU where torch sees one and on the CPU where it does not."""
 
 import pandas as pd
 import pytest
 import ray
+import torch
 
 from analysis import schema
 from vi_sweeps.config import ConfigError
@@ -34,7 +35,15 @@ def test_fractional_gpu_trials_share_a_declared_gpu(tmp_path):
         ray.shutdown()
     trials = pd.read_parquet(tmp_path / "r" / schema.TRIALS_FILE)
     assert len(trials) == 2 and (trials["status"] == "finished").all()
+
+
+def test_auto_is_the_gpu_where_torch_sees_one_and_the_cpu_where_it_does_not(monkeypatch):
+    assert select_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")  # this machine, either way
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert select_device("auto").type == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert select_device("auto").type == "cuda"
+    assert select_device("cpu").type == "cpu"  # a named device is kept as named
 
 
 def test_more_gpu_than_the_cluster_has_is_refused(tmp_path):
