@@ -111,6 +111,8 @@ def compare_times(x: np.ndarray, y: np.ndarray) -> dict:
     if not len(x) or not len(y):
         return {"diff": math.nan, "lo": math.nan, "hi": math.nan, "p": math.nan}
     d, lo, hi = (_back(v) for v in median_difference(_finite(x), _finite(y)))
+    if min(len(x), len(y)) < 2:  # no test with one seed in an arm
+        return {"diff": d, "lo": lo, "hi": hi, "p": math.nan}
     # on ranks: a time never reached ties with the others never reached, above every finite one
     p = mann_whitney_p(_finite(x), _finite(y))
     return {"diff": d, "lo": lo, "hi": hi, "p": 1.0 if math.isnan(p) else p}
@@ -130,6 +132,8 @@ def convergence_wording(rule: str, x: np.ndarray, y: np.ndarray, p: float, adjus
     if "not reached" not in (med(x), med(y)):  # a difference of medians exists only where both are reached
         bounds = " to ".join(f"{v:+,.0f}" if math.isfinite(v) else "unbounded" for v in (d["lo"], d["hi"]))
         numbers += f", difference {d['diff']:+,.0f} (95% interval {bounds})"
+    if math.isnan(p):
+        return f"no test of time to converge at n = {len(x)} vs {len(y)} (a test needs two seeds an arm; {numbers})"
     test = f"Mann-Whitney p = {p:.2g}" + ("" if adjusted == p else f", Holm-adjusted {adjusted:.2g}")
     if adjusted < alpha:
         # P(x < y) + P(x = y) / 2 above one half: a treatment seed tends to need fewer steps

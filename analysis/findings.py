@@ -52,6 +52,8 @@ def collapse_wording(diff: float, lo: float, hi: float, p: float, n: int, n_base
 def quality_wording(name: str, better: str, diff: float, lo: float, hi: float, p: float, n: int, n_base: int,
                     adjusted: float | None = None) -> str:
     if math.isnan(p):
+        if min(n, n_base) == 1:
+            return f"no test of {name} at n = {n} vs {n_base} (a test needs two seeds an arm)"
         return f"{name}: not comparable (no values)"
     adjusted = p if adjusted is None else adjusted
     fmt = "{:+.3g}"

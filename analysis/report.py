@@ -81,9 +81,14 @@ def _interval(med, lo, hi, n) -> str:
     return text + f" (n={int(n)})"
 
 
+def leading(table: pd.DataFrame, compare: str | None, *more: str) -> pd.DataFrame:
+    """The columns a summary starts with, each once (a compare axis may be named `regime`)."""
+    cols = dict.fromkeys(["model", "dataset", "regime", compare or "treatment", *more])
+    return table[[c for c in cols if c in table]].copy()
+
+
 def collapse_summary(table: pd.DataFrame, compare: str | None) -> pd.DataFrame:
-    cols = ["model", "dataset", "regime", compare or "treatment", "n"]
-    out = table[[c for c in cols if c in table]].copy()
+    out = leading(table, compare, "n")
     for rule in [r for r in tables.RULES if f"collapsed_{r}" in table]:
         out[f"collapsed, {rule}"] = [
             f"{int(k)}/{int(n)} = {r:.2f} [{lo:.2f}, {hi:.2f}]" for k, n, r, lo, hi in
@@ -93,8 +98,7 @@ def collapse_summary(table: pd.DataFrame, compare: str | None) -> pd.DataFrame:
 
 
 def metric_summary(table: pd.DataFrame, metrics: list[str], compare: str | None) -> pd.DataFrame:
-    cols = ["model", "dataset", "regime", compare or "treatment"]
-    out = table[[c for c in cols if c in table]].copy()
+    out = leading(table, compare)
     for m in metrics:
         name = m.removeprefix("eval/")
         if f"{name}_median" in table:
@@ -371,8 +375,11 @@ def early_report(res: Results, out_dir: Path) -> Path:
     return out_dir / "REPORT.md"
 
 
-def findings_text(found: pd.DataFrame) -> list[str]:
+def findings_text(found: pd.DataFrame, lay=None) -> list[str]:
     if found.empty:
+        if lay is not None and lay.compare:
+            return [f"No condition holds both {lay.compare} = {tables._label(lay.baseline)} (the baseline) and another "
+                    f"value of {lay.compare} (finished), so no comparison was possible and there are no findings."]
         return ["No treatment axis with a baseline in these results (set `compare:` in the study), so no findings."]
     lines = []
     for (model, dataset, regime), g in found.groupby(["model", "dataset", "regime"], sort=True):
@@ -409,7 +416,7 @@ def report_sections(res: Results, lay, table, effect, found, figs, metrics) -> l
         summary.append(f"**Warning: {small} of {len(table)} conditions have fewer than 10 seeds.**")
     summary += [f"Note: {n}" for n in res.notes]
     versions = clean(pd.DataFrame([{"results": s["location"], **s["versions"]} for s in res.sources]))
-    sections: list[tuple[str, str, object]] = [("Summary", "", summary), ("Findings", "", [RULE, *findings_text(found)])]
+    sections: list[tuple[str, str, object]] = [("Summary", "", summary), ("Findings", "", [RULE, *findings_text(found, lay)])]
     sections += [(title, name, None) for name, (title, _) in figs.items() if name.startswith(("samples-", "evolution-"))]
     sections += [("Collapse rate at the last evaluation", "collapse_rate", collapse_summary(table, lay.compare)),
                  ("Collapse rate at any evaluation in the last half of training", "collapse_rate_late", None)]

@@ -76,7 +76,7 @@ def mann_whitney_p(x, y) -> float:
     else asymptotic with the tie correction."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     x, y = x[~np.isnan(x)], y[~np.isnan(y)]
-    if len(x) == 0 or len(y) == 0:
+    if len(x) < 2 or len(y) < 2:  # no test: one seed cannot be ranked against a spread
         return math.nan
     if np.unique(np.r_[x, y]).size == 1:
         return 1.0  # nothing to rank

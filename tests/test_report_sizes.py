@@ -1,0 +1,138 @@
+"""The report renders at every edge size and shape (issue 23): nothing finished, one seed, one
+condition, every seed diverged or collapsed, no baseline, and a compare axis of each kind and
+name. Before: one seed raised scipy's "two or more observations" (and `run` exited 1 after
+every trial finished); a compare axis named `regime` raised "truth value of a Series is
+ambiguous"."""
+
+import json
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from analysis.contract import with_metadata
+from analysis.synthetic import synthetic_results
+from vi_sweeps.cli import main
+
+R = {(True, 1, 0.0): 0.5, (True, 1, 5.0): 0.2, (False, 5, 0.0): 0.9, (False, 5, 5.0): 0.3}
+
+
+def rewrite(folder, fn_trials=None, fn_metrics=None, contract=None):
+    c = contract or json.loads((folder / "contract.json").read_text())
+    t, m = pd.read_parquet(folder / "trials.parquet"), pd.read_parquet(folder / "metrics.parquet")
+    t, m = (fn_trials or (lambda x: x))(t), (fn_metrics or (lambda x: x))(m)
+    pq.write_table(with_metadata(t, c), folder / "trials.parquet")
+    pq.write_table(with_metadata(m, c), folder / "metrics.parquet")
+    (folder / "contract.json").write_text(json.dumps(c))
+
+
+cases = {}
+
+
+def case(name):
+    def deco(f):
+        cases[name] = f
+        return f
+
+    return deco
+
+
+@case("one-seed")
+def _(d):
+    synthetic_results(d, R, 1)
+
+
+@case("one-condition")
+def _(d):
+    synthetic_results(d, {(True, 1, 0.0): 0.5}, 5)
+
+
+@case("no-baseline")
+def _(d):
+    synthetic_results(d, {(True, 1, 5.0): 0.5, (False, 5, 5.0): 0.5}, 5)
+
+
+@case("all-collapsed")
+def _(d):
+    synthetic_results(d, {k: 1.0 for k in R}, 5)
+
+
+@case("all-diverged")
+def _(d):
+    synthetic_results(d, R, 5)
+
+    def t(x):
+        return x.assign(status="diverged", diverged=True, collapsed=True, **{"eval/fd_2d": float("nan"), "eval/modes_frac": float("nan")})
+
+    def m(x):
+        return x.assign(diverged=True, collapsed=True, **{"eval/fd_2d": float("nan")})
+
+    rewrite(d, t, m)
+
+
+@case("none-finished")
+def _(d):
+    synthetic_results(d, R, 5)
+    rewrite(d, lambda x: x.assign(status="running"))
+
+
+@case("compare-regime")
+def _(d):
+    synthetic_results(d, R, 5)
+    c = json.loads((d / "contract.json").read_text())
+    c["axes"] = ["model", "dataset", "regime", "lam", "seed"]
+    c["labelled"] = {"regime": {"bn-1x1": {"bn": True, "g_steps": 1}, "nobn-5x5": {"bn": False, "g_steps": 5}}}
+    c["compare"] = {"axis": "regime", "baseline": "bn-1x1"}
+    rewrite(d, lambda x: x.assign(regime=x.bn.map({True: "bn-1x1", False: "nobn-5x5"})), contract=c)
+
+
+@case("compare-bn")
+def _(d):
+    synthetic_results(d, {(bn, 1, lam): 0.5 for bn in (True, False) for lam in (0.0, 5.0)}, 5)
+    c = json.loads((d / "contract.json").read_text())
+    c["compare"] = {"axis": "bn", "baseline": True}
+    rewrite(d, contract=c)
+
+
+@case("baseline-in-no-cell")  # bn is confounded with g_steps: no cell holds both values of bn
+def _(d):
+    synthetic_results(d, R, 5)
+    c = json.loads((d / "contract.json").read_text())
+    c["compare"] = {"axis": "bn", "baseline": True}
+    rewrite(d, contract=c)
+
+
+@case("compare-labelled")
+def _(d):
+    synthetic_results(d, R, 5)
+    c = json.loads((d / "contract.json").read_text())
+    c["axes"] = ["model", "dataset", "phases", "lam", "seed"]
+    c["labelled"] = {"phases": {"a": {"bn": True, "g_steps": 1}, "b": {"bn": False, "g_steps": 5}}}
+    c["compare"] = {"axis": "phases", "baseline": "a"}
+    rewrite(d, lambda x: x.assign(phases=x.bn.map({True: "a", False: "b"})), contract=c)
+
+
+# what the findings must say where no test was possible
+SAYS = {
+    "one-seed": "no test of fd_2d at n = 1 vs 1 (a test needs two seeds an arm)",
+    "none-finished": "no trial has finished yet, so there is nothing to compare",
+    "no-baseline": "No condition holds both lam = 0 (the baseline)",
+    "compare-regime": "nobn-5x5 vs bn-1x1",
+    "compare-labelled": "b vs a",
+    "compare-bn": "False vs True",
+    "baseline-in-no-cell": "No condition holds both bn = True (the baseline) and another value of bn",
+    "all-collapsed": "Fisher p = 1",
+    "all-diverged": "Fisher p = 1",
+    "one-condition": "No condition holds both lam = 0 (the baseline)",
+}
+
+
+@pytest.mark.parametrize("name", list(cases))
+def test_the_report_renders_at_every_edge_size(name, tmp_path):
+    folder = tmp_path / name
+    cases[name](folder)
+    r = CliRunner().invoke(main, ["report", str(folder), "--out", str(tmp_path / "report")])
+    assert r.exit_code == 0, r.output
+    text = (tmp_path / "report" / "REPORT.md").read_text()
+    assert SAYS[name] in text, text[:3000]
