@@ -91,9 +91,7 @@ def read_checked(fs: pafs.FileSystem, path: str, required: tuple[str, ...]) -> t
         raise ResultsError(f"{path}: not a readable Parquet file ({err})") from None
     meta = table.schema.metadata or {}
     version = meta.get(schema.SCHEMA_KEY, b"").decode()
-    if version not in (schema.SCHEMA_VERSION, "1"):
-        raise ResultsError(f"{path}: schema version {version or 'absent'!r}; this reader knows "
-                           f"{schema.SCHEMA_VERSION!r} (and reads '1' through a shim)")
+    check_version(version, path)
     missing = [c for c in required if c not in table.column_names and not (version == "1" and c == "steps_done")]
     if missing:
         raise ResultsError(f"{path}: missing column(s) {', '.join(missing)}")
@@ -119,6 +117,18 @@ def _v1_trials(trials: pd.DataFrame, study: dict) -> pd.DataFrame:
     return trials
 
 
+def check_version(version: str, path: str) -> None:
+    """A file of a schema this reader does not know is refused, naming it (live folders too:
+    a contract.json or trial file of version 99 was read silently)."""
+    if version not in (schema.SCHEMA_VERSION, "1"):
+        raise ResultsError(f"{path}: schema version {shown_version(version)}; this reader knows "
+                           f"{schema.SCHEMA_VERSION!r} (and reads '1' through a shim)")
+
+
+def shown_version(version: str) -> str:
+    return repr(version[:20]) if version else "'absent'"
+
+
 def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list[str]]:
     """(trials, metrics, source, notes) of one folder."""
     try:
@@ -136,6 +146,7 @@ def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list
         versions = {}
         notes.append(f"{err}; versions not shown")
     contract = _read_json(fs, posixpath.join(root, schema.CONTRACT_FILE))
+    check_version(str(contract.get("schema", schema.SCHEMA_VERSION)), posixpath.join(location, schema.CONTRACT_FILE))
     skipped: list[str] = []
     started = fs.get_file_info(posixpath.join(root, schema.TRIALS_FILE)).type != pafs.FileType.NotFound
     if study and not started and fs.get_file_info(posixpath.join(root, schema.TRIALS_DIR)).type == pafs.FileType.NotFound:
@@ -144,7 +155,13 @@ def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list
         notes.append(f"{location}: no trial has reported yet")
     elif fs.get_file_info(posixpath.join(root, schema.TRIALS_DIR)).type == pafs.FileType.Directory:
         files = TrialFiles(fs, root)
-        trials, metrics = build_tables(files.read(), read_errors(fs, root, skipped))
+        tables = files.read()
+        for name, (_, table) in sorted(files.cache.items()):
+            meta = table.schema.metadata or {}
+            if schema.SCHEMA_KEY in meta:
+                check_version(meta[schema.SCHEMA_KEY].decode(errors="replace"),
+                              posixpath.join(location, schema.TRIALS_DIR, name))
+        trials, metrics = build_tables(tables, read_errors(fs, root, skipped))
         if files.corrupt:
             notes.append(f"{location}: skipped unreadable trial file(s) {', '.join(files.corrupt)} "
                          "(the driver moves them to quarantine/ and runs those trials again)")

@@ -162,6 +162,35 @@ def test_a_results_folder_of_another_study_is_refused(local_ray, tmp_path):
         run_sweep(write(tmp_path, GRID, "other.yaml"), str(tmp_path / "r"), show_progress=False)
 
 
+def test_a_half_finished_folder_resumes_with_other_execution_keys_and_reruns_no_finished_trial(local_ray, tmp_path):
+    """Before: `--set threads=2` on the same study was refused ("holds a different study file")."""
+    first = run_sweep(write(tmp_path, GRID), str(tmp_path / "r"), show_progress=False)
+    results = tmp_path / "r"
+    clean = pd.read_parquet(results / schema.METRICS_FILE)
+    kept = sorted((results / "trials").iterdir())[:6]
+    for path in sorted((results / "trials").iterdir())[6:]:  # half of the trials not finished
+        path.unlink()
+    for name in (schema.TRIALS_FILE, schema.METRICS_FILE):
+        (results / name).unlink()
+    stamps = {p.name: p.stat().st_mtime_ns for p in kept}
+    again = load_study(tmp_path / "study.yaml", {"threads": 2})
+    outcome = run_sweep(again, str(results), show_progress=False)
+    assert outcome.exit_code == 0 and not outcome.unfinished
+    assert {p.name: p.stat().st_mtime_ns for p in kept} == stamps  # no finished trial ran again
+    assert [p.name for p in results.glob("study.run-*.yaml")] and "threads: 2" in next(results.glob("study.run-*.yaml")).read_text()
+    assert (results / "study.yaml").read_text() == (tmp_path / "study.yaml").read_text()
+    # the 2-D MLP computes the same numbers on 2 threads (convolutions need not: see the README)
+    resumed = pd.read_parquet(results / schema.METRICS_FILE)
+    cols = [c for c in clean.columns if c != "wall_s"]
+    key = ["trial_id", "step"]
+    pd.testing.assert_frame_equal(resumed[cols].sort_values(key).reset_index(drop=True),
+                                  clean[cols].sort_values(key).reset_index(drop=True))
+    assert len(first.trials) == 12
+    with pytest.raises(ConfigError, match=r"holds a different study \(pack_seeds: 3 there, 1 here\)"):
+        run_sweep(write(tmp_path, GRID.replace("pack_seeds: 3", "pack_seeds: 1"), "repacked.yaml"), str(results),
+                  show_progress=False)
+
+
 def test_a_resource_refusal_writes_nothing(local_ray, tmp_path):
     study = write(tmp_path, GRID + "resources: {cpu: 1, gpu: 1}\n")
     with pytest.raises(ConfigError, match="resources.gpu: a trial needs 1 GPU but the Ray cluster has 0"):

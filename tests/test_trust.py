@@ -145,3 +145,50 @@ def test_the_layout_is_the_studys_not_what_is_left_to_run():
 def test_pack_layout_divides_seeds_as_evenly_as_they_go(n, k, sizes):
     layout = pack_layout(n, k)
     assert [len(r) for r in layout] == sizes and [i for r in layout for i in r] == list(range(n))
+
+
+def _live_folder(tmp_path):
+    from analysis.synthetic import synthetic_results
+
+    folder = tmp_path / "live"
+    synthetic_results(folder, {(True, 1, 0.0): 0.5, (True, 1, 5.0): 0.5}, 2, per_trial_files=True)
+    return folder
+
+
+@pytest.mark.parametrize("where", ["contract", "trial file"])
+def test_a_live_folder_of_schema_99_is_refused_in_one_line(where, tmp_path):
+    """Before: a contract.json or trial files saying version 99 were read silently (exit 0)."""
+    import json
+
+    import pyarrow.parquet as pq
+    from click.testing import CliRunner
+
+    from vi_sweeps.cli import main
+
+    folder = _live_folder(tmp_path)
+    if where == "contract":
+        contract = json.loads((folder / "contract.json").read_text())
+        (folder / "contract.json").write_text(json.dumps({**contract, "schema": "99"}))
+    else:
+        path = sorted((folder / "trials").iterdir())[0]
+        table = pq.read_table(path)
+        pq.write_table(table.replace_schema_metadata({schema.SCHEMA_KEY: b"99"}), path)
+    r = CliRunner().invoke(main, ["report", str(folder), "--out", str(tmp_path / "rep")])
+    assert r.exit_code == 2, r.output
+    assert len(r.output.strip().splitlines()) == 1 and "schema version '99'" in r.output, r.output
+    assert not (tmp_path / "rep").exists()
+
+
+def test_a_run_on_a_folder_of_another_schema_is_refused_before_writing(tmp_path):
+    import json
+
+    from vi_sweeps.config import ConfigError
+    from vi_sweeps.sweep import run_sweep
+
+    folder = _live_folder(tmp_path)
+    contract = json.loads((folder / "contract.json").read_text())
+    (folder / "contract.json").write_text(json.dumps({**contract, "schema": "99"}))
+    before = sorted(p.name for p in folder.rglob("*"))
+    with pytest.raises(ConfigError, match="results of schema version '99'"):
+        run_sweep(load_study_text(STUDY.format(k=2), "layout.yaml"), str(folder), show_progress=False)
+    assert sorted(p.name for p in folder.rglob("*")) == before

@@ -490,6 +490,32 @@ def check_overrides(raw: dict, overrides: dict[str, Any], source: str) -> None:
         raise ConfigError("--set", problems)
 
 
+OVERRIDES_MARK = "\n# --set overrides, merged into base:\n"
+
+
+def load_study_as_run(text: str, source: str) -> Study:
+    """A study as RESULTS/study.yaml keeps it: the file, and the --set overrides it ran with."""
+    body, mark, rest = text.partition(OVERRIDES_MARK)
+    overrides = (yaml.safe_load(rest) or {}).get("overrides") if mark else None
+    return load_study_text(body, source, overrides or None)
+
+
+def definition_differences(before: Study, now: Study) -> list[str]:
+    """What makes `now` another experiment than `before` (empty: the same one). Execution keys
+    (threads, device, data_root of the same content, fid_weights) and resources may differ:
+    they say how a sweep runs, not what it measures; every trial id must be the same."""
+    out = [f"{key}: {shown(getattr(before.spec, key))} there, {shown(getattr(now.spec, key))} here"
+           for key in ("name", "models", "datasets", "grid", "seeds", "pack_seeds", "budget", "collapse_rule",
+                       "compare", "search") if getattr(before.spec, key) != getattr(now.spec, key)]
+    for key in sorted(set(before.spec.base) | set(now.spec.base)):
+        a, b = before.spec.base.get(key), now.spec.base.get(key)
+        if key not in EXECUTION_KEYS and a != b:
+            out.append(f"base.{key}: {shown(a)} there, {shown(b)} here")
+    if not out and [t.trial_id for t in before.trials] != [t.trial_id for t in now.trials]:
+        out.append("its trial ids (a data folder's content, or a default of this version of vi-sweeps)")
+    return out
+
+
 def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Study:
     """Read and check a study file; `overrides` (from --set) update its `base:` section, and
     the study as run (what RESULTS/study.yaml keeps) then includes them."""
@@ -518,7 +544,7 @@ def _load_study_text(text: str, source: str, overrides: dict[str, Any] | None) -
     if overrides:
         check_overrides(raw, overrides, source)
         raw["base"] = {**(raw.get("base") or {}), **overrides}
-        text = text.rstrip() + "\n# --set overrides, merged into base:\n" + yaml.safe_dump({"overrides": overrides})
+        text = text.rstrip() + OVERRIDES_MARK + yaml.safe_dump({"overrides": overrides})
     problems: list[str] = []
     try:
         spec = StudyFile.model_validate(raw)

@@ -37,7 +37,7 @@ from vi_sweeps.lease import Lease
 from vi_sweeps.results import Consolidation, clear_error, contract, record_error, restore_trial_files, versions
 from vi_sweeps.runner import Member, PackRunner, PackSpec
 from vi_sweeps.storage import Store, StoreError
-from vi_sweeps.study import Study, condition_key, pack_layout
+from vi_sweeps.study import Study, condition_key, definition_differences, load_study_as_run, pack_layout
 
 MAX_FAILURES = 2
 
@@ -210,10 +210,37 @@ def check_location(study: Study, results: str) -> None:
             why = ("not a filesystem URI pyarrow knows; valid schemes: s3://, gs://, hdfs://, file://"
                    if "Unrecognized filesystem" in str(err) else str(err))
             raise ConfigError("--results", [f"{results}: {why}"]) from None
-        if store.exists(schema.STUDY_FILE) and store.read_bytes(schema.STUDY_FILE).decode() != study.text:
-            problems.append(f"{store.uri} holds a different study file; pass another --results or restore the study as run")
+        problems += stored_study_problems(store, study)
     if problems:
         raise ConfigError(study.source, problems)
+
+
+def stored_study_problems(store: Store, study: Study) -> list[str]:
+    """A folder holds another experiment (or results of another schema): refuse it, naming what
+    differs. The same experiment with other execution keys (threads, device, a data folder of
+    the same content elsewhere) resumes: how a sweep runs may change between runs."""
+    if store.exists(schema.CONTRACT_FILE):
+        try:
+            version = str(json.loads(store.read_bytes(schema.CONTRACT_FILE)).get("schema", schema.SCHEMA_VERSION))
+        except (ValueError, AttributeError):
+            version = "unreadable"
+        if version != schema.SCHEMA_VERSION:
+            return [f"{store.path(schema.CONTRACT_FILE)}: results of schema version {version[:20]!r}; this vi-sweeps "
+                    f"writes {schema.SCHEMA_VERSION!r}; pass another --results"]
+    if not store.exists(schema.STUDY_FILE):
+        return []
+    text = store.read_bytes(schema.STUDY_FILE).decode(errors="replace")
+    if text == study.text:
+        return []
+    try:
+        before = load_study_as_run(text, store.path(schema.STUDY_FILE))
+    except ConfigError as err:
+        return [f"{store.uri} holds a study file this version cannot read ({err.problems[0]}); pass another --results"]
+    differs = definition_differences(before, study)
+    if differs:
+        return [f"{store.uri} holds a different study ({'; '.join(differs)}); pass another --results or restore "
+                "the study as run"]
+    return []
 
 
 def prepare_data(study: Study, local: bool = True) -> None:
@@ -249,6 +276,11 @@ def prepare_store(study: Study, results: str) -> Store:
               f"(e.g. {posixpath.relpath(left[0], store.root)})", file=sys.stderr)
     if not store.exists(schema.STUDY_FILE):
         store.write_bytes(schema.STUDY_FILE, study.text.encode())
+    elif store.read_bytes(schema.STUDY_FILE) != study.text.encode():  # the same experiment, run another way
+        name = f"study.run-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}.yaml"
+        store.write_bytes(name, study.text.encode())
+        print(f"resuming with other execution settings than {schema.STUDY_FILE} records; this run's study is "
+              f"kept as {name}", file=sys.stderr)
     store.write_bytes(schema.CONTRACT_FILE, json.dumps(contract(study), indent=1, default=str).encode())
     store.write_bytes(schema.VERSIONS_FILE, json.dumps(versions(), indent=2).encode())
     restored = restore_trial_files(store)
