@@ -68,8 +68,9 @@ def clean(frame: pd.DataFrame, compare: str | None = None) -> pd.DataFrame:
 def markdown_table(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "_(no rows)_\n"
-    head = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
-    return head + "".join("| " + " | ".join(_fmt(v) for v in row) + " |\n" for row in frame.itertuples(index=False))
+    esc = tables.md_escape
+    head = "| " + " | ".join(esc(c) for c in frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
+    return head + "".join("| " + " | ".join(esc(_fmt(v)) for v in row) + " |\n" for row in frame.itertuples(index=False))
 
 
 def _interval(med, lo, hi, n) -> str:
@@ -438,16 +439,17 @@ def report_sections(res: Results, lay, table, effect, found, figs, metrics) -> l
 
 def render_markdown(sections) -> str:
     out = [f"# vi-sweeps report\n\n_generated {time.strftime('%Y-%m-%d %H:%M:%S')}_\n"]
+    esc = tables.md_escape  # every heading, bullet and paragraph may carry user text (labels, names)
     for heading, fig, body in sections:
-        out.append(f"\n## {heading}\n")
+        out.append(f"\n## {esc(heading)}\n")
         if fig:
-            out.append(f"\n![{heading}]({fig}.png) ([svg]({fig}.svg))\n")
+            out.append(f"\n![{esc(heading)}]({fig}.png) ([svg]({fig}.svg))\n")
         if isinstance(body, pd.DataFrame):
             out.append("\n" + markdown_table(body))
         elif isinstance(body, list):
-            out.append("\n" + "".join(f"- {line}\n" for line in body))
+            out.append("\n" + "".join(f"- {esc(line)}\n" for line in body))
         elif body:
-            out.append(f"\n{body}\n")
+            out.append(f"\n{body if body.startswith('```') else esc(body)}\n")  # a code block shows its text as is
     return "".join(out)
 
 

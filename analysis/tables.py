@@ -16,6 +16,7 @@ survivor-biased. Bootstrap intervals are given only where n_median >= MIN_N_INTE
 
 from __future__ import annotations
 
+import html
 import math
 import re
 from dataclasses import dataclass
@@ -60,6 +61,13 @@ def guessed_axes(trials: pd.DataFrame) -> list[str]:
               and c not in ("model", "dataset")]
     return [c for c in varying if c in labels or c in ("model", "dataset") or not any(
         trials.groupby(trials[k].astype(str))[c].nunique().max() == 1 for k in labels)]
+
+
+def md_escape(text) -> str:
+    """Text for a Markdown page the project writes: no HTML from user input (a label such as
+    `<script>` reaches REPORT.md and CLAIMS.md as text, not as markup)."""
+    parts = re.split(r"(`[^`\n]*`)", str(text))  # a code span shows its text as is: left alone
+    return "".join(p if i % 2 else html.escape(p, quote=False) for i, p in enumerate(parts))
 
 
 def condition_columns(trials: pd.DataFrame, contract: dict | None = None) -> list[str]:

@@ -286,7 +286,7 @@ def _table(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "_(no rows)_\n"
     head = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
-    fmt = lambda v: f"{v:.2g}" if isinstance(v, float) else str(v)  # noqa: E731
+    fmt = lambda v: f"{v:.2g}" if isinstance(v, float) else tables.md_escape(v)  # noqa: E731
     return head + "".join("| " + " | ".join(fmt(v) for v in row) + " |\n" for row in frame.itertuples(index=False))
 
 
@@ -331,7 +331,7 @@ def claims_markdown(root: str | Path) -> str:
             continue
         what = f"collapse rule **{claim.rule}**" if claim.measure == "collapse" else claim.measure
         named = lambda w: ", ".join(v if k == "regime" else f"{k}={v}" for k, v in w.items()) or "every regime"  # noqa: E731
-        where_text = "; ".join(f"study `{name}`, regime {named(where)}" for name, where in measured)
+        where_text = "; ".join(f"study `{name}`, regime {tables.md_escape(named(where))}" for name, where in measured)
         absent = [name for name, w in claim.places() if (name, w) not in measured]
         out.append(f"\n**Verdict: {overall(cells)}.** {where_text[0].upper()}{where_text[1:]}; measure: {what}."
                    + (f" Not measured yet: {', '.join(f'`{a}`' for a in absent)}." if absent else "") + "\n\n")

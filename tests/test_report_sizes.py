@@ -136,3 +136,22 @@ def test_the_report_renders_at_every_edge_size(name, tmp_path):
     assert r.exit_code == 0, r.output
     text = (tmp_path / "report" / "REPORT.md").read_text()
     assert SAYS[name] in text, text[:3000]
+
+
+def test_no_user_markup_reaches_any_markdown(tmp_path):
+    """Before: a label <script>alert(1)</script> stood unescaped on 11 lines of REPORT.md."""
+    from analysis.verdicts import _table
+
+    label = "<script>alert(1)</script>"
+    folder = tmp_path / "xss"
+    synthetic_results(folder, R, 3)
+    c = json.loads((folder / "contract.json").read_text())
+    c["axes"] = ["model", "dataset", "phases", "lam", "seed"]
+    c["labelled"] = {"phases": {label: {"bn": True, "g_steps": 1}, "b": {"bn": False, "g_steps": 5}}}
+    c["compare"] = {"axis": "phases", "baseline": "b"}
+    rewrite(folder, lambda x: x.assign(phases=x.bn.map({True: label, False: "b"})), contract=c)
+    r = CliRunner().invoke(main, ["report", str(folder), "--out", str(tmp_path / "report")])
+    assert r.exit_code == 0, r.output
+    text = (tmp_path / "report" / "REPORT.md").read_text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; vs b" in text and "<script>" not in text
+    assert "<script>" not in _table(pd.DataFrame({"regime": [label]}))  # CLAIMS.md's tables
