@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from analysis.contract import exit_code_for
 from analysis.load import ResultsError
 from analysis.report import build_report
 
@@ -38,8 +39,9 @@ def main(argv=None) -> int:
         out = args.out or f"{args.results[0]}/report"
         try:
             path = build_report(args.results, out, args.converged, args.link_figures)
-        except OSError as err:  # the output folder cannot be written (a file, no permission, no space)
-            raise ResultsError(f"cannot write the report to {out}: {err.strerror or err}") from None
+        except OSError as err:  # the output folder cannot be written (a file, no permission: 2; no space: 1)
+            print(f"error: cannot write the report to {out}: {err.strerror or err}", file=sys.stderr)
+            return exit_code_for(err)
     except ResultsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ readers say which ones they skipped.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import posixpath
@@ -41,6 +42,15 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+RESOURCE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO)  # the machine failed, not the input
+
+
+def exit_code_for(err: OSError) -> int:
+    """A write that failed: 1 when the machine ran out (a full disk, a quota, an I/O error),
+    2 when the destination is bad input (no permission, a file in the way)."""
+    return 1 if err.errno in RESOURCE_ERRNOS else 2
 
 
 class LocationError(ValueError):

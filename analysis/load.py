@@ -129,6 +129,11 @@ def shown_version(version: str) -> str:
     return repr(version[:20]) if version else "'absent'"
 
 
+def _has_trial_files(fs: pafs.FileSystem, root: str) -> bool:
+    infos = fs.get_file_info(pafs.FileSelector(posixpath.join(root, schema.TRIALS_DIR), allow_not_found=True))
+    return any(i.type == pafs.FileType.File and i.path.endswith(".parquet") for i in infos)
+
+
 def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list[str]]:
     """(trials, metrics, source, notes) of one folder."""
     try:
@@ -153,7 +158,8 @@ def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list
         # a sweep that has started but where no trial has reported yet
         trials, metrics = build_tables([], read_errors(fs, root, skipped))
         notes.append(f"{location}: no trial has reported yet")
-    elif fs.get_file_info(posixpath.join(root, schema.TRIALS_DIR)).type == pafs.FileType.Directory:
+    elif (fs.get_file_info(posixpath.join(root, schema.TRIALS_DIR)).type == pafs.FileType.Directory
+          and (_has_trial_files(fs, root) or not started)):
         files = TrialFiles(fs, root)
         tables = files.read()
         for name, (_, table) in sorted(files.cache.items()):
@@ -170,6 +176,9 @@ def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list
                          f"the store), so they are left out: {', '.join(files.unread[:5])}"
                          + (" ..." if len(files.unread) > 5 else ""))
     else:
+        if fs.get_file_info(posixpath.join(root, schema.TRIALS_DIR)).type == pafs.FileType.Directory:
+            notes.append(f"{location}: {schema.TRIALS_DIR}/ holds no trial file; read from {schema.TRIALS_FILE} "
+                         "(the consolidated tables; a sweep run here restores the trial files from them)")
         trials, version, contract_t = read_checked(fs, posixpath.join(root, schema.TRIALS_FILE),
                                                    schema.REQUIRED_TRIAL_COLUMNS)
         metrics, _, _ = read_checked(fs, posixpath.join(root, schema.METRICS_FILE), schema.REQUIRED_METRIC_COLUMNS)

@@ -249,7 +249,7 @@ def remove_stale_beside(final: Path) -> list[Path]:
 def replace_folder(new: Path, final: Path) -> None:
     """`new` renamed to `final`, the old `final` (if any) out of the way first and removed
     after; if the rename fails the old one is put back."""
-    old = final.with_name(f".{final.name}.old-{_owner()}") if final.exists() else None
+    old = final.with_name(f".{final.name}.old-{_owner()}") if final.exists() or final.is_symlink() else None
     if old is not None:
         os.replace(final, old)
     try:
@@ -258,7 +258,9 @@ def replace_folder(new: Path, final: Path) -> None:
         if old is not None:
             os.replace(old, final)
         raise
-    if old is not None:
+    if old is not None and old.is_symlink():  # a link to the previous report: the link goes, its target stays
+        old.unlink()
+    elif old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
 

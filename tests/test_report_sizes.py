@@ -155,3 +155,38 @@ def test_no_user_markup_reaches_any_markdown(tmp_path):
     text = (tmp_path / "report" / "REPORT.md").read_text()
     assert "&lt;script&gt;alert(1)&lt;/script&gt; vs b" in text and "<script>" not in text
     assert "<script>" not in _table(pd.DataFrame({"regime": [label]}))  # CLAIMS.md's tables
+
+
+def test_a_full_disk_while_writing_the_report_exits_1_not_2(tmp_path):
+    """Before: ENOSPC was reported as bad input (exit 2)."""
+    from tests.conftest import tmpfs
+
+    folder = tmp_path / "r"
+    synthetic_results(folder, R, 3)
+    with tmpfs(tmp_path / "disk", "200k") as disk:
+        r = CliRunner().invoke(main, ["report", str(folder), "--out", str(disk / "report")])
+        assert r.exit_code == 1, r.output
+        assert "No space left on device" in r.output
+
+
+def test_an_empty_trials_folder_beside_the_tables_reads_the_tables_with_a_note(tmp_path):
+    """Before: `report` said "0 trials" though trials.parquet held 12 finished, with no note."""
+    folder = tmp_path / "r"
+    synthetic_results(folder, R, 3)
+    (folder / "trials").mkdir()
+    r = CliRunner().invoke(main, ["report", str(folder), "--out", str(tmp_path / "report")])
+    assert r.exit_code == 0, r.output
+    text = (tmp_path / "report" / "REPORT.md").read_text()
+    assert "12 trials (12 finished)" in text and "trials/ holds no trial file; read from trials.parquet" in text
+
+
+def test_replacing_a_report_that_is_a_symlink_leaves_nothing_beside_it(tmp_path):
+    """Before: `.report.old-HOST-PID` (the moved link; rmtree refuses links) stayed for good."""
+    folder = tmp_path / "r"
+    synthetic_results(folder, R, 3)
+    CliRunner().invoke(main, ["report", str(folder), "--out", str(tmp_path / "target")])
+    (tmp_path / "report").symlink_to(tmp_path / "target")
+    r = CliRunner().invoke(main, ["report", str(folder), "--out", str(tmp_path / "report")])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r", "report", "target"]
+    assert (tmp_path / "report").is_dir() and not (tmp_path / "report").is_symlink()

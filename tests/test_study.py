@@ -28,6 +28,14 @@ BAD = {
                     "foo: unknown key; valid keys: name, description"),
     "unknown base key": ("name: x\nbase: {lamda: 1}\n", "base.lamda: unknown key; valid keys: model, dataset"),
     "wrong type": ("name: x\nbase: {iterations: many}\n", "base.iterations: Input should be a valid integer"),
+    # before: true was taken as lam 1.0 and "5" as 5.0
+    "a boolean for a number": ("name: x\nbase: {lam: true}\n", "base.lam: Input should be a valid number (got True)"),
+    "text for a number": ("name: x\ngrid: {lam: [0.0, \"5\"]}\n", "grid.lam[1]: Input should be a valid number (got '5')"),
+    # before: "trials gan/ring8/a and gan/ring8/b are the same experiment", naming no axis, once per lam value
+    "labels that are one experiment": ("name: x\ngrid:\n  regime:\n    a: {bn: true}\n    b: {hidden: 128}\n"
+                                       "  lam: [0.0, 5.0]\n",
+                                       "grid.regime: regime='a' and regime='b' set the same experiment"),
+    "pack_size set by hand": ("name: x\nbase: {pack_size: 4}\n", "base.pack_size: set by `pack_seeds:`, not in base"),
     "unknown model": ("name: x\nmodels: [gan, wgan]\n", "models[1]: unknown model 'wgan'; valid choices: aae, ali, em, gan, vae"),
     "unknown dataset": ("name: x\ndatasets: [mnist]\n", "datasets[0]: unknown dataset 'mnist'; valid choices: "
                         "digits, grid25, image-folder, ring8, ring8-r1, stacked-digits"),
@@ -132,6 +140,7 @@ def test_bad_study_exits_2_names_file_key_and_choices(case, tmp_path):
     assert time.monotonic() - start < 2.0  # even a billion-trial grid is refused at once
     assert r.exit_code == 2, r.output
     assert str(study) in r.output and expected in r.output, r.output
+    assert r.output.count(expected) == 1, r.output  # each problem once
     assert not results.exists()
 
 

@@ -192,3 +192,21 @@ def test_a_run_on_a_folder_of_another_schema_is_refused_before_writing(tmp_path)
     with pytest.raises(ConfigError, match="results of schema version '99'"):
         run_sweep(load_study_text(STUDY.format(k=2), "layout.yaml"), str(folder), show_progress=False)
     assert sorted(p.name for p in folder.rglob("*")) == before
+
+
+def test_status_after_a_killed_driver_names_no_trial_running(tmp_path):
+    """Before: the per-condition table counted trials under "running" beside "no driver"."""
+    import json
+    import socket
+
+    from vi_sweeps.status import sweep_status
+    from vi_sweeps.sweep import prepare_store
+
+    study = load_study_text(STUDY.format(k=5), "layout.yaml")
+    store = prepare_store(study, str(tmp_path / "r"))
+    run_to(store, make_packs(study, store.uri, {t.trial_id for t in study.trials})[0], 1)  # 5 trials at step 2
+    (tmp_path / "r" / "lease.json").write_text(json.dumps({"host": socket.gethostname(), "pid": 2**22 + 12345}))
+    text = sweep_status(str(tmp_path / "r"))
+    assert "no driver (stopped or finished)" in text and "5 interrupted" in text, text
+    header = text.split("per condition:\n")[1].splitlines()[0].split()
+    assert "interrupted" in header and "running" not in header, text

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from analysis.contract import exit_code_for
 from vi_sweeps.config import ConfigError
 
 EXIT_OK, EXIT_ERRORED, EXIT_BAD_INPUT, EXIT_OWNED = 0, 1, 2, 3
@@ -273,9 +274,9 @@ def write_report(results: list[str], out: str, converged: str | None = None, lin
     except ResultsError as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    except OSError as err:  # the output folder cannot be written (a file, no permission, no space)
+    except OSError as err:  # the output folder cannot be written (a file, no permission: 2; no space: 1)
         click.echo(f"error: cannot write the report to {out}: {err.strerror or err}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+        sys.exit(exit_code_for(err))
     click.echo(f"report: {path}")
 
 
@@ -325,9 +326,9 @@ def export(results, dest) -> None:
     except ResultsError as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    except OSError as err:  # the destination cannot be written (a file in the way, no permission, no space)
+    except OSError as err:  # the destination cannot be written (a file in the way, no permission: 2; no space: 1)
         click.echo(f"error: cannot write the export to {dest}: {err.strerror or err}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+        sys.exit(exit_code_for(err))
     click.echo(f"exported {counts['trials']} trials, {counts['evaluations']} evaluations and "
                f"{counts['snapshots']} sample snapshots to {dest}")
 

@@ -43,7 +43,7 @@ def added(default: Any, description: str, **kwargs: Any) -> Any:
 
 class TrialConfig(BaseModel):
     # no inf or NaN anywhere; sizes are bounded where a value past the bound could only fail later
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
     model: str = Field("gan", description="model family (objective): gan, vae, aae, ali, em")
     dataset: str = Field("ring8", description="data set name, see `vi-sweep validate --list`")

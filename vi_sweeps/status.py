@@ -70,6 +70,8 @@ def sweep_status(location: str, as_json: bool = False) -> str:
                           running=("status", lambda s: int(s.isin(["running", "interrupted"]).sum())),
                           errors=("status", lambda s: int((s == "error").sum())))
                      .reset_index()) if keys else pd.DataFrame()
+    if driver is None and len(per_condition):  # no driver: nothing runs; those trials were interrupted
+        per_condition = per_condition.rename(columns={"running": "interrupted"})
     collapsed = int((trials["collapsed"].astype(bool) & trials["status"].isin(schema.FINISHED)).sum()) if len(trials) else 0
     summary = {"location": location, "study": (source["contract"] or {}).get("study") or _name(source["study"]),
                "total": len(table), "done": done, "finished": counts.get("finished", 0),

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from analysis import schema
 from vi_sweeps.config import EXECUTION_KEYS, ConfigError, TrialConfig, describe_errors, shown
+from vi_sweeps.tracking import Tracking
 
 Scalar = bool | int | float | str
 SET_BY = {"seed": "seeds", "model": "models", "dataset": "datasets", "pack_size": "pack_seeds",
@@ -116,6 +117,7 @@ class StudyFile(BaseModel):
     max_trials: int = Field(100_000, gt=0, le=10**8, description="refuse a grid larger than this (raise it on purpose, "
                             "up to 100,000,000)")
     search: Search | None = None
+    tracking: Tracking | None = None  # an execution setting: not part of the experiment
 
     @field_validator("models", "datasets")
     @classmethod
@@ -354,10 +356,19 @@ def expand(spec: StudyFile, problems: list[str]) -> tuple[list[TrialSpec], list[
                     problems.append(f"trial {where}: {line}")
             continue
         key = condition_key(config, {})
+        named = {name: label if label is not None else next(iter(setting.values()), None)
+                 for (name, _), (label, setting) in zip(axes, combo, strict=True)}
         if key in conditions:
-            problems.append(f"trials {conditions[key]} and {where} are the same experiment; remove one")
+            before = conditions[key]
+            differ = [n for n in named if named[n] != before[n]]
+            line = (f"grid.{', grid.'.join(differ)}: " + " and ".join(", ".join(f"{n}={shown(c[n])}" for n in differ)
+                                                                     for c in (before, named))
+                    + " set the same experiment (they train the same trials); remove one")
+            if line not in seen_errors:
+                seen_errors.add(line)
+                problems.append(line)
             continue
-        conditions[key] = where
+        conditions[key] = named
         trials += [TrialSpec(config.model_copy(update={"seed": seeds[i], "pack_size": len(chunk),
                                                        "pack_index": i - chunk.start}), labels)
                    for chunk in pack_layout(len(seeds), spec.pack_seeds) for i in chunk]
@@ -400,6 +411,8 @@ def check_search(spec: StudyFile, problems: list[str]) -> None:
         if entry.type == "loguniform" and entry.low <= 0:
             problems.append(f"{where}: loguniform needs low > 0 (got {entry.low})")
         for bound in (entry.low, entry.high):
+            if entry.type == "int" and float(bound).is_integer():
+                bound = int(bound)  # noqa: PLW2901 - an int space's bounds are integers
             try:
                 TrialConfig.model_validate({key: bound})
             except ValidationError as err:
