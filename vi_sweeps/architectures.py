@@ -141,6 +141,47 @@ class Maxout(nn.Module):
         return x.view(x.shape[0], -1, self.pieces).amax(-1)
 
 
+class SpectralNorm(nn.Module):
+    """A Linear or Conv2d layer whose weight is divided by its largest singular value (Miyato
+    et al. 2018), estimated by one power iteration per forward in training mode, u and v kept
+    as buffers (as torch.nn.utils.spectral_norm, but a module of its own, which packing
+    stacks per member: torch's version is a forward hook pack() cannot carry)."""
+
+    def __init__(self, layer: nn.Linear | nn.Conv2d, eps: float = 1e-12):
+        super().__init__()
+        self.layer, self.eps = layer, eps
+        rows, cols = layer.weight.shape[0], layer.weight[0].numel()
+        self.register_buffer("u", nn.functional.normalize(torch.randn(rows), dim=0, eps=eps))
+        self.register_buffer("v", nn.functional.normalize(torch.randn(cols), dim=0, eps=eps))
+
+    def normalised_weight(self) -> torch.Tensor:
+        w = self.layer.weight
+        mat = w.flatten(1)
+        if self.training:
+            with torch.no_grad():
+                self.v.copy_(nn.functional.normalize(mat.t() @ self.u, dim=0, eps=self.eps))
+                self.u.copy_(nn.functional.normalize(mat @ self.v, dim=0, eps=self.eps))
+        # copies: the next forward (D on fake after D on real) updates u and v in place
+        sigma = self.u.clone() @ (mat @ self.v.clone())
+        return w / sigma.clamp_min(self.eps)  # a frozen member's zero weight stays 0, not 0/0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w, m = self.normalised_weight(), self.layer
+        if isinstance(m, nn.Linear):
+            return nn.functional.linear(x, w, m.bias)
+        return nn.functional.conv2d(x, w, m.bias, m.stride, m.padding, m.dilation, m.groups)
+
+
+def spectral_normed(net: nn.Module) -> nn.Module:
+    """`net` with every Linear and Conv2d wrapped in SpectralNorm (D with sn: true)."""
+    for name, child in net.named_children():
+        if isinstance(child, (nn.Linear, nn.Conv2d)):
+            setattr(net, name, SpectralNorm(child))
+        else:
+            spectral_normed(child)
+    return net
+
+
 class Nets:
     """Builds the networks a model family asks for: G, D (or an encoder), D on z, D on (x, z)."""
 
@@ -150,8 +191,13 @@ class Nets:
     def generator(self) -> nn.Module:
         raise NotImplementedError
 
-    def critic(self, out_dim: int = 1) -> nn.Module:
-        """D on x (out_dim 1) or an encoder E(x) (out_dim z_dim, or 2 z_dim for a VAE)."""
+    def critic(self, out_dim: int = 1, sn: bool = False) -> nn.Module:
+        """D on x (out_dim 1) or an encoder E(x) (out_dim z_dim, or 2 z_dim for a VAE); `sn`:
+        every layer spectrally normalised, in every architecture (a constructor argument, as bn)."""
+        net = self.critic_net(out_dim)
+        return spectral_normed(net) if sn else net
+
+    def critic_net(self, out_dim: int) -> nn.Module:
         raise NotImplementedError
 
     def latent_critic(self) -> nn.Module:
@@ -170,7 +216,7 @@ class MLPNets(Nets):
         c = self.cfg
         return mlp_generator(c.z_dim, self.shape[0], c.hidden, c.mlp_layers, c.bn)
 
-    def critic(self, out_dim: int = 1) -> nn.Module:
+    def critic_net(self, out_dim: int) -> nn.Module:
         c = self.cfg
         return mlp_critic(self.shape[0], out_dim, c.hidden, c.mlp_layers, c.bn)
 
@@ -194,7 +240,7 @@ class PacGANNets(MLPNets):
         mods.append(nn.Linear(width, self.shape[0]))
         return init_normal(nn.Sequential(*mods))
 
-    def critic(self, out_dim: int = 1) -> nn.Module:
+    def critic_net(self, out_dim: int) -> nn.Module:
         mods: list[nn.Module] = []
         width = self.shape[0]
         for _ in range(self.D_LAYERS):
@@ -213,7 +259,7 @@ class DCGANNets(Nets):
         c = self.cfg
         return dcgan_generator(c.z_dim, self.shape[0], c.image_size, self.width(), c.bn)
 
-    def critic(self, out_dim: int = 1) -> nn.Module:
+    def critic_net(self, out_dim: int) -> nn.Module:
         c = self.cfg
         return dcgan_critic(self.shape[0], c.image_size, self.width(), c.bn, out_dim)
 

@@ -73,14 +73,36 @@ class TrialConfig(BaseModel):
     penalty: Literal["mean", "sum"] = Field(
         "mean", description="mean: per-element mean over the batch tensor (author's code, lam=5); "
         "sum: per-sample squared distance, averaged over the batch")
+    loss: str = added("nonsaturating", "GAN loss: nonsaturating (the paper's), minimax, hinge, wasserstein, least-squares "
+                      "(vi_sweeps.losses.GAN_LOSSES)")
+    r1: float = added(0.0, "stabiliser: R1 weight gamma, gamma/2 E||grad D(x)||^2 on real data (Mescheder et al. 2018); 0: off",
+                      ge=0)
+    r2: float = added(0.0, "stabiliser: R2 weight gamma, the same on generated data; 0: off", ge=0)
+    gp: float = added(0.0, "stabiliser: WGAN-GP weight lambda, lambda E(||grad D(x_hat)|| - 1)^2 on interpolates "
+                      "(Gulrajani et al. 2017: 10, with loss: wasserstein); 0: off", ge=0)
+    sn: bool = added(False, "stabiliser: spectral normalisation of every layer of D, one power iteration a forward "
+                     "(Miyato et al. 2018)")
+    ema: float = added(0.0, "stabiliser: G's weights averaged with this decay (e.g. 0.999; Yazici et al. 2019); "
+                       "evaluation and samples use the average; 0: off", ge=0, lt=1)
+    lr_d: float | None = added(None, "stabiliser (TTUR, Heusel et al. 2017): D's learning rate; default lr", gt=0)
+    lr_g: float | None = added(None, "stabiliser (TTUR): G's learning rate; default lr", gt=0)
     ali_loss: Literal["minimax", "nonsaturating", "vi"] = Field(
         "nonsaturating", description="ALI generator/encoder loss; vi = the paper's -E log D - E log D")
     mode_min_share: float = Field(
         0.1, gt=0, description="a mode is captured when it holds this share of n/n_modes good samples")
     collapse_rule: str = Field("auto", description="METRIC<VALUE or METRIC>VALUE on eval metrics; auto = the data "
-                               "set's rule (modes_frac<0.5 where modes are counted, fid_inception>100 on image folders)")
+                               "set's rule (modes_frac<0.5 where modes are counted, coverage<0.5 on image folders)")
     fid_samples: int = added(10_000, "samples for FID (image folders): generated ones, and real ones drawn "
                              "without replacement for the reference (FID-10k; 50,000 for FID-50k)", ge=16, le=10**6)
+    prdc_samples: int = added(10_000, "samples for precision, recall, density and coverage: generated ones and as many "
+                              "real ones (Naeem et al.: 10,000), at most the real set and the samples drawn",
+                              ge=16, le=10**6)
+    pr_k: int = added(3, "k of the k-NN balls of precision and recall (Kynkaanniemi et al.: 3)", ge=1, le=100)
+    dc_k: int = added(5, "k of the k-NN balls of density and coverage (Naeem et al.: 5)", ge=1, le=100)
+    kid_subsets: int = added(100, "image folders: random subsets KID averages over (torch-fidelity: 100)", ge=1,
+                             le=10_000)
+    kid_subset_size: int = added(1000, "image folders: samples per KID subset (Binkowski et al.: 1,000; at most "
+                                 "fid_samples)", ge=2, le=10**6)
     skip_bad_images: bool = added(False, "image-folder: leave unreadable images out (counted) instead of stopping")
     pack_size: int = added(1, "members of the vectorised pack the trial trains in (a study's pack_seeds, as its seeds "
                            "divide); set by the study", ge=1, le=65536)
@@ -132,6 +154,14 @@ class TrialConfig(BaseModel):
             raise ValueError(f"model: {self.model} runs on the 2-D mixtures only, not {self.dataset}")
         if self.dataset == "image-folder" and not self.data_root:
             raise ValueError("data_root: image-folder needs the folder of images")
+        from vi_sweeps.losses import GAN_LOSSES
+        from vi_sweeps.stabilisers import stabiliser_keys
+
+        if self.loss not in GAN_LOSSES:
+            raise ValueError(f"loss: unknown {self.loss!r}; valid choices: {', '.join(GAN_LOSSES)}")
+        gan_only = [k for k in ("loss", *stabiliser_keys()) if getattr(self, k) != key_default(k)]
+        if self.model != "gan" and gan_only:
+            raise ValueError(f"{gan_only[0]}: applies to model gan only, not {self.model}")
         if self.pack_index >= self.pack_size:
             raise ValueError(f"pack_index: {self.pack_index} is not a place in a pack of pack_size {self.pack_size}")
         if self.eval_every > self.iterations:
@@ -175,6 +205,10 @@ def trial_id(identity: dict[str, Any]) -> str:
     """A stable hash of what defines an experiment: same experiment, same id, on every machine."""
     blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def key_default(key: str) -> Any:
+    return TrialConfig.model_fields[key].default
 
 
 def field_docs() -> dict[str, str]:

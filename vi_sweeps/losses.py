@@ -9,6 +9,8 @@ outputs: log D = -softplus(-l), log(1 - D) = -softplus(l).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -43,16 +45,63 @@ def proximity(x: Tensor, target: Tensor, reduction: str) -> Tensor:
     return sq.flatten(2).sum(2).mean(1)
 
 
-def gan_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-    return bce_real_fake(real_logits, fake_logits)
+@dataclass(frozen=True)
+class Adversarial:
+    """One adversarial loss: `d(real, fake)` for the discriminator and `g(real, fake)` for the
+    generator (and encoder), from D's logits on the two kinds of input, each (K,). GAN losses
+    ignore `real` in g (the G step computes no D(x)); ALI's use both (encoder vs generator pairs)."""
+
+    d: Callable[[Tensor, Tensor], Tensor]
+    g: Callable[[Tensor | None, Tensor], Tensor]
+    doc: str
 
 
-def gan_g_loss(fake_logits: Tensor, fake: Tensor, anchor: Tensor, lam: float, reduction: str) -> tuple[Tensor, Tensor, Tensor]:
-    """Non-saturating -log D(G(z)) plus lam * ||G(z) - anchor||^2; anchor carries no gradient.
-    Returns (total, adversarial part, regulariser)."""
-    adv = -batch_mean(log_d(fake_logits))
+GAN_LOSSES: dict[str, Adversarial] = {
+    "nonsaturating": Adversarial(bce_real_fake, lambda real, fake: -batch_mean(log_d(fake)),
+                                 "D: BCE; G: -log D(G(z)) (Goodfellow et al. 2014, the paper's)"),
+    "minimax": Adversarial(bce_real_fake, lambda real, fake: batch_mean(log_one_minus_d(fake)),
+                           "D: BCE; G: log(1 - D(G(z))), the saturating original"),
+    "hinge": Adversarial(lambda real, fake: batch_mean(F.relu(1 - real)) + batch_mean(F.relu(1 + fake)),
+                         lambda real, fake: -batch_mean(fake),
+                         "D: E relu(1 - D(x)) + E relu(1 + D(G(z))); G: -E D(G(z)) (Lim & Ye 2017; Miyato et al. 2018)"),
+    "wasserstein": Adversarial(lambda real, fake: batch_mean(fake) - batch_mean(real), lambda real, fake: -batch_mean(fake),
+                               "D: E D(G(z)) - E D(x); G: -E D(G(z)) (Arjovsky et al. 2017; with gp: Gulrajani et al. 2017)"),
+    "least-squares": Adversarial(lambda real, fake: 0.5 * batch_mean((real - 1).pow(2)) + 0.5 * batch_mean(fake.pow(2)),
+                                 lambda real, fake: 0.5 * batch_mean((fake - 1).pow(2)),
+                                 "D: (D(x) - 1)^2 / 2 + D(G(z))^2 / 2; G: (D(G(z)) - 1)^2 / 2 (Mao et al. 2017, a=0, b=c=1)"),
+}
+
+
+def gan_d_loss(real_logits: Tensor, fake_logits: Tensor, loss: str = "nonsaturating") -> Tensor:
+    return GAN_LOSSES[loss].d(real_logits, fake_logits)
+
+
+def gan_g_loss(fake_logits: Tensor, fake: Tensor, anchor: Tensor, lam: float, reduction: str,
+               loss: str = "nonsaturating") -> tuple[Tensor, Tensor, Tensor]:
+    """The adversarial G loss plus lam * ||G(z) - anchor||^2 (the paper's anchor term); anchor
+    carries no gradient. Returns (total, adversarial part, regulariser)."""
+    adv = GAN_LOSSES[loss].g(None, fake_logits)
     reg = proximity(fake, anchor.detach(), reduction)
     return adv + lam * reg, adv, reg
+
+
+def gradient_norm_sq(logits: Tensor, inputs: Tensor) -> Tensor:
+    """||d D(x) / d x||^2 per sample, (K, B), kept in the graph (for a penalty on D). Members
+    never mix: the gradient of the summed logits w.r.t. member k's inputs is member k's."""
+    (grad,) = torch.autograd.grad(logits.sum(), inputs, create_graph=True)
+    return grad.flatten(2).pow(2).sum(2)
+
+
+def r1_penalty(logits: Tensor, inputs: Tensor) -> Tensor:
+    """R1 (Mescheder et al. 2018) without its gamma: E ||grad D(x)||^2 / 2 on real data (on
+    generated data it is R2). For a linear D it is ||w||^2 / 2."""
+    return 0.5 * gradient_norm_sq(logits, inputs).mean(1)
+
+
+def gp_penalty(logits: Tensor, inputs: Tensor) -> Tensor:
+    """WGAN-GP's (Gulrajani et al. 2017) without its lambda: E (||grad D(x_hat)|| - 1)^2 on
+    interpolates. For a linear D it is (||w|| - 1)^2."""
+    return (gradient_norm_sq(logits, inputs).sqrt() - 1).pow(2).mean(1)
 
 
 def vae_loss(x: Tensor, x_mean: Tensor, x_logvar: Tensor, z_mu: Tensor, z_logvar: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -83,16 +132,20 @@ def ali_d_loss(enc_logits: Tensor, gen_logits: Tensor) -> Tensor:
     return bce_real_fake(enc_logits, gen_logits)
 
 
-ALI_LOSSES = ("minimax", "nonsaturating", "vi")
+# ALI's G and E losses: `real` are D's logits on encoder pairs (x, E(x)), `fake` on (G(z), z)
+ALI_LOSSES: dict[str, Adversarial] = {
+    "minimax": Adversarial(bce_real_fake, lambda enc, gen: batch_mean(log_d(enc)) + batch_mean(log_one_minus_d(gen)),
+                           "E_enc log D + E_gen log(1 - D)"),
+    "nonsaturating": Adversarial(bce_real_fake,
+                                 lambda enc, gen: -batch_mean(log_one_minus_d(enc)) - batch_mean(log_d(gen)),
+                                 "-E_enc log(1 - D) - E_gen log D (the labels swapped)"),
+    "vi": Adversarial(bce_real_fake, lambda enc, gen: -batch_mean(log_d(enc)) - batch_mean(log_d(gen)),
+                      "-E_enc log D - E_gen log D (the paper's)"),
+}
 
 
 def ali_ge_loss(enc_logits: Tensor, gen_logits: Tensor, kind: str) -> Tensor:
-    """The G and E loss. minimax: E_enc log D + E_gen log(1 - D); nonsaturating (swapped):
-    -E_enc log(1 - D) - E_gen log D; vi (the paper's): -E_enc log D - E_gen log D."""
-    if kind == "minimax":
-        return batch_mean(log_d(enc_logits)) + batch_mean(log_one_minus_d(gen_logits))
-    if kind == "nonsaturating":
-        return -batch_mean(log_one_minus_d(enc_logits)) - batch_mean(log_d(gen_logits))
-    if kind == "vi":
-        return -batch_mean(log_d(enc_logits)) - batch_mean(log_d(gen_logits))
-    raise ValueError(f"ali_loss: unknown {kind!r}; valid choices: {', '.join(ALI_LOSSES)}")
+    """The G and E loss of ALI_LOSSES[kind]."""
+    if kind not in ALI_LOSSES:
+        raise ValueError(f"ali_loss: unknown {kind!r}; valid choices: {', '.join(ALI_LOSSES)}")
+    return ALI_LOSSES[kind].g(enc_logits, gen_logits)

@@ -18,6 +18,7 @@ updating and cannot disturb the others.
 
 from __future__ import annotations
 
+import copy
 import io
 import warnings
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vi_sweeps import losses
+from vi_sweeps import losses, stabilisers
 from vi_sweeps.architectures import DataParameter, Nets, build_nets
 from vi_sweeps.keys import Key
 from vi_sweeps.packing import load_members, member_state, pack
@@ -73,11 +74,11 @@ class Family:
     def networks(self, nets: Nets) -> dict[str, nn.Module]:
         raise NotImplementedError
 
-    def optimise(self, name: str, *modules: str) -> None:
+    def optimise(self, name: str, *modules: str, lr: float | None = None) -> None:
         c = self.cfg
         params = [p for m in modules for p in self.modules[m].parameters()]
         # fused: one kernel per step over all parameters, ~4x faster than the per-tensor loop
-        self.optims[name] = torch.optim.Adam(params, lr=c.lr, betas=(c.beta1, c.beta2), fused=True)
+        self.optims[name] = torch.optim.Adam(params, lr=lr or c.lr, betas=(c.beta1, c.beta2), fused=True)
 
     def step(self, name: str, member_losses: torch.Tensor) -> None:
         opt = self.optims[name]
@@ -91,11 +92,13 @@ class Family:
     def real(self, n: int) -> torch.Tensor:
         return torch.stack([self.data.sample(n, g, self.device) for g in self.gens])
 
+    sampler = "G"  # the module evaluation samples (an averaged copy of G with ema)
+
     @torch.no_grad()
     def sample(self, n: int, gens: list[torch.Generator]) -> torch.Tensor:
         """(K, n, *shape) samples in eval mode (BN running statistics), on the trial's device;
         member k draws its noise from gens[k] in chunks of 1000."""
-        g = self.modules["G"]
+        g = self.modules[self.sampler]
         g.eval()
         try:
             out = [g(self.noise(min(1000, n - i), gens)) for i in range(0, n, 1000)]
@@ -140,13 +143,58 @@ class Family:
 
 @OBJECTIVES.register("gan", losses=(LOSS_D, LOSS_G, LOSS_REG))
 class GAN(Family):
+    """`loss` from losses.GAN_LOSSES; the stabilisers of vi_sweeps.stabilisers: D-side penalties
+    added in the D step, G-side ones in the G step (the anchor term is the G loss's own), sn in
+    D's constructor, ema an averaged G that evaluation samples, ttur the learning rates."""
+
     def networks(self, nets: Nets) -> dict[str, nn.Module]:
-        return {"G": nets.generator(), "D": nets.critic()}
+        return {"G": nets.generator(), "D": nets.critic(sn=self.cfg.sn)}
 
     def __init__(self, *args):
         super().__init__(*args)
-        self.optimise("G", "G")
-        self.optimise("D", "D")
+        c = self.cfg
+        self.optimise("G", "G", lr=c.lr_g)
+        self.optimise("D", "D", lr=c.lr_d)
+        on = stabilisers.active(c)
+        self.d_penalties = [s for s in on if s.d_penalty is not None]
+        self.g_penalties = [s for s in on if s.g_penalty is not None]
+        self.grad_of = {k for s in self.d_penalties for k in s.grad_of}
+        if c.ema > 0:
+            self.modules["G_ema"] = copy.deepcopy(self.modules["G"]).requires_grad_(False)
+            self.sampler = "G_ema"
+
+    def d_loss(self, x: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        D = self.modules["D"]
+        x, fake = (t.requires_grad_(True) if name in self.grad_of else t for name, t in (("real", x), ("fake", fake)))
+        real_logits, fake_logits = D(x), D(fake)
+        loss = losses.gan_d_loss(real_logits, fake_logits, self.cfg.loss)
+        if self.d_penalties:
+            step = stabilisers.DStep(self, D, x, fake, real_logits, fake_logits)
+            for s in self.d_penalties:
+                loss = loss + s.d_penalty(step)
+        return loss
+
+    def g_loss(self, z: torch.Tensor, anchor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        G, D, c = self.modules["G"], self.modules["D"], self.cfg
+        fake = G(z)
+        fake_logits = D(fake)
+        total, adv, reg = losses.gan_g_loss(fake_logits, fake, anchor, c.lam, c.penalty, c.loss)
+        if self.g_penalties:
+            step = stabilisers.GStep(self, D, z, fake, fake_logits)
+            for s in self.g_penalties:
+                total = total + s.g_penalty(step)
+        return total, adv, reg
+
+    @torch.no_grad()
+    def average(self) -> None:
+        """G_ema <- ema * G_ema + (1 - ema) * G after each G update; buffers (BN statistics) copied."""
+        if "G_ema" not in self.modules:
+            return
+        G, avg, decay = self.modules["G"], self.modules["G_ema"], self.cfg.ema
+        for a, p in zip(avg.parameters(), G.parameters(), strict=True):
+            a.mul_(decay).add_(p, alpha=1 - decay)
+        for a, b in zip(avg.buffers(), G.buffers(), strict=True):
+            a.copy_(b)
 
     def train_iteration(self) -> dict[str, torch.Tensor]:
         c, G, D = self.cfg, self.modules["G"], self.modules["D"]
@@ -154,7 +202,7 @@ class GAN(Family):
             x, z = self.real(c.batch_size), self.noise(c.batch_size)
             with torch.no_grad():
                 fake = G(z)
-            d_loss = losses.gan_d_loss(D(x), D(fake))
+            d_loss = self.d_loss(x, fake)
             self.step("D", d_loss)
         zs = [self.noise(c.batch_size) for _ in range(c.g_steps)]
         with torch.no_grad():
@@ -162,9 +210,9 @@ class GAN(Family):
         with frozen(D):
             for z, anchor in zip(zs, anchors, strict=True):
                 for _ in range(c.g_repeats):
-                    fake = G(z)
-                    g_loss, adv, reg = losses.gan_g_loss(D(fake), fake, anchor, c.lam, c.penalty)
+                    g_loss, adv, reg = self.g_loss(z, anchor)
                     self.step("G", g_loss)
+                    self.average()
         return {LOSS_D: d_loss.detach(), LOSS_G: adv.detach(), LOSS_REG: reg.detach()}
 
 

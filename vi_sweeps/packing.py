@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vi_sweeps.architectures import DataParameter, JointCritic, Maxout, Reshape
+from vi_sweeps.architectures import DataParameter, JointCritic, Maxout, Reshape, SpectralNorm
 
 VEC, IMG = "vec", "img"  # the two inner layouts; None: a layer that works in either
 
@@ -41,10 +41,11 @@ class PackedLinear(nn.Module):
         bias = torch.stack([m.bias.detach() for m in mods]).unsqueeze(-1) if mods[0].bias is not None else None
         return cls(torch.stack([m.weight.detach() for m in mods]), bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (K, in, B) -> (K, out, B)
+    def forward(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:  # (K, in, B) -> (K, out, B)
+        weight = self.weight if weight is None else weight
         if self.bias is None:
-            return torch.bmm(self.weight, x)
-        return torch.baddbmm(self.bias, self.weight, x)
+            return torch.bmm(weight, x)
+        return torch.baddbmm(self.bias, weight, x)
 
 
 class PackedBatchNorm(nn.Module):
@@ -87,10 +88,35 @@ class PackedConv2d(nn.Module):
 
     from_members = classmethod(lambda cls, mods: cls(mods))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight.flatten(0, 1)
+    def forward(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        w = (self.weight if weight is None else weight).flatten(0, 1)
         b = self.bias.flatten() if self.bias is not None else None
         return F.conv2d(x, w, b, self.stride, self.padding, self.dilation, groups=self.k)
+
+
+class PackedSpectralNorm(nn.Module):
+    """SpectralNorm over a packed Linear or Conv2d: u and v per member, (K, rows) and (K, cols),
+    one batched power iteration per forward in training mode; sigma per member."""
+
+    def __init__(self, mods: list[SpectralNorm]):
+        super().__init__()
+        self.inner = PACK_RULES[type(mods[0].layer)]([m.layer for m in mods])
+        self.layout_in = self.layout_out = self.inner.layout_in
+        self.eps = mods[0].eps
+        self.register_buffer("u", torch.stack([m.u for m in mods]))
+        self.register_buffer("v", torch.stack([m.v for m in mods]))
+
+    from_members = classmethod(lambda cls, mods: cls(mods))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.inner.weight
+        mat = w.flatten(2)  # (K, rows, cols)
+        if self.training:
+            with torch.no_grad():
+                self.v.copy_(F.normalize(torch.bmm(mat.transpose(1, 2), self.u.unsqueeze(2)).squeeze(2), dim=1, eps=self.eps))
+                self.u.copy_(F.normalize(torch.bmm(mat, self.v.unsqueeze(2)).squeeze(2), dim=1, eps=self.eps))
+        sigma = (self.u.clone() * torch.bmm(mat, self.v.clone().unsqueeze(2)).squeeze(2)).sum(1)  # copies, as SpectralNorm
+        return self.inner(x, w / sigma.clamp_min(self.eps).view(-1, *[1] * (w.dim() - 1)))
 
 
 class PackedConvTranspose2d(nn.Module):
@@ -238,6 +264,7 @@ PACK_RULES: dict[type, Callable[[list], nn.Module]] = {
     Reshape: PackedReshape.from_members,
     nn.Flatten: PackedFlatten.from_members,
     JointCritic: PackedJointCritic.from_members,
+    SpectralNorm: PackedSpectralNorm.from_members,
     DataParameter: PackedDataParameter.from_members,
     **{t: _stateless for t in (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Identity, nn.Sigmoid)},
 }
@@ -245,6 +272,12 @@ PACK_RULES: dict[type, Callable[[list], nn.Module]] = {
 
 def pack(mods: list[nn.Module]) -> nn.Module:
     """One module computing what each of `mods` (same architecture) computes, member-major."""
+    for m in mods:  # what pack() cannot carry would be dropped silently: refuse it
+        hooked = [n for n in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks") if getattr(m, n, None)]
+        if hooked or torch.nn.utils.parametrize.is_parametrized(m):
+            raise TypeError(f"cannot pack {type(m).__name__}: it has {', '.join(hooked) or 'parametrizations'} "
+                            "(e.g. torch.nn.utils.spectral_norm); use vi_sweeps.architectures.SpectralNorm, a module "
+                            "packing stacks per member")
     kinds = {type(m) for m in mods}
     if len(kinds) != 1:
         raise TypeError(f"cannot pack different module types together: {sorted(k.__name__ for k in kinds)}")

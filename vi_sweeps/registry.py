@@ -17,20 +17,40 @@ class UnknownName(KeyError):
 
 
 class Registry:
-    """Maps names to builders, each with free-form metadata (e.g. a data set's kind)."""
+    """Maps names to builders, each with its metadata: free-form keywords, or, where the
+    registry declares a `spec` type (a frozen dataclass), one instance of it, so a misspelt or
+    missing field fails at registration (at import), naming it. A name is registered once: a
+    plugin cannot shadow a built-in."""
 
-    def __init__(self, kind: str):
-        self.kind = kind
-        self._entries: dict[str, tuple[Callable, dict[str, Any]]] = {}
+    def __init__(self, kind: str, spec: type | None = None):
+        self.kind, self.spec = kind, spec
+        self._entries: dict[str, tuple[Callable | None, Any]] = {}
 
-    def register(self, name: str, **meta: Any) -> Callable[[Callable], Callable]:
+    def register(self, name: str, *, spec: Any = None, **meta: Any) -> Callable[[Callable], Callable]:
+        """`@REGISTRY.register(name, ...)` on a builder; a registry of specs registers the spec
+        at once (`REGISTRY.register(name, spec=Spec(...))`, with or without a builder)."""
+        if self.spec is not None:
+            if meta or not isinstance(spec, self.spec):
+                raise TypeError(f"{self.kind} {name!r}: register it with spec={self.spec.__name__}(...)"
+                                + (f", not {', '.join(sorted(meta))}" if meta else ""))
+            self._add(name, None, spec)
+
         def add(builder: Callable) -> Callable:
-            if name in self._entries:
-                raise ValueError(f"{self.kind} {name!r} is registered twice")
-            self._entries[name] = (builder, meta)
+            if self.spec is None:
+                self._add(name, builder, meta)
+            else:
+                self._entries[name] = (builder, spec)
             return builder
 
         return add
+
+    def _add(self, name: str, builder: Callable | None, meta: Any) -> None:
+        if not isinstance(name, str) or not name or name != name.strip():
+            raise ValueError(f"{self.kind} name {name!r}: a non-empty name without surrounding spaces")
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is registered twice (a built-in or another plugin has it); "
+                             "give it another name")
+        self._entries[name] = (builder, meta)
 
     def names(self) -> list[str]:
         return sorted(self._entries)
@@ -41,10 +61,10 @@ class Registry:
     def get(self, name: str) -> Callable:
         return self._entry(name)[0]
 
-    def meta(self, name: str) -> dict[str, Any]:
+    def meta(self, name: str) -> Any:
         return self._entry(name)[1]
 
-    def _entry(self, name: str) -> tuple[Callable, dict[str, Any]]:
+    def _entry(self, name: str) -> tuple[Callable | None, Any]:
         if name not in self._entries:
             raise UnknownName(self.kind, name, self.names())
         return self._entries[name]

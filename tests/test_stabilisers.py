@@ -1,0 +1,173 @@
+"""Losses and stabilisers as axes (issue 19): closed forms, exactness under packing, refusals,
+and one training run per option."""
+
+import math
+
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+from tests.conftest import tiny
+from tests.test_packing import as_pack, losses_of
+from vi_sweeps import losses
+from vi_sweeps.architectures import SpectralNorm, build_nets
+from vi_sweeps.cli import main
+from vi_sweeps.packing import pack
+from vi_sweeps.stabilisers import STABILISERS
+from vi_sweeps.trial import Trial, evaluations
+
+R, F_ = torch.tensor([[[2.0], [0.5]]]), torch.tensor([[[-3.0], [0.5]]])  # (K=1, B=2, 1) logits
+sp = torch.nn.functional.softplus
+
+# (d loss, g loss) at R, F_, written out from each loss's definition
+CLOSED = {
+    "nonsaturating": (0.5 * ((sp(-R).mean()) + sp(F_).mean()), sp(-F_).mean()),
+    "minimax": (0.5 * ((sp(-R).mean()) + sp(F_).mean()), -sp(F_).mean()),
+    "hinge": (torch.tensor((0 + 0.5) / 2 + (0 + 1.5) / 2), torch.tensor(-(-3.0 + 0.5) / 2)),
+    "wasserstein": (torch.tensor((-3.0 + 0.5) / 2 - (2.0 + 0.5) / 2), torch.tensor((3.0 - 0.5) / 2)),
+    "least-squares": (torch.tensor(0.5 * (1.0 + 0.25) / 2 + 0.5 * (9.0 + 0.25) / 2), torch.tensor(0.5 * (16.0 + 0.25) / 2)),
+}
+
+
+@pytest.mark.parametrize("name", list(losses.GAN_LOSSES))
+def test_every_gan_loss_at_known_logits(name):
+    d, g = CLOSED[name]
+    loss = losses.GAN_LOSSES[name]
+    assert loss.d(R, F_).shape == (1,) and loss.g(None, F_).shape == (1,)
+    assert loss.d(R, F_).item() == pytest.approx(float(d), abs=1e-6)
+    assert loss.g(None, F_).item() == pytest.approx(float(g), abs=1e-6)
+
+
+def test_the_gan_losses_table_is_what_validate_offers():
+    r = CliRunner().invoke(main, ["trial", "--set", "loss=hnge"])
+    assert r.exit_code == 2
+    assert "loss: unknown 'hnge'; valid choices: nonsaturating, minimax, hinge, wasserstein, least-squares" in r.output
+
+
+def test_list_keys_lists_every_loss_and_stabiliser_key_with_its_doc():
+    r = CliRunner().invoke(main, ["trial", "--list-keys"])
+    assert r.exit_code == 0
+    lines = {line.split()[0]: line for line in r.output.splitlines() if line.strip()}
+    for key in ("loss", *[k for name in STABILISERS.names() for k in STABILISERS.meta(name).keys]):
+        assert key in lines and len(lines[key].split()) > 2, key
+
+
+def linear_d(w, b=0.3):
+    return lambda x: (x @ w).unsqueeze(-1) + b
+
+
+def test_r1_of_a_linear_d_is_half_its_squared_norm():
+    w = torch.tensor([0.6, -1.7, 2.2], dtype=torch.float64)
+    x = torch.randn(1, 7, 3, dtype=torch.float64, requires_grad=True)
+    assert losses.r1_penalty(linear_d(w)(x), x).item() == pytest.approx(0.5 * float(w @ w), rel=1e-12)
+
+
+def test_wgan_gp_of_a_linear_d_is_its_norm_minus_one_squared():
+    w = torch.tensor([0.6, -1.7, 2.2], dtype=torch.float64)
+    x = torch.randn(1, 7, 3, dtype=torch.float64, requires_grad=True)
+    assert losses.gp_penalty(linear_d(w)(x), x).item() == pytest.approx((float(w.norm()) - 1) ** 2, rel=1e-12)
+
+
+def _sn_layers(module):
+    return [m for m in module.modules() if isinstance(m, SpectralNorm)]
+
+
+@pytest.mark.parametrize("dataset", ["ring8", "digits"])
+def test_spectral_norm_of_every_layer_is_one_after_power_iterations(dataset):
+    extra = {"image_size": 8} if dataset == "digits" else {}
+    cfgs = [tiny(dataset=dataset, sn=True, seed=s, **extra) for s in range(2)]
+    shape = (2,) if dataset == "ring8" else (1, 8, 8)
+    nets = []
+    for c in cfgs:
+        torch.manual_seed(c.seed)
+        nets.append(build_nets(c, shape).critic(sn=True))
+    packed = pack(nets)
+    x = torch.randn(2, 5, *shape)
+    for _ in range(300):  # power iterations run in training mode
+        packed(x)
+        for net in nets:
+            net(x[0])
+    for net in nets:
+        for layer in _sn_layers(net):
+            w = layer.normalised_weight().flatten(1)
+            assert torch.linalg.matrix_norm(w, ord=2).item() == pytest.approx(1.0, abs=1e-3)
+    for layer in (m for m in packed.modules() if type(m).__name__ == "PackedSpectralNorm"):
+        mat = layer.inner.weight.flatten(2)
+        sigma = (layer.u * torch.bmm(mat, layer.v.unsqueeze(2)).squeeze(2)).sum(1)
+        for k in range(2):
+            assert torch.linalg.matrix_norm(mat[k] / sigma[k], ord=2).item() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_pack_refuses_torchs_hook_and_parametrization_spectral_norm():
+    """Before: pack() stacked the weights and dropped the hook (no normalisation, silently)."""
+    with pytest.raises(TypeError, match="cannot pack Linear: it has _forward_pre_hooks"):
+        pack([nn.Sequential(nn.utils.spectral_norm(nn.Linear(2, 3))) for _ in range(2)])
+    with pytest.raises(TypeError, match="cannot pack ParametrizedLinear: it has parametrizations"):
+        pack([nn.utils.parametrizations.spectral_norm(nn.Linear(2, 3)) for _ in range(2)])
+
+
+def test_the_ema_weights_are_the_closed_form_weighted_sum():
+    decay = 0.7
+    trial = Trial(tiny(ema=decay, iterations=3, eval_every=3))
+    G = trial.model.modules["G"]
+    w0 = [p.detach().clone() for p in G.parameters()]
+    seen, average = [], trial.model.average
+
+    def record():
+        seen.append([p.detach().clone() for p in G.parameters()])
+        average()
+
+    trial.model.average = record
+    list(evaluations(trial))
+    n = len(seen)
+    assert n == 3 * 2  # iterations x g_repeats
+    for i, ema in enumerate(trial.model.modules["G_ema"].parameters()):
+        want = decay**n * w0[i] + sum((1 - decay) * decay ** (n - 1 - j) * seen[j][i] for j in range(n))
+        torch.testing.assert_close(ema, want, rtol=1e-5, atol=1e-7)
+
+
+OPTIONS = {"hinge": {"loss": "hinge"}, "wasserstein+gp": {"loss": "wasserstein", "gp": 10.0},
+           "least-squares": {"loss": "least-squares"}, "minimax": {"loss": "minimax"},
+           "r1": {"r1": 1.0}, "r2": {"r2": 1.0}, "sn": {"sn": True}, "ema": {"ema": 0.9},
+           "ttur": {"lr_d": 4e-4, "lr_g": 1e-4}, "all": {"r1": 1.0, "sn": True, "ema": 0.9, "lam": 5.0, "lr_d": 4e-4}}
+
+
+@pytest.mark.parametrize("option", list(OPTIONS))
+@pytest.mark.parametrize("dataset", ["ring8", "digits"])
+def test_member_k_of_a_pack_trains_as_seed_k_alone_with_every_option(option, dataset):
+    extra = {"image_size": 8} if dataset == "digits" else {}
+    cfgs = [tiny(dataset=dataset, bn=True, g_steps=2, d_steps=2, seed=s, **OPTIONS[option], **extra) for s in (3, 4, 5)]
+    packed = losses_of(cfgs, 10)
+    for k, cfg in enumerate(cfgs):
+        single = losses_of([cfg], 10)
+        for it in range(10):
+            for key in single[it]:
+                assert packed[it][key][k] == pytest.approx(single[it][key][0], rel=1e-4, abs=1e-6), (option, it, key)
+
+
+def test_a_trial_alone_at_its_place_equals_its_pack_bit_for_bit_with_stabilisers():
+    cfgs = as_pack([tiny(seed=s, iterations=4, eval_every=2, **OPTIONS["all"]) for s in range(3)])
+    whole = Trial(cfgs)
+    list(evaluations(whole))
+    alone = Trial([cfgs[2]])
+    list(evaluations(alone))
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]  # noqa: E731
+    assert strip(alone.trial_rows(0)) == strip(whole.rows[2])
+
+
+@pytest.mark.parametrize("option", list(OPTIONS))
+def test_every_option_trains_five_packed_seeds_on_ring8(option):
+    cfgs = as_pack([tiny(seed=s, iterations=60, eval_every=30, hidden=32, **OPTIONS[option]) for s in range(5)])
+    trial = Trial(cfgs)
+    list(evaluations(trial))
+    for rows in trial.rows:
+        assert [r["step"] for r in rows] == [30, 60] and not rows[-1]["diverged"]
+        assert all(math.isfinite(r[k]) for r in rows for k in ("loss/d", "loss/g", "eval/fd_2d"))
+
+
+def test_stabilisers_apply_to_gan_only():
+    from vi_sweeps.config import ConfigError, make_config
+
+    with pytest.raises(ConfigError, match="r1: applies to model gan only, not aae"):
+        make_config({"model": "aae", "r1": 1.0})
