@@ -169,5 +169,5 @@ def test_every_option_trains_five_packed_seeds_on_ring8(option):
 def test_stabilisers_apply_to_gan_only():
     from vi_sweeps.config import ConfigError, make_config
 
-    with pytest.raises(ConfigError, match="r1: applies to model gan only, not aae"):
+    with pytest.raises(ConfigError, match="r1: applies to the gan family (gan and its subclasses) only, not aae"):
         make_config({"model": "aae", "r1": 1.0})

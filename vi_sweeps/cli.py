@@ -45,6 +45,21 @@ def fail_config(err: ConfigError) -> None:
     sys.exit(EXIT_BAD_INPUT)
 
 
+plugin_option = click.option("--plugin", "plugin_names", multiple=True, metavar="MODULE|FILE.py",
+                             help="load a plugin first (a module name, or a .py file relative to here; repeatable); "
+                                  "installed packages' `vi_sweeps.plugins` entry points load always")
+
+
+def load_plugins_or_exit(names: tuple[str, ...] = ()) -> None:
+    from vi_sweeps import plugins
+
+    try:
+        plugins.load_entry_points()
+        plugins.load(names)
+    except ConfigError as err:
+        fail_config(err)
+
+
 def progress_row(trial, row: dict) -> str:
     """One line per evaluation, with every declared key of the trial's model and data set."""
     from vi_sweeps.datasets import DATASETS
@@ -99,10 +114,12 @@ def main() -> None:
 @click.option("--out", type=click.Path(dir_okay=False), help="FILE.parquet: one row per evaluation")
 @click.option("--samples", type=click.Path(dir_okay=False), help="FILE.npy: the final samples")
 @click.option("--list-keys", is_flag=True, help="print every config key with its default and doc")
-def trial(model, dataset, seed, iterations, assignments, out, samples, list_keys) -> None:
+@plugin_option
+def trial(model, dataset, seed, iterations, assignments, out, samples, list_keys, plugin_names) -> None:
     """Run one trial in this process, without Ray."""
-    from vi_sweeps.config import TrialConfig, field_docs, make_config, parse_assignments
+    from vi_sweeps.config import TrialConfig, field_docs, key_default, make_config, parse_assignments
 
+    load_plugins_or_exit(plugin_names)
     if list_keys:
         from vi_sweeps.config import EXECUTION_KEYS
         from vi_sweeps.objectives import OBJECTIVES
@@ -110,7 +127,7 @@ def trial(model, dataset, seed, iterations, assignments, out, samples, list_keys
         click.echo("Experiment keys define a trial (its trial_id hashes them); execution keys (marked *) do not.")
         for name, doc in field_docs().items():
             mark = "*" if name in EXECUTION_KEYS else " "
-            click.echo(f"{name:16}{mark} {TrialConfig.model_fields[name].default!r:18} {doc}")
+            click.echo(f"{name:16}{mark} {key_default(name)!r:18} {doc}")
         serial = [m for m in OBJECTIVES.names() if OBJECTIVES.meta(m).get("vectorised") is False]
         click.echo(f"\nModels trained one seed after another inside a pack (not vectorised): {', '.join(serial)}")
         return
@@ -156,11 +173,14 @@ def trial(model, dataset, seed, iterations, assignments, out, samples, list_keys
         click.echo(f"wrote {len(run.samples[0])} samples to {samples}", err=True)
 
 
-def load_or_exit(path: str, assignments: tuple[str, ...] = (), with_ids: bool = False):
-    """The study, or exit 2 naming the problem; with_ids also computes every trial's id,
-    which reads the content of a data folder (so a missing folder is bad input too)."""
+def load_or_exit(path: str, assignments: tuple[str, ...] = (), with_ids: bool = False, plugin_names: tuple[str, ...] = ()):
+    """The study (after the plugins: `--plugin`, entry points, its own `plugins:`), or exit 2
+    naming the problem; with_ids also computes every trial's id, which reads the content of a
+    data folder (so a missing folder is bad input too)."""
     from vi_sweeps.config import parse_assignments
     from vi_sweeps.study import load_study
+
+    load_plugins_or_exit(plugin_names)
 
     try:
         study = load_study(path, parse_assignments(assignments))
@@ -176,6 +196,20 @@ def load_or_exit(path: str, assignments: tuple[str, ...] = (), with_ids: bool = 
 
 set_option = click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
                           help="override a key of the study's base config (repeatable)")
+track_option = click.option("--track", default=None, metavar="mlflow[=URI]|wandb[=PROJECT]",
+                            help="also track each trial as a run in MLflow or W&B, through Ray Tune's callbacks (offline by "
+                                 "default: RESULTS/tracking); wins over the study's `tracking:`")
+
+
+def tracking_or_exit(option, spec, results):
+    from vi_sweeps.tracking import resolve
+
+    try:
+        return resolve(option, spec.spec.tracking, spec.name, results)
+    except ConfigError as err:
+        fail_config(err)
+
+
 force_option = click.option("--force", is_flag=True,
                             help="take the results folder over from a driver that holds its lease (one that is gone)")
 
@@ -194,10 +228,11 @@ def trial_table_text(study) -> str:
 @click.argument("study", type=click.Path(dir_okay=False))
 @click.option("--list", "list_trials", is_flag=True, help="print the trial table")
 @set_option
-def validate(study, list_trials, assignments) -> None:
+@plugin_option
+def validate(study, list_trials, assignments, plugin_names) -> None:
     """Check a study file; print its size (and with --list, its trials). The file only: a data
     folder it names is checked by `run` (--dry-run too), on the machine that runs it."""
-    spec = load_or_exit(study, assignments)
+    spec = load_or_exit(study, assignments, plugin_names=plugin_names)
     if list_trials:
         click.echo(trial_table_text(spec))
     click.echo(f"{study}: valid, {len(spec.trials)} trials")
@@ -216,14 +251,18 @@ def validate(study, list_trials, assignments) -> None:
 @click.option("--report/--no-report", default=True, show_default=True, help="write the report when done")
 @click.option("--tensorboard", is_flag=False, flag_value="RESULTS/tensorboard", default=None, metavar="[DIR]",
               help="also write TensorBoard scalars and sample images (default folder: RESULTS/tensorboard)")
+@track_option
 @force_option
 @set_option
-def run(study, results, address, resume, max_concurrent, dry_run, report, tensorboard, force, assignments) -> None:
+@plugin_option
+def run(study, results, address, resume, max_concurrent, dry_run, report, tensorboard, track, force, assignments,
+        plugin_names) -> None:
     """Run every trial of STUDY on Ray Tune; results land in one Parquet contract."""
-    spec = load_or_exit(study, assignments, with_ids=True)
+    spec = load_or_exit(study, assignments, with_ids=True, plugin_names=plugin_names)
     from vi_sweeps.sweep import check_location, describe, run_sweep
 
     results = f"results/{spec.name}" if results is None else results
+    tracking = tracking_or_exit(track, spec, results)
     if dry_run:  # the same checks of the results location as a run, writing nothing
         try:
             check_location(spec, results)
@@ -249,7 +288,7 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
         tensorboard = str(Path(results, "tensorboard").resolve())
     with driver_errors():
         outcome = run_sweep(spec, results, address=address, max_concurrent=max_concurrent, force=force,
-                            tensorboard=tensorboard or "")
+                            tensorboard=tensorboard or "", tracking=tracking)
     counts = outcome.trials["status"].value_counts().to_dict() if len(outcome.trials) else {}
     started = set(outcome.trials["trial_id"]) if len(outcome.trials) else set()
     click.echo(f"results: {results}  ({', '.join(f'{v} {k}' for k, v in sorted(counts.items())) or 'nothing run'})")
@@ -341,17 +380,20 @@ def export(results, dest) -> None:
 @click.option("--address", default=None, help="a running Ray cluster; default: embedded local Ray")
 @click.option("--max-concurrent", type=click.IntRange(min=1), default=None, help="Ray trials at once")
 @click.option("--report/--no-report", default=True, show_default=True)
+@track_option
 @force_option
 @set_option
-def tune(study, n_trials, results, address, max_concurrent, report, force, assignments) -> None:
+@plugin_option
+def tune(study, n_trials, results, address, max_concurrent, report, track, force, assignments, plugin_names) -> None:
     """Search STUDY's `search:` space with Optuna through Ray Tune; re-running adds trials."""
-    spec = load_or_exit(study, assignments, with_ids=True)
+    spec = load_or_exit(study, assignments, with_ids=True, plugin_names=plugin_names)
     from vi_sweeps.search import run_search
 
     results = f"results/{spec.name}" if results is None else results
+    tracking = tracking_or_exit(track, spec, results)
     with driver_errors():
         names, control = run_search(spec, results, n_trials=n_trials, address=address,
-                                    max_concurrent=max_concurrent, force=force)
+                                    max_concurrent=max_concurrent, force=force, tracking=tracking)
     click.echo(f"results: {results}  (Optuna studies: {', '.join(names)})")
     if control.reason:
         click.echo(f"stopped: {control.reason}", err=True)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import yaml
@@ -41,9 +43,45 @@ def added(default: Any, description: str, **kwargs: Any) -> Any:
     return Field(default, description=description, json_schema_extra={"omit_at_default": True}, **kwargs)
 
 
+@dataclass(frozen=True)
+class PluginKey:
+    """A config key a plugin declares (its stabiliser's weight, say): an experiment key that
+    enters the identity only away from its default, as an added() key."""
+
+    default: bool | int | float | str
+    doc: str
+
+    def __post_init__(self):
+        if not isinstance(self.default, bool | int | float | str) or not self.doc:
+            raise TypeError("a plugin key has a default (a bool, int, float or str) and a one-line doc")
+
+    def check(self, value: Any) -> str:
+        """Why `value` is not one of this key's (empty: it is)."""
+        kind = type(self.default)
+        ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if isinstance(value, float) and not math.isfinite(value):
+            ok = False
+        return "" if ok else f"expected {kind.__name__} (got {shown(value)})"
+
+
+PLUGIN_KEYS: dict[str, PluginKey] = {}
+
+
+def register_key(name: str, default: Any, doc: str) -> None:
+    """Declare a config key (for a plugin): `cfg.NAME` is then its value in every trial."""
+    if name in TrialConfig.model_fields or name in PLUGIN_KEYS:
+        raise ValueError(f"config key {name!r} exists already (a built-in or another plugin has it)")
+    if not name.isidentifier():
+        raise ValueError(f"config key {name!r}: a Python identifier")
+    PLUGIN_KEYS[name] = PluginKey(default, doc)
+
+
 class TrialConfig(BaseModel):
-    # no inf or NaN anywhere; sizes are bounded where a value past the bound could only fail later
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
+    # no inf or NaN anywhere; sizes are bounded where a value past the bound could only fail later;
+    # extra keys are plugins' keys (PLUGIN_KEYS), checked in _plugin_keys
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False, strict=True)
 
     model: str = Field("gan", description="model family (objective): gan, vae, aae, ali, em")
     dataset: str = Field("ring8", description="data set name, see `vi-sweep validate --list`")
@@ -117,6 +155,24 @@ class TrialConfig(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
+    def _plugin_keys(cls, data: Any) -> Any:
+        """Keys that are no field must be plugins' keys, of their type; absent ones take their default."""
+        if not isinstance(data, dict):
+            return data
+        problems = []
+        for key, value in data.items():
+            if key in cls.model_fields:
+                continue
+            if key not in PLUGIN_KEYS:
+                problems.append(f"{key}: unknown key; valid keys: {', '.join(config_keys())}")
+            elif why := PLUGIN_KEYS[key].check(value):
+                problems.append(f"{key}: {why}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return {**{k: spec.default for k, spec in PLUGIN_KEYS.items()}, **data}
+
+    @model_validator(mode="before")
+    @classmethod
     def _resolve_auto(cls, data: Any) -> Any:
         """`collapse_rule: auto` becomes the data set's own rule, so the stored config says
         which rule was used."""
@@ -159,9 +215,11 @@ class TrialConfig(BaseModel):
 
         if self.loss not in GAN_LOSSES:
             raise ValueError(f"loss: unknown {self.loss!r}; valid choices: {', '.join(GAN_LOSSES)}")
+        from vi_sweeps.objectives import GAN
+
         gan_only = [k for k in ("loss", *stabiliser_keys()) if getattr(self, k) != key_default(k)]
-        if self.model != "gan" and gan_only:
-            raise ValueError(f"{gan_only[0]}: applies to model gan only, not {self.model}")
+        if gan_only and not issubclass(OBJECTIVES.get(self.model), GAN):
+            raise ValueError(f"{gan_only[0]}: applies to the gan family (gan and its subclasses) only, not {self.model}")
         if self.pack_index >= self.pack_size:
             raise ValueError(f"pack_index: {self.pack_index} is not a place in a pack of pack_size {self.pack_size}")
         if self.eval_every > self.iterations:
@@ -182,7 +240,7 @@ class TrialConfig(BaseModel):
         from vi_sweeps.datasets import DATASETS
 
         out = {k: v for k, v in self.model_dump(exclude=set(EXECUTION_KEYS)).items()
-               if not (k in ADDED_KEYS and v == TrialConfig.model_fields[k].default)}
+               if not ((k in ADDED_KEYS or k in PLUGIN_KEYS) and v == key_default(k))}
         if self.fid_weights == "none":  # FID turned off changes what is measured
             out["fid"] = "off"
         fingerprint = DATASETS.meta(self.dataset).get("fingerprint")
@@ -208,16 +266,22 @@ def trial_id(identity: dict[str, Any]) -> str:
 
 
 def key_default(key: str) -> Any:
-    return TrialConfig.model_fields[key].default
+    return PLUGIN_KEYS[key].default if key in PLUGIN_KEYS else TrialConfig.model_fields[key].default
+
+
+def config_keys() -> list[str]:
+    """Every config key: the fields, then the plugins' keys."""
+    return [*TrialConfig.model_fields, *PLUGIN_KEYS]
 
 
 def field_docs() -> dict[str, str]:
-    return {name: f.description or "" for name, f in TrialConfig.model_fields.items()}
+    return {**{name: f.description or "" for name, f in TrialConfig.model_fields.items()},
+            **{name: f"(plugin) {spec.doc}" for name, spec in PLUGIN_KEYS.items()}}
 
 
 def defaults() -> dict[str, Any]:
     """Every key's documented default (written into the results contract)."""
-    return {name: f.default for name, f in TrialConfig.model_fields.items()}
+    return {name: key_default(name) for name in config_keys()}
 
 
 def describe_errors(errors: list[dict]) -> list[str]:
@@ -226,7 +290,7 @@ def describe_errors(errors: list[dict]) -> list[str]:
     for e in errors:
         key = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
-            valid = ", ".join(TrialConfig.model_fields)
+            valid = ", ".join(config_keys())
             lines.append(f"{key}: unknown key; valid keys: {valid}")
         elif e["type"] == "value_error":
             msg = e["msg"].removeprefix("Value error, ")

@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from analysis import schema
 from analysis.contract import TrialFiles, build_tables, read_errors, with_metadata
+from vi_sweeps import plugins
 from vi_sweeps.storage import Store
 
 log = logging.getLogger("vi_sweeps")
@@ -29,7 +30,7 @@ log = logging.getLogger("vi_sweeps")
 def contract(study) -> dict:
     """contract.json: the study's axes and the code's declarations (config defaults, result
     keys, the geometry of the study's 2-D data sets for sample plots)."""
-    from vi_sweeps.config import EXECUTION_KEYS, TrialConfig, defaults
+    from vi_sweeps.config import EXECUTION_KEYS, defaults, field_docs
     from vi_sweeps.datasets import DATASETS
     from vi_sweeps.metrics import EVALUATORS
     from vi_sweeps.objectives import OBJECTIVES
@@ -39,7 +40,7 @@ def contract(study) -> dict:
         for name in registry.names():
             keys.update({str(k): k.describe() for k in registry.meta(name)[kind]})
     config = {name: {"default": value, "execution": name in EXECUTION_KEYS,
-                     "doc": TrialConfig.model_fields[name].description} for name, value in defaults().items()}
+                     "doc": field_docs()[name]} for name, value in defaults().items()}
     data = {}
     for cfg in {t.config.dataset: t.config for t in study.trials}.values():
         describe = DATASETS.meta(cfg.dataset).get("describe")
@@ -181,4 +182,5 @@ def versions() -> dict[str, str]:
     return {"vi_sweeps": vi_sweeps.__version__, "torch": torch.__version__, "ray": ray.__version__,
             "optuna": optuna.__version__, "pandas": pd.__version__, "pyarrow": pa.__version__,
             "python": platform.python_version(), "git_commit": commit or "unknown",
+            "plugins": ", ".join(f"{m} {v}" for m, v in plugins.versions().items()) or "none",
             "schema": schema.SCHEMA_VERSION}

@@ -52,6 +52,7 @@ class PackSpec:
     space: tuple[str, ...] = ()
     cost: float = field(default=0.0, compare=False)
     axes: tuple[str, ...] = ()  # the study's axes, to name TensorBoard runs
+    plugins: tuple = ()  # vi_sweeps.plugins.Plugin the driver loaded: each worker imports them first
     tensorboard: str = ""  # a log folder: TensorBoard scalars and samples at each evaluation
 
     def run_name(self, member: Member) -> str:

@@ -20,12 +20,14 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from analysis import schema
+from vi_sweeps import plugins
 from vi_sweeps.config import ConfigError, TrialConfig
 from vi_sweeps.results import Consolidation, record_error, trial_status
 from vi_sweeps.runner import Member, PackSpec
 from vi_sweeps.storage import Store, StoreError
 from vi_sweeps.study import Search, Study, condition_key
 from vi_sweeps.sweep import Progress, SweepControl, driving, progress_callback, run_config, trainable_for
+from vi_sweeps.tracking import callbacks as tracking_callbacks
 
 
 def distributions(search: Search) -> dict[str, optuna.distributions.BaseDistribution]:
@@ -100,7 +102,7 @@ def fail_stale(ot_study: optuna.Study) -> None:
 
 
 def run_search(study: Study, results: str, n_trials: int | None = None, address: str | None = None,
-               max_concurrent: int | None = None, show_progress: bool = True, force: bool = False):
+               max_concurrent: int | None = None, show_progress: bool = True, force: bool = False, tracking=None):
     """Run the search; returns (Optuna study names, SweepControl) - the control says whether
     the search stopped early and with which exit code."""
     search = study.spec.search
@@ -120,7 +122,7 @@ def run_search(study: Study, results: str, n_trials: int | None = None, address:
                 if control.should_stop():
                     break
                 name, ran = _search_cell(study, store, storage, base, labels, n_trials, max_concurrent,
-                                         show_progress, control, consolidation)
+                                         show_progress, control, consolidation, tracking)
                 names.append(name)
                 outcomes += ran
         interrupted = bool(control.reason)
@@ -142,7 +144,7 @@ def run_search(study: Study, results: str, n_trials: int | None = None, address:
 
 def _search_cell(study: Study, store: Store, storage, base: dict, labels: dict, n_trials: int,
                  max_concurrent: int | None, show_progress: bool, control: SweepControl,
-                 consolidation: Consolidation) -> str:
+                 consolidation: Consolidation, tracking=None) -> str:
     search = study.spec.search
     seeds = list(range(search.seeds_per_trial))
     direction = "minimize" if search.objective.mode == "min" else "maximize"
@@ -159,7 +161,8 @@ def _search_cell(study: Study, store: Store, storage, base: dict, labels: dict, 
                                   reduction_factor=search.pruner.reduction_factor)
     progress = Progress(name, n_trials * len(seeds), 0, cost_todo=float(n_trials)) if show_progress else None
     members = tuple(Member({**base, **search_place(seeds, i)}, labels) for i in range(len(seeds)))
-    template = PackSpec(store.uri, study.name, members, objective=search.objective, space=tuple(search.space), cost=1.0)
+    template = PackSpec(store.uri, study.name, members, objective=search.objective, space=tuple(search.space), cost=1.0,
+                        plugins=tuple(plugins.LOADED.values()))
     packs = [template]
     tuner = tune.Tuner(
         trainable_for(study, packs),
@@ -167,7 +170,8 @@ def _search_cell(study: Study, store: Store, storage, base: dict, labels: dict, 
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=n_trials,
                                     metric="objective", mode=search.objective.mode,
                                     max_concurrent_trials=max_concurrent, reuse_actors=True),
-        run_config=run_config(f"{study.name}-search", store, [progress_callback(packs, progress, control, consolidation)],
+        run_config=run_config(f"{study.name}-search", store, [progress_callback(packs, progress, control, consolidation),
+                                                              *tracking_callbacks(tracking, study, packs, store.uri)],
                               control.stopper()),
     )
     grid = tuner.fit()

@@ -29,7 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from analysis import schema
-from vi_sweeps.config import EXECUTION_KEYS, ConfigError, TrialConfig, describe_errors, shown
+from vi_sweeps.config import EXECUTION_KEYS, ConfigError, TrialConfig, config_keys, describe_errors, shown
 from vi_sweeps.tracking import Tracking
 
 Scalar = bool | int | float | str
@@ -117,6 +117,8 @@ class StudyFile(BaseModel):
     max_trials: int = Field(100_000, gt=0, le=10**8, description="refuse a grid larger than this (raise it on purpose, "
                             "up to 100,000,000)")
     search: Search | None = None
+    plugins: list[str] = Field(default_factory=list, description="modules or .py files (relative to the study file) "
+                               "loaded before the study is checked, and in every Ray worker")
     tracking: Tracking | None = None  # an execution setting: not part of the experiment
 
     @field_validator("models", "datasets")
@@ -224,7 +226,7 @@ def _axes(spec: StudyFile, problems: list[str]) -> list[tuple[str, list[tuple[st
     from vi_sweeps.datasets import DATASETS
     from vi_sweeps.objectives import OBJECTIVES
 
-    fields = TrialConfig.model_fields
+    fields = config_keys()
     for key, names, registry in (("models", spec.models, OBJECTIVES), ("datasets", spec.datasets, DATASETS)):
         for i, name in enumerate(names):
             if name not in registry:
@@ -300,7 +302,7 @@ def _axes(spec: StudyFile, problems: list[str]) -> list[tuple[str, list[tuple[st
 
 def _check_values(spec: StudyFile, problems: list[str]) -> None:
     """Check each base key and grid value on its own, so errors point at the line to fix."""
-    fields = TrialConfig.model_fields
+    fields = config_keys()
     for key in spec.base:
         if key not in fields:
             problems.append(f"base.{key}: unknown key; valid keys: {', '.join(fields)}")
@@ -381,7 +383,7 @@ def check_search(spec: StudyFile, problems: list[str]) -> None:
     from vi_sweeps.datasets import DATASETS
     from vi_sweeps.metrics import EVALUATORS
 
-    fields = TrialConfig.model_fields
+    fields = config_keys()
     labelled_keys = {k for v in spec.grid.values() if isinstance(v, dict) for s in v.values() for k in s}
     for key, entry in spec.search.space.items():
         where = f"search.space.{key}"
@@ -476,7 +478,7 @@ def read_study_text(path: str | Path) -> str:
 
 def check_overrides(raw: dict, overrides: dict[str, Any], source: str) -> None:
     """--set KEY=VALUE changes `base:` only; a mistake is blamed on --set, not the file."""
-    fields = TrialConfig.model_fields
+    fields = config_keys()
     grid = raw.get("grid") if isinstance(raw.get("grid"), dict) else {}
     labelled = {k: name for name, v in grid.items() if isinstance(v, dict)
                 for s in v.values() if isinstance(s, dict) for k in s}
@@ -507,10 +509,11 @@ OVERRIDES_MARK = "\n# --set overrides, merged into base:\n"
 
 
 def load_study_as_run(text: str, source: str) -> Study:
-    """A study as RESULTS/study.yaml keeps it: the file, and the --set overrides it ran with."""
+    """A study as RESULTS/study.yaml keeps it: the file, and the --set overrides it ran with
+    (its plugins are the ones loaded now: their files sit beside the study as given, not here)."""
     body, mark, rest = text.partition(OVERRIDES_MARK)
     overrides = (yaml.safe_load(rest) or {}).get("overrides") if mark else None
-    return load_study_text(body, source, overrides or None)
+    return load_study_text(body, source, overrides or None, load_plugins=False)
 
 
 def definition_differences(before: Study, now: Study) -> list[str]:
@@ -535,14 +538,26 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
     return load_study_text(read_study_text(path), str(path), overrides)
 
 
-def load_study_text(text: str, source: str, overrides: dict[str, Any] | None = None) -> Study:
+def load_study_text(text: str, source: str, overrides: dict[str, Any] | None = None, load_plugins: bool = True) -> Study:
     try:
-        return _load_study_text(text, source, overrides)
+        return _load_study_text(text, source, overrides, load_plugins)
     except RecursionError:
         raise ConfigError(source, ["nested too deeply to be a study file"]) from None
 
 
-def _load_study_text(text: str, source: str, overrides: dict[str, Any] | None) -> Study:
+def _plugins(raw: dict, source: str) -> None:
+    """The study's `plugins:`, loaded before anything else is checked (their names validate)."""
+    from vi_sweeps import plugins
+
+    names = raw.get("plugins")
+    if names is None:
+        return
+    if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
+        raise ConfigError(source, [f"plugins: a list of module names or .py files (got {shown(names)})"])
+    plugins.load(names, Path(source).parent, source)
+
+
+def _load_study_text(text: str, source: str, overrides: dict[str, Any] | None, load_plugins: bool = True) -> Study:
     try:
         raw = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as err:
@@ -551,6 +566,8 @@ def _load_study_text(text: str, source: str, overrides: dict[str, Any] | None) -
         raise ConfigError(source, [f"not valid YAML: {where}{getattr(err, 'problem', None) or err}"]) from None
     if not isinstance(raw, dict):
         raise ConfigError(source, ["a study file is a mapping with at least `name:`"])
+    if load_plugins:
+        _plugins(raw, source)
     if overrides and raw.get("base") is not None and not isinstance(raw["base"], dict):
         raise ConfigError(source, [f"base: expected a mapping of config keys (got {shown(raw['base'])}); "
                                    "--set adds to it"])

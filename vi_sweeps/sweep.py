@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from analysis import schema
 from analysis.contract import LocationError
+from vi_sweeps import plugins
 from vi_sweeps.config import ConfigError
 from vi_sweeps.lease import Lease
 from vi_sweeps.results import Consolidation, clear_error, contract, record_error, restore_trial_files, versions
@@ -49,6 +50,7 @@ def pack_trainable(config: dict, packs: list[PackSpec]) -> None:
     from ray import tune
 
     spec = packs[config["pack"]]
+    plugins.ensure(spec.plugins)  # before any name a plugin registers is looked up
     if spec.space:
         spec = spec.with_values(config)
     try:
@@ -78,7 +80,8 @@ def make_packs(study: Study, results: str, todo_ids: set[str], tensorboard: str 
             if todo:
                 members = tuple(Member(t.config.model_dump(), t.labels) for t in todo)
                 packs.append(PackSpec(results, study.name, members, cost=sum(trial_cost(t.config) for t in todo),
-                                      axes=tuple(study.axes), tensorboard=tensorboard))
+                                      axes=tuple(study.axes), tensorboard=tensorboard,
+                                      plugins=tuple(plugins.LOADED.values())))
     return packs
 
 
@@ -146,7 +149,8 @@ def ray_session(address: str | None):
         with captured_stderr() as said:  # Ray's C++ client warns once a second while it retries
             try:
                 ray.init(address=address, log_to_driver=False, include_dashboard=False,
-                         configure_logging=False, logging_level=logging.WARNING)
+                         configure_logging=False, logging_level=logging.WARNING,
+                         runtime_env=plugins.runtime_env())  # file plugins reach every worker
                 failed = None
             except ConnectionError as err:
                 failed = err
@@ -501,9 +505,10 @@ def driving(study: Study, results: str, address: str | None, force: bool):
 
 
 def run_sweep(study: Study, results: str, address: str | None = None, max_concurrent: int | None = None,
-              show_progress: bool = True, force: bool = False, tensorboard: str = "") -> SweepOutcome:
+              show_progress: bool = True, force: bool = False, tensorboard: str = "", tracking=None) -> SweepOutcome:
     """Run every unfinished trial of the study. Raises ConfigError before writing anything
-    when the study cannot run here, LeaseHeld when another driver owns RESULTS."""
+    when the study cannot run here, LeaseHeld when another driver owns RESULTS. `tracking`: a
+    vi_sweeps.tracking.Tracking, resolved (its runs through Ray Tune's logger callbacks)."""
     with driving(study, results, address, force) as (store, control, consolidation):
         done = consolidation.finished_ids()
         todo = {t.trial_id for t in study.trials} - done
@@ -515,7 +520,7 @@ def run_sweep(study: Study, results: str, address: str | None = None, max_concur
             if progress is not None:
                 progress.cost_todo = sum(p.cost for p in packs)
             with control.signals():
-                grid = _fit_grid(study, store, packs, control, progress, consolidation, max_concurrent)
+                grid = _fit_grid(study, store, packs, control, progress, consolidation, max_concurrent, tracking)
             try:
                 for result in grid:
                     if result.error is not None and not control.reason:
@@ -541,8 +546,10 @@ def run_sweep(study: Study, results: str, address: str | None = None, max_concur
 
 
 def _fit_grid(study: Study, store: Store, packs: list[PackSpec], control: SweepControl,
-              progress: Progress | None, consolidation: Consolidation, max_concurrent: int | None):
+              progress: Progress | None, consolidation: Consolidation, max_concurrent: int | None, tracking=None):
     from ray import tune
+
+    from vi_sweeps.tracking import callbacks as tracking_callbacks
 
     def name(trial) -> str:
         pack = packs[trial.config["pack"]]
@@ -553,7 +560,8 @@ def _fit_grid(study: Study, store: Store, packs: list[PackSpec], control: SweepC
         param_space={"pack": tune.grid_search(list(range(len(packs))))},
         tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, trial_name_creator=name,
                                     trial_dirname_creator=name, reuse_actors=True),
-        run_config=run_config(study.name, store, [progress_callback(packs, progress, control, consolidation)],
+        run_config=run_config(study.name, store, [progress_callback(packs, progress, control, consolidation),
+                                                  *tracking_callbacks(tracking, study, packs, store.uri)],
                               control.stopper()),
     )
     return tuner.fit()

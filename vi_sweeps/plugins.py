@@ -1,0 +1,156 @@
+"""Plugins: modules researchers write outside the package that register models, data sets,
+losses, stabilisers, metrics or config keys, and reach every Ray worker.
+
+Three ways in, all loaded on the driver before a study is validated (so their names validate
+and `vi-sweep trial --list-keys` shows their keys) and in every Ray worker before a pack is
+built:
+- a study's `plugins:` list: module names, or `.py` files relative to the study file;
+- `--plugin` on run, tune, trial and validate (the same two forms, files relative to the
+  current folder);
+- installed packages that declare an entry point in the group `vi_sweeps.plugins`.
+A file plugin is imported under its file's stem and shipped to the workers through Ray's
+runtime_env (`py_modules`); a worker checks that what it imported is the driver's source (its
+sha256). versions.json records each plugin's version or source hash. A plugin that fails to
+import is bad input naming it and its error; a name a plugin registers twice, or that a
+built-in has, fails at its registration (vi_sweeps.registry).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.metadata
+import importlib.util
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from vi_sweeps.config import ConfigError
+
+ENTRY_POINT_GROUP = "vi_sweeps.plugins"
+
+
+@dataclass(frozen=True)
+class Plugin:
+    module: str  # the name it is imported under, on the driver and on every worker
+    path: str = ""  # a file plugin's absolute path ("" for a module or an entry point)
+    version: str = ""  # the package's version, or "sha256:<hex>" of the source
+
+    @property
+    def is_file(self) -> bool:
+        return bool(self.path)
+
+
+LOADED: dict[str, Plugin] = {}
+
+
+def _sha(path: str | Path) -> str:
+    return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _version_of(module) -> str:
+    top = module.__name__.split(".")[0]
+    try:
+        return importlib.metadata.version(top)
+    except importlib.metadata.PackageNotFoundError:
+        source = getattr(module, "__file__", None)
+        return _sha(source) if source else "unknown"
+
+
+def _import_file(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
+def load(names: list[str] | tuple[str, ...], base: str | Path = ".", source: str = "--plugin") -> list[Plugin]:
+    """Import each plugin (once); a failure is a ConfigError naming it and its error."""
+    out = []
+    for i, name in enumerate(names):
+        where = f"plugins[{i}]: " if source != "--plugin" else ""
+        try:
+            out.append(_load_one(str(name), Path(base)))
+        except ConfigError:
+            raise
+        except Exception as err:  # noqa: BLE001 - whatever the plugin raised, said in one line
+            raise ConfigError(source, [f"{where}{name}: cannot be loaded ({type(err).__name__}: "
+                                       f"{str(err).splitlines()[0] if str(err) else ''})"]) from None
+    return out
+
+
+def _load_one(name: str, base: Path) -> Plugin:
+    if name.endswith(".py") or "/" in name:
+        path = (base / name).expanduser().resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file {path}")
+        module = path.stem
+        if module in LOADED:
+            if LOADED[module].path != str(path) or LOADED[module].version != _sha(path):
+                raise ValueError(f"another plugin is loaded as {module!r} ({LOADED[module].path or 'a module'})")
+            return LOADED[module]
+        found = sys.modules.get(module) or importlib.util.find_spec(module)
+        origin = getattr(found, "origin", None) or getattr(found, "__file__", None)
+        if found is not None and (origin is None or Path(origin).resolve() != path):
+            raise ValueError(f"its name {module!r} is a module Python already has; rename the file")
+        _import_file(module, path)
+        plugin = Plugin(module, str(path), _sha(path))
+    else:
+        if name in LOADED:
+            return LOADED[name]
+        plugin = Plugin(name, "", _version_of(importlib.import_module(name)))
+    LOADED[plugin.module] = plugin
+    return plugin
+
+
+def load_entry_points() -> list[Plugin]:
+    """The installed packages' plugins (entry point group `vi_sweeps.plugins`)."""
+    out = []
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.module in LOADED:
+            continue
+        try:
+            ep.load()
+        except Exception as err:  # noqa: BLE001 - an installed plugin that fails is named
+            raise ConfigError(f"entry point {ep.name} ({ENTRY_POINT_GROUP})",
+                              [f"{ep.value}: cannot be loaded ({type(err).__name__}: {err})"]) from None
+        LOADED[ep.module] = Plugin(ep.module, "", _version_of(sys.modules[ep.module]))
+        out.append(LOADED[ep.module])
+    return out
+
+
+def ensure(plugins: tuple[Plugin, ...]) -> None:
+    """In a Ray worker, before a pack is built: every plugin the driver loaded, imported here
+    (a file plugin from Ray's py_modules, or from its path where the worker shares the
+    driver's disk), and checked to be the driver's source."""
+    load_entry_points()
+    for plugin in plugins:
+        if plugin.module in LOADED:
+            continue
+        if not plugin.is_file:
+            importlib.import_module(plugin.module)
+            LOADED[plugin.module] = plugin
+            continue
+        try:
+            module = importlib.import_module(plugin.module)
+        except ImportError:
+            module = _import_file(plugin.module, Path(plugin.path))
+        if _sha(module.__file__) != plugin.version:
+            raise RuntimeError(f"plugin {plugin.module}: this worker's {module.__file__} is not the driver's "
+                               f"{plugin.path} ({plugin.version})")
+        LOADED[plugin.module] = plugin
+
+
+def runtime_env() -> dict | None:
+    """What Ray ships to every worker: the file plugins, as py_modules."""
+    files = [p.path for p in LOADED.values() if p.is_file]
+    return {"py_modules": files} if files else None
+
+
+def versions() -> dict[str, str]:
+    return {p.module: p.version for p in LOADED.values()}
