@@ -16,6 +16,9 @@
 - images:  images/s from a folder of 5,000 CelebA-sized JPEGs: decoding each draw (the old
            path) against the decode-once cache (target >= 50x).
 - frechet: the Frechet distance of 2048-d statistics, scipy's sqrtm against the eigenvalue form.
+- stabilisers: seconds per training iteration of each loss and stabiliser against none, on
+           ring8 (a pack of 16, BN, 1 phase) and Stacked-digits 16 px (a pack of 1), one
+           thread, alternating rounds in one run.
 Figures are ratios measured in one run; this machine is noisy: run it alone.
 """
 
@@ -320,8 +323,40 @@ def bench_frechet(dim: int = 2048) -> None:
           f"({t_old / t_new:.0f}x; target < 5 s); relative difference {abs(new - old) / abs(old):.1e}")
 
 
+STABILISER_OPTIONS = {"none": {}, "anchor": {"lam": 5.0}, "r1": {"r1": 10.0}, "r2": {"r2": 10.0},
+                      "wgan-gp": {"loss": "wasserstein", "gp": 10.0}, "sn": {"sn": True}, "ema": {"ema": 0.999},
+                      "ttur": {"lr_g": 2.5e-4}, "hinge": {"loss": "hinge"}}
+
+
+def bench_stabilisers(rounds: int = 3, iters: int = 30) -> None:
+    import torch
+
+    from vi_sweeps.config import TrialConfig
+    from vi_sweeps.trial import Trial
+
+    torch.set_num_threads(1)
+    cases = {"ring8, pack of 16": (dict(dataset="ring8", lr=1e-3), 16),
+             "stacked-digits 16 px, pack of 1": (dict(dataset="stacked-digits", image_size=16, lr=2e-4), 1)}
+    for label, (base, k) in cases.items():
+        trials = {}
+        for name, option in STABILISER_OPTIONS.items():
+            cfgs = [TrialConfig(**base, **option, seed=s, pack_size=k, pack_index=s) for s in range(k)]
+            trials[name] = Trial(cfgs)
+            trials[name].model.train_iteration()  # warm up
+        best = dict.fromkeys(trials, float("inf"))
+        for _ in range(rounds):  # alternating, so drift in the machine's speed hits every option alike
+            for name, trial in trials.items():
+                start = time.perf_counter()
+                for _ in range(iters):
+                    trial.model.train_iteration()
+                best[name] = min(best[name], (time.perf_counter() - start) / iters)
+        print(f"stabilisers: {label}, ms per iteration (best of {rounds} rounds of {iters}) and x none:")
+        for name, t in best.items():
+            print(f"  {name:8} {1000 * t:8.2f} ms  {t / best['none']:5.2f}x")
+
+
 BENCHES = {"trial": bench_trial, "dcgan": bench_dcgan, "pack": bench_pack, "ray": bench_ray, "report": bench_report,
-           "scale": bench_scale, "images": bench_images, "frechet": bench_frechet}
+           "scale": bench_scale, "images": bench_images, "frechet": bench_frechet, "stabilisers": bench_stabilisers}
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
