@@ -183,4 +183,25 @@ def versions() -> dict[str, str]:
             "optuna": optuna.__version__, "pandas": pd.__version__, "pyarrow": pa.__version__,
             "python": platform.python_version(), "git_commit": commit or "unknown",
             "plugins": ", ".join(f"{m} {v}" for m, v in plugins.versions().items()) or "none",
-            "schema": schema.SCHEMA_VERSION}
+            "schema": schema.SCHEMA_VERSION, **gpu_versions()}
+
+
+def gpu_versions() -> dict[str, str]:
+    """Where the driver sees a GPU: its name(s), the CUDA version torch was built with, cuDNN's
+    and the NVIDIA driver's (from nvidia-smi); nothing on a machine without one. Each trial's
+    rows also say the device it ran on (device_resolved, device_name), for clusters whose
+    driver runs on a CPU head."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    names = sorted({torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())})
+    out = {"gpu": ", ".join(names), "gpu_count": str(torch.cuda.device_count()), "cuda": torch.version.cuda or "",
+           "cudnn": str(torch.backends.cudnn.version() or "")}
+    try:
+        smi = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+        out["nvidia_driver"] = ", ".join(sorted(set(smi.stdout.split()))) or "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        out["nvidia_driver"] = "unknown"
+    return out

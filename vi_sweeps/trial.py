@@ -38,6 +38,15 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def device_provenance(device: torch.device) -> dict[str, str]:
+    """What every evaluation row records of where it ran: the resolved device (never `auto`)
+    and, on a GPU, its name."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return {"device_resolved": f"cuda:{index}", "device_name": torch.cuda.get_device_name(index)}
+    return {"device_resolved": str(device), "device_name": ""}
+
+
 def set_precision(precision: str, device: torch.device) -> None:
     """tf32 lets CUDA matmuls and convolutions use TensorFloat-32; bf16 is autocast around the
     training step (see evaluations); fp32 is exact float32 everywhere. Set per trial, since a
@@ -109,6 +118,7 @@ class Trial:
         self.cfgs, self.cfg = cfgs, trials[0]
         torch.set_num_threads(self.cfg.threads)
         self.device = select_device(self.cfg.device)
+        self.provenance = device_provenance(self.device)
         set_precision(self.cfg.precision, self.device)
         self.gens = [torch.Generator().manual_seed(c.seed) for c in cfgs]
         self.data = build_dataset(self.cfg)
@@ -152,7 +162,7 @@ class Trial:
                 self.stopped[k] = True
                 self.model.freeze(k)
             row = {"step": self.step, "wall_s": self.wall, **member_losses, **metrics, "diverged": diverged,
-                   "collapsed": is_collapsed(self.cfg.collapse_rule, metrics, diverged)}
+                   "collapsed": is_collapsed(self.cfg.collapse_rule, metrics, diverged), **self.provenance}
             self.rows[k].append(row)
             out.append(Evaluation(k, row, snapshot(samples[k])))
         return out
