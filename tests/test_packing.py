@@ -82,7 +82,7 @@ def losses_of(cfgs, n=20):
     return [{key: v.tolist() for key, v in trial.model.train_iteration().items()} for _ in range(n)]
 
 
-FAMILIES = [m for m in OBJECTIVES.names() if OBJECTIVES.meta(m).get("vectorised", True)]
+FAMILIES = [m for m in OBJECTIVES.names() if OBJECTIVES.meta(m).vectorised]
 
 
 @pytest.mark.parametrize("model", FAMILIES)

@@ -19,12 +19,13 @@ from vi_sweeps.sweep import run_sweep
 PLUGIN = '''
 """A plugin: a GAN that also reports the spread of its samples (a new loss key), and a
 stabiliser with its own weight key."""
+import os
 
 import torch
 
 from vi_sweeps.config import register_key
 from vi_sweeps.keys import Key
-from vi_sweeps.objectives import GAN, LOSS_D, LOSS_G, LOSS_REG, OBJECTIVES
+from vi_sweeps.objectives import GAN, LOSS_D, LOSS_G, LOSS_REG, OBJECTIVES, ObjectiveSpec
 from vi_sweeps.stabilisers import STABILISERS, Stabiliser
 
 LOSS_SPREAD = Key("loss/spread", "spread of the generator's samples")
@@ -38,7 +39,7 @@ if marker:  # where each process imported this plugin from
         f.write(__file__)
 
 
-@OBJECTIVES.register("{stem}-gan", losses=(LOSS_D, LOSS_G, LOSS_REG, LOSS_SPREAD))
+@OBJECTIVES.register("{stem}-gan", spec=ObjectiveSpec((LOSS_D, LOSS_G, LOSS_REG, LOSS_SPREAD)))
 class SpreadGAN(GAN):
     def train_iteration(self):
         out = super().train_iteration()
@@ -120,7 +121,7 @@ def test_without_the_plugin_the_study_is_exit_2_naming_the_unknown_name(tmp_path
 
 @pytest.mark.parametrize("body, says", [
     ("raise RuntimeError('planted')", "broken.py: cannot be loaded (RuntimeError: planted)"),
-    ("from vi_sweeps.objectives import OBJECTIVES, GAN\nOBJECTIVES.register('gan', losses=())(GAN)",
+    ("from vi_sweeps.objectives import OBJECTIVES, GAN, ObjectiveSpec\nOBJECTIVES.register('gan', spec=ObjectiveSpec(()))(GAN)",
      "model 'gan' is registered twice (a built-in or another plugin has it)"),
     ("from vi_sweeps.config import register_key\nregister_key('lam', 1.0, 'x')", "config key 'lam' exists already"),
 ])

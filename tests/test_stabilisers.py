@@ -2,6 +2,7 @@
 and one training run per option."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -169,5 +170,5 @@ def test_every_option_trains_five_packed_seeds_on_ring8(option):
 def test_stabilisers_apply_to_gan_only():
     from vi_sweeps.config import ConfigError, make_config
 
-    with pytest.raises(ConfigError, match="r1: applies to the gan family (gan and its subclasses) only, not aae"):
+    with pytest.raises(ConfigError, match=re.escape("r1: applies to the gan family (gan and its subclasses) only, not aae")):
         make_config({"model": "aae", "r1": 1.0})

@@ -23,7 +23,7 @@ def image_root(tmp_path_factory):
 def combos():
     for model in OBJECTIVES.names():
         for dataset in DATASETS.names():
-            if OBJECTIVES.meta(model).get("vector_only") and DATASETS.meta(dataset)["kind"] != "vector":
+            if OBJECTIVES.meta(model).vector_only and DATASETS.meta(dataset).kind != "vector":
                 continue
             yield model, dataset
 

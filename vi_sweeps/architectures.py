@@ -18,13 +18,35 @@ Each family is a registered Nets class; `vi_sweeps.packing` turns K of its netwo
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from vi_sweeps.registry import Registry
 
-ARCHITECTURES = Registry("architecture")
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """What an architecture declares: the kind of data it takes, and the one image size it is
+    built for (None: any of 8/16/32/64)."""
+
+    kind: str
+    image_size: int | None = None
+
+    def __post_init__(self):
+        if self.kind not in ("vector", "image"):
+            raise TypeError(f"kind: 'vector' or 'image', not {self.kind!r}")
+
+    def problems(self, cfg, name: str, data_kind: str) -> list[str]:
+        if self.kind != data_kind:
+            return [f"arch: {name} needs a {self.kind} data set, {cfg.dataset} is {data_kind}"]
+        if self.image_size is not None and self.image_size != cfg.image_size:
+            return [f"arch: {name} needs image_size {self.image_size}"]
+        return []
+
+
+ARCHITECTURES = Registry("architecture", spec=ArchSpec)
 
 
 def _norm1d(n: int, bn: bool) -> nn.Module:
@@ -210,7 +232,7 @@ class Nets:
         return JointCritic(body, c.hidden, c.z_dim, c.hidden)
 
 
-@ARCHITECTURES.register("mlp", kind="vector")
+@ARCHITECTURES.register("mlp", spec=ArchSpec("vector"))
 class MLPNets(Nets):
     def generator(self) -> nn.Module:
         c = self.cfg
@@ -221,7 +243,7 @@ class MLPNets(Nets):
         return mlp_critic(self.shape[0], out_dim, c.hidden, c.mlp_layers, c.bn)
 
 
-@ARCHITECTURES.register("pacgan", kind="vector")
+@ARCHITECTURES.register("pacgan", spec=ArchSpec("vector"))
 class PacGANNets(MLPNets):
     """PacGAN's 2-D GAN (fjxmlzn/PacGAN, synthetic_data_experiments): G has 4 hidden layers of
     400 units, BN + ReLU, no bias (the output layer keeps one); D has 3 maxout layers of 200
@@ -250,7 +272,7 @@ class PacGANNets(MLPNets):
         return init_normal(nn.Sequential(*mods))
 
 
-@ARCHITECTURES.register("dcgan", kind="image")
+@ARCHITECTURES.register("dcgan", spec=ArchSpec("image"))
 class DCGANNets(Nets):
     def width(self) -> int:
         return self.cfg.width
@@ -269,7 +291,7 @@ class DCGANNets(Nets):
         return init_normal(JointCritic(body, feats, c.z_dim, 4 * c.hidden))
 
 
-@ARCHITECTURES.register("paper-64", kind="image", image_size=64)
+@ARCHITECTURES.register("paper-64", spec=ArchSpec("image", image_size=64))
 class Paper64Nets(DCGANNets):
     def width(self) -> int:
         return 64

@@ -62,14 +62,12 @@ def load_plugins_or_exit(names: tuple[str, ...] = ()) -> None:
 
 def progress_row(trial, row: dict) -> str:
     """One line per evaluation, with every declared key of the trial's model and data set."""
-    from vi_sweeps.datasets import DATASETS
+    from vi_sweeps.datasets import evaluation
     from vi_sweeps.keys import Key
-    from vi_sweeps.metrics import EVALUATORS
     from vi_sweeps.objectives import OBJECTIVES
 
     cfg = trial.cfg
-    keys: list[Key] = [*OBJECTIVES.meta(cfg.model)["losses"],
-                       *EVALUATORS.meta(DATASETS.meta(cfg.dataset)["evaluator"])["metrics"]]
+    keys: list[Key] = [*OBJECTIVES.meta(cfg.model).losses, *evaluation(cfg.dataset)["metrics"]]
     parts = [f"step {row['step']:>6}/{cfg.iterations}"]
     parts += [f"{key.short} " + key.fmt.format(row[key]) for key in keys if row[key] == row[key]]
     parts.append("DIVERGED" if row["diverged"] else ("collapsed" if row["collapsed"] else "ok"))
@@ -128,7 +126,7 @@ def trial(model, dataset, seed, iterations, assignments, out, samples, list_keys
         for name, doc in field_docs().items():
             mark = "*" if name in EXECUTION_KEYS else " "
             click.echo(f"{name:16}{mark} {key_default(name)!r:18} {doc}")
-        serial = [m for m in OBJECTIVES.names() if OBJECTIVES.meta(m).get("vectorised") is False]
+        serial = [m for m in OBJECTIVES.names() if not OBJECTIVES.meta(m).vectorised]
         click.echo(f"\nModels trained one seed after another inside a pack (not vectorised): {', '.join(serial)}")
         return
     try:

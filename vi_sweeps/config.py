@@ -133,7 +133,8 @@ class TrialConfig(BaseModel):
     fid_samples: int = added(10_000, "samples for FID (image folders): generated ones, and real ones drawn "
                              "without replacement for the reference (FID-10k; 50,000 for FID-50k)", ge=16, le=10**6)
     prdc_samples: int = added(10_000, "samples for precision, recall, density and coverage: generated ones and as many "
-                              "real ones (Naeem et al.: 10,000), at most the real set and the samples drawn",
+                              "real ones (Naeem et al.: 10,000), at most the real set, the samples drawn and (image folders) "
+                              "fid_samples",
                               ge=16, le=10**6)
     pr_k: int = added(3, "k of the k-NN balls of precision and recall (Kynkaanniemi et al.: 3)", ge=1, le=100)
     dc_k: int = added(5, "k of the k-NN balls of density and coverage (Naeem et al.: 5)", ge=1, le=100)
@@ -176,20 +177,18 @@ class TrialConfig(BaseModel):
     def _resolve_auto(cls, data: Any) -> Any:
         """`collapse_rule: auto` becomes the data set's own rule, so the stored config says
         which rule was used."""
-        from vi_sweeps.datasets import DATASETS
-        from vi_sweeps.metrics import EVALUATORS
+        from vi_sweeps.datasets import DATASETS, evaluation
 
         if isinstance(data, dict) and data.get("collapse_rule", "auto") == "auto":
             dataset = data.get("dataset", cls.model_fields["dataset"].default)
             if dataset in DATASETS:
-                data = {**data, "collapse_rule": EVALUATORS.meta(DATASETS.meta(dataset)["evaluator"])["collapse_rule"]}
+                data = {**data, "collapse_rule": evaluation(dataset)["collapse_rule"]}
         return data
 
     @model_validator(mode="after")
     def _consistent(self) -> TrialConfig:
         from vi_sweeps.architectures import ARCHITECTURES
-        from vi_sweeps.datasets import DATASETS
-        from vi_sweeps.metrics import EVALUATORS
+        from vi_sweeps.datasets import DATASETS, evaluation
         from vi_sweeps.objectives import OBJECTIVES
 
         problems = []
@@ -200,16 +199,11 @@ class TrialConfig(BaseModel):
             problems.append(f"arch: unknown {self.arch!r}; valid choices: auto, {', '.join(ARCHITECTURES.names())}")
         if problems:
             raise ValueError("; ".join(problems))
-        kind = DATASETS.meta(self.dataset)["kind"]
-        arch = ARCHITECTURES.meta(self.resolved_arch)
-        if arch["kind"] != kind:
-            raise ValueError(f"arch: {self.arch} needs a {arch['kind']} data set, {self.dataset} is {kind}")
-        if arch.get("image_size", self.image_size) != self.image_size:
-            raise ValueError(f"arch: {self.arch} needs image_size {arch['image_size']}")
-        if OBJECTIVES.meta(self.model).get("vector_only") and kind != "vector":
-            raise ValueError(f"model: {self.model} runs on the 2-D mixtures only, not {self.dataset}")
-        if self.dataset == "image-folder" and not self.data_root:
-            raise ValueError("data_root: image-folder needs the folder of images")
+        data = DATASETS.meta(self.dataset)  # the cross-checks live on the registered specs
+        problems = (ARCHITECTURES.meta(self.resolved_arch).problems(self, self.arch, data.kind)
+                    + OBJECTIVES.meta(self.model).problems(self, data.kind) + data.problems(self, self.dataset))
+        if problems:
+            raise ValueError(problems[0])
         from vi_sweeps.losses import GAN_LOSSES
         from vi_sweeps.stabilisers import stabiliser_keys
 
@@ -224,7 +218,7 @@ class TrialConfig(BaseModel):
             raise ValueError(f"pack_index: {self.pack_index} is not a place in a pack of pack_size {self.pack_size}")
         if self.eval_every > self.iterations:
             raise ValueError("eval_every: larger than iterations, the trial would never be evaluated")
-        parse_rule(self.collapse_rule, EVALUATORS.meta(DATASETS.meta(self.dataset)["evaluator"])["metrics"])
+        parse_rule(self.collapse_rule, evaluation(self.dataset)["metrics"])
         return self
 
     @property
@@ -232,7 +226,7 @@ class TrialConfig(BaseModel):
         from vi_sweeps.architectures import DEFAULT_ARCH
         from vi_sweeps.datasets import DATASETS
 
-        return self.arch if self.arch != "auto" else DEFAULT_ARCH[DATASETS.meta(self.dataset)["kind"]]
+        return self.arch if self.arch != "auto" else DEFAULT_ARCH[DATASETS.meta(self.dataset).kind]
 
     def identity(self) -> dict[str, Any]:
         """What defines the experiment: every experiment key, and the content fingerprint of
@@ -243,7 +237,7 @@ class TrialConfig(BaseModel):
                if not ((k in ADDED_KEYS or k in PLUGIN_KEYS) and v == key_default(k))}
         if self.fid_weights == "none":  # FID turned off changes what is measured
             out["fid"] = "off"
-        fingerprint = DATASETS.meta(self.dataset).get("fingerprint")
+        fingerprint = DATASETS.meta(self.dataset).fingerprint
         if fingerprint is not None:
             out["data_fingerprint"] = fingerprint(self)
         return out

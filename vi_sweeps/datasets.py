@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +28,40 @@ import torch.nn.functional as F
 
 from vi_sweeps.registry import Registry
 
-DATASETS = Registry("dataset")
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What a data set declares at its registration, checked there: its kind (vector or image:
+    which architectures fit), the evaluator that scores it (vi_sweeps.metrics), the config keys
+    it needs set, and optional hooks: `describe(cfg)` (its geometry, for sample plots),
+    `fingerprint(cfg)` (its content, in the trial id), `prepare(cfg)` (built once before trials)."""
+
+    kind: str
+    evaluator: str
+    requires: tuple[str, ...] = ()
+    describe: Callable | None = None
+    fingerprint: Callable | None = None
+    prepare: Callable | None = None
+
+    def __post_init__(self):
+        if self.kind not in ("vector", "image"):
+            raise TypeError(f"kind: 'vector' or 'image', not {self.kind!r}")
+        if not isinstance(self.evaluator, str) or not self.evaluator:
+            raise TypeError("evaluator: the name of a registered evaluator")
+
+    def problems(self, cfg, name: str) -> list[str]:
+        return [f"{key}: {name} needs it set" for key in self.requires if not getattr(cfg, key)]
+
+
+DATASETS = Registry("dataset", spec=DatasetSpec)
+
+
+def evaluation(dataset: str) -> dict:
+    """The declarations of the evaluator that scores `dataset` (its metric keys, its collapse
+    rule): one lookup, for everything that asks."""
+    from vi_sweeps.metrics import EVALUATORS
+
+    return EVALUATORS.meta(DATASETS.meta(dataset).evaluator)
 DIGITS_TRAIN = 1297
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 
@@ -115,18 +149,18 @@ def ring(radius: float, sigma: float) -> Mixture:
     return Mixture(torch.stack([radius * torch.cos(angles), radius * torch.sin(angles)], 1), sigma)
 
 
-@DATASETS.register("ring8", kind="vector", evaluator="mixture", describe=describe_mixture)
+@DATASETS.register("ring8", spec=DatasetSpec("vector", "mixture", describe=describe_mixture))
 def ring8(cfg) -> Mixture:
     return ring(2.0, 0.02)
 
 
-@DATASETS.register("ring8-r1", kind="vector", evaluator="mixture", describe=describe_mixture)
+@DATASETS.register("ring8-r1", spec=DatasetSpec("vector", "mixture", describe=describe_mixture))
 def ring8_r1(cfg) -> Mixture:
     """PacGAN's ring (its synthetic_data_experiments/2DRing config): radius 1, sigma 0.01."""
     return ring(1.0, 0.01)
 
 
-@DATASETS.register("grid25", kind="vector", evaluator="mixture", describe=describe_mixture)
+@DATASETS.register("grid25", spec=DatasetSpec("vector", "mixture", describe=describe_mixture))
 def grid25(cfg) -> Mixture:
     ticks = torch.tensor([-4.0, -2.0, 0.0, 2.0, 4.0])
     centres = torch.cartesian_prod(ticks, ticks)
@@ -147,13 +181,13 @@ def digits_split(image_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     return x[tr], y[tr], x[te], y[te]
 
 
-@DATASETS.register("digits", kind="image", evaluator="digits")
+@DATASETS.register("digits", spec=DatasetSpec("image", "digits"))
 def digits(cfg) -> Digits:
     x, y, _, _ = digits_split(cfg.image_size)
     return Digits(x, y, stack=1)
 
 
-@DATASETS.register("stacked-digits", kind="image", evaluator="digits")
+@DATASETS.register("stacked-digits", spec=DatasetSpec("image", "digits"))
 def stacked_digits(cfg) -> Digits:
     x, y, _, _ = digits_split(cfg.image_size)
     return Digits(x, y, stack=3)
@@ -207,8 +241,8 @@ def prepare_image_folder(cfg) -> None:
     inception_weights(cfg)
 
 
-@DATASETS.register("image-folder", kind="image", evaluator="inception", fingerprint=folder_fingerprint,
-                   prepare=prepare_image_folder)
+@DATASETS.register("image-folder", spec=DatasetSpec("image", "inception", requires=("data_root",),
+                                                   fingerprint=folder_fingerprint, prepare=prepare_image_folder))
 def image_folder(cfg) -> ImageFolder:
     return ImageFolder(image_cache(cfg))
 

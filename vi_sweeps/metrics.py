@@ -305,4 +305,4 @@ def build_evaluator(cfg, data, device=None, store=None):
     reference statistics of the real data shares them between nodes."""
     from vi_sweeps.datasets import DATASETS
 
-    return EVALUATORS.get(DATASETS.meta(cfg.dataset)["evaluator"])(cfg, data, device, store)
+    return EVALUATORS.get(DATASETS.meta(cfg.dataset).evaluator)(cfg, data, device, store)

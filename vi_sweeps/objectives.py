@@ -22,6 +22,7 @@ import copy
 import io
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -33,7 +34,28 @@ from vi_sweeps.keys import Key
 from vi_sweeps.packing import load_members, member_state, pack
 from vi_sweeps.registry import Registry
 
-OBJECTIVES = Registry("model")
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """What a model family declares: the loss keys it reports (a row may carry no other),
+    whether it runs on the 2-D mixtures only, and whether its members train vectorised (else
+    one after another inside a pack)."""
+
+    losses: tuple[Key, ...]
+    vector_only: bool = False
+    vectorised: bool = True
+
+    def __post_init__(self):
+        if not all(isinstance(k, Key) and k.startswith("loss/") for k in self.losses):
+            raise TypeError("losses: a tuple of vi_sweeps.keys.Key named loss/...")
+
+    def problems(self, cfg, data_kind: str) -> list[str]:
+        if self.vector_only and data_kind != "vector":
+            return [f"model: {cfg.model} runs on the 2-D mixtures only, not {cfg.dataset}"]
+        return []
+
+
+OBJECTIVES = Registry("model", spec=ObjectiveSpec)
 
 LOSS_D = Key("loss/d", "discriminator loss")
 LOSS_G = Key("loss/g", "generator loss (adversarial part)")
@@ -141,7 +163,7 @@ class Family:
                                     for key in ref}
 
 
-@OBJECTIVES.register("gan", losses=(LOSS_D, LOSS_G, LOSS_REG))
+@OBJECTIVES.register("gan", spec=ObjectiveSpec((LOSS_D, LOSS_G, LOSS_REG)))
 class GAN(Family):
     """`loss` from losses.GAN_LOSSES; the stabilisers of vi_sweeps.stabilisers: D-side penalties
     added in the D step, G-side ones in the G step (the anchor term is the G loss's own), sn in
@@ -216,7 +238,7 @@ class GAN(Family):
         return {LOSS_D: d_loss.detach(), LOSS_G: adv.detach(), LOSS_REG: reg.detach()}
 
 
-@OBJECTIVES.register("vae", losses=(LOSS_REC, LOSS_KL))
+@OBJECTIVES.register("vae", spec=ObjectiveSpec((LOSS_REC, LOSS_KL)))
 class VAE(Family):
     def networks(self, nets: Nets) -> dict[str, nn.Module]:
         return {"E": nets.critic(2 * self.cfg.z_dim), "G": nets.generator(), "x_logvar": DataParameter(self.data.shape)}
@@ -236,7 +258,7 @@ class VAE(Family):
         return {LOSS_REC: nll.detach(), LOSS_KL: kl.detach()}
 
 
-@OBJECTIVES.register("aae", losses=(LOSS_D, LOSS_G, LOSS_REC))
+@OBJECTIVES.register("aae", spec=ObjectiveSpec((LOSS_D, LOSS_G, LOSS_REC)))
 class AAE(Family):
     def networks(self, nets: Nets) -> dict[str, nn.Module]:
         return {"E": nets.critic(self.cfg.z_dim), "G": nets.generator(), "D": nets.latent_critic()}
@@ -263,7 +285,7 @@ class AAE(Family):
         return {LOSS_D: d_loss.detach(), LOSS_G: adv.detach(), LOSS_REC: rec.detach()}
 
 
-@OBJECTIVES.register("ali", losses=(LOSS_D, LOSS_G))
+@OBJECTIVES.register("ali", spec=ObjectiveSpec((LOSS_D, LOSS_G)))
 class ALI(Family):
     def networks(self, nets: Nets) -> dict[str, nn.Module]:
         return {"E": nets.critic(self.cfg.z_dim), "G": nets.generator(), "D": nets.joint_critic()}
@@ -289,7 +311,7 @@ class ALI(Family):
         return {LOSS_D: d_loss.detach(), LOSS_G: ge_loss.detach()}
 
 
-@OBJECTIVES.register("em", losses=(LOSS_NLL,), vector_only=True, vectorised=False)
+@OBJECTIVES.register("em", spec=ObjectiveSpec((LOSS_NLL,), vector_only=True, vectorised=False))
 class EM:
     """The paper's EM case: a Gaussian mixture (one component per mode) fitted by classic EM on
     a fixed draw of the data, one EM step per iteration. Initialised from random data points

@@ -36,14 +36,15 @@ def contract(study) -> dict:
     from vi_sweeps.objectives import OBJECTIVES
 
     keys = {}
-    for registry, kind in ((OBJECTIVES, "losses"), (EVALUATORS, "metrics")):
-        for name in registry.names():
-            keys.update({str(k): k.describe() for k in registry.meta(name)[kind]})
+    for name in OBJECTIVES.names():
+        keys.update({str(k): k.describe() for k in OBJECTIVES.meta(name).losses})
+    for name in EVALUATORS.names():
+        keys.update({str(k): k.describe() for k in EVALUATORS.meta(name)["metrics"]})
     config = {name: {"default": value, "execution": name in EXECUTION_KEYS,
                      "doc": field_docs()[name]} for name, value in defaults().items()}
     data = {}
     for cfg in {t.config.dataset: t.config for t in study.trials}.values():
-        describe = DATASETS.meta(cfg.dataset).get("describe")
+        describe = DATASETS.meta(cfg.dataset).describe
         data[cfg.dataset] = describe(cfg) if describe else {}
     return {"schema": schema.SCHEMA_VERSION, "study": study.name, "axes": study.axes, "labelled": study.labelled,
             "compare": study.compare, "config": config, "keys": keys, "datasets": data}

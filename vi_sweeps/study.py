@@ -380,8 +380,7 @@ def expand(spec: StudyFile, problems: list[str]) -> tuple[list[TrialSpec], list[
 def check_search(spec: StudyFile, problems: list[str]) -> None:
     if spec.search is None:
         return
-    from vi_sweeps.datasets import DATASETS
-    from vi_sweeps.metrics import EVALUATORS
+    from vi_sweeps.datasets import DATASETS, evaluation
 
     fields = config_keys()
     labelled_keys = {k for v in spec.grid.values() if isinstance(v, dict) for s in v.values() for k in s}
@@ -422,7 +421,7 @@ def check_search(spec: StudyFile, problems: list[str]) -> None:
     datasets = set(spec.datasets) | {s["dataset"] for v in spec.grid.values() if isinstance(v, dict)
                                      for s in v.values() if "dataset" in s}
     declared = [k.removeprefix("eval/") for d in sorted(datasets) if d in DATASETS
-                for k in EVALUATORS.meta(DATASETS.meta(d)["evaluator"])["metrics"]]
+                for k in evaluation(d)["metrics"]]
     objective = spec.search.objective
     if objective.mode == "min" and objective.diverged_value is None:
         problems.append("search.objective.diverged_value: set it with mode: min, to a value worse than any real "

@@ -24,8 +24,8 @@ import torch
 
 from vi_sweeps.collapse import is_collapsed
 from vi_sweeps.config import TrialConfig
-from vi_sweeps.datasets import DATASETS, build_dataset
-from vi_sweeps.metrics import EVALUATORS, build_evaluator
+from vi_sweeps.datasets import build_dataset, evaluation
+from vi_sweeps.metrics import build_evaluator
 from vi_sweeps.objectives import OBJECTIVES, build_objective
 
 SNAPSHOT_POINTS = 1000  # 2-D sets: the first points of each evaluation's samples
@@ -60,8 +60,7 @@ def set_precision(precision: str, device: torch.device) -> None:
 
 def declared_keys(cfg: TrialConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(loss keys, metric keys) the trial's objective and evaluator declare."""
-    evaluator = DATASETS.meta(cfg.dataset)["evaluator"]
-    return OBJECTIVES.meta(cfg.model)["losses"], EVALUATORS.meta(evaluator)["metrics"]
+    return OBJECTIVES.meta(cfg.model).losses, evaluation(cfg.dataset)["metrics"]
 
 
 def check_declared(values: dict, declared: tuple[str, ...], who: str) -> None:

@@ -15,7 +15,7 @@ import math
 import torch
 
 from vi_sweeps.config import register_key
-from vi_sweeps.datasets import DATASETS, Mixture, describe_mixture
+from vi_sweeps.datasets import DATASETS, DatasetSpec, Mixture, describe_mixture
 from vi_sweeps.stabilisers import STABILISERS, Stabiliser
 
 register_key("drift", 0.0, "stabiliser drift (plugin): drift * E D(x)^2 on real data (Karras et al. 2018: 0.001); 0: off")
@@ -30,7 +30,7 @@ STABILISERS.register("drift", spec=Stabiliser(("drift",), "ProGAN's drift penalt
                                               d_penalty=drift_penalty))
 
 
-@DATASETS.register("spiral6", kind="vector", evaluator="mixture", describe=describe_mixture)
+@DATASETS.register("spiral6", spec=DatasetSpec("vector", "mixture", describe=describe_mixture))
 def spiral6(cfg) -> Mixture:
     t = torch.linspace(0, 1, 6)
     radius, angle = 0.5 + 2.5 * t, 3 * math.pi * t
