@@ -272,6 +272,28 @@ def prepare_data(study: Study, local: bool = True) -> None:
             raise ConfigError(study.source, [str(err)]) from None
 
 
+def machine_kind() -> str:
+    """What produced the results, for the report's provenance: the driver's machine and the Ray
+    cluster's resources (the trials' own rows name the device each ran on)."""
+    import platform
+
+    import ray
+
+    have = ray.cluster_resources() if ray.is_initialized() else {}
+    cluster = f"Ray cluster of {len(ray.nodes()) if have else 0} node(s): {have.get('CPU', 0):g} CPUs, {have.get('GPU', 0):g} GPUs"
+    gpu = versions_gpu() if have.get("GPU") else ""
+    return f"driver {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs; {cluster}" + (f" ({gpu})" if gpu else "")
+
+
+def versions_gpu() -> str:
+    try:
+        import torch
+
+        return ", ".join(sorted({torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())}))
+    except (ImportError, RuntimeError):
+        return ""
+
+
 def prepare_store(study: Study, results: str) -> Store:
     store = Store.open(results)
     left = store.remove_leftovers()
@@ -286,7 +308,7 @@ def prepare_store(study: Study, results: str) -> Store:
         print(f"resuming with other execution settings than {schema.STUDY_FILE} records; this run's study is "
               f"kept as {name}", file=sys.stderr)
     store.write_bytes(schema.CONTRACT_FILE, json.dumps(contract(study), indent=1, default=str).encode())
-    store.write_bytes(schema.VERSIONS_FILE, json.dumps(versions(), indent=2).encode())
+    store.write_bytes(schema.VERSIONS_FILE, json.dumps({**versions(), "machine": machine_kind()}, indent=2).encode())
     restored = restore_trial_files(store)
     if restored:
         print(f"restored {restored} finished trials' own files from {schema.TRIALS_FILE}", file=sys.stderr)
