@@ -1,6 +1,7 @@
 """A results folder, made small enough to commit: the two tables of the contract, its
-metadata files (a search's table of Optuna trials too), the sample snapshots the report draws
-and every trial's final one.
+metadata files (a search's table of Optuna trials too, and its Optuna storage as a journal file
+that search.json names relative to the export), the sample snapshots the report draws and every
+trial's final one.
 `vi-sweep report` on the exported folder writes the same report as on the original, and
 `vi-sweep run` on a copy of it resumes the sweep (vi_sweeps.results.restore_trial_files)."""
 
@@ -58,6 +59,10 @@ def _write_export(res, location: str, out: Path) -> dict[str, int]:
                 (out / name).write_bytes(f.read())
         except FileNotFoundError:
             continue
+    if (out / schema.SEARCH_META).exists():  # the Optuna storage travels with it, named relative to the export
+        from analysis.search import export_storage
+
+        export_storage(location, out)
     contract = res.sources[0]["contract"]
     (out / schema.CONTRACT_FILE).write_text(json.dumps(contract, indent=1, default=str))
     pq.write_table(with_metadata(res.trials, contract), out / schema.TRIALS_FILE)

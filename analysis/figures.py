@@ -298,3 +298,70 @@ def sample_grid(rows: list[tuple[str, list[tuple[str, object]]]], geometry: dict
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
     return fig
+
+
+def at_a_glance(rows: pd.DataFrame, order: list[str], compare: str | None = None, alpha: float = 0.05):
+    """Every comparison of the findings at a glance: one row per cell (model · data set ·
+    regime), one column per treatment; left the difference in collapse rate (end) against the
+    baseline, right the difference in the cell's quality metric (each metric on its own scale);
+    blue is better, red worse, a black frame and a star mark a difference significant after Holm."""
+    from matplotlib.patches import Rectangle
+
+    cells = list(dict.fromkeys(" · ".join(str(r[k]) for k in ("model", "dataset", "regime"))
+                               for r in rows.to_dict("records")))
+    cols = [t for t in order if t in set(rows["treatment"])] + sorted(set(rows["treatment"]) - set(order))
+    quality = "quality_metric" in rows and rows["quality_metric"].notna().any()
+    names = sorted(rows["quality_metric"].dropna().unique()) if quality else []
+    base = f" vs {compare or 'baseline'} = {rows['baseline'].iloc[0]}"
+    panels = [("collapse", f"collapse rate difference (end){base}")]
+    if quality:
+        panels.append(("quality", f"{names[0] if len(names) == 1 else 'quality metric'} difference{base}"))
+    width = max(1.15 * len(cols), 2.6)
+    fig_width = max(8.6, min(10.4, 2.6 + width * len(panels)))
+    fig, axes = plt.subplots(1, len(panels), squeeze=False, figsize=(fig_width, 1.45 + 0.36 * len(cells)))
+    cmap = matplotlib.colormaps["RdBu"]
+    scale = {}
+    if quality:
+        for key, g in rows.groupby(["dataset", "quality_metric"]):  # a metric's scale differs by data set
+            finite = g["quality_diff"].abs().replace(np.inf, np.nan).dropna()
+            scale[key] = float(finite.max()) if len(finite) and finite.max() > 0 else 1.0
+    for ax, (kind, title) in zip(axes[0], panels, strict=True):
+        ax.set_xlim(0, len(cols))
+        ax.set_ylim(len(cells), 0)
+        for r in rows.to_dict("records"):
+            y, x = cells.index(" · ".join(str(r[k]) for k in ("model", "dataset", "regime"))), cols.index(r["treatment"])
+            if kind == "collapse":
+                d, p = r["collapse_diff"], r["collapse_p_holm"]
+                value, text = -d, f"{d:+.2f}"
+            else:
+                m, d, p = r.get("quality_metric"), r.get("quality_diff", math.nan), r.get("quality_p_holm", math.nan)
+                if not isinstance(m, str) or d != d:
+                    ax.add_patch(Rectangle((x, y), 1, 1, color="0.9"))
+                    ax.text(x + 0.5, y + 0.5, "no test", ha="center", va="center", fontsize=7, color="0.4")
+                    continue
+                good = 1 if r.get("quality_lower_better", True) else -1
+                value = -good * d / scale[(r["dataset"], m)]
+                text = f"{d:+.3g}" if len(names) == 1 else f"{m}\n{d:+.3g}"
+            significant = p == p and p < alpha
+            colour = cmap(0.5 + 0.5 * float(np.clip(value, -1, 1)) if value == value else 0.5)
+            ax.add_patch(Rectangle((x, y), 1, 1, facecolor=colour, edgecolor="white", lw=1))
+            if significant:
+                ax.add_patch(Rectangle((x + 0.04, y + 0.06), 0.92, 0.88, fill=False, edgecolor="black", lw=1.8))
+            dark = abs(value) > 0.6 if value == value else False
+            ax.text(x + 0.5, y + 0.5, text + ("*" if significant else ""), ha="center", va="center",
+                    fontsize=7 if kind == "quality" and len(names) > 1 else 8, color="white" if dark else "0.1",
+                    fontweight="bold" if significant else "normal", linespacing=0.95)
+        ax.set_xticks(np.arange(len(cols)) + 0.5, cols, fontsize=8)
+        ax.xaxis.tick_top()
+        ax.set_yticks(np.arange(len(cells)) + 0.5, cells if ax is axes[0, 0] else [], fontsize=8)
+        ax.tick_params(length=0)
+        ax.grid(False)
+        ax.set_title(textwrap.fill(title, int(fig_width * 12 / len(panels) * 0.8)), fontsize=9, pad=16)
+        for side in ax.spines.values():
+            side.set_visible(False)
+    note = textwrap.fill(f"blue: better than the baseline, red: worse (collapse: lower is better; quality: by each "
+                         f"metric's direction, scaled per data set); framed and *: significant after Holm (p < {alpha})",
+                         int(fig_width * 15))
+    fig.text(0.5, 0.01, note, ha="center", va="bottom", fontsize=7.5, color="0.25")
+    fig.tight_layout(rect=(0, (0.25 + 0.13 * note.count("\n")) / fig.get_figheight(), 1, 1))
+    return fig

@@ -1,7 +1,9 @@
 """results folders -> figures (PNG and SVG), REPORT.md and one self-contained report.html.
 
-The report opens with its findings (each treatment against the baseline, worded by the rule it
-states), then the samples a GAN researcher looks at first, then the evidence: collapse rates
+The report opens with the answer: a short summary, one figure of every comparison at a glance
+(conditions x treatments, coloured by the difference in collapse and in quality, framed where
+significant after Holm) and one compact findings table; then each cell's findings as sentences
+(worded by the rule the report states), then the samples a GAN researcher looks at first, then the evidence: collapse rates
 under both collapse rules, each metric with every seed shown, curves over training and losses.
 Every table behind a figure is in the report and in CSV beside it.
 """
@@ -25,7 +27,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from analysis import convergence, figures, schema, tables
+from analysis import convergence, figures, glance, schema, tables
 from analysis.contract import pid_alive
 from analysis.findings import RULE, SMALL_N, findings
 from analysis.load import Results, ResultsError, load_results
@@ -277,6 +279,8 @@ def _write_report(res: Results, locations: list[str], out_dir: Path, converge, l
     table = tables.condition_table(trials, res.metrics, contract)
     effect = tables.effect_table(table, lay)
     found = findings(labelled, effect, lay, contract.get("keys", {}), convergence.rule_text(converge) if converge else None)
+    converging = convergence.convergence_table(labelled, tables.GROUP_KEYS) if converge else pd.DataFrame()
+    at_glance = glance.glance_rows(found, effect, contract.get("keys", {}), converging)
     quality = tables.quality_metric(done_trials)
     curves = tables.over_time(trials[trials["status"] != "error"], res.metrics, quality, contract)
     order = figures.treatments(labelled, lay.compare)
@@ -284,6 +288,8 @@ def _write_report(res: Results, locations: list[str], out_dir: Path, converge, l
     label = lambda m: keys.get(m, {}).get("label", m.removeprefix("eval/"))  # noqa: E731
 
     figs: dict[str, tuple[str, plt.Figure]] = {}
+    if len(at_glance):
+        figs["at_a_glance"] = ("Every comparison at a glance", figures.at_a_glance(at_glance, order, lay.compare))
     figs.update(sample_figures(res, labelled, lay))
     figs["collapse_rate"] = ("Collapse rate at the last evaluation", figures.collapse_rate(table, lay.compare, "end"))
     figs["collapse_rate_late"] = ("Collapse rate at any evaluation in the last half of training",
@@ -304,7 +310,6 @@ def _write_report(res: Results, locations: list[str], out_dir: Path, converge, l
             f"{quality.removeprefix('eval/')} during training", ("q25", "q75"), order, log=True))
     figs["collapse_over_time"] = ("Collapse over time", figures.over_time(
         curves, "collapsed_share", "share of seeds collapsed", "Collapse over time", None, order))
-    converging = convergence.convergence_table(labelled, tables.GROUP_KEYS) if converge else pd.DataFrame()
     if len(converging):
         seeds = done[done["steps_to_converge"].notna()]
         figs["time_to_converge"] = (f"Time to converge: steps until {convergence.rule_text(converge)}",
@@ -318,15 +323,16 @@ def _write_report(res: Results, locations: list[str], out_dir: Path, converge, l
         figures.save(fig, out_dir / name)
 
     frames = {"conditions": clean(table, lay.compare), "effects": clean(effect), "findings": clean(found),
-              "curves": clean(curves, lay.compare), "convergence": clean(converging)}
+              "curves": clean(curves, lay.compare), "convergence": clean(converging),
+              "glance": glance.glance_table(at_glance)}
     for name, frame in frames.items():
         frame.to_csv(out_dir / f"{name}.csv", index=False)
-    sections = report_sections(res, lay, table, effect, found, figs, metrics)
+    sections = report_sections(res, lay, table, effect, found, figs, metrics, at_glance)
     if len(converging):
-        at = next(i for i, (heading, _, _) in enumerate(sections) if heading == "Versions")
+        at = _appendix(sections)
         sections[at:at] = [(figs["time_to_converge"][0], "time_to_converge", convergence_summary(converging, converge)),
                            ("Time to converge by condition", "", convergence_frame(converging))]
-    at = next(i for i, (heading, _, _) in enumerate(sections) if heading == "Versions")
+    at = _appendix(sections)
     sections[at:at] = search_sections(locations, res, out_dir)
     (out_dir / "REPORT.md").write_text(render_markdown(sections))
     (out_dir / "report.html").write_text(render_html(sections, out_dir, link_figures))
@@ -373,19 +379,28 @@ def early_report(res: Results, out_dir: Path) -> Path:
                                  "yet, so there is nothing to compare. Run the report again later.",
                                  *[f"Note: {n}" for n in res.notes]])]
     sections += [(f"Study as run: {s['location']}", "", f"```yaml\n{s['study'].strip()}\n```") for s in res.sources]
+    sections.append((PROVENANCE, "", clean(provenance(res))))
     (out_dir / "REPORT.md").write_text(render_markdown(sections))
     (out_dir / "report.html").write_text(render_html(sections, out_dir))
     return out_dir / "REPORT.md"
 
 
 def findings_text(found: pd.DataFrame, lay=None) -> list[str]:
+    """Every finding as one sentence (the cell in bold first), in cell order."""
+    return [line for _, lines in findings_by_cell(found, lay) for line in lines]
+
+
+def findings_by_cell(found: pd.DataFrame, lay=None) -> list[tuple[str, list[str]]]:
+    """(cell, its findings as sentences) per model x data set x regime; one ('', [why]) when
+    there is nothing to compare."""
     if found.empty:
         if lay is not None and lay.compare:
-            return [f"No condition holds both {lay.compare} = {tables._label(lay.baseline)} (the baseline) and another "
-                    f"value of {lay.compare} (finished), so no comparison was possible and there are no findings."]
-        return ["No treatment axis with a baseline in these results (set `compare:` in the study), so no findings."]
-    lines = []
+            return [("", [f"No condition holds both {lay.compare} = {tables._label(lay.baseline)} (the baseline) and another "
+                          f"value of {lay.compare} (finished), so no comparison was possible and there are no findings."])]
+        return [("", ["No treatment axis with a baseline in these results (set `compare:` in the study), so no findings."])]
+    out = []
     for (model, dataset, regime), g in found.groupby(["model", "dataset", "regime"], sort=True):
+        lines = []
         for _, r in g.iterrows():
             text = f"**{model} · {dataset} · {regime} · {r['treatment']} vs {r['baseline']}**: {r['collapse']}"
             if r.get("definitions"):
@@ -397,29 +412,65 @@ def findings_text(found: pd.DataFrame, lay=None) -> list[str]:
             if r["warning"]:
                 text += f" _({r['warning']})_"
             lines.append(text)
-    return lines
+        out.append((f"{model} · {dataset} · {regime}", lines))
+    return out
 
 
-def report_sections(res: Results, lay, table, effect, found, figs, metrics) -> list[tuple[str, str, object]]:
-    """(heading, figure name or '', body: a frame, a paragraph, or a list of bullets)."""
+PROVENANCE = "Provenance"
+PROVENANCE_KEYS = {"git_commit": "vi-sweeps commit", "torch": "torch", "ray": "Ray", "optuna": "Optuna",
+                   "machine": "machine"}
+
+
+def provenance(res: Results) -> pd.DataFrame:
+    """Per results folder read: the commit of vi-sweeps, the versions of torch, Ray and Optuna and
+    the machine kind that produced it (its versions.json), then the rest of versions.json."""
+    rows = []
+    for source in res.sources:
+        v = dict(source["versions"] or {})
+        if "machine" not in v and v:
+            v["machine"] = ", ".join(x for x in (v.get("gpu", ""), "not recorded (versions.json before the field)") if x)
+        row = {"results": source["location"]}
+        row.update({label: v.pop(key, "not recorded" if source["versions"] else "no versions.json")
+                    for key, label in PROVENANCE_KEYS.items()})
+        row.update(v)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _appendix(sections) -> int:
+    """Where the evidence ends: before the studies as run and the provenance footer."""
+    return next(i for i, (heading, _, _) in enumerate(sections) if heading.startswith(("Study as run", PROVENANCE)))
+
+
+def report_sections(res: Results, lay, table, effect, found, figs, metrics, at_glance=None) -> list[tuple[str, str, object]]:
+    """(heading, figure name or '', body: a frame, a paragraph, or a list of bullets). The first
+    screen: a short summary, every comparison at a glance (figure and compact table); then the
+    findings' sentences per cell, how they are worded, and the evidence."""
     t = res.trials
     statuses = ", ".join(f"{v} {k}" for k, v in t["status"].value_counts().sort_index().items())
     rules = ", ".join(f"`{r}`" for r in sorted(t["collapse_rule"].dropna().unique()))
     small = int((table["n"] < SMALL_N).sum()) if len(table) else 0
     summary = [f"{len(t)} trials ({statuses}) in {len(table)} conditions; axes: "
                f"{', '.join(lay.conditions) or 'none'} (treatment: {lay.compare or 'none'}, baseline "
-               f"{tables._label(lay.baseline) if lay.compare else '-'}).",
+               f"{tables._label(lay.baseline) if lay.compare else '-'})."]
+    if small:
+        summary.append(f"**Warning: {small} of {len(table)} conditions have fewer than 10 seeds.**")
+    summary += [f"Note: {n}" for n in res.notes]
+    reading = [RULE,
                f"Collapse rule: {rules}. Collapse is counted under several definitions, always named: "
                + "; ".join(f"**{r}** = {tables.RULES[r]}" for r in tables.RULES if f"collapsed_{r}" in table)
                + ". A diverged trial counts as collapsed under every one, and as diverged; metric "
                "medians are over trials that did not diverge (their count is the n shown beside each median).",
                "Intervals: Wilson 95% for rates, percentile bootstrap 95% (2,000 resamples) for medians (only where "
                f"n >= {tables.MIN_N_INTERVAL}), Newcombe's hybrid score interval for differences of rates."]
-    if small:
-        summary.append(f"**Warning: {small} of {len(table)} conditions have fewer than 10 seeds.**")
-    summary += [f"Note: {n}" for n in res.notes]
-    versions = clean(pd.DataFrame([{"results": s["location"], **s["versions"]} for s in res.sources]))
-    sections: list[tuple[str, str, object]] = [("Summary", "", summary), ("Findings", "", [RULE, *findings_text(found, lay)])]
+    sections: list[tuple[str, str, object]] = [("Summary", "", summary)]
+    if at_glance is not None and len(at_glance):
+        sections += [(figs["at_a_glance"][0], "at_a_glance", None),
+                     ("Findings at a glance", "", glance.glance_table(at_glance)),
+                     ("", "", glance.glance_note(at_glance))]
+    for cell, lines in findings_by_cell(found, lay):
+        sections.append((f"Findings: {cell}" if cell else "Findings", "", lines))
+    sections.append(("How the findings are worded", "", reading))
     sections += [(title, name, None) for name, (title, _) in figs.items() if name.startswith(("samples-", "evolution-"))]
     sections += [("Collapse rate at the last evaluation", "collapse_rate", collapse_summary(table, lay.compare)),
                  ("Collapse rate at any evaluation in the last half of training", "collapse_rate_late", None)]
@@ -434,8 +485,8 @@ def report_sections(res: Results, lay, table, effect, found, figs, metrics) -> l
     for name in ("dose_response", "training_curves", "collapse_over_time", "loss_curves"):
         if name in figs:
             sections.append((figs[name][0], name, None))
-    sections.append(("Versions", "", versions))
     sections += [(f"Study as run: {s['location']}", "", f"```yaml\n{s['study'].strip()}\n```") for s in res.sources]
+    sections.append((PROVENANCE, "", clean(provenance(res))))
     return sections
 
 
@@ -443,7 +494,8 @@ def render_markdown(sections) -> str:
     out = [f"# vi-sweeps report\n\n_generated {time.strftime('%Y-%m-%d %H:%M:%S')}_\n"]
     esc = tables.md_escape  # every heading, bullet and paragraph may carry user text (labels, names)
     for heading, fig, body in sections:
-        out.append(f"\n## {esc(heading)}\n")
+        if heading:
+            out.append(f"\n## {esc(heading)}\n")
         if fig:
             out.append(f"\n![{esc(heading)}]({fig}.png) ([svg]({fig}.svg))\n")
         if isinstance(body, pd.DataFrame):
@@ -466,12 +518,18 @@ def render_html(sections, out_dir: Path, link_figures: bool = False) -> str:
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>vi-sweeps report</title><style>"
              "body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}"
              "table{border-collapse:collapse;font-size:11.5px;width:100%;table-layout:auto}"
-             "td,th{border:1px solid #ccc;padding:2px 5px;overflow-wrap:anywhere;vertical-align:top}"
+             "td,th{border:1px solid #ccc;padding:2px 5px;overflow-wrap:anywhere;vertical-align:top}th{text-align:left !important}"
              "img{max-width:100%}pre{background:#f6f6f6;padding:1em;white-space:pre-wrap}li{margin:0.3em 0}"
+             "h1{font-size:1.45em;margin:0.2em 0}h2{font-size:1.15em;margin:0.9em 0 0.3em}"
+             "body>p.generated{margin:0 0 0.4em;color:#666;font-size:12px}ul.summary{margin:0.2em 0}"
+             "footer{margin-top:2em;border-top:1px solid #ccc;padding-top:0.5em;font-size:12px;color:#444}"
              "</style></head><body>"
-             f"<h1>vi-sweeps report</h1><p><i>generated {time.strftime('%Y-%m-%d %H:%M:%S')}</i></p>"]
+             f"<h1>vi-sweeps report</h1><p class='generated'><i>generated {time.strftime('%Y-%m-%d %H:%M:%S')}</i></p>"]
     for heading, fig, body in sections:
-        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        if heading == PROVENANCE:
+            parts.append("<footer>")
+        if heading:
+            parts.append(f"<h2>{html.escape(heading)}</h2>")
         if fig and link_figures:
             parts.append(f"<img alt='{html.escape(heading)}' src='{html.escape(fig)}.png'>")
         elif fig:
@@ -485,4 +543,6 @@ def render_html(sections, out_dir: Path, link_figures: bool = False) -> str:
             parts.append(f"<pre>{html.escape(body.strip('`').removeprefix('yaml'))}</pre>")
         elif body:
             parts.append(f"<p>{_inline(body)}</p>")
+        if heading == PROVENANCE:
+            parts.append("</footer>")
     return "".join(parts) + "</body></html>"

@@ -130,3 +130,104 @@ def search_sections(locations: list[str], res: Results, out_dir: Path) -> list[t
 
 
 
+
+
+# The Optuna storage of a search travels with its export as an Optuna journal file (one JSON
+# line per operation: text, no schema migration, no absolute path), which search.json names
+# relative to the folder that holds it; `open_storage` opens it from wherever the folder is.
+JOURNAL_FILE = "optuna.journal"
+
+
+def open_storage(location: str):
+    """The Optuna storage of a search's results folder or export: the journal beside search.json
+    where search.json names a relative file, else the URL it names (the driver's own storage).
+    Needs Optuna; `optuna.load_study(study_name=NAME, storage=open_storage(FOLDER))`."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    fs, root = _open(location)
+    with fs.open_input_stream(f"{root}/{schema.SEARCH_META}") as f:
+        info = json.loads(f.read())
+    url = info["storage"]
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        raise FileNotFoundError(f"{url}: not on this machine")  # RDBStorage would create an empty one there
+    if "://" in url:
+        return optuna.storages.RDBStorage(url) if url.split(":", 1)[0].startswith(("sqlite", "postgresql", "mysql")) else url
+    if "://" in location:
+        raise ValueError(f"{location}: a journal file on object storage; copy the folder locally first")
+    path = Path(location) / url
+    if not path.is_file():  # JournalFileBackend would create an empty one
+        raise FileNotFoundError(f"{path}: the search's Optuna journal is not there")
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+
+
+def space_distributions(study_text: str) -> dict:
+    """Optuna's distributions of a study file's `search.space` (as vi_sweeps.search builds them)."""
+    import optuna
+    import yaml
+
+    out = {}
+    for key, e in ((yaml.safe_load(study_text) or {}).get("search") or {}).get("space", {}).items():
+        if e["type"] == "categorical":
+            out[key] = optuna.distributions.CategoricalDistribution(e["choices"])
+        elif e["type"] == "int":
+            out[key] = optuna.distributions.IntDistribution(int(e["low"]), int(e["high"]))
+        else:
+            out[key] = optuna.distributions.FloatDistribution(float(e["low"]), float(e["high"]),
+                                                              log=e["type"] == "loguniform")
+    return out
+
+
+def rebuild_journal(search: pd.DataFrame, meta: dict, study_text: str, path: Path) -> None:
+    """An Optuna journal at `path` holding the studies of search.parquet, rebuilt with Optuna's
+    own API (create_trial, add_trial): every trial's number order, state, value, parameters,
+    user_attrs trial_ids and datetimes. For a search whose storage did not travel with it."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    distributions = space_distributions(study_text)
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    direction = "minimize" if meta.get("mode") == "min" else "maximize"
+    states = {s.name: s for s in optuna.trial.TrialState}
+    for name in meta["studies"]:
+        study = optuna.create_study(study_name=name, storage=storage, direction=direction)
+        for row in search[search["search_study"] == name].sort_values("number").itertuples(index=False):
+            row = row._asdict()
+            state = states[str(row["state"]).removeprefix("TrialState.")]
+            params = {k.removeprefix("params_"): v for k, v in row.items() if k.startswith("params_") and v == v}
+            trial = optuna.trial.create_trial(
+                state=state, value=row["value"] if state == optuna.trial.TrialState.COMPLETE else None,
+                params=params, distributions={k: distributions[k] for k in params},
+                user_attrs={"trial_ids": [i for i in str(row.get("user_attrs_trial_ids") or "").split(",") if i]})
+            for attr in ("datetime_start", "datetime_complete"):
+                value = row.get(attr)
+                setattr(trial, attr, None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime())
+            study.add_trial(trial)
+
+
+def export_storage(location: str, out: Path) -> str:
+    """The search of `location` as an Optuna journal in `out` (copied with optuna.copy_study
+    from its storage, or rebuilt from search.parquet where that storage is not reachable), and
+    search.json rewritten to name it relative to `out`. Returns how it was made."""
+    import optuna
+
+    meta = json.loads((out / schema.SEARCH_META).read_text())
+    target = out / JOURNAL_FILE
+    how = "copied"
+    try:
+        source = open_storage(location)
+        names = set(optuna.get_all_study_names(source))
+        if not set(meta["studies"]) <= names:
+            raise KeyError(sorted(set(meta["studies"]) - names))
+        to = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(target)))
+        for name in meta["studies"]:
+            optuna.copy_study(from_study_name=name, from_storage=source, to_storage=to)
+    except Exception:  # noqa: BLE001 - a storage on another machine, gone, or of another Optuna: rebuild
+        target.unlink(missing_ok=True)
+        search, _ = load_search([str(out)])
+        rebuild_journal(search, meta, (out / schema.STUDY_FILE).read_text(), target)
+        how = "rebuilt from search.parquet"
+    meta.setdefault("storage_as_run", meta["storage"])
+    meta.update(storage=JOURNAL_FILE, storage_made=how)
+    (out / schema.SEARCH_META).write_text(json.dumps(meta))
+    return how

@@ -375,3 +375,44 @@ def test_foreign_files_without_axes_get_them_guessed_and_a_label_stands_for_what
     assert tables.guessed_axes(frame) == ["regime", "lam"]  # not bn and g_steps: the label sets them
     assert tables.condition_columns(frame, {}) == ["regime", "lam"]
     assert tables.condition_columns(frame, {"axes": ["bn", "lam", "seed"]}) == ["bn", "lam"]  # a contract wins
+
+
+def test_the_report_opens_with_every_comparison_at_a_glance_and_a_compact_findings_table(tmp_path):
+    """After the summary: the figure of every comparison, then the compact table whose numbers
+    are the findings' own (collapse difference and interval, Holm p, verdict), then the sentences
+    per cell; the footer names each folder's commit, torch/Ray/Optuna and machine."""
+    folder = tmp_path / "results"
+    # a planted large collapse effect (0.9 -> 0.1) in one regime, none in the other
+    synthetic_results(folder, {(True, 1, 0.0): 0.5, (True, 1, 5.0): 0.5, (False, 5, 0.0): 0.9, (False, 5, 5.0): 0.1},
+                      seeds=30, metric_shift={(False, 5, 5.0): -2.0})
+    versions = json.loads((folder / schema.VERSIONS_FILE).read_text()) if (folder / schema.VERSIONS_FILE).exists() else {}
+    versions.update(git_commit="0123abcd" * 5, torch="2.13.0+cpu", ray="2.60.0", optuna="5.0.0",
+                    machine="driver Linux x86_64, 2 CPUs; Ray cluster of 1 node(s): 2 CPUs, 0 GPUs")
+    (folder / schema.VERSIONS_FILE).write_text(json.dumps(versions))
+    text = build_report([str(folder)], str(tmp_path / "rep")).read_text()
+    heads = [line for line in text.splitlines() if line.startswith("## ")]
+    assert heads[:3] == ["## Summary", "## Every comparison at a glance", "## Findings at a glance"]
+    assert heads[3].startswith("## Findings: gan · ring8 · ") and heads[-1] == "## Provenance"
+    assert (tmp_path / "rep" / "at_a_glance.png").stat().st_size > 10000
+    table = pd.read_csv(tmp_path / "rep" / "glance.csv")
+    found = pd.read_csv(tmp_path / "rep" / "findings.csv")
+    effects = pd.read_csv(tmp_path / "rep" / "effects.csv")
+    assert len(table) == len(found) == 2
+    assert list(table.columns[:4]) == ["cell", "treatment vs baseline", "n", "collapse diff [95% CI]"]
+    strong = table[table["cell"].str.contains("bn=False")].iloc[0]
+    e = effects[effects["regime"].str.contains("bn=False")].iloc[0]
+    assert strong["collapse diff [95% CI]"] == f"{e['end_diff']:+.2f} [{e['end_lo']:+.2f}, {e['end_hi']:+.2f}]"
+    assert strong["treatment vs baseline"] == "5 vs 0" and strong["n"] == "30 vs 30"
+    p = found[found["regime"].str.contains("bn=False")].iloc[0]
+    holm = [c for c in table.columns if c.startswith("Holm p")][0]
+    assert strong[holm].split(" · ")[0] == f"{p['collapse_p_holm']:.2g}" and p["collapse_p_holm"] < 0.05
+    assert strong["verdict"] == "better" and "fd_2d: -" in strong["quality diff [95% CI]"]
+    weak = table[table["cell"].str.contains("bn=True")].iloc[0]
+    assert weak["verdict"] == "n.s."
+    # the footer: provenance of the folder read
+    footer = text[text.index("## Provenance"):]
+    for value in ("0123abcd0123", "2.13.0+cpu", "2.60.0", "5.0.0", "2 CPUs; Ray cluster of 1 node(s)"):
+        assert value in footer, value
+    html = (tmp_path / "rep" / "report.html").read_text()
+    order = ["<img alt='Every comparison at a glance'", "Findings at a glance</h2>", "Findings: gan", "<footer>"]
+    assert [html.index(x) for x in order] == sorted(html.index(x) for x in order)

@@ -117,9 +117,24 @@ def test_asha_and_two_keys_give_a_report_with_importances(tmp_path):
     export_results(str(results), tmp_path / "exported")
     again = build_report([str(tmp_path / "exported")], str(tmp_path / "report2")).read_text()
     def search_section(text):
-        return text[text.index("## Search: best suggestion"):text.index("## Versions")]
+        return text[text.index("## Search: best suggestion"):text.index("## Study as run")]
 
     assert "## Search: best suggestion" in again and search_section(again) == search_section(report)
+    # the export carries its Optuna storage, named relative to it: a copy elsewhere opens in Optuna
+    import json
+    import shutil
+
+    from analysis.search import JOURNAL_FILE, open_storage
+
+    meta = json.loads((tmp_path / "exported" / schema.SEARCH_META).read_text())
+    assert meta["storage"] == JOURNAL_FILE and meta["storage_made"] == "copied"
+    assert meta["storage_as_run"] == f"sqlite:///{results / 'optuna.db'}"
+    moved = shutil.copytree(tmp_path / "exported", tmp_path / "elsewhere" / "copy")
+    shutil.rmtree(tmp_path / "exported")
+    copied = optuna.load_study(study_name=name, storage=open_storage(str(moved))).trials
+    assert [(t.number, t.state, t.params, t.value, t.user_attrs, t.datetime_start, t.intermediate_values)
+            for t in copied] == [(t.number, t.state, t.params, t.value, t.user_attrs, t.datetime_start,
+                                  t.intermediate_values) for t in trials]
 
 
 def test_a_suggestion_packs_its_seeds_into_one_trials_resources(tmp_path):
@@ -137,3 +152,50 @@ def test_a_suggestion_packs_its_seeds_into_one_trials_resources(tmp_path):
     assert control.exit_code == 0
     rows = pd.read_parquet(tmp_path / "r" / schema.TRIALS_FILE)
     assert len(rows) == 3 and (rows["pack"] == 3).all() and (rows["status"] == "finished").all()
+
+
+def test_the_committed_search_measurement_opens_in_optuna_and_its_dashboard_from_a_copy(tmp_path):
+    """docs/measurements/lambda_search_2trials carries its Optuna storage (rebuilt from its
+    search.parquet: the storage as run stayed on the machine that ran it): optuna.load_study and
+    optuna-dashboard open it from a copy in another folder, with every trial of search.parquet."""
+    import json
+    import shutil
+
+    from analysis.search import JOURNAL_FILE, open_storage
+    from tests.conftest import ROOT
+
+    source = ROOT / "docs" / "measurements" / "lambda_search_2trials"
+    copy = shutil.copytree(source, tmp_path / "somewhere" / "else")
+    meta = json.loads((copy / schema.SEARCH_META).read_text())
+    assert meta["storage"] == JOURNAL_FILE and meta["storage_made"].startswith("rebuilt from search.parquet")
+    search = pd.read_parquet(copy / schema.SEARCH_FILE)
+    ids = set(pd.read_parquet(copy / schema.TRIALS_FILE)["trial_id"])
+    storage = open_storage(str(copy))
+    assert sorted(optuna.get_all_study_names(storage)) == sorted(meta["studies"])
+    for name in meta["studies"]:
+        study = optuna.load_study(study_name=name, storage=storage)
+        rows = search[search["search_study"] == name].sort_values("number")
+        assert study.direction == optuna.study.StudyDirection.MAXIMIZE and len(study.trials) == len(rows) == 2
+        for t, row in zip(study.trials, rows.itertuples(index=False), strict=True):
+            assert (t.number, t.state.name, t.value, t.params["lam"]) == (row.number, row.state, row.value, row.params_lam)
+            assert t.user_attrs["trial_ids"] == row.user_attrs_trial_ids.split(",") and set(t.user_attrs["trial_ids"]) <= ids
+            assert t.datetime_start == row.datetime_start.to_pydatetime()
+    best = optuna.load_study(study_name=meta["studies"][0], storage=storage).best_trial
+    assert best.number == 0 and best.value == 0.875
+    dashboard = pytest.importorskip("optuna_dashboard")
+    from optuna_dashboard._storage_url import get_storage
+
+    app = dashboard.wsgi(get_storage(str(copy / JOURNAL_FILE)))  # what `optuna-dashboard FILE` opens
+    out = {}
+
+    def start(status, headers, exc_info=None):
+        out["status"] = status
+
+    from wsgiref.util import setup_testing_defaults
+
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/api/studies"}
+    setup_testing_defaults(environ)
+    body = b"".join(app(environ, start))
+    assert out["status"].startswith("200")
+    listed = json.loads(body)["study_summaries"]
+    assert sorted(s["study_name"] for s in listed) == sorted(meta["studies"])
