@@ -231,7 +231,9 @@ def test_on_cuda_the_images_the_extractor_and_the_samples_live_on_the_device(tmp
     cpu = Trial(cfg.model_copy(update={"device": "cpu"}))
     gen_a, gen_b = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     assert torch.equal(trial.data.sample(8, gen_a, trial.device).cpu(), cpu.data.sample(8, gen_b))  # the same images
-    list(evaluations(trial))
+    rows = [e.row for evals in evaluations(trial) for e in evals]
+    assert all(r["device_resolved"].startswith("cuda:") and r["device_name"] for r in rows)
+    assert trial.evaluator.ref_feats.is_cuda
     digits = Trial(tiny(dataset="stacked-digits", image_size=8, device="cuda"))  # the digits classifier too
     assert all(p.is_cuda for p in digits.evaluator.net.parameters())
     list(evaluations(digits))

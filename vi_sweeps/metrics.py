@@ -21,7 +21,19 @@ histogram statistics; samples -> features -> statistics -> Frechet distance.
 - image-folder: fid_inception = FID in Inception-v3 pool features (torch-fidelity's network) on
   the trial's device, from `fid_samples` generated and real images; the weights come from
   `fid_weights` or torch-fidelity's cache (`vi-sweep fetch-weights`); `fid_weights: none` turns
-  FID off.
+  every image metric off. `fid_weights` may also name a TorchScript feature extractor (uint8
+  images -> (features, logits)), which the tests use: its numbers are then not Inception's.
+- coverage of the real data (vi_sweeps.feature_metrics), in the same features: on image
+  folders Inception's pool features, on digits and stacked-digits the reference classifier's
+  (per digit, concatenated). precision and recall (k-NN balls of k = pr_k, default 3;
+  Kynkaanniemi et al. 2019), density and coverage (k = dc_k, default 5; Naeem et al. 2020),
+  from min(prdc_samples, samples, real set) generated and as many real samples (image folders:
+  the first of the fid_samples of the reference draw, since every image metric reads the images
+  FID passes through Inception, in one pass; digits: the training digits in the split's random
+  order; stacked: the fixed reference stacks). Image folders also: kid and kid_std (Binkowski et al. 2018; kid_subsets subsets of
+  kid_subset_size from fid_samples each side) and `is` (Inception Score, 10 splits of the
+  fid_samples generated images' logits). The image-folder collapse rule is coverage<0.5:
+  fewer than half of the real images have a generated one inside their k-NN ball.
 """
 
 from __future__ import annotations
@@ -40,6 +52,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vi_sweeps.feature_metrics import features_to_kid, features_to_manifold_metrics, logits_to_inception_score
 from vi_sweeps.keys import Key
 from vi_sweeps.registry import Registry
 
@@ -52,6 +65,17 @@ KL_UNIFORM = Key("eval/kl_uniform", "KL(mode histogram || uniform), nats", "{:.3
 FD_2D = Key("eval/fd_2d", "Frechet distance to the mixture's first two moments (fd_2d)", "{:.3f}", "lower")
 FD_DIGITS = Key("eval/fd_digits", "Frechet distance, digits-CNN features (fd_digits)", "{:.2f}", "lower")
 FID_INCEPTION = Key("eval/fid_inception", "FID, Inception-v3 (fid_inception)", "{:.2f}", "lower")
+PRECISION = Key("eval/precision", "precision: share of samples inside the real k-NN manifold (k = pr_k)", "{:.3f}",
+                "higher")
+RECALL = Key("eval/recall", "recall: share of real data inside the samples' k-NN manifold (k = pr_k)", "{:.3f}", "higher")
+DENSITY = Key("eval/density", "density: real k-NN balls holding a sample, per sample / k (k = dc_k)", "{:.3f}", "higher")
+COVERAGE = Key("eval/coverage", "coverage: share of real k-NN balls holding a sample (k = dc_k)", "{:.3f}", "higher")
+KID = Key("eval/kid", "KID, Inception-v3 (unbiased MMD^2, cubic kernel)", "{:.4f}", "lower")
+KID_STD = Key("eval/kid_std", "KID's standard deviation over its subsets", "{:.4f}")
+INCEPTION_SCORE = Key("eval/is", "Inception Score (10 splits)", "{:.2f}", "higher")
+MANIFOLD_KEYS = (PRECISION, RECALL, DENSITY, COVERAGE)
+IMAGE_KEYS = (FID_INCEPTION, *MANIFOLD_KEYS, KID, KID_STD, INCEPTION_SCORE)
+IS_SPLITS = 10
 MODE_KEYS = (MODES, MODES_FRAC, MODES_LIT, MODES_LIT_FRAC, HQ_FRAC, KL_UNIFORM)
 LITERATURE_SAMPLES = 2500  # VEEGAN/PacGAN score 2,500 samples on the 2-D mixtures
 
@@ -115,6 +139,14 @@ def statistics_to_frechet(mu1, sigma1, mu2, sigma2) -> float:
     return float(diff @ diff + sigma1.trace() + sigma2.trace() - 2 * trace_covmean)
 
 
+def manifold_metrics(cfg, real: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
+    """Real and generated features -> precision, recall, density and coverage, from the first
+    min(prdc_samples, both counts) of each."""
+    n = min(cfg.prdc_samples, len(real), len(fake))
+    out = features_to_manifold_metrics(real[:n], fake[:n].to(real.device), cfg.pr_k, cfg.dc_k)
+    return {key: out[key.short] for key in MANIFOLD_KEYS}
+
+
 class MixtureEvaluator:
     def __init__(self, cfg, data, device=None, store=None):
         self.centres = data.centres.numpy().astype(np.float64)
@@ -140,9 +172,13 @@ class DigitsEvaluator:
         self.device = torch.device(device or "cpu")
         # a copy on the trial's device (the cached classifier stays on the CPU for the others)
         self.net = copy.deepcopy(reference_classifier(cfg.image_size)).to(self.device).eval()
-        self.stack, self.n_modes, self.min_share = data.stack, data.n_modes, cfg.mode_min_share
+        self.cfg, self.stack, self.n_modes, self.min_share = cfg, data.stack, data.n_modes, cfg.mode_min_share
         feats, _ = self.classify(data.images)
-        self.ref = features_to_statistics(self._stack_feats(feats) if self.stack > 1 else feats)
+        feats = self._stack_feats(feats) if self.stack > 1 else feats
+        self.ref = features_to_statistics(feats)
+        # the real features of precision/recall/density/coverage: the training digits (in the
+        # split's fixed random order) or the fixed reference stacks, on the trial's device
+        self.ref_feats = torch.from_numpy(feats[: cfg.prdc_samples]).to(self.device, torch.float64)
 
     def _stack_feats(self, feats: np.ndarray) -> np.ndarray:
         # The reference for stacked digits: 3 independent digits per sample, fixed draw.
@@ -165,40 +201,62 @@ class DigitsEvaluator:
         confident = (probs.max(1) >= 0.5).reshape(n, s).all(1)
         mode = (labels * (10 ** np.arange(s - 1, -1, -1))).sum(1)
         out = assignments_to_stats(np.where(confident, mode, -1), self.n_modes, self.min_share)
-        out[FD_DIGITS] = statistics_to_frechet(*features_to_statistics(feats.reshape(n, -1)), *self.ref)
+        feats = feats.reshape(n, -1)
+        out[FD_DIGITS] = statistics_to_frechet(*features_to_statistics(feats), *self.ref)
+        out.update(manifold_metrics(self.cfg, self.ref_feats, torch.from_numpy(feats)))
         return out
 
 
+def images_to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] -> uint8 in 0..255, as an image file would hold them (the inverse of
+    the data's x / 127.5 - 1: a real image goes through both unchanged)."""
+    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
 class InceptionEvaluator:
-    """FID with torch-fidelity's Inception-v3 (the TF-compatible port) on the trial's device:
-    generated samples go to uint8 and through the network in batches without leaving the
-    device; the reference statistics of `fid_samples` real images, drawn without replacement,
-    are computed once per (data, preprocessing, weights, count) and cached on the node."""
+    """FID, precision/recall/density/coverage, KID and IS with torch-fidelity's Inception-v3
+    (the TF-compatible port) on the trial's device: generated samples go to uint8 and through
+    the network in batches without leaving the device; the features of `fid_samples` real
+    images (drawn without replacement) and their FID
+    statistics are computed once per (data, preprocessing, weights, count, precision) and
+    cached on the node and in the results store."""
 
     def __init__(self, cfg, data, device=None, store=None):
         self.device = torch.device(device or "cpu")
+        self.cfg = cfg
         weights = inception_weights(cfg)
         self.extractor, self.n_samples = None, 0
         if weights is None:
             return
-        self.n_samples = cfg.fid_samples
+        self.n_samples = cfg.fid_samples  # every image metric reads these: one pass through the network
         self.extractor = inception_network(weights).to(self.device).eval()
-        self.ref = reference_statistics(cfg, data, self, weights, store)
+        self.ref, self.ref_feats = reference_statistics(cfg, data, self, weights, store)
 
     @torch.no_grad()
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        """(n, 3, S, S) in [-1, 1] -> (n, 2048) float64 pool features, on the device."""
-        out = []
+    def features_and_logits(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n, 3, S, S) in [-1, 1] -> (n, 2048) pool features and (n, 1008) logits, float64 on
+        the device."""
+        feats, logits = [], []
         for chunk in images.split(200):
-            as_uint8 = ((chunk.to(self.device).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-            out.append(self.extractor(as_uint8)[0].to(torch.float64))
-        return torch.cat(out)
+            f, lg = self.extractor(images_to_uint8(chunk.to(self.device)))
+            feats.append(f.to(torch.float64))
+            logits.append(lg.to(torch.float64))
+        return torch.cat(feats), torch.cat(logits)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.features_and_logits(images)[0]
 
     def __call__(self, samples: torch.Tensor) -> dict[str, float]:
         if self.extractor is None:
-            return {FID_INCEPTION: math.nan}
-        feats = self.features(samples[: self.n_samples])
-        return {FID_INCEPTION: statistics_to_frechet(*features_to_statistics(feats), *self.ref)}
+            return dict.fromkeys(IMAGE_KEYS, math.nan)
+        cfg = self.cfg
+        feats, logits = self.features_and_logits(samples[: self.n_samples])
+        out = {FID_INCEPTION: statistics_to_frechet(*features_to_statistics(feats[: cfg.fid_samples]), *self.ref)}
+        out.update(manifold_metrics(cfg, self.ref_feats[: cfg.prdc_samples], feats))
+        out[KID], out[KID_STD] = features_to_kid(feats[: cfg.fid_samples], self.ref_feats[: cfg.fid_samples],
+                                                 cfg.kid_subsets, cfg.kid_subset_size)
+        out[INCEPTION_SCORE] = logits_to_inception_score(logits[: cfg.fid_samples], IS_SPLITS)
+        return out
 
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's converted TF weights
@@ -246,9 +304,24 @@ class BadWeights(ValueError):
     """A weights file that is there but cannot be loaded."""
 
 
+def is_torchscript(path: Path) -> bool:
+    """A TorchScript archive (torch.jit.save) holds its code; torch.save's archives do not."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.split("/")[1:2] == ["code"] for name in archive.namelist())
+
+
 def inception_network(weights: Path):
+    """torch-fidelity's Inception-v3 with the weights given, returning (pool features, logits)
+    of uint8 images; or the TorchScript extractor the file holds, with the same interface."""
+    if is_torchscript(weights):
+        return torch.jit.load(str(weights), map_location="cpu")
     try:
-        return inception_class()("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights))
+        return inception_class()("inception-v3-compat", ["2048", "logits_unbiased"],
+                                 feature_extractor_weights_path=str(weights))
     except ImportError:
         raise
     except Exception as err:  # noqa: BLE001 - a truncated or foreign file fails in pickle, zip or load_state_dict
@@ -256,19 +329,24 @@ def inception_network(weights: Path):
                          f"({type(err).__name__}: {err}); fetch them again with `vi-sweep fetch-weights`") from None
 
 
+REFERENCE_VERSION = 2  # 2: the features too (precision/recall/density/coverage, KID)
+
+
 def reference_statistics(cfg, data, evaluator: InceptionEvaluator, weights: Path, store=None):
-    """Mean and covariance of the real images' features, computed once per (data,
-    preprocessing, weights, count): kept in the node's cache under a lock, and in the results
-    store (`references/`) where there is one, so the other nodes of a cluster read them instead
-    of computing them again."""
+    """((mean, covariance), features) of `fid_samples` real images drawn without replacement,
+    computed once per (data, preprocessing, weights, count, arithmetic precision: tf32 changes
+    the network's numbers): kept in the node's cache under a lock, and in the results store
+    (`references/`) where there is one, so the other nodes of a cluster read them instead of
+    computing them again. The features are kept as float32, as the network gives them."""
     from filelock import FileLock
 
     from analysis.schema import REFERENCES_DIR
     from vi_sweeps.imagecache import cache_dir
 
     stat = weights.stat()
-    key = hashlib.sha256(json.dumps([data.cache.meta["fingerprint"], cfg.image_size, cfg.crop, cfg.skip_bad_images,
-                                     weights.name, stat.st_size, cfg.fid_samples]).encode()).hexdigest()[:20]
+    key = hashlib.sha256(json.dumps([REFERENCE_VERSION, data.cache.meta["fingerprint"], cfg.image_size, cfg.crop,
+                                     cfg.skip_bad_images, weights.name, stat.st_size, cfg.fid_samples,
+                                     cfg.precision]).encode()).hexdigest()[:20]
     folder = cache_dir() / "fid-reference"
     folder.mkdir(parents=True, exist_ok=True)
     path, shared = folder / f"{key}.pt", f"{REFERENCES_DIR}/{key}.pt"
@@ -283,7 +361,8 @@ def reference_statistics(cfg, data, evaluator: InceptionEvaluator, weights: Path
                 feats = torch.cat([evaluator.features(source[idx.to(source.device)].float() / 127.5 - 1.0)
                                    for idx in order.split(1000)])
                 mu, sigma = features_to_statistics(feats)
-                torch.save({"mu": mu.cpu(), "sigma": sigma.cpu(), "n": len(order)}, tmp)
+                torch.save({"mu": mu.cpu(), "sigma": sigma.cpu(), "n": len(order),
+                            "feats": feats.to(torch.float32).cpu()}, tmp)
                 if store is not None:
                     try:
                         store.write_bytes(shared, tmp.read_bytes())
@@ -292,12 +371,14 @@ def reference_statistics(cfg, data, evaluator: InceptionEvaluator, weights: Path
                                       stacklevel=2)
             os.replace(tmp, path)
         saved = torch.load(path, map_location=evaluator.device, weights_only=True)
-    return saved["mu"], saved["sigma"]
+    return (saved["mu"], saved["sigma"]), saved["feats"].to(torch.float64)
 
 
 EVALUATORS.register("mixture", metrics=(*MODE_KEYS, FD_2D), collapse_rule="modes_frac<0.5")(MixtureEvaluator)
-EVALUATORS.register("digits", metrics=(*MODE_KEYS, FD_DIGITS), collapse_rule="modes_frac<0.5")(DigitsEvaluator)
-EVALUATORS.register("inception", metrics=(FID_INCEPTION,), collapse_rule="fid_inception>100")(InceptionEvaluator)
+EVALUATORS.register("digits", metrics=(*MODE_KEYS, FD_DIGITS, *MANIFOLD_KEYS),
+                    collapse_rule="modes_frac<0.5")(DigitsEvaluator)
+# coverage, not an FID threshold: FID mixes quality and diversity into one number
+EVALUATORS.register("inception", metrics=IMAGE_KEYS, collapse_rule="coverage<0.5")(InceptionEvaluator)
 
 
 def build_evaluator(cfg, data, device=None, store=None):
