@@ -253,8 +253,10 @@ def validate(study, list_trials, assignments, plugin_names) -> None:
 @force_option
 @set_option
 @plugin_option
+@click.option("--reuse", default=None, metavar="RESULTS", help="take the finished trials of another results folder (or "
+              "export) that have this study's trial ids, instead of running them (same id, same numbers)")
 def run(study, results, address, resume, max_concurrent, dry_run, report, tensorboard, track, force, assignments,
-        plugin_names) -> None:
+        plugin_names, reuse) -> None:
     """Run every trial of STUDY on Ray Tune; results land in one Parquet contract."""
     spec = load_or_exit(study, assignments, with_ids=True, plugin_names=plugin_names)
     from vi_sweeps.sweep import check_location, describe, run_sweep
@@ -286,7 +288,7 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
         tensorboard = str(Path(results, "tensorboard").resolve())
     with driver_errors():
         outcome = run_sweep(spec, results, address=address, max_concurrent=max_concurrent, force=force,
-                            tensorboard=tensorboard or "", tracking=tracking)
+                            tensorboard=tensorboard or "", tracking=tracking, reuse=reuse or "")
     counts = outcome.trials["status"].value_counts().to_dict() if len(outcome.trials) else {}
     started = set(outcome.trials["trial_id"]) if len(outcome.trials) else set()
     click.echo(f"results: {results}  ({', '.join(f'{v} {k}' for k, v in sorted(counts.items())) or 'nothing run'})")

@@ -36,6 +36,7 @@ from vi_sweeps import plugins
 from vi_sweeps.config import ConfigError
 from vi_sweeps.lease import Lease
 from vi_sweeps.results import Consolidation, clear_error, contract, record_error, restore_trial_files, versions
+from vi_sweeps.reuse import reuse_finished
 from vi_sweeps.runner import Member, PackRunner, PackSpec
 from vi_sweeps.storage import Store, StoreError
 from vi_sweeps.study import Study, condition_key, definition_differences, load_study_as_run, pack_layout
@@ -247,6 +248,16 @@ def stored_study_problems(store: Store, study: Study) -> list[str]:
     return []
 
 
+def check_reusable(source: str) -> None:
+    """--reuse names a results folder (or an export) that reads; else bad input, before anything is written."""
+    from analysis.load import ResultsError, load_location
+
+    try:
+        load_location(source)
+    except (ResultsError, OSError) as err:
+        raise ConfigError("--reuse", [f"{source}: {err}"]) from None
+
+
 def prepare_data(study: Study, local: bool = True) -> None:
     """What every trial of a data set needs once (an image cache) is built here, before any
     trial waits for it; a missing folder, an unreadable image or missing FID weights is bad
@@ -261,7 +272,7 @@ def prepare_data(study: Study, local: bool = True) -> None:
         return
     done = set()
     for t in study.trials:
-        prepare = DATASETS.meta(t.config.dataset).get("prepare")
+        prepare = DATASETS.meta(t.config.dataset).prepare
         key = json.dumps(t.config.model_dump(exclude={"seed"}), sort_keys=True)
         if prepare is None or key in done:
             continue
@@ -527,11 +538,19 @@ def driving(study: Study, results: str, address: str | None, force: bool):
 
 
 def run_sweep(study: Study, results: str, address: str | None = None, max_concurrent: int | None = None,
-              show_progress: bool = True, force: bool = False, tensorboard: str = "", tracking=None) -> SweepOutcome:
+              show_progress: bool = True, force: bool = False, tensorboard: str = "", tracking=None,
+              reuse: str = "") -> SweepOutcome:
     """Run every unfinished trial of the study. Raises ConfigError before writing anything
     when the study cannot run here, LeaseHeld when another driver owns RESULTS. `tracking`: a
-    vi_sweeps.tracking.Tracking, resolved (its runs through Ray Tune's logger callbacks)."""
+    vi_sweeps.tracking.Tracking, resolved (its runs through Ray Tune's logger callbacks).
+    `reuse`: another results folder whose finished trials of the same ids are taken, not run
+    (vi_sweeps.reuse)."""
+    if reuse:
+        check_reusable(reuse)
     with driving(study, results, address, force) as (store, control, consolidation):
+        if reuse:
+            print(f"reused {reuse_finished(reuse, study, store)} finished trials of {reuse} (the same trial ids: "
+                  "the same numbers)", file=sys.stderr)
         done = consolidation.finished_ids()
         todo = {t.trial_id for t in study.trials} - done
         progress = Progress(study.name, len(study.trials), len(study.trials) - len(todo)) if show_progress else None
