@@ -281,6 +281,24 @@ def test_a_killed_driver_resumes_without_losing_or_repeating_a_trial(tmp_path):
         assert (results / "trials" / f"{tid}.parquet").stat().st_mtime_ns == stamp
     metrics = pd.read_parquet(results / schema.METRICS_FILE)
     assert (metrics.groupby("trial_id")["step"].apply(list) == [list(range(100, 601, 100))] * 12).all()
+    # and the resumed rows (a truncated checkpoint among them) are a clean run's, bit for bit: each
+    # trial trained at its own place of a pack of its own size (issue 23)
+    clean = clean_metrics(load_study(study_path), tmp_path / "clean")
+    cols = [c for c in clean.columns if c != "wall_s"]
+    pd.testing.assert_frame_equal(metrics[cols].sort_values(["trial_id", "step"]).reset_index(drop=True),
+                                  clean[cols].sort_values(["trial_id", "step"]).reset_index(drop=True), check_like=True)
+
+
+def clean_metrics(study, folder):
+    """The study's metrics from an uninterrupted run of every pack in this process (no Ray)."""
+    from vi_sweeps.results import consolidate
+    from vi_sweeps.runner import PackRunner
+    from vi_sweeps.sweep import make_packs, prepare_store
+
+    store = prepare_store(study, str(folder))
+    for pack in make_packs(study, store.uri, {t.trial_id for t in study.trials}):
+        list(PackRunner(store, pack).run())
+    return consolidate(store)[1]
 
 
 def test_ctrl_c_stops_cleanly_exits_130_and_names_what_is_unfinished(tmp_path):
