@@ -67,7 +67,9 @@ def md_escape(text) -> str:
     """Text for a Markdown page the project writes: no HTML from user input (a label such as
     `<script>` reaches REPORT.md and CLAIMS.md as text, not as markup)."""
     parts = re.split(r"(`[^`\n]*`)", str(text))  # a code span shows its text as is: left alone
-    return "".join(p if i % 2 else html.escape(p, quote=False) for i, p in enumerate(parts))
+    # no HTML, and no link or image: `[x](url)` and `![](url)` from a label stay text
+    return "".join(p if i % 2 else html.escape(p, quote=False).replace("[", "\\[").replace("]", "\\]")
+                   for i, p in enumerate(parts))
 
 
 def condition_columns(trials: pd.DataFrame, contract: dict | None = None) -> list[str]:

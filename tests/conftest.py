@@ -37,3 +37,28 @@ def tmpfs(path, size: str, read_only: bool = False):
         yield path
     finally:
         subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@pytest.fixture
+def isolated_plugins():
+    """Whatever a test's plugins register is gone after it: the registries, the plugin keys,
+    the loaded plugins and their modules are put back as they were."""
+    import sys
+
+    from vi_sweeps import config, plugins
+    from vi_sweeps.architectures import ARCHITECTURES
+    from vi_sweeps.datasets import DATASETS
+    from vi_sweeps.metrics import EVALUATORS
+    from vi_sweeps.objectives import OBJECTIVES
+    from vi_sweeps.stabilisers import STABILISERS
+
+    registries = (ARCHITECTURES, DATASETS, EVALUATORS, OBJECTIVES, STABILISERS)
+    saved = [(dict(r._entries), dict(r._origins)) for r in registries]
+    keys, origins, loaded = dict(config.PLUGIN_KEYS), dict(config.PLUGIN_KEY_ORIGINS), dict(plugins.LOADED)
+    yield
+    for name in set(plugins.LOADED) - set(loaded):  # the test's plugin modules, and only those
+        sys.modules.pop(name, None)
+    for r, (entries, from_) in zip(registries, saved, strict=True):
+        r._entries.clear(), r._entries.update(entries), r._origins.clear(), r._origins.update(from_)
+    for d, old in ((config.PLUGIN_KEYS, keys), (config.PLUGIN_KEY_ORIGINS, origins), (plugins.LOADED, loaded)):
+        d.clear(), d.update(old)

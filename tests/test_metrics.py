@@ -102,7 +102,7 @@ def test_collapse_rule():
     assert not is_collapsed("modes_frac<0.5", {metrics.MODES_FRAC: 0.5}, diverged=False)
     assert is_collapsed("kl_uniform>1", {metrics.KL_UNIFORM: 1.2}, diverged=False)
     assert is_collapsed("modes_frac<0.5", {}, diverged=True)
-    declared = metrics.EVALUATORS.meta("mixture")["metrics"]
+    declared = metrics.EVALUATORS.meta("mixture").metrics
     with pytest.raises(ValueError, match="valid choices: modes, modes_frac, modes_lit"):
         parse_rule("fid<3", declared)
 
@@ -119,9 +119,9 @@ def test_every_evaluator_declares_keys_the_contract_carries():
     from vi_sweeps.keys import Key
 
     for name in metrics.EVALUATORS.names():
-        declared = metrics.EVALUATORS.meta(name)["metrics"]
+        declared = metrics.EVALUATORS.meta(name).metrics
         assert declared and all(isinstance(k, Key) and k.startswith("eval/") and k.label for k in declared)
-        assert metrics.EVALUATORS.meta(name)["collapse_rule"].split("<")[0].split(">")[0] in [k.short for k in declared]
+        assert metrics.EVALUATORS.meta(name).collapse_rule.split("<")[0].split(">")[0] in [k.short for k in declared]
 
 
 def test_the_literature_mode_count_needs_one_sample_ours_needs_a_share():

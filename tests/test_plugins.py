@@ -16,6 +16,8 @@ from vi_sweeps.cli import main
 from vi_sweeps.study import load_study
 from vi_sweeps.sweep import run_sweep
 
+pytestmark = pytest.mark.usefixtures("isolated_plugins")  # what a test's plugins register goes with it
+
 PLUGIN = '''
 """A plugin: a GAN that also reports the spread of its samples (a new loss key), and a
 stabiliser with its own weight key."""

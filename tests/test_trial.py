@@ -38,7 +38,7 @@ def test_every_model_trains_on_every_dataset_and_reports_its_declared_keys(model
     assert not rows[-1]["diverged"]
     assert trial.samples.shape == (1, cfg.eval_samples, *trial.data.shape)
     loss_keys, metric_keys = declared_keys(cfg)
-    assert set(rows[-1]) == {"step", "wall_s", "collapsed", "diverged", *loss_keys, *metric_keys}
+    assert set(rows[-1]) == {"step", "wall_s", "collapsed", "diverged", "device_resolved", "device_name", *loss_keys, *metric_keys}
     assert all(math.isfinite(rows[-1][k]) for k in loss_keys)
     if dataset != "image-folder":
         assert math.isfinite(rows[-1]["eval/modes"]) and math.isfinite(rows[-1]["eval/modes_lit"])

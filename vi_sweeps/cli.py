@@ -67,7 +67,7 @@ def progress_row(trial, row: dict) -> str:
     from vi_sweeps.objectives import OBJECTIVES
 
     cfg = trial.cfg
-    keys: list[Key] = [*OBJECTIVES.meta(cfg.model).losses, *evaluation(cfg.dataset)["metrics"]]
+    keys: list[Key] = [*OBJECTIVES.meta(cfg.model).losses, *evaluation(cfg.dataset).metrics]
     parts = [f"step {row['step']:>6}/{cfg.iterations}"]
     parts += [f"{key.short} " + key.fmt.format(row[key]) for key in keys if row[key] == row[key]]
     parts.append("DIVERGED" if row["diverged"] else ("collapsed" if row["collapsed"] else "ok"))

@@ -67,15 +67,24 @@ class PluginKey:
 
 
 PLUGIN_KEYS: dict[str, PluginKey] = {}
+PLUGIN_KEY_ORIGINS: dict[str, str] = {}  # key -> the plugin module that declared it
 
 
 def register_key(name: str, default: Any, doc: str) -> None:
     """Declare a config key (for a plugin): `cfg.NAME` is then its value in every trial."""
+    from analysis import schema
+    from vi_sweeps.registry import LOADING
+
     if name in TrialConfig.model_fields or name in PLUGIN_KEYS:
         raise ValueError(f"config key {name!r} exists already (a built-in or another plugin has it)")
-    if not name.isidentifier():
-        raise ValueError(f"config key {name!r}: a Python identifier")
+    if not name.isidentifier() or name.startswith("_"):
+        raise ValueError(f"config key {name!r}: a Python identifier not starting with _")
+    if name in schema.RESERVED_NAMES or name.startswith("collapsed") or hasattr(BaseModel, name) \
+            or name in ("identity", "trial_id", "resolved_arch"):
+        raise ValueError(f"config key {name!r} is a result column or a config attribute; give it another name")
     PLUGIN_KEYS[name] = PluginKey(default, doc)
+    if LOADING:
+        PLUGIN_KEY_ORIGINS[name] = LOADING[-1]
 
 
 class TrialConfig(BaseModel):
@@ -160,7 +169,7 @@ class TrialConfig(BaseModel):
         """Keys that are no field must be plugins' keys, of their type; absent ones take their default."""
         if not isinstance(data, dict):
             return data
-        problems = []
+        problems, given = [], {}
         for key, value in data.items():
             if key in cls.model_fields:
                 continue
@@ -168,9 +177,11 @@ class TrialConfig(BaseModel):
                 problems.append(f"{key}: unknown key; valid keys: {', '.join(config_keys())}")
             elif why := PLUGIN_KEYS[key].check(value):
                 problems.append(f"{key}: {why}")
+            else:  # 1 and 1.0 are one value of a float key, and one trial id
+                given[key] = float(value) if isinstance(PLUGIN_KEYS[key].default, float) else value
         if problems:
             raise ValueError("; ".join(problems))
-        return {**{k: spec.default for k, spec in PLUGIN_KEYS.items()}, **data}
+        return {**{k: spec.default for k, spec in PLUGIN_KEYS.items()}, **data, **given}
 
     @model_validator(mode="before")
     @classmethod
@@ -182,7 +193,7 @@ class TrialConfig(BaseModel):
         if isinstance(data, dict) and data.get("collapse_rule", "auto") == "auto":
             dataset = data.get("dataset", cls.model_fields["dataset"].default)
             if dataset in DATASETS:
-                data = {**data, "collapse_rule": evaluation(dataset)["collapse_rule"]}
+                data = {**data, "collapse_rule": evaluation(dataset).collapse_rule}
         return data
 
     @model_validator(mode="after")
@@ -218,7 +229,7 @@ class TrialConfig(BaseModel):
             raise ValueError(f"pack_index: {self.pack_index} is not a place in a pack of pack_size {self.pack_size}")
         if self.eval_every > self.iterations:
             raise ValueError("eval_every: larger than iterations, the trial would never be evaluated")
-        parse_rule(self.collapse_rule, evaluation(self.dataset)["metrics"])
+        parse_rule(self.collapse_rule, evaluation(self.dataset).metrics)
         return self
 
     @property
@@ -229,18 +240,37 @@ class TrialConfig(BaseModel):
         return self.arch if self.arch != "auto" else DEFAULT_ARCH[DATASETS.meta(self.dataset).kind]
 
     def identity(self) -> dict[str, Any]:
-        """What defines the experiment: every experiment key, and the content fingerprint of
-        a data set read from a folder."""
-        from vi_sweeps.datasets import DATASETS
+        """What defines the experiment: every experiment key, the content fingerprint of a data
+        set read from a folder, and the source of every plugin the trial uses."""
+        from vi_sweeps.datasets import DATASETS, evaluation
 
         out = {k: v for k, v in self.model_dump(exclude=set(EXECUTION_KEYS)).items()
                if not ((k in ADDED_KEYS or k in PLUGIN_KEYS) and v == key_default(k))}
-        if self.fid_weights == "none":  # FID turned off changes what is measured
-            out["fid"] = "off"
-        fingerprint = DATASETS.meta(self.dataset).fingerprint
-        if fingerprint is not None:
-            out["data_fingerprint"] = fingerprint(self)
+        data = DATASETS.meta(self.dataset)
+        if self.fid_weights == "none" and any(str(k) == "eval/fid_inception" for k in evaluation(self.dataset).metrics):
+            out["fid"] = "off"  # FID turned off changes what is measured (where FID is measured)
+        if data.fingerprint is not None:
+            out["data_fingerprint"] = data.fingerprint(self)
+        sources = self.plugin_sources()
+        if sources:  # a plugin's code is part of the experiment: another source, another id
+            out["plugins"] = sources
         return out
+
+    def plugin_sources(self) -> dict[str, str]:
+        """The versions (or sha256) of the plugins whose names this trial uses: its model, data
+        set, architecture, evaluator, active stabilisers and plugin keys away from their default."""
+        from vi_sweeps.architectures import ARCHITECTURES
+        from vi_sweeps.datasets import DATASETS
+        from vi_sweeps.metrics import EVALUATORS
+        from vi_sweeps.objectives import OBJECTIVES
+        from vi_sweeps.plugins import LOADED
+        from vi_sweeps.stabilisers import STABILISERS, active
+
+        origins = {OBJECTIVES.origin(self.model), DATASETS.origin(self.dataset), ARCHITECTURES.origin(self.resolved_arch),
+                   EVALUATORS.origin(DATASETS.meta(self.dataset).evaluator),
+                   *(STABILISERS.origin(name) for name, _ in active(self)),
+                   *(PLUGIN_KEY_ORIGINS.get(k) for k in PLUGIN_KEYS if getattr(self, k) != key_default(k))}
+        return {m: LOADED[m].version if m in LOADED else "unknown" for m in sorted(o for o in origins if o)}
 
     @property
     def trial_id(self) -> str:

@@ -56,12 +56,17 @@ class DatasetSpec:
 DATASETS = Registry("dataset", spec=DatasetSpec)
 
 
-def evaluation(dataset: str) -> dict:
+def evaluation(dataset: str):
     """The declarations of the evaluator that scores `dataset` (its metric keys, its collapse
     rule): one lookup, for everything that asks."""
     from vi_sweeps.metrics import EVALUATORS
+    from vi_sweeps.registry import UnknownName
 
-    return EVALUATORS.meta(DATASETS.meta(dataset).evaluator)
+    name = DATASETS.meta(dataset).evaluator
+    try:
+        return EVALUATORS.meta(name)
+    except UnknownName as err:  # a plugin's data set naming an evaluator nobody registered
+        raise ValueError(f"dataset: {dataset}'s {err}") from None
 DIGITS_TRAIN = 1297
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 

@@ -101,7 +101,9 @@ def r1_penalty(logits: Tensor, inputs: Tensor) -> Tensor:
 def gp_penalty(logits: Tensor, inputs: Tensor) -> Tensor:
     """WGAN-GP's (Gulrajani et al. 2017) without its lambda: E (||grad D(x_hat)|| - 1)^2 on
     interpolates. For a linear D it is (||w|| - 1)^2."""
-    return (gradient_norm_sq(logits, inputs).sqrt() - 1).pow(2).mean(1)
+    # + 1e-12: sqrt's derivative at 0 is infinite, and a frozen member's (or a stand-in's)
+    # zeroed critic has gradient 0 there; 1e-12 moves a norm of order 1 by ~1e-13
+    return ((gradient_norm_sq(logits, inputs) + 1e-12).sqrt() - 1).pow(2).mean(1)
 
 
 def vae_loss(x: Tensor, x_mean: Tensor, x_logvar: Tensor, z_mu: Tensor, z_logvar: Tensor) -> tuple[Tensor, Tensor, Tensor]:

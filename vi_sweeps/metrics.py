@@ -47,6 +47,7 @@ import os
 import sys
 import types
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +80,23 @@ IS_SPLITS = 10
 MODE_KEYS = (MODES, MODES_FRAC, MODES_LIT, MODES_LIT_FRAC, HQ_FRAC, KL_UNIFORM)
 LITERATURE_SAMPLES = 2500  # VEEGAN/PacGAN score 2,500 samples on the 2-D mixtures
 
-EVALUATORS = Registry("evaluator")
+@dataclass(frozen=True)
+class EvaluatorSpec:
+    """What an evaluator declares: the metric keys it reports (a row may carry no other) and
+    the collapse rule `collapse_rule: auto` means for its data sets (a rule on one of them)."""
+
+    metrics: tuple[Key, ...]
+    collapse_rule: str
+
+    def __post_init__(self):
+        if not self.metrics or not all(isinstance(k, Key) and k.startswith("eval/") for k in self.metrics):
+            raise TypeError("metrics: a tuple of vi_sweeps.keys.Key named eval/...")
+        from vi_sweeps.collapse import parse_rule
+
+        parse_rule(self.collapse_rule, self.metrics)
+
+
+EVALUATORS = Registry("evaluator", spec=EvaluatorSpec)
 log = logging.getLogger(__name__)
 
 
@@ -374,11 +391,10 @@ def reference_statistics(cfg, data, evaluator: InceptionEvaluator, weights: Path
     return (saved["mu"], saved["sigma"]), saved["feats"].to(torch.float64)
 
 
-EVALUATORS.register("mixture", metrics=(*MODE_KEYS, FD_2D), collapse_rule="modes_frac<0.5")(MixtureEvaluator)
-EVALUATORS.register("digits", metrics=(*MODE_KEYS, FD_DIGITS, *MANIFOLD_KEYS),
-                    collapse_rule="modes_frac<0.5")(DigitsEvaluator)
+EVALUATORS.register("mixture", spec=EvaluatorSpec((*MODE_KEYS, FD_2D), "modes_frac<0.5"))(MixtureEvaluator)
+EVALUATORS.register("digits", spec=EvaluatorSpec((*MODE_KEYS, FD_DIGITS, *MANIFOLD_KEYS), "modes_frac<0.5"))(DigitsEvaluator)
 # coverage, not an FID threshold: FID mixes quality and diversity into one number
-EVALUATORS.register("inception", metrics=IMAGE_KEYS, collapse_rule="coverage<0.5")(InceptionEvaluator)
+EVALUATORS.register("inception", spec=EvaluatorSpec(IMAGE_KEYS, "coverage<0.5"))(InceptionEvaluator)
 
 
 def build_evaluator(cfg, data, device=None, store=None):

@@ -117,6 +117,15 @@ def migrate(folder: str | Path) -> int:
     return sum(old != new for old, new in ids.items())
 
 
+def main(folders: list[str]) -> int:
+    for name in folders:
+        try:
+            print(f"{name}: {migrate(name)} trial ids now name their pack size and place")
+        except (OSError, ValueError, KeyError) as err:  # one line naming the folder, exit 2
+            print(f"error: {name}: {getattr(err, 'strerror', None) or err}", file=sys.stderr)
+            return 2
+    return 0
+
+
 if __name__ == "__main__":
-    for name in sys.argv[1:]:
-        print(f"{name}: {migrate(name)} trial ids now name their pack size and place")
+    sys.exit(main(sys.argv[1:]))

@@ -178,9 +178,9 @@ class GAN(Family):
         self.optimise("G", "G", lr=c.lr_g)
         self.optimise("D", "D", lr=c.lr_d)
         on = stabilisers.active(c)
-        self.d_penalties = [s for s in on if s.d_penalty is not None]
-        self.g_penalties = [s for s in on if s.g_penalty is not None]
-        self.grad_of = {k for s in self.d_penalties for k in s.grad_of}
+        self.d_penalties = [(name, s) for name, s in on if s.d_penalty is not None]
+        self.g_penalties = [(name, s) for name, s in on if s.g_penalty is not None]
+        self.grad_of = {k for _, s in self.d_penalties for k in s.grad_of}
         if c.ema > 0:
             self.modules["G_ema"] = copy.deepcopy(self.modules["G"]).requires_grad_(False)
             self.sampler = "G_ema"
@@ -192,8 +192,8 @@ class GAN(Family):
         loss = losses.gan_d_loss(real_logits, fake_logits, self.cfg.loss)
         if self.d_penalties:
             step = stabilisers.DStep(self, D, x, fake, real_logits, fake_logits)
-            for s in self.d_penalties:
-                loss = loss + s.d_penalty(step)
+            for name, s in self.d_penalties:
+                loss = loss + stabilisers.per_member(name, s.d_penalty(step), len(self.cfgs))
         return loss
 
     def g_loss(self, z: torch.Tensor, anchor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -203,8 +203,8 @@ class GAN(Family):
         total, adv, reg = losses.gan_g_loss(fake_logits, fake, anchor, c.lam, c.penalty, c.loss)
         if self.g_penalties:
             step = stabilisers.GStep(self, D, z, fake, fake_logits)
-            for s in self.g_penalties:
-                total = total + s.g_penalty(step)
+            for name, s in self.g_penalties:
+                total = total + stabilisers.per_member(name, s.g_penalty(step), len(self.cfgs))
         return total, adv, reg
 
     @torch.no_grad()

@@ -100,6 +100,7 @@ class PackedSpectralNorm(nn.Module):
 
     def __init__(self, mods: list[SpectralNorm]):
         super().__init__()
+        refuse_hooks([m.layer for m in mods])
         self.inner = PACK_RULES[type(mods[0].layer)]([m.layer for m in mods])
         self.layout_in = self.layout_out = self.inner.layout_in
         self.eps = mods[0].eps
@@ -270,14 +271,20 @@ PACK_RULES: dict[type, Callable[[list], nn.Module]] = {
 }
 
 
-def pack(mods: list[nn.Module]) -> nn.Module:
-    """One module computing what each of `mods` (same architecture) computes, member-major."""
-    for m in mods:  # what pack() cannot carry would be dropped silently: refuse it
-        hooked = [n for n in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks") if getattr(m, n, None)]
+def refuse_hooks(mods: list[nn.Module]) -> None:
+    """What pack() cannot carry would be dropped silently: hooks and parametrizations are refused."""
+    for m in mods:
+        hooked = [n for n in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+                  if getattr(m, n, None)]
         if hooked or torch.nn.utils.parametrize.is_parametrized(m):
             raise TypeError(f"cannot pack {type(m).__name__}: it has {', '.join(hooked) or 'parametrizations'} "
                             "(e.g. torch.nn.utils.spectral_norm); use vi_sweeps.architectures.SpectralNorm, a module "
                             "packing stacks per member")
+
+
+def pack(mods: list[nn.Module]) -> nn.Module:
+    """One module computing what each of `mods` (same architecture) computes, member-major."""
+    refuse_hooks(mods)
     kinds = {type(m) for m in mods}
     if len(kinds) != 1:
         raise TypeError(f"cannot pack different module types together: {sorted(k.__name__ for k in kinds)}")

@@ -22,10 +22,12 @@ import importlib
 import importlib.metadata
 import importlib.util
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from vi_sweeps.config import ConfigError
+from vi_sweeps.registry import LOADING
 
 ENTRY_POINT_GROUP = "vi_sweeps.plugins"
 
@@ -57,16 +59,32 @@ def _version_of(module) -> str:
         return _sha(source) if source else "unknown"
 
 
+@contextmanager
+def _registering(module: str):
+    """What a plugin registers while it is imported is recorded as its (registry.origin)."""
+    LOADING.append(module)
+    try:
+        yield
+    finally:
+        LOADING.pop()
+
+
 def _import_file(name: str, path: Path):
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        with _registering(name):
+            spec.loader.exec_module(module)
     except BaseException:
         sys.modules.pop(name, None)
         raise
     return module
+
+
+def _import_module(name: str):
+    with _registering(name):
+        return importlib.import_module(name)
 
 
 def load(names: list[str] | tuple[str, ...], base: str | Path = ".", source: str = "--plugin") -> list[Plugin]:
@@ -90,6 +108,9 @@ def _load_one(name: str, base: Path) -> Plugin:
         if not path.is_file():
             raise FileNotFoundError(f"no such file {path}")
         module = path.stem
+        if not module.isidentifier() or module.startswith("__"):
+            raise ValueError(f"{path.name}: a plugin file is imported by its name, so that must be a module name "
+                             "(letters, digits, _; not __init__)")
         if module in LOADED:
             if LOADED[module].path != str(path) or LOADED[module].version != _sha(path):
                 raise ValueError(f"another plugin is loaded as {module!r} ({LOADED[module].path or 'a module'})")
@@ -103,7 +124,7 @@ def _load_one(name: str, base: Path) -> Plugin:
     else:
         if name in LOADED:
             return LOADED[name]
-        plugin = Plugin(name, "", _version_of(importlib.import_module(name)))
+        plugin = Plugin(name, "", _version_of(_import_module(name)))
     LOADED[plugin.module] = plugin
     return plugin
 
@@ -115,10 +136,12 @@ def load_entry_points() -> list[Plugin]:
         if ep.module in LOADED:
             continue
         try:
-            ep.load()
-        except Exception as err:  # noqa: BLE001 - an installed plugin that fails is named
+            with _registering(ep.module):
+                ep.load()
+        except Exception as err:  # noqa: BLE001 - an installed plugin that fails is named, in one line
+            first = str(err).splitlines()[0] if str(err) else ""
             raise ConfigError(f"entry point {ep.name} ({ENTRY_POINT_GROUP})",
-                              [f"{ep.value}: cannot be loaded ({type(err).__name__}: {err})"]) from None
+                              [f"{ep.value}: cannot be loaded ({type(err).__name__}: {first})"]) from None
         LOADED[ep.module] = Plugin(ep.module, "", _version_of(sys.modules[ep.module]))
         out.append(LOADED[ep.module])
     return out
@@ -133,11 +156,11 @@ def ensure(plugins: tuple[Plugin, ...]) -> None:
         if plugin.module in LOADED:
             continue
         if not plugin.is_file:
-            importlib.import_module(plugin.module)
+            _import_module(plugin.module)
             LOADED[plugin.module] = plugin
             continue
         try:
-            module = importlib.import_module(plugin.module)
+            module = _import_module(plugin.module)
         except ImportError:
             module = _import_file(plugin.module, Path(plugin.path))
         if _sha(module.__file__) != plugin.version:
@@ -154,3 +177,8 @@ def runtime_env() -> dict | None:
 
 def versions() -> dict[str, str]:
     return {p.module: p.version for p in LOADED.values()}
+
+
+def versions_text() -> str:
+    """versions.json's record of the plugins: `module version, ...` (or none)."""
+    return ", ".join(f"{m} {v}" for m, v in versions().items()) or "none"

@@ -16,6 +16,9 @@ class UnknownName(KeyError):
         return self.args[0]
 
 
+LOADING: list[str] = []  # the plugin module being imported now (vi_sweeps.plugins), innermost last
+
+
 class Registry:
     """Maps names to builders, each with its metadata: free-form keywords, or, where the
     registry declares a `spec` type (a frozen dataclass), one instance of it, so a misspelt or
@@ -25,6 +28,7 @@ class Registry:
     def __init__(self, kind: str, spec: type | None = None):
         self.kind, self.spec = kind, spec
         self._entries: dict[str, tuple[Callable | None, Any]] = {}
+        self._origins: dict[str, str] = {}  # name -> the plugin module that registered it
 
     def register(self, name: str, *, spec: Any = None, **meta: Any) -> Callable[[Callable], Callable]:
         """`@REGISTRY.register(name, ...)` on a builder; a registry of specs registers the spec
@@ -51,6 +55,12 @@ class Registry:
             raise ValueError(f"{self.kind} {name!r} is registered twice (a built-in or another plugin has it); "
                              "give it another name")
         self._entries[name] = (builder, meta)
+        if LOADING:
+            self._origins[name] = LOADING[-1]
+
+    def origin(self, name: str) -> str | None:
+        """The plugin module that registered `name` (None: a built-in)."""
+        return self._origins.get(name)
 
     def names(self) -> list[str]:
         return sorted(self._entries)

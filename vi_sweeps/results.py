@@ -39,7 +39,7 @@ def contract(study) -> dict:
     for name in OBJECTIVES.names():
         keys.update({str(k): k.describe() for k in OBJECTIVES.meta(name).losses})
     for name in EVALUATORS.names():
-        keys.update({str(k): k.describe() for k in EVALUATORS.meta(name)["metrics"]})
+        keys.update({str(k): k.describe() for k in EVALUATORS.meta(name).metrics})
     config = {name: {"default": value, "execution": name in EXECUTION_KEYS,
                      "doc": field_docs()[name]} for name, value in defaults().items()}
     data = {}
@@ -183,7 +183,7 @@ def versions() -> dict[str, str]:
     return {"vi_sweeps": vi_sweeps.__version__, "torch": torch.__version__, "ray": ray.__version__,
             "optuna": optuna.__version__, "pandas": pd.__version__, "pyarrow": pa.__version__,
             "python": platform.python_version(), "git_commit": commit or "unknown",
-            "plugins": ", ".join(f"{m} {v}" for m, v in plugins.versions().items()) or "none",
+            "plugins": plugins.versions_text(),
             "schema": schema.SCHEMA_VERSION, **gpu_versions()}
 
 

@@ -93,8 +93,17 @@ STABILISERS.register("ema", spec=Stabiliser(("ema",), "an exponential moving ave
 STABILISERS.register("ttur", spec=Stabiliser(("lr_d", "lr_g"), "two time-scale update rule: D's and G's own learning rates"))
 
 
-def active(cfg) -> list[Stabiliser]:
-    return [STABILISERS.meta(name) for name in STABILISERS.names() if STABILISERS.meta(name).active(cfg)]
+def active(cfg) -> list[tuple[str, Stabiliser]]:
+    """(name, spec) of every stabiliser the trial turns on."""
+    return [(name, STABILISERS.meta(name)) for name in STABILISERS.names() if STABILISERS.meta(name).active(cfg)]
+
+
+def per_member(name: str, penalty: Tensor, k: int) -> Tensor:
+    """A penalty must be one value per member: a scalar would mix the members of a pack."""
+    if tuple(penalty.shape) != (k,):
+        raise ValueError(f"stabiliser {name}: its penalty has shape {tuple(penalty.shape)}, not one value per member "
+                         f"({k},); reduce over everything but the first (member) dimension")
+    return penalty
 
 
 def stabiliser_keys() -> tuple[str, ...]:

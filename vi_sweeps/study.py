@@ -421,7 +421,7 @@ def check_search(spec: StudyFile, problems: list[str]) -> None:
     datasets = set(spec.datasets) | {s["dataset"] for v in spec.grid.values() if isinstance(v, dict)
                                      for s in v.values() if "dataset" in s}
     declared = [k.removeprefix("eval/") for d in sorted(datasets) if d in DATASETS
-                for k in evaluation(d)["metrics"]]
+                for k in evaluation(d).metrics]
     objective = spec.search.objective
     if objective.mode == "min" and objective.diverged_value is None:
         problems.append("search.objective.diverged_value: set it with mode: min, to a value worse than any real "
@@ -512,32 +512,45 @@ def load_study_as_run(text: str, source: str) -> Study:
     (its plugins are the ones loaded now: their files sit beside the study as given, not here)."""
     body, mark, rest = text.partition(OVERRIDES_MARK)
     overrides = (yaml.safe_load(rest) or {}).get("overrides") if mark else None
-    return load_study_text(body, source, overrides or None, load_plugins=False)
+    return load_study_text(body, source, overrides or None)
 
 
 def definition_differences(before: Study, now: Study) -> list[str]:
-    """What makes `now` another experiment than `before` (empty: the same one). Execution keys
-    (threads, device, data_root of the same content, fid_weights) and resources may differ:
-    they say how a sweep runs, not what it measures; every trial id must be the same."""
+    """What makes `now` another experiment than `before` (empty: the same one): the trials it
+    expands to (their ids: every experiment key, pack and plugin source; their labels), its
+    name, what the findings compare, and a search. Spelling does not count (`seeds: 4` is
+    `seeds: [0, 1, 2, 3]`, a default written out is the default), nor do execution keys (threads,
+    device, a data folder of the same content elsewhere) and resources: they say how a sweep
+    runs, not what it measures. Where the trials differ, the study fields that do are named."""
+    def trials(study: Study) -> list:
+        return [(t.trial_id, sorted(t.labels.items())) for t in study.trials]
+
+    if (trials(before) == trials(now) and before.name == now.name and before.compare == now.compare
+            and before.spec.search == now.spec.search):
+        return []
     out = [f"{key}: {shown(getattr(before.spec, key))} there, {shown(getattr(now.spec, key))} here"
-           for key in ("name", "models", "datasets", "grid", "seeds", "pack_seeds", "budget", "collapse_rule",
-                       "compare", "search") if getattr(before.spec, key) != getattr(now.spec, key)]
+           for key in ("name", "models", "datasets", "grid", "seeds", "pack_seeds", "budget", "collapse_rule", "search")
+           if getattr(before.spec, key) != getattr(now.spec, key)]
+    if before.compare != now.compare:
+        out.append(f"compare: {shown(before.compare)} there, {shown(now.compare)} here")
     for key in sorted(set(before.spec.base) | set(now.spec.base)):
         a, b = before.spec.base.get(key), now.spec.base.get(key)
         if key not in EXECUTION_KEYS and a != b:
             out.append(f"base.{key}: {shown(a)} there, {shown(b)} here")
-    if not out and [t.trial_id for t in before.trials] != [t.trial_id for t in now.trials]:
-        out.append("its trial ids (a data folder's content, or a default of this version of vi-sweeps)")
+    if not out:
+        out.append("its trial ids (a data folder's content, a plugin's source, or a default of this version of vi-sweeps)")
     return out
 
 
 def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Study:
     """Read and check a study file; `overrides` (from --set) update its `base:` section, and
     the study as run (what RESULTS/study.yaml keeps) then includes them."""
-    return load_study_text(read_study_text(path), str(path), overrides)
+    return load_study_text(read_study_text(path), str(path), overrides, load_plugins=True)
 
 
-def load_study_text(text: str, source: str, overrides: dict[str, Any] | None = None, load_plugins: bool = True) -> Study:
+def load_study_text(text: str, source: str, overrides: dict[str, Any] | None = None, load_plugins: bool = False) -> Study:
+    """A study from its text. Its `plugins:` are imported only with `load_plugins` (a study file
+    the user names: load_study); a study read from a results folder never runs code."""
     try:
         return _load_study_text(text, source, overrides, load_plugins)
     except RecursionError:

@@ -221,17 +221,25 @@ def check_location(study: Study, results: str) -> None:
 
 
 def stored_study_problems(store: Store, study: Study) -> list[str]:
-    """A folder holds another experiment (or results of another schema): refuse it, naming what
-    differs. The same experiment with other execution keys (threads, device, a data folder of
-    the same content elsewhere) resumes: how a sweep runs may change between runs."""
-    if store.exists(schema.CONTRACT_FILE):
+    """A folder holds another experiment, results of another schema, or trials of another
+    plugin source: refuse it, naming what differs. The same experiment with other execution
+    keys (threads, device, a data folder of the same content elsewhere) resumes: how a sweep
+    runs may change between runs."""
+    from analysis.load import ResultsError, load_location
+
+    if store.exists(schema.CONTRACT_FILE) or store.exists(schema.TRIALS_FILE):
+        try:  # the contract's and every trial file's schema version, as every reader checks them
+            load_location(store.uri)
+        except (ResultsError, OSError) as err:
+            return [f"{err}; pass another --results"]
+    if store.exists(schema.VERSIONS_FILE):
         try:
-            version = str(json.loads(store.read_bytes(schema.CONTRACT_FILE)).get("schema", schema.SCHEMA_VERSION))
+            recorded = json.loads(store.read_bytes(schema.VERSIONS_FILE)).get("plugins", "none")
         except (ValueError, AttributeError):
-            version = "unreadable"
-        if version != schema.SCHEMA_VERSION:
-            return [f"{store.path(schema.CONTRACT_FILE)}: results of schema version {version[:20]!r}; this vi-sweeps "
-                    f"writes {schema.SCHEMA_VERSION!r}; pass another --results"]
+            recorded = "none"
+        if recorded not in ("none", plugins.versions_text()):
+            return [f"{store.uri} was run with the plugins {recorded}; now {plugins.versions_text()}: a trial id names "
+                    "one sequence of numbers, so pass another --results (or restore the plugins as run)"]
     if not store.exists(schema.STUDY_FILE):
         return []
     text = store.read_bytes(schema.STUDY_FILE).decode(errors="replace")

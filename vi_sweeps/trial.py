@@ -60,7 +60,7 @@ def set_precision(precision: str, device: torch.device) -> None:
 
 def declared_keys(cfg: TrialConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(loss keys, metric keys) the trial's objective and evaluator declare."""
-    return OBJECTIVES.meta(cfg.model).losses, evaluation(cfg.dataset)["metrics"]
+    return OBJECTIVES.meta(cfg.model).losses, evaluation(cfg.dataset).metrics
 
 
 def check_declared(values: dict, declared: tuple[str, ...], who: str) -> None:
