@@ -172,3 +172,11 @@ def test_stabilisers_apply_to_gan_only():
 
     with pytest.raises(ConfigError, match=re.escape("r1: applies to the gan family (gan and its subclasses) only, not aae")):
         make_config({"model": "aae", "r1": 1.0})
+
+
+def test_validate_refuses_a_misspelt_loss_listing_the_valid_ones(tmp_path):
+    study = tmp_path / "s.yaml"
+    study.write_text("name: s\nbase: {loss: hnge}\n")
+    r = CliRunner().invoke(main, ["validate", str(study)])
+    assert r.exit_code == 2
+    assert f"{study}: trial gan/ring8: loss: unknown 'hnge'; valid choices: nonsaturating, minimax, hinge" in r.output, r.output
