@@ -38,7 +38,9 @@ VERDICT_RULE = (
     "is significantly worse, and is inconclusive otherwise (the margin's interval is the unadjusted 95% one). The "
     "claim is **supported** when every cell supports it, **contradicted** when every cell contradicts it, **mixed** "
     "when cells go both ways, **partly supported** or **partly contradicted** (as counted) when the others are "
-    "inconclusive, and **inconclusive at this n** when no cell is decided.")
+    "inconclusive, and **inconclusive at this n** when no cell is decided. A cell of a claim about runs that got "
+    "good first (C1-long) whose baseline never met the convergence rule is **premise not reached** and counts as "
+    "undecided; the claim reads **premise not reached at this budget** when every cell is.")
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class Claim:
     baselines: tuple = ()  # compare against these (default: the study's compare baseline)
     treatment: object = None  # the treatment value (default: every value but the baselines)
     also: tuple = ()  # (study, where) pairs: the same regime in another study (its own axis names)
+    premise: bool = False  # a collapse claim about runs that got good first: a cell whose baseline never
+    # met the convergence rule is "premise not reached", not a test of the claim
 
     def places(self) -> tuple[tuple[str, dict], ...]:
         """Every (study, regime) the claim is measured in, the first its own."""
@@ -72,6 +76,17 @@ CLAIMS = (
     Claim("C3", "ALI trained with the paper's loss (-E_enc log D - E_gen log D) does as well as with the standard "
           "losses (minimax, non-saturating), with and without BatchNorm.", "ali_losses", {}, "as_well",
           baselines=("minimax", "nonsaturating"), treatment="vi"),
+    Claim("C1-long", "At 4x and 10x bn_ablation's budget, with BatchNorm and one G phase, lambda = 0 reaches good "
+          "samples and then collapses late, and lambda = 5 does not: a lower late-collapse rate.", "bn_long", {},
+          "collapse", premise=True),
+    Claim("C4a", "(An extension.) A stabiliser lowers late collapse against no stabiliser, in each regime.",
+          "stabilisers", {}, "collapse", baselines=("none",), also=(("stabilisers_digits", {}),)),
+    Claim("C4b", "(An extension.) A stabiliser converges faster than no stabiliser, in each regime.", "stabilisers", {},
+          "convergence", expect="faster", baselines=("none",), also=(("stabilisers_digits", {}),)),
+    Claim("C4c", "(An extension.) A stabiliser ends better (final Frechet distance) than no stabiliser.", "stabilisers",
+          {}, "quality", expect="better", baselines=("none",), also=(("stabilisers_digits", {}),)),
+    Claim("C4d", "(An extension.) A stabiliser lowers late collapse against the paper's anchor term (lambda 5).",
+          "stabilisers", {}, "collapse", baselines=("anchor",), also=(("stabilisers_digits", {}),)),
 )
 
 
@@ -126,7 +141,8 @@ def _cells(claim: Claim, study: Study, where: dict | None = None) -> list[dict]:
                     if len(t) and len(b):
                         rows.append({"study": study.name, "dataset": dataset, "regime": ", ".join(f"{k}={v}" for k, v in extra.items()),
                                      "treatment": f"{compare} {tables._label(value)}",
-                                     "baseline": f"{compare} {tables._label(base)}", **MEASURES[claim.measure](claim, t, b)})
+                                     "baseline": f"{compare} {tables._label(base)}", **MEASURES[claim.measure](claim, t, b),
+                                     **({"baseline converged": _reached(b)} if claim.premise else {})})
     return rows
 
 
@@ -140,6 +156,11 @@ def claim_cells(claim: Claim, studies: dict[str, Study]) -> tuple[list[tuple[str
             measured.append((name, where))
             rows += cells
     return measured, decide(claim, pd.DataFrame(rows))
+
+
+def _reached(arm: pd.DataFrame) -> str:
+    """How many seeds of an arm ever met the convergence rule (the premise of a late collapse)."""
+    return f"{int(np.isfinite(arm['steps_to_converge'].astype(float)).sum())}/{len(arm)}"
 
 
 def _rate(k: int, n: int) -> str:
@@ -214,6 +235,8 @@ def decide(claim: Claim, cells: pd.DataFrame) -> pd.DataFrame:
         if claim.measure == "as_well":
             worse = (significant and c["sign"] > 0) or (c["quality_p_holm"] < ALPHA and c["quality sign"] > 0)
             verdicts.append("contradicts" if worse else "supports" if c["hi"] < MARGIN else "inconclusive")
+        elif claim.premise and str(c.get("baseline converged", "")).startswith("0/"):
+            verdicts.append("premise not reached")  # no baseline seed got good: a late collapse cannot show
         else:
             verdicts.append("inconclusive" if not significant else "supports" if c["sign"] == good else "contradicts")
     return cells.assign(cell=verdicts)
@@ -224,6 +247,9 @@ def overall(cells: pd.DataFrame) -> str:
         return "not measured"
     counts = cells["cell"].value_counts().to_dict()
     s, c, n = counts.get("supports", 0), counts.get("contradicts", 0), len(cells)
+    unreached = counts.get("premise not reached", 0)
+    if unreached == n:
+        return f"premise not reached at this budget (in none of {n} cells did a baseline seed get good samples)"
     if s == n:
         return "supported"
     if c == n:

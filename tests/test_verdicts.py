@@ -197,3 +197,19 @@ def test_a_claim_never_pools_an_axis_its_regime_does_not_name_and_a_compare_axis
     by_regime = Study("synthetic", trials, study.metrics, contract)
     cells = _cells(Claim("Y", "lower", "synthetic", {"bn": True}, "collapse", rule="end", baselines=("off",)), by_regime)
     assert [(c["treatment"], c["baseline"]) for c in cells] == [("regime on", "regime off")]
+
+
+def test_a_late_collapse_claim_whose_baseline_never_got_good_reads_premise_not_reached():
+    """C1-long (issue 25): where no lambda = 0 seed ever met the convergence rule, a late collapse
+    cannot show; the cell says so instead of 'inconclusive', and so does the claim when every cell does."""
+    import pandas as pd
+
+    from analysis.verdicts import CLAIMS, decide, overall
+
+    claim = next(c for c in CLAIMS if c.key == "C1-long")
+    cells = pd.DataFrame({"p": [0.5, 0.001], "sign": [-1.0, -1.0], "baseline converged": ["0/20", "0/20"]})
+    decided = decide(claim, cells)
+    assert list(decided["cell"]) == ["premise not reached"] * 2
+    assert overall(decided).startswith("premise not reached at this budget")
+    reached = decide(claim, cells.assign(**{"baseline converged": ["0/20", "7/20"]}))
+    assert list(reached["cell"]) == ["premise not reached", "supports"]
