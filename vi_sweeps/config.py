@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,6 +22,16 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vi_sweeps.collapse import parse_rule
+
+
+class YAMLLoader(yaml.SafeLoader):
+    """YAML as a study file means it: 1e-3 and 1.0e10 are numbers (PyYAML's YAML 1.1 reads a
+    float without a dot or an exponent sign as text); a quoted "5" stays text."""
+
+
+YAMLLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"), list("-+0123456789."))
 
 
 class ConfigError(ValueError):
@@ -348,7 +359,7 @@ def parse_assignments(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
         if key in out:
             raise ConfigError("--set", [f"{key}: set twice ({out[key]!r} and {value!r}); give it once"])
         try:
-            parsed = yaml.safe_load(value) if value.strip() else ""
+            parsed = yaml.load(value, Loader=YAMLLoader) if value.strip() else ""
         except yaml.YAMLError as err:
             raise ConfigError("--set", [f"{pair!r}: not a YAML value ({str(err).splitlines()[0]})"]) from None
         if isinstance(parsed, (dict, list)):

@@ -29,7 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from analysis import schema
-from vi_sweeps.config import EXECUTION_KEYS, ConfigError, TrialConfig, config_keys, describe_errors, shown
+from vi_sweeps.config import EXECUTION_KEYS, ConfigError, TrialConfig, YAMLLoader, config_keys, describe_errors, shown
 from vi_sweeps.tracking import Tracking
 
 Scalar = bool | int | float | str
@@ -442,7 +442,7 @@ def check_compare(spec: StudyFile, axes: list[tuple[str, list]], problems: list[
                         f"valid choices: {', '.join(map(str, values[spec.compare.axis]))}")
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class _UniqueKeyLoader(YAMLLoader):
     """YAML without silent overwrites: a key given twice in one mapping is an error."""
 
     def construct_mapping(self, node, deep=False):

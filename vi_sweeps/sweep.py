@@ -225,13 +225,25 @@ def stored_study_problems(store: Store, study: Study) -> list[str]:
     plugin source: refuse it, naming what differs. The same experiment with other execution
     keys (threads, device, a data folder of the same content elsewhere) resumes: how a sweep
     runs may change between runs."""
-    from analysis.load import ResultsError, load_location
+    from analysis.load import ResultsError, check_version
 
-    if store.exists(schema.CONTRACT_FILE) or store.exists(schema.TRIALS_FILE):
-        try:  # the contract's and every trial file's schema version, as every reader checks them
-            load_location(store.uri)
-        except (ResultsError, OSError) as err:
-            return [f"{err}; pass another --results"]
+    try:  # the contract's and every trial file's schema version, as every reader checks them; a table
+        # a full disk left broken is no reason to refuse: the driver rebuilds the tables
+        if store.exists(schema.CONTRACT_FILE):
+            check_version(str(json.loads(store.read_bytes(schema.CONTRACT_FILE)).get("schema", schema.SCHEMA_VERSION)),
+                          store.path(schema.CONTRACT_FILE))
+        for name in store.listdir(schema.TRIALS_DIR):
+            if name.endswith(".parquet"):
+                try:
+                    meta = store.read_table(f"{schema.TRIALS_DIR}/{name}").schema.metadata or {}
+                except (pa.ArrowException, OSError):
+                    continue  # unreadable: quarantined by the driver
+                if schema.SCHEMA_KEY in meta:
+                    check_version(meta[schema.SCHEMA_KEY].decode(errors="replace"), store.path(schema.TRIALS_DIR, name))
+    except ResultsError as err:
+        return [f"{err}; pass another --results"]
+    except (ValueError, AttributeError):
+        pass  # an unreadable contract.json is rewritten by this run
     if store.exists(schema.VERSIONS_FILE):
         try:
             recorded = json.loads(store.read_bytes(schema.VERSIONS_FILE)).get("plugins", "none")
