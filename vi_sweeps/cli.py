@@ -212,10 +212,11 @@ force_option = click.option("--force", is_flag=True,
                             help="take the results folder over from a driver that holds its lease (one that is gone)")
 
 
-def trial_table_text(study) -> str:
+def trial_table_text(study, chosen: set[str] | None = None) -> str:
     import pandas as pd
 
-    rows = [{"trial_id": t.trial_id, **t.labels, **t.config.model_dump()} for t in study.trials]
+    rows = [{"trial_id": t.trial_id, **t.labels, **t.config.model_dump()} for t in study.trials
+            if chosen is None or t.trial_id in chosen]
     frame = pd.DataFrame(rows)
     varying = [c for c in frame.columns if c != "trial_id" and frame[c].astype(str).nunique() > 1]
     shown = frame[["trial_id", *varying]] if varying else frame[["trial_id", "model", "dataset", "seed"]]
@@ -255,11 +256,20 @@ def validate(study, list_trials, assignments, plugin_names) -> None:
 @plugin_option
 @click.option("--reuse", default=None, metavar="RESULTS", help="take the finished trials of another results folder (or "
               "export) that have this study's trial ids, instead of running them (same id, same numbers)")
+@click.option("--only", "only", multiple=True, metavar="KEY=VALUE",
+              help="run only the trials with this config value or axis label (repeatable: the same key, either "
+                   "value; two keys, both); the rest stay unfinished for a later run, every id unchanged")
 def run(study, results, address, resume, max_concurrent, dry_run, report, tensorboard, track, force, assignments,
-        plugin_names, reuse) -> None:
+        plugin_names, reuse, only) -> None:
     """Run every trial of STUDY on Ray Tune; results land in one Parquet contract."""
     spec = load_or_exit(study, assignments, with_ids=True, plugin_names=plugin_names)
+    from vi_sweeps.subset import select
     from vi_sweeps.sweep import check_location, describe, run_sweep
+
+    try:
+        chosen = select(spec, only) if only else None
+    except ConfigError as err:
+        fail_config(err)
 
     results = f"results/{spec.name}" if results is None else results
     tracking = tracking_or_exit(track, spec, results)
@@ -279,8 +289,9 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
         if not held:
             fail_config(ConfigError("--resume", [f"{results} holds no sweep to resume; drop --resume to start one"]))
     if dry_run:
-        click.echo(trial_table_text(spec))
-        click.echo(f"{study}: {len(spec.trials)} trials (dry run: nothing written)")
+        click.echo(trial_table_text(spec, chosen))
+        click.echo(f"{study}: {len(spec.trials)} trials"
+                   f"{f', {len(chosen)} chosen by --only' if chosen is not None else ''} (dry run: nothing written)")
         return
     if tensorboard == "RESULTS/tensorboard":
         if "://" in results:
@@ -288,7 +299,7 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
         tensorboard = str(Path(results, "tensorboard").resolve())
     with driver_errors():
         outcome = run_sweep(spec, results, address=address, max_concurrent=max_concurrent, force=force,
-                            tensorboard=tensorboard or "", tracking=tracking, reuse=reuse or "")
+                            tensorboard=tensorboard or "", tracking=tracking, reuse=reuse or "", only=chosen)
     counts = outcome.trials["status"].value_counts().to_dict() if len(outcome.trials) else {}
     started = set(outcome.trials["trial_id"]) if len(outcome.trials) else set()
     click.echo(f"results: {results}  ({', '.join(f'{v} {k}' for k, v in sorted(counts.items())) or 'nothing run'})")

@@ -559,12 +559,13 @@ def driving(study: Study, results: str, address: str | None, force: bool):
 
 def run_sweep(study: Study, results: str, address: str | None = None, max_concurrent: int | None = None,
               show_progress: bool = True, force: bool = False, tensorboard: str = "", tracking=None,
-              reuse: str = "") -> SweepOutcome:
+              reuse: str = "", only: set[str] | None = None) -> SweepOutcome:
     """Run every unfinished trial of the study. Raises ConfigError before writing anything
     when the study cannot run here, LeaseHeld when another driver owns RESULTS. `tracking`: a
     vi_sweeps.tracking.Tracking, resolved (its runs through Ray Tune's logger callbacks).
     `reuse`: another results folder whose finished trials of the same ids are taken, not run
-    (vi_sweeps.reuse)."""
+    (vi_sweeps.reuse). `only`: run just these trial ids (vi_sweeps.subset); the rest stay
+    unfinished."""
     if reuse:
         check_reusable(reuse)
     with driving(study, results, address, force) as (store, control, consolidation):
@@ -573,7 +574,10 @@ def run_sweep(study: Study, results: str, address: str | None = None, max_concur
                   "the same numbers)", file=sys.stderr)
         done = consolidation.finished_ids()
         todo = {t.trial_id for t in study.trials} - done
-        progress = Progress(study.name, len(study.trials), len(study.trials) - len(todo)) if show_progress else None
+        if only is not None:
+            todo &= only
+        shown = len(study.trials) if only is None else len(only)
+        progress = Progress(study.name, shown, shown - len(todo)) if show_progress else None
         if todo:
             for tid in todo:
                 clear_error(store, tid)
