@@ -481,3 +481,38 @@ def test_a_table_that_cannot_be_written_at_the_end_is_one_error_not_a_traceback(
     assert outcome.exit_code == 1 and f"cannot write {tmp_path / 'r' / schema.METRICS_FILE}" in outcome.stop_reason
     assert len(outcome.trials) == 12 and (outcome.trials["status"] == "finished").all()
     assert len(list((tmp_path / "r" / "trials").glob("*.parquet"))) == 12
+
+
+def test_only_runs_a_part_first_and_the_whole_then_equals_a_clean_run(local_ray, tmp_path):
+    """`run --only seed=0 --only lam=5.0`: two trials, each the first place of its pack (trained
+    padded); the rest run later. Every number equals an uninterrupted run's."""
+    from vi_sweeps.subset import select
+
+    study = write(tmp_path, GRID)
+    chosen = select(study, ["seed=0", "lam=5.0"])
+    assert sorted((t.config.bn, t.config.seed) for t in study.trials if t.trial_id in chosen) == [(False, 0), (True, 0)]
+    part = run_sweep(study, str(tmp_path / "r"), show_progress=False, only=chosen)
+    assert set(part.trials.loc[part.trials["status"] == "finished", "trial_id"]) == chosen
+    assert len(part.unfinished) == 10
+    whole = run_sweep(study, str(tmp_path / "r"), show_progress=False)
+    assert whole.exit_code == 0 and not whole.unfinished
+    metrics = pd.read_parquet(tmp_path / "r" / schema.METRICS_FILE)
+    clean = clean_metrics(study, tmp_path / "clean")
+    cols = [c for c in clean.columns if c != "wall_s"]
+    key = ["trial_id", "step"]
+    pd.testing.assert_frame_equal(metrics[cols].sort_values(key).reset_index(drop=True),
+                                  clean[cols].sort_values(key).reset_index(drop=True), check_like=True)
+
+
+@pytest.mark.parametrize(("only", "message"), [
+    ("lam=2", "bn_only.yaml: --only: lam=2: no trial of grid2x2 has it (choices: 0.0, 5.0)"),
+    ("lamda=5", "bn_only.yaml: --only: lamda: not a config key or axis of grid2x2 (choices: ali_loss,"),
+    ("lam", "bn_only.yaml: --only: 'lam': expected KEY=VALUE"),
+])
+def test_only_with_a_key_or_value_the_study_lacks_exits_2_in_one_line_and_writes_nothing(tmp_path, only, message):
+    path = tmp_path / "bn_only.yaml"
+    path.write_text(GRID)
+    result = CliRunner().invoke(main, ["run", str(path), "--only", only, "--results", str(tmp_path / "r")])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
