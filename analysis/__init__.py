@@ -1,5 +1,6 @@
 """The analysis layer: results Parquet -> tables, figures and a report.
 
-Reads only the files described in analysis/schema.py, with pandas, pyarrow, scipy and
-seaborn; it never imports torch or Ray, so it installs and runs without them.
+Reads only the files described in vi_contract/schema.py (through vi_contract), with pandas,
+pyarrow, scipy and seaborn; it never imports torch, Ray or vi_sweeps, so it installs and runs
+without them.
 """

@@ -6,9 +6,9 @@ import argparse
 import os
 import sys
 
-from analysis.contract import exit_code_for
-from analysis.load import ResultsError
 from analysis.report import build_report
+from vi_contract.files import exit_code_for
+from vi_contract.read import ResultsError
 
 
 class OneLineParser(argparse.ArgumentParser):

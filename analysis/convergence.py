@@ -18,8 +18,8 @@ import re
 import numpy as np
 import pandas as pd
 
-from analysis import schema
 from analysis.stats import bootstrap_median, mann_whitney_p, median_difference, wilson
+from vi_contract import schema
 
 DEFAULT_RULE = "modes_frac>=0.875"
 _RULE = re.compile(r"^\s*([A-Za-z0-9_]+)\s*(>=|<=)\s*([-+0-9.eE]+)\s*$")

@@ -3,7 +3,7 @@ metadata files (a search's table of Optuna trials too, and its Optuna storage as
 that search.json names relative to the export), the sample snapshots the report draws and every
 trial's final one.
 `vi-sweep report` on the exported folder writes the same report as on the original, and
-`vi-sweep run` on a copy of it resumes the sweep (vi_sweeps.results.restore_trial_files)."""
+`vi-sweep run` on a copy of it resumes the sweep (vi_contract.tables.restore_trial_files)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,15 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from analysis import schema, tables
-from analysis.contract import open_location, with_metadata
+from analysis import tables
 from analysis.figures import treatments
-from analysis.load import ResultsError, load_results
+from analysis.load import load_results
 from analysis.report import new_folder_beside, remove_stale_beside
 from analysis.samples import sample_panels, snapshot_steps
+from vi_contract import schema
+from vi_contract.files import open_location
+from vi_contract.read import ResultsError
+from vi_contract.tables import with_metadata
 
 
 def export_results(location: str, out: str | Path) -> dict[str, int]:

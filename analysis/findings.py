@@ -7,10 +7,10 @@ import math
 
 import pandas as pd
 
-from analysis import schema
 from analysis.convergence import censor, compare_times, convergence_wording
 from analysis.stats import holm, mann_whitney_p, median_difference
 from analysis.tables import FACETS, RULES, Layout, _label, quality_metric
+from vi_contract import schema
 
 ALPHA = 0.05
 SMALL_N = 10

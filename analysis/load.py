@@ -1,37 +1,22 @@
 """Read one or more results folders (local paths or URIs) into two frames and the contract
-that says what they mean (analysis/schema.py).
-
-A folder with per-trial files (a running or finished sweep) is read from those files, so a
-report never shows a stale consolidation; corrupt per-trial files are skipped and named. A
-folder without them (committed results) is read from trials.parquet and metrics.parquet.
-Version 1 folders are read through a shim: v1 overwrote the configured `iterations` with the
-steps done, so `steps_done` takes that value and `iterations` is recovered where it can be (a
-finished trial did all of its iterations; otherwise the study's `budget:`), else left empty;
-the axes, which v1 did not record, are read from the folder's study.yaml.
+that says what they mean. Each folder is read by vi_contract.read (every schema version, the
+shims, skipped files named); this module combines folders.
 
 When folders are combined, a config key that one folder lacks (written before the key
 existed) is filled with the key's documented default, declared in the other folders'
-contract; with no declaration it stays empty and forms its own condition, never merged.
+contract; with no declaration it stays empty and forms its own condition, never merged. A
+trial in several folders is taken once: the finished copy, else the one furthest on.
 """
 
 from __future__ import annotations
 
-import json
-import posixpath
 import sys
 from dataclasses import dataclass, field
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.fs as pafs
-import yaml
 
-from analysis import schema
-from analysis.contract import LocationError, TrialFiles, build_tables, open_location, read_errors, read_parquet
-
-
-class ResultsError(ValueError):
-    """A results folder or file that does not follow the contract."""
+from vi_contract import schema
+from vi_contract.read import ResultsError, load_location
 
 
 @dataclass
@@ -42,157 +27,6 @@ class Results:
     contract: dict = field(default_factory=dict)  # merged over folders
     notes: list[str] = field(default_factory=list)  # what the reader did (skipped files, filled keys)
     locations: dict[str, str] = field(default_factory=dict)  # trial_id -> the folder it came from
-
-
-def _read_text(fs: pafs.FileSystem, path: str) -> str:
-    """A small text file of the folder; "" when it is not there; a file that is there but
-    cannot be read, or is not UTF-8, is an error naming it."""
-    try:
-        with fs.open_input_stream(path) as f:
-            data = f.read()
-    except FileNotFoundError:
-        return ""
-    except OSError as err:
-        if fs.get_file_info(path).type == pafs.FileType.NotFound:
-            return ""
-        raise ResultsError(f"{path}: cannot be read ({getattr(err, 'strerror', None) or err})") from None
-    try:
-        return data.decode()
-    except UnicodeDecodeError:
-        raise ResultsError(f"{path}: not UTF-8 text") from None
-
-
-def _read_json(fs: pafs.FileSystem, path: str) -> dict:
-    text = _read_text(fs, path)
-    try:
-        value = json.loads(text) if text else {}
-    except ValueError as err:
-        raise ResultsError(f"{path}: not JSON ({err})") from None
-    if not isinstance(value, dict):
-        raise ResultsError(f"{path}: expected a JSON object, got {type(value).__name__}")
-    return value
-
-
-def _study_yaml(text: str, path: str) -> dict:
-    try:
-        study = yaml.safe_load(text) if text else {}
-    except yaml.YAMLError as err:
-        raise ResultsError(f"{path}: not a study file ({str(err).splitlines()[0]})") from None
-    return study if isinstance(study, dict) else {}
-
-
-def read_checked(fs: pafs.FileSystem, path: str, required: tuple[str, ...]) -> tuple[pd.DataFrame, str, dict]:
-    """A contract table: (frame, schema version, contract); refuses what it cannot read."""
-    try:
-        table = read_parquet(fs, path)
-    except FileNotFoundError:
-        raise ResultsError(f"{path}: missing; run `vi-sweep run` to write it") from None
-    except (pa.ArrowInvalid, OSError) as err:
-        raise ResultsError(f"{path}: not a readable Parquet file ({err})") from None
-    meta = table.schema.metadata or {}
-    version = meta.get(schema.SCHEMA_KEY, b"").decode()
-    check_version(version, path)
-    missing = [c for c in required if c not in table.column_names and not (version == "1" and c == "steps_done")]
-    if missing:
-        raise ResultsError(f"{path}: missing column(s) {', '.join(missing)}")
-    contract = json.loads(meta[schema.CONTRACT_KEY]) if schema.CONTRACT_KEY in meta else {}
-    return table.to_pandas(), version, contract
-
-
-def _v1_contract(study: dict) -> dict:
-    """A v1 folder's axes, read from its study file (v1 did not record them)."""
-    grid = study.get("grid") if isinstance(study.get("grid"), dict) else {}
-    labelled = {k: v for k, v in grid.items() if isinstance(v, dict)}
-    return {"axes": ["model", "dataset", *grid, "seed"], "labelled": labelled,
-            "compare": {"axis": "lam", "baseline": 0.0} if "lam" in grid else None} if grid else {}
-
-
-def _v1_trials(trials: pd.DataFrame, study: dict) -> pd.DataFrame:
-    trials = trials.rename(columns={"iterations": "steps_done"})
-    budget = study.get("budget") if isinstance(study.get("budget"), dict) else {}
-    budget = budget.get("iterations")
-    finished = trials["status"] == "finished"
-    trials["iterations"] = trials["steps_done"].where(finished, budget if budget is not None else float("nan"))
-    trials["pack"] = 1
-    return trials
-
-
-def check_version(version: str, path: str) -> None:
-    """A file of a schema this reader does not know is refused, naming it (live folders too:
-    a contract.json or trial file of version 99 was read silently)."""
-    if version not in (schema.SCHEMA_VERSION, "1"):
-        raise ResultsError(f"{path}: schema version {shown_version(version)}; this reader knows "
-                           f"{schema.SCHEMA_VERSION!r} (and reads '1' through a shim)")
-
-
-def shown_version(version: str) -> str:
-    return repr(version[:20]) if version else "'absent'"
-
-
-def _has_trial_files(fs: pafs.FileSystem, root: str) -> bool:
-    infos = fs.get_file_info(pafs.FileSelector(posixpath.join(root, schema.TRIALS_DIR), allow_not_found=True))
-    return any(i.type == pafs.FileType.File and i.path.endswith(".parquet") for i in infos)
-
-
-def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list[str]]:
-    """(trials, metrics, source, notes) of one folder."""
-    try:
-        fs, root = open_location(location)
-        kind = fs.get_file_info(root).type
-    except (LocationError, OSError) as err:
-        raise ResultsError(str(err)) from None
-    if kind != pafs.FileType.Directory:
-        raise ResultsError(f"{location}: no such results folder")
-    notes = []
-    study = _read_text(fs, posixpath.join(root, schema.STUDY_FILE))
-    try:
-        versions = _read_json(fs, posixpath.join(root, schema.VERSIONS_FILE))
-    except ResultsError as err:  # what produced the results is informative only: say so and go on
-        versions = {}
-        notes.append(f"{err}; versions not shown")
-    contract = _read_json(fs, posixpath.join(root, schema.CONTRACT_FILE))
-    check_version(str(contract.get("schema", schema.SCHEMA_VERSION)), posixpath.join(location, schema.CONTRACT_FILE))
-    skipped: list[str] = []
-    started = fs.get_file_info(posixpath.join(root, schema.TRIALS_FILE)).type != pafs.FileType.NotFound
-    if study and not started and fs.get_file_info(posixpath.join(root, schema.TRIALS_DIR)).type == pafs.FileType.NotFound:
-        # a sweep that has started but where no trial has reported yet
-        trials, metrics = build_tables([], read_errors(fs, root, skipped))
-        notes.append(f"{location}: no trial has reported yet")
-    elif (fs.get_file_info(posixpath.join(root, schema.TRIALS_DIR)).type == pafs.FileType.Directory
-          and (_has_trial_files(fs, root) or not started)):
-        files = TrialFiles(fs, root)
-        tables = files.read()
-        for name, (_, table) in sorted(files.cache.items()):
-            meta = table.schema.metadata or {}
-            if schema.SCHEMA_KEY in meta:
-                check_version(meta[schema.SCHEMA_KEY].decode(errors="replace"),
-                              posixpath.join(location, schema.TRIALS_DIR, name))
-        trials, metrics = build_tables(tables, read_errors(fs, root, skipped))
-        if files.corrupt:
-            notes.append(f"{location}: skipped unreadable trial file(s) {', '.join(files.corrupt)} "
-                         "(the driver moves them to quarantine/ and runs those trials again)")
-        if files.unread:
-            notes.append(f"{location}: {len(files.unread)} trial file(s) could not be read now (permissions or "
-                         f"the store), so they are left out: {', '.join(files.unread[:5])}"
-                         + (" ..." if len(files.unread) > 5 else ""))
-    else:
-        if fs.get_file_info(posixpath.join(root, schema.TRIALS_DIR)).type == pafs.FileType.Directory:
-            notes.append(f"{location}: {schema.TRIALS_DIR}/ holds no trial file; read from {schema.TRIALS_FILE} "
-                         "(the consolidated tables; a sweep run here restores the trial files from them)")
-        trials, version, contract_t = read_checked(fs, posixpath.join(root, schema.TRIALS_FILE),
-                                                   schema.REQUIRED_TRIAL_COLUMNS)
-        metrics, _, _ = read_checked(fs, posixpath.join(root, schema.METRICS_FILE), schema.REQUIRED_METRIC_COLUMNS)
-        contract = contract or contract_t
-        if version == "1":
-            parsed = _study_yaml(study, posixpath.join(root, schema.STUDY_FILE))
-            trials = _v1_trials(trials, parsed)
-            contract = _v1_contract(parsed)
-            notes.append(f"{location}: schema version 1, read through the v1 shim (steps_done from v1's "
-                         "`iterations`; configured iterations recovered from status and the study's budget)")
-    if skipped:
-        notes.append(f"{location}: skipped error record(s) that are not readable records: {', '.join(skipped)}")
-    source = {"location": location, "study": study, "versions": versions}
-    return trials, metrics, {**source, "contract": contract}, notes
 
 
 def merge_contracts(contracts: list[dict]) -> dict:

@@ -27,12 +27,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from analysis import convergence, figures, glance, schema, tables
-from analysis.contract import pid_alive
+from analysis import convergence, figures, glance, tables
 from analysis.findings import RULE, SMALL_N, findings
-from analysis.load import Results, ResultsError, load_results
+from analysis.load import Results, load_results
 from analysis.samples import read_snapshot, sample_panels
 from analysis.search import search_sections
+from vi_contract import schema
+from vi_contract.lease import pid_alive
+from vi_contract.read import ResultsError
 
 METRIC_NOTES = {
     "eval/fd_2d": "fd_2d is the Frechet distance between the samples' and the mixture's first two moments (mean and "

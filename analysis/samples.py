@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.fs as pafs
 
-from analysis import schema
-from analysis.contract import open_location
+from vi_contract import schema
+from vi_contract.files import open_location
 
 _RULE = re.compile(r"^\s*([a-z_0-9]+)\s*([<>])")
 

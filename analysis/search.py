@@ -11,11 +11,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from analysis import schema
-from analysis.contract import open_location as _open
 from analysis.figures import save
-from analysis.load import Results, read_checked
+from analysis.load import Results
 from analysis.tables import metric_keys
+from vi_contract import schema
+from vi_contract.files import open_location as _open
+from vi_contract.read import read_checked
 
 
 def load_search(locations: list[str]) -> tuple[pd.DataFrame, dict]:

@@ -11,8 +11,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analysis import schema
-from analysis.contract import with_metadata
+from vi_contract import schema
+from vi_contract.tables import with_metadata
 
 KEYS = {"loss/d": {"label": "discriminator loss", "fmt": "{:.3f}", "better": ""},
         "loss/g": {"label": "generator loss", "fmt": "{:.3f}", "better": ""},

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis import schema
 from analysis.stats import bootstrap_median, fisher_p, newcombe_difference, wilson
+from vi_contract import schema
+from vi_contract.columns import condition_columns
 
 FACETS = ("model", "dataset")
 MIN_N_INTERVAL = 5
@@ -52,17 +53,6 @@ def figure_name(*parts: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", "-".join(parts)).strip("-").lower()
 
 
-def guessed_axes(trials: pd.DataFrame) -> list[str]:
-    """For files without a contract: the config columns that vary, minus those a text label
-    column determines (a `regime` label stands for the bn/d_steps/g_steps it sets)."""
-    cols = [c for c in schema.config_columns(trials.columns) if c not in ("seed", "trial_id")]
-    varying = [c for c in cols if trials[c].astype(str).nunique() > 1]
-    labels = [c for c in varying if not pd.api.types.is_numeric_dtype(trials[c]) and not pd.api.types.is_bool_dtype(trials[c])
-              and c not in ("model", "dataset")]
-    return [c for c in varying if c in labels or c in ("model", "dataset") or not any(
-        trials.groupby(trials[k].astype(str))[c].nunique().max() == 1 for k in labels)]
-
-
 def md_escape(text) -> str:
     """Text for a Markdown page the project writes: no HTML from user input (a label such as
     `<script>` reaches REPORT.md and CLAIMS.md as text, not as markup)."""
@@ -70,11 +60,6 @@ def md_escape(text) -> str:
     # no HTML, and no link or image: `[x](url)` and `![](url)` from a label stay text
     return "".join(p if i % 2 else html.escape(p, quote=False).replace("[", "\\[").replace("]", "\\]")
                    for i, p in enumerate(parts))
-
-
-def condition_columns(trials: pd.DataFrame, contract: dict | None = None) -> list[str]:
-    axes = [a for a in (contract or {}).get("axes", []) if a != "seed" and a in trials]
-    return axes or guessed_axes(trials)
 
 
 def layout(trials: pd.DataFrame, contract: dict | None = None) -> Layout:

@@ -20,9 +20,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import convergence, schema, tables
-from analysis.load import ResultsError, load_results
+from analysis import convergence, tables
+from analysis.load import load_results
 from analysis.stats import fisher_p, holm, mann_whitney_p, median_difference, newcombe_difference, wilson
+from vi_contract import schema
+from vi_contract.read import ResultsError
 
 ALPHA = 0.05
 MARGIN = 0.2  # "does as well": a collapse rate at most this much higher, by the 95% interval

@@ -176,8 +176,8 @@ def bench_pack(ks: tuple[int, ...] = (1, 4, 16, 64), seconds: float = 6.0) -> No
 
 
 def bench_ray() -> None:
+    from vi_contract.store import Store
     from vi_sweeps.runner import PackRunner
-    from vi_sweeps.storage import Store
     from vi_sweeps.study import load_study
     from vi_sweeps.sweep import make_packs
 
@@ -219,8 +219,8 @@ def bench_report() -> None:
 
 def bench_scale(n_trials: int = 10_000) -> None:
     """validate, status, report and incremental consolidation at 10,000 trials."""
-    from analysis.contract import TrialFiles
     from analysis.synthetic import synthetic_results
+    from vi_contract.tables import TrialFiles
 
     tmp = Path(tempfile.mkdtemp(prefix="vi-bench-"))
     rates = {(bn, g, lam): 0.5 for bn in (True, False) for g in (1, 5) for lam in (0.0, 0.5, 5.0, 50.0)}
@@ -243,7 +243,7 @@ def bench_scale(n_trials: int = 10_000) -> None:
     start = time.perf_counter()
     files.read()
     first = time.perf_counter() - start
-    time.sleep(6)  # past the window in which files are re-read as possibly mid-replace (analysis/contract.py)
+    time.sleep(6)  # past the window in which files are re-read as possibly mid-replace (vi_contract/tables.py)
     files.read()
     for p in sorted((results / "trials").iterdir())[:10]:  # ten trials write a new evaluation
         p.write_bytes(p.read_bytes())

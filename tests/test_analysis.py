@@ -8,12 +8,14 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from analysis import schema, stats, tables
+from analysis import stats, tables
 from analysis.findings import findings
-from analysis.load import ResultsError, load_results
+from analysis.load import load_results
 from analysis.report import build_report
 from analysis.synthetic import synthetic_results
 from tests.conftest import ROOT
+from vi_contract import columns, schema
+from vi_contract.read import ResultsError
 
 RATES = {(True, 1, 0.0): 0.6, (True, 1, 5.0): 0.2, (False, 5, 0.0): 0.8, (False, 5, 5.0): 0.3}
 
@@ -182,8 +184,8 @@ def test_curves_stop_at_each_trials_budget_and_show_only_scheduled_steps(tmp_pat
 def test_an_iterations_axis_keeps_its_budgets_apart(tmp_path):
     # v1's consolidation overwrote `iterations` with the steps done and pooled the budgets:
     # n = 8 per lam instead of n = 4 per (budget, lam).
-    from vi_sweeps.results import Consolidation, trial_table
-    from vi_sweeps.storage import Store
+    from vi_contract.store import Store
+    from vi_contract.tables import Consolidation, trial_table
 
     store = Store.open(str(tmp_path / "r"))
     (tmp_path / "r" / schema.CONTRACT_FILE).write_text(json.dumps({"axes": ["model", "dataset", "iterations", "lam", "seed"]}))
@@ -355,7 +357,7 @@ def test_a_trial_in_two_folders_is_read_from_its_finished_copy_whole(tmp_path):
     t = pq.read_table(tmp_path / "partial" / schema.TRIALS_FILE).to_pandas().assign(status="running", steps_done=300)
     m = pq.read_table(tmp_path / "partial" / schema.METRICS_FILE).to_pandas()
     m = m[m["step"] <= 300].assign(**{"eval/fd_2d": -1.0})  # a copy that stopped early, with other values
-    from analysis.contract import with_metadata
+    from vi_contract.tables import with_metadata
 
     contract = json.loads((tmp_path / "partial" / schema.CONTRACT_FILE).read_text())
     pq.write_table(with_metadata(t, contract), tmp_path / "partial" / schema.TRIALS_FILE)
@@ -372,9 +374,9 @@ def test_foreign_files_without_axes_get_them_guessed_and_a_label_stands_for_what
                           "regime": ["bn-1x1"] * 4 + ["nobn-5x5"] * 4, "bn": [True] * 4 + [False] * 4,
                           "g_steps": [1] * 4 + [5] * 4, "lam": [0.0, 0.0, 5.0, 5.0] * 2, "lr": 0.001,
                           "status": "finished", "eval/fd_2d": 1.0})
-    assert tables.guessed_axes(frame) == ["regime", "lam"]  # not bn and g_steps: the label sets them
-    assert tables.condition_columns(frame, {}) == ["regime", "lam"]
-    assert tables.condition_columns(frame, {"axes": ["bn", "lam", "seed"]}) == ["bn", "lam"]  # a contract wins
+    assert columns.guessed_axes(frame) == ["regime", "lam"]  # not bn and g_steps: the label sets them
+    assert columns.condition_columns(frame, {}) == ["regime", "lam"]
+    assert columns.condition_columns(frame, {"axes": ["bn", "lam", "seed"]}) == ["bn", "lam"]  # a contract wins
 
 
 def test_the_report_opens_with_every_comparison_at_a_glance_and_a_compact_findings_table(tmp_path):

@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from analysis import schema
 from analysis.synthetic import synthetic_results
 from tests.conftest import ROOT
+from vi_contract import schema
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +128,8 @@ def test_an_export_never_writes_over_its_source_or_into_a_full_folder(pristine, 
 def test_a_report_never_replaces_a_results_folder_or_a_folder_of_other_files(pristine, tmp_path):
     """--out is replaced whole: pointed at the results folder it deleted them, pointed at a
     folder of one's own files it deleted those."""
-    from analysis.load import ResultsError
     from analysis.report import build_report
+    from vi_contract.read import ResultsError
 
     r = tmp_path / "r"
     shutil.copytree(pristine, r)
@@ -184,7 +184,7 @@ def test_a_report_or_export_killed_mid_write_leaves_nothing_behind_the_next_one(
     # an export into a name whose previous report a kill left aside: the report is put back
     # first and the export refused by the usual check (it built the whole export, then failed
     # with OSError 39, Directory not empty)
-    from analysis.load import ResultsError
+    from vi_contract.read import ResultsError
     os.replace(tmp_path / "report", tmp_path / f".out.old-{socket.gethostname()}-{child.pid}")
     with pytest.raises(ResultsError, match="not an empty folder"):
         export_results(str(r), tmp_path / "out")

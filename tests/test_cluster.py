@@ -15,10 +15,10 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
-from analysis import schema
 from tests.conftest import ROOT
-from vi_sweeps.results import finished_ids
-from vi_sweeps.storage import Store
+from vi_contract import schema
+from vi_contract.store import Store
+from vi_contract.tables import finished_ids
 from vi_sweeps.study import load_study
 from vi_sweeps.sweep import run_sweep
 

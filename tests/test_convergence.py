@@ -99,7 +99,7 @@ def test_a_bad_convergence_rule_exits_2_in_one_line_and_writes_nothing(tmp_path,
 def test_a_rule_given_while_nothing_has_finished_yet_still_gets_the_early_report(tmp_path):
     import pyarrow.parquet as pq
 
-    from analysis import schema
+    from vi_contract import schema
 
     synthetic_results(tmp_path / "r", {(True, 1, 0.0): 0.0}, seeds=3)
     table = pq.read_table(tmp_path / "r" / schema.TRIALS_FILE)

@@ -6,7 +6,7 @@ import pytest
 import ray
 import torch
 
-from analysis import schema
+from vi_contract import schema
 from vi_sweeps.config import ConfigError
 from vi_sweeps.study import load_study
 from vi_sweeps.sweep import run_sweep

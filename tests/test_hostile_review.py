@@ -116,8 +116,8 @@ def test_a_run_on_a_folder_with_a_trial_file_of_schema_99_is_refused(tmp_path):
     """Before: only contract.json's version was checked by run; a v99 trial file was consolidated."""
     import pyarrow.parquet as pq
 
-    from analysis import schema
     from analysis.synthetic import synthetic_results
+    from vi_contract import schema
     from vi_sweeps.sweep import run_sweep
 
     folder = tmp_path / "live"

@@ -175,8 +175,8 @@ def test_the_reference_statistics_are_shared_between_nodes_through_the_results_s
                                                                                      random_inception_weights):
     """Two nodes (two node caches) and one results store: the first computes the reference and
     puts it in RESULTS/references/; the second takes it from there and computes nothing."""
-    from analysis.schema import REFERENCES_DIR
-    from vi_sweeps.storage import Store
+    from vi_contract.schema import REFERENCES_DIR
+    from vi_contract.store import Store
     from vi_sweeps.trial import Trial
 
     root = make_folder(tmp_path / "faces", n=20)
@@ -206,8 +206,8 @@ def test_packs_and_trials_of_one_process_share_one_copy_of_the_images(tmp_path, 
 
 
 def test_a_store_that_cannot_take_the_reference_warns_and_the_trial_goes_on(tmp_path, cache, random_inception_weights):
-    from analysis.schema import REFERENCES_DIR
-    from vi_sweeps.storage import Store
+    from vi_contract.schema import REFERENCES_DIR
+    from vi_contract.store import Store
     from vi_sweeps.trial import Trial
 
     root = make_folder(tmp_path / "faces", n=20)

@@ -1,4 +1,4 @@
-"""One owner per results folder (vi_sweeps.lease), with two drivers racing for a folder whose
+"""One owner per results folder (vi_contract.lease), with two drivers racing for a folder whose
 last owner, on another host, has stopped beating."""
 
 import json
@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from vi_sweeps import lease
-from vi_sweeps.lease import LEASE_FILE, Lease, LeaseHeld
-from vi_sweeps.storage import Store
+from vi_contract import lease
+from vi_contract.lease import LEASE_FILE, Lease, LeaseHeld
+from vi_contract.store import Store
 
 
 def test_two_drivers_taking_over_a_dead_owners_lease_leave_one_owner(tmp_path, monkeypatch):

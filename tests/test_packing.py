@@ -167,9 +167,9 @@ def test_a_pack_resumed_from_member_checkpoints_continues_bit_for_bit():
 
 
 def test_a_member_whose_evaluation_fails_is_recorded_and_its_pack_goes_on(tmp_path, monkeypatch):
-    from vi_sweeps.results import trial_status
+    from vi_contract.store import Store
+    from vi_contract.tables import trial_status
     from vi_sweeps.runner import Member, PackRunner, PackSpec
-    from vi_sweeps.storage import Store
 
     cfgs = as_pack([tiny(iterations=6, eval_every=2, seed=s) for s in range(K)])
     store = Store.open(str(tmp_path / "r"))
@@ -207,10 +207,10 @@ def test_a_pack_partly_finished_resumes_only_its_unfinished_members(tmp_path):
     own places of a pack of their pack_size, to the clean run's numbers."""
     import shutil
 
-    from analysis import schema
-    from vi_sweeps.results import trial_status
+    from vi_contract import schema
+    from vi_contract.store import Store
+    from vi_contract.tables import trial_status
     from vi_sweeps.runner import Member, PackRunner, PackSpec
-    from vi_sweeps.storage import Store
 
     cfgs = as_pack([tiny(iterations=6, eval_every=2, lam=5.0, seed=s) for s in range(K)])
     spec = PackSpec(str(tmp_path / "a"), "s", tuple(Member(c.model_dump(), {}) for c in cfgs))

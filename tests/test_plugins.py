@@ -10,8 +10,8 @@ import ray
 from click.testing import CliRunner
 from ray.cluster_utils import Cluster
 
-from analysis import schema
 from analysis.report import build_report
+from vi_contract import schema
 from vi_sweeps.cli import main
 from vi_sweeps.study import load_study
 from vi_sweeps.sweep import run_sweep

@@ -5,7 +5,7 @@ here would give."""
 import pandas as pd
 import pytest
 
-from analysis import schema
+from vi_contract import schema
 from vi_sweeps.config import ConfigError
 from vi_sweeps.study import load_study_text
 from vi_sweeps.sweep import run_sweep

@@ -13,11 +13,11 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pytest
 
-from analysis import schema
 from analysis.load import load_results
 from tests.test_sweep import session_gone, wait_for
-from vi_sweeps.results import finished_ids
-from vi_sweeps.storage import Store
+from vi_contract import schema
+from vi_contract.store import Store
+from vi_contract.tables import finished_ids
 
 pytestmark = pytest.mark.ray
 
@@ -126,8 +126,7 @@ def test_a_trial_file_replaced_while_it_is_read_is_never_taken_for_corrupt(s3_se
     # good (even a just-finished) trial file. A writer and a reader race here.
     import threading
 
-    from analysis.contract import TrialFiles
-    from vi_sweeps.results import trial_table
+    from vi_contract.tables import TrialFiles, trial_table
 
     port, creds = s3_server
     for key, value in creds.items():

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from analysis import schema
+from vi_contract import schema
 from vi_sweeps.cli import main
 from vi_sweeps.search import run_search
 from vi_sweeps.study import load_study

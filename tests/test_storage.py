@@ -7,10 +7,10 @@ import os
 
 import pytest
 
-from analysis import schema
 from tests.conftest import tmpfs
-from vi_sweeps.results import consolidate, finished_ids, trial_table, write_trial
-from vi_sweeps.storage import Store, StoreError
+from vi_contract import schema
+from vi_contract.store import Store, StoreError
+from vi_contract.tables import consolidate, finished_ids, trial_table, write_trial
 
 
 def rows(steps, status, tid="abc"):
@@ -89,8 +89,8 @@ def test_consolidation_rereads_only_the_trial_files_that_changed(tmp_path):
 
     import pyarrow.fs as pafs
 
-    from analysis.contract import TrialFiles
     from analysis.synthetic import synthetic_results
+    from vi_contract.tables import TrialFiles
 
     synthetic_results(tmp_path / "r", {(True, 1, 0.0): 0.5}, seeds=6, per_trial_files=True)
     paths = sorted((tmp_path / "r" / schema.TRIALS_DIR).iterdir())

@@ -13,12 +13,12 @@ import pytest
 import ray
 from click.testing import CliRunner
 
-from analysis import schema
 from tests.conftest import tmpfs
+from vi_contract import schema
+from vi_contract.store import Store
+from vi_contract.tables import finished_ids
 from vi_sweeps.cli import main
 from vi_sweeps.config import ConfigError
-from vi_sweeps.results import finished_ids
-from vi_sweeps.storage import Store
 from vi_sweeps.study import load_study
 from vi_sweeps.sweep import run_sweep
 
@@ -291,7 +291,7 @@ def test_a_killed_driver_resumes_without_losing_or_repeating_a_trial(tmp_path):
 
 def clean_metrics(study, folder):
     """The study's metrics from an uninterrupted run of every pack in this process (no Ray)."""
-    from vi_sweeps.results import consolidate
+    from vi_contract.tables import consolidate
     from vi_sweeps.runner import PackRunner
     from vi_sweeps.sweep import make_packs, prepare_store
 
@@ -434,8 +434,8 @@ def test_an_exported_sweep_resumes_from_its_tables_without_rerunning_what_finish
 
     import pyarrow.parquet as pq
 
-    from analysis.contract import with_metadata
     from analysis.export import export_results
+    from vi_contract.tables import with_metadata
 
     study = write(tmp_path, GRID)
     run_sweep(study, str(tmp_path / "first"), show_progress=False)

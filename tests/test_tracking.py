@@ -17,7 +17,7 @@ import pytest
 import ray
 from click.testing import CliRunner
 
-from analysis import schema
+from vi_contract import schema
 from vi_sweeps import tracking
 from vi_sweeps.cli import main
 from vi_sweeps.study import load_study

@@ -182,7 +182,7 @@ def test_an_image_snapshot_is_an_8x8_grid_of_the_first_64_samples_in_order():
 
 def test_a_report_of_an_image_study_shows_its_sample_grids(tmp_path):
     from analysis.report import build_report
-    from vi_sweeps.results import Consolidation
+    from vi_contract.tables import Consolidation
     from vi_sweeps.runner import PackRunner
     from vi_sweeps.study import load_study_text
     from vi_sweeps.sweep import make_packs, prepare_store

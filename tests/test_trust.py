@@ -10,11 +10,11 @@ import shutil
 import pytest
 import torch
 
-from analysis import schema
 from tests.conftest import tiny
 from tests.test_packing import as_pack, rows_without_wall
+from vi_contract import schema
+from vi_contract.store import Store
 from vi_sweeps.runner import Member, PackRunner, PackSpec
-from vi_sweeps.storage import Store
 from vi_sweeps.study import condition_key, load_study_text, pack_layout
 from vi_sweeps.sweep import make_packs
 

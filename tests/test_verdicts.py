@@ -3,10 +3,10 @@
 import pandas as pd
 import pytest
 
-from analysis import schema
 from analysis.load import load_results
 from analysis.synthetic import synthetic_results
 from analysis.verdicts import Claim, Study, _cells, as_well_note, claim_cells, decide, overall
+from vi_contract import schema
 
 
 def study_of(tmp_path, rates, seeds=20, regime=None, **kw):

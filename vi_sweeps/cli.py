@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from analysis.contract import exit_code_for
+from vi_contract.files import exit_code_for
 from vi_sweeps.config import ConfigError
 
 EXIT_OK, EXIT_ERRORED, EXIT_BAD_INPUT, EXIT_OWNED = 0, 1, 2, 3
@@ -25,8 +25,8 @@ EXIT_OK, EXIT_ERRORED, EXIT_BAD_INPUT, EXIT_OWNED = 0, 1, 2, 3
 def driver_errors():
     """A sweep's or a search's driver: bad input exits 2, a folder another driver owns 3, a
     store that cannot be written 1, each in one line."""
-    from vi_sweeps.lease import LeaseHeld
-    from vi_sweeps.storage import StoreError
+    from vi_contract.lease import LeaseHeld
+    from vi_contract.store import StoreError
 
     try:
         yield
@@ -146,7 +146,7 @@ def trial(model, dataset, seed, iterations, assignments, out, samples, list_keys
                 fail_config(ConfigError(option, [f"{path}: cannot be written there"]))
     import numpy as np
 
-    from vi_sweeps.results import trial_table
+    from vi_contract.tables import trial_table
     from vi_sweeps.trial import Trial, evaluations
 
     try:
@@ -279,8 +279,8 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
         except ConfigError as err:
             fail_config(err)
     if resume:
-        from analysis.schema import STUDY_FILE
-        from vi_sweeps.storage import Store
+        from vi_contract.schema import STUDY_FILE
+        from vi_contract.store import Store
 
         try:
             held = Store.open(results, create=False).exists(STUDY_FILE)
@@ -316,8 +316,8 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
 
 
 def write_report(results: list[str], out: str, converged: str | None = None, link_figures: bool = False) -> None:
-    from analysis.load import ResultsError
     from analysis.report import build_report
+    from vi_contract.read import ResultsError
 
     try:
         path = build_report(results, out, converged, link_figures)
@@ -335,7 +335,7 @@ def write_report(results: list[str], out: str, converged: str | None = None, lin
 @click.option("--json", "as_json", is_flag=True, help="machine-readable: totals and per-condition counts")
 def status(results, as_json) -> None:
     """Summarise a running or finished sweep from its files (read-only)."""
-    from analysis.load import ResultsError
+    from vi_contract.read import ResultsError
     from vi_sweeps.status import sweep_status
 
     try:
@@ -369,7 +369,7 @@ def export(results, dest) -> None:
     """Copy RESULTS small enough to commit: its tables, contract and the snapshots the report
     draws; `vi-sweep report` on the copy writes the same report."""
     from analysis.export import export_results
-    from analysis.load import ResultsError
+    from vi_contract.read import ResultsError
 
     try:
         counts = export_results(results, dest)

@@ -83,7 +83,7 @@ PLUGIN_KEY_ORIGINS: dict[str, str] = {}  # key -> the plugin module that declare
 
 def register_key(name: str, default: Any, doc: str) -> None:
     """Declare a config key (for a plugin): `cfg.NAME` is then its value in every trial."""
-    from analysis import schema
+    from vi_contract import schema
     from vi_sweeps.registry import LOADING
 
     if name in TrialConfig.model_fields or name in PLUGIN_KEYS:

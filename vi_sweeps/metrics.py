@@ -357,7 +357,7 @@ def reference_statistics(cfg, data, evaluator: InceptionEvaluator, weights: Path
     computing them again. The features are kept as float32, as the network gives them."""
     from filelock import FileLock
 
-    from analysis.schema import REFERENCES_DIR
+    from vi_contract.schema import REFERENCES_DIR
     from vi_sweeps.imagecache import cache_dir
 
     stat = weights.stat()

@@ -23,8 +23,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analysis import schema
-from analysis.contract import with_metadata
+from vi_contract import schema
+from vi_contract.tables import with_metadata
 from vi_sweeps.config import TrialConfig, field_docs
 from vi_sweeps.study import load_study_text, pack_layout, seed_list
 

@@ -13,10 +13,10 @@ import posixpath
 
 import pyarrow.fs as pafs
 
-from analysis import schema
-from analysis.load import load_location
-from vi_sweeps.results import trial_status, trial_table, write_trial
-from vi_sweeps.storage import Store
+from vi_contract import schema
+from vi_contract.read import load_location
+from vi_contract.store import Store
+from vi_contract.tables import trial_status, trial_table, write_trial
 from vi_sweeps.study import Study
 
 

@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from itertools import groupby
 
-from analysis import schema
+from vi_contract import schema
+from vi_contract.store import Store
+from vi_contract.tables import record_error, trial_status, trial_table, write_trial
 from vi_sweeps.config import TrialConfig
 from vi_sweeps.objectives import from_bytes, to_bytes
-from vi_sweeps.results import record_error, trial_status, trial_table, write_trial
-from vi_sweeps.storage import Store
 from vi_sweeps.study import Objective
 from vi_sweeps.trial import Trial, evaluations
 

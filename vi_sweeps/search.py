@@ -19,12 +19,12 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from analysis import schema
+from vi_contract import schema
+from vi_contract.store import Store, StoreError
+from vi_contract.tables import Consolidation, record_error, trial_status
 from vi_sweeps import plugins
 from vi_sweeps.config import ConfigError, TrialConfig
-from vi_sweeps.results import Consolidation, record_error, trial_status
 from vi_sweeps.runner import Member, PackSpec
-from vi_sweeps.storage import Store, StoreError
 from vi_sweeps.study import Search, Study, condition_key
 from vi_sweeps.sweep import Progress, SweepControl, driving, progress_callback, run_config, trainable_for
 from vi_sweeps.tracking import callbacks as tracking_callbacks

@@ -8,9 +8,9 @@ import json
 
 import pandas as pd
 
-from analysis import schema
-from analysis.load import load_location
-from analysis.tables import condition_columns
+from vi_contract import schema
+from vi_contract.columns import condition_columns
+from vi_contract.read import load_location
 
 
 def _expected(study_text: str, source: str) -> pd.DataFrame | None:
@@ -32,9 +32,8 @@ def _driver(location: str) -> dict | None:
     running was interrupted, and a re-run starts it again."""
     import socket
 
-    from analysis.contract import pid_alive
-    from vi_sweeps.lease import lease_pid, read_lease
-    from vi_sweeps.storage import Store
+    from vi_contract.lease import lease_pid, pid_alive, read_lease
+    from vi_contract.store import Store
 
     try:
         held = read_lease(Store.open(location, create=False))

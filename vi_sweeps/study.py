@@ -28,7 +28,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from analysis import schema
+from vi_contract import schema
 from vi_sweeps.config import EXECUTION_KEYS, ConfigError, TrialConfig, YAMLLoader, config_keys, describe_errors, shown
 from vi_sweeps.tracking import Tracking
 

@@ -7,7 +7,7 @@ unfinished trial resumes from its last checkpoint. Ray's FailureConfig retries a
 (a crash, a lost node) in the same run, again from its members' checkpoints.
 
 Before anything is written, the study, the results location and the cluster's resources are
-checked; then the driver takes the folder's lease (vi_sweeps.lease). A sweep stops cleanly,
+checked; then the driver takes the folder's lease (vi_contract.lease). A sweep stops cleanly,
 keeping every finished trial and every checkpoint, on Ctrl-C or SIGTERM, when the store
 cannot be written (a full disk), or when another driver takes the lease over.
 """
@@ -30,15 +30,16 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from analysis import schema
-from analysis.contract import LocationError
+from vi_contract import schema
+from vi_contract.files import LocationError
+from vi_contract.lease import Lease
+from vi_contract.store import Store, StoreError
+from vi_contract.tables import Consolidation, clear_error, record_error, restore_trial_files
 from vi_sweeps import plugins
 from vi_sweeps.config import ConfigError
-from vi_sweeps.lease import Lease
-from vi_sweeps.results import Consolidation, clear_error, contract, record_error, restore_trial_files, versions
+from vi_sweeps.results import contract, versions
 from vi_sweeps.reuse import reuse_finished
 from vi_sweeps.runner import Member, PackRunner, PackSpec
-from vi_sweeps.storage import Store, StoreError
 from vi_sweeps.study import Study, condition_key, definition_differences, load_study_as_run, pack_layout
 
 MAX_FAILURES = 2
@@ -225,7 +226,7 @@ def stored_study_problems(store: Store, study: Study) -> list[str]:
     plugin source: refuse it, naming what differs. The same experiment with other execution
     keys (threads, device, a data folder of the same content elsewhere) resumes: how a sweep
     runs may change between runs."""
-    from analysis.load import ResultsError, check_version
+    from vi_contract.read import ResultsError, check_version
 
     try:  # the contract's and every trial file's schema version, as every reader checks them; a table
         # a full disk left broken is no reason to refuse: the driver rebuilds the tables
@@ -270,7 +271,7 @@ def stored_study_problems(store: Store, study: Study) -> list[str]:
 
 def check_reusable(source: str) -> None:
     """--reuse names a results folder (or an export) that reads; else bad input, before anything is written."""
-    from analysis.load import ResultsError, load_location
+    from vi_contract.read import ResultsError, load_location
 
     try:
         load_location(source)

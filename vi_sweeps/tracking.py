@@ -27,7 +27,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from analysis import schema
+from vi_contract import schema
 from vi_sweeps.config import ConfigError
 
 EXTRA = "track"
@@ -111,7 +111,7 @@ class Members:
 
     @property
     def store(self):
-        from vi_sweeps.storage import Store
+        from vi_contract.store import Store
 
         if self._store is None:
             self._store = Store.open(self.results)

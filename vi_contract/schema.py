@@ -24,7 +24,7 @@ Version 2. A results folder holds:
   `eval/*`, `collapsed`, `diverged`.
 Both tables carry the metadata `vi_sweeps_schema` = SCHEMA_VERSION and `vi_sweeps_contract` =
 contract.json. The per-trial files are the source of truth; the two tables are rebuilt from
-them. Readers accept version 2, read version 1 through a documented shim (analysis/load.py),
+them. Readers accept version 2, read version 1 through a documented shim (vi_contract/read.py),
 and refuse any other in one line.
 """
 

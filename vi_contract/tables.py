@@ -1,6 +1,12 @@
-"""Per-trial files -> the two tables of the contract (analysis/schema.py), with pyarrow and
-pandas alone: the driver writes trials.parquet and metrics.parquet with it, and readers use it
-to see a running sweep as it is, never a stale consolidation.
+"""Per-trial files and the two tables of the contract (vi_contract/schema.py), with pyarrow
+and pandas alone.
+
+While a sweep runs, each trial keeps its own file `trials/<trial_id>.parquet` (one row per
+evaluation, its config and status on every row), rewritten atomically at each evaluation; a
+trial is finished exactly when that file says finished or diverged, and a file that says so is
+never rewritten. Errors land in `errors/<trial_id>.json`. The driver consolidates them into
+trials.parquet and metrics.parquet (`Consolidation`), and readers build the same tables from
+the same files, so they see a running sweep as it is, never a stale consolidation.
 
 `TrialFiles` lists trials/ once per call and re-reads only the files whose size or
 modification time changed since the last call, so a driver that consolidates every 30 s does
@@ -11,80 +17,28 @@ readers say which ones they skipped.
 
 from __future__ import annotations
 
-import errno
 import json
-import os
+import logging
 import posixpath
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
-from analysis import schema
+from vi_contract import schema
+from vi_contract.files import read_parquet
+from vi_contract.store import Store
+
+log = logging.getLogger("vi_sweeps")
 
 RECENT_NS = 5 * 10**9
+
+
 CORRUPT = object()
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process of this host has that pid (a driver's lease, a report's building folder)."""
-    if pid <= 0:  # 0 and -1 would ask about a process group, not a driver
-        return False
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-RESOURCE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO)  # the machine failed, not the input
-
-
-def exit_code_for(err: OSError) -> int:
-    """A write that failed: 1 when the machine ran out (a full disk, a quota, an I/O error),
-    2 when the destination is bad input (no permission, a file in the way)."""
-    return 1 if err.errno in RESOURCE_ERRNOS else 2
-
-
-class LocationError(ValueError):
-    """A location that is neither a folder path nor a URI pyarrow can open."""
-
-
-def open_location(location: str) -> tuple[pafs.FileSystem, str]:
-    """A folder path or a URI (s3://, gs://, file://) -> (filesystem, root path)."""
-    try:
-        if "://" not in location:
-            location = str(Path(location).expanduser().resolve())
-        return pafs.FileSystem.from_uri(location)
-    except (RuntimeError, ValueError, pa.ArrowInvalid) as err:  # ~nosuchuser, a NUL byte, foo://, "://"
-        raise LocationError(f"{location}: not a folder or a URI pyarrow can open ({err}); valid: a path, "
-                            "s3://BUCKET/PATH, gs://BUCKET/PATH, file:///PATH") from None
-
-
-def read_parquet(fs: pafs.FileSystem, path: str, columns: list[str] | None = None, tries: int = 4) -> pa.Table:
-    """A Parquet file, read whole. On object storage a reader that sizes an object and then
-    fetches it can meet a newer version in between (a trial file rewritten at an evaluation)
-    and see bytes that do not parse; so an unparsable read is tried again, and only a file
-    that fails every time is taken for corrupt."""
-    def read() -> pa.Table:
-        with fs.open_input_stream(path) as f:
-            return pq.read_table(pa.BufferReader(f.read()), columns=columns)
-
-    for attempt in range(tries - 1):
-        try:
-            return read()
-        except FileNotFoundError:
-            raise
-        except (pa.ArrowInvalid, OSError):
-            time.sleep(0.1 * (attempt + 1))
-    return read()
 
 
 # The columns of a trial file by type: the first three it must have, the others it may; a file
@@ -96,6 +50,8 @@ def _text(t: pa.DataType) -> bool:
 TRIAL_FILE_TYPES = {"trial_id": _text, "status": _text, "step": pa.types.is_integer,
                     "collapsed": pa.types.is_boolean, "diverged": pa.types.is_boolean,
                     "wall_s": lambda t: pa.types.is_floating(t) or pa.types.is_integer(t)}
+
+
 TRIAL_FILE_REQUIRED = ("trial_id", "status", "step")
 
 
@@ -204,3 +160,121 @@ def with_metadata(frame: pd.DataFrame, contract: dict) -> pa.Table:
     table = pa.Table.from_pandas(frame, preserve_index=False)
     return table.replace_schema_metadata({schema.SCHEMA_KEY: schema.SCHEMA_VERSION.encode(),
                                           schema.CONTRACT_KEY: json.dumps(contract).encode()})
+
+
+def read_contract(store: Store) -> dict:
+    return json.loads(store.read_bytes(schema.CONTRACT_FILE)) if store.exists(schema.CONTRACT_FILE) else {}
+
+
+def trial_table(config: dict, labels: dict, rows: list[dict], status: str, study: str = "",
+                search_trial: int = -1, pack: int = 1) -> pa.Table:
+    frame = pd.DataFrame(rows)
+    meta = {**config, **labels, "trial_id": config["trial_id"], "study": study, "status": status,
+            "search_trial": search_trial, "pack": pack}
+    for key, value in meta.items():
+        frame[key] = [value] * len(frame)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    return table.replace_schema_metadata({schema.SCHEMA_KEY: schema.SCHEMA_VERSION.encode()})
+
+
+def trial_status(store: Store, tid: str) -> str | None:
+    """The status a trial's own file records; None when it has none (or it is unreadable)."""
+    rel = schema.trial_file(tid)
+    if not store.exists(rel):
+        return None
+    try:
+        return store.read_table(rel, columns=["status"]).column("status")[0].as_py()
+    except (pa.ArrowInvalid, OSError):
+        return None
+
+
+def write_trial(store: Store, table: pa.Table) -> bool:
+    """Write a trial's file unless its file already says finished (a second writer, e.g. a
+    driver that lost its lease, must never regress a finished trial); True if written."""
+    tid = table["trial_id"][0].as_py()
+    if trial_status(store, tid) in schema.FINISHED:
+        log.warning("trial %s is already finished in %s; not overwriting it", tid, store.uri)
+        return False
+    store.write_table(schema.trial_file(tid), table)
+    return True
+
+
+class Consolidation:
+    """The driver's view of the per-trial files: incremental reads, corrupt files moved to
+    quarantine/ with one warning each."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.files = TrialFiles(store.fs, store.root)
+
+    def __getstate__(self) -> dict:  # Ray pickles the driver's callbacks: leave the cache behind
+        return {"store": self.store}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["store"])
+
+    def tables(self) -> list[pa.Table]:
+        tables = self.files.read()
+        for name in self.files.corrupt:
+            dest = self.store.quarantine(f"{schema.TRIALS_DIR}/{name}")
+            print(f"warning: trial file {self.store.path(schema.TRIALS_DIR, name)} is unreadable; moved to "
+                  f"{dest}, that trial will run again", file=sys.stderr, flush=True)
+        return tables
+
+    def finished_ids(self) -> set[str]:
+        done = set()
+        for table in self.tables():
+            if table.column("status")[0].as_py() in schema.FINISHED:
+                done.add(table.column("trial_id")[0].as_py())
+        return done
+
+    def build(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The consolidated tables as the per-trial files stand, written nowhere."""
+        return build_tables(self.tables(), read_errors(self.store.fs, self.store.root))
+
+    def write(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        trials, metrics = self.build()
+        meta = read_contract(self.store)
+        self.store.write_table(schema.METRICS_FILE, with_metadata(metrics, meta))
+        self.store.write_table(schema.TRIALS_FILE, with_metadata(trials, meta))
+        return trials, metrics
+
+
+def restore_trial_files(store: Store) -> int:
+    """A results folder whose consolidated tables know finished trials that have no file of
+    their own (an exported copy, committed and brought back; trials/ deleted) gets those files
+    back from the tables, so a sweep resumes from it without running them again. Returns how
+    many were restored."""
+    if not store.exists(schema.TRIALS_FILE) or not store.exists(schema.METRICS_FILE):
+        return 0
+    trials = store.read_table(schema.TRIALS_FILE).to_pandas()
+    have = {n.removesuffix(".parquet") for n in store.listdir(schema.TRIALS_DIR)}
+    missing = trials[trials["status"].isin(schema.FINISHED) & ~trials["trial_id"].isin(have)]
+    if missing.empty:
+        return 0
+    metrics = store.read_table(schema.METRICS_FILE).to_pandas()
+    setting = [c for c in schema.config_columns(trials.columns) if c not in schema.TRIAL_META]
+    for _, trial in missing.iterrows():
+        rows = metrics[metrics["trial_id"] == trial["trial_id"]].drop(columns="trial_id").dropna(axis=1, how="all")
+        config = {c: trial[c] for c in setting if c in trial.index and not (isinstance(trial[c], float) and trial[c] != trial[c])}
+        table = trial_table({**config, "trial_id": trial["trial_id"]}, {}, rows.to_dict("records"), trial["status"],
+                            trial["study"], int(trial["search_trial"]), int(trial.get("pack", 1)))
+        store.write_table(schema.trial_file(trial["trial_id"]), table)
+    return len(missing)
+
+
+def consolidate(store: Store) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return Consolidation(store).write()
+
+
+def finished_ids(store: Store) -> set[str]:
+    return Consolidation(store).finished_ids()
+
+
+def record_error(store: Store, config: dict, labels: dict, study: str, message: str, pack: int = 1) -> None:
+    blob = {"config": config, "labels": labels, "study": study, "error": message, "pack": pack}
+    store.write_bytes(f"{schema.ERRORS_DIR}/{config['trial_id']}.json", json.dumps(blob, default=str).encode())
+
+
+def clear_error(store: Store, tid: str) -> None:
+    store.delete(f"{schema.ERRORS_DIR}/{tid}.json")

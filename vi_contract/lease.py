@@ -22,8 +22,21 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from analysis.contract import pid_alive
-from vi_sweeps.storage import Store
+from vi_contract.store import Store
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host has that pid (a driver's lease, a report's building folder)."""
+    if pid <= 0:  # 0 and -1 would ask about a process group, not a driver
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
 
 LEASE_FILE = "lease.json"
 HEARTBEAT_S = 10.0

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from analysis.contract import open_location, read_parquet
+from vi_contract.files import open_location, read_parquet
 
 
 class StoreError(OSError):

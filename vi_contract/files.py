@@ -1,0 +1,58 @@
+"""Where results live and how they are read and written, for the writer and the readers
+alike: a folder path or URI opened with pyarrow (local disks and object storage), a Parquet
+read that survives a concurrent rewrite on object storage, and what exit code a failed write
+earns (a full disk is the machine's fault, not the user's)."""
+
+from __future__ import annotations
+
+import errno
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+RESOURCE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO)  # the machine failed, not the input
+
+
+def exit_code_for(err: OSError) -> int:
+    """A write that failed: 1 when the machine ran out (a full disk, a quota, an I/O error),
+    2 when the destination is bad input (no permission, a file in the way)."""
+    return 1 if err.errno in RESOURCE_ERRNOS else 2
+
+
+class LocationError(ValueError):
+    """A location that is neither a folder path nor a URI pyarrow can open."""
+
+
+def open_location(location: str) -> tuple[pafs.FileSystem, str]:
+    """A folder path or a URI (s3://, gs://, file://) -> (filesystem, root path)."""
+    try:
+        if "://" not in location:
+            location = str(Path(location).expanduser().resolve())
+        return pafs.FileSystem.from_uri(location)
+    except (RuntimeError, ValueError, pa.ArrowInvalid) as err:  # ~nosuchuser, a NUL byte, foo://, "://"
+        raise LocationError(f"{location}: not a folder or a URI pyarrow can open ({err}); valid: a path, "
+                            "s3://BUCKET/PATH, gs://BUCKET/PATH, file:///PATH") from None
+
+
+def read_parquet(fs: pafs.FileSystem, path: str, columns: list[str] | None = None, tries: int = 4) -> pa.Table:
+    """A Parquet file, read whole. On object storage a reader that sizes an object and then
+    fetches it can meet a newer version in between (a trial file rewritten at an evaluation)
+    and see bytes that do not parse; so an unparsable read is tried again, and only a file
+    that fails every time is taken for corrupt."""
+    def read() -> pa.Table:
+        with fs.open_input_stream(path) as f:
+            return pq.read_table(pa.BufferReader(f.read()), columns=columns)
+
+    for attempt in range(tries - 1):
+        try:
+            return read()
+        except FileNotFoundError:
+            raise
+        except (pa.ArrowInvalid, OSError):
+            time.sleep(0.1 * (attempt + 1))
+    return read()
+
+
