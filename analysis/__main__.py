@@ -7,6 +7,7 @@ import os
 import sys
 
 from analysis.report import build_report
+from analysis.verdicts import write_claims
 from vi_contract.files import exit_code_for
 from vi_contract.read import ResultsError
 
@@ -32,7 +33,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "claims":
-            from analysis.verdicts import write_claims
 
             print(f"claims: {write_claims(args.folder)}")
             return 0

@@ -20,6 +20,7 @@ from analysis.figures import treatments
 from analysis.load import load_results
 from analysis.report import new_folder_beside, remove_stale_beside
 from analysis.samples import sample_panels, snapshot_steps
+from analysis.search import export_storage
 from vi_contract import schema
 from vi_contract.files import open_location
 from vi_contract.read import ResultsError
@@ -63,7 +64,6 @@ def _write_export(res, location: str, out: Path) -> dict[str, int]:
         except FileNotFoundError:
             continue
     if (out / schema.SEARCH_META).exists():  # the Optuna storage travels with it, named relative to the export
-        from analysis.search import export_storage
 
         export_storage(location, out)
     contract = res.sources[0]["contract"]

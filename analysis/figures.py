@@ -17,6 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.patches import Rectangle
+from PIL import Image, UnidentifiedImageError
 
 from analysis.tables import MIN_N_INTERVAL, RULES  # noqa: E402
 
@@ -260,7 +262,6 @@ def scatter_panel(ax, points: np.ndarray, centres: np.ndarray, sigma: float, lim
 
 
 def _image(png: bytes) -> np.ndarray | None:
-    from PIL import Image, UnidentifiedImageError
 
     try:
         return np.asarray(Image.open(io.BytesIO(png)))
@@ -305,7 +306,6 @@ def at_a_glance(rows: pd.DataFrame, order: list[str], compare: str | None = None
     regime), one column per treatment; left the difference in collapse rate (end) against the
     baseline, right the difference in the cell's quality metric (each metric on its own scale);
     blue is better, red worse, a black frame and a star mark a difference significant after Holm."""
-    from matplotlib.patches import Rectangle
 
     cells = list(dict.fromkeys(" · ".join(str(r[k]) for k in ("model", "dataset", "regime"))
                                for r in rows.to_dict("records")))

@@ -10,6 +10,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
+import yaml
 
 from analysis.figures import save
 from analysis.load import Results
@@ -165,7 +166,6 @@ def open_storage(location: str):
 def space_distributions(study_text: str) -> dict:
     """Optuna's distributions of a study file's `search.space` (as vi_sweeps.search builds them)."""
     import optuna
-    import yaml
 
     out = {}
     for key, e in ((yaml.safe_load(study_text) or {}).get("search") or {}).get("space", {}).items():

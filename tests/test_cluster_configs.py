@@ -66,7 +66,8 @@ def celeba_trials() -> tuple[dict, int, str]:
     placement group per trial (resource_dict_to_pg_factory); a trial is a pack of seeds."""
     from ray.tune.execution.placement_groups import resource_dict_to_pg_factory
 
-    from vi_sweeps.study import condition_key, load_study, pack_layout
+    from vi_sweeps.expansion import condition_key, pack_layout
+    from vi_sweeps.study import load_study
 
     study = load_study(STUDY)
     res = study.spec.resources

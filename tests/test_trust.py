@@ -14,8 +14,9 @@ from tests.conftest import tiny
 from tests.test_packing import as_pack, rows_without_wall
 from vi_contract import schema
 from vi_contract.store import Store
+from vi_sweeps.expansion import condition_key, pack_layout
 from vi_sweeps.runner import Member, PackRunner, PackSpec
-from vi_sweeps.study import condition_key, load_study_text, pack_layout
+from vi_sweeps.study import load_study_text
 from vi_sweeps.sweep import make_packs
 
 K = 3

@@ -9,14 +9,28 @@ and 143 terminated (SIGTERM), each after a clean stop.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import click
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
 
 from vi_contract.files import exit_code_for
-from vi_sweeps.config import ConfigError
+from vi_contract.lease import LeaseHeld
+from vi_contract.read import ResultsError
+from vi_contract.schema import STUDY_FILE
+from vi_contract.store import Store, StoreError
+from vi_contract.tables import trial_table
+from vi_sweeps import plugins
+from vi_sweeps.errors import ConfigError
+from vi_sweeps.keys import Key
+from vi_sweeps.tracking import resolve
 
 EXIT_OK, EXIT_ERRORED, EXIT_BAD_INPUT, EXIT_OWNED = 0, 1, 2, 3
 
@@ -25,8 +39,6 @@ EXIT_OK, EXIT_ERRORED, EXIT_BAD_INPUT, EXIT_OWNED = 0, 1, 2, 3
 def driver_errors():
     """A sweep's or a search's driver: bad input exits 2, a folder another driver owns 3, a
     store that cannot be written 1, each in one line."""
-    from vi_contract.lease import LeaseHeld
-    from vi_contract.store import StoreError
 
     try:
         yield
@@ -51,7 +63,6 @@ plugin_option = click.option("--plugin", "plugin_names", multiple=True, metavar=
 
 
 def load_plugins_or_exit(names: tuple[str, ...] = ()) -> None:
-    from vi_sweeps import plugins
 
     try:
         plugins.load_entry_points()
@@ -62,8 +73,7 @@ def load_plugins_or_exit(names: tuple[str, ...] = ()) -> None:
 
 def progress_row(trial, row: dict) -> str:
     """One line per evaluation, with every declared key of the trial's model and data set."""
-    from vi_sweeps.datasets import evaluation
-    from vi_sweeps.keys import Key
+    from vi_sweeps.evaluation import evaluation
     from vi_sweeps.objectives import OBJECTIVES
 
     cfg = trial.cfg
@@ -144,9 +154,7 @@ def trial(model, dataset, seed, iterations, assignments, out, samples, list_keys
                 fail_config(ConfigError(option, [f"{path}: cannot be written there ({getattr(err, 'strerror', None) or err})"]))
             if Path(path).is_dir() or not os.access(Path(path).expanduser().absolute().parent, os.W_OK):
                 fail_config(ConfigError(option, [f"{path}: cannot be written there"]))
-    import numpy as np
 
-    from vi_contract.tables import trial_table
     from vi_sweeps.trial import Trial, evaluations
 
     try:
@@ -160,7 +168,6 @@ def trial(model, dataset, seed, iterations, assignments, out, samples, list_keys
     rows = run.trial_rows(0)
     status = "diverged" if rows[-1]["diverged"] else "finished"
     if out:
-        import pyarrow.parquet as pq
 
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(trial_table({**cfg.model_dump(), "trial_id": cfg.trial_id}, {}, rows, status), out)
@@ -200,7 +207,6 @@ track_option = click.option("--track", default=None, metavar="mlflow[=URI]|wandb
 
 
 def tracking_or_exit(option, spec, results):
-    from vi_sweeps.tracking import resolve
 
     try:
         return resolve(option, spec.spec.tracking, spec.name, results)
@@ -213,7 +219,6 @@ force_option = click.option("--force", is_flag=True,
 
 
 def trial_table_text(study, chosen: set[str] | None = None) -> str:
-    import pandas as pd
 
     rows = [{"trial_id": t.trial_id, **t.labels, **t.config.model_dump()} for t in study.trials
             if chosen is None or t.trial_id in chosen]
@@ -279,8 +284,6 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
         except ConfigError as err:
             fail_config(err)
     if resume:
-        from vi_contract.schema import STUDY_FILE
-        from vi_contract.store import Store
 
         try:
             held = Store.open(results, create=False).exists(STUDY_FILE)
@@ -316,10 +319,10 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
 
 
 def write_report(results: list[str], out: str, converged: str | None = None, link_figures: bool = False) -> None:
-    from analysis.report import build_report
-    from vi_contract.read import ResultsError
 
     try:
+        from analysis.report import build_report  # the report path: matplotlib and seaborn load here only
+
         path = build_report(results, out, converged, link_figures)
     except ResultsError as err:
         click.echo(f"error: {err}", err=True)
@@ -335,7 +338,6 @@ def write_report(results: list[str], out: str, converged: str | None = None, lin
 @click.option("--json", "as_json", is_flag=True, help="machine-readable: totals and per-condition counts")
 def status(results, as_json) -> None:
     """Summarise a running or finished sweep from its files (read-only)."""
-    from vi_contract.read import ResultsError
     from vi_sweeps.status import sweep_status
 
     try:
@@ -368,10 +370,10 @@ def report(results, out, converged, link_figures) -> None:
 def export(results, dest) -> None:
     """Copy RESULTS small enough to commit: its tables, contract and the snapshots the report
     draws; `vi-sweep report` on the copy writes the same report."""
-    from analysis.export import export_results
-    from vi_contract.read import ResultsError
 
     try:
+        from analysis.export import export_results  # the report path
+
         counts = export_results(results, dest)
     except ResultsError as err:
         click.echo(f"error: {err}", err=True)
@@ -431,9 +433,6 @@ def _hex_prefix(value: str | None) -> str | None:
 def fetch_weights(url, source, dest, digest_prefix) -> None:
     """Place the Inception weights FID needs where trials find them, once per node (or once on
     a shared disk, then pass fid_weights=PATH)."""
-    import hashlib
-    import shutil
-    import tempfile
 
     import torch
 

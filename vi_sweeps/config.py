@@ -21,7 +21,20 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from vi_contract import schema
+from vi_sweeps.architectures import ARCHITECTURES, DEFAULT_ARCH
 from vi_sweeps.collapse import parse_rule
+from vi_sweeps.datasets import DATASETS
+from vi_sweeps.errors import ConfigError
+from vi_sweeps.evaluation import evaluation
+from vi_sweeps.losses import GAN_LOSSES
+from vi_sweeps.metrics import EVALUATORS
+from vi_sweeps.objectives import GAN, OBJECTIVES
+from vi_sweeps.plugins import LOADED
+from vi_sweeps.registry import LOADING
+from vi_sweeps.stabilisers import STABILISERS, active, stabiliser_keys
+
+__all__ = ["ConfigError", "TrialConfig", "YAMLLoader"]  # ConfigError: declared in vi_sweeps.errors
 
 
 class YAMLLoader(yaml.SafeLoader):
@@ -32,14 +45,6 @@ class YAMLLoader(yaml.SafeLoader):
 YAMLLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"), list("-+0123456789."))
-
-
-class ConfigError(ValueError):
-    """A config or study problem a user must fix; `problems` are one line each."""
-
-    def __init__(self, source: str, problems: list[str]):
-        self.source, self.problems = source, problems
-        super().__init__("\n".join(f"{source}: {p}" for p in problems))
 
 
 def execution(default: Any, description: str, **kwargs: Any) -> Any:
@@ -83,8 +88,6 @@ PLUGIN_KEY_ORIGINS: dict[str, str] = {}  # key -> the plugin module that declare
 
 def register_key(name: str, default: Any, doc: str) -> None:
     """Declare a config key (for a plugin): `cfg.NAME` is then its value in every trial."""
-    from vi_contract import schema
-    from vi_sweeps.registry import LOADING
 
     if name in TrialConfig.model_fields or name in PLUGIN_KEYS:
         raise ValueError(f"config key {name!r} exists already (a built-in or another plugin has it)")
@@ -199,7 +202,6 @@ class TrialConfig(BaseModel):
     def _resolve_auto(cls, data: Any) -> Any:
         """`collapse_rule: auto` becomes the data set's own rule, so the stored config says
         which rule was used."""
-        from vi_sweeps.datasets import DATASETS, evaluation
 
         if isinstance(data, dict) and data.get("collapse_rule", "auto") == "auto":
             dataset = data.get("dataset", cls.model_fields["dataset"].default)
@@ -209,9 +211,6 @@ class TrialConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> TrialConfig:
-        from vi_sweeps.architectures import ARCHITECTURES
-        from vi_sweeps.datasets import DATASETS, evaluation
-        from vi_sweeps.objectives import OBJECTIVES
 
         problems = []
         for key, registry in (("model", OBJECTIVES), ("dataset", DATASETS)):
@@ -226,12 +225,9 @@ class TrialConfig(BaseModel):
                     + OBJECTIVES.meta(self.model).problems(self, data.kind) + data.problems(self, self.dataset))
         if problems:
             raise ValueError(problems[0])
-        from vi_sweeps.losses import GAN_LOSSES
-        from vi_sweeps.stabilisers import stabiliser_keys
 
         if self.loss not in GAN_LOSSES:
             raise ValueError(f"loss: unknown {self.loss!r}; valid choices: {', '.join(GAN_LOSSES)}")
-        from vi_sweeps.objectives import GAN
 
         gan_only = [k for k in ("loss", *stabiliser_keys()) if getattr(self, k) != key_default(k)]
         if gan_only and not issubclass(OBJECTIVES.get(self.model), GAN):
@@ -245,15 +241,12 @@ class TrialConfig(BaseModel):
 
     @property
     def resolved_arch(self) -> str:
-        from vi_sweeps.architectures import DEFAULT_ARCH
-        from vi_sweeps.datasets import DATASETS
 
         return self.arch if self.arch != "auto" else DEFAULT_ARCH[DATASETS.meta(self.dataset).kind]
 
     def identity(self) -> dict[str, Any]:
         """What defines the experiment: every experiment key, the content fingerprint of a data
         set read from a folder, and the source of every plugin the trial uses."""
-        from vi_sweeps.datasets import DATASETS, evaluation
 
         out = {k: v for k, v in self.model_dump(exclude=set(EXECUTION_KEYS)).items()
                if not ((k in ADDED_KEYS or k in PLUGIN_KEYS) and v == key_default(k))}
@@ -270,18 +263,17 @@ class TrialConfig(BaseModel):
     def plugin_sources(self) -> dict[str, str]:
         """The versions (or sha256) of the plugins whose names this trial uses: its model, data
         set, architecture, evaluator, active stabilisers and plugin keys away from their default."""
-        from vi_sweeps.architectures import ARCHITECTURES
-        from vi_sweeps.datasets import DATASETS
-        from vi_sweeps.metrics import EVALUATORS
-        from vi_sweeps.objectives import OBJECTIVES
-        from vi_sweeps.plugins import LOADED
-        from vi_sweeps.stabilisers import STABILISERS, active
 
         origins = {OBJECTIVES.origin(self.model), DATASETS.origin(self.dataset), ARCHITECTURES.origin(self.resolved_arch),
                    EVALUATORS.origin(DATASETS.meta(self.dataset).evaluator),
                    *(STABILISERS.origin(name) for name, _ in active(self)),
                    *(PLUGIN_KEY_ORIGINS.get(k) for k in PLUGIN_KEYS if getattr(self, k) != key_default(k))}
         return {m: LOADED[m].version if m in LOADED else "unknown" for m in sorted(o for o in origins if o)}
+
+    def at_default(self, key: str) -> bool:
+        """Whether a key holds its documented default (a stabiliser is active where one of
+        its keys does not)."""
+        return getattr(self, key) == key_default(key)
 
     @property
     def trial_id(self) -> str:

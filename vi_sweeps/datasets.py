@@ -25,7 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.datasets import load_digits
 
+from vi_sweeps.imagecache import build_or_open
 from vi_sweeps.registry import Registry
 
 
@@ -56,17 +58,6 @@ class DatasetSpec:
 DATASETS = Registry("dataset", spec=DatasetSpec)
 
 
-def evaluation(dataset: str):
-    """The declarations of the evaluator that scores `dataset` (its metric keys, its collapse
-    rule): one lookup, for everything that asks."""
-    from vi_sweeps.metrics import EVALUATORS
-    from vi_sweeps.registry import UnknownName
-
-    name = DATASETS.meta(dataset).evaluator
-    try:
-        return EVALUATORS.meta(name)
-    except UnknownName as err:  # a plugin's data set naming an evaluator nobody registered
-        raise ValueError(f"dataset: {dataset}'s {err}") from None
 DIGITS_TRAIN = 1297
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 
@@ -174,7 +165,6 @@ def grid25(cfg) -> Mixture:
 
 def digits_split(image_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(train images, train labels, held-out images, held-out labels), fixed for all time."""
-    from sklearn.datasets import load_digits
 
     bunch = load_digits()
     x = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 8.0 - 1.0
@@ -229,8 +219,6 @@ def folder_fingerprint(cfg) -> str:
 
 
 def image_cache(cfg, progress: bool = False):
-    from vi_sweeps.imagecache import build_or_open
-
     files = image_files(cfg.data_root)
     if not files:
         raise FileNotFoundError(f"data_root: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {cfg.data_root}")
@@ -238,12 +226,9 @@ def image_cache(cfg, progress: bool = False):
 
 
 def prepare_image_folder(cfg) -> None:
-    """Once per sweep, in the driver: build the image cache (with a progress line) and check
-    that FID's weights are there, so a trial never fails on them after hours of queueing."""
-    from vi_sweeps.metrics import inception_weights
-
+    """Once per sweep, in the driver: build the image cache (with a progress line), so no
+    trial waits for it (its evaluator's FID weights are checked by the evaluator's own hook)."""
     image_cache(cfg, progress=True)
-    inception_weights(cfg)
 
 
 @DATASETS.register("image-folder", spec=DatasetSpec("image", "inception", requires=("data_root",),

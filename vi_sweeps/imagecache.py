@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
+from PIL import Image
 
 CACHE_VERSION = 1
 
@@ -35,7 +37,6 @@ def cache_dir() -> Path:
 def preprocess(path: Path, image_size: int, crop: int) -> np.ndarray:
     """The one definition of the preprocessing: RGB, centre crop `crop` (0: the largest
     square), bilinear resize to image_size, as uint8 (3, S, S)."""
-    from PIL import Image
 
     with Image.open(path) as img:
         img = img.convert("RGB")
@@ -63,7 +64,6 @@ def _decode_all(files: list[Path], image_size: int, crop: int, out: np.ndarray, 
                 progress: bool) -> list[str]:
     """Decode every file into `out` (in order, bad ones left out when skipping); returns the
     skipped files."""
-    from PIL import Image
 
     def decode(path: Path):
         try:
@@ -94,7 +94,6 @@ def _decode_all(files: list[Path], image_size: int, crop: int, out: np.ndarray, 
 
 def build_or_open(files: list[Path], fingerprint: str, image_size: int, crop: int, skip_bad: bool,
                   progress: bool = False) -> ImageCache:
-    from filelock import FileLock
 
     folder = cache_dir() / "images"
     folder.mkdir(parents=True, exist_ok=True)

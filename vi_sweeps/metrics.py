@@ -38,6 +38,7 @@ histogram statistics; samples -> features -> statistics -> Frechet distance.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import json
@@ -47,14 +48,21 @@ import os
 import sys
 import types
 import warnings
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock
 
+from vi_contract.schema import REFERENCES_DIR
+from vi_sweeps.collapse import parse_rule
 from vi_sweeps.feature_metrics import features_to_kid, features_to_manifold_metrics, logits_to_inception_score
+from vi_sweeps.imagecache import cache_dir
 from vi_sweeps.keys import Key
+from vi_sweeps.refnet import reference_classifier
 from vi_sweeps.registry import Registry
 
 MODES = Key("eval/modes", "modes captured (>= mode_min_share of a uniform share)", "{:.0f}", "higher")
@@ -87,12 +95,11 @@ class EvaluatorSpec:
 
     metrics: tuple[Key, ...]
     collapse_rule: str
+    prepare: Callable | None = None  # once per sweep in the driver, e.g. that FID's weights are there
 
     def __post_init__(self):
         if not self.metrics or not all(isinstance(k, Key) and k.startswith("eval/") for k in self.metrics):
             raise TypeError("metrics: a tuple of vi_sweeps.keys.Key named eval/...")
-        from vi_sweeps.collapse import parse_rule
-
         parse_rule(self.collapse_rule, self.metrics)
 
 
@@ -182,9 +189,7 @@ class MixtureEvaluator:
 
 class DigitsEvaluator:
     def __init__(self, cfg, data, device=None, store=None):
-        import copy
 
-        from vi_sweeps.refnet import reference_classifier
 
         self.device = torch.device(device or "cpu")
         # a copy on the trial's device (the cached classifier stays on the CPU for the others)
@@ -323,7 +328,6 @@ class BadWeights(ValueError):
 
 def is_torchscript(path: Path) -> bool:
     """A TorchScript archive (torch.jit.save) holds its code; torch.save's archives do not."""
-    import zipfile
 
     if not zipfile.is_zipfile(path):
         return False
@@ -355,11 +359,6 @@ def reference_statistics(cfg, data, evaluator: InceptionEvaluator, weights: Path
     the network's numbers): kept in the node's cache under a lock, and in the results store
     (`references/`) where there is one, so the other nodes of a cluster read them instead of
     computing them again. The features are kept as float32, as the network gives them."""
-    from filelock import FileLock
-
-    from vi_contract.schema import REFERENCES_DIR
-    from vi_sweeps.imagecache import cache_dir
-
     stat = weights.stat()
     key = hashlib.sha256(json.dumps([REFERENCE_VERSION, data.cache.meta["fingerprint"], cfg.image_size, cfg.crop,
                                      cfg.skip_bad_images, weights.name, stat.st_size, cfg.fid_samples,
@@ -394,12 +393,4 @@ def reference_statistics(cfg, data, evaluator: InceptionEvaluator, weights: Path
 EVALUATORS.register("mixture", spec=EvaluatorSpec((*MODE_KEYS, FD_2D), "modes_frac<0.5"))(MixtureEvaluator)
 EVALUATORS.register("digits", spec=EvaluatorSpec((*MODE_KEYS, FD_DIGITS, *MANIFOLD_KEYS), "modes_frac<0.5"))(DigitsEvaluator)
 # coverage, not an FID threshold: FID mixes quality and diversity into one number
-EVALUATORS.register("inception", spec=EvaluatorSpec(IMAGE_KEYS, "coverage<0.5"))(InceptionEvaluator)
-
-
-def build_evaluator(cfg, data, device=None, store=None):
-    """The data set's evaluator; `store` (the results store) is where an evaluator that needs
-    reference statistics of the real data shares them between nodes."""
-    from vi_sweeps.datasets import DATASETS
-
-    return EVALUATORS.get(DATASETS.meta(cfg.dataset).evaluator)(cfg, data, device, store)
+EVALUATORS.register("inception", spec=EvaluatorSpec(IMAGE_KEYS, "coverage<0.5", prepare=inception_weights))(InceptionEvaluator)

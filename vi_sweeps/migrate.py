@@ -3,7 +3,7 @@
 Packed arithmetic rounds differently for each pack size and each place in a pack, and a GAN
 carries a difference in the last bit into another run, so a trial id names one sequence of
 numbers only with `pack_size` and `pack_index` in it. Results written before (schema 2 without
-those columns) were trained in the study's layout (vi_sweeps.study.pack_layout of its seeds by
+those columns) were trained in the study's layout (vi_sweeps.expansion.pack_layout of its seeds by
 `pack_seeds`; a search's suggestion: its seeds in order), and recorded each trial's pack size
 (`pack`); this gives each trial the id it has now, checking the recorded size against the
 layout. Folders are local (an export, a results folder); files are renamed and the tables
@@ -26,7 +26,8 @@ import pyarrow.parquet as pq
 from vi_contract import schema
 from vi_contract.tables import with_metadata
 from vi_sweeps.config import TrialConfig, field_docs
-from vi_sweeps.study import load_study_text, pack_layout, seed_list
+from vi_sweeps.expansion import pack_layout, seed_list
+from vi_sweeps.study import load_study_text
 
 PLACE = ("pack_size", "pack_index")
 

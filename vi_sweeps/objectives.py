@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import GaussianMixture
 from torch import nn
 
 from vi_sweeps import losses, stabilisers
@@ -319,7 +321,6 @@ class EM:
     Not vectorised: the members of a pack are fitted one after the other."""
 
     def __init__(self, cfgs, data, device, gens):
-        from sklearn.mixture import GaussianMixture
 
         self.alive = torch.ones(len(cfgs), dtype=torch.bool)
         self.xs = [data.sample(max(2000, c.batch_size), g).numpy().astype(np.float64) for c, g in zip(cfgs, gens, strict=True)]
@@ -327,7 +328,6 @@ class EM:
                                      init_params="random_from_data", random_state=c.seed, reg_covar=1e-6) for c in cfgs]
 
     def train_iteration(self) -> dict[str, torch.Tensor]:
-        from sklearn.exceptions import ConvergenceWarning
 
         nll = []
         with warnings.catch_warnings():

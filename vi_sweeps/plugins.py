@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from vi_sweeps.config import ConfigError
+from vi_sweeps.errors import ConfigError
 from vi_sweeps.registry import LOADING
 
 ENTRY_POINT_GROUP = "vi_sweeps.plugins"

@@ -11,9 +11,16 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import ray
+import torch
 
+import vi_sweeps
 from vi_contract import schema
 from vi_sweeps import plugins
+from vi_sweeps.config import EXECUTION_KEYS, defaults, field_docs
+from vi_sweeps.datasets import DATASETS
+from vi_sweeps.metrics import EVALUATORS
+from vi_sweeps.objectives import OBJECTIVES
 
 log = logging.getLogger("vi_sweeps")
 
@@ -21,10 +28,6 @@ log = logging.getLogger("vi_sweeps")
 def contract(study) -> dict:
     """contract.json: the study's axes and the code's declarations (config defaults, result
     keys, the geometry of the study's 2-D data sets for sample plots)."""
-    from vi_sweeps.config import EXECUTION_KEYS, defaults, field_docs
-    from vi_sweeps.datasets import DATASETS
-    from vi_sweeps.metrics import EVALUATORS
-    from vi_sweeps.objectives import OBJECTIVES
 
     keys = {}
     for name in OBJECTIVES.names():
@@ -43,10 +46,7 @@ def contract(study) -> dict:
 
 def versions() -> dict[str, str]:
     import optuna
-    import ray
-    import torch
 
-    import vi_sweeps
 
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -65,7 +65,6 @@ def gpu_versions() -> dict[str, str]:
     and the NVIDIA driver's (from nvidia-smi); nothing on a machine without one. Each trial's
     rows also say the device it ran on (device_resolved, device_name), for clusters whose
     driver runs on a CPU head."""
-    import torch
 
     if not torch.cuda.is_available():
         return {}

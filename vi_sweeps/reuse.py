@@ -17,7 +17,7 @@ from vi_contract import schema
 from vi_contract.read import load_location
 from vi_contract.store import Store
 from vi_contract.tables import trial_status, trial_table, write_trial
-from vi_sweeps.study import Study
+from vi_sweeps.expansion import Study
 
 
 def reuse_finished(source: str, study: Study, store: Store) -> int:

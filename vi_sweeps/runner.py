@@ -23,7 +23,8 @@ from vi_contract.store import Store
 from vi_contract.tables import record_error, trial_status, trial_table, write_trial
 from vi_sweeps.config import TrialConfig
 from vi_sweeps.objectives import from_bytes, to_bytes
-from vi_sweeps.study import Objective
+from vi_sweeps.studyfile import Objective
+from vi_sweeps.tensorboard import Board
 from vi_sweeps.trial import Trial, evaluations
 
 log = logging.getLogger("vi_sweeps")
@@ -93,7 +94,6 @@ class PackRunner:
         self.warnings: list[str] = []  # reported with the next summary, for the driver to print
         self.board = None
         if spec.tensorboard:
-            from vi_sweeps.tensorboard import Board
 
             self.board = Board(spec.tensorboard)
 

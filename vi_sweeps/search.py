@@ -15,6 +15,8 @@ import json
 import warnings
 
 import optuna
+import pandas as pd
+import pyarrow as pa
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
@@ -24,10 +26,11 @@ from vi_contract.store import Store, StoreError
 from vi_contract.tables import Consolidation, record_error, trial_status
 from vi_sweeps import plugins
 from vi_sweeps.config import ConfigError, TrialConfig
+from vi_sweeps.expansion import Study, condition_key
 from vi_sweeps.runner import Member, PackSpec
-from vi_sweeps.study import Search, Study, condition_key
+from vi_sweeps.studyfile import Search
 from vi_sweeps.sweep import Progress, SweepControl, driving, progress_callback, run_config, trainable_for
-from vi_sweeps.tracking import callbacks as tracking_callbacks
+from vi_sweeps.trackers import callbacks as tracking_callbacks
 
 
 def distributions(search: Search) -> dict[str, optuna.distributions.BaseDistribution]:
@@ -195,8 +198,6 @@ def mark_pruned(store: Store, trial_ids: list[str]) -> None:
 def export_search(storage, names: list[str], store: Store, url: str, mode: str) -> None:
     """Every Optuna trial of the search as Parquet (params_*, value, state, trial_ids), for the
     analysis layer, which reads files rather than the storage."""
-    import pandas as pd
-    import pyarrow as pa
 
     if not names:
         return

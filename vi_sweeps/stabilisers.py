@@ -61,9 +61,7 @@ class Stabiliser:
             raise TypeError(f"grad_of: 'real' and/or 'fake', not {self.grad_of}")
 
     def active(self, cfg) -> bool:
-        from vi_sweeps.config import key_default
-
-        return any(getattr(cfg, k) != key_default(k) for k in self.keys)
+        return any(not cfg.at_default(k) for k in self.keys)
 
 
 STABILISERS = Registry("stabiliser", spec=Stabiliser)

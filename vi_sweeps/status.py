@@ -5,19 +5,23 @@ written): totals, the trials in progress, and progress per condition (every axis
 from __future__ import annotations
 
 import json
+import socket
 
 import pandas as pd
+import yaml
 
 from vi_contract import schema
 from vi_contract.columns import condition_columns
+from vi_contract.lease import lease_pid, pid_alive, read_lease
 from vi_contract.read import load_location
+from vi_contract.store import Store
+from vi_sweeps.config import ConfigError
+from vi_sweeps.study import load_study_text
 
 
 def _expected(study_text: str, source: str) -> pd.DataFrame | None:
     """Every trial the study defines (id, axes); None if the study no longer validates, or if
     it is a search (`vi-sweep tune`), whose trials are what its sampler suggested."""
-    from vi_sweeps.config import ConfigError
-    from vi_sweeps.study import load_study_text
 
     try:
         study = load_study_text(study_text, source)
@@ -30,10 +34,7 @@ def _expected(study_text: str, source: str) -> pd.DataFrame | None:
 def _driver(location: str) -> dict | None:
     """The driver that holds the folder now (its lease), or None: then a trial still marked
     running was interrupted, and a re-run starts it again."""
-    import socket
 
-    from vi_contract.lease import lease_pid, pid_alive, read_lease
-    from vi_contract.store import Store
 
     try:
         held = read_lease(Store.open(location, create=False))
@@ -100,7 +101,6 @@ def sweep_status(location: str, as_json: bool = False) -> str:
 
 
 def _name(study_text: str) -> str:
-    import yaml
 
     try:
         return str((yaml.safe_load(study_text) or {}).get("name", "?"))

@@ -1,6 +1,6 @@
 """`vi-sweep run --only KEY=VALUE`: run a part of a study now and the rest later. The part is
 chosen by config keys or axis labels (the same KEY twice: either value; two keys: both), and it
-changes nothing else: the trials keep their ids and their packs (study.pack_layout is fixed by
+changes nothing else: the trials keep their ids and their packs (expansion.pack_layout is fixed by
 the seeds), so a trial run in a part computes what it computes in a whole run, bit for bit."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from vi_sweeps.config import ConfigError, YAMLLoader
-from vi_sweeps.study import Study
+from vi_sweeps.expansion import Study
 
 
 def parse_only(pairs: tuple[str, ...] | list[str]) -> dict[str, list[Any]]:

@@ -17,9 +17,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import platform
 import posixpath
 import signal
+import socket
 import sys
+import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -29,18 +32,28 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import ray
+import torch
+from ray import tune
+from ray.tune import Callback
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from vi_contract import schema
 from vi_contract.files import LocationError
 from vi_contract.lease import Lease
+from vi_contract.read import ResultsError, check_version, load_location
 from vi_contract.store import Store, StoreError
 from vi_contract.tables import Consolidation, clear_error, record_error, restore_trial_files
-from vi_sweeps import plugins
+from vi_sweeps import evaluation, plugins
 from vi_sweeps.config import ConfigError
+from vi_sweeps.expansion import Study, condition_key, pack_layout
+from vi_sweeps.imagecache import BadImage
 from vi_sweeps.results import contract, versions
 from vi_sweeps.reuse import reuse_finished
 from vi_sweeps.runner import Member, PackRunner, PackSpec
-from vi_sweeps.study import Study, condition_key, definition_differences, load_study_as_run, pack_layout
+from vi_sweeps.study import definition_differences, load_study_as_run
+from vi_sweeps.studyfile import PACKING
+from vi_sweeps.trackers import callbacks as tracking_callbacks
 
 MAX_FAILURES = 2
 
@@ -49,7 +62,6 @@ def pack_trainable(config: dict, packs: list[PackSpec]) -> None:
     """Ray Tune function trainable: runs pack number config["pack"] (the packs travel once,
     through Ray's object store) and reports each evaluation round. A store that cannot be
     written is fatal to the whole sweep: reported, not retried."""
-    from ray import tune
 
     spec = packs[config["pack"]]
     plugins.ensure(spec.plugins)  # before any name a plugin registers is looked up
@@ -68,7 +80,7 @@ def trial_cost(config) -> float:
 
 
 def make_packs(study: Study, results: str, todo_ids: set[str], tensorboard: str = "") -> list[PackSpec]:
-    """The unfinished trials of each pack of the study's layout (study.pack_layout: fixed by the
+    """The unfinished trials of each pack of the study's layout (expansion.pack_layout: fixed by the
     seeds, not by what is left), one Ray trial per pack; a pack with finished members trains
     the rest padded to its size (vi_sweeps.trial), so a resumed trial computes what it would
     have computed in a clean run, bit for bit."""
@@ -105,7 +117,6 @@ def log_handler(store: Store) -> logging.Handler:
 def captured_stderr():
     """File descriptor 2 into a temporary file for the duration (C++ code writes there
     directly); yields a function that returns what was written."""
-    import tempfile
 
     sys.stderr.flush()
     saved, text = os.dup(2), []
@@ -122,7 +133,6 @@ def captured_stderr():
 
 def check_reachable(address: str) -> None:
     """A HOST:PORT where nothing listens fails at once (Ray would retry for minutes)."""
-    import socket
 
     host, sep, port = address.rpartition(":")
     if address == "auto" or "://" in address or not sep or not port.isdigit():
@@ -136,7 +146,6 @@ def check_reachable(address: str) -> None:
 @contextmanager
 def ray_session(address: str | None):
     """Connects to (or starts) Ray; shuts down only a session it started itself."""
-    import ray
 
     logging.raiseExceptions = False  # a log file on a full disk must not print tracebacks
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0
@@ -180,7 +189,6 @@ def ray_session(address: str | None):
 
 def check_resources(study: Study) -> None:
     """A pack that asks for more than the whole cluster has would wait for ever: refuse it."""
-    import ray
 
     have = ray.cluster_resources()
     res = study.spec.resources
@@ -226,7 +234,6 @@ def stored_study_problems(store: Store, study: Study) -> list[str]:
     plugin source: refuse it, naming what differs. The same experiment with other execution
     keys (threads, device, a data folder of the same content elsewhere) resumes: how a sweep
     runs may change between runs."""
-    from vi_contract.read import ResultsError, check_version
 
     try:  # the contract's and every trial file's schema version, as every reader checks them; a table
         # a full disk left broken is no reason to refuse: the driver rebuilds the tables
@@ -271,7 +278,6 @@ def stored_study_problems(store: Store, study: Study) -> list[str]:
 
 def check_reusable(source: str) -> None:
     """--reuse names a results folder (or an export) that reads; else bad input, before anything is written."""
-    from vi_contract.read import ResultsError, load_location
 
     try:
         load_location(source)
@@ -286,20 +292,16 @@ def prepare_data(study: Study, local: bool = True) -> None:
     cluster the trials run on other nodes, each of which builds its own cache under a lock and
     checks its own weights, so the driver's node (a CPU head) needs no more than what names
     the trials, the folder's listing (vi_sweeps.datasets.folder_fingerprint)."""
-    from vi_sweeps.datasets import DATASETS
-    from vi_sweeps.imagecache import BadImage
-
     if not local:
         return
     done = set()
     for t in study.trials:
-        prepare = DATASETS.meta(t.config.dataset).prepare
-        key = json.dumps(t.config.model_dump(exclude={"seed"}), sort_keys=True)
-        if prepare is None or key in done:
+        key = json.dumps(t.config.model_dump(exclude=set(PACKING)), sort_keys=True)
+        if key in done:
             continue
         done.add(key)
         try:
-            prepare(t.config)
+            evaluation.prepare(t.config)
         except (FileNotFoundError, BadImage) as err:
             raise ConfigError(study.source, [str(err)]) from None
 
@@ -307,9 +309,7 @@ def prepare_data(study: Study, local: bool = True) -> None:
 def machine_kind() -> str:
     """What produced the results, for the report's provenance: the driver's machine and the Ray
     cluster's resources (the trials' own rows name the device each ran on)."""
-    import platform
 
-    import ray
 
     have = ray.cluster_resources() if ray.is_initialized() else {}
     cluster = f"Ray cluster of {len(ray.nodes()) if have else 0} node(s): {have.get('CPU', 0):g} CPUs, {have.get('GPU', 0):g} GPUs"
@@ -319,7 +319,6 @@ def machine_kind() -> str:
 
 def versions_gpu() -> str:
     try:
-        import torch
 
         return ", ".join(sorted({torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())}))
     except (ImportError, RuntimeError):
@@ -369,7 +368,6 @@ class SweepControl:
         return bool(self.reason)
 
     def stopper(self):
-        from ray import tune
 
         control = self
 
@@ -450,7 +448,6 @@ def _clock(seconds: float) -> str:
 
 def progress_callback(packs: list[PackSpec], progress: Progress | None, control: SweepControl,
                       consolidation: Consolidation, every: float = 30.0):
-    from ray.tune import Callback
 
     class Watch(Callback):
         last_consolidation = time.monotonic()
@@ -492,7 +489,6 @@ def progress_callback(packs: list[PackSpec], progress: Progress | None, control:
 
 
 def trainable_for(study: Study, packs: list[PackSpec]):
-    from ray import tune
 
     res = study.spec.resources
     return tune.with_resources(tune.with_parameters(pack_trainable, packs=packs), {"cpu": res.cpu, "gpu": res.gpu})
@@ -501,8 +497,6 @@ def trainable_for(study: Study, packs: list[PackSpec]):
 def run_config(name: str, store: Store, callbacks: list, stopper=None):
     """Ray's side of every Tuner here: its files beside the results (result.json and
     progress.csv, so a ResultGrid of the sweep is usable), retries, no tables."""
-    from ray import tune
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     # Ray's own files (result.json, progress.csv) sit beside local results; with results on
     # object storage they stay on the driver's disk: nothing of ours depends on them.
@@ -613,9 +607,7 @@ def run_sweep(study: Study, results: str, address: str | None = None, max_concur
 
 def _fit_grid(study: Study, store: Store, packs: list[PackSpec], control: SweepControl,
               progress: Progress | None, consolidation: Consolidation, max_concurrent: int | None, tracking=None):
-    from ray import tune
 
-    from vi_sweeps.tracking import callbacks as tracking_callbacks
 
     def name(trial) -> str:
         pack = packs[trial.config["pack"]]

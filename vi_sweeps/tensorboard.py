@@ -8,6 +8,8 @@ from __future__ import annotations
 import io
 
 import numpy as np
+from PIL import Image
+from tensorboardX import SummaryWriter
 
 SIDE = 256
 
@@ -27,7 +29,6 @@ def snapshot_image(suffix: str, data: bytes) -> np.ndarray:
     """A sample snapshot (vi_sweeps.trial.snapshot) as an HWC uint8 image."""
     if suffix == ".npy":
         return points_image(np.load(io.BytesIO(data)))
-    from PIL import Image
 
     img = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
     return img
@@ -40,7 +41,6 @@ class Board:
         self.logdir, self.writers = logdir, {}
 
     def write(self, tid: str, name: str, config: dict, row: dict, snapshot: tuple[str, bytes]) -> None:
-        from tensorboardX import SummaryWriter
 
         if tid not in self.writers:
             self.writers[tid] = SummaryWriter(logdir=f"{self.logdir.rstrip('/')}/{name}")

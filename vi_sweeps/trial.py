@@ -21,11 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from PIL import Image
 
 from vi_sweeps.collapse import is_collapsed
 from vi_sweeps.config import TrialConfig
-from vi_sweeps.datasets import build_dataset, evaluation
-from vi_sweeps.metrics import build_evaluator
+from vi_sweeps.datasets import build_dataset
+from vi_sweeps.evaluation import build_evaluator, evaluation
 from vi_sweeps.objectives import OBJECTIVES, build_objective
 
 SNAPSHOT_POINTS = 1000  # 2-D sets: the first points of each evaluation's samples
@@ -76,7 +77,6 @@ def snapshot(samples: torch.Tensor) -> tuple[str, bytes]:
         buf = io.BytesIO()
         np.save(buf, samples[:SNAPSHOT_POINTS].cpu().numpy().astype(np.float16))
         return ".npy", buf.getvalue()
-    from PIL import Image
 
     n = SNAPSHOT_GRID
     imgs = samples[: n * n].clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).cpu()
