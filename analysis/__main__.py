@@ -33,7 +33,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "claims":
-
             print(f"claims: {write_claims(args.folder)}")
             return 0
         out = args.out or f"{args.results[0]}/report"

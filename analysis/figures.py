@@ -262,7 +262,6 @@ def scatter_panel(ax, points: np.ndarray, centres: np.ndarray, sigma: float, lim
 
 
 def _image(png: bytes) -> np.ndarray | None:
-
     try:
         return np.asarray(Image.open(io.BytesIO(png)))
     except (UnidentifiedImageError, OSError):

@@ -62,7 +62,7 @@ def pinned(name: str, path: Path = PINS) -> str:
 
 def celeba_trials() -> tuple[dict, int, str]:
     """(one trial's bundle, how many Ray trials, the placement strategy): Tune turns the
-    {"cpu", "gpu"} dict that vi_sweeps.sweep.trainable_for hands to tune.with_resources into one
+    {"cpu", "gpu"} dict that vi_sweeps.ray_session.trainable_for hands to tune.with_resources into one
     placement group per trial (resource_dict_to_pg_factory); a trial is a pack of seeds."""
     from ray.tune.execution.placement_groups import resource_dict_to_pg_factory
 

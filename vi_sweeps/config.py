@@ -211,7 +211,6 @@ class TrialConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> TrialConfig:
-
         problems = []
         for key, registry in (("model", OBJECTIVES), ("dataset", DATASETS)):
             if getattr(self, key) not in registry:
@@ -241,7 +240,6 @@ class TrialConfig(BaseModel):
 
     @property
     def resolved_arch(self) -> str:
-
         return self.arch if self.arch != "auto" else DEFAULT_ARCH[DATASETS.meta(self.dataset).kind]
 
     def identity(self) -> dict[str, Any]:

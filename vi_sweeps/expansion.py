@@ -16,7 +16,6 @@ Everything is checked before anything runs, and the grid's size before it is exp
 problems are reported together, each naming the file, the key and the valid choices.
 """
 
-
 from __future__ import annotations
 
 import itertools
@@ -35,21 +34,9 @@ from vi_sweeps.evaluation import evaluation
 from vi_sweeps.objectives import OBJECTIVES
 from vi_sweeps.studyfile import StudyFile
 
-Scalar = bool | int | float | str
 SET_BY = {"seed": "seeds", "model": "models", "dataset": "datasets", "pack_size": "pack_seeds",
           "pack_index": "pack_seeds"}  # the study keys that set them
 NOT_AXES = tuple(SET_BY)
-PACKING = ("seed", "pack_size", "pack_index")  # what a labelled axis may not set either
-MAX_SEED = 2**63 - 1  # seeds are stored as int64
-
-
-SET_BY = {"seed": "seeds", "model": "models", "dataset": "datasets", "pack_size": "pack_seeds",
-          "pack_index": "pack_seeds"}  # the study keys that set them
-
-
-NOT_AXES = tuple(SET_BY)
-
-
 PACKING = ("seed", "pack_size", "pack_index")  # what a labelled axis may not set either
 
 

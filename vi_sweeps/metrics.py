@@ -189,8 +189,6 @@ class MixtureEvaluator:
 
 class DigitsEvaluator:
     def __init__(self, cfg, data, device=None, store=None):
-
-
         self.device = torch.device(device or "cpu")
         # a copy on the trial's device (the cached classifier stays on the CPU for the others)
         self.net = copy.deepcopy(reference_classifier(cfg.image_size)).to(self.device).eval()

@@ -321,14 +321,12 @@ class EM:
     Not vectorised: the members of a pack are fitted one after the other."""
 
     def __init__(self, cfgs, data, device, gens):
-
         self.alive = torch.ones(len(cfgs), dtype=torch.bool)
         self.xs = [data.sample(max(2000, c.batch_size), g).numpy().astype(np.float64) for c, g in zip(cfgs, gens, strict=True)]
         self.gmms = [GaussianMixture(n_components=data.n_modes, covariance_type="full", max_iter=1, warm_start=True,
                                      init_params="random_from_data", random_state=c.seed, reg_covar=1e-6) for c in cfgs]
 
     def train_iteration(self) -> dict[str, torch.Tensor]:
-
         nll = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)

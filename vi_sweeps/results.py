@@ -47,7 +47,6 @@ def contract(study) -> dict:
 def versions() -> dict[str, str]:
     import optuna
 
-
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                                 cwd=Path(__file__).parent, timeout=5).stdout.strip()

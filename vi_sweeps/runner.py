@@ -94,7 +94,6 @@ class PackRunner:
         self.warnings: list[str] = []  # reported with the next summary, for the driver to print
         self.board = None
         if spec.tensorboard:
-
             self.board = Board(spec.tensorboard)
 
     def _checkpoint(self, tid: str) -> str:

@@ -26,10 +26,12 @@ from vi_contract.store import Store, StoreError
 from vi_contract.tables import Consolidation, record_error, trial_status
 from vi_sweeps import plugins
 from vi_sweeps.config import ConfigError, TrialConfig
+from vi_sweeps.control import Progress, SweepControl, progress_callback
 from vi_sweeps.expansion import Study, condition_key
+from vi_sweeps.ray_session import run_config, trainable_for
 from vi_sweeps.runner import Member, PackSpec
 from vi_sweeps.studyfile import Search
-from vi_sweeps.sweep import Progress, SweepControl, driving, progress_callback, run_config, trainable_for
+from vi_sweeps.sweep import driving
 from vi_sweeps.trackers import callbacks as tracking_callbacks
 
 

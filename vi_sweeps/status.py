@@ -35,7 +35,6 @@ def _driver(location: str) -> dict | None:
     """The driver that holds the folder now (its lease), or None: then a trial still marked
     running was interrupted, and a re-run starts it again."""
 
-
     try:
         held = read_lease(Store.open(location, create=False))
     except OSError:
@@ -101,7 +100,6 @@ def sweep_status(location: str, as_json: bool = False) -> str:
 
 
 def _name(study_text: str) -> str:
-
     try:
         return str((yaml.safe_load(study_text) or {}).get("name", "?"))
     except yaml.YAMLError:

@@ -3,7 +3,6 @@ problem in the study's own terms, a value that fits no branch of a union said on
 study file may hold is declared here once; vi_sweeps.expansion turns it into trials and
 vi_sweeps.study reads it from YAML."""
 
-
 from __future__ import annotations
 
 import copy
@@ -15,16 +14,6 @@ from vi_sweeps.config import shown
 from vi_sweeps.tracking import Tracking
 
 Scalar = bool | int | float | str
-SET_BY = {"seed": "seeds", "model": "models", "dataset": "datasets", "pack_size": "pack_seeds",
-          "pack_index": "pack_seeds"}  # the study keys that set them
-NOT_AXES = tuple(SET_BY)
-PACKING = ("seed", "pack_size", "pack_index")  # what a labelled axis may not set either
-MAX_SEED = 2**63 - 1  # seeds are stored as int64
-
-
-Scalar = bool | int | float | str
-
-
 MAX_SEED = 2**63 - 1  # seeds are stored as int64
 
 

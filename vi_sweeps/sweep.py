@@ -1,5 +1,5 @@
-"""The one module that imports Ray: a study's trials scheduled by Ray Tune, one Ray trial per
-pack of seeds.
+"""The sweep: a study's trials scheduled by Ray Tune, one Ray trial per pack of seeds (Ray's
+side is vi_sweeps.ray_session, watching and stopping vi_sweeps.control).
 
 Identity is ours, not Ray's: a trial is finished when its own file in RESULTS says so, so
 running the same command again (or --resume) starts only what is not finished, and an
@@ -15,28 +15,18 @@ cannot be written (a full disk), or when another driver takes the lease over.
 from __future__ import annotations
 
 import json
-import logging
 import os
-import platform
 import posixpath
-import signal
-import socket
 import sys
-import tempfile
-import threading
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import ray
-import torch
 from ray import tune
-from ray.tune import Callback
-from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from vi_contract import schema
 from vi_contract.files import LocationError
@@ -46,32 +36,15 @@ from vi_contract.store import Store, StoreError
 from vi_contract.tables import Consolidation, clear_error, record_error, restore_trial_files
 from vi_sweeps import evaluation, plugins
 from vi_sweeps.config import ConfigError
-from vi_sweeps.expansion import Study, condition_key, pack_layout
+from vi_sweeps.control import Progress, SweepControl, progress_callback
+from vi_sweeps.expansion import PACKING, Study, condition_key, pack_layout
 from vi_sweeps.imagecache import BadImage
+from vi_sweeps.ray_session import check_resources, log_handler, machine_kind, quiet_ray_logs, ray_session, run_config, trainable_for
 from vi_sweeps.results import contract, versions
 from vi_sweeps.reuse import reuse_finished
-from vi_sweeps.runner import Member, PackRunner, PackSpec
+from vi_sweeps.runner import Member, PackSpec
 from vi_sweeps.study import definition_differences, load_study_as_run
-from vi_sweeps.studyfile import PACKING
 from vi_sweeps.trackers import callbacks as tracking_callbacks
-
-MAX_FAILURES = 2
-
-
-def pack_trainable(config: dict, packs: list[PackSpec]) -> None:
-    """Ray Tune function trainable: runs pack number config["pack"] (the packs travel once,
-    through Ray's object store) and reports each evaluation round. A store that cannot be
-    written is fatal to the whole sweep: reported, not retried."""
-
-    spec = packs[config["pack"]]
-    plugins.ensure(spec.plugins)  # before any name a plugin registers is looked up
-    if spec.space:
-        spec = spec.with_values(config)
-    try:
-        for summary in PackRunner(Store.open(spec.results), spec).run():
-            tune.report(summary)
-    except StoreError as err:
-        tune.report({"fatal": str(err), "step": 0, "objective": float("nan")})
 
 
 def trial_cost(config) -> float:
@@ -97,106 +70,6 @@ def make_packs(study: Study, results: str, todo_ids: set[str], tensorboard: str 
                                       axes=tuple(study.axes), tensorboard=tensorboard,
                                       plugins=tuple(plugins.LOADED.values())))
     return packs
-
-
-def quiet_ray_logs(handler: logging.Handler) -> None:
-    """Ray's own logging goes to `handler` (RESULTS/ray.log), never to the terminal."""
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    names = [n for n in logging.root.manager.loggerDict if n == "ray" or n.startswith("ray.")]
-    for name in names:
-        logger = logging.getLogger(name)
-        logger.handlers = [handler]
-        logger.propagate = False
-
-
-def log_handler(store: Store) -> logging.Handler:
-    return logging.FileHandler(store.path("ray.log")) if store.is_local else logging.NullHandler()
-
-
-@contextmanager
-def captured_stderr():
-    """File descriptor 2 into a temporary file for the duration (C++ code writes there
-    directly); yields a function that returns what was written."""
-
-    sys.stderr.flush()
-    saved, text = os.dup(2), []
-    with tempfile.TemporaryFile(mode="w+b") as tmp:
-        os.dup2(tmp.fileno(), 2)
-        try:
-            yield lambda: "".join(text)
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            tmp.seek(0)
-            text.append(tmp.read().decode(errors="replace"))
-
-
-def check_reachable(address: str) -> None:
-    """A HOST:PORT where nothing listens fails at once (Ray would retry for minutes)."""
-
-    host, sep, port = address.rpartition(":")
-    if address == "auto" or "://" in address or not sep or not port.isdigit():
-        return
-    try:
-        socket.create_connection((host, int(port)), timeout=5).close()
-    except OSError as err:
-        raise ConfigError("--address", [f"{address}: no Ray cluster answered there ({err.strerror or err})"]) from None
-
-
-@contextmanager
-def ray_session(address: str | None):
-    """Connects to (or starts) Ray; shuts down only a session it started itself."""
-
-    logging.raiseExceptions = False  # a log file on a full disk must not print tracebacks
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0
-    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # SweepControl handles Ctrl-C
-    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # run_config adds JSON and CSV, not TensorBoardX
-    quiet_ray_logs(logging.NullHandler())
-    started = not ray.is_initialized()
-    if started:
-        if address:
-            check_reachable(address)
-            os.environ.setdefault("RAY_gcs_server_port_wait_time_s", "10")  # a refused token fails in ~10 s
-        with captured_stderr() as said:  # Ray's C++ client warns once a second while it retries
-            try:
-                ray.init(address=address, log_to_driver=False, include_dashboard=False,
-                         configure_logging=False, logging_level=logging.WARNING,
-                         runtime_env=plugins.runtime_env())  # file plugins reach every worker
-                failed = None
-            except ConnectionError as err:
-                failed = err
-            except ValueError as err:  # a malformed address, or ray:// without Ray Client installed
-                if not address:
-                    raise
-                why = ("not a Ray address; valid forms: HOST:PORT (the head's GCS port, 6379), auto, "
-                       "ray://HOST:10001 (needs `pip install 'ray[client]'`)") if "Invalid address" in str(err) else str(err)
-                raise ConfigError("--address", [f"{address}: {why}"]) from None
-        if failed is not None:
-            text = said() + str(failed.__cause__ or failed)
-            why = ("the cluster refused this driver's token" if "Unauthenticated" in text or "InvalidAuthToken" in text
-                   else "no Ray cluster answered there")
-            raise ConfigError("--address", [
-                f"{address}: cannot connect to the Ray cluster: {why}; a cluster with token authentication needs "
-                "RAY_AUTH_MODE=token and its token in RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH "
-                "(for cluster/local.sh: eval \"$(bash cluster/local.sh env)\")"]) from None
-    quiet_ray_logs(logging.NullHandler())
-    try:
-        yield
-    finally:
-        if started:
-            ray.shutdown()
-
-
-def check_resources(study: Study) -> None:
-    """A pack that asks for more than the whole cluster has would wait for ever: refuse it."""
-
-    have = ray.cluster_resources()
-    res = study.spec.resources
-    for key, need in (("cpu", res.cpu), ("gpu", res.gpu)):
-        if need > have.get(key.upper(), 0.0):
-            raise ConfigError(study.source, [
-                f"resources.{key}: a trial needs {need:g} {key.upper()} but the Ray cluster has "
-                f"{have.get(key.upper(), 0.0):g}; lower it or pass --address of a larger cluster"])
 
 
 def check_location(study: Study, results: str) -> None:
@@ -306,25 +179,6 @@ def prepare_data(study: Study, local: bool = True) -> None:
             raise ConfigError(study.source, [str(err)]) from None
 
 
-def machine_kind() -> str:
-    """What produced the results, for the report's provenance: the driver's machine and the Ray
-    cluster's resources (the trials' own rows name the device each ran on)."""
-
-
-    have = ray.cluster_resources() if ray.is_initialized() else {}
-    cluster = f"Ray cluster of {len(ray.nodes()) if have else 0} node(s): {have.get('CPU', 0):g} CPUs, {have.get('GPU', 0):g} GPUs"
-    gpu = versions_gpu() if have.get("GPU") else ""
-    return f"driver {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs; {cluster}" + (f" ({gpu})" if gpu else "")
-
-
-def versions_gpu() -> str:
-    try:
-
-        return ", ".join(sorted({torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())}))
-    except (ImportError, RuntimeError):
-        return ""
-
-
 def prepare_store(study: Study, results: str) -> Store:
     store = Store.open(results)
     left = store.remove_leftovers()
@@ -344,167 +198,6 @@ def prepare_store(study: Study, results: str) -> Store:
     if restored:
         print(f"restored {restored} finished trials' own files from {schema.TRIALS_FILE}", file=sys.stderr)
     return store
-
-
-@dataclass
-class SweepControl:
-    """Why a sweep should stop early (Ctrl-C, SIGTERM, a fatal store error, a lost lease), as
-    a Ray Tune stopper; the first reason wins."""
-
-    reason: str = ""
-    exit_code: int = 0
-    lease: Lease | None = None
-
-    def __getstate__(self) -> dict:  # Ray pickles its callbacks with the experiment state
-        return {**self.__dict__, "lease": None}
-
-    def stop(self, reason: str, exit_code: int) -> None:
-        if not self.reason:
-            self.reason, self.exit_code = reason, exit_code
-
-    def should_stop(self) -> bool:
-        if self.lease is not None and self.lease.lost.is_set():
-            self.stop("another driver took the results folder over (--force); this one stopped", 1)
-        return bool(self.reason)
-
-    def stopper(self):
-
-        control = self
-
-        class Stop(tune.Stopper):
-            def __call__(self, trial_id, result) -> bool:
-                return control.should_stop()
-
-            def stop_all(self) -> bool:
-                return control.should_stop()
-
-        return Stop()
-
-    @contextmanager
-    def signals(self):
-        """Ctrl-C (130) and SIGTERM (143) stop the sweep cleanly; a second Ctrl-C aborts."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def handler(signum, frame):
-            if self.reason and signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            self.stop("interrupted", 130 if signum == signal.SIGINT else 143)
-
-        before = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for s, h in before.items():
-                signal.signal(s, h)
-
-
-@dataclass
-class Progress:
-    """The compact progress line: trials done, and an ETA that weighs each pack by its cost."""
-
-    label: str
-    total: int
-    done_before: int
-    cost_todo: float = 0.0
-    stream = sys.stderr
-    start: float = field(default_factory=time.monotonic)
-    last_print: float = 0.0
-    completed: int = 0
-    failed: int = 0
-    diverged: int = 0
-    cost_done: float = 0.0
-    running_cost: dict = field(default_factory=dict)
-
-    def line(self, running: int) -> str:
-        done = self.done_before + self.completed
-        progress = self.cost_done + sum(self.running_cost.values())
-        elapsed = time.monotonic() - self.start
-        eta = "?" if progress <= 0 else _clock(elapsed * (self.cost_todo - progress) / progress)
-        return (f"[{self.label}] {done}/{self.total} done · {running} running · {self.failed} failed"
-                f" · {self.diverged} diverged · {_clock(elapsed)} elapsed · ETA {eta}")
-
-    def finish(self) -> None:
-        self.show(0, force=True)
-        if self.stream.isatty():
-            self.stream.write("\n")
-
-    def show(self, running: int, force: bool = False) -> None:
-        now = time.monotonic()
-        tty = self.stream.isatty()
-        if not force and now - self.last_print < (1.0 if tty else 15.0):
-            return
-        self.last_print = now
-        self.stream.write(("\r\033[K" if tty else "") + self.line(running) + ("" if tty else "\n"))
-        self.stream.flush()
-
-
-def _clock(seconds: float) -> str:
-    m, s = divmod(int(max(seconds, 0)), 60)
-    h, m = divmod(m, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
-
-
-def progress_callback(packs: list[PackSpec], progress: Progress | None, control: SweepControl,
-                      consolidation: Consolidation, every: float = 30.0):
-
-    class Watch(Callback):
-        last_consolidation = time.monotonic()
-
-        def on_trial_result(self, iteration, trials, trial, result, **info):
-            if result.get("fatal"):
-                control.stop(result["fatal"], 1)
-            for message in result.get("warnings") or []:
-                print(f"warning: {message}", file=sys.stderr, flush=True)
-            if progress is not None:
-                spec = packs[trial.config["pack"]]
-                iterations = spec.members[0].config["iterations"]
-                progress.running_cost[trial.trial_id] = min(result.get("step", 0) / iterations, 1.0) * spec.cost
-
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            if progress is not None and not control.reason:
-                spec = packs[trial.config["pack"]]
-                progress.running_cost.pop(trial.trial_id, None)
-                progress.cost_done += spec.cost
-                progress.completed += len(spec.members)
-                progress.diverged += int((trial.last_result or {}).get("diverged", 0) or 0)
-            if time.monotonic() - self.last_consolidation > every:
-                try:
-                    consolidation.write()
-                except StoreError as err:
-                    control.stop(str(err), 1)
-                self.last_consolidation = time.monotonic()
-
-        def on_trial_error(self, iteration, trials, trial, **info):
-            if progress is not None:
-                progress.running_cost.pop(trial.trial_id, None)
-                progress.failed += len(packs[trial.config["pack"]].members)
-
-        def on_step_end(self, iteration, trials, **info):
-            if progress is not None:
-                progress.show(sum(t.status == "RUNNING" for t in trials))
-
-    return Watch()
-
-
-def trainable_for(study: Study, packs: list[PackSpec]):
-
-    res = study.spec.resources
-    return tune.with_resources(tune.with_parameters(pack_trainable, packs=packs), {"cpu": res.cpu, "gpu": res.gpu})
-
-
-def run_config(name: str, store: Store, callbacks: list, stopper=None):
-    """Ray's side of every Tuner here: its files beside the results (result.json and
-    progress.csv, so a ResultGrid of the sweep is usable), retries, no tables."""
-
-    # Ray's own files (result.json, progress.csv) sit beside local results; with results on
-    # object storage they stay on the driver's disk: nothing of ours depends on them.
-    ray_dir = store.path("ray") if store.is_local else str(Path("~/ray_results/vi-sweeps").expanduser())
-    return tune.RunConfig(
-        name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=ray_dir, stop=stopper,
-        failure_config=tune.FailureConfig(max_failures=MAX_FAILURES), verbose=0,
-        callbacks=[*callbacks, JsonLoggerCallback(), CSVLoggerCallback()])
 
 
 @dataclass
@@ -607,7 +300,6 @@ def run_sweep(study: Study, results: str, address: str | None = None, max_concur
 
 def _fit_grid(study: Study, store: Store, packs: list[PackSpec], control: SweepControl,
               progress: Progress | None, consolidation: Consolidation, max_concurrent: int | None, tracking=None):
-
 
     def name(trial) -> str:
         pack = packs[trial.config["pack"]]

@@ -41,7 +41,6 @@ class Board:
         self.logdir, self.writers = logdir, {}
 
     def write(self, tid: str, name: str, config: dict, row: dict, snapshot: tuple[str, bytes]) -> None:
-
         if tid not in self.writers:
             self.writers[tid] = SummaryWriter(logdir=f"{self.logdir.rstrip('/')}/{name}")
             self.writers[tid].add_text("config", "  \n".join(f"{k}: {v}" for k, v in sorted(config.items())), 0)

@@ -113,13 +113,11 @@ def callbacks(tracking: Tracking | None, study, packs: list, results: str) -> li
 
 
 def _mlflow_callback(tracking: Tracking, experiment: str, members: Members, results: str):
-
     class TrialRuns(MLflowLoggerCallback):
         """Ray's MLflowLoggerCallback, one MLflow run per member; a resumed trial finds its run
         again by its tag and goes on from the last step it logged."""
 
         def setup(self, *args, **kwargs):
-
             for name in ("mlflow", "alembic"):  # not its database set-up on the terminal
                 logging.getLogger(name).setLevel(logging.WARNING)
             artifacts = None
@@ -205,7 +203,6 @@ class _RunKey:
 
 
 def _wandb_callback(tracking: Tracking, members: Members, results: str):
-
     mode = os.environ.get("WANDB_MODE", "offline")  # offline unless asked otherwise
     os.environ.setdefault("WANDB_MODE", mode)  # Ray's callback then asks for no API key offline
     folder = str(offline_folder(results)) if "://" not in results else os.environ.get("WANDB_DIR", os.getcwd())

@@ -1,0 +1,66 @@
+"""FID's Inception weights placed where trials find them (`vi-sweep fetch-weights`): downloaded
+or copied from a file (nodes without internet), checked against their sha256 before they are
+moved into place, so a wrong file is never every trial's FID."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from vi_sweeps.errors import ConfigError
+from vi_sweeps.metrics import INCEPTION_FILE, INCEPTION_URL, default_weights_path
+
+
+class WeightsMismatch(ValueError):
+    """The file fetched is not the weights asked for; nothing was written."""
+
+
+class FetchFailed(OSError):
+    """The download or the copy failed (the network, the disk); nothing was written."""
+
+
+def expected_digest(prefix: str | None) -> str:
+    """The sha256 prefix asked for: the given one, or the one torch-fidelity's file name carries."""
+    return (prefix or INCEPTION_FILE.rsplit("-", 1)[1].removesuffix(".pth")).lower()
+
+
+def fetch_weights(url: str | None = None, source: str | None = None, dest: str | None = None,
+                  digest_prefix: str | None = None) -> tuple[Path, str]:
+    """(where the weights are now, their sha256). Raises ConfigError for a destination that
+    cannot be written, WeightsMismatch for a file of another digest, FetchFailed for a download
+    or copy that failed."""
+    if dest is not None and not dest.strip():
+        raise ConfigError("--to", ["an empty path; name the weights file, or leave --to out for "
+                                   f"torch-fidelity's cache ({default_weights_path()})"])
+    target = None
+    try:
+        target = Path(dest).expanduser().absolute() if dest else default_weights_path()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+    except (OSError, RuntimeError) as err:
+        raise ConfigError("--to", [f"{dest or target}: cannot be written there "
+                                   f"({getattr(err, 'strerror', None) or err})"]) from None
+    os.close(fd)
+    expected = expected_digest(digest_prefix)
+    try:
+        if source:
+            shutil.copyfile(source, tmp)
+        else:
+            torch.hub.download_url_to_file(url or INCEPTION_URL, tmp, progress=sys.stderr.isatty())
+        digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
+        if not digest.startswith(expected):  # a copy too: garbage there would be every trial's FID
+            where = f"--from {source}" if source else f"--url {url or INCEPTION_URL}"
+            raise WeightsMismatch(f"{where}: not the weights asked for (sha256 {digest[:8]}..., expected {expected}..., "
+                                  f"{'--sha256' if digest_prefix else 'torch-fidelity Inception'}); nothing written")
+        os.replace(tmp, target)
+    except OSError as err:
+        raise FetchFailed(f"cannot fetch the weights to {target}: {err}") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return target, digest
