@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from analysis import tables
 from analysis.figures import treatments
 from analysis.load import load_results
-from analysis.report import new_folder_beside, remove_stale_beside
+from analysis.publish import new_folder_beside, remove_stale_beside
 from analysis.samples import sample_panels, snapshot_steps
 from analysis.search import export_storage
 from vi_contract import schema

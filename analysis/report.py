@@ -10,17 +10,8 @@ Every table behind a figure is in the report and in CSV beside it.
 
 from __future__ import annotations
 
-import base64
-import errno
-import glob
-import html
 import math
-import os
-import re
 import shutil
-import socket
-import tempfile
-import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -30,10 +21,11 @@ import pandas as pd
 from analysis import convergence, figures, glance, tables
 from analysis.findings import RULE, SMALL_N, findings
 from analysis.load import Results, load_results
+from analysis.publish import REPORT_FILES, check_destination, new_folder_beside, remove_stale_beside, replace_folder
+from analysis.render import PROVENANCE, appendix, fmt, render_html, render_markdown
 from analysis.samples import read_snapshot, sample_panels
 from analysis.search import search_sections
 from vi_contract import schema
-from vi_contract.lease import pid_alive
 from vi_contract.read import ResultsError
 
 METRIC_NOTES = {
@@ -52,12 +44,6 @@ METRIC_NOTES = {
 }
 
 
-def _fmt(v) -> str:
-    if isinstance(v, (float, np.floating)):
-        return "" if math.isnan(v) else (f"{v:.3g}" if abs(v) < 1e4 else f"{v:.4g}")
-    return str(v)
-
-
 def clean(frame: pd.DataFrame, compare: str | None = None) -> pd.DataFrame:
     """No all-empty columns (NaN or ""); `treatment` only where it is not the compare axis
     itself under another name."""
@@ -69,20 +55,12 @@ def clean(frame: pd.DataFrame, compare: str | None = None) -> pd.DataFrame:
     return frame
 
 
-def markdown_table(frame: pd.DataFrame) -> str:
-    if frame.empty:
-        return "_(no rows)_\n"
-    esc = tables.md_escape
-    head = "| " + " | ".join(esc(c) for c in frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
-    return head + "".join("| " + " | ".join(esc(_fmt(v)) for v in row) + " |\n" for row in frame.itertuples(index=False))
-
-
 def _interval(med, lo, hi, n) -> str:
     if med != med:
         return ""
-    text = _fmt(med)
+    text = fmt(med)
     if lo == lo and hi == hi:
-        text += f" [{_fmt(lo)}, {_fmt(hi)}]"
+        text += f" [{fmt(lo)}, {fmt(hi)}]"
     return text + f" (n={int(n)})"
 
 
@@ -183,91 +161,6 @@ def build_report(locations: list[str], out: str, converged: str | None = None, l
     return final / name
 
 
-REPORT_FILES = (".png", ".svg", ".csv", ".md", ".html")  # what a report folder holds
-
-
-def check_destination(final: Path, locations: list[str], option: str, kinds: tuple[str, ...]) -> None:
-    """A folder that will be replaced whole must be new, empty or a previous one of its kind
-    (only files ending in `kinds`), and must not be, hold or sit inside a results folder read."""
-    if final.exists() and not final.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, "a file is in the way", str(final))
-    for location in locations:
-        if "://" in location:
-            continue
-        source = Path(location).expanduser().resolve()
-        if final.resolve() == source or final.resolve() in source.parents:
-            raise ResultsError(f"{option} {final}: is or holds the results folder {location}; pick another folder")
-    if final.is_dir():
-        foreign = [p.name for p in final.iterdir() if p.is_dir() or not p.name.endswith(kinds)]
-        if foreign:
-            raise ResultsError(f"{option} {final}: holds {', '.join(sorted(foreign)[:3])}, which no report wrote; "
-                               "it would be replaced whole, so pick a new folder")
-
-
-def new_folder_beside(final: Path) -> Path:
-    """An empty folder beside `final`, with the permissions a new folder gets (mkdtemp's are 0700).
-    Its name says which process builds it, so that a later call can tell a folder left by a
-    killed process from one a live process is still writing (remove_stale_beside, which the
-    callers run before they check the destination)."""
-    building = Path(tempfile.mkdtemp(prefix=f".{final.name}.building-{_owner()}-", dir=final.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(building, 0o777 & ~umask)
-    return building
-
-
-def _owner() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
-
-
-def remove_stale_beside(final: Path) -> list[Path]:
-    """The folders a killed report or export left beside `final` (SIGKILL runs no `finally`):
-    a half-built `.NAME.building-HOST-PID-*` is removed, and a `.NAME.old-HOST-PID` (the
-    previous folder, moved aside just before the new one took its name) is put back where no
-    `final` exists, else removed. Only this host's folders of processes that are gone are
-    touched; a folder another process is writing is left alone. Returns what was removed."""
-    host = socket.gethostname()
-    removed = []
-    if not final.parent.is_dir():
-        return removed
-    for path in sorted(final.parent.glob(f".{glob.escape(final.name)}.*-*")):
-        kind, _, rest = path.name[len(final.name) + 2:].partition("-")
-        if kind == "building":
-            rest = rest.rpartition("-")[0]  # mkdtemp's random part has no '-'
-        elif kind != "old":
-            continue
-        owner, _, pid = rest.rpartition("-")
-        if owner != host or not pid.isdigit() or pid_alive(int(pid)) or not path.is_dir():
-            continue
-        try:
-            if kind == "old" and not final.exists():
-                os.replace(path, final)
-                continue
-            shutil.rmtree(path)
-            removed.append(path)
-        except OSError:  # another user's folder, or another process cleaning up the same one
-            continue
-    return removed
-
-
-def replace_folder(new: Path, final: Path) -> None:
-    """`new` renamed to `final`, the old `final` (if any) out of the way first and removed
-    after; if the rename fails the old one is put back."""
-    old = final.with_name(f".{final.name}.old-{_owner()}") if final.exists() or final.is_symlink() else None
-    if old is not None:
-        os.replace(final, old)
-    try:
-        os.replace(new, final)
-    except OSError:
-        if old is not None:
-            os.replace(old, final)
-        raise
-    if old is not None and old.is_symlink():  # a link to the previous report: the link goes, its target stays
-        old.unlink()
-    elif old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def _write_report(res: Results, locations: list[str], out_dir: Path, converge, link_figures: bool) -> Path:
     trials, contract = res.trials, res.contract
     done_trials = trials[trials["status"].isin(schema.FINISHED)]
@@ -331,10 +224,10 @@ def _write_report(res: Results, locations: list[str], out_dir: Path, converge, l
         frame.to_csv(out_dir / f"{name}.csv", index=False)
     sections = report_sections(res, lay, table, effect, found, figs, metrics, at_glance)
     if len(converging):
-        at = _appendix(sections)
+        at = appendix(sections)
         sections[at:at] = [(figs["time_to_converge"][0], "time_to_converge", convergence_summary(converging, converge)),
                            ("Time to converge by condition", "", convergence_frame(converging))]
-    at = _appendix(sections)
+    at = appendix(sections)
     sections[at:at] = search_sections(locations, res, out_dir)
     (out_dir / "REPORT.md").write_text(render_markdown(sections))
     (out_dir / "report.html").write_text(render_html(sections, out_dir, link_figures))
@@ -368,8 +261,8 @@ def convergence_frame(frame: pd.DataFrame) -> pd.DataFrame:
     out["converged"] = [f"{int(k)}/{int(n)} = {k / n:.2f} [{lo:.2f}, {hi:.2f}]" for k, n, lo, hi in
                         frame[["converged", "n", "converged_lo", "converged_hi"]].itertuples(index=False)]
     out["median steps [95% CI]"] = [
-        ("not reached" if math.isinf(m) else _fmt(m)) + ("" if lo != lo else " [" + ", ".join(
-            "not reached" if math.isinf(v) else _fmt(v) for v in (lo, hi)) + "]")
+        ("not reached" if math.isinf(m) else fmt(m)) + ("" if lo != lo else " [" + ", ".join(
+            "not reached" if math.isinf(v) else fmt(v) for v in (lo, hi)) + "]")
         for m, lo, hi in frame[["steps_median", "steps_lo", "steps_hi"]].itertuples(index=False)]
     return clean(out)
 
@@ -418,7 +311,6 @@ def findings_by_cell(found: pd.DataFrame, lay=None) -> list[tuple[str, list[str]
     return out
 
 
-PROVENANCE = "Provenance"
 PROVENANCE_KEYS = {"git_commit": "vi-sweeps commit", "torch": "torch", "ray": "Ray", "optuna": "Optuna",
                    "machine": "machine"}
 
@@ -437,11 +329,6 @@ def provenance(res: Results) -> pd.DataFrame:
         row.update(v)
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def _appendix(sections) -> int:
-    """Where the evidence ends: before the studies as run and the provenance footer."""
-    return next(i for i, (heading, _, _) in enumerate(sections) if heading.startswith(("Study as run", PROVENANCE)))
 
 
 def report_sections(res: Results, lay, table, effect, found, figs, metrics, at_glance=None) -> list[tuple[str, str, object]]:
@@ -492,59 +379,3 @@ def report_sections(res: Results, lay, table, effect, found, figs, metrics, at_g
     return sections
 
 
-def render_markdown(sections) -> str:
-    out = [f"# vi-sweeps report\n\n_generated {time.strftime('%Y-%m-%d %H:%M:%S')}_\n"]
-    esc = tables.md_escape  # every heading, bullet and paragraph may carry user text (labels, names)
-    for heading, fig, body in sections:
-        if heading:
-            out.append(f"\n## {esc(heading)}\n")
-        if fig:
-            out.append(f"\n![{esc(heading)}]({fig}.png) ([svg]({fig}.svg))\n")
-        if isinstance(body, pd.DataFrame):
-            out.append("\n" + markdown_table(body))
-        elif isinstance(body, list):
-            out.append("\n" + "".join(f"- {esc(line)}\n" for line in body))
-        elif body:
-            out.append(f"\n{body if body.startswith('```') else esc(body)}\n")  # a code block shows its text as is
-    return "".join(out)
-
-
-def _inline(text: str) -> str:
-    text = html.escape(text)
-    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
-    text = re.sub(r"`(.+?)`", r"<code>\1</code>", text)
-    return re.sub(r"(?<![\w])_(.+?)_(?![\w])", r"<i>\1</i>", text)
-
-
-def render_html(sections, out_dir: Path, link_figures: bool = False) -> str:
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>vi-sweeps report</title><style>"
-             "body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}"
-             "table{border-collapse:collapse;font-size:11.5px;width:100%;table-layout:auto}"
-             "td,th{border:1px solid #ccc;padding:2px 5px;overflow-wrap:anywhere;vertical-align:top}th{text-align:left !important}"
-             "img{max-width:100%}pre{background:#f6f6f6;padding:1em;white-space:pre-wrap}li{margin:0.3em 0}"
-             "h1{font-size:1.45em;margin:0.2em 0}h2{font-size:1.15em;margin:0.9em 0 0.3em}"
-             "body>p.generated{margin:0 0 0.4em;color:#666;font-size:12px}ul.summary{margin:0.2em 0}"
-             "footer{margin-top:2em;border-top:1px solid #ccc;padding-top:0.5em;font-size:12px;color:#444}"
-             "</style></head><body>"
-             f"<h1>vi-sweeps report</h1><p class='generated'><i>generated {time.strftime('%Y-%m-%d %H:%M:%S')}</i></p>"]
-    for heading, fig, body in sections:
-        if heading == PROVENANCE:
-            parts.append("<footer>")
-        if heading:
-            parts.append(f"<h2>{html.escape(heading)}</h2>")
-        if fig and link_figures:
-            parts.append(f"<img alt='{html.escape(heading)}' src='{html.escape(fig)}.png'>")
-        elif fig:
-            data = base64.b64encode((out_dir / f"{fig}.png").read_bytes()).decode()
-            parts.append(f"<img alt='{html.escape(heading)}' src='data:image/png;base64,{data}'>")
-        if isinstance(body, pd.DataFrame):
-            parts.append(body.to_html(index=False, float_format=lambda v: _fmt(v), na_rep=""))
-        elif isinstance(body, list):
-            parts.append("<ul>" + "".join(f"<li>{_inline(line)}</li>" for line in body) + "</ul>")
-        elif isinstance(body, str) and body.startswith("```"):
-            parts.append(f"<pre>{html.escape(body.strip('`').removeprefix('yaml'))}</pre>")
-        elif body:
-            parts.append(f"<p>{_inline(body)}</p>")
-        if heading == PROVENANCE:
-            parts.append("</footer>")
-    return "".join(parts) + "</body></html>"

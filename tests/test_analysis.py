@@ -263,7 +263,7 @@ def test_report_writes_every_figure_links_it_and_has_no_empty_or_repeated_column
 
 
 def test_a_linked_report_refers_to_its_pngs_and_is_the_embedded_one_without_the_pictures(tmp_path):
-    from analysis.report import render_html
+    from analysis.render import render_html
 
     (tmp_path / "fig.png").write_bytes(b"\x89PNG" + bytes(3000))
     sections = [("Collapse rate", "fig", ["a finding"]), ("Notes", "", "text")]

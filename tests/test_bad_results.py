@@ -156,7 +156,8 @@ def test_a_report_or_export_killed_mid_write_leaves_nothing_behind_the_next_one(
     import time
 
     from analysis.export import export_results
-    from analysis.report import build_report, remove_stale_beside
+    from analysis.publish import remove_stale_beside
+    from analysis.report import build_report
 
     r = tmp_path / "r"
     shutil.copytree(pristine, r)

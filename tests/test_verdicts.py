@@ -79,7 +79,7 @@ def test_does_as_well_needs_an_interval_below_the_margin(tmp_path):
 def test_the_calibration_sets_mean_and_standard_error_beside_pacgans_row(tmp_path):
     import math
 
-    from analysis.verdicts import calibration
+    from analysis.evidence import calibration
 
     study = study_of(tmp_path, {(True, 1, 0.0): 0.0}, seeds=4, dataset="grid25")
     study.done["eval/modes_lit"] = [17.0, 18.0, 19.0, 18.0]
