@@ -13,47 +13,31 @@ Mann-Whitney test on these times.
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 import pandas as pd
 
 from analysis.stats import bootstrap_median, mann_whitney_p, median_difference, wilson
 from vi_contract import schema
+from vi_contract.rules import Rule
 
 DEFAULT_RULE = "modes_frac>=0.875"
-_RULE = re.compile(r"^\s*([A-Za-z0-9_]+)\s*(>=|<=)\s*([-+0-9.eE]+)\s*$")
 
 
-class RuleError(ValueError):
-    pass
+def parse_rule(text: str, metrics: list[str]) -> Rule:
+    """`METRIC>=VALUE` or `METRIC<=VALUE` over the results' eval metrics (a good state)."""
+    return Rule.parse(text, metrics, ops=(">=", "<="), good=True, what="--converged")
 
 
-def parse_rule(text: str, metrics: list[str]) -> tuple[str, str, float]:
-    """`METRIC>=VALUE` or `METRIC<=VALUE` over the results' eval metrics."""
-    match = _RULE.match(text)
-    names = [m.removeprefix("eval/") for m in metrics]
-    if not match:
-        raise RuleError(f"--converged {text!r}: expected METRIC>=VALUE or METRIC<=VALUE, e.g. {DEFAULT_RULE}")
-    name, op, value = match.groups()
-    if name not in names:
-        raise RuleError(f"--converged {text!r}: {name} is not a metric of these results; valid choices: {', '.join(names)}")
-    try:
-        bound = float(value)
-    except ValueError:
-        raise RuleError(f"--converged {text!r}: {value!r} is not a number") from None
-    return f"eval/{name}", op, bound
-
-
-def steps_to_converge(trials: pd.DataFrame, metrics: pd.DataFrame, rule: tuple[str, str, float]) -> pd.Series:
+def steps_to_converge(trials: pd.DataFrame, metrics: pd.DataFrame, rule: Rule) -> pd.Series:
     """Per trial (aligned with `trials`): the first evaluated step meeting the rule; inf when
     none did or the trial diverged; NaN where the trial's data set has no value of the metric
     (its evaluator does not measure it)."""
-    metric, op, bound = rule
+    metric = rule.metric
     if metric not in metrics:
         return pd.Series(np.nan, index=trials.index)
     m = metrics[["trial_id", "step", metric]].dropna()
-    hit = m[m[metric] >= bound] if op == ">=" else m[m[metric] <= bound]
+    hit = m[rule.holds(m[metric])]
     first = hit.groupby("trial_id")["step"].min()
     measured = set(m["trial_id"])
     has_metric = trials["dataset"].isin(trials.loc[trials["trial_id"].isin(measured), "dataset"]) \
@@ -77,8 +61,8 @@ def _back(v: float) -> float:
     return math.copysign(math.inf, v) if abs(v) > NEVER_FROM else v
 
 
-def rule_text(rule: tuple[str, str, float]) -> str:
-    return f"{rule[0].removeprefix('eval/')}{rule[1]}{rule[2]:g}"
+def rule_text(rule: Rule) -> str:
+    return rule.text
 
 
 def convergence_table(labelled: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

@@ -27,6 +27,7 @@ from analysis.samples import read_snapshot, sample_panels
 from analysis.search import search_sections
 from vi_contract import schema
 from vi_contract.read import ResultsError
+from vi_contract.rules import Rule, RuleError
 
 METRIC_NOTES = {
     "eval/fd_2d": "fd_2d is the Frechet distance between the samples' and the mixture's first two moments (mean and "
@@ -234,21 +235,21 @@ def _write_report(res: Results, locations: list[str], out_dir: Path, converge, l
     return out_dir / "REPORT.md"
 
 
-def _convergence_rule(text: str | None, metrics: list[str]) -> tuple[str, str, float] | None:
+def _convergence_rule(text: str | None, metrics: list[str]) -> Rule | None:
     """The rule asked for (refused in one line if it does not fit the results), else the
     default where the results have its metric."""
     if text:
         try:
             return convergence.parse_rule(text, metrics)
-        except convergence.RuleError as err:
+        except RuleError as err:
             raise ResultsError(str(err)) from None
     try:
         return convergence.parse_rule(convergence.DEFAULT_RULE, metrics)
-    except convergence.RuleError:
+    except RuleError:
         return None
 
 
-def convergence_summary(frame: pd.DataFrame, rule: tuple[str, str, float]) -> str:
+def convergence_summary(frame: pd.DataFrame, rule: Rule) -> str:
     return (f"A seed converges at the first evaluation where {convergence.rule_text(rule)} holds (the report's "
             f"`--converged` rule; default {convergence.DEFAULT_RULE}). A seed that never meets it within its budget, "
             "or diverged, has not converged: it counts as slower than every seed that did (in medians and in the "

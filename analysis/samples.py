@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import posixpath
-import re
 
 import numpy as np
 import pandas as pd
@@ -13,8 +12,7 @@ import pyarrow.fs as pafs
 
 from vi_contract import schema
 from vi_contract.files import open_location
-
-_RULE = re.compile(r"^\s*([a-z_0-9]+)\s*([<>])")
+from vi_contract.rules import RuleError, collapse_rule
 
 
 def snapshot_steps(location: str, trial_id: str) -> dict[int, str]:
@@ -46,11 +44,13 @@ def read_snapshot(location: str, path: str) -> np.ndarray | bytes | None:
 
 
 def rule_metric(rule: str) -> tuple[str, bool]:
-    """The metric a collapse rule reads, and whether higher is better for it."""
-    m = _RULE.match(rule)
-    if not m:
+    """The metric a collapse rule reads, and whether higher is better for it (a rule that does
+    not parse: this project's default, modes_frac)."""
+    try:
+        parsed = collapse_rule(rule)
+    except RuleError:
         return "eval/modes_frac", True
-    return f"eval/{m.group(1)}", m.group(2) == "<"
+    return parsed.metric, parsed.higher_is_better
 
 
 def representatives(group: pd.DataFrame, quality: str | None) -> list[tuple[str, pd.Series]]:

@@ -27,6 +27,7 @@ import pandas as pd
 from analysis.stats import bootstrap_median, fisher_p, newcombe_difference, wilson
 from vi_contract import schema
 from vi_contract.columns import condition_columns
+from vi_contract.rules import Rule
 
 FACETS = ("model", "dataset")
 MIN_N_INTERVAL = 5
@@ -35,7 +36,7 @@ RULES = {"end": "collapsed at the last evaluation (the study's rule)",
          "late": "collapsed at any evaluation in the last half of training (the study's rule)",
          "lit": "fewer than half the modes hold one high-quality sample at the end (modes_lit_frac < 0.5)",
          "kl": "KL(mode histogram || uniform) above log 2 at the end (or no high-quality sample)"}
-DEFINITIONS = {"lit": ("eval/modes_lit_frac", "<", 0.5), "kl": ("eval/kl_uniform", ">", math.log(2))}
+DEFINITIONS = {"lit": Rule("eval/modes_lit_frac", "<", 0.5), "kl": Rule("eval/kl_uniform", ">", math.log(2))}
 
 
 @dataclass
@@ -115,11 +116,10 @@ def collapse_rules(trials: pd.DataFrame, metrics: pd.DataFrame) -> dict[str, pd.
     high-quality sample at all)."""
     diverged = trials["diverged"].astype(bool)
     rules = {"end": trials["collapsed"].astype(bool) | diverged, "late": late_collapse(trials, metrics)}
-    for name, (metric, op, bound) in DEFINITIONS.items():
-        if metric in trials and trials[metric].notna().any():
-            value = trials[metric]
-            hit = value < bound if op == "<" else value > bound
-            rules[name] = hit | value.isna() | diverged
+    for name, rule in DEFINITIONS.items():
+        if rule.metric in trials and trials[rule.metric].notna().any():
+            value = trials[rule.metric]
+            rules[name] = rule.holds(value) | value.isna() | diverged
     return rules
 
 

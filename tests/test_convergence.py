@@ -13,8 +13,9 @@ from analysis import convergence
 from analysis.report import build_report
 from analysis.synthetic import synthetic_results
 from tests.conftest import ROOT
+from vi_contract.rules import Rule
 
-RULE = ("eval/modes_frac", ">=", 0.875)
+RULE = Rule("eval/modes_frac", ">=", 0.875, good=True)
 
 
 def test_steps_to_converge_by_hand():
@@ -28,7 +29,7 @@ def test_steps_to_converge_by_hand():
     steps = convergence.steps_to_converge(trials, metrics, RULE)
     assert steps.tolist()[:4] == [200.0, 300.0, math.inf, math.inf] and math.isnan(steps.iloc[4])
     lower = convergence.steps_to_converge(trials, metrics.assign(**{"eval/fd_2d": metrics["eval/modes_frac"]}),
-                                          ("eval/fd_2d", "<=", 0.5))
+                                          Rule("eval/fd_2d", "<=", 0.5, good=True))
     assert lower.tolist()[:3] == [100.0, 100.0, 100.0]
 
 
@@ -85,9 +86,9 @@ def test_arms_of_different_budgets_are_compared_over_the_steps_both_had():
     assert convergence.censor(np.array([300.0, 900.0, math.inf]), 500).tolist() == [300.0, math.inf, math.inf]
 
 
-@pytest.mark.parametrize("rule, expected", [("fid>=3", "fid is not a metric of these results; valid choices: modes_frac, fd_2d"),
+@pytest.mark.parametrize("rule, expected", [("fid>=3", "--converged: unknown metric 'fid'; valid choices: modes_frac, fd_2d"),
                                             ("modes_frac>=e", "'e' is not a number"),
-                                            ("modes_frac>0.5", "expected METRIC>=VALUE or METRIC<=VALUE")])
+                                            ("modes_frac>0.5", "'modes_frac>0.5' is not METRIC>=VALUE or METRIC<=VALUE")])
 def test_a_bad_convergence_rule_exits_2_in_one_line_and_writes_nothing(tmp_path, rule, expected):
     synthetic_results(tmp_path / "r", {(True, 1, 0.0): 0.5, (True, 1, 5.0): 0.5}, seeds=4)
     r = subprocess.run([sys.executable, "-m", "analysis", "report", str(tmp_path / "r"), "--out", str(tmp_path / "out"),

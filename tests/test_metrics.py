@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from tests.conftest import tiny
+from vi_contract.rules import Rule, collapse_rule, is_collapsed
 from vi_sweeps import metrics
-from vi_sweeps.collapse import is_collapsed, parse_rule
 from vi_sweeps.datasets import build_dataset, digits_split
 
 
@@ -97,14 +97,14 @@ def test_real_digits_cover_all_modes_and_real_stacks_most():
 
 
 def test_collapse_rule():
-    assert parse_rule("modes_frac<0.5") == ("modes_frac", "<", 0.5)
+    assert collapse_rule("modes_frac<0.5") == Rule("eval/modes_frac", "<", 0.5)
     assert is_collapsed("modes_frac<0.5", {metrics.MODES_FRAC: 0.25}, diverged=False)
     assert not is_collapsed("modes_frac<0.5", {metrics.MODES_FRAC: 0.5}, diverged=False)
     assert is_collapsed("kl_uniform>1", {metrics.KL_UNIFORM: 1.2}, diverged=False)
     assert is_collapsed("modes_frac<0.5", {}, diverged=True)
     declared = metrics.EVALUATORS.meta("mixture").metrics
     with pytest.raises(ValueError, match="valid choices: modes, modes_frac, modes_lit"):
-        parse_rule("fid<3", declared)
+        collapse_rule("fid<3", declared)
 
 
 def test_a_collapse_rule_must_name_a_metric_of_its_data_set():

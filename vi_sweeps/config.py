@@ -22,8 +22,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vi_contract import schema
+from vi_contract.rules import collapse_rule
 from vi_sweeps.architectures import ARCHITECTURES, DEFAULT_ARCH
-from vi_sweeps.collapse import parse_rule
 from vi_sweeps.datasets import DATASETS
 from vi_sweeps.errors import ConfigError
 from vi_sweeps.evaluation import evaluation
@@ -235,7 +235,7 @@ class TrialConfig(BaseModel):
             raise ValueError(f"pack_index: {self.pack_index} is not a place in a pack of pack_size {self.pack_size}")
         if self.eval_every > self.iterations:
             raise ValueError("eval_every: larger than iterations, the trial would never be evaluated")
-        parse_rule(self.collapse_rule, evaluation(self.dataset).metrics)
+        collapse_rule(self.collapse_rule, evaluation(self.dataset).metrics)
         return self
 
     @property

@@ -57,8 +57,8 @@ import numpy as np
 import torch
 from filelock import FileLock
 
+from vi_contract.rules import collapse_rule
 from vi_contract.schema import REFERENCES_DIR
-from vi_sweeps.collapse import parse_rule
 from vi_sweeps.feature_metrics import features_to_kid, features_to_manifold_metrics, logits_to_inception_score
 from vi_sweeps.imagecache import cache_dir
 from vi_sweeps.keys import Key
@@ -100,7 +100,7 @@ class EvaluatorSpec:
     def __post_init__(self):
         if not self.metrics or not all(isinstance(k, Key) and k.startswith("eval/") for k in self.metrics):
             raise TypeError("metrics: a tuple of vi_sweeps.keys.Key named eval/...")
-        parse_rule(self.collapse_rule, self.metrics)
+        collapse_rule(self.collapse_rule, self.metrics)
 
 
 EVALUATORS = Registry("evaluator", spec=EvaluatorSpec)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vi_sweeps.collapse import is_collapsed
+from vi_contract.rules import is_collapsed
 from vi_sweeps.config import TrialConfig
 from vi_sweeps.datasets import build_dataset
 from vi_sweeps.evaluation import build_evaluator, evaluation
