@@ -100,7 +100,7 @@ def findings(trials: pd.DataFrame, effect: pd.DataFrame, lay: Layout, keys: dict
     for _, e in effect.iterrows():
         where = (done["model"] == e["model"]) & (done["dataset"] == e["dataset"]) & (done["regime"] == e["regime"])
         sub = done[where & ~done["diverged"].astype(bool)]
-        metric = quality_metric(sub)
+        metric = quality_metric(sub, keys)
         row = {**{f: e[f] for f in FACETS}, "regime": e["regime"], "treatment": e["treatment"], "baseline": base_label,
                "n": e["n"], "n_base": e["n_base"], "collapse_p": e["end_fisher_p"],
                "collapse_args": (e["end_diff"], e["end_lo"], e["end_hi"], e["end_fisher_p"], e["n"], e["n_base"])}

@@ -29,21 +29,6 @@ from vi_contract import schema
 from vi_contract.read import ResultsError
 from vi_contract.rules import Rule, RuleError
 
-METRIC_NOTES = {
-    "eval/fd_2d": "fd_2d is the Frechet distance between the samples' and the mixture's first two moments (mean and "
-                  "covariance) in data space. It does not see modes: a blurred ring around the true one, or a few modes "
-                  "placed symmetrically, can score well while covering few modes. Read it beside the mode counts.",
-    "eval/modes": "modes (this project's count): a mode is captured when it holds at least mode_min_share (default 0.1) "
-                  "of its uniform share of the high-quality samples; robust to a few stray samples.",
-    "eval/modes_lit": "modes_lit (the literature's count, VEEGAN's code as reused by PacGAN): a mode is captured when at "
-                      "least one high-quality sample (within 3 standard deviations) among the first 2,500 samples is "
-                      "nearest to it. Use it to set numbers beside published tables.",
-    "eval/fd_digits": "fd_digits is a Frechet distance in the features of a small digits classifier trained here; it is "
-                      "not FID and not comparable with published FIDs.",
-    "eval/fid_inception": "fid_inception is FID with torch-fidelity's Inception-v3; FID from fewer than 10,000 samples is "
-                          "biased upwards and not comparable with FID-10k/50k tables.",
-}
-
 
 def clean(frame: pd.DataFrame, compare: str | None = None) -> pd.DataFrame:
     """No all-empty columns (NaN or ""); `treatment` only where it is not the compare axis
@@ -177,7 +162,7 @@ def _write_report(res: Results, locations: list[str], out_dir: Path, converge, l
     found = findings(labelled, effect, lay, contract.get("keys", {}), convergence.rule_text(converge) if converge else None)
     converging = convergence.convergence_table(labelled, tables.GROUP_KEYS) if converge else pd.DataFrame()
     at_glance = glance.glance_rows(found, effect, contract.get("keys", {}), converging)
-    quality = tables.quality_metric(done_trials)
+    quality = tables.quality_metric(done_trials, contract.get("keys", {}))
     curves = tables.over_time(trials[trials["status"] != "error"], res.metrics, quality, contract)
     order = figures.treatments(labelled, lay.compare)
     keys = contract.get("keys", {})
@@ -195,7 +180,7 @@ def _write_report(res: Results, locations: list[str], out_dir: Path, converge, l
                                          figures.collapse_rate(table, lay.compare, rule))
     done = labelled[labelled["status"].isin(schema.FINISHED)]
     for m in metrics:
-        log = keys.get(m, {}).get("better") == "lower" and m.startswith(("eval/fd", "eval/fid"))
+        log = keys.get(m, {}).get("scale") == "log"
         figs[tables.figure_name("metric", m.removeprefix("eval/"))] = (label(m), figures.metric_by_condition(
             done, table, m, label(m), lay.compare, log=log))
     if lay.compare and pd.api.types.is_numeric_dtype(trials[lay.compare]) and len(order) > 2:
@@ -369,7 +354,7 @@ def report_sections(res: Results, lay, table, effect, found, figs, metrics, at_g
     sections += [("Effect on collapse against the baseline, under every collapse definition", "", effect_summary(effect))]
     for m in metrics:
         name = tables.figure_name("metric", m.removeprefix("eval/"))
-        sections.append((figs[name][0], name, METRIC_NOTES.get(m, "")))
+        sections.append((figs[name][0], name, res.contract.get("keys", {}).get(m, {}).get("note", "")))
     sections.append(("Metric medians by condition: median [bootstrap 95% CI] (n non-diverged)", "",
                      metric_summary(table, metrics, lay.compare)))
     for name in ("dose_response", "training_curves", "collapse_over_time", "loss_curves"):

@@ -86,7 +86,7 @@ def sample_panels(res, labelled: pd.DataFrame, order: list[str], compare: str | 
     out = {}
     done = labelled[labelled["status"].isin(schema.FINISHED)]
     for (model, dataset), facet in done.groupby(["model", "dataset"], sort=True):
-        quality = quality_of(facet)
+        quality = quality_of(facet, res.contract.get("keys", {}))
         finals, strips = [], []
         for (regime, treatment), group in sorted(facet.groupby(["regime", "treatment"]),
                                                  key=lambda kv: (kv[0][0], order.index(kv[0][1]))):

@@ -31,7 +31,6 @@ from vi_contract.rules import Rule
 
 FACETS = ("model", "dataset")
 MIN_N_INTERVAL = 5
-QUALITY_PREFERENCE = ("eval/fid_inception", "eval/fd_digits", "eval/fd_2d")
 RULES = {"end": "collapsed at the last evaluation (the study's rule)",
          "late": "collapsed at any evaluation in the last half of training (the study's rule)",
          "lit": "fewer than half the modes hold one high-quality sample at the end (modes_lit_frac < 0.5)",
@@ -65,7 +64,7 @@ def md_escape(text) -> str:
 
 def layout(trials: pd.DataFrame, contract: dict | None = None) -> Layout:
     conditions = condition_columns(trials, contract)
-    compare = (contract or {}).get("compare") or ({"axis": "lam", "baseline": 0.0} if "lam" in conditions else None)
+    compare = (contract or {}).get("compare") or schema.default_compare(conditions)
     axis = compare["axis"] if compare and compare["axis"] in trials else None
     facets = [f for f in FACETS if f in trials]
     rest = [c for c in conditions if c not in facets and c != axis]
@@ -130,9 +129,10 @@ def metric_keys(trials: pd.DataFrame, contract: dict | None = None) -> list[str]
     return [k for k in declared if k in present] + [k for k in present if k not in declared]
 
 
-def quality_metric(frame: pd.DataFrame) -> str | None:
-    """The main quality metric of a set of trials: the first Frechet distance with values."""
-    return next((m for m in QUALITY_PREFERENCE if m in frame and frame[m].notna().any()), None)
+def quality_metric(frame: pd.DataFrame, keys: dict) -> str | None:
+    """The main quality metric of a set of trials: the first key the contract declares in the
+    quality role (a Frechet distance) with values (one per data set)."""
+    return next((m for m, d in keys.items() if d.get("role") == "quality" and m in frame and frame[m].notna().any()), None)
 
 
 def condition_table(trials: pd.DataFrame, metrics: pd.DataFrame, contract: dict | None = None) -> pd.DataFrame:

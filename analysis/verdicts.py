@@ -130,7 +130,7 @@ def _cells(claim: Claim, study: Study, where: dict | None = None) -> list[dict]:
     baselines = claim.baselines or (study.lay.baseline,)
     values = sorted(study.axes[compare].unique(), key=lambda v: (isinstance(v, str), v))
     treatments = [claim.treatment] if claim.treatment is not None else [v for v in values if v not in baselines]
-    rows = []
+    rows, keys = [], study.contract.get("keys", {})
     for dataset in sorted(study.done["dataset"].unique()):
         rest = [r for r in study.lay.regimes if r not in where]  # the other axes: one cell per value, never pooled
         regimes = [{}] if not rest else [
@@ -144,7 +144,7 @@ def _cells(claim: Claim, study: Study, where: dict | None = None) -> list[dict]:
                     if len(t) and len(b):
                         rows.append({"study": study.name, "dataset": dataset, "regime": ", ".join(f"{k}={v}" for k, v in extra.items()),
                                      "treatment": f"{compare} {tables._label(value)}",
-                                     "baseline": f"{compare} {tables._label(base)}", **MEASURES[claim.measure](claim, t, b),
+                                     "baseline": f"{compare} {tables._label(base)}", **MEASURES[claim.measure](claim, t, b, keys),
                                      **({"baseline converged": _reached(b)} if claim.premise else {})})
     return rows
 
@@ -171,7 +171,7 @@ def _rate(k: int, n: int) -> str:
     return f"{k}/{n} = {k / n:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
-def _collapse(claim: Claim, t: pd.DataFrame, b: pd.DataFrame, rule: str | None = None) -> dict:
+def _collapse(claim: Claim, t: pd.DataFrame, b: pd.DataFrame, keys: dict, rule: str | None = None) -> dict:
     rule = rule or claim.rule
     kt, kb, nt, nb = int(t[f"_{rule}"].sum()), int(b[f"_{rule}"].sum()), len(t), len(b)
     d, lo, hi = newcombe_difference(kt, nt, kb, nb)
@@ -189,7 +189,7 @@ def _times(t: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
             convergence.censor(b["steps_to_converge"].dropna(), budget))
 
 
-def _convergence(claim: Claim, t: pd.DataFrame, b: pd.DataFrame) -> dict:
+def _convergence(claim: Claim, t: pd.DataFrame, b: pd.DataFrame, keys: dict) -> dict:
     x, y = _times(t, b)
     out = convergence.compare_times(x, y)
     faster = (x[:, None] < y[None, :]).mean() + 0.5 * (x[:, None] == y[None, :]).mean() > 0.5 if len(x) and len(y) else False
@@ -200,8 +200,8 @@ def _convergence(claim: Claim, t: pd.DataFrame, b: pd.DataFrame) -> dict:
             "p": out["p"], "sign": -1.0 if faster else 1.0}
 
 
-def _quality(claim: Claim, t: pd.DataFrame, b: pd.DataFrame) -> dict:
-    metric = tables.quality_metric(t)
+def _quality(claim: Claim, t: pd.DataFrame, b: pd.DataFrame, keys: dict) -> dict:
+    metric = tables.quality_metric(t, keys)
     if metric is None:
         return {"treatment value": "no quality metric", "baseline value": "", "difference": "", "p": math.nan,
                 "sign": 0.0}
@@ -214,9 +214,9 @@ def _quality(claim: Claim, t: pd.DataFrame, b: pd.DataFrame) -> dict:
             "difference": f"{d:+.3g} [{lo:+.3g}, {hi:+.3g}]", "p": mann_whitney_p(x, y), "sign": np.sign(d)}
 
 
-def _as_well(claim: Claim, t: pd.DataFrame, b: pd.DataFrame) -> dict:
-    rate = _collapse(claim, t, b, rule="end")
-    quality = _quality(claim, t, b)
+def _as_well(claim: Claim, t: pd.DataFrame, b: pd.DataFrame, keys: dict) -> dict:
+    rate = _collapse(claim, t, b, keys, rule="end")
+    quality = _quality(claim, t, b, keys)
     return {**rate, "quality": f"{quality['treatment value']} vs {quality['baseline value']}: {quality['difference']}, "
                                f"p = {quality['p']:.2g}", "quality p": quality["p"], "quality sign": quality["sign"]}
 

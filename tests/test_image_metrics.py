@@ -16,8 +16,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from analysis.load import load_results
 from tests.conftest import tiny
-from vi_sweeps import metrics
+from vi_sweeps import eval_keys, metrics
 from vi_sweeps.datasets import _fingerprint
 
 SIDE, DIMS, CLASSES, SCALE = 8, 64, 10, 8.0
@@ -127,7 +128,7 @@ def test_fid_of_the_real_set_against_itself_is_zero_and_other_sets_are_the_indep
     other, _ = evaluate(tmp_path, extractor, as_samples(narrow))
     f_real = numpy_features(REAL, net)[0]
     want_same, want_other = numpy_fid(f_real, numpy_features(held_out, net)[0]), numpy_fid(f_real, numpy_features(narrow, net)[0])
-    fid = metrics.FID_INCEPTION
+    fid = eval_keys.FID_INCEPTION
     print(f"FID itself {itself[fid]:.3g}, held-out {same_kind[fid]:.7f} (numpy {want_same:.7f}), "
           f"half contrast {other[fid]:.7f} (numpy {want_other:.7f})")
     assert abs(itself[fid]) < 1e-9
@@ -150,10 +151,10 @@ def test_a_planted_off_by_one_in_the_value_range_changes_fid(tmp_path, cache, ex
         monkeypatch.setattr(metrics.InceptionEvaluator, "features", lambda self, x: real_features(self, x + 1 / 127.5))
     row, _ = evaluate(tmp_path, extractor, as_samples(narrow))
     itself, _ = evaluate(tmp_path / "again", extractor, as_samples(REAL))
-    print(f"{bug}: FID {row[metrics.FID_INCEPTION]:.5f} against {want:.5f}; itself {itself[metrics.FID_INCEPTION]:.3g}")
+    print(f"{bug}: FID {row[eval_keys.FID_INCEPTION]:.5f} against {want:.5f}; itself {itself[eval_keys.FID_INCEPTION]:.3g}")
     # the correct conversion gives want to 1e-6 (measured: 1e-8; the test above); each bug moves it
     # beyond that (by 0.4% for one level too high), or moves the real set's FID against itself off zero
-    assert row[metrics.FID_INCEPTION] != pytest.approx(want, rel=1e-6) or abs(itself[metrics.FID_INCEPTION]) > 1e-6
+    assert row[eval_keys.FID_INCEPTION] != pytest.approx(want, rel=1e-6) or abs(itself[eval_keys.FID_INCEPTION]) > 1e-6
 
 
 def test_precision_recall_density_coverage_kid_and_is_equal_the_references_on_the_pixels(tmp_path, cache, extractor):
@@ -169,13 +170,13 @@ def test_precision_recall_density_coverage_kid_and_is_equal_the_references_on_th
     # the reference draw is all N real images in the order of its fixed permutation
     order = torch.randperm(N, generator=torch.Generator().manual_seed(0)).numpy()
     pr, dc = prdc.compute_prdc(f_real[order], f_fake, 3), prdc.compute_prdc(f_real[order], f_fake, 5)
-    for key, want in ((metrics.PRECISION, pr["precision"]), (metrics.RECALL, pr["recall"]),
-                      (metrics.DENSITY, dc["density"]), (metrics.COVERAGE, dc["coverage"])):
+    for key, want in ((eval_keys.PRECISION, pr["precision"]), (eval_keys.RECALL, pr["recall"]),
+                      (eval_keys.DENSITY, dc["density"]), (eval_keys.COVERAGE, dc["coverage"])):
         assert row[key] == pytest.approx(float(want), abs=1e-6), key
     kid, kid_std = features_to_kid(f_fake, f_real[order], 20, 100)
-    assert row[metrics.KID] == pytest.approx(kid, abs=1e-6) and row[metrics.KID_STD] == pytest.approx(kid_std, abs=1e-6)
-    assert row[metrics.INCEPTION_SCORE] == pytest.approx(logits_to_inception_score(logits, 10), rel=1e-5)
-    assert row[metrics.COVERAGE] > 0.9 and row[metrics.RECALL] > 0.5 and abs(row[metrics.KID]) < 3 * row[metrics.KID_STD]
+    assert row[eval_keys.KID] == pytest.approx(kid, abs=1e-6) and row[eval_keys.KID_STD] == pytest.approx(kid_std, abs=1e-6)
+    assert row[eval_keys.INCEPTION_SCORE] == pytest.approx(logits_to_inception_score(logits, 10), rel=1e-5)
+    assert row[eval_keys.COVERAGE] > 0.9 and row[eval_keys.RECALL] > 0.5 and abs(row[eval_keys.KID]) < 3 * row[eval_keys.KID_STD]
     assert row["device_resolved"] == "cpu" and row["device_name"] == ""
 
 
@@ -183,12 +184,12 @@ def test_one_image_is_collapsed_by_the_image_rule_and_held_out_real_images_are_n
     one, trial = evaluate(tmp_path, extractor, as_samples(np.repeat(pixels(1, 7), N, 0)))
     assert trial.cfg.collapse_rule == "coverage<0.5"  # auto: the image-folder rule
     real, _ = evaluate(tmp_path, extractor, as_samples(pixels(N, 1)))
-    keys = (metrics.FID_INCEPTION, metrics.COVERAGE, metrics.RECALL, metrics.PRECISION, metrics.KID, metrics.INCEPTION_SCORE)
+    keys = (eval_keys.FID_INCEPTION, eval_keys.COVERAGE, eval_keys.RECALL, eval_keys.PRECISION, eval_keys.KID, eval_keys.INCEPTION_SCORE)
     print("one image:", {k.short: round(one[k], 4) for k in keys}, "held out:", {k.short: round(real[k], 4) for k in keys})
     assert one["collapsed"] and not real["collapsed"]
-    assert one[metrics.COVERAGE] < 0.05 and real[metrics.COVERAGE] > 0.9
-    assert one[metrics.RECALL] == 0.0 and one[metrics.INCEPTION_SCORE] == pytest.approx(1.0)
-    assert one[metrics.FID_INCEPTION] > real[metrics.FID_INCEPTION]  # FID beside it says worse, not "collapsed"
+    assert one[eval_keys.COVERAGE] < 0.05 and real[eval_keys.COVERAGE] > 0.9
+    assert one[eval_keys.RECALL] == 0.0 and one[eval_keys.INCEPTION_SCORE] == pytest.approx(1.0)
+    assert one[eval_keys.FID_INCEPTION] > real[eval_keys.FID_INCEPTION]  # FID beside it says worse, not "collapsed"
 
 
 def test_the_reference_features_are_cached_and_their_key_holds_the_precision(tmp_path, cache, extractor):
@@ -208,7 +209,7 @@ def test_no_fid_weights_turns_every_image_metric_off(tmp_path, cache):
     root = save_folder(tmp_path / "faces", REAL[:20])
     trial = Trial(tiny(dataset="image-folder", data_root=str(root), image_size=8, crop=0, fid_weights="none"))
     rows = [e.row for evals in evaluations(trial) for e in evals]
-    assert all(math.isnan(r[k]) for r in rows for k in metrics.IMAGE_KEYS) and not any(r["collapsed"] for r in rows)
+    assert all(math.isnan(r[k]) for r in rows for k in eval_keys.IMAGE_KEYS) and not any(r["collapsed"] for r in rows)
 
 
 def test_a_five_seed_stacked_digits_study_and_an_image_folder_study_report_every_new_metric(tmp_path, cache, extractor):
@@ -233,29 +234,30 @@ def test_a_five_seed_stacked_digits_study_and_an_image_folder_study_report_every
     r = CliRunner().invoke(main, ["run", str(study), "--results", str(tmp_path / "r")])
     assert r.exit_code == 0, r.output
     trials = pd.read_parquet(tmp_path / "r" / "trials.parquet")
-    new = {"stacked-digits": metrics.MANIFOLD_KEYS, "image-folder": metrics.IMAGE_KEYS}
+    new = {"stacked-digits": eval_keys.MANIFOLD_KEYS, "image-folder": eval_keys.IMAGE_KEYS}
     for dataset, keys in new.items():
         sub = trials[trials["dataset"] == dataset]
         assert len(sub) == 10 and sub["status"].eq("finished").all()
         for key in keys:
             assert sub[key].notna().all(), (dataset, key)
-            assert key == metrics.KID or (sub[key] >= 0).all(), (dataset, key)  # KID alone may be below 0
+            assert key == eval_keys.KID or (sub[key] >= 0).all(), (dataset, key)  # KID alone may be below 0
         assert (sub["device_resolved"] == "cpu").all()
     assert trials.loc[trials["dataset"] == "image-folder", "collapse_rule"].eq("coverage<0.5").all()
-    assert trials.loc[trials["dataset"] == "stacked-digits", metrics.KID].isna().all()
+    assert trials.loc[trials["dataset"] == "stacked-digits", eval_keys.KID].isna().all()
     versions = json.loads((tmp_path / "r" / "versions.json").read_text())
     assert ("gpu" in versions) == torch.cuda.is_available()
     report = tmp_path / "r" / "report"
     text = (report / "REPORT.md").read_text()
     conditions = pd.read_csv(report / "conditions.csv")
-    for key in metrics.IMAGE_KEYS:
+    for key in eval_keys.IMAGE_KEYS:
         name = key.short
         assert (report / f"{tables.figure_name('metric', name)}.png").exists(), name
         assert f"{tables.figure_name('metric', name)}.png" in text, name
         assert f"{name}_median" in conditions, name
     for dataset, quality in (("stacked-digits", "eval/fd_digits"), ("image-folder", "eval/fid_inception")):
         sub = trials[trials["dataset"] == dataset]
-        assert tables.quality_metric(sub) == quality  # the findings' quality metric: one per data set
+        keys = load_results([str(tmp_path / "r")]).contract["keys"]
+        assert tables.quality_metric(sub, keys) == quality  # the findings' quality metric: one per data set
         rows = conditions[conditions["dataset"] == dataset]
         assert rows[f"{quality.removeprefix('eval/')}_median"].notna().all()  # FID (fd) beside coverage
         assert rows["coverage_median"].notna().all()

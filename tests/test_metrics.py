@@ -6,7 +6,7 @@ import torch
 
 from tests.conftest import tiny
 from vi_contract.rules import Rule, collapse_rule, is_collapsed
-from vi_sweeps import metrics
+from vi_sweeps import eval_keys, metrics
 from vi_sweeps.datasets import build_dataset, digits_split
 
 
@@ -20,26 +20,26 @@ def ring():
 def test_samples_from_the_ring_capture_all_8_modes(ring):
     data, evaluate = ring
     out = evaluate(data.sample(4000, torch.Generator().manual_seed(1)))
-    assert out[metrics.MODES] == 8 and out[metrics.MODES_FRAC] == 1.0
+    assert out[eval_keys.MODES] == 8 and out[eval_keys.MODES_FRAC] == 1.0
     # a 2-D Gaussian holds 1 - exp(-9/2) = 98.9% of its mass within 3 sigma of its centre
-    assert out[metrics.HQ_FRAC] == pytest.approx(1 - math.exp(-4.5), abs=0.006)
-    assert out[metrics.KL_UNIFORM] < 0.01
-    assert out[metrics.FD_2D] < 0.01
+    assert out[eval_keys.HQ_FRAC] == pytest.approx(1 - math.exp(-4.5), abs=0.006)
+    assert out[eval_keys.KL_UNIFORM] < 0.01
+    assert out[eval_keys.FD_2D] < 0.01
 
 
 def test_a_single_mode_is_one_mode_with_kl_log8(ring):
     data, evaluate = ring
     x = data.centres[3] + data.sigma * torch.randn(2000, 2, generator=torch.Generator().manual_seed(0))
     out = evaluate(x)
-    assert out[metrics.MODES] == 1 and out[metrics.MODES_FRAC] == 1 / 8
-    assert out[metrics.KL_UNIFORM] == pytest.approx(math.log(8))
+    assert out[eval_keys.MODES] == 1 and out[eval_keys.MODES_FRAC] == 1 / 8
+    assert out[eval_keys.KL_UNIFORM] == pytest.approx(math.log(8))
 
 
 def test_points_far_from_every_mode_capture_nothing(ring):
     _, evaluate = ring
     out = evaluate(torch.full((500, 2), 10.0))
-    assert out[metrics.MODES] == 0 and out[metrics.HQ_FRAC] == 0.0
-    assert math.isnan(out[metrics.KL_UNIFORM])
+    assert out[eval_keys.MODES] == 0 and out[eval_keys.HQ_FRAC] == 0.0
+    assert math.isnan(out[eval_keys.KL_UNIFORM])
 
 
 def test_half_the_modes_and_the_share_threshold():
@@ -47,9 +47,9 @@ def test_half_the_modes_and_the_share_threshold():
     # (below 0.1 * 1000 / 8 = 12.5) does not count.
     assign = np.array([0] * 250 + [1] * 250 + [2] * 250 + [3] * 240 + [4] * 10)
     out = metrics.assignments_to_stats(assign, 8, 0.1)
-    assert out[metrics.MODES] == 4
+    assert out[eval_keys.MODES] == 4
     p = np.array([250, 250, 250, 240, 10]) / 1000
-    assert out[metrics.KL_UNIFORM] == pytest.approx(float((p * np.log(p * 8)).sum()))
+    assert out[eval_keys.KL_UNIFORM] == pytest.approx(float((p * np.log(p * 8)).sum()))
 
 
 def test_frechet_equal_covariances_is_squared_mean_distance():
@@ -84,23 +84,23 @@ def test_real_digits_cover_all_modes_and_real_stacks_most():
     cfg = tiny(dataset="digits", image_size=16, eval_samples=2000)
     data = build_dataset(cfg)
     out = metrics.DigitsEvaluator(cfg, data)(data.sample(2000, torch.Generator().manual_seed(0)))
-    assert out[metrics.MODES] == 10 and out[metrics.KL_UNIFORM] < 0.05
-    assert out[metrics.FD_DIGITS] < 5.0
+    assert out[eval_keys.MODES] == 10 and out[eval_keys.KL_UNIFORM] < 0.05
+    assert out[eval_keys.FD_DIGITS] < 5.0
     cfg = tiny(dataset="stacked-digits", image_size=16)
     data = build_dataset(cfg)
     ev = metrics.DigitsEvaluator(cfg, data)
     real = ev(data.sample(10000, torch.Generator().manual_seed(0)))
     one_digit = ev(data.images[:1, 0].expand(3, -1, -1).unsqueeze(0).expand(500, -1, -1, -1).clone())
-    assert real[metrics.MODES] > 900  # 10000 draws of 1000 modes with share 0.1: nearly all
-    assert one_digit[metrics.MODES] == 1
-    assert one_digit[metrics.FD_DIGITS] > 10 * real[metrics.FD_DIGITS]
+    assert real[eval_keys.MODES] > 900  # 10000 draws of 1000 modes with share 0.1: nearly all
+    assert one_digit[eval_keys.MODES] == 1
+    assert one_digit[eval_keys.FD_DIGITS] > 10 * real[eval_keys.FD_DIGITS]
 
 
 def test_collapse_rule():
     assert collapse_rule("modes_frac<0.5") == Rule("eval/modes_frac", "<", 0.5)
-    assert is_collapsed("modes_frac<0.5", {metrics.MODES_FRAC: 0.25}, diverged=False)
-    assert not is_collapsed("modes_frac<0.5", {metrics.MODES_FRAC: 0.5}, diverged=False)
-    assert is_collapsed("kl_uniform>1", {metrics.KL_UNIFORM: 1.2}, diverged=False)
+    assert is_collapsed("modes_frac<0.5", {eval_keys.MODES_FRAC: 0.25}, diverged=False)
+    assert not is_collapsed("modes_frac<0.5", {eval_keys.MODES_FRAC: 0.5}, diverged=False)
+    assert is_collapsed("kl_uniform>1", {eval_keys.KL_UNIFORM: 1.2}, diverged=False)
     assert is_collapsed("modes_frac<0.5", {}, diverged=True)
     declared = metrics.EVALUATORS.meta("mixture").metrics
     with pytest.raises(ValueError, match="valid choices: modes, modes_frac, modes_lit"):
@@ -128,10 +128,10 @@ def test_the_literature_mode_count_needs_one_sample_ours_needs_a_share():
     # 8 modes: 7 with 300 samples, the eighth with 2 (among 2,102): the literature counts 8, ours 7
     assign = np.array([m for m in range(7) for _ in range(300)] + [7, 7])
     out = metrics.assignments_to_stats(assign, 8, 0.1, lit_samples=2500)
-    assert out[metrics.MODES_LIT] == 8 and out[metrics.MODES] == 7 and out[metrics.MODES_LIT_FRAC] == 1.0
+    assert out[eval_keys.MODES_LIT] == 8 and out[eval_keys.MODES] == 7 and out[eval_keys.MODES_LIT_FRAC] == 1.0
     # the literature scores only the first 2,500 samples: a mode seen only after them is not counted
     late = np.concatenate([np.zeros(2500, dtype=int), np.full(500, 3)])
-    assert metrics.assignments_to_stats(late, 8, 0.1, lit_samples=2500)[metrics.MODES_LIT] == 1
+    assert metrics.assignments_to_stats(late, 8, 0.1, lit_samples=2500)[eval_keys.MODES_LIT] == 1
 
 
 @pytest.mark.parametrize("case", ["equal", "diagonal", "random", "singular"])
@@ -160,14 +160,14 @@ def test_digits_precision_recall_density_coverage_in_the_classifiers_features_eq
     feats = ev.classify(real.reshape(3000, 1, 16, 16))[0].reshape(1000, -1).astype(np.float64)
     ref = ev.ref_feats[:1000].cpu().numpy()
     pr, dc = prdc.compute_prdc(ref, feats, 3), prdc.compute_prdc(ref, feats, 5)
-    for key, want in ((metrics.PRECISION, pr["precision"]), (metrics.RECALL, pr["recall"]),
-                      (metrics.DENSITY, dc["density"]), (metrics.COVERAGE, dc["coverage"])):
+    for key, want in ((eval_keys.PRECISION, pr["precision"]), (eval_keys.RECALL, pr["recall"]),
+                      (eval_keys.DENSITY, dc["density"]), (eval_keys.COVERAGE, dc["coverage"])):
         assert out[key] == pytest.approx(float(want), abs=1e-6), key
     one = ev(data.images[:1, 0].expand(3, -1, -1).unsqueeze(0).expand(500, -1, -1, -1).clone())
-    print("real stacks:", {k.short: round(out[k], 3) for k in metrics.MANIFOLD_KEYS},
-          "one stack:", {k.short: round(one[k], 3) for k in metrics.MANIFOLD_KEYS})
-    assert out[metrics.COVERAGE] > 0.9 and out[metrics.RECALL] > 0.8 and out[metrics.PRECISION] > 0.8
-    assert one[metrics.COVERAGE] < 0.05 and one[metrics.RECALL] == 0.0
+    print("real stacks:", {k.short: round(out[k], 3) for k in eval_keys.MANIFOLD_KEYS},
+          "one stack:", {k.short: round(one[k], 3) for k in eval_keys.MANIFOLD_KEYS})
+    assert out[eval_keys.COVERAGE] > 0.9 and out[eval_keys.RECALL] > 0.8 and out[eval_keys.PRECISION] > 0.8
+    assert one[eval_keys.COVERAGE] < 0.05 and one[eval_keys.RECALL] == 0.0
 
 
 def test_digits_manifold_metrics_use_min_of_prdc_samples_generated_and_real():

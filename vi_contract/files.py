@@ -6,6 +6,7 @@ earns (a full disk is the machine's fault, not the user's)."""
 from __future__ import annotations
 
 import errno
+import os
 import time
 from pathlib import Path
 
@@ -56,3 +57,29 @@ def read_parquet(fs: pafs.FileSystem, path: str, columns: list[str] | None = Non
     return read()
 
 
+
+
+def write_problem(path: str, want: str = "file") -> str | None:
+    """Why a local `path` cannot be written as a `want` ("file" or "folder"), or None when it
+    can: the one check of every output the commands write (a trial's rows, a weights file, a
+    results folder). Creates nothing."""
+    if not str(path).strip():
+        return "an empty path"
+    try:
+        target = Path(path).expanduser().absolute()
+        existing = next(p for p in [target, *target.parents] if p.exists())
+    except (RuntimeError, ValueError, OSError) as err:  # ~nosuchuser, a NUL byte
+        return f"not a usable {want} path ({err})"
+    if existing == target:
+        if want == "file" and target.is_dir():
+            return f"{target} is a folder"
+        if want == "folder" and not target.is_dir():
+            return f"{target} is a file, not a folder"
+        writable = target if want == "folder" else target.parent
+    elif not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    else:
+        writable = existing
+    if not os.access(writable, os.W_OK | os.X_OK):
+        return f"{writable} is not writable"
+    return None

@@ -8,7 +8,10 @@ folder without them (committed results) is read from trials.parquet and metrics.
 Version 1 folders are read through a shim: v1 overwrote the configured `iterations` with the
 steps done, so `steps_done` takes that value and `iterations` is recovered where it can be (a
 finished trial did all of its iterations; otherwise the study's `budget:`), else left empty;
-the axes, which v1 did not record, are read from the folder's study.yaml.
+the axes, which v1 did not record, are read from the folder's study.yaml. Results written
+before their keys declared a role and a scale (every folder before vi-sweeps 0.1's key roles,
+the committed ones under docs/ among them) get the roles and scales of the built-in keys they
+have (`ROLES_BEFORE_DECLARED`); their notes stay empty.
 """
 
 from __future__ import annotations
@@ -90,7 +93,7 @@ def _v1_contract(study: dict) -> dict:
     grid = study.get("grid") if isinstance(study.get("grid"), dict) else {}
     labelled = {k: v for k, v in grid.items() if isinstance(v, dict)}
     return {"axes": ["model", "dataset", *grid, "seed"], "labelled": labelled,
-            "compare": {"axis": "lam", "baseline": 0.0} if "lam" in grid else None} if grid else {}
+            "compare": schema.default_compare(grid)} if grid else {}
 
 
 def _v1_trials(trials: pd.DataFrame, study: dict) -> pd.DataFrame:
@@ -118,6 +121,27 @@ def shown_version(version: str) -> str:
 def _has_trial_files(fs: pafs.FileSystem, root: str) -> bool:
     infos = fs.get_file_info(pafs.FileSelector(posixpath.join(root, schema.TRIALS_DIR), allow_not_found=True))
     return any(i.type == pafs.FileType.File and i.path.endswith(".parquet") for i in infos)
+
+
+# The shim for keys written before a key declared its role and scale (vi_sweeps.keys.Key): the
+# values the built-in declarations (vi_sweeps.eval_keys) gave them when roles were introduced.
+ROLES_BEFORE_DECLARED = {
+    "eval/fd_2d": {"role": "quality", "scale": "log", "better": "lower"},
+    "eval/fd_digits": {"role": "quality", "scale": "log", "better": "lower"},
+    "eval/fid_inception": {"role": "quality", "scale": "log", "better": "lower"},
+    "eval/modes": {"role": "modes", "scale": "linear", "better": "higher"},
+    "eval/modes_lit": {"role": "modes", "scale": "linear", "better": "higher"},
+}
+
+
+def declared_keys(contract: dict, columns) -> dict:
+    """The contract with a role and a scale for each key its tables have: its own declaration,
+    else (results written before keys declared them) ROLES_BEFORE_DECLARED's."""
+    keys = {k: dict(v) for k, v in (contract.get("keys") or {}).items()}
+    for key, shim in ROLES_BEFORE_DECLARED.items():
+        if key in columns and "role" not in keys.get(key, {}):
+            keys[key] = {**shim, **keys.get(key, {})}
+    return {**contract, "keys": keys}
 
 
 def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list[str]]:
@@ -178,4 +202,5 @@ def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list
     if skipped:
         notes.append(f"{location}: skipped error record(s) that are not readable records: {', '.join(skipped)}")
     source = {"location": location, "study": study, "versions": versions}
+    contract = declared_keys(contract, [*trials.columns, *metrics.columns])
     return trials, metrics, {**source, "contract": contract}, notes

@@ -64,6 +64,13 @@ REQUIRED_TRIAL_COLUMNS = ("trial_id", "status", "model", "dataset", "seed", "col
 REQUIRED_METRIC_COLUMNS = ("trial_id", "step", "collapsed", "diverged")
 
 FINISHED = ("finished", "diverged")
+
+
+def default_compare(axes) -> dict | None:
+    """What the findings compare when a study does not say (`compare:`): lambda against 0, where
+    lambda is an axis; else nothing. The writer records it in contract.json, and readers of
+    results without one (v1, hand-made tables) use the same default."""
+    return {"axis": "lam", "baseline": 0.0} if "lam" in axes else None
 STATUSES = ("finished", "diverged", "running", "pruned", "error")
 
 

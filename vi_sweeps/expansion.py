@@ -70,9 +70,7 @@ class Study:
     def compare(self) -> dict | None:
         if self.spec.compare is not None:
             return self.spec.compare.model_dump()
-        if "lam" in self.axes:
-            return {"axis": "lam", "baseline": 0.0}
-        return None
+        return schema.default_compare(self.axes)
 
 
 def condition_key(config: TrialConfig | dict, labels: dict) -> str:

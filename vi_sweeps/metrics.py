@@ -59,33 +59,30 @@ from filelock import FileLock
 
 from vi_contract.rules import collapse_rule
 from vi_contract.schema import REFERENCES_DIR
+from vi_sweeps.eval_keys import (
+    FD_2D,
+    FD_DIGITS,
+    FID_INCEPTION,
+    HQ_FRAC,
+    IMAGE_KEYS,
+    INCEPTION_SCORE,
+    KID,
+    KID_STD,
+    KL_UNIFORM,
+    MANIFOLD_KEYS,
+    MODE_KEYS,
+    MODES,
+    MODES_FRAC,
+    MODES_LIT,
+    MODES_LIT_FRAC,
+)
 from vi_sweeps.feature_metrics import features_to_kid, features_to_manifold_metrics, logits_to_inception_score
 from vi_sweeps.imagecache import cache_dir
 from vi_sweeps.keys import Key
 from vi_sweeps.refnet import reference_classifier
 from vi_sweeps.registry import Registry
 
-MODES = Key("eval/modes", "modes captured (>= mode_min_share of a uniform share)", "{:.0f}", "higher")
-MODES_FRAC = Key("eval/modes_frac", "share of modes captured", "{:.2f}", "higher")
-MODES_LIT = Key("eval/modes_lit", "modes with >= 1 high-quality sample (VEEGAN/PacGAN count)", "{:.0f}", "higher")
-MODES_LIT_FRAC = Key("eval/modes_lit_frac", "share of modes with >= 1 high-quality sample", "{:.2f}", "higher")
-HQ_FRAC = Key("eval/hq_frac", "share of high-quality samples", "{:.2f}", "higher")
-KL_UNIFORM = Key("eval/kl_uniform", "KL(mode histogram || uniform), nats", "{:.3f}", "lower")
-FD_2D = Key("eval/fd_2d", "Frechet distance to the mixture's first two moments (fd_2d)", "{:.3f}", "lower")
-FD_DIGITS = Key("eval/fd_digits", "Frechet distance, digits-CNN features (fd_digits)", "{:.2f}", "lower")
-FID_INCEPTION = Key("eval/fid_inception", "FID, Inception-v3 (fid_inception)", "{:.2f}", "lower")
-PRECISION = Key("eval/precision", "precision: share of samples inside the real k-NN manifold (k = pr_k)", "{:.3f}",
-                "higher")
-RECALL = Key("eval/recall", "recall: share of real data inside the samples' k-NN manifold (k = pr_k)", "{:.3f}", "higher")
-DENSITY = Key("eval/density", "density: real k-NN balls holding a sample, per sample / k (k = dc_k)", "{:.3f}", "higher")
-COVERAGE = Key("eval/coverage", "coverage: share of real k-NN balls holding a sample (k = dc_k)", "{:.3f}", "higher")
-KID = Key("eval/kid", "KID, Inception-v3 (unbiased MMD^2, cubic kernel)", "{:.4f}", "lower")
-KID_STD = Key("eval/kid_std", "KID's standard deviation over its subsets", "{:.4f}")
-INCEPTION_SCORE = Key("eval/is", "Inception Score (10 splits)", "{:.2f}", "higher")
-MANIFOLD_KEYS = (PRECISION, RECALL, DENSITY, COVERAGE)
-IMAGE_KEYS = (FID_INCEPTION, *MANIFOLD_KEYS, KID, KID_STD, INCEPTION_SCORE)
 IS_SPLITS = 10
-MODE_KEYS = (MODES, MODES_FRAC, MODES_LIT, MODES_LIT_FRAC, HQ_FRAC, KL_UNIFORM)
 LITERATURE_SAMPLES = 2500  # VEEGAN/PacGAN score 2,500 samples on the 2-D mixtures
 
 @dataclass(frozen=True)

@@ -9,6 +9,11 @@ those columns) were trained in the study's layout (vi_sweeps.expansion.pack_layo
 layout. Folders are local (an export, a results folder); files are renamed and the tables
 rewritten in place, the tables last.
 
+Second, the key declarations: a contract written before keys declared a role, a note and a
+scale (vi_sweeps.keys) gets them from the code's declarations of the same keys, in
+contract.json and in the tables' metadata (their data untouched), so a committed report keeps
+its notes when it is regenerated.
+
     python -m vi_sweeps.migrate FOLDER [FOLDER ...]
 """
 
@@ -27,6 +32,8 @@ from vi_contract import schema
 from vi_contract.tables import with_metadata
 from vi_sweeps.config import TrialConfig, field_docs
 from vi_sweeps.expansion import pack_layout, seed_list
+from vi_sweeps.metrics import EVALUATORS
+from vi_sweeps.objectives import OBJECTIVES
 from vi_sweeps.study import load_study_text
 
 PLACE = ("pack_size", "pack_index")
@@ -118,10 +125,48 @@ def migrate(folder: str | Path) -> int:
     return sum(old != new for old, new in ids.items())
 
 
+def declarations() -> dict[str, dict]:
+    """Every key the code declares (objectives' losses, evaluators' metrics), described."""
+    out = {}
+    for registry, field in ((OBJECTIVES, "losses"), (EVALUATORS, "metrics")):
+        for name in registry.names():
+            out.update({str(k): k.describe() for k in getattr(registry.meta(name), field)})
+    return out
+
+
+def declare_keys(folder: str | Path) -> int:
+    """Add the fields a folder's key declarations lack (role, note, scale) from the code's;
+    returns how many keys gained fields (0 for a folder already declared)."""
+    root = Path(folder)
+    path = root / schema.CONTRACT_FILE
+    contract = json.loads(path.read_text()) if path.exists() else {}
+    code, changed = declarations(), 0
+    keys = {}
+    for key, decl in contract.get("keys", {}).items():
+        extra = {f: v for f, v in code.get(key, {}).items() if f not in decl}
+        keys[key] = {**decl, **extra}
+        changed += bool(extra)
+    if not changed:
+        return 0
+    contract = {**contract, "keys": keys}
+    path.write_text(json.dumps(contract, indent=1, default=str))
+    for table_path in [root / schema.TRIALS_FILE, root / schema.METRICS_FILE, *sorted((root / schema.TRIALS_DIR).glob("*.parquet"))]:
+        if table_path.exists():
+            table = pq.read_table(table_path)
+            meta = dict(table.schema.metadata or {})
+            if schema.CONTRACT_KEY in meta:
+                meta[schema.CONTRACT_KEY] = json.dumps({**json.loads(meta[schema.CONTRACT_KEY]), "keys": keys}).encode()
+                tmp = table_path.with_suffix(".parquet.migrating")
+                pq.write_table(table.replace_schema_metadata(meta), tmp)
+                tmp.replace(table_path)
+    return changed
+
+
 def main(folders: list[str]) -> int:
     for name in folders:
         try:
-            print(f"{name}: {migrate(name)} trial ids now name their pack size and place")
+            print(f"{name}: {migrate(name)} trial ids now name their pack size and place; "
+                  f"{declare_keys(name)} keys gained their role, note and scale")
         except (OSError, ValueError, KeyError) as err:  # one line naming the folder, exit 2
             print(f"error: {name}: {getattr(err, 'strerror', None) or err}", file=sys.stderr)
             return 2

@@ -4,13 +4,13 @@ asked. Nothing here prints; the caller says what to do with each evaluation."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 
+from vi_contract.files import write_problem
 from vi_contract.tables import trial_table
 from vi_sweeps.config import EXECUTION_KEYS, TrialConfig, field_docs, key_default, make_config, parse_assignments
 from vi_sweeps.errors import ConfigError
@@ -42,14 +42,9 @@ def keys_text() -> str:
 
 def check_writable(option: str, path: str | None) -> None:
     """An output path that cannot be written is bad input, found before training, not after."""
-    if not path:
-        return
-    try:
-        Path(path).expanduser().absolute().parent.mkdir(parents=True, exist_ok=True)
-    except (OSError, RuntimeError) as err:
-        raise ConfigError(option, [f"{path}: cannot be written there ({getattr(err, 'strerror', None) or err})"]) from None
-    if Path(path).is_dir() or not os.access(Path(path).expanduser().absolute().parent, os.W_OK):
-        raise ConfigError(option, [f"{path}: cannot be written there"])
+    problem = write_problem(path) if path else None
+    if problem:
+        raise ConfigError(option, [f"{path}: cannot be written there ({problem})"])
 
 
 def progress_row(cfg: TrialConfig, row: dict) -> str:

@@ -22,14 +22,13 @@ import time
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 from ray import tune
 
 from vi_contract import schema
-from vi_contract.files import LocationError
+from vi_contract.files import LocationError, write_problem
 from vi_contract.lease import Lease
 from vi_contract.read import ResultsError, check_version, load_location
 from vi_contract.store import Store, StoreError
@@ -79,15 +78,11 @@ def check_location(study: Study, results: str) -> None:
     if not results.strip():
         raise ConfigError("--results", ["an empty path; name a folder or a URI (s3://BUCKET/PATH)"])
     if "://" not in results:
-        try:
-            path = Path(results).expanduser().absolute()
-            existing = next(p for p in [path, *path.parents] if p.exists())
-        except (RuntimeError, ValueError, OSError) as err:  # ~nosuchuser, a NUL byte
-            raise ConfigError("--results", [f"{results}: not a usable folder path ({err})"]) from None
-        if existing.is_file() or (existing != path and not existing.is_dir()):
-            problems.append(f"--results {results}: {existing} is a file, not a folder")
-        elif not os.access(existing, os.W_OK | os.X_OK):
-            problems.append(f"--results {results}: {existing} is not writable")
+        problem = write_problem(results, "folder")
+        if problem and problem.startswith("not a usable"):
+            raise ConfigError("--results", [f"{results}: {problem}"])
+        if problem:
+            problems.append(f"--results {results}: {problem}")
     if not problems:
         try:
             store = Store.open(results, create=False)

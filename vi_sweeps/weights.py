@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from vi_contract.files import write_problem
 from vi_sweeps.errors import ConfigError
 from vi_sweeps.metrics import INCEPTION_FILE, INCEPTION_URL, default_weights_path
 
@@ -38,14 +39,15 @@ def fetch_weights(url: str | None = None, source: str | None = None, dest: str |
     if dest is not None and not dest.strip():
         raise ConfigError("--to", ["an empty path; name the weights file, or leave --to out for "
                                    f"torch-fidelity's cache ({default_weights_path()})"])
-    target = None
+    problem = write_problem(dest) if dest else None
+    if problem:
+        raise ConfigError("--to", [f"{dest}: cannot be written there ({problem})"])
+    target = Path(dest).expanduser().absolute() if dest else default_weights_path()
     try:
-        target = Path(dest).expanduser().absolute() if dest else default_weights_path()
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
-    except (OSError, RuntimeError) as err:
-        raise ConfigError("--to", [f"{dest or target}: cannot be written there "
-                                   f"({getattr(err, 'strerror', None) or err})"]) from None
+    except OSError as err:
+        raise ConfigError("--to", [f"{target}: cannot be written there ({err.strerror or err})"]) from None
     os.close(fd)
     expected = expected_digest(digest_prefix)
     try:
