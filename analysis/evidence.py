@@ -7,7 +7,11 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
+from matplotlib.patches import Rectangle
 
 from analysis import tables
 from analysis.stats import fisher_p
@@ -60,3 +64,45 @@ def calibration(study: Study) -> pd.DataFrame:
         rows.append(row)
     return pd.DataFrame(rows)
 
+
+
+def stabiliser_grid(panels: list[tuple[str, pd.DataFrame]], alpha: float) -> plt.Figure:
+    """A figure for a paper: one panel per baseline (the decided cells of a collapse claim
+    against it), one row per cell (study · data set · regime), one column per treatment,
+    coloured by the late-collapse difference (blue lower), framed and starred where the cell's
+    Holm-adjusted p is below alpha."""
+    def row(c: dict) -> str:
+        return " · ".join(str(c[k]) for k in ("study", "dataset", "regime") if str(c[k]))
+
+    rows = list(dict.fromkeys(row(c) for _, cells in panels for c in cells.to_dict("records")))
+    cols = list(dict.fromkeys(t for _, cells in panels for t in cells["treatment"]))
+    fig, axes = plt.subplots(1, len(panels), squeeze=False,
+                             figsize=(max(7.0, 1.0 * len(cols) * len(panels) + 3.2), 1.3 + 0.34 * len(rows)))
+    cmap = matplotlib.colormaps["RdBu"]
+    for ax, (baseline, cells) in zip(axes[0], panels, strict=True):
+        ax.set_xlim(0, len(cols))
+        ax.set_ylim(len(rows), 0)
+        for c in cells.to_dict("records"):
+            y, x = rows.index(row(c)), cols.index(c["treatment"])
+            d, p = float(c["d"]), float(c["p_holm"])
+            significant = p < alpha
+            ax.add_patch(Rectangle((x, y), 1, 1, facecolor=cmap(0.5 - 0.5 * float(np.clip(d, -1, 1))), edgecolor="white"))
+            if significant:
+                ax.add_patch(Rectangle((x + 0.04, y + 0.06), 0.92, 0.88, fill=False, edgecolor="black", lw=1.8))
+            ax.text(x + 0.5, y + 0.5, f"{d:+.2f}" + ("*" if significant else ""), ha="center", va="center", fontsize=8,
+                    color="white" if abs(d) > 0.6 else "0.1", fontweight="bold" if significant else "normal")
+        if baseline in [t.split(" ", 1)[-1] for t in cols]:  # the baseline's own column
+            x = [t.split(" ", 1)[-1] for t in cols].index(baseline)
+            ax.add_patch(Rectangle((x, 0), 1, len(rows), facecolor="0.93", edgecolor="white"))
+            ax.text(x + 0.5, len(rows) / 2, "baseline", ha="center", va="center", fontsize=8, color="0.45")
+        ax.set_xticks(np.arange(len(cols)) + 0.5, [t.split(" ", 1)[-1] for t in cols], fontsize=8, rotation=30)
+        ax.xaxis.tick_top()
+        ax.set_yticks(np.arange(len(rows)) + 0.5, rows if ax is axes[0, 0] else [], fontsize=8)
+        ax.tick_params(length=0)
+        ax.set_title(f"late collapse against {baseline.split(' ', 1)[-1]}", fontsize=9, pad=24)
+        for side in ax.spines.values():
+            side.set_visible(False)
+    fig.text(0.01, 0.005, f"rate difference, treatment minus baseline; blue: collapses less often; framed and *: "
+             f"significant after Holm over the claim's cells (p < {alpha})", fontsize=7, color="0.3")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    return fig

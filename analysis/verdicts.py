@@ -17,11 +17,12 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from analysis import convergence, tables
-from analysis.evidence import calibration, dose_response
+from analysis.evidence import calibration, dose_response, stabiliser_grid
 from analysis.load import load_results
 from analysis.stats import fisher_p, holm, mann_whitney_p, median_difference, newcombe_difference, wilson
 from vi_contract import schema
@@ -180,7 +181,7 @@ def _collapse(claim: Claim, t: pd.DataFrame, b: pd.DataFrame, keys: dict, rule: 
         ko, kbo = int(t[f"_{other}"].sum()), int(b[f"_{other}"].sum())
         others.append(f"{other} {ko / nt - kbo / nb:+.2f} (p = {fisher_p(ko, nt, kbo, nb):.2g})")
     return {"treatment value": _rate(kt, nt), "baseline value": _rate(kb, nb), "difference": f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]",
-            "p": fisher_p(kt, nt, kb, nb), "sign": np.sign(d), "hi": hi, "other definitions": "; ".join(others)}
+            "p": fisher_p(kt, nt, kb, nb), "sign": np.sign(d), "hi": hi, "d": d, "other definitions": "; ".join(others)}
 
 
 def _times(t: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -278,9 +279,18 @@ DOSE_STUDIES = ("bn_ablation", "bn_ablation_digits")  # the lambda x regime grid
 STUDIES = tuple(sorted({name for c in CLAIMS for name, _ in c.places()} | {"pacgan_baseline"}))
 
 
+GRID_FIGURE = "claims_c4.png"  # beside CLAIMS.md: C4's cells x stabilisers
+GRID_CLAIMS = ("C4a", "C4d")  # against no stabiliser, against the paper's anchor
+
+
 def claims_markdown(root: str | Path) -> str:
     """CLAIMS.md for the exported studies under `root` (a study that is not there: not
     measured); a folder that holds none of them is an error."""
+    return claims_document(root)[0]
+
+
+def claims_document(root: str | Path) -> tuple[str, dict]:
+    """(CLAIMS.md, {file name: figure} to write beside it)."""
     root = Path(root)
     if not root.is_dir():
         raise ResultsError(f"{root}: not a folder of exported studies")
@@ -306,9 +316,11 @@ def claims_markdown(root: str | Path) -> str:
            "exported results beside this file; do not edit by hand._\n\n", f"**Rule.** {VERDICT_RULE}\n\n",
            f"Convergence rule: `{convergence.DEFAULT_RULE}`. Collapse definitions: "
            + "; ".join(f"**{r}** = {t}" for r, t in tables.RULES.items()) + ".\n"]
+    decided = {}
     for claim in CLAIMS:
         out.append(f"\n## {claim.key}: {claim.text}\n")
         measured, cells = claim_cells(claim, studies)
+        decided[claim.key] = cells
         if not measured:
             out.append(f"\n**Verdict: not measured yet** ({', '.join(f'`{n}`' for n, _ in claim.places())}: "
                        f"no finished trial of the regime in {root}).\n")
@@ -321,7 +333,7 @@ def claims_markdown(root: str | Path) -> str:
                    + (f" Not measured yet: {', '.join(f'`{a}`' for a in absent)}." if absent else "") + "\n\n")
         if claim.measure == "as_well" and len(cells):
             out.append(as_well_note(studies[measured[0][0]]))
-        shown = cells.drop(columns=[c for c in ("sign", "hi", "quality p", "quality sign") if c in cells]
+        shown = cells.drop(columns=[c for c in ("sign", "hi", "d", "quality p", "quality sign") if c in cells]
                            + (["study"] if len(measured) == 1 and "study" in cells else []))
         shown = shown.loc[:, [c for c in shown.columns if not (shown[c].astype(str) == "").all()]]
         out.append(_table(shown))
@@ -342,7 +354,16 @@ def claims_markdown(root: str | Path) -> str:
                    "Mean +- standard error over seeds of the published metrics (2,500 samples). Theirs trained "
                    "400,000 iterations; the iterations column says how many ours did.\n\n")
         out.append(_table(calibration(studies["pacgan_baseline"])))
-    return "".join(out)
+    figures = {}
+    grid = [(claim.baselines[0], decided[claim.key]) for claim in CLAIMS if claim.key in GRID_CLAIMS
+            and len(decided.get(claim.key, []))]
+    if grid:
+        figures[GRID_FIGURE] = stabiliser_grid(grid, ALPHA)
+        out.append("\n## C4 at a glance: cells x stabilisers\n\n"
+                   f"![late-collapse difference of each stabiliser against {' and '.join(b for b, _ in grid)}]({GRID_FIGURE})\n\n"
+                   "Each square: the stabiliser's late-collapse rate minus its baseline's in one cell; blue lower, "
+                   "red higher; framed and starred where the cell decides after Holm over the claim's cells.\n")
+    return "".join(out), figures
 
 
 def seeds_per_condition(study: Study) -> int:
@@ -364,9 +385,12 @@ def as_well_note(study: Study) -> str:
 
 def write_claims(root: str | Path, out: str | Path | None = None) -> Path:
     path = Path(out) if out else Path(root) / "CLAIMS.md"
-    text = claims_markdown(root)
+    text, figures = claims_document(root)
     try:
         path.write_text(text)
+        for name, fig in figures.items():
+            fig.savefig(path.parent / name, dpi=130, bbox_inches="tight")
+            plt.close(fig)
     except OSError as err:
         raise ResultsError(f"cannot write {path}: {err.strerror or err}") from None
     return path

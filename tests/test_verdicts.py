@@ -213,3 +213,45 @@ def test_a_late_collapse_claim_whose_baseline_never_got_good_reads_premise_not_r
     assert overall(decided).startswith("premise not reached at this budget")
     reached = decide(claim, cells.assign(**{"baseline converged": ["0/20", "7/20"]}))
     assert list(reached["cell"]) == ["premise not reached", "supports"]
+
+
+def stabiliser_export(folder, rates: dict[str, float], seeds=20):
+    """A synthetic `stabilisers` export: lambda's values relabelled as stabilisers (compare axis
+    `stabiliser`, baseline none), one planted late-collapse rate per stabiliser."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    names = list(rates)
+    synthetic_results(folder, {(True, 1, float(i)): rate for i, rate in enumerate(rates.values())}, seeds=seeds)
+    table = pq.read_table(folder / schema.TRIALS_FILE)
+    label = [names[int(v)] for v in table.column("lam").to_pylist()]
+    pq.write_table(table.append_column("stabiliser", pa.array(label)), folder / schema.TRIALS_FILE)
+    contract = json.loads((folder / schema.CONTRACT_FILE).read_text())
+    contract["axes"] = ["model", "dataset", "bn", "g_steps", "stabiliser", "seed"]
+    contract["compare"] = {"axis": "stabiliser", "baseline": "none"}
+    (folder / schema.CONTRACT_FILE).write_text(json.dumps(contract))
+
+
+def test_c4_is_decided_against_none_and_the_anchor_and_drawn_as_cells_by_stabilisers(tmp_path):
+    from matplotlib.patches import Rectangle
+
+    from analysis.verdicts import GRID_FIGURE, claims_document, write_claims
+
+    stabiliser_export(tmp_path / "stabilisers", {"none": 0.95, "anchor": 0.3, "r1": 0.95, "sn": 0.95})
+    text, figures = claims_document(tmp_path)
+    c4a = text.split("## C4a")[1].split("## C4b")[0]
+    assert "stabiliser anchor" in c4a and "stabiliser r1" in c4a
+    fig = figures[GRID_FIGURE]
+    panels = [ax.get_title() for ax in fig.axes]
+    assert panels == ["late collapse against none", "late collapse against anchor"]
+    left = fig.axes[0]
+    starred = [t.get_text() for t in left.texts if t.get_text().endswith("*")]
+    assert len(starred) == 1 and float(starred[0][:-1]) < -0.4  # the anchor, and only it, lowers it significantly
+    frames = [p for p in left.patches if isinstance(p, Rectangle) and not p.get_fill()]
+    assert len(frames) == 1
+    right = fig.axes[1]  # against the anchor, r1 and sn collapse more: red, and none of them lower
+    assert all(float(t.get_text().rstrip("*")) > 0 for t in right.texts if t.get_text() != "baseline")
+    path = write_claims(tmp_path)
+    assert (path.parent / GRID_FIGURE).stat().st_size > 10_000 and f"]({GRID_FIGURE})" in path.read_text()
