@@ -516,3 +516,16 @@ def test_only_with_a_key_or_value_the_study_lacks_exits_2_in_one_line_and_writes
     assert result.exit_code == 2, result.output
     assert message in result.output and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_only_matches_a_label_by_its_text_even_where_yaml_would_read_another_type(tmp_path):
+    """Before: `--only anchor=off` was read as False and matched no label 'off' (the error listed
+    'off' among the choices); likewise on, 1e3 and 010."""
+    from vi_sweeps.subset import select
+
+    study = write(tmp_path, GRID.replace("grid:\n  lam: [0.0, 5.0]\n  bn: [true, false]\n",
+                                         'grid:\n  anchor:\n    "off": {}\n    "on": {lam: 5.0}\n    "1e3": {lam: 1.0}\n'
+                                         '    "010": {lam: 2.0}\n'))
+    for text in ("off", "on", "1e3", "010", "'off'"):
+        chosen = select(study, [f"anchor={text}"])
+        assert {t.labels["anchor"] for t in study.trials if t.trial_id in chosen} == {text.strip("'")}, text

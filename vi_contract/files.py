@@ -65,14 +65,20 @@ def write_problem(path: str, want: str = "file") -> str | None:
     results folder). Creates nothing."""
     if not str(path).strip():
         return "an empty path"
+    if want == "file" and str(path).endswith(("/", os.sep)):
+        return f"{path} names a folder (it ends with /), not a file"
     try:
         target = Path(path).expanduser().absolute()
+        if want == "file" and target.is_symlink():  # replacing it would replace the link, not its target
+            return f"{target} is a symbolic link; name the file it points to"
         existing = next(p for p in [target, *target.parents] if p.exists())
     except (RuntimeError, ValueError, OSError) as err:  # ~nosuchuser, a NUL byte
         return f"not a usable {want} path ({err})"
     if existing == target:
         if want == "file" and target.is_dir():
             return f"{target} is a folder"
+        if want == "file" and not target.is_file():  # a device, a FIFO, a socket: never replaced by a file
+            return f"{target} is not a regular file"
         if want == "folder" and not target.is_dir():
             return f"{target} is a file, not a folder"
         writable = target if want == "folder" else target.parent

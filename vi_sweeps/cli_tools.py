@@ -32,8 +32,7 @@ def trial(model, dataset, seed, iterations, assignments, out, samples, list_keys
         return
     try:
         cfg = single.single_config(model, dataset, seed, iterations, assignments)
-        single.check_writable("--out", out)
-        single.check_writable("--samples", samples)
+        single.check_outputs(out, samples)
         click.echo(f"trial {cfg.trial_id}: {cfg.model} on {cfg.dataset}, seed {cfg.seed}, "
                    f"{cfg.iterations} iterations", err=True)
         _, rows = single.run_single(cfg, out, samples, lambda row: click.echo(single.progress_row(cfg, row), err=True))

@@ -42,9 +42,18 @@ def keys_text() -> str:
 
 def check_writable(option: str, path: str | None) -> None:
     """An output path that cannot be written is bad input, found before training, not after."""
-    problem = write_problem(path) if path else None
+    problem = write_problem(path) if path is not None else None
     if problem:
-        raise ConfigError(option, [f"{path}: cannot be written there ({problem})"])
+        raise ConfigError(option, [f"{path!r}: cannot be written there ({problem})" if not str(path).strip()
+                                   else f"{path}: cannot be written there ({problem})"])
+
+
+def check_outputs(out: str | None, samples: str | None) -> None:
+    """Both outputs writable, and not one file named twice (the rows would be overwritten)."""
+    check_writable("--out", out)
+    check_writable("--samples", samples)
+    if out and samples and Path(out).expanduser().absolute() == Path(samples).expanduser().absolute():
+        raise ConfigError("--samples", [f"{samples}: the same file as --out; name two files"])
 
 
 def progress_row(cfg: TrialConfig, row: dict) -> str:
@@ -63,8 +72,7 @@ def run_single(cfg: TrialConfig, out: str | None = None, samples: str | None = N
     (`out`, a trial file of the contract) and final samples (`samples`, .npy) where given.
     Returns (status, rows). Raises ConfigError for outputs that cannot be written and for
     inputs that are not there (an image folder, FID weights), before training."""
-    check_writable("--out", out)
-    check_writable("--samples", samples)
+    check_outputs(out, samples)
     try:
         run = Trial(cfg, keep_samples=bool(samples))
     except FileNotFoundError as err:
@@ -78,5 +86,6 @@ def run_single(cfg: TrialConfig, out: str | None = None, samples: str | None = N
         pq.write_table(trial_table({**cfg.model_dump(), "trial_id": cfg.trial_id}, {}, rows, status), out)
     if samples:
         Path(samples).parent.mkdir(parents=True, exist_ok=True)
-        np.save(samples, run.samples[0].numpy())
+        with open(samples, "wb") as f:  # the path given, as given (np.save of a name appends .npy)
+            np.save(f, run.samples[0].numpy())
     return status, rows

@@ -14,9 +14,9 @@ from vi_sweeps.config import ConfigError, YAMLLoader
 from vi_sweeps.expansion import Study
 
 
-def parse_only(pairs: tuple[str, ...] | list[str]) -> dict[str, list[Any]]:
-    """KEY=VALUE strings to {key: [accepted values]}; values read as YAML scalars (as --set)."""
-    wanted: dict[str, list[Any]] = defaultdict(list)
+def parse_only(pairs: tuple[str, ...] | list[str]) -> dict[str, list[tuple[str, Any]]]:
+    """KEY=VALUE strings to {key: [(the text given, the value read as a YAML scalar, as --set)]}."""
+    wanted: dict[str, list[tuple[str, Any]]] = defaultdict(list)
     for pair in pairs:
         key, sep, value = pair.partition("=")
         key = key.strip()
@@ -26,8 +26,17 @@ def parse_only(pairs: tuple[str, ...] | list[str]) -> dict[str, list[Any]]:
             parsed = yaml.load(value, Loader=YAMLLoader) if value.strip() else ""
         except yaml.YAMLError as err:
             raise ConfigError("--only", [f"{pair!r}: not a YAML value ({str(err).splitlines()[0]})"]) from None
-        wanted[key].append(parsed)
+        wanted[key].append((value.strip(), parsed))
     return dict(wanted)
+
+
+def _matches(present: Any, given: tuple[str, Any], label: bool) -> bool:
+    """A label is text: matched by the text given (`off`, `1e3`, `010` stay what they say) or
+    its quoted form; a config value by the value YAML reads."""
+    text, parsed = given
+    if label:
+        return str(present) == text or (isinstance(parsed, str) and str(present) == parsed)
+    return _same(present, parsed)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -55,14 +64,14 @@ def select(study: Study, pairs: tuple[str, ...] | list[str]) -> set[str]:
             problems.append(f"{key}: not a config key or axis of {study.name} (choices: {', '.join(keys)})")
             continue
         present = sorted({values[key] for _, values in rows if key in values}, key=str)
-        for value in accepted:
-            if not any(_same(value, p) for p in present):
-                problems.append(f"{key}={value}: no trial of {study.name} has it (choices: "
+        for given in accepted:
+            if not any(_matches(p, given, key in study.labelled) for p in present):
+                problems.append(f"{key}={given[0]}: no trial of {study.name} has it (choices: "
                                 f"{', '.join(map(str, present))})")
     if problems:
         raise ConfigError(source, problems)
     chosen = {tid for tid, values in rows
-              if all(any(_same(values.get(k), v) for v in accepted) for k, accepted in wanted.items())}
+              if all(any(_matches(values.get(k), g, k in study.labelled) for g in accepted) for k, accepted in wanted.items())}
     if not chosen:
         raise ConfigError(source, [f"{' '.join(pairs)}: no trial of {study.name} matches all of these"])
     return chosen

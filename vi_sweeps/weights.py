@@ -43,26 +43,35 @@ def fetch_weights(url: str | None = None, source: str | None = None, dest: str |
     if problem:
         raise ConfigError("--to", [f"{dest}: cannot be written there ({problem})"])
     target = Path(dest).expanduser().absolute() if dest else default_weights_path()
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
-    except OSError as err:
-        raise ConfigError("--to", [f"{target}: cannot be written there ({err.strerror or err})"]) from None
-    os.close(fd)
+    problem = write_problem(str(target))
+    if problem and dest is None:
+        raise FetchFailed(f"cannot fetch the weights to {target}: {problem}")
     expected = expected_digest(digest_prefix)
+    fd, fetched = tempfile.mkstemp(suffix=".part")  # outside the destination: nothing there until it is checked
+    os.close(fd)
+    tmp = None
     try:
         if source:
-            shutil.copyfile(source, tmp)
+            shutil.copyfile(source, fetched)
         else:
-            torch.hub.download_url_to_file(url or INCEPTION_URL, tmp, progress=sys.stderr.isatty())
-        digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
+            torch.hub.download_url_to_file(url or INCEPTION_URL, fetched, progress=sys.stderr.isatty())
+        digest = hashlib.sha256(Path(fetched).read_bytes()).hexdigest()
         if not digest.startswith(expected):  # a copy too: garbage there would be every trial's FID
             where = f"--from {source}" if source else f"--url {url or INCEPTION_URL}"
             raise WeightsMismatch(f"{where}: not the weights asked for (sha256 {digest[:8]}..., expected {expected}..., "
                                   f"{'--sha256' if digest_prefix else 'torch-fidelity Inception'}); nothing written")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+        os.close(fd)
+        shutil.copyfile(fetched, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # readable as any new file is (mkstemp's are 0600): a shared disk's workers read it
         os.replace(tmp, target)
     except OSError as err:
         raise FetchFailed(f"cannot fetch the weights to {target}: {err}") from None
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        Path(fetched).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
     return target, digest
