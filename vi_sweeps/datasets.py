@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.datasets import load_digits
 
 from vi_sweeps.imagecache import build_or_open
 from vi_sweeps.registry import Registry
@@ -165,6 +164,7 @@ def grid25(cfg) -> Mixture:
 
 def digits_split(image_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(train images, train labels, held-out images, held-out labels), fixed for all time."""
+    from sklearn.datasets import load_digits  # costly: 2 s at import, in every Ray worker, for the digits only
 
     bunch = load_digits()
     x = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 8.0 - 1.0

@@ -26,8 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.mixture import GaussianMixture
 from torch import nn
 
 from vi_sweeps import losses, stabilisers
@@ -321,12 +319,16 @@ class EM:
     Not vectorised: the members of a pack are fitted one after the other."""
 
     def __init__(self, cfgs, data, device, gens):
+        from sklearn.mixture import GaussianMixture  # costly at import (see datasets.digits_split): EM only
+
         self.alive = torch.ones(len(cfgs), dtype=torch.bool)
         self.xs = [data.sample(max(2000, c.batch_size), g).numpy().astype(np.float64) for c, g in zip(cfgs, gens, strict=True)]
         self.gmms = [GaussianMixture(n_components=data.n_modes, covariance_type="full", max_iter=1, warm_start=True,
                                      init_params="random_from_data", random_state=c.seed, reg_covar=1e-6) for c in cfgs]
 
     def train_iteration(self) -> dict[str, torch.Tensor]:
+        from sklearn.exceptions import ConvergenceWarning
+
         nll = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
