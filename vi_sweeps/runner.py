@@ -24,7 +24,6 @@ from vi_contract.tables import record_error, trial_status, trial_table, write_tr
 from vi_sweeps.config import TrialConfig
 from vi_sweeps.objectives import from_bytes, to_bytes
 from vi_sweeps.studyfile import Objective
-from vi_sweeps.tensorboard import Board
 from vi_sweeps.trial import Trial, evaluations
 
 log = logging.getLogger("vi_sweeps")
@@ -94,6 +93,8 @@ class PackRunner:
         self.warnings: list[str] = []  # reported with the next summary, for the driver to print
         self.board = None
         if spec.tensorboard:
+            from vi_sweeps.tensorboard import Board  # costly (tensorboardX, protobuf): only with --tensorboard
+
             self.board = Board(spec.tensorboard)
 
     def _checkpoint(self, tid: str) -> str:
