@@ -338,20 +338,27 @@ def make_config(values: dict[str, Any], source: str = "config") -> TrialConfig:
         raise ConfigError(source, describe_errors(err.errors())) from None
 
 
+def split_assignment(pair: str, option: str) -> tuple[str, str, Any]:
+    """KEY=VALUE -> (key, the value's text, the value read as a YAML scalar: YAMLLoader is a
+    SafeLoader, so no tag constructs an object); shared by --set and --only."""
+    key, sep, value = pair.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(option, [f"{pair!r}: expected KEY=VALUE"])
+    try:
+        parsed = yaml.load(value, Loader=YAMLLoader) if value.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(option, [f"{pair!r}: not a YAML value ({str(err).splitlines()[0]})"]) from None
+    return key, value, parsed
+
+
 def parse_assignments(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
     """KEY=VALUE strings (from --set) to typed values, read as YAML scalars; each key once."""
     out = {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError("--set", [f"{pair!r}: expected KEY=VALUE"])
+        key, value, parsed = split_assignment(pair, "--set")
         if key in out:
             raise ConfigError("--set", [f"{key}: set twice ({out[key]!r} and {value!r}); give it once"])
-        try:
-            parsed = yaml.load(value, Loader=YAMLLoader) if value.strip() else ""
-        except yaml.YAMLError as err:
-            raise ConfigError("--set", [f"{pair!r}: not a YAML value ({str(err).splitlines()[0]})"]) from None
         if isinstance(parsed, (dict, list)):
             raise ConfigError("--set", [f"{pair!r}: a single value (a number, true/false or text), not a "
                                         f"{type(parsed).__name__}"])

@@ -8,9 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-import yaml
-
-from vi_sweeps.config import ConfigError, YAMLLoader
+from vi_sweeps.config import ConfigError, split_assignment
 from vi_sweeps.expansion import Study
 
 
@@ -18,14 +16,7 @@ def parse_only(pairs: tuple[str, ...] | list[str]) -> dict[str, list[tuple[str, 
     """KEY=VALUE strings to {key: [(the text given, the value read as a YAML scalar, as --set)]}."""
     wanted: dict[str, list[tuple[str, Any]]] = defaultdict(list)
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError("--only", [f"{pair!r}: expected KEY=VALUE"])
-        try:
-            parsed = yaml.load(value, Loader=YAMLLoader) if value.strip() else ""
-        except yaml.YAMLError as err:
-            raise ConfigError("--only", [f"{pair!r}: not a YAML value ({str(err).splitlines()[0]})"]) from None
+        key, value, parsed = split_assignment(pair, "--only")
         wanted[key].append((value.strip(), parsed))
     return dict(wanted)
 
