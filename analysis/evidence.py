@@ -15,6 +15,7 @@ from matplotlib.patches import Rectangle
 
 from analysis import tables
 from analysis.stats import fisher_p
+from vi_contract.columns import config
 
 if TYPE_CHECKING:
     from analysis.verdicts import Study
@@ -27,10 +28,10 @@ def dose_response(study: Study) -> pd.DataFrame:
     compare, base = study.lay.compare, study.lay.baseline
     rows = []
     for (dataset, regime), g in study.done.groupby(["dataset", "regime"], sort=True):
-        b = g[g[compare] == base]
+        b = g[g[study.lay.col(compare)] == base]
         row = {"dataset": dataset, "regime": regime}
         best = None
-        for value, t in g.groupby(compare, sort=True):
+        for value, t in g.groupby(study.lay.col(compare), sort=True):
             k, n = int(t["_late"].sum()), len(t)
             row[f"{compare} {tables._label(value)}"] = f"{k}/{n} = {k / n:.2f}"
             if value != base and len(b):
@@ -55,7 +56,7 @@ def calibration(study: Study) -> pd.DataFrame:
     rows = []
     for dataset, g in study.done.groupby("dataset", sort=True):
         theirs = PACGAN_GAN.get(dataset)
-        row = {"dataset": dataset, "seeds": len(g), "iterations": int(g["iterations"].max())}
+        row = {"dataset": dataset, "seeds": len(g), "iterations": int(g[config("iterations")].max())}
         for (name, scale, label), ref in zip((("eval/modes_lit", 1, "modes"), ("eval/hq_frac", 100, "high quality %"),
                                               ("eval/kl_uniform", 1, "reverse KL")), theirs or (None,) * 3, strict=True):
             v = g[name].dropna() * scale

@@ -21,6 +21,7 @@ from matplotlib.patches import Rectangle
 from PIL import Image, UnidentifiedImageError
 
 from analysis.tables import MIN_N_INTERVAL, RULES  # noqa: E402
+from vi_contract.columns import column_of, config  # noqa: E402
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 DASHES = ("-", "--", ":", "-.")
@@ -76,8 +77,9 @@ def _n_note(table: pd.DataFrame, column: str = "n") -> str:
 
 def treatments(frame: pd.DataFrame, compare: str | None) -> list[str]:
     """The treatment labels in axis order (numeric order for a numeric compare axis)."""
-    if compare and compare in frame and pd.api.types.is_numeric_dtype(frame[compare]):
-        return list(dict.fromkeys(frame.sort_values(compare)["treatment"]))
+    column = compare if compare in frame else column_of(compare, None, frame.columns) if compare else None
+    if column in frame and pd.api.types.is_numeric_dtype(frame[column]):  # a table names it, trials have its column
+        return list(dict.fromkeys(frame.sort_values(column)["treatment"]))
     return sorted(frame["treatment"].unique())
 
 
@@ -165,7 +167,7 @@ def metric_by_condition(trials: pd.DataFrame, table: pd.DataFrame, metric: str, 
 def time_to_converge(trials: pd.DataFrame, table: pd.DataFrame, rule: str, compare: str | None):
     """Steps to converge per seed, as metric_by_condition draws a metric; a seed that never
     converged (or diverged) sits on the dashed "not reached" line above the budget."""
-    cap = float(trials["iterations"].max()) * 1.1
+    cap = float(trials[config("iterations")].max()) * 1.1
     capped = lambda v: v.replace(np.inf, cap)  # noqa: E731
     seeds = trials.assign(converge_steps=capped(trials["steps_to_converge"]), diverged=False)
     medians = table.assign(converge_steps_median=capped(table["steps_median"]), converge_steps_lo=capped(table["steps_lo"]),

@@ -11,6 +11,7 @@ from analysis.convergence import censor, compare_times, convergence_wording
 from analysis.stats import holm, mann_whitney_p, median_difference
 from analysis.tables import FACETS, RULES, Layout, _label, quality_metric
 from vi_contract import schema
+from vi_contract.columns import config
 
 ALPHA = 0.05
 SMALL_N = 10
@@ -116,7 +117,7 @@ def findings(trials: pd.DataFrame, effect: pd.DataFrame, lay: Layout, keys: dict
         if converge_rule and "steps_to_converge" in sub:
             tx, ty = (done.loc[where & (done["treatment"] == label)].dropna(subset=["steps_to_converge"])
                       for label in (e["treatment"], base_label))
-            budget = min(tx["iterations"].max(), ty["iterations"].max()) if len(tx) and len(ty) else math.inf
+            budget = min(tx[config("iterations")].max(), ty[config("iterations")].max()) if len(tx) and len(ty) else math.inf
             x, y = censor(tx["steps_to_converge"], budget), censor(ty["steps_to_converge"], budget)
             if len(x) and len(y):
                 row.update(convergence_p=compare_times(x, y)["p"], convergence_args=(converge_rule, x, y))

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from vi_contract import schema
+from vi_contract.columns import name_of
 from vi_contract.read import ResultsError, load_location
 
 
@@ -44,7 +45,7 @@ def merge_contracts(contracts: list[dict]) -> dict:
 def fill_defaults(frames: list[pd.DataFrame], contract: dict, notes: list[str]) -> list[pd.DataFrame]:
     """Give every frame every config column another frame has: the declared default, or
     nothing (its own condition) where no contract declares one."""
-    columns = [c for f in frames for c in schema.config_columns(f.columns)]
+    columns = [c for f in frames for c in schema.setting_columns(f.columns)]
     columns = list(dict.fromkeys(columns))
     out = []
     for i, frame in enumerate(frames):
@@ -52,7 +53,7 @@ def fill_defaults(frames: list[pd.DataFrame], contract: dict, notes: list[str]) 
         for col in columns:
             if col in frame:
                 continue
-            decl = contract.get("config", {}).get(col)
+            decl = contract.get("config", {}).get(name_of(col)) if col.startswith(schema.CONFIG) else None
             frame[col] = decl["default"] if decl else None
             notes.append(f"results folder {i + 1}: no `{col}` column; "
                          + (f"filled with its documented default {decl['default']!r}" if decl else

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -26,6 +27,7 @@ from analysis.render import PROVENANCE, appendix, fmt, render_html, render_markd
 from analysis.samples import read_snapshot, sample_panels
 from analysis.search import search_sections
 from vi_contract import schema
+from vi_contract.columns import config
 from vi_contract.read import ResultsError
 from vi_contract.rules import Rule, RuleError
 
@@ -130,10 +132,7 @@ def build_report(locations: list[str], out: str, converged: str | None = None, l
     to the PNGs beside it instead of embedding them (a committed report is then not stored twice;
     by default the HTML is one self-contained file to send around)."""
     res = load_results(locations)
-    trials, contract = res.trials, res.contract
-    # a rule is checked against what the trials report so far, finished or not
-    converge = _convergence_rule(converged, tables.metric_keys(trials, contract) if len(trials) else
-                                 [k for k in contract.get("keys", {}) if k.startswith("eval/")])
+    converge = convergence_rule(converged, res)
     final = Path(out).expanduser().absolute()
     remove_stale_beside(final)  # a report killed mid-swap left the previous one aside: back first, then checked
     check_destination(final, locations, "--out", REPORT_FILES)
@@ -147,23 +146,51 @@ def build_report(locations: list[str], out: str, converged: str | None = None, l
     return final / name
 
 
-def _write_report(res: Results, locations: list[str], out_dir: Path, converge, link_figures: bool) -> Path:
+@dataclass
+class Analysis:
+    """Everything a report shows, computed from its results (and the tables it writes as CSV)."""
+
+    lay: tables.Layout
+    labelled: pd.DataFrame
+    table: pd.DataFrame
+    effect: pd.DataFrame
+    found: pd.DataFrame
+    converging: pd.DataFrame
+    at_glance: pd.DataFrame
+    quality: str | None
+    curves: pd.DataFrame
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        return {"conditions": clean(self.table, self.lay.compare), "effects": clean(self.effect),
+                "findings": clean(self.found), "curves": clean(self.curves, self.lay.compare),
+                "convergence": clean(self.converging), "glance": glance.glance_table(self.at_glance)}
+
+
+def analyse(res: Results, converge: Rule | None) -> Analysis:
+    """The report's tables of results with at least one finished trial."""
     trials, contract = res.trials, res.contract
-    done_trials = trials[trials["status"].isin(schema.FINISHED)]
-    metrics = tables.metric_keys(done_trials, contract)
-    if not len(done_trials):
-        return early_report(res, out_dir)
+    keys = contract.get("keys", {})
     lay = tables.layout(trials, contract)
     labelled = tables.with_labels(trials, lay)
     if converge:
         labelled["steps_to_converge"] = convergence.steps_to_converge(labelled, res.metrics, converge).values
     table = tables.condition_table(trials, res.metrics, contract)
     effect = tables.effect_table(table, lay)
-    found = findings(labelled, effect, lay, contract.get("keys", {}), convergence.rule_text(converge) if converge else None)
+    found = findings(labelled, effect, lay, keys, convergence.rule_text(converge) if converge else None)
     converging = convergence.convergence_table(labelled, tables.GROUP_KEYS) if converge else pd.DataFrame()
-    at_glance = glance.glance_rows(found, effect, contract.get("keys", {}), converging)
-    quality = tables.quality_metric(done_trials, contract.get("keys", {}))
-    curves = tables.over_time(trials[trials["status"] != "error"], res.metrics, quality, contract)
+    quality = tables.quality_metric(trials[trials["status"].isin(schema.FINISHED)], keys)
+    return Analysis(lay, labelled, table, effect, found, converging, glance.glance_rows(found, effect, keys, converging),
+                    quality, tables.over_time(trials[trials["status"] != "error"], res.metrics, quality, contract))
+
+
+def _write_report(res: Results, locations: list[str], out_dir: Path, converge, link_figures: bool) -> Path:
+    trials, contract = res.trials, res.contract
+    metrics = tables.metric_keys(trials[trials["status"].isin(schema.FINISHED)], contract)
+    if not trials["status"].isin(schema.FINISHED).any():
+        return early_report(res, out_dir)
+    a = analyse(res, converge)
+    lay, labelled, table, effect, found = a.lay, a.labelled, a.table, a.effect, a.found
+    converging, at_glance, quality, curves = a.converging, a.at_glance, a.quality, a.curves
     order = figures.treatments(labelled, lay.compare)
     keys = contract.get("keys", {})
     label = lambda m: keys.get(m, {}).get("label", m.removeprefix("eval/"))  # noqa: E731
@@ -183,7 +210,7 @@ def _write_report(res: Results, locations: list[str], out_dir: Path, converge, l
         log = keys.get(m, {}).get("scale") == "log"
         figs[tables.figure_name("metric", m.removeprefix("eval/"))] = (label(m), figures.metric_by_condition(
             done, table, m, label(m), lay.compare, log=log))
-    if lay.compare and pd.api.types.is_numeric_dtype(trials[lay.compare]) and len(order) > 2:
+    if lay.compare and pd.api.types.is_numeric_dtype(trials[lay.col(lay.compare)]) and len(order) > 2:
         figs["dose_response"] = (f"Dose-response of collapse to {lay.compare}", figures.lambda_sensitivity(table, lay.compare))
     if quality:
         figs["training_curves"] = (f"{quality.removeprefix('eval/')} during training", figures.over_time(
@@ -203,10 +230,7 @@ def _write_report(res: Results, locations: list[str], out_dir: Path, converge, l
     for name, (_, fig) in figs.items():
         figures.save(fig, out_dir / name)
 
-    frames = {"conditions": clean(table, lay.compare), "effects": clean(effect), "findings": clean(found),
-              "curves": clean(curves, lay.compare), "convergence": clean(converging),
-              "glance": glance.glance_table(at_glance)}
-    for name, frame in frames.items():
+    for name, frame in a.frames().items():
         frame.to_csv(out_dir / f"{name}.csv", index=False)
     sections = report_sections(res, lay, table, effect, found, figs, metrics, at_glance)
     if len(converging):
@@ -220,9 +244,13 @@ def _write_report(res: Results, locations: list[str], out_dir: Path, converge, l
     return out_dir / "REPORT.md"
 
 
-def _convergence_rule(text: str | None, metrics: list[str]) -> Rule | None:
+def convergence_rule(text: str | None, res: Results) -> Rule | None:
     """The rule asked for (refused in one line if it does not fit the results), else the
-    default where the results have its metric."""
+    default where the results have its metric; checked against what the trials report so
+    far, finished or not."""
+    trials, contract = res.trials, res.contract
+    metrics = (tables.metric_keys(trials, contract) if len(trials) else
+               [k for k in contract.get("keys", {}) if k.startswith("eval/")])
     if text:
         try:
             return convergence.parse_rule(text, metrics)
@@ -323,7 +351,7 @@ def report_sections(res: Results, lay, table, effect, found, figs, metrics, at_g
     findings' sentences per cell, how they are worded, and the evidence."""
     t = res.trials
     statuses = ", ".join(f"{v} {k}" for k, v in t["status"].value_counts().sort_index().items())
-    rules = ", ".join(f"`{r}`" for r in sorted(t["collapse_rule"].dropna().unique()))
+    rules = ", ".join(f"`{r}`" for r in sorted(t[config("collapse_rule")].dropna().unique()))
     small = int((table["n"] < SMALL_N).sum()) if len(table) else 0
     summary = [f"{len(t)} trials ({statuses}) in {len(table)} conditions; axes: "
                f"{', '.join(lay.conditions) or 'none'} (treatment: {lay.compare or 'none'}, baseline "

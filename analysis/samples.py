@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow.fs as pafs
 
 from vi_contract import schema
+from vi_contract.columns import config
 from vi_contract.files import open_location
 from vi_contract.rules import RuleError, collapse_rule
 
@@ -56,7 +57,7 @@ def rule_metric(rule: str) -> tuple[str, bool]:
 def representatives(group: pd.DataFrame, quality: str | None) -> list[tuple[str, pd.Series]]:
     """(best, median, worst) trials of one condition by the collapse rule's metric (ties
     broken by the quality metric); a diverged trial ranks last."""
-    metric, higher_better = rule_metric(str(group["collapse_rule"].iloc[0]))
+    metric, higher_better = rule_metric(str(group[config("collapse_rule")].iloc[0]))
     g = group.assign(_dead=group["diverged"].astype(bool))
     keys, ascending = ["_dead"], [True]
     if metric in g:
@@ -65,7 +66,7 @@ def representatives(group: pd.DataFrame, quality: str | None) -> list[tuple[str,
     if quality and quality in g:
         keys.append(quality)
         ascending.append(True)
-    keys.append("seed")
+    keys.append(config("seed"))
     ascending.append(True)
     ranked = g.sort_values(keys, ascending=ascending, na_position="last").reset_index(drop=True)
     picks = [("best", 0), ("median", (len(ranked) - 1) // 2), ("worst", len(ranked) - 1)]
@@ -96,7 +97,7 @@ def sample_panels(res, labelled: pd.DataFrame, order: list[str], compare: str | 
             for name, row in reps:
                 loc = res.locations.get(row["trial_id"])
                 steps = snapshot_steps(loc, row["trial_id"]) if loc else {}
-                cells.append((f"{name} (seed {int(row['seed'])})", loc, steps[max(steps)] if steps else None))
+                cells.append((f"{name} (seed {int(row[config('seed')])})", loc, steps[max(steps)] if steps else None))
             finals.append((label, cells))
             median = reps[len(reps) // 2][1]
             loc = res.locations.get(median["trial_id"])

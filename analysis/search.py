@@ -27,7 +27,7 @@ def load_search(locations: list[str]) -> tuple[pd.DataFrame, dict]:
         path = f"{root}/{schema.SEARCH_FILE}"
         if fs.get_file_info(path).type.name == "NotFound":
             continue
-        frames.append(read_checked(fs, path, ("search_study", "number", "value", "state"))[0])
+        frames.append(read_checked(fs, path, "search")[0])
         with fs.open_input_stream(f"{root}/{schema.SEARCH_META}") as f:
             info = json.loads(f.read())
         meta.update({name: info for name in info["studies"]})

@@ -1,4 +1,4 @@
-"""Synthetic results folders with planted collapse rates, written to the contract (v2): for
+"""Synthetic results folders with planted collapse rates, written to the contract (v3): for
 tests of the statistics and the report, and for the scale benchmark."""
 
 from __future__ import annotations
@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vi_contract import schema
-from vi_contract.tables import with_metadata
+from vi_contract.tables import setting_values, trial_table, with_metadata
 
 KEYS = {"loss/d": {"label": "discriminator loss", "fmt": "{:.3f}", "better": ""},
         "loss/g": {"label": "generator loss", "fmt": "{:.3f}", "better": ""},
@@ -76,21 +75,20 @@ def synthetic_results(folder: str | Path, rates: dict[tuple[bool, int, float], f
             config = {"model": "gan", "dataset": dataset, "seed": s, "bn": bn, "g_steps": g_steps, "d_steps": g_steps,
                       "lam": lam, "collapse_rule": "modes_frac<0.5", "iterations": evaluations * every, "eval_every": every}
             status = "diverged" if diverged else "finished"
-            trials.append({**config, "trial_id": tid, "study": "synthetic", "status": status, "search_trial": -1,
-                           "pack": 1, "steps_done": int(steps[-1]), "wall_s": float(steps[-1]) * 0.01,
-                           "eval/modes_frac": float(rows["eval/modes_frac"].iloc[-1]), "eval/fd_2d": float(rows["eval/fd_2d"].iloc[-1]),
-                           "collapsed": collapsed, "diverged": diverged, "error": ""})
+            trials.append({**setting_values(config, {}), "trial_id": tid, "study": "synthetic", "status": status,
+                           "search_trial": None, "pack_id": None, "steps_done": int(steps[-1]),
+                           "wall_s": float(steps[-1]) * 0.01, "eval/modes_frac": float(rows["eval/modes_frac"].iloc[-1]),
+                           "eval/fd_2d": float(rows["eval/fd_2d"].iloc[-1]), "collapsed": collapsed, "diverged": diverged,
+                           "error": None})
             if per_trial_files:
-                per_trial.append((tid, rows.drop(columns="trial_id").assign(**config, trial_id=tid, study="synthetic",
-                                                                           status=status, search_trial=-1, pack=1)))
+                per_trial.append((tid, trial_table({**config, "trial_id": tid}, {}, rows.drop(columns="trial_id").to_dict("records"),
+                                                   status, "synthetic")))
     contract = synthetic_contract(dataset)
-    frame = pd.DataFrame(trials)
+    frame = pd.DataFrame(trials).astype({"search_trial": "Int64"})
     if per_trial_files:
         (folder / schema.TRIALS_DIR).mkdir(exist_ok=True)
-        for tid, rows in per_trial:
-            table = pa.Table.from_pandas(rows, preserve_index=False)
-            pq.write_table(table.replace_schema_metadata({schema.SCHEMA_KEY: schema.SCHEMA_VERSION.encode()}),
-                           folder / schema.trial_file(tid))
+        for tid, table in per_trial:
+            pq.write_table(table, folder / schema.trial_file(tid))
     else:
         pq.write_table(with_metadata(frame, contract), folder / schema.TRIALS_FILE)
         pq.write_table(with_metadata(pd.concat(metrics, ignore_index=True), contract), folder / schema.METRICS_FILE)

@@ -26,7 +26,7 @@ import pandas as pd
 
 from analysis.stats import bootstrap_median, fisher_p, newcombe_difference, wilson
 from vi_contract import schema
-from vi_contract.columns import condition_columns
+from vi_contract.columns import condition_columns, config, name_of
 from vi_contract.rules import Rule
 
 FACETS = ("model", "dataset")
@@ -40,11 +40,18 @@ DEFINITIONS = {"lit": Rule("eval/modes_lit_frac", "<", 0.5), "kl": Rule("eval/kl
 
 @dataclass
 class Layout:
+    """A study's axes by their study names (lam, regime), and the column each reads (config/lam,
+    axis/regime): tables, figures and findings show the names."""
+
     conditions: list[str]  # every axis but the seed
     facets: list[str]
     compare: str | None  # the treatment axis
     baseline: object
     regimes: list[str]  # the other axes that vary within a facet
+    columns: dict[str, str]  # name -> column
+
+    def col(self, name: str) -> str:
+        return self.columns[name]
 
 
 def figure_name(*parts: str) -> str:
@@ -63,33 +70,40 @@ def md_escape(text) -> str:
 
 
 def layout(trials: pd.DataFrame, contract: dict | None = None) -> Layout:
-    conditions = condition_columns(trials, contract)
+    cond = condition_columns(trials, contract)
+    conditions = [name_of(c) for c in cond]
+    columns = dict(zip(conditions, cond, strict=True))
+    for f in FACETS:
+        if config(f) in trials:
+            columns.setdefault(f, config(f))
     compare = (contract or {}).get("compare") or schema.default_compare(conditions)
-    axis = compare["axis"] if compare and compare["axis"] in trials else None
-    facets = [f for f in FACETS if f in trials]
+    axis = compare["axis"] if compare and compare["axis"] in conditions else None
+    facets = [f for f in FACETS if f in columns]
     rest = [c for c in conditions if c not in facets and c != axis]
-    within = trials.groupby(facets, dropna=False) if facets else [(None, trials)]
-    regimes = [c for c in rest if any(g[c].astype(str).nunique() > 1 for _, g in within)]
-    return Layout(conditions, facets, axis, compare["baseline"] if axis else None, regimes)
+    within = trials.groupby([columns[f] for f in facets], dropna=False) if facets else [(None, trials)]
+    regimes = [c for c in rest if any(g[columns[c]].astype(str).nunique() > 1 for _, g in within)]
+    return Layout(conditions, facets, axis, compare["baseline"] if axis else None, regimes, columns)
 
 
 def with_labels(trials: pd.DataFrame, lay: Layout) -> pd.DataFrame:
     """Adds `regime` (the regime axes, readable), `treatment` (the compare axis as text) and
     `failed` (collapsed or diverged)."""
     out = trials.copy()
-    out["treatment"] = out[lay.compare].map(_label) if lay.compare else "all"  # before `regime` is relabelled
+    out["treatment"] = out[lay.col(lay.compare)].map(_label) if lay.compare else "all"
     # an axis named `regime` is always part of the label, even while only one of its values has run
     named = "regime" in lay.conditions and lay.compare != "regime"
     shown = [c for c in lay.conditions if c in lay.regimes or (named and c == "regime")]
     if shown == ["regime"]:
-        out["regime"] = out["regime"].astype(str)  # its own labels, as the study names them
+        out["regime"] = out[lay.col("regime")].astype(str)  # its own labels, as the study names them
     elif shown:
-        out["regime"] = out[shown].astype(str).apply(lambda r: ", ".join(f"{c}={v}" for c, v in r.items()), axis=1)
-    elif lay.compare != "regime":  # a compare axis named regime keeps its values (treatment shows them)
+        out["regime"] = out[[lay.col(c) for c in shown]].astype(str).apply(
+            lambda r: ", ".join(f"{name_of(c)}={v}" for c, v in r.items()), axis=1)
+    elif lay.compare != "regime":
         out["regime"] = "all"
+    else:  # a compare axis named regime keeps its values (treatment shows them)
+        out["regime"] = out[lay.col("regime")]
     for facet in FACETS:
-        if facet not in out:
-            out[facet] = "?"
+        out[facet] = out[lay.col(facet)] if facet in lay.columns else "?"
     out["failed"] = out["collapsed"].astype(bool) | out["diverged"].astype(bool)
     return out
 
@@ -103,8 +117,8 @@ GROUP_KEYS = [*FACETS, "regime", "treatment"]  # what a condition is, once label
 
 def late_collapse(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.Series:
     """Per trial: the rule held (or the trial diverged) at an evaluation past half its budget."""
-    half = metrics.merge(trials[["trial_id", "iterations"]], on="trial_id")
-    half = half[half["step"] > half["iterations"] / 2]
+    half = metrics.merge(trials[["trial_id", config("iterations")]], on="trial_id")
+    half = half[half["step"] > half[config("iterations")] / 2]
     hit = (half["collapsed"].astype(bool) | half["diverged"].astype(bool)).groupby(half["trial_id"]).any()
     return trials["trial_id"].map(hit).fillna(False).astype(bool) | trials["diverged"].astype(bool)
 
@@ -152,8 +166,8 @@ def condition_table(trials: pd.DataFrame, metrics: pd.DataFrame, contract: dict 
             row[f"collapsed_{rule}"], row[f"{rule}_rate"] = k, k / n
             row[f"{rule}_lo"], row[f"{rule}_hi"] = wilson(k, n)
         row["diverged"] = int(g["diverged"].astype(bool).sum())
-        if lay.compare:
-            row[lay.compare] = g[lay.compare].iloc[0]
+        if lay.compare and lay.compare not in keys:  # an axis named like a group key is shown by that key
+            row[lay.compare] = g[lay.col(lay.compare)].iloc[0]
         for m in metric_keys(trials, contract):
             vals = g.loc[~g["diverged"].astype(bool), m].dropna()
             if not len(vals):
@@ -205,7 +219,7 @@ def over_time(trials: pd.DataFrame, metrics: pd.DataFrame, metric: str | None, c
     labelled = with_labels(trials, lay)
     keys = GROUP_KEYS
     frames = []
-    for tid, iterations, eval_every in labelled[["trial_id", "iterations", "eval_every"]].itertuples(index=False):
+    for tid, iterations, eval_every in labelled[["trial_id", config("iterations"), config("eval_every")]].itertuples(index=False):
         if iterations == iterations and eval_every == eval_every:
             frames.append(pd.DataFrame({"trial_id": tid, "step": scheduled_steps(int(iterations), int(eval_every))}))
     if not frames:

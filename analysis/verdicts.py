@@ -26,6 +26,7 @@ from analysis.evidence import calibration, dose_response, stabiliser_grid
 from analysis.load import load_results
 from analysis.stats import fisher_p, holm, mann_whitney_p, median_difference, newcombe_difference, wilson
 from vi_contract import schema
+from vi_contract.columns import config, settings
 from vi_contract.read import ResultsError
 
 ALPHA = 0.05
@@ -114,7 +115,7 @@ class Study:
         labelled["steps_to_converge"] = (convergence.steps_to_converge(labelled, self.metrics, rule).values
                                          if rule else np.nan)
         self.done = labelled
-        self.axes = done  # the axes' own values (the label replaces an axis named regime)
+        self.axes = settings(done)  # the axes' own values by their study names (a label replaces an axis named regime)
 
     def arm(self, dataset: str, where: dict, value) -> pd.DataFrame:
         sel = (self.done["dataset"] == dataset) & (self.axes[self.lay.compare].map(tables._label) == tables._label(value))
@@ -185,7 +186,7 @@ def _collapse(claim: Claim, t: pd.DataFrame, b: pd.DataFrame, keys: dict, rule: 
 
 
 def _times(t: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    budget = min(t["iterations"].max(), b["iterations"].max())
+    budget = min(t[config("iterations")].max(), b[config("iterations")].max())
     return (convergence.censor(t["steps_to_converge"].dropna(), budget),
             convergence.censor(b["steps_to_converge"].dropna(), budget))
 
@@ -303,7 +304,7 @@ def claims_document(root: str | Path) -> tuple[str, dict]:
             studies[name] = Study(name, res.trials, res.metrics, res.contract)
             # the claims' regime keys must be the study's own columns (the labelled frame always has `regime`)
             missing = ({k for c in CLAIMS for study, where in c.places() if study == name for k in where}
-                       - set(res.trials.columns))
+                       - set(studies[name].axes.columns))
             if studies[name].lay.compare is None and any(s == name for c in CLAIMS for s, _ in c.places()):
                 missing.add("compare")  # a claim compares; the calibration study need not
             if missing:
@@ -368,7 +369,7 @@ def claims_document(root: str | Path) -> tuple[str, dict]:
 
 def seeds_per_condition(study: Study) -> int:
     """The fewest seeds of any condition (a condition: every axis but the seed)."""
-    return int(study.done.groupby(study.lay.conditions, dropna=False).size().min())
+    return int(study.done.groupby([study.lay.col(c) for c in study.lay.conditions], dropna=False).size().min())
 
 
 def as_well_note(study: Study) -> str:

@@ -14,6 +14,16 @@ def _cache(tmp_path_factory):
     os.environ.setdefault("VI_SWEEPS_CACHE", str(tmp_path_factory.mktemp("cache")))
 
 
+@pytest.fixture(scope="module")
+def local_ray():
+    """An embedded local Ray for a test module (2 CPUs, no dashboard)."""
+    import ray
+
+    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
 def tiny(**overrides):
     """The smallest config that exercises the real code paths."""
     from vi_sweeps.config import TrialConfig

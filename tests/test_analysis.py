@@ -55,7 +55,7 @@ def test_bootstrap_interval_covers_the_true_median():
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
     folder = tmp_path_factory.mktemp("synthetic")
-    return folder, synthetic_results(folder, RATES, seeds=200)
+    return folder, synthetic_results(folder, RATES, seeds=200).rename(columns=columns.name_of)
 
 
 def condition_table(folder):
@@ -166,7 +166,7 @@ def test_curves_stop_at_each_trials_budget_and_show_only_scheduled_steps(tmp_pat
         frames.append(synthetic_results(folder, {(True, 1, 0.0): 0.0}, seeds=4, evaluations=iterations // 100))
     res = load_results([str(tmp_path / "b1000"), str(tmp_path / "b3000")])
     metrics = res.metrics.copy()
-    victim = res.trials.loc[res.trials["iterations"] == 3000, "trial_id"].iloc[0]
+    victim = res.trials.loc[res.trials["config/iterations"] == 3000, "trial_id"].iloc[0]
     keep = ~((metrics["trial_id"] == victim) & (metrics["step"] > 1000))
     metrics = pd.concat([metrics[keep], pd.DataFrame([{"trial_id": victim, "step": 1234, "collapsed": True,
                                                        "diverged": True}])], ignore_index=True)
@@ -199,8 +199,8 @@ def test_an_iterations_axis_keeps_its_budgets_apart(tmp_path):
                 store.write_table(schema.trial_file(config["trial_id"]), trial_table(config, {}, rows, "finished"))
     Consolidation(store).write()
     written = pq.read_table(tmp_path / "r" / schema.TRIALS_FILE).to_pandas()
-    assert sorted(written["iterations"].unique()) == [1000, 3000]
-    assert (written["steps_done"] == written["iterations"]).all()
+    assert sorted(written["config/iterations"].unique()) == [1000, 3000]
+    assert (written["steps_done"] == written["config/iterations"]).all()
     res = load_results([str(tmp_path / "r")])
     table = tables.condition_table(res.trials, res.metrics, res.contract)
     assert len(table) == 4 and (table["n"] == 4).all()
@@ -212,15 +212,15 @@ def test_a_key_missing_from_an_older_folder_takes_its_documented_default(tmp_pat
     a = synthetic_results(tmp_path / "a", {(True, 1, 0.0): 0.5}, seeds=4)
     synthetic_results(tmp_path / "b", {(False, 1, 0.0): 0.5, (True, 1, 0.0): 0.5}, seeds=4, seed=7)
     table = pq.read_table(tmp_path / "a" / schema.TRIALS_FILE)
-    pq.write_table(table.drop(["bn"]).replace_schema_metadata(table.schema.metadata), tmp_path / "a" / schema.TRIALS_FILE)
+    pq.write_table(table.drop(["config/bn"]).replace_schema_metadata(table.schema.metadata), tmp_path / "a" / schema.TRIALS_FILE)
     res = load_results([str(tmp_path / "a"), str(tmp_path / "b")])
-    assert any("no `bn` column; filled with its documented default True" in n for n in res.notes)
+    assert any("no `config/bn` column; filled with its documented default True" in n for n in res.notes)
     counts = tables.condition_table(res.trials, res.metrics, res.contract).groupby("regime")["n"].sum().to_dict()
     assert counts == {"bn=False": 4, "bn=True": 4 + len(a)}
     # with no declared default, the missing value is its own condition, never merged
     contract = {**res.contract, "config": {}}
     raw = load_results([str(tmp_path / "b")])
-    older = raw.trials.drop(columns=["bn"]).assign(trial_id=lambda f: "old-" + f["trial_id"])
+    older = raw.trials.drop(columns=["config/bn"]).assign(trial_id=lambda f: "old-" + f["trial_id"])
     both = pd.concat([raw.trials, older], ignore_index=True)
     metrics = pd.concat([raw.metrics, raw.metrics.assign(trial_id="old-" + raw.metrics["trial_id"])], ignore_index=True)
     split = tables.condition_table(both, metrics, contract)
@@ -281,7 +281,7 @@ def test_missing_column_and_wrong_version_are_clear_errors(synthetic, tmp_path):
     table = pq.read_table(folder / schema.TRIALS_FILE)
     bad = tmp_path / "bad"
     bad.mkdir()
-    pq.write_table(table.drop(["collapse_rule"]).replace_schema_metadata(table.schema.metadata), bad / schema.TRIALS_FILE)
+    pq.write_table(table.drop(["config/collapse_rule"]).replace_schema_metadata(table.schema.metadata), bad / schema.TRIALS_FILE)
     pq.write_table(pq.read_table(folder / schema.METRICS_FILE), bad / schema.METRICS_FILE)
     with pytest.raises(ResultsError, match="missing column"):
         load_results([str(bad)])
@@ -322,7 +322,7 @@ def test_the_v1_measurement_reads_through_the_shim_and_reports(tmp_path):
     res = load_results([str(folder)])
     assert any("schema version 1" in n for n in res.notes)
     assert len(res.trials) == 40 and (res.trials["status"] == "finished").all()
-    assert (res.trials["steps_done"] == 5000).all() and (res.trials["iterations"] == 5000).all()
+    assert (res.trials["steps_done"] == 5000).all() and (res.trials["config/iterations"] == 5000).all()
     table = tables.condition_table(res.trials, res.metrics, res.contract)
     assert set(table["regime"]) == {"bn-1x1", "nobn-5x5"} and (table["n"] == 5).all()
     assert build_report([str(folder)], str(tmp_path / "r")).exists()
@@ -370,13 +370,15 @@ def test_a_trial_in_two_folders_is_read_from_its_finished_copy_whole(tmp_path):
 
 
 def test_foreign_files_without_axes_get_them_guessed_and_a_label_stands_for_what_it_sets():
-    frame = pd.DataFrame({"trial_id": list("abcdefgh"), "model": "gan", "dataset": "ring8", "seed": [0, 1] * 4,
-                          "regime": ["bn-1x1"] * 4 + ["nobn-5x5"] * 4, "bn": [True] * 4 + [False] * 4,
-                          "g_steps": [1] * 4 + [5] * 4, "lam": [0.0, 0.0, 5.0, 5.0] * 2, "lr": 0.001,
-                          "status": "finished", "eval/fd_2d": 1.0})
-    assert columns.guessed_axes(frame) == ["regime", "lam"]  # not bn and g_steps: the label sets them
-    assert columns.condition_columns(frame, {}) == ["regime", "lam"]
-    assert columns.condition_columns(frame, {"axes": ["bn", "lam", "seed"]}) == ["bn", "lam"]  # a contract wins
+    frame = pd.DataFrame({"trial_id": list("abcdefgh"), "config/model": "gan", "config/dataset": "ring8",
+                          "config/seed": [0, 1] * 4, "axis/regime": ["bn-1x1"] * 4 + ["nobn-5x5"] * 4,
+                          "config/bn": [True] * 4 + [False] * 4, "config/g_steps": [1] * 4 + [5] * 4,
+                          "config/lam": [0.0, 0.0, 5.0, 5.0] * 2, "config/lr": 0.001, "status": "finished", "eval/fd_2d": 1.0})
+    assert columns.guessed_axes(frame) == ["axis/regime", "config/lam"]  # not bn and g_steps: the label sets them
+    assert columns.condition_columns(frame, {}) == ["axis/regime", "config/lam"]
+    # a contract wins, naming its axes by their study names
+    assert columns.condition_columns(frame, {"axes": ["bn", "lam", "seed"]}) == ["config/bn", "config/lam"]
+    assert columns.condition_columns(frame, {"axes": ["regime", "seed"], "labelled": {"regime": {}}}) == ["axis/regime"]
 
 
 def test_the_report_opens_with_every_comparison_at_a_glance_and_a_compact_findings_table(tmp_path):

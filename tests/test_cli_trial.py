@@ -13,7 +13,8 @@ def test_trial_command_writes_rows_and_samples(tmp_path):
     assert result.exit_code == 0, result.output
     table = pq.read_table(out).to_pandas()
     assert list(table["step"]) == [10, 20]
-    assert (table["seed"] == 3).all() and (table["lam"] == 5.0).all()
+    assert (table["config/seed"] == 3).all() and (table["config/lam"] == 5.0).all()
+    assert table["search_trial"].isna().all() and table["pack_id"].isna().all()  # not a search, no pack: nulls
     assert {"loss/d", "loss/g", "loss/reg", "eval/modes", "eval/modes_lit", "collapsed", "diverged", "wall_s",
             "trial_id"} <= set(table.columns)
     assert not {"loss/rec", "loss/nll", "eval/fd_digits"} & set(table.columns)  # only what gan on ring8 declares

@@ -50,11 +50,23 @@ def test_a_plugins_source_is_part_of_the_ids_of_the_trials_that_use_it(tmp_path)
     assert "plugins" not in make_config({"dataset": "ring8"}).identity()  # built-ins: ids unchanged
 
 
-@pytest.mark.parametrize("name", ["step", "status", "collapsed", "trial_id", "model_config", "identity", "_x"])
-def test_a_plugin_key_named_like_a_result_column_or_attribute_is_refused(name):
-    """Before: register_key('step') overwrote every row's step (7 instead of 20 and 40)."""
+@pytest.mark.parametrize("name", ["trial_id", "study", "search_trial", "model_config", "identity", "_x"])
+def test_a_plugin_key_named_like_an_attribute_or_a_run_parameter_is_refused(name):
     with pytest.raises(ValueError, match=f"config key {name!r}"):
         register_key(name, 0, "a knob")
+
+
+def test_a_config_key_named_like_a_result_column_never_touches_it():
+    """Before schema 3: register_key('step') overwrote every row's step (7 instead of 20 and 40),
+    so such names were refused; now a config key's column is config/NAME."""
+    from vi_contract.tables import trial_table
+
+    rows = [{"step": s, "wall_s": 1.0, "status": "x", "collapsed": False, "diverged": False} for s in (20, 40)]
+    table = trial_table({"trial_id": "t", "step": 7, "status": 1, "collapsed": 2}, {"diverged": "a"}, rows, "finished")
+    frame = table.to_pandas()
+    assert list(frame["step"]) == [20, 40] and list(frame["config/step"]) == [7, 7]
+    assert list(frame["status"]) == ["finished"] * 2 and list(frame["config/status"]) == [1, 1]
+    assert list(frame["collapsed"]) == [False] * 2 and list(frame["axis/diverged"]) == ["a"] * 2
 
 
 def test_a_plugin_penalty_of_the_wrong_shape_is_refused_naming_it(tmp_path):

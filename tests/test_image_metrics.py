@@ -177,7 +177,7 @@ def test_precision_recall_density_coverage_kid_and_is_equal_the_references_on_th
     assert row[eval_keys.KID] == pytest.approx(kid, abs=1e-6) and row[eval_keys.KID_STD] == pytest.approx(kid_std, abs=1e-6)
     assert row[eval_keys.INCEPTION_SCORE] == pytest.approx(logits_to_inception_score(logits, 10), rel=1e-5)
     assert row[eval_keys.COVERAGE] > 0.9 and row[eval_keys.RECALL] > 0.5 and abs(row[eval_keys.KID]) < 3 * row[eval_keys.KID_STD]
-    assert row["device_resolved"] == "cpu" and row["device_name"] == ""
+    assert row["device_resolved"] == "cpu" and row["device_name"] is None
 
 
 def test_one_image_is_collapsed_by_the_image_rule_and_held_out_real_images_are_not(tmp_path, cache, extractor):
@@ -236,14 +236,14 @@ def test_a_five_seed_stacked_digits_study_and_an_image_folder_study_report_every
     trials = pd.read_parquet(tmp_path / "r" / "trials.parquet")
     new = {"stacked-digits": eval_keys.MANIFOLD_KEYS, "image-folder": eval_keys.IMAGE_KEYS}
     for dataset, keys in new.items():
-        sub = trials[trials["dataset"] == dataset]
+        sub = trials[trials["config/dataset"] == dataset]
         assert len(sub) == 10 and sub["status"].eq("finished").all()
         for key in keys:
             assert sub[key].notna().all(), (dataset, key)
             assert key == eval_keys.KID or (sub[key] >= 0).all(), (dataset, key)  # KID alone may be below 0
         assert (sub["device_resolved"] == "cpu").all()
-    assert trials.loc[trials["dataset"] == "image-folder", "collapse_rule"].eq("coverage<0.5").all()
-    assert trials.loc[trials["dataset"] == "stacked-digits", eval_keys.KID].isna().all()
+    assert trials.loc[trials["config/dataset"] == "image-folder", "config/collapse_rule"].eq("coverage<0.5").all()
+    assert trials.loc[trials["config/dataset"] == "stacked-digits", eval_keys.KID].isna().all()
     versions = json.loads((tmp_path / "r" / "versions.json").read_text())
     assert ("gpu" in versions) == torch.cuda.is_available()
     report = tmp_path / "r" / "report"
@@ -255,7 +255,7 @@ def test_a_five_seed_stacked_digits_study_and_an_image_folder_study_report_every
         assert f"{tables.figure_name('metric', name)}.png" in text, name
         assert f"{name}_median" in conditions, name
     for dataset, quality in (("stacked-digits", "eval/fd_digits"), ("image-folder", "eval/fid_inception")):
-        sub = trials[trials["dataset"] == dataset]
+        sub = trials[trials["config/dataset"] == dataset]
         keys = load_results([str(tmp_path / "r")]).contract["keys"]
         assert tables.quality_metric(sub, keys) == quality  # the findings' quality metric: one per data set
         rows = conditions[conditions["dataset"] == dataset]

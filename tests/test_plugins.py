@@ -96,7 +96,7 @@ def test_a_plugin_from_outside_the_package_runs_its_trials_on_a_second_node(tmp_
     metrics = pd.read_parquet(results / schema.METRICS_FILE)
     assert len(metrics) == 8 and (metrics["loss/spread"] > 0).all()
     trials = pd.read_parquet(results / schema.TRIALS_FILE)
-    assert sorted(trials["spreadplug_weight"].unique()) == [0.0, 0.01]
+    assert sorted(trials["config/spreadplug_weight"].unique()) == [0.0, 0.01]
     contract = json.loads((results / schema.CONTRACT_FILE).read_text())
     assert contract["keys"]["loss/spread"]["label"] == "spread of the generator's samples"
     assert "spreadplug_weight" in contract["config"]

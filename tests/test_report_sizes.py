@@ -84,7 +84,7 @@ def _(d):
     c["axes"] = ["model", "dataset", "regime", "lam", "seed"]
     c["labelled"] = {"regime": {"bn-1x1": {"bn": True, "g_steps": 1}, "nobn-5x5": {"bn": False, "g_steps": 5}}}
     c["compare"] = {"axis": "regime", "baseline": "bn-1x1"}
-    rewrite(d, lambda x: x.assign(regime=x.bn.map({True: "bn-1x1", False: "nobn-5x5"})), contract=c)
+    rewrite(d, lambda x: x.assign(**{"axis/regime": x["config/bn"].map({True: "bn-1x1", False: "nobn-5x5"})}), contract=c)
 
 
 @case("compare-bn")
@@ -110,7 +110,19 @@ def _(d):
     c["axes"] = ["model", "dataset", "phases", "lam", "seed"]
     c["labelled"] = {"phases": {"a": {"bn": True, "g_steps": 1}, "b": {"bn": False, "g_steps": 5}}}
     c["compare"] = {"axis": "phases", "baseline": "a"}
-    rewrite(d, lambda x: x.assign(phases=x.bn.map({True: "a", False: "b"})), contract=c)
+    rewrite(d, lambda x: x.assign(**{"axis/phases": x["config/bn"].map({True: "a", False: "b"})}), contract=c)
+
+
+@case("axes-named-like-outputs")  # schema 3: a labelled axis may take any name (status, treatment, n)
+def _(d):
+    synthetic_results(d, R, 5)
+    c = json.loads((d / "contract.json").read_text())
+    c["axes"] = ["model", "dataset", "status", "treatment", "seed"]
+    c["labelled"] = {"status": {"a": {"bn": True, "g_steps": 1}, "b": {"bn": False, "g_steps": 5}},
+                     "treatment": {"off": {"lam": 0.0}, "on": {"lam": 5.0}}}
+    c["compare"] = {"axis": "treatment", "baseline": "off"}
+    rewrite(d, lambda x: x.assign(**{"axis/status": x["config/bn"].map({True: "a", False: "b"}),
+                                     "axis/treatment": x["config/lam"].map({0.0: "off", 5.0: "on"})}), contract=c)
 
 
 # what the findings must say where no test was possible
@@ -120,6 +132,7 @@ SAYS = {
     "no-baseline": "No condition holds both lam = 0 (the baseline)",
     "compare-regime": "nobn-5x5 vs bn-1x1",
     "compare-labelled": "b vs a",
+    "axes-named-like-outputs": "on vs off",
     "compare-bn": "False vs True",
     "baseline-in-no-cell": "No condition holds both bn = True (the baseline) and another value of bn",
     "all-collapsed": "Fisher p = 1",
@@ -149,7 +162,7 @@ def test_no_user_markup_reaches_any_markdown(tmp_path):
     c["axes"] = ["model", "dataset", "phases", "lam", "seed"]
     c["labelled"] = {"phases": {label: {"bn": True, "g_steps": 1}, "b": {"bn": False, "g_steps": 5}}}
     c["compare"] = {"axis": "phases", "baseline": "b"}
-    rewrite(folder, lambda x: x.assign(phases=x.bn.map({True: label, False: "b"})), contract=c)
+    rewrite(folder, lambda x: x.assign(**{"axis/phases": x["config/bn"].map({True: label, False: "b"})}), contract=c)
     r = CliRunner().invoke(main, ["report", str(folder), "--out", str(tmp_path / "report")])
     assert r.exit_code == 0, r.output
     text = (tmp_path / "report" / "REPORT.md").read_text()

@@ -39,7 +39,7 @@ def test_reused_trials_are_the_rows_a_run_gives_and_carry_this_studys_labels(tmp
     assert fresh.exit_code == 0
     pd.testing.assert_frame_equal(rows(tmp_path / "b"), rows(tmp_path / "c"), check_like=True)  # reused rows = run rows
     trials = pd.read_parquet(tmp_path / "b" / schema.TRIALS_FILE).set_index("trial_id")
-    assert sorted(trials["arm"]) == ["anchor", "anchor", "none", "none", "strong", "strong"]
+    assert sorted(trials["axis/arm"]) == ["anchor", "anchor", "none", "none", "strong", "strong"]
     assert all((tmp_path / "b" / schema.SAMPLES_DIR / tid).is_dir() for tid in trials.index)
 
 

@@ -40,10 +40,11 @@ def test_a_search_leaves_optuna_trials_matching_parquet_rows_and_resumes(tmp_pat
     for t in trials:
         ids = t.user_attrs["trial_ids"]
         assert len(ids) == 2 and set(ids) <= set(rows.index)
-        assert (rows.loc[ids, "lam"] == t.params["lam"]).all()
+        assert (rows.loc[ids, "config/lam"] == t.params["lam"]).all()
         assert (rows.loc[ids, "search_trial"] == t.number).all()
-        assert sorted(rows.loc[ids, "seed"]) == [0, 1]
-        assert (rows.loc[ids, "pack"] == 2).all()  # the seeds of a suggestion train as one pack
+        assert sorted(rows.loc[ids, "config/seed"]) == [0, 1]
+        assert rows.loc[ids, "pack_id"].nunique() == 1  # the seeds of a suggestion train as one pack
+        assert (rows.loc[ids, "config/pack_size"] == 2).all()
         assert t.value == pytest.approx(rows.loc[ids, "eval/fd_2d"].mean())
     first = [(t.number, t.params["lam"], t.value) for t in trials]
     run_search(study, str(results), n_trials=2, show_progress=False)
@@ -151,7 +152,7 @@ def test_a_suggestion_packs_its_seeds_into_one_trials_resources(tmp_path):
         ray.shutdown()
     assert control.exit_code == 0
     rows = pd.read_parquet(tmp_path / "r" / schema.TRIALS_FILE)
-    assert len(rows) == 3 and (rows["pack"] == 3).all() and (rows["status"] == "finished").all()
+    assert len(rows) == 3 and (rows["config/pack_size"] == 3).all() and (rows["status"] == "finished").all()
 
 
 def test_the_committed_search_measurement_opens_in_optuna_and_its_dashboard_from_a_copy(tmp_path):

@@ -31,7 +31,7 @@ def test_a_uri_store_writes_atomically_and_lists_only_whole_files(tmp_path):
     assert store.listdir("trials") == ["abc.parquet"]
     trials, metrics = consolidate(store)
     assert list(trials["trial_id"]) == ["abc"] and list(metrics["step"]) == [10, 20]
-    assert trials.loc[0, "steps_done"] == 20 and trials.loc[0, "iterations"] == 20
+    assert trials.loc[0, "steps_done"] == 20 and trials.loc[0, "config/iterations"] == 20
     assert trials.loc[0, "status"] == "finished"
     meta = store.read_table(schema.TRIALS_FILE).schema.metadata
     assert meta[schema.SCHEMA_KEY] == schema.SCHEMA_VERSION.encode()

@@ -10,13 +10,12 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-import ray
 from click.testing import CliRunner
 
 from tests.conftest import tmpfs
 from vi_contract import schema
 from vi_contract.store import Store
-from vi_contract.tables import finished_ids
+from vi_contract.tables import finished_ids, pack_id
 from vi_sweeps.cli import main
 from vi_sweeps.config import ConfigError
 from vi_sweeps.study import load_study
@@ -35,13 +34,6 @@ seeds: 3
 pack_seeds: 3
 budget: {iterations: 40, eval_every: 20}
 """
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def write(tmp_path, text, name="study.yaml"):
@@ -74,9 +66,15 @@ def test_a_packed_grid_lands_each_trial_exactly_once(local_ray, tmp_path):
     on_disk = pd.read_parquet(results / schema.TRIALS_FILE)
     assert len(on_disk) == 12 and on_disk["trial_id"].is_unique
     assert set(on_disk["trial_id"]) == {t.trial_id for t in study.trials}
-    assert set(zip(on_disk["lam"], on_disk["bn"], strict=False)) == {(0.0, True), (0.0, False), (5.0, True), (5.0, False)}
-    assert (on_disk["status"] == "finished").all() and (on_disk["iterations"] == 40).all()
-    assert (on_disk["steps_done"] == 40).all() and (on_disk["pack"] == 3).all()
+    assert set(zip(on_disk["config/lam"], on_disk["config/bn"], strict=False)) == {(0.0, True), (0.0, False), (5.0, True),
+                                                                                   (5.0, False)}
+    assert (on_disk["status"] == "finished").all() and (on_disk["config/iterations"] == 40).all()
+    assert (on_disk["steps_done"] == 40).all() and (on_disk["config/pack_size"] == 3).all()
+    # one pack per condition, named by its members' ids (the same id whichever members ran when)
+    packs = on_disk.groupby(["config/lam", "config/bn"])
+    ids = {t.trial_id: i for i, t in enumerate(study.trials)}  # the layout's order
+    assert (packs["pack_id"].nunique() == 1).all() and on_disk["pack_id"].nunique() == 4
+    assert (packs.apply(lambda g: pack_id(sorted(g["trial_id"], key=lambda t: ids[t]))) == packs["pack_id"].first()).all()
     metrics = pd.read_parquet(results / schema.METRICS_FILE)
     assert len(metrics) == 24 and sorted(metrics["step"].unique()) == [20, 40]
     # a sample snapshot for every evaluation of every trial
@@ -115,9 +113,9 @@ def test_a_packed_grid_lands_each_trial_exactly_once(local_ray, tmp_path):
 def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(local_ray, tmp_path):
     study = write(tmp_path, GRID.replace("lam: [0.0, 5.0]\n  bn: [true, false]", "lr: [0.0002, 1.0e10]"))
     trials = run_sweep(study, str(tmp_path / "r"), show_progress=False).trials
-    assert (trials.loc[trials["lr"] == 1e10, "status"] == "diverged").all()
-    assert (trials.loc[trials["lr"] == 2e-4, "status"] == "finished").all()
-    assert (trials.loc[trials["lr"] == 2e-4, "steps_done"] == 40).all()
+    assert (trials.loc[trials["config/lr"] == 1e10, "status"] == "diverged").all()
+    assert (trials.loc[trials["config/lr"] == 2e-4, "status"] == "finished").all()
+    assert (trials.loc[trials["config/lr"] == 2e-4, "steps_done"] == 40).all()
 
 
 def test_a_sweep_with_an_errored_trial_exits_1_names_it_and_records_its_error(local_ray, tmp_path, monkeypatch):
@@ -148,7 +146,7 @@ budget: {{iterations: 4, eval_every: 2}}
 """)
     outcome = run_sweep(study, str(tmp_path / "r"), show_progress=False)
     assert outcome.exit_code == 1
-    trials = outcome.trials.set_index("dataset")  # ring8 has no FID: its trials finish
+    trials = outcome.trials.set_index("config/dataset")  # ring8 has no FID: its trials finish
     assert set(trials.loc["image-folder", "status"]) == {"error"} and set(trials.loc["ring8", "status"]) == {"finished"}
     assert sorted(outcome.unfinished) == sorted(trials.loc["image-folder", "trial_id"])
     assert f"fid_weights: {tmp_path / 'broken.pth'} cannot be loaded" in trials.loc["image-folder", "error"].iloc[0]
@@ -282,21 +280,29 @@ def test_a_killed_driver_resumes_without_losing_or_repeating_a_trial(tmp_path):
     metrics = pd.read_parquet(results / schema.METRICS_FILE)
     assert (metrics.groupby("trial_id")["step"].apply(list) == [list(range(100, 601, 100))] * 12).all()
     # and the resumed rows (a truncated checkpoint among them) are a clean run's, bit for bit: each
-    # trial trained at its own place of a pack of its own size (issue 23)
-    clean = clean_metrics(load_study(study_path), tmp_path / "clean")
+    # trial trained at its own place of a pack of its own size (issue 23); the packs that finished
+    # before the kill were not run again (their files' times above)
+    resumed = {t.trial_id for t in load_study(study_path).trials} - done_before
+    clean = clean_metrics(load_study(study_path), tmp_path / "clean", resumed)
     cols = [c for c in clean.columns if c != "wall_s"]
-    pd.testing.assert_frame_equal(metrics[cols].sort_values(["trial_id", "step"]).reset_index(drop=True),
+    again = metrics[metrics["trial_id"].isin(clean["trial_id"])]
+    assert resumed <= set(clean["trial_id"])
+    pd.testing.assert_frame_equal(again[cols].sort_values(["trial_id", "step"]).reset_index(drop=True),
                                   clean[cols].sort_values(["trial_id", "step"]).reset_index(drop=True), check_like=True)
 
 
-def clean_metrics(study, folder):
-    """The study's metrics from an uninterrupted run of every pack in this process (no Ray)."""
+def clean_metrics(study, folder, ids=None):
+    """The metrics of an uninterrupted run, in this process (no Ray), of every pack of the study
+    that holds one of `ids` (default: every pack), each pack whole."""
     from vi_contract.tables import consolidate
+    from vi_sweeps.expansion import layout_packs
     from vi_sweeps.runner import PackRunner
     from vi_sweeps.sweep import make_packs, prepare_store
 
     store = prepare_store(study, str(folder))
-    for pack in make_packs(study, store.uri, {t.trial_id for t in study.trials}):
+    ids = {t.trial_id for t in study.trials} if ids is None else ids
+    whole = {t.trial_id for pack in layout_packs(study) if any(t.trial_id in ids for t in pack) for t in pack}
+    for pack in make_packs(study, store.uri, whole):
         list(PackRunner(store, pack).run())
     return consolidate(store)[1]
 
@@ -443,7 +449,7 @@ def test_an_exported_sweep_resumes_from_its_tables_without_rerunning_what_finish
     # as if three trials (one condition) had not finished when the copy was made
     trials = pd.read_parquet(tmp_path / "exported" / schema.TRIALS_FILE)
     metrics = pd.read_parquet(tmp_path / "exported" / schema.METRICS_FILE)
-    dropped = set(trials.loc[(trials["lam"] == 5.0) & ~trials["bn"], "trial_id"])
+    dropped = set(trials.loc[(trials["config/lam"] == 5.0) & ~trials["config/bn"], "trial_id"])
     contract = json.loads((tmp_path / "exported" / schema.CONTRACT_FILE).read_text())
     pq.write_table(with_metadata(trials[~trials["trial_id"].isin(dropped)], contract), tmp_path / "exported" / schema.TRIALS_FILE)
     pq.write_table(with_metadata(metrics[~metrics["trial_id"].isin(dropped)], contract), tmp_path / "exported" / schema.METRICS_FILE)

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import ray
 from click.testing import CliRunner
 
 from vi_contract import schema
+from vi_contract.columns import name_of
 from vi_sweeps import tracking
 from vi_sweeps.cli import main
 from vi_sweeps.study import load_study
@@ -36,13 +36,6 @@ pack_seeds: 2
 budget: {iterations: 40, eval_every: 20}
 """
 LOGGED = ("wall_s", "collapsed", "diverged")  # beside every loss/* and eval/* key
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +76,9 @@ def study_at(tmp_path, text=STUDY):
 
 
 def expected_runs(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return pd.read_parquet(results / schema.TRIALS_FILE), pd.read_parquet(results / schema.METRICS_FILE)
+    """trials.parquet with its config columns under their key names (config/lam -> lam), and metrics.parquet."""
+    trials = pd.read_parquet(results / schema.TRIALS_FILE)
+    return trials.rename(columns=name_of), pd.read_parquet(results / schema.METRICS_FILE)
 
 
 def check_mlflow(uri: str, results: Path, experiment: str = "tracked") -> None:

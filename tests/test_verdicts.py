@@ -119,8 +119,8 @@ def test_an_axis_named_regime_keeps_its_label_while_only_one_of_its_values_has_r
     # so the claims' regime=bn-1x1 matched no trial and the study's cells were silently missing
     from analysis import tables
 
-    trials = pd.DataFrame({"model": "gan", "dataset": "stacked-digits", "regime": "bn-1x1", "lam": [0.0, 5.0],
-                           "seed": 0, "collapsed": False, "diverged": False})
+    trials = pd.DataFrame({"config/model": "gan", "config/dataset": "stacked-digits", "axis/regime": "bn-1x1",
+                           "config/lam": [0.0, 5.0], "config/seed": 0, "collapsed": False, "diverged": False})
     contract = {"axes": ["model", "dataset", "regime", "lam", "seed"], "compare": {"axis": "lam", "baseline": 0.0}}
     lay = tables.layout(trials, contract)
     assert lay.regimes == [] and list(tables.with_labels(trials, lay)["regime"]) == ["bn-1x1", "bn-1x1"]
@@ -143,16 +143,17 @@ def test_the_claims_link_the_sample_panels_by_the_report_figures_file_names(tmp_
 
 
 def with_axis(folder, axis: str, value) -> None:
-    """An exported folder with one more (constant) axis in its trials and its contract."""
+    """An exported folder with one more (constant) labelled axis in its trials and its contract."""
     import json
 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pq.read_table(folder / schema.TRIALS_FILE)
-    pq.write_table(table.append_column(axis, pa.array([value] * len(table))), folder / schema.TRIALS_FILE)
+    pq.write_table(table.append_column(f"axis/{axis}", pa.array([value] * len(table))), folder / schema.TRIALS_FILE)
     contract = json.loads((folder / schema.CONTRACT_FILE).read_text())
     contract["axes"].insert(contract["axes"].index("seed"), axis)
+    contract["labelled"] = {**contract.get("labelled", {}), axis: {value: {}}}
     (folder / schema.CONTRACT_FILE).write_text(json.dumps(contract))
 
 
@@ -161,12 +162,13 @@ def test_an_axis_named_regime_stays_in_the_label_beside_another_varying_axis():
     # regime's own value lost, so a claim's regime=bn-1x1 matched no trial
     from analysis import tables
 
-    trials = pd.DataFrame({"model": "gan", "dataset": "stacked-digits", "regime": "bn-1x1", "bn": [True, False] * 2,
-                           "lam": [0.0, 0.0, 5.0, 5.0], "seed": 0, "collapsed": False, "diverged": False})
+    trials = pd.DataFrame({"config/model": "gan", "config/dataset": "stacked-digits", "axis/regime": "bn-1x1",
+                           "config/bn": [True, False] * 2, "config/lam": [0.0, 0.0, 5.0, 5.0], "config/seed": 0,
+                           "collapsed": False, "diverged": False})
     contract = {"axes": ["model", "dataset", "regime", "bn", "lam", "seed"], "compare": {"axis": "lam", "baseline": 0.0}}
     labels = list(tables.with_labels(trials, tables.layout(trials, contract))["regime"])
     assert labels == ["regime=bn-1x1, bn=True", "regime=bn-1x1, bn=False"] * 2
-    both = trials.assign(regime=["bn-1x1", "bn-1x1", "nobn-5x5", "nobn-5x5"], lam=[0.0, 5.0] * 2)
+    both = trials.assign(**{"axis/regime": ["bn-1x1", "bn-1x1", "nobn-5x5", "nobn-5x5"], "config/lam": [0.0, 5.0] * 2})
     labels = list(tables.with_labels(both, tables.layout(both, contract))["regime"])
     assert labels == ["regime=bn-1x1, bn=True", "regime=bn-1x1, bn=False", "regime=nobn-5x5, bn=True",
                       "regime=nobn-5x5, bn=False"]
@@ -191,7 +193,8 @@ def test_a_claim_never_pools_an_axis_its_regime_does_not_name_and_a_compare_axis
     cells = _cells(Claim("X", "lower", "synthetic", {"regime": "bn-1x1"}, "collapse", rule="end"), study)
     assert sorted(c["regime"] for c in cells) == ["bn=False", "bn=True"]
     assert all("/10 = " in c["baseline value"] and "/10 = " in c["treatment value"] for c in cells), cells  # not /20
-    trials = study.trials.assign(regime=study.trials["lam"].map({0.0: "off", 5.0: "on"})).drop(columns="lam")
+    trials = study.trials.assign(**{"axis/regime": study.trials["config/lam"].map({0.0: "off", 5.0: "on"})}).drop(
+        columns="config/lam")
     contract = {**study.contract, "axes": [a for a in study.contract["axes"] if a != "lam"],
                 "compare": {"axis": "regime", "baseline": "off"}}
     by_regime = Study("synthetic", trials, study.metrics, contract)
@@ -226,9 +229,10 @@ def stabiliser_export(folder, rates: dict[str, float], seeds=20):
     names = list(rates)
     synthetic_results(folder, {(True, 1, float(i)): rate for i, rate in enumerate(rates.values())}, seeds=seeds)
     table = pq.read_table(folder / schema.TRIALS_FILE)
-    label = [names[int(v)] for v in table.column("lam").to_pylist()]
-    pq.write_table(table.append_column("stabiliser", pa.array(label)), folder / schema.TRIALS_FILE)
+    label = [names[int(v)] for v in table.column("config/lam").to_pylist()]
+    pq.write_table(table.append_column("axis/stabiliser", pa.array(label)), folder / schema.TRIALS_FILE)
     contract = json.loads((folder / schema.CONTRACT_FILE).read_text())
+    contract["labelled"] = {"stabiliser": {n: {} for n in names}}
     contract["axes"] = ["model", "dataset", "bn", "g_steps", "stabiliser", "seed"]
     contract["compare"] = {"axis": "stabiliser", "baseline": "none"}
     (folder / schema.CONTRACT_FILE).write_text(json.dumps(contract))

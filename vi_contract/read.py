@@ -5,10 +5,8 @@ does not know is refused in one line, whatever reads it.
 A folder with per-trial files (a running or finished sweep) is read from those files, so a
 report never shows a stale consolidation; corrupt per-trial files are skipped and named. A
 folder without them (committed results) is read from trials.parquet and metrics.parquet.
-Version 1 folders are read through a shim: v1 overwrote the configured `iterations` with the
-steps done, so `steps_done` takes that value and `iterations` is recovered where it can be (a
-finished trial did all of its iterations; otherwise the study's `budget:`), else left empty;
-the axes, which v1 did not record, are read from the folder's study.yaml. Results written
+Whatever the version it was written in (3, or 2 and 1 through vi_contract.upgrade), a folder
+is returned as schema 3. Results written
 before their keys declared a role and a scale (every folder before vi-sweeps 0.1's key roles,
 the committed ones under docs/ among them) get the roles and scales of the built-in keys they
 have (`ROLES_BEFORE_DECLARED`); their notes stay empty.
@@ -24,7 +22,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import yaml
 
-from vi_contract import schema
+from vi_contract import schema, upgrade
 from vi_contract.files import LocationError, open_location, read_parquet
 from vi_contract.tables import TrialFiles, build_tables, read_errors
 
@@ -70,8 +68,9 @@ def _study_yaml(text: str, path: str) -> dict:
     return study if isinstance(study, dict) else {}
 
 
-def read_checked(fs: pafs.FileSystem, path: str, required: tuple[str, ...]) -> tuple[pd.DataFrame, str, dict]:
-    """A contract table: (frame, schema version, contract); refuses what it cannot read."""
+def read_checked(fs: pafs.FileSystem, path: str, which: str) -> tuple[pd.DataFrame, str, dict]:
+    """A contract table ("trials", "metrics" or "search"): (frame as written, schema version, contract);
+    refuses what it cannot read."""
     try:
         table = read_parquet(fs, path)
     except FileNotFoundError:
@@ -81,37 +80,20 @@ def read_checked(fs: pafs.FileSystem, path: str, required: tuple[str, ...]) -> t
     meta = table.schema.metadata or {}
     version = meta.get(schema.SCHEMA_KEY, b"").decode()
     check_version(version, path)
-    missing = [c for c in required if c not in table.column_names and not (version == "1" and c == "steps_done")]
+    missing = [c for c in upgrade.required(version, which) if c not in table.column_names]
     if missing:
         raise ResultsError(f"{path}: missing column(s) {', '.join(missing)}")
     contract = json.loads(meta[schema.CONTRACT_KEY]) if schema.CONTRACT_KEY in meta else {}
     return table.to_pandas(), version, contract
 
 
-def _v1_contract(study: dict) -> dict:
-    """A v1 folder's axes, read from its study file (v1 did not record them)."""
-    grid = study.get("grid") if isinstance(study.get("grid"), dict) else {}
-    labelled = {k: v for k, v in grid.items() if isinstance(v, dict)}
-    return {"axes": ["model", "dataset", *grid, "seed"], "labelled": labelled,
-            "compare": schema.default_compare(grid)} if grid else {}
-
-
-def _v1_trials(trials: pd.DataFrame, study: dict) -> pd.DataFrame:
-    trials = trials.rename(columns={"iterations": "steps_done"})
-    budget = study.get("budget") if isinstance(study.get("budget"), dict) else {}
-    budget = budget.get("iterations")
-    finished = trials["status"] == "finished"
-    trials["iterations"] = trials["steps_done"].where(finished, budget if budget is not None else float("nan"))
-    trials["pack"] = 1
-    return trials
-
-
 def check_version(version: str, path: str) -> None:
     """A file of a schema this reader does not know is refused, naming it (live folders too:
     a contract.json or trial file of version 99 was read silently)."""
-    if version not in (schema.SCHEMA_VERSION, "1"):
+    if version not in schema.READABLE_VERSIONS:
         raise ResultsError(f"{path}: schema version {shown_version(version)}; this reader knows "
-                           f"{schema.SCHEMA_VERSION!r} (and reads '1' through a shim)")
+                           f"{schema.SCHEMA_VERSION!r} (and reads {', '.join(map(repr, schema.READABLE_VERSIONS[1:]))} "
+                           "through shims)")
 
 
 def shown_version(version: str) -> str:
@@ -171,12 +153,14 @@ def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list
     elif (fs.get_file_info(posixpath.join(root, schema.TRIALS_DIR)).type == pafs.FileType.Directory
           and (_has_trial_files(fs, root) or not started)):
         files = TrialFiles(fs, root)
-        tables = files.read()
+        files.read()
+        tables = []
         for name, (_, table) in sorted(files.cache.items()):
             meta = table.schema.metadata or {}
-            if schema.SCHEMA_KEY in meta:
-                check_version(meta[schema.SCHEMA_KEY].decode(errors="replace"),
-                              posixpath.join(location, schema.TRIALS_DIR, name))
+            version = meta.get(schema.SCHEMA_KEY, schema.SCHEMA_VERSION.encode()).decode(errors="replace")
+            check_version(version, posixpath.join(location, schema.TRIALS_DIR, name))
+            tables.append(table if version == schema.SCHEMA_VERSION else
+                          upgrade.v2_table(table, contract.get("labelled")))
         trials, metrics = build_tables(tables, read_errors(fs, root, skipped))
         if files.corrupt:
             notes.append(f"{location}: skipped unreadable trial file(s) {', '.join(files.corrupt)} "
@@ -189,18 +173,20 @@ def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list
         if fs.get_file_info(posixpath.join(root, schema.TRIALS_DIR)).type == pafs.FileType.Directory:
             notes.append(f"{location}: {schema.TRIALS_DIR}/ holds no trial file; read from {schema.TRIALS_FILE} "
                          "(the consolidated tables; a sweep run here restores the trial files from them)")
-        trials, version, contract_t = read_checked(fs, posixpath.join(root, schema.TRIALS_FILE),
-                                                   schema.REQUIRED_TRIAL_COLUMNS)
-        metrics, _, _ = read_checked(fs, posixpath.join(root, schema.METRICS_FILE), schema.REQUIRED_METRIC_COLUMNS)
+        trials, version, contract_t = read_checked(fs, posixpath.join(root, schema.TRIALS_FILE), "trials")
+        metrics, _, _ = read_checked(fs, posixpath.join(root, schema.METRICS_FILE), "metrics")
         contract = contract or contract_t
         if version == "1":
             parsed = _study_yaml(study, posixpath.join(root, schema.STUDY_FILE))
-            trials = _v1_trials(trials, parsed)
-            contract = _v1_contract(parsed)
+            trials = upgrade.v1_trials(trials, parsed)
+            contract = upgrade.v1_contract(parsed)
             notes.append(f"{location}: schema version 1, read through the v1 shim (steps_done from v1's "
                          "`iterations`; configured iterations recovered from status and the study's budget)")
+        if version != schema.SCHEMA_VERSION:
+            trials = upgrade.v2_frame(trials, contract.get("labelled"))
+            metrics = upgrade.v2_frame(metrics, contract.get("labelled"))
     if skipped:
         notes.append(f"{location}: skipped error record(s) that are not readable records: {', '.join(skipped)}")
     source = {"location": location, "study": study, "versions": versions}
-    contract = declared_keys(contract, [*trials.columns, *metrics.columns])
+    contract = declared_keys(upgrade.contract_v3(contract), [*trials.columns, *metrics.columns])
     return trials, metrics, {**source, "contract": contract}, notes

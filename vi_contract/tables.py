@@ -17,6 +17,7 @@ readers say which ones they skipped.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import posixpath
@@ -29,7 +30,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from vi_contract import schema
+from vi_contract import schema, upgrade
+from vi_contract.columns import axis, config, name_of
 from vi_contract.files import read_parquet
 from vi_contract.store import Store
 
@@ -137,7 +139,7 @@ def build_tables(tables: list[pa.Table], errors: list[dict]) -> tuple[pd.DataFra
     metrics = per_eval[["trial_id", *schema.ROW_META, *results]].reset_index(drop=True)
     trials = per_eval.drop_duplicates("trial_id", keep="last").rename(columns={"step": "steps_done"})
     trials = trials.drop(columns=[c for c in results if c.startswith("loss/")])
-    trials["error"] = ""
+    trials["error"] = pd.Series([None] * len(trials), dtype=object, index=trials.index)
     done = set(trials.loc[trials["status"].isin(schema.FINISHED), "trial_id"])
     errored = []
     for blob in errors:
@@ -145,20 +147,24 @@ def build_tables(tables: list[pa.Table], errors: list[dict]) -> tuple[pd.DataFra
         if tid in done:
             continue
         steps = trials.loc[trials["trial_id"] == tid, "steps_done"]
-        errored.append({**blob["config"], **blob["labels"], "trial_id": tid, "study": blob["study"],
-                        "status": "error", "error": blob["error"], "search_trial": blob.get("search_trial", -1),
-                        "pack": blob.get("pack", 1), "steps_done": int(steps.iloc[0]) if len(steps) else 0,
+        errored.append({**setting_values(blob["config"], blob["labels"]), "trial_id": tid, "study": blob["study"],
+                        "status": "error", "error": blob["error"], "search_trial": _search_trial(blob.get("search_trial")),
+                        "pack_id": blob.get("pack_id"), "steps_done": int(steps.iloc[0]) if len(steps) else 0,
                         "collapsed": False, "diverged": False})
     if errored:
         frame = pd.DataFrame(errored)
         trials = pd.concat([trials[~trials["trial_id"].isin(frame["trial_id"])], frame], ignore_index=True)
+    if "search_trial" in trials:
+        trials["search_trial"] = trials["search_trial"].astype("Int64")
     trials = trials.sort_values(["study", "trial_id"]).reset_index(drop=True)
     return trials, metrics
 
 
-def with_metadata(frame: pd.DataFrame, contract: dict) -> pa.Table:
+def with_metadata(frame: pd.DataFrame, contract: dict, version: str = schema.SCHEMA_VERSION) -> pa.Table:
+    """A consolidated table with its metadata: the schema version its columns follow (this
+    version's, unless a migration rewrites a table of an earlier one) and the contract."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    return table.replace_schema_metadata({schema.SCHEMA_KEY: schema.SCHEMA_VERSION.encode(),
+    return table.replace_schema_metadata({schema.SCHEMA_KEY: version.encode(),
                                           schema.CONTRACT_KEY: json.dumps(contract).encode()})
 
 
@@ -166,13 +172,35 @@ def read_contract(store: Store) -> dict:
     return json.loads(store.read_bytes(schema.CONTRACT_FILE)) if store.exists(schema.CONTRACT_FILE) else {}
 
 
-def trial_table(config: dict, labels: dict, rows: list[dict], status: str, study: str = "",
-                search_trial: int = -1, pack: int = 1) -> pa.Table:
+def setting_values(settings: dict, labels: dict) -> dict:
+    """A trial's config and labels as the columns of schema 3 (config/KEY, axis/NAME)."""
+    return {**{config(k): v for k, v in settings.items() if k != "trial_id"}, **{axis(k): v for k, v in labels.items()}}
+
+
+def _search_trial(value) -> int | None:
+    return None if _missing(value) or int(value) < 0 else int(value)
+
+
+def _missing(value) -> bool:
+    """None, NaN or pandas' NA: a null in the tables."""
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
+
+
+def pack_id(trial_ids) -> str:
+    """The id of a pack: a hash of the trial ids of its members in the study's layout (every
+    place, run now or not), so one pack has one id however often it is resumed."""
+    return hashlib.sha256(",".join(trial_ids).encode()).hexdigest()[:16]
+
+
+def trial_table(settings: dict, labels: dict, rows: list[dict], status: str, study: str = "",
+                search_trial: int | None = None, pack: str | None = None) -> pa.Table:
+    """One trial's file: its rows (one per evaluation), each with its setting (`settings`:
+    config keys with `trial_id`; `labels`: axis labels) and status; missing values are nulls."""
     frame = pd.DataFrame(rows)
-    meta = {**config, **labels, "trial_id": config["trial_id"], "study": study, "status": status,
-            "search_trial": search_trial, "pack": pack}
+    meta = {**setting_values(settings, labels), "trial_id": settings["trial_id"], "study": study, "status": status,
+            "search_trial": _search_trial(search_trial), "pack_id": pack}
     for key, value in meta.items():
-        frame[key] = [value] * len(frame)
+        frame[key] = pd.Series([value] * len(frame), dtype="Int64" if key == "search_trial" else None)
     table = pa.Table.from_pandas(frame, preserve_index=False)
     return table.replace_schema_metadata({schema.SCHEMA_KEY: schema.SCHEMA_VERSION.encode()})
 
@@ -240,25 +268,36 @@ class Consolidation:
         return trials, metrics
 
 
-def restore_trial_files(store: Store) -> int:
+def restore_trial_files(store: Store, pack_ids: dict[str, str] | None = None) -> int:
     """A results folder whose consolidated tables know finished trials that have no file of
     their own (an exported copy, committed and brought back; trials/ deleted) gets those files
-    back from the tables, so a sweep resumes from it without running them again. Returns how
-    many were restored."""
+    back from the tables, so a sweep resumes from it without running them again; tables of an
+    earlier schema are read through vi_contract.upgrade and the files written as this one.
+    `pack_ids` (trial id -> the id of its pack in the study's layout) names the packs of
+    trials whose tables did not (schema 2). Returns how many were restored."""
     if not store.exists(schema.TRIALS_FILE) or not store.exists(schema.METRICS_FILE):
         return 0
-    trials = store.read_table(schema.TRIALS_FILE).to_pandas()
+    table = store.read_table(schema.TRIALS_FILE)
+    version = (table.schema.metadata or {}).get(schema.SCHEMA_KEY, schema.SCHEMA_VERSION.encode()).decode(errors="replace")
+    labelled = read_contract(store).get("labelled") or json.loads(
+        (table.schema.metadata or {}).get(schema.CONTRACT_KEY, b"{}")).get("labelled")
+    trials = table.to_pandas()
     have = {n.removesuffix(".parquet") for n in store.listdir(schema.TRIALS_DIR)}
     missing = trials[trials["status"].isin(schema.FINISHED) & ~trials["trial_id"].isin(have)]
     if missing.empty:
         return 0
     metrics = store.read_table(schema.METRICS_FILE).to_pandas()
-    setting = [c for c in schema.config_columns(trials.columns) if c not in schema.TRIAL_META]
+    if version != schema.SCHEMA_VERSION:  # an export of an earlier version: its trial files are written as v3
+        missing = upgrade.v2_frame(missing, labelled)
+        metrics = upgrade.v2_frame(metrics, labelled)
     for _, trial in missing.iterrows():
         rows = metrics[metrics["trial_id"] == trial["trial_id"]].drop(columns="trial_id").dropna(axis=1, how="all")
-        config = {c: trial[c] for c in setting if c in trial.index and not (isinstance(trial[c], float) and trial[c] != trial[c])}
-        table = trial_table({**config, "trial_id": trial["trial_id"]}, {}, rows.to_dict("records"), trial["status"],
-                            trial["study"], int(trial["search_trial"]), int(trial.get("pack", 1)))
+        present = lambda c: c in trial.index and not _missing(trial[c])  # noqa: E731
+        settings = {name_of(c): trial[c] for c in trial.index if c.startswith(schema.CONFIG) and present(c)}
+        labels = {name_of(c): trial[c] for c in trial.index if c.startswith(schema.AXIS) and present(c)}
+        pack = trial.get("pack_id") if present("pack_id") else (pack_ids or {}).get(trial["trial_id"])
+        table = trial_table({**settings, "trial_id": trial["trial_id"]}, labels, rows.to_dict("records"), trial["status"],
+                            trial["study"], trial.get("search_trial"), pack)
         store.write_table(schema.trial_file(trial["trial_id"]), table)
     return len(missing)
 
@@ -271,9 +310,11 @@ def finished_ids(store: Store) -> set[str]:
     return Consolidation(store).finished_ids()
 
 
-def record_error(store: Store, config: dict, labels: dict, study: str, message: str, pack: int = 1) -> None:
-    blob = {"config": config, "labels": labels, "study": study, "error": message, "pack": pack}
-    store.write_bytes(f"{schema.ERRORS_DIR}/{config['trial_id']}.json", json.dumps(blob, default=str).encode())
+def record_error(store: Store, settings: dict, labels: dict, study: str, message: str, pack: str | None = None,
+                 search_trial: int | None = None) -> None:
+    blob = {"config": settings, "labels": labels, "study": study, "error": message, "pack_id": pack,
+            "search_trial": search_trial}
+    store.write_bytes(f"{schema.ERRORS_DIR}/{settings['trial_id']}.json", json.dumps(blob, default=str).encode())
 
 
 def clear_error(store: Store, tid: str) -> None:

@@ -21,7 +21,6 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from vi_contract import schema
 from vi_contract.rules import collapse_rule
 from vi_sweeps.architectures import ARCHITECTURES, DEFAULT_ARCH
 from vi_sweeps.datasets import DATASETS
@@ -93,9 +92,10 @@ def register_key(name: str, default: Any, doc: str) -> None:
         raise ValueError(f"config key {name!r} exists already (a built-in or another plugin has it)")
     if not name.isidentifier() or name.startswith("_"):
         raise ValueError(f"config key {name!r}: a Python identifier not starting with _")
-    if name in schema.RESERVED_NAMES or name.startswith("collapsed") or hasattr(BaseModel, name) \
-            or name in ("identity", "trial_id", "resolved_arch"):
-        raise ValueError(f"config key {name!r} is a result column or a config attribute; give it another name")
+    # a result column may share its name (its column is config/NAME); a tracked run's parameters hold the
+    # config beside trial_id, study and search_trial, so those stay refused
+    if hasattr(BaseModel, name) or name in ("identity", "trial_id", "resolved_arch", "study", "search_trial"):
+        raise ValueError(f"config key {name!r} is a config attribute or a tracked run's parameter; give it another name")
     PLUGIN_KEYS[name] = PluginKey(default, doc)
     if LOADING:
         PLUGIN_KEY_ORIGINS[name] = LOADING[-1]

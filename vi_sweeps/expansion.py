@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from vi_contract import schema
+from vi_contract.tables import pack_id
 from vi_sweeps.config import EXECUTION_KEYS, TrialConfig, config_keys, describe_errors, shown
 from vi_sweeps.datasets import DATASETS
 from vi_sweeps.evaluation import evaluation
@@ -93,6 +94,24 @@ def pack_layout(n: int, k: int) -> list[range]:
     return [range(lo, hi) for lo, hi in itertools.pairwise(bounds)]
 
 
+def layout_packs(study: Study) -> list[list[TrialSpec]]:
+    """The study's packs: each condition's trials cut by pack_layout, every trial once."""
+    by_condition: dict[str, list[TrialSpec]] = {}
+    for t in study.trials:
+        by_condition.setdefault(condition_key(t.config, t.labels), []).append(t)
+    return [[trials[i] for i in chunk] for trials in by_condition.values()
+            for chunk in pack_layout(len(trials), study.spec.pack_seeds)]
+
+
+def layout_pack_ids(study: Study) -> dict[str, str]:
+    """trial id -> the id of its pack in the study's layout (vi_contract.tables.pack_id)."""
+    out = {}
+    for pack in layout_packs(study):
+        ids = [t.trial_id for t in pack]
+        out.update(dict.fromkeys(ids, pack_id(ids)))
+    return out
+
+
 def seed_list(spec: StudyFile) -> list[int]:
     return list(range(spec.seeds)) if isinstance(spec.seeds, int) else list(spec.seeds)
 
@@ -144,9 +163,8 @@ def _axes(spec: StudyFile, problems: list[str]) -> list[tuple[str, list[tuple[st
             if name in fields:
                 problems.append(f"grid.{name}: a config key takes a list of values, not labelled settings")
                 continue
-            if name in schema.RESERVED_NAMES or "/" in name or name.startswith("collapsed"):
-                problems.append(f"grid.{name}: a labelled axis may not take the name of a result column; reserved: "
-                                f"{', '.join(dict.fromkeys(schema.RESERVED_NAMES))}, metric keys (with '/'), collapsed_*")
+            if "/" in name:  # its column is axis/NAME (vi_contract.schema): any other name is free
+                problems.append(f"grid.{name}: a labelled axis's name may not hold '/'")
                 continue
             keys = set()
             for label in values:

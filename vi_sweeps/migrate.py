@@ -77,7 +77,7 @@ def _rewrite(path: Path, ids: dict[str, str], place: dict[str, tuple[int, int]] 
     meta = table.schema.metadata or {}
     contract = json.loads(meta[schema.CONTRACT_KEY]) if schema.CONTRACT_KEY in meta else None
     if contract is not None:
-        out = with_metadata(frame, _with_pack_size(contract))
+        out = with_metadata(frame, _with_pack_size(contract), meta.get(schema.SCHEMA_KEY, b"2").decode())
     else:
         out = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(meta)
     tmp = path.with_suffix(".parquet.migrating")
@@ -96,9 +96,10 @@ def migrate(folder: str | Path) -> int:
     """Give every trial of a schema-2 folder its id with its pack size and place; returns how
     many ids changed (0 for a folder already migrated)."""
     root = Path(folder)
-    trials = pd.read_parquet(root / schema.TRIALS_FILE)
-    if "pack_size" in trials.columns:
-        return 0
+    table = pq.read_table(root / schema.TRIALS_FILE)
+    if (table.schema.metadata or {}).get(schema.SCHEMA_KEY) != b"2" or "pack_size" in table.column_names:
+        return 0  # written with the pack in the id: schema 3, or schema 2 migrated
+    trials = table.to_pandas()
     layout = places(root)
     ids = new_ids(trials, layout)
     place = {ids[t]: layout[int(seed)] for t, seed in zip(trials["trial_id"], trials["seed"], strict=True)}

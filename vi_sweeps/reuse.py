@@ -17,7 +17,7 @@ from vi_contract import schema
 from vi_contract.read import load_location
 from vi_contract.store import Store
 from vi_contract.tables import trial_status, trial_table, write_trial
-from vi_sweeps.expansion import Study
+from vi_sweeps.expansion import Study, layout_pack_ids
 
 
 def reuse_finished(source: str, study: Study, store: Store) -> int:
@@ -29,6 +29,7 @@ def reuse_finished(source: str, study: Study, store: Store) -> int:
     want = {t.trial_id: t for t in study.trials}
     done = trials[trials["status"].isin(schema.FINISHED) & trials["trial_id"].isin(want)]
     fs, root = pafs.FileSystem.from_uri(source) if "://" in source else (pafs.LocalFileSystem(), source)
+    packs = layout_pack_ids(study)
     count = 0
     for _, row in done.iterrows():
         tid = row["trial_id"]
@@ -37,7 +38,7 @@ def reuse_finished(source: str, study: Study, store: Store) -> int:
         t = want[tid]
         rows = metrics[metrics["trial_id"] == tid].drop(columns="trial_id").dropna(axis=1, how="all")
         table = trial_table({**t.config.model_dump(), "trial_id": tid}, t.labels, rows.to_dict("records"),
-                            row["status"], study.name, -1, t.config.pack_size)
+                            row["status"], study.name, None, packs[tid])
         folder = posixpath.join(root, schema.SAMPLES_DIR, tid)
         for info in fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True)):
             if info.type == pafs.FileType.File:
@@ -46,3 +47,4 @@ def reuse_finished(source: str, study: Study, store: Store) -> int:
         write_trial(store, table)  # last: the file that says finished comes after its snapshots
         count += 1
     return count
+

@@ -20,7 +20,7 @@ from itertools import groupby
 
 from vi_contract import schema
 from vi_contract.store import Store
-from vi_contract.tables import record_error, trial_status, trial_table, write_trial
+from vi_contract.tables import pack_id, record_error, trial_status, trial_table, write_trial
 from vi_sweeps.config import TrialConfig
 from vi_sweeps.objectives import from_bytes, to_bytes
 from vi_sweeps.studyfile import Objective
@@ -54,6 +54,11 @@ class PackSpec:
     axes: tuple[str, ...] = ()  # the study's axes, to name TensorBoard runs
     plugins: tuple = ()  # vi_sweeps.plugins.Plugin the driver loaded: each worker imports them first
     tensorboard: str = ""  # a log folder: TensorBoard scalars and samples at each evaluation
+    layout_ids: tuple[str, ...] = ()  # every member of the pack in the study's layout (finished or not): its id
+
+    @property
+    def pack_id(self) -> str:
+        return pack_id(self.layout_ids or self.trial_ids)
 
     def run_name(self, member: Member) -> str:
         values = {**member.config, **member.labels}
@@ -128,7 +133,7 @@ class PackRunner:
             self.store.write_bytes(self._checkpoint(tid), to_bytes(trial.member_state(k)))
         status = ("diverged" if row["diverged"] else "finished") if done else "running"
         table = trial_table({**member.config, "trial_id": tid}, member.labels, trial.rows[k], status,
-                            self.spec.study, self.spec.search_trial, self.configs[index].pack_size)
+                            self.spec.study, self.spec.search_trial, self.spec.pack_id)
         write_trial(self.store, table)
         if done:
             self.store.delete(self._checkpoint(tid))
@@ -149,7 +154,7 @@ class PackRunner:
         next run retries it); the rest of its pack goes on."""
         member, tid = self.spec.members[index], self.ids[index]
         record_error(self.store, {**member.config, "trial_id": tid}, member.labels, self.spec.study, error,
-                     self.configs[index].pack_size)
+                     self.spec.pack_id, self.spec.search_trial)
         self.warn(f"trial {tid} failed at its evaluation ({error}); the others of its pack go on")
 
     def _run(self) -> Iterator[dict]:

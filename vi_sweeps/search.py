@@ -136,7 +136,7 @@ def run_search(study: Study, results: str, n_trials: int | None = None, address:
                 if error is not None:  # a pack that failed (after Ray's retries) is an error, as in `run`
                     for member, tid in zip(spec.members, spec.trial_ids, strict=True):
                         record_error(store, {**member.config, "trial_id": tid}, member.labels, study.name,
-                                     error[:2000], member.config["pack_size"])
+                                     error[:2000], spec.pack_id, spec.search_trial)
                     control.stop("some search trials failed; their errors are in RESULTS/errors/", 1)
                 elif not interrupted:  # stopped by the scheduler; an interrupted trial is unfinished instead
                     mark_pruned(store, spec.trial_ids)

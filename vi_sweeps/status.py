@@ -11,10 +11,11 @@ import pandas as pd
 import yaml
 
 from vi_contract import schema
-from vi_contract.columns import condition_columns
+from vi_contract.columns import condition_columns, config, name_of
 from vi_contract.lease import lease_pid, pid_alive, read_lease
 from vi_contract.read import load_location
 from vi_contract.store import Store
+from vi_contract.tables import setting_values
 from vi_sweeps.config import ConfigError
 from vi_sweeps.study import load_study_text
 
@@ -25,7 +26,7 @@ def _expected(study_text: str, source: str) -> pd.DataFrame | None:
 
     try:
         study = load_study_text(study_text, source)
-        rows = [{"trial_id": t.trial_id, **t.labels, **t.config.model_dump()} for t in study.trials]
+        rows = [{"trial_id": t.trial_id, **setting_values(t.config.model_dump(), t.labels)} for t in study.trials]
     except (ConfigError, OSError):
         return None
     return None if study.spec.search is not None else pd.DataFrame(rows)
@@ -52,23 +53,24 @@ def sweep_status(location: str, as_json: bool = False) -> str:
         raise FileNotFoundError(f"{location}: no {schema.STUDY_FILE}, not a results folder")
     expected = _expected(source["study"], f"{location}/{schema.STUDY_FILE}")
     driver = _driver(location)
-    axes = [a for a in source["contract"].get("axes", []) if a != "seed"]
+    contract = source["contract"]
     if driver is None and len(trials):
         trials = trials.assign(status=trials["status"].replace({"running": "interrupted"}))
     status = trials.set_index("trial_id")["status"] if len(trials) else pd.Series(dtype=str)
     table = expected if expected is not None else trials
     table = table.assign(status=table["trial_id"].map(status).fillna("pending")) if len(table) else \
         pd.DataFrame({"trial_id": [], "status": []})
-    keys = [a for a in axes if a in table] or condition_columns(table)
+    keys = condition_columns(table, contract)
     counts = table["status"].value_counts().to_dict()
     done = counts.get("finished", 0) + counts.get("diverged", 0)
     running = trials[trials["status"].isin(["running", "interrupted"])] if len(trials) else trials
+    running = list(running[["trial_id", "steps_done", config("iterations")]].itertuples(index=False)) if len(running) else []
     per_condition = (table.assign(done=table["status"].isin(schema.FINISHED))
                      .groupby(keys, dropna=False, sort=True)
                      .agg(trials=("trial_id", "size"), done=("done", "sum"),
                           running=("status", lambda s: int(s.isin(["running", "interrupted"]).sum())),
                           errors=("status", lambda s: int((s == "error").sum())))
-                     .reset_index()) if keys else pd.DataFrame()
+                     .reset_index().rename(columns=name_of)) if keys else pd.DataFrame()
     if driver is None and len(per_condition):  # no driver: nothing runs; those trials were interrupted
         per_condition = per_condition.rename(columns={"running": "interrupted"})
     collapsed = int((trials["collapsed"].astype(bool) & trials["status"].isin(schema.FINISHED)).sum()) if len(trials) else 0
@@ -80,8 +82,8 @@ def sweep_status(location: str, as_json: bool = False) -> str:
                "pruned": counts.get("pruned", 0), "errors": counts.get("error", 0), "pending": counts.get("pending", 0),
                "notes": notes}
     if as_json:
-        summary["in_progress"] = [{"trial_id": r.trial_id, "step": int(r.steps_done), "iterations": int(r.iterations)}
-                                  for r in running.itertuples()]
+        summary["in_progress"] = [{"trial_id": tid, "step": int(step), "iterations": int(budget)}
+                                  for tid, step, budget in running]
         summary["conditions"] = json.loads(per_condition.to_json(orient="records"))
         return json.dumps(summary, indent=1, default=str)
     by = f"driver {driver.get('host')}:{driver.get('pid')}" if driver else "no driver (stopped or finished)"
@@ -92,7 +94,7 @@ def sweep_status(location: str, as_json: bool = False) -> str:
              f"trials: {done}/{total} done ({summary['finished']} finished, {summary['diverged']} diverged, "
              f"{collapsed} collapsed), {in_progress}, {summary['pruned']} pruned, "
              f"{summary['errors']} errors, {summary['pending']} not started"]
-    lines += [f"  {r.trial_id}  step {r.steps_done}/{r.iterations}" for r in running.itertuples()]
+    lines += [f"  {tid}  step {step}/{budget}" for tid, step, budget in running]
     if len(per_condition):
         lines += ["per condition:", per_condition.to_string(index=False)]
     lines += [f"note: {n}" for n in notes]

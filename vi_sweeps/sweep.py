@@ -19,7 +19,6 @@ import os
 import posixpath
 import sys
 import time
-from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -36,7 +35,7 @@ from vi_contract.tables import Consolidation, clear_error, record_error, restore
 from vi_sweeps import evaluation, plugins
 from vi_sweeps.config import ConfigError
 from vi_sweeps.control import Progress, SweepControl, progress_callback
-from vi_sweeps.expansion import PACKING, Study, condition_key, pack_layout
+from vi_sweeps.expansion import PACKING, Study, layout_pack_ids, layout_packs
 from vi_sweeps.imagecache import BadImage
 from vi_sweeps.ray_session import check_resources, log_handler, machine_kind, quiet_ray_logs, ray_session, run_config, trainable_for
 from vi_sweeps.results import contract, versions
@@ -56,18 +55,14 @@ def make_packs(study: Study, results: str, todo_ids: set[str], tensorboard: str 
     seeds, not by what is left), one Ray trial per pack; a pack with finished members trains
     the rest padded to its size (vi_sweeps.trial), so a resumed trial computes what it would
     have computed in a clean run, bit for bit."""
-    by_condition: dict[str, list] = defaultdict(list)
-    for t in study.trials:
-        by_condition[condition_key(t.config, t.labels)].append(t)
     packs = []
-    for trials in by_condition.values():
-        for chunk in pack_layout(len(trials), study.spec.pack_seeds):
-            todo = [trials[i] for i in chunk if trials[i].trial_id in todo_ids]
-            if todo:
-                members = tuple(Member(t.config.model_dump(), t.labels) for t in todo)
-                packs.append(PackSpec(results, study.name, members, cost=sum(trial_cost(t.config) for t in todo),
-                                      axes=tuple(study.axes), tensorboard=tensorboard,
-                                      plugins=tuple(plugins.LOADED.values())))
+    for pack in layout_packs(study):
+        todo = [t for t in pack if t.trial_id in todo_ids]
+        if todo:
+            members = tuple(Member(t.config.model_dump(), t.labels) for t in todo)
+            packs.append(PackSpec(results, study.name, members, cost=sum(trial_cost(t.config) for t in todo),
+                                  axes=tuple(study.axes), tensorboard=tensorboard, plugins=tuple(plugins.LOADED.values()),
+                                  layout_ids=tuple(t.trial_id for t in pack)))
     return packs
 
 
@@ -108,14 +103,23 @@ def stored_study_problems(store: Store, study: Study) -> list[str]:
         if store.exists(schema.CONTRACT_FILE):
             check_version(str(json.loads(store.read_bytes(schema.CONTRACT_FILE)).get("schema", schema.SCHEMA_VERSION)),
                           store.path(schema.CONTRACT_FILE))
-        for name in store.listdir(schema.TRIALS_DIR):
-            if name.endswith(".parquet"):
+        older = []
+        for name in [schema.TRIALS_FILE] + [f"{schema.TRIALS_DIR}/{n}" for n in store.listdir(schema.TRIALS_DIR)]:
+            if name.endswith(".parquet") and store.exists(name):
                 try:
-                    meta = store.read_table(f"{schema.TRIALS_DIR}/{name}").schema.metadata or {}
+                    meta = store.read_table(name).schema.metadata or {}
                 except (pa.ArrowException, OSError):
-                    continue  # unreadable: quarantined by the driver
-                if schema.SCHEMA_KEY in meta:
-                    check_version(meta[schema.SCHEMA_KEY].decode(errors="replace"), store.path(schema.TRIALS_DIR, name))
+                    continue  # unreadable: quarantined by the driver, or rebuilt from the trial files
+                older.append((name, meta.get(schema.SCHEMA_KEY, schema.SCHEMA_VERSION.encode())))
+        for rel, version in older:
+            version = version.decode(errors="replace")
+            check_version(version, store.path(rel))
+            # an export of schema 2 (tables only) resumes: its trial files are written anew as schema 3; a
+            # live folder of trial files written by an earlier version is not rewritten under its driver's feet
+            if version != schema.SCHEMA_VERSION and (rel != schema.TRIALS_FILE or version == "1"):
+                return [f"{store.path(rel)}: schema version {version!r}, written by an earlier vi-sweeps; this one writes "
+                        f"schema {schema.SCHEMA_VERSION!r} only: pass a new --results and --reuse {store.uri} (its "
+                        "finished trials are taken, the rest run)"]
     except ResultsError as err:
         return [f"{err}; pass another --results"]
     except (ValueError, AttributeError):
@@ -189,7 +193,7 @@ def prepare_store(study: Study, results: str) -> Store:
               f"kept as {name}", file=sys.stderr)
     store.write_bytes(schema.CONTRACT_FILE, json.dumps(contract(study), indent=1, default=str).encode())
     store.write_bytes(schema.VERSIONS_FILE, json.dumps({**versions(), "machine": machine_kind()}, indent=2).encode())
-    restored = restore_trial_files(store)
+    restored = restore_trial_files(store, layout_pack_ids(study))
     if restored:
         print(f"restored {restored} finished trials' own files from {schema.TRIALS_FILE}", file=sys.stderr)
     return store
@@ -275,7 +279,7 @@ def run_sweep(study: Study, results: str, address: str | None = None, max_concur
                         spec = packs[result.config["pack"]]
                         for member, tid in zip(spec.members, spec.trial_ids, strict=True):
                             record_error(store, {**member.config, "trial_id": tid}, member.labels, study.name,
-                                         repr(result.error)[:2000], member.config["pack_size"])
+                                         repr(result.error)[:2000], spec.pack_id)
             except StoreError as err:
                 control.stop(str(err), 1)
         try:

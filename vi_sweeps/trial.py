@@ -41,11 +41,11 @@ def select_device(name: str) -> torch.device:
 
 def device_provenance(device: torch.device) -> dict[str, str]:
     """What every evaluation row records of where it ran: the resolved device (never `auto`)
-    and, on a GPU, its name."""
+    and, on a GPU, its name (None elsewhere: a null in the tables)."""
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
         return {"device_resolved": f"cuda:{index}", "device_name": torch.cuda.get_device_name(index)}
-    return {"device_resolved": str(device), "device_name": ""}
+    return {"device_resolved": str(device), "device_name": None}
 
 
 def set_precision(precision: str, device: torch.device) -> None:

@@ -1,0 +1,146 @@
+"""Schema 3 (vi_contract/schema.py): setting columns prefixed (config/KEY, axis/NAME), nulls for
+missing values, a pack id beside the pack size; read by any Parquet reader (DuckDB here), and
+every earlier version read as 3 through vi_contract.upgrade."""
+
+import json
+import shutil
+
+import duckdb
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from analysis.export import export_results
+from analysis.load import load_results
+from tests.conftest import ROOT
+from vi_contract import schema, upgrade
+from vi_contract.columns import column_of, condition_columns
+from vi_contract.tables import pack_id
+from vi_sweeps.cli import main
+
+DOCS = ROOT / "docs" / "reproduction"
+
+STUDY = """name: nulls
+models: [gan]
+datasets: [ring8]
+base: {hidden: 16, eval_every: 10, iterations: 20}
+grid:
+  lam: [0.0, 5.0]
+  lr: [1.0e-3, 1.0e10]
+seeds: 2
+pack_seeds: 2
+"""
+
+
+def test_duckdb_selects_config_and_eval_columns_with_nulls_where_values_are_missing(local_ray, tmp_path):
+    # lr = 1e10 diverges at the first evaluation: its eval/modes is missing, and so are the search
+    # trial (no search) and the error (none); a pack id names each condition's pack of 2 seeds
+    study = tmp_path / "nulls.yaml"
+    study.write_text(STUDY)
+    r = CliRunner().invoke(main, ["run", str(study), "--results", str(tmp_path / "r"), "--no-report"])
+    assert r.exit_code == 0, r.output
+    path = str(tmp_path / "r" / schema.TRIALS_FILE)
+    rows = duckdb.sql(f"""SELECT "config/lam", "config/lr", "eval/modes", status, search_trial, error, pack_id,
+                                 "config/pack_size", trial_id
+                          FROM '{path}' ORDER BY "config/lam", "config/lr", "config/seed" """).fetchall()
+    assert len(rows) == 8
+    for lam, lr, modes, status, search_trial, error, pack, size, _ in rows:
+        assert lam in (0.0, 5.0) and search_trial is None and error is None and size == 2
+        if lr == 1.0e10:
+            assert status == "diverged" and modes is None
+        else:
+            assert status == "finished" and modes is not None and 0 <= modes <= 8
+    packs: dict = {}
+    for lam, lr, *_, pack, _, tid in rows:
+        packs.setdefault((lam, lr), set()).add(pack)
+    assert all(len(p) == 1 for p in packs.values()) and len(set.union(*packs.values())) == 4
+    # the id is the hash of the pack's trial ids in the study's layout (seed order)
+    first = [tid for lam, lr, *_, tid in rows if (lam, lr) == (0.0, 1.0e-3)]
+    assert packs[(0.0, 1.0e-3)] == {pack_id(first)}
+    types = {c[0]: c[1] for c in duckdb.sql(f"DESCRIBE SELECT * FROM '{path}'").fetchall()}
+    assert types["config/lam"] == "DOUBLE" and types["search_trial"] == "BIGINT" and types["eval/modes"] == "DOUBLE"
+    meta = pq.read_schema(path).metadata
+    assert meta[schema.SCHEMA_KEY] == b"3" and json.loads(meta[schema.CONTRACT_KEY])["schema"] == "3"
+
+
+def test_a_committed_v2_export_reads_as_v3_with_every_value_kept(tmp_path):
+    folder = DOCS / "bn_ablation"
+    raw = pq.read_table(folder / schema.TRIALS_FILE)
+    assert raw.schema.metadata[schema.SCHEMA_KEY] == b"2"
+    before = raw.to_pandas()
+    res = load_results([str(folder)], warn=False)
+    after = res.trials.set_index("trial_id").loc[before["trial_id"]]
+    labelled = res.contract["labelled"]
+    assert set(labelled) == {"phases"}
+    moved = 0
+    for col in before.columns:
+        if col in ("trial_id", "pack"):
+            continue
+        new = col if col in upgrade.V2_OUTPUTS or schema.is_result_key(col) else column_of(col, res.contract)
+        missing = upgrade.NULL_WHEN.get(col, object())
+        assert nulls_as_none(after[new]) == [None if v == missing else v for v in nulls_as_none(before[col])], col
+        moved += new != col
+    assert moved > 30 and "axis/phases" in after and "config/lam" in after and "phases" not in after
+    assert (after["config/pack_size"].to_numpy() == before["pack"].to_numpy()).all()  # v2's `pack` was the size
+    assert after["pack_id"].isna().all() and after["search_trial"].isna().all() and after["error"].isna().all()
+    assert res.sources[0]["contract"]["schema"] == "3" and condition_columns(res.trials, res.contract) == [
+        "config/model", "config/dataset", "config/bn", "axis/phases", "config/lam"]
+
+
+def nulls_as_none(series) -> list:
+    return [None if v is None or (isinstance(v, float) and v != v) or v is pd.NA else v for v in series]
+
+
+def test_an_export_is_written_as_v3_and_reads_back_equal(tmp_path):
+    export_results(str(DOCS / "pacgan_baseline"), tmp_path / "x")
+    assert pq.read_schema(tmp_path / "x" / schema.TRIALS_FILE).metadata[schema.SCHEMA_KEY] == b"3"
+    assert json.loads((tmp_path / "x" / schema.CONTRACT_FILE).read_text())["schema"] == "3"
+    a, b = (load_results([str(f)], warn=False) for f in (DOCS / "pacgan_baseline", tmp_path / "x"))
+    pd.testing.assert_frame_equal(a.trials, b.trials, check_dtype=False)
+    pd.testing.assert_frame_equal(a.metrics, b.metrics, check_dtype=False)
+
+
+def test_a_sweep_resumes_from_a_v2_export_writing_v3_and_reruns_nothing(tmp_path):
+    copy = tmp_path / "pacgan"
+    shutil.copytree(DOCS / "pacgan_baseline", copy)
+    before = load_results([str(copy)], warn=False)
+    r = CliRunner().invoke(main, ["run", str(ROOT / "studies" / "pacgan_baseline.yaml"), "--results", str(copy),
+                                  "--no-report"])
+    assert r.exit_code == 0, r.output
+    assert "restored 20 finished trials' own files" in r.output
+    files = sorted((copy / schema.TRIALS_DIR).glob("*.parquet"))
+    assert len(files) == 20 and all(pq.read_schema(f).metadata[schema.SCHEMA_KEY] == b"3" for f in files)
+    assert pq.read_schema(copy / schema.TRIALS_FILE).metadata[schema.SCHEMA_KEY] == b"3"
+    after = load_results([str(copy)], warn=False)
+    assert not (copy / schema.CHECKPOINTS_DIR).exists() or not any((copy / schema.CHECKPOINTS_DIR).iterdir())
+    order = lambda m: m.sort_values(["trial_id", "step"]).reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(order(before.metrics), order(after.metrics), check_dtype=False)
+    keep = [c for c in before.trials if c != "pack_id"]  # the layout names the packs now
+    pd.testing.assert_frame_equal(before.trials[keep], after.trials[keep], check_dtype=False)
+    assert after.trials["pack_id"].notna().all() and after.trials.groupby("config/dataset")["pack_id"].nunique().eq(1).all()
+
+
+def test_a_live_v2_folder_is_refused_by_run_naming_reuse(tmp_path):
+    folder = tmp_path / "live"
+    shutil.copytree(DOCS / "pacgan_baseline", folder)
+    (folder / schema.TRIALS_DIR).mkdir(exist_ok=True)
+    table = pq.read_table(folder / schema.TRIALS_FILE)
+    one = table.slice(0, 1).rename_columns(["step" if c == "steps_done" else c for c in table.column_names])
+    pq.write_table(one.replace_schema_metadata({schema.SCHEMA_KEY: b"2"}), folder / schema.trial_file(one["trial_id"][0].as_py()))
+    listing = sorted(p.relative_to(folder) for p in folder.rglob("*"))
+    r = CliRunner().invoke(main, ["run", str(ROOT / "studies" / "pacgan_baseline.yaml"), "--results", str(folder)])
+    assert r.exit_code == 2
+    line = r.output.strip().splitlines()[-1]
+    assert "schema version '2'" in line and "--reuse" in line, r.output
+    assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == listing  # nothing written
+    # the readers still read it, through the shim
+    assert len(load_results([str(folder)], warn=False).trials) == 1
+
+
+@pytest.mark.parametrize("name", ["status", "treatment", "n", "pack_id"])
+def test_a_labelled_axis_may_take_the_name_of_an_output(name, tmp_path):
+    study = tmp_path / "s.yaml"
+    study.write_text(f"name: s\ngrid:\n  {name}: {{a: {{lam: 0.0}}, b: {{lam: 5.0}}}}\nseeds: 1\n")
+    r = CliRunner().invoke(main, ["validate", str(study)])
+    assert r.exit_code == 0, r.output
