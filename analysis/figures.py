@@ -20,7 +20,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.patches import Rectangle
 from PIL import Image, UnidentifiedImageError
 
-from analysis.tables import MIN_N_INTERVAL, RULES  # noqa: E402
+from analysis.tables import MIN_N_INTERVAL, RULES, compare_column  # noqa: E402
 from vi_contract.columns import column_of, config  # noqa: E402
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
@@ -77,8 +77,9 @@ def _n_note(table: pd.DataFrame, column: str = "n") -> str:
 
 def treatments(frame: pd.DataFrame, compare: str | None) -> list[str]:
     """The treatment labels in axis order (numeric order for a numeric compare axis)."""
-    column = compare if compare in frame else column_of(compare, None, frame.columns) if compare else None
-    if column in frame and pd.api.types.is_numeric_dtype(frame[column]):  # a table names it, trials have its column
+    column = compare_column(compare) if compare_column(compare) in frame else \
+        column_of(compare, None, frame.columns) if compare else None  # a derived table names it; trials have its column
+    if column in frame and pd.api.types.is_numeric_dtype(frame[column]):
         return list(dict.fromkeys(frame.sort_values(column)["treatment"]))
     return sorted(frame["treatment"].unique())
 
@@ -186,17 +187,18 @@ def lambda_sensitivity(table: pd.DataFrame, compare: str):
     """Collapse rate against a numeric treatment on a symmetric log axis (0 at the left)."""
     regimes = sorted(table["regime"].unique())
     style = _style(regimes)
-    values = sorted(table[compare].unique())
+    values = sorted(table[compare_column(compare)].unique())
     positive = [v for v in values if v > 0]
     fig, panels = _panels(table, sharey=True)
     for ax, sub, title in panels:
         for regime in regimes:
-            s = sub[sub["regime"] == regime].sort_values(compare)
+            s = sub[sub["regime"] == regime].sort_values(compare_column(compare))
             if s.empty:
                 continue
             st = style[regime]
-            ax.plot(s[compare], s["end_rate"], marker=st["marker"], ls=st["ls"], color=st["color"], label=regime, lw=1.6)
-            ax.fill_between(s[compare], s["end_lo"], s["end_hi"], color=st["color"], alpha=0.15, lw=0)
+            x = s[compare_column(compare)]
+            ax.plot(x, s["end_rate"], marker=st["marker"], ls=st["ls"], color=st["color"], label=regime, lw=1.6)
+            ax.fill_between(x, s["end_lo"], s["end_hi"], color=st["color"], alpha=0.15, lw=0)
         ax.set_xscale("symlog", linthresh=min(positive) if positive else 1.0)
         ax.set_xticks(values, [f"{v:g}" for v in values])
         ax.minorticks_off()

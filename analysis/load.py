@@ -36,7 +36,8 @@ def merge_contracts(contracts: list[dict]) -> dict:
         merged["axes"] += [a for a in c.get("axes", []) if a not in merged["axes"]]
         merged["compare"] = merged["compare"] or c.get("compare")
         for section in ("labelled", "config", "keys", "datasets"):
-            merged[section].update(c.get(section, {}))
+            value = c.get(section)
+            merged[section].update(value if isinstance(value, dict) else {})  # a hand-made contract may hold anything
     if merged["axes"] and "seed" in merged["axes"]:
         merged["axes"] = [a for a in merged["axes"] if a != "seed"] + ["seed"]
     return merged

@@ -38,7 +38,7 @@ def clean(frame: pd.DataFrame, compare: str | None = None) -> pd.DataFrame:
     if frame.empty:
         return frame
     frame = frame.loc[:, [not frame[c].replace("", np.nan).isna().all() for c in frame.columns]]
-    if compare and compare in frame and "treatment" in frame:
+    if compare and tables.compare_column(compare) in frame and "treatment" in frame:
         frame = frame.drop(columns="treatment")
     return frame
 
@@ -54,7 +54,7 @@ def _interval(med, lo, hi, n) -> str:
 
 def leading(table: pd.DataFrame, compare: str | None, *more: str) -> pd.DataFrame:
     """The columns a summary starts with, each once (a compare axis may be named `regime`)."""
-    cols = dict.fromkeys(["model", "dataset", "regime", compare or "treatment", *more])
+    cols = dict.fromkeys(["model", "dataset", "regime", tables.compare_column(compare) or "treatment", *more])
     return table[[c for c in cols if c in table]].copy()
 
 

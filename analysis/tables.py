@@ -94,7 +94,8 @@ def with_labels(trials: pd.DataFrame, lay: Layout) -> pd.DataFrame:
     named = "regime" in lay.conditions and lay.compare != "regime"
     shown = [c for c in lay.conditions if c in lay.regimes or (named and c == "regime")]
     if shown == ["regime"]:
-        out["regime"] = out[lay.col("regime")].astype(str)  # its own labels, as the study names them
+        out["regime"] = out[lay.col("regime")].map(str)  # its own labels, as the study names them ("nan" where a
+        # combined folder has no such axis: text, as pandas 3's astype(str) would not make it)
     elif shown:
         out["regime"] = out[[lay.col(c) for c in shown]].astype(str).apply(
             lambda r: ", ".join(f"{name_of(c)}={v}" for c, v in r.items()), axis=1)
@@ -113,6 +114,19 @@ def _label(v) -> str:
 
 
 GROUP_KEYS = [*FACETS, "regime", "treatment"]  # what a condition is, once labelled by with_labels
+# the columns of the tables this module derives, besides those of each rule and metric (NAME_rate,
+# NAME_lo, ...): a compare axis of one of these names shows as "NAME (axis)" (compare_column)
+TABLE_COLUMNS = (*GROUP_KEYS, "n", "n_base", "diverged", "step", "collapsed_share", "n_median", "q25", "median",
+                 "q75", "baseline", "loss", "cell")
+DERIVED_NAME = re.compile(r"^(collapsed_.*|.+_(rate|rate_base|lo|hi|n|median|diff|fisher_p))$")
+
+
+def compare_column(compare: str | None) -> str | None:
+    """The column of the derived tables that holds the compare axis's values: its name, unless a
+    derived column has that name (a labelled axis may be called n or regime)."""
+    if compare is None:
+        return None
+    return f"{compare} (axis)" if compare in TABLE_COLUMNS or DERIVED_NAME.match(compare) else compare
 
 
 def late_collapse(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.Series:
@@ -166,8 +180,8 @@ def condition_table(trials: pd.DataFrame, metrics: pd.DataFrame, contract: dict 
             row[f"collapsed_{rule}"], row[f"{rule}_rate"] = k, k / n
             row[f"{rule}_lo"], row[f"{rule}_hi"] = wilson(k, n)
         row["diverged"] = int(g["diverged"].astype(bool).sum())
-        if lay.compare and lay.compare not in keys:  # an axis named like a group key is shown by that key
-            row[lay.compare] = g[lay.col(lay.compare)].iloc[0]
+        if lay.compare:
+            row[compare_column(lay.compare)] = g[lay.col(lay.compare)].iloc[0]
         for m in metric_keys(trials, contract):
             vals = g.loc[~g["diverged"].astype(bool), m].dropna()
             if not len(vals):

@@ -144,3 +144,97 @@ def test_a_labelled_axis_may_take_the_name_of_an_output(name, tmp_path):
     study.write_text(f"name: s\ngrid:\n  {name}: {{a: {{lam: 0.0}}, b: {{lam: 5.0}}}}\nseeds: 1\n")
     r = CliRunner().invoke(main, ["validate", str(study)])
     assert r.exit_code == 0, r.output
+
+
+def odd_axes(folder, names: dict[str, tuple], compare: str):
+    """A synthetic folder whose labelled axes take the names given (name -> (config key, {value: label}))."""
+    from analysis.synthetic import synthetic_results
+    from tests.test_report_sizes import R, rewrite
+
+    synthetic_results(folder, R, 4)
+    c = json.loads((folder / schema.CONTRACT_FILE).read_text())
+    c["axes"] = ["model", "dataset", *names, "seed"]
+    c["labelled"] = {n: {label: {key: value} for value, label in labels.items()} for n, (key, labels) in names.items()}
+    c["compare"] = {"axis": compare, "baseline": next(iter(names[compare][1].values()))}
+    rewrite(folder, lambda x: x.assign(**{f"axis/{n}": x[f"config/{key}"].map(labels)
+                                          for n, (key, labels) in names.items()}), contract=c)
+
+
+@pytest.mark.parametrize("compare", ["n", "regime", "treatment"])
+def test_a_compare_axis_named_like_a_table_column_keeps_its_values_in_every_table(compare, tmp_path):
+    """Found by a hostile review: compare axis `n` overwrote the count (the report raised
+    "invalid literal for int() with base 10: 'b'"); `regime` or `treatment` dropped the
+    treatment, so conditions.csv held two identical rows for the baseline and the treatment."""
+    from analysis.report import analyse, convergence_rule
+
+    other = {"n": "regime", "regime": "n", "treatment": "n"}[compare]
+    odd_axes(tmp_path, {compare: ("bn", {True: "a", False: "b"}), other: ("lam", {0.0: "x", 5.0: "z"})}, compare)
+    res = load_results([str(tmp_path)], warn=False)
+    frames = analyse(res, convergence_rule(None, res)).frames()
+    conditions = frames["conditions"]
+    assert len(conditions) == 4 and not conditions.duplicated(["model", "dataset", "regime", f"{compare} (axis)"]).any()
+    assert sorted(conditions[f"{compare} (axis)"]) == ["a", "a", "b", "b"] and (conditions["n"] == 4).all()
+    assert set(frames["effects"]["treatment"]) == {"b"}
+
+
+@pytest.mark.parametrize("name", ["trials", "done", "errors"])
+def test_status_keeps_an_axis_named_like_a_count_apart_from_the_count(name, tmp_path):
+    """Found by a hostile review: `status --json` raised "DataFrame columns must be unique"."""
+    odd_axes(tmp_path, {name: ("bn", {True: "a", False: "b"}), "arm": ("lam", {0.0: "x", 5.0: "z"})}, "arm")
+    (tmp_path / schema.STUDY_FILE).unlink()  # not a study this code can expand: status counts what the files hold
+    (tmp_path / schema.STUDY_FILE).write_text("name: synthetic\nsearch: {}\n")
+    r = CliRunner().invoke(main, ["status", str(tmp_path), "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)["conditions"]
+    assert len(rows) == 4 and all(row["trials"] == 4 and row[f"{name} (axis)"] in ("a", "b") for row in rows)
+
+
+def test_columns_null_in_every_row_keep_their_type_so_folders_read_as_one(tmp_path):
+    """Found by a hostile review: `error` and `device_name` (and `pack_id` of a v2 export) were
+    written as Arrow's null type, and DuckDB could not read a v2 export beside a resumed run
+    ("failed to cast column pack_id from type VARCHAR to NULL")."""
+    export_results(str(DOCS / "pacgan_baseline"), tmp_path / "x")
+    shutil.copytree(DOCS / "pacgan_baseline", tmp_path / "resumed")
+    r = CliRunner().invoke(main, ["run", str(ROOT / "studies" / "pacgan_baseline.yaml"), "--results",
+                                  str(tmp_path / "resumed"), "--no-report"])
+    assert r.exit_code == 0, r.output
+    for folder in ("x", "resumed"):
+        types = {f.name: str(f.type) for f in pq.read_schema(tmp_path / folder / schema.TRIALS_FILE)}
+        text = ("string", "large_string")  # pandas 3 writes text as large_string
+        assert types["pack_id"] in text and types["error"] in text and types["search_trial"] == "int64", (folder, types)
+    files = [str(tmp_path / f / schema.TRIALS_FILE) for f in ("x", "resumed")]
+    assert duckdb.sql(f"SELECT count(pack_id), count(*), count(error) FROM read_parquet({files})").fetchall() == [(20, 40, 0)]
+
+
+def test_a_v2_contract_without_labelled_takes_the_axes_from_its_tables(tmp_path):
+    folder = tmp_path / "v2"
+    shutil.copytree(DOCS / "bn_ablation", folder, ignore=shutil.ignore_patterns("samples", "report"))
+    contract = json.loads((folder / schema.CONTRACT_FILE).read_text())
+    del contract["labelled"]
+    (folder / schema.CONTRACT_FILE).write_text(json.dumps(contract))
+    trials = load_results([str(folder)], warn=False).trials
+    assert "axis/phases" in trials and "config/phases" not in trials
+
+
+def test_migrate_leaves_a_v3_folder_alone_and_refuses_an_unknown_version(tmp_path):
+    from vi_sweeps.migrate import main as migrate
+
+    export_results(str(DOCS / "pacgan_baseline"), tmp_path / "x")
+    before = {p: p.read_bytes() for p in (tmp_path / "x").rglob("*.parquet")}
+    assert migrate([str(tmp_path / "x")]) == 0
+    assert {p: p.read_bytes() for p in (tmp_path / "x").rglob("*.parquet")} == before
+    table = pq.read_table(tmp_path / "x" / schema.TRIALS_FILE)
+    pq.write_table(table.replace_schema_metadata({schema.SCHEMA_KEY: b"4"}), tmp_path / "x" / schema.TRIALS_FILE)
+    assert migrate([str(tmp_path / "x")]) == 2
+
+
+def test_a_folder_with_a_regime_axis_reports_beside_one_without(tmp_path):
+    """Found by a hostile review (older than schema 3): the report of bn_ablation_digits beside
+    pacgan_baseline raised "'<' not supported between instances of 'str' and 'float'" (pandas
+    3's astype(str) keeps a missing label missing)."""
+    from analysis.report import analyse, convergence_rule
+
+    res = load_results([str(DOCS / "bn_ablation_digits"), str(DOCS / "pacgan_baseline")], warn=False)
+    conditions = analyse(res, convergence_rule(None, res)).frames()["conditions"]
+    assert sorted(set(conditions["regime"])) == ["None", "bn-1x1", "nobn-5x5"]
+    assert conditions.groupby("dataset")["n"].sum().to_dict() == {"grid25": 10, "ring8-r1": 10, "stacked-digits": 80}

@@ -88,7 +88,7 @@ BAD = {
     "no name": ("datasets: [ring8]\n", "name: missing; give one (letters, digits"),
     "an axis that is one value": ("name: x\ngrid: {lam: 5}\n", "grid.lam: expected a list or a mapping (got 5)"),
     "an axis name with a slash": ("name: x\ngrid:\n  a/b: {a: {lam: 0.0}, b: {lam: 1.0}}\n",
-                                  "grid.a/b: a labelled axis's name may not hold '/'"),
+                                  "grid.a/b: a labelled axis's name must be non-empty and without '/'"),
     "a label that breaks tables": ("name: x\ngrid:\n  r: {'a|b': {lam: 0.0}, c: {lam: 1.0}}\n",
                                    "grid.r: label 'a|b' must be non-empty text without '|'"),
     "a search choice the key refuses": ("name: x\nsearch:\n  space: {bn: {type: categorical, choices: [maybe, true]}}\n",

@@ -176,6 +176,8 @@ def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list
         trials, version, contract_t = read_checked(fs, posixpath.join(root, schema.TRIALS_FILE), "trials")
         metrics, _, _ = read_checked(fs, posixpath.join(root, schema.METRICS_FILE), "metrics")
         contract = contract or contract_t
+        if not isinstance(contract.get("labelled"), dict) and isinstance(contract_t.get("labelled"), dict):
+            contract = {**contract, "labelled": contract_t["labelled"]}  # what the axes were, as the tables say
         if version == "1":
             parsed = _study_yaml(study, posixpath.join(root, schema.STUDY_FILE))
             trials = upgrade.v1_trials(trials, parsed)

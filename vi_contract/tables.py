@@ -139,7 +139,7 @@ def build_tables(tables: list[pa.Table], errors: list[dict]) -> tuple[pd.DataFra
     metrics = per_eval[["trial_id", *schema.ROW_META, *results]].reset_index(drop=True)
     trials = per_eval.drop_duplicates("trial_id", keep="last").rename(columns={"step": "steps_done"})
     trials = trials.drop(columns=[c for c in results if c.startswith("loss/")])
-    trials["error"] = pd.Series([None] * len(trials), dtype=object, index=trials.index)
+    trials["error"] = pd.Series([None] * len(trials), dtype="str", index=trials.index)
     done = set(trials.loc[trials["status"].isin(schema.FINISHED), "trial_id"])
     errored = []
     for blob in errors:
@@ -160,10 +160,25 @@ def build_tables(tables: list[pa.Table], errors: list[dict]) -> tuple[pd.DataFra
     return trials, metrics
 
 
+# the outputs that may be null in every row (no search, no error, no GPU, a pack id of schema 2):
+# written with their type, never Arrow's `null`, so tables of several folders read as one
+OUTPUT_TYPES = {"trial_id": pa.large_string(), "study": pa.large_string(), "status": pa.large_string(),
+                "search_trial": pa.int64(), "pack_id": pa.large_string(), "error": pa.large_string(),
+                "device_resolved": pa.large_string(), "device_name": pa.large_string()}  # pandas' text: large_string
+
+
+def typed(table: pa.Table) -> pa.Table:
+    for name, kind in OUTPUT_TYPES.items():
+        i = table.schema.get_field_index(name)
+        if i >= 0 and pa.types.is_null(table.schema.field(i).type):
+            table = table.set_column(i, name, pa.nulls(len(table), kind))
+    return table
+
+
 def with_metadata(frame: pd.DataFrame, contract: dict, version: str = schema.SCHEMA_VERSION) -> pa.Table:
     """A consolidated table with its metadata: the schema version its columns follow (this
     version's, unless a migration rewrites a table of an earlier one) and the contract."""
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = typed(pa.Table.from_pandas(frame, preserve_index=False))
     return table.replace_schema_metadata({schema.SCHEMA_KEY: version.encode(),
                                           schema.CONTRACT_KEY: json.dumps(contract).encode()})
 
@@ -201,7 +216,7 @@ def trial_table(settings: dict, labels: dict, rows: list[dict], status: str, stu
             "search_trial": _search_trial(search_trial), "pack_id": pack}
     for key, value in meta.items():
         frame[key] = pd.Series([value] * len(frame), dtype="Int64" if key == "search_trial" else None)
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = typed(pa.Table.from_pandas(frame, preserve_index=False))
     return table.replace_schema_metadata({schema.SCHEMA_KEY: schema.SCHEMA_VERSION.encode()})
 
 

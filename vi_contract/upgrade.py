@@ -56,9 +56,9 @@ def v2_frame(frame: pd.DataFrame, labelled) -> pd.DataFrame:
     for column, missing in NULL_WHEN.items():
         if column in out:
             kept = out[column].where(out[column] != missing)
-            out[column] = kept.astype("Int64") if column == "search_trial" else kept.astype(object).where(kept.notna(), None)
+            out[column] = kept.astype("Int64") if column == "search_trial" else kept.astype("str")  # as v3 reads back
     if "status" in out and "pack_id" not in out:
-        out.insert(list(out.columns).index("status") + 1, "pack_id", pd.Series([None] * len(out), dtype=object,
+        out.insert(list(out.columns).index("status") + 1, "pack_id", pd.Series([None] * len(out), dtype="str",
                                                                                index=out.index))
     return out
 

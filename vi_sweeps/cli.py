@@ -8,6 +8,8 @@ and 143 terminated (SIGTERM), each after a clean stop.
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from pathlib import Path
 
@@ -163,5 +165,24 @@ def tune(study, n_trials, results, address, max_concurrent, report, track, force
     sys.exit(control.exit_code)
 
 
+def entry() -> None:
+    """The `vi-sweep` command: main, then an exit that skips the interpreter's teardown, where a
+    C++ thread pool (pyarrow's) torn down beside it aborted about one run in three of `status`
+    and `report` on a bad folder after the one-line error was printed ("terminate called
+    without an active exception", exit 134 instead of 2; analysis/__main__.py exits the same
+    way). Ray started here is shut down by vi_sweeps.ray_session before this point."""
+    try:
+        main()
+        code = 0
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        if done.code is not None and not isinstance(done.code, int):
+            print(done.code, file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    main()
+    entry()

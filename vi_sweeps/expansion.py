@@ -163,8 +163,8 @@ def _axes(spec: StudyFile, problems: list[str]) -> list[tuple[str, list[tuple[st
             if name in fields:
                 problems.append(f"grid.{name}: a config key takes a list of values, not labelled settings")
                 continue
-            if "/" in name:  # its column is axis/NAME (vi_contract.schema): any other name is free
-                problems.append(f"grid.{name}: a labelled axis's name may not hold '/'")
+            if "/" in name or not name.strip():  # its column is axis/NAME (vi_contract.schema): any other name is free
+                problems.append(f"grid.{name}: a labelled axis's name must be non-empty and without '/'")
                 continue
             keys = set()
             for label in values:

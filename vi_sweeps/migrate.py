@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vi_contract import schema
+from vi_contract.read import check_version
 from vi_contract.tables import with_metadata
 from vi_sweeps.config import TrialConfig, field_docs
 from vi_sweeps.expansion import pack_layout, seed_list
@@ -97,6 +98,8 @@ def migrate(folder: str | Path) -> int:
     many ids changed (0 for a folder already migrated)."""
     root = Path(folder)
     table = pq.read_table(root / schema.TRIALS_FILE)
+    check_version((table.schema.metadata or {}).get(schema.SCHEMA_KEY, b"").decode(errors="replace"),
+                  str(root / schema.TRIALS_FILE))  # a version it does not know: one line, exit 2
     if (table.schema.metadata or {}).get(schema.SCHEMA_KEY) != b"2" or "pack_size" in table.column_names:
         return 0  # written with the pack in the id: schema 3, or schema 2 migrated
     trials = table.to_pandas()

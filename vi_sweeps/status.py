@@ -70,7 +70,7 @@ def sweep_status(location: str, as_json: bool = False) -> str:
                      .agg(trials=("trial_id", "size"), done=("done", "sum"),
                           running=("status", lambda s: int(s.isin(["running", "interrupted"]).sum())),
                           errors=("status", lambda s: int((s == "error").sum())))
-                     .reset_index().rename(columns=name_of)) if keys else pd.DataFrame()
+                     .reset_index().rename(columns=shown_name)) if keys else pd.DataFrame()
     if driver is None and len(per_condition):  # no driver: nothing runs; those trials were interrupted
         per_condition = per_condition.rename(columns={"running": "interrupted"})
     collapsed = int((trials["collapsed"].astype(bool) & trials["status"].isin(schema.FINISHED)).sum()) if len(trials) else 0
@@ -99,6 +99,15 @@ def sweep_status(location: str, as_json: bool = False) -> str:
         lines += ["per condition:", per_condition.to_string(index=False)]
     lines += [f"note: {n}" for n in notes]
     return "\n".join(lines)
+
+
+COUNTS = ("trials", "done", "running", "errors", "interrupted")  # the per-condition counts beside the axes
+
+
+def shown_name(column: str) -> str:
+    """An axis's column by its study name; a count's name with " (axis)" (an axis may be called done)."""
+    name = name_of(column)
+    return f"{name} (axis)" if column != name and name in COUNTS else name
 
 
 def _name(study_text: str) -> str:
