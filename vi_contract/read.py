@@ -78,7 +78,7 @@ def read_checked(fs: pafs.FileSystem, path: str, which: str) -> tuple[pd.DataFra
     except (pa.ArrowInvalid, OSError) as err:
         raise ResultsError(f"{path}: not a readable Parquet file ({err})") from None
     meta = table.schema.metadata or {}
-    version = meta.get(schema.SCHEMA_KEY, b"").decode()
+    version = schema.version_of(meta, absent="")
     check_version(version, path)
     missing = [c for c in upgrade.required(version, which) if c not in table.column_names]
     if missing:
@@ -156,8 +156,7 @@ def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list
         files.read()
         tables = []
         for name, (_, table) in sorted(files.cache.items()):
-            meta = table.schema.metadata or {}
-            version = meta.get(schema.SCHEMA_KEY, schema.SCHEMA_VERSION.encode()).decode(errors="replace")
+            version = schema.version_of(table.schema.metadata)
             check_version(version, posixpath.join(location, schema.TRIALS_DIR, name))
             tables.append(table if version == schema.SCHEMA_VERSION else
                           upgrade.v2_table(table, contract.get("labelled")))
@@ -176,8 +175,7 @@ def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list
         trials, version, contract_t = read_checked(fs, posixpath.join(root, schema.TRIALS_FILE), "trials")
         metrics, _, _ = read_checked(fs, posixpath.join(root, schema.METRICS_FILE), "metrics")
         contract = contract or contract_t
-        if not isinstance(contract.get("labelled"), dict) and isinstance(contract_t.get("labelled"), dict):
-            contract = {**contract, "labelled": contract_t["labelled"]}  # what the axes were, as the tables say
+        contract = {**contract, "labelled": schema.labelled_of(contract, contract_t)}  # else as the tables say
         if version == "1":
             parsed = _study_yaml(study, posixpath.join(root, schema.STUDY_FILE))
             trials = upgrade.v1_trials(trials, parsed)

@@ -97,6 +97,18 @@ def sample_file(trial_id: str, step: int, suffix: str) -> str:
     return f"{SAMPLES_DIR}/{trial_id}/{step:09d}{suffix}"
 
 
+def version_of(metadata: dict | None, absent: str = SCHEMA_VERSION) -> str:
+    """The schema version a Parquet table's metadata records (`absent` where it records none:
+    a trial file of this version, or "" for a consolidated table, which must say)."""
+    return (metadata or {}).get(SCHEMA_KEY, absent.encode()).decode(errors="replace")
+
+
+def labelled_of(*contracts: dict) -> dict:
+    """A folder's labelled axes: from the first of its contracts (contract.json, then the one in
+    the tables' metadata) that records them."""
+    return next((c["labelled"] for c in contracts if isinstance((c or {}).get("labelled"), dict)), {})
+
+
 def is_setting(column: str) -> bool:
     """A column that says what a trial was (a config key or an axis label), not what it did."""
     return column.startswith((CONFIG, AXIS))

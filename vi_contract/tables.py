@@ -293,9 +293,9 @@ def restore_trial_files(store: Store, pack_ids: dict[str, str] | None = None) ->
     if not store.exists(schema.TRIALS_FILE) or not store.exists(schema.METRICS_FILE):
         return 0
     table = store.read_table(schema.TRIALS_FILE)
-    version = (table.schema.metadata or {}).get(schema.SCHEMA_KEY, schema.SCHEMA_VERSION.encode()).decode(errors="replace")
-    labelled = read_contract(store).get("labelled") or json.loads(
-        (table.schema.metadata or {}).get(schema.CONTRACT_KEY, b"{}")).get("labelled")
+    version = schema.version_of(table.schema.metadata)
+    labelled = schema.labelled_of(read_contract(store),
+                                  json.loads((table.schema.metadata or {}).get(schema.CONTRACT_KEY, b"{}")))
     trials = table.to_pandas()
     have = {n.removesuffix(".parquet") for n in store.listdir(schema.TRIALS_DIR)}
     missing = trials[trials["status"].isin(schema.FINISHED) & ~trials["trial_id"].isin(have)]

@@ -78,7 +78,7 @@ def _rewrite(path: Path, ids: dict[str, str], place: dict[str, tuple[int, int]] 
     meta = table.schema.metadata or {}
     contract = json.loads(meta[schema.CONTRACT_KEY]) if schema.CONTRACT_KEY in meta else None
     if contract is not None:
-        out = with_metadata(frame, _with_pack_size(contract), meta.get(schema.SCHEMA_KEY, b"2").decode())
+        out = with_metadata(frame, _with_pack_size(contract), schema.version_of(meta, absent="2"))
     else:
         out = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(meta)
     tmp = path.with_suffix(".parquet.migrating")
@@ -98,9 +98,9 @@ def migrate(folder: str | Path) -> int:
     many ids changed (0 for a folder already migrated)."""
     root = Path(folder)
     table = pq.read_table(root / schema.TRIALS_FILE)
-    check_version((table.schema.metadata or {}).get(schema.SCHEMA_KEY, b"").decode(errors="replace"),
-                  str(root / schema.TRIALS_FILE))  # a version it does not know: one line, exit 2
-    if (table.schema.metadata or {}).get(schema.SCHEMA_KEY) != b"2" or "pack_size" in table.column_names:
+    version = schema.version_of(table.schema.metadata, absent="")
+    check_version(version, str(root / schema.TRIALS_FILE))  # a version it does not know: one line, exit 2
+    if version != "2" or "pack_size" in table.column_names:
         return 0  # written with the pack in the id: schema 3, or schema 2 migrated
     trials = table.to_pandas()
     layout = places(root)

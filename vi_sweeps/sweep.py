@@ -107,12 +107,11 @@ def stored_study_problems(store: Store, study: Study) -> list[str]:
         for name in [schema.TRIALS_FILE] + [f"{schema.TRIALS_DIR}/{n}" for n in store.listdir(schema.TRIALS_DIR)]:
             if name.endswith(".parquet") and store.exists(name):
                 try:
-                    meta = store.read_table(name).schema.metadata or {}
+                    meta = store.read_table(name).schema.metadata
                 except (pa.ArrowException, OSError):
                     continue  # unreadable: quarantined by the driver, or rebuilt from the trial files
-                older.append((name, meta.get(schema.SCHEMA_KEY, schema.SCHEMA_VERSION.encode())))
+                older.append((name, schema.version_of(meta)))
         for rel, version in older:
-            version = version.decode(errors="replace")
             check_version(version, store.path(rel))
             # an export of schema 2 (tables only) resumes: its trial files are written anew as schema 3; a
             # live folder of trial files written by an earlier version is not rewritten under its driver's feet
