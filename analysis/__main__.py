@@ -7,7 +7,7 @@ import os
 import sys
 
 from analysis.report import build_report
-from analysis.verdicts import write_claims
+from analysis.claims_page import write_claims
 from vi_contract.files import exit_code_for
 from vi_contract.read import ResultsError
 

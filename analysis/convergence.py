@@ -48,6 +48,45 @@ def steps_to_converge(trials: pd.DataFrame, metrics: pd.DataFrame, rule: Rule) -
     return steps
 
 
+def onsets(trials: pd.DataFrame, metrics: pd.DataFrame, rule: Rule) -> pd.DataFrame:
+    """Per trial (aligned with `trials`): `good_at`, the first evaluated step meeting the
+    convergence rule (inf when none did: no good phase); `collapse_at`, the first evaluated step
+    after it at which the trial counted as collapsed by its own collapse rule or diverged (inf
+    when none: it kept its good phase to the end or came back without collapsing; NaN when it
+    never got good). A late collapse in the paper's sense is a finite `collapse_at`."""
+    out = pd.DataFrame({"good_at": np.nan, "collapse_at": np.nan}, index=trials.index)
+    if rule.metric not in metrics:
+        return out
+    m = metrics[["trial_id", "step", rule.metric, "collapsed", "diverged"]]
+    first = m[rule.holds(m[rule.metric].astype(float))].groupby("trial_id")["step"].min()
+    good = trials["trial_id"].map(first).astype(float)
+    after = m.assign(good=m["trial_id"].map(first))
+    after = after[(after["step"] > after["good"]) & (after["collapsed"].astype(bool) | after["diverged"].astype(bool))]
+    fell = trials["trial_id"].map(after.groupby("trial_id")["step"].min()).astype(float)
+    # a trial that diverged after its good phase without an evaluation saying so fell at its end
+    late_diverged = good.notna() & fell.isna() & trials["diverged"].astype(bool)
+    fell[late_diverged] = trials.loc[late_diverged, "steps_done"].astype(float)
+    out["good_at"] = good.fillna(math.inf)
+    out["collapse_at"] = np.where(good.notna(), fell.fillna(math.inf), np.nan)
+    return out
+
+
+def onset_table(labelled: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per condition of finished trials with onsets (`good_at`, `collapse_at`): how many seeds
+    got good, the median step they first did, how many of those then collapsed, and the median
+    number of steps their good phase lasted before it."""
+    done = labelled[labelled["status"].isin(schema.FINISHED) & labelled["good_at"].notna()]
+    rows = []
+    for key, g in done.groupby(keys, sort=True):
+        good = g[np.isfinite(g["good_at"].astype(float))]
+        fell = good[np.isfinite(good["collapse_at"].astype(float))]
+        rows.append({**dict(zip(keys, key, strict=True)), "n": len(g), "got_good": len(good),
+                     "good_at_median": float(good["good_at"].median()) if len(good) else math.nan,
+                     "collapsed_after": len(fell),
+                     "good_for_median": float((fell["collapse_at"] - fell["good_at"]).median()) if len(fell) else math.nan})
+    return pd.DataFrame(rows)
+
+
 # Bootstraps and differences of times run on a finite stand-in for "never" (percentiles would
 # interpolate inf - inf to NaN); anything past NEVER_FROM is mapped back to infinity.
 _NEVER, NEVER_FROM = 1e15, 1e12

@@ -1,6 +1,6 @@
 """The tables CLAIMS.md sets beside its verdicts: the dose response of every lambda grid, and
 the PacGAN-baseline calibration against PacGAN's published Table 1. They describe; the
-verdicts (analysis.verdicts) decide."""
+verdicts (analysis.verdicts) decide; analysis.claims_page sets them on the page."""
 
 from __future__ import annotations
 
@@ -100,6 +100,7 @@ def stabiliser_grid(panels: list[tuple[str, pd.DataFrame]], alpha: float) -> plt
         ax.xaxis.tick_top()
         ax.set_yticks(np.arange(len(rows)) + 0.5, rows if ax is axes[0, 0] else [], fontsize=8)
         ax.tick_params(length=0)
+        ax.grid(False)  # the style's grid would cross the empty squares of arms not run in a regime
         ax.set_title(f"late collapse against {baseline.split(' ', 1)[-1]}", fontsize=9, pad=24)
         for side in ax.spines.values():
             side.set_visible(False)
@@ -107,3 +108,20 @@ def stabiliser_grid(panels: list[tuple[str, pd.DataFrame]], alpha: float) -> plt
              f"significant after Holm over the claim's cells (p < {alpha})", fontsize=7, color="0.3")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     return fig
+
+
+
+COST_COLUMNS = ("study", "dataset", "regime", "stabiliser", "pack_size", "ms_per_seed_iteration", "x_none")
+
+
+def cost_table(cost: pd.DataFrame) -> pd.DataFrame:
+    """`benchmarks/bench.py cost`'s measurements (stabiliser_cost.csv) as CLAIMS.md shows them:
+    one row per study x regime, one column per stabiliser, milliseconds per seed and iteration
+    with the ratio to no stabiliser."""
+    rows = []
+    for (study, dataset, regime), g in cost.groupby(["study", "dataset", "regime"], sort=False):
+        row = {"study": study, "dataset": dataset, "regime": regime, "seeds a pack": int(g["pack_size"].iloc[0])}
+        for r in g.itertuples(index=False):
+            row[r.stabiliser] = f"{r.ms_per_seed_iteration:.3g} ({r.x_none:.2f}x)"
+        rows.append(row)
+    return pd.DataFrame(rows).fillna("")

@@ -5,7 +5,6 @@ dot beside its condition's median and (where n >= 5) bootstrap interval."""
 
 from __future__ import annotations
 
-import io
 import math
 import textwrap
 from pathlib import Path
@@ -18,7 +17,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.patches import Rectangle
-from PIL import Image, UnidentifiedImageError
 
 from analysis.tables import MIN_N_INTERVAL, RULES, compare_column  # noqa: E402
 from vi_contract.columns import column_of, config  # noqa: E402
@@ -183,6 +181,45 @@ def time_to_converge(trials: pd.DataFrame, table: pd.DataFrame, rule: str, compa
     return fig
 
 
+def onsets(seeds: pd.DataFrame, order: list[str], rule: str, compare: str | None = None):
+    """Each seed's course, one line a seed: grey over its whole budget, green from the first
+    evaluation meeting the convergence rule (a dot) until a collapse after it (a red cross) or
+    the end; conditions (regime x treatment) in blocks, seeds in order."""
+    fig, panels = _panels(seeds, width=6.0, height=max(2.5, 0.075 * seeds.groupby(["model", "dataset"]).size().max() + 1.2))
+    for ax, sub, title in panels:
+        blocks = sorted({(r, t) for r, t in zip(sub["regime"], sub["treatment"], strict=True)},
+                        key=lambda rt: (rt[0], order.index(rt[1]) if rt[1] in order else len(order)))
+        y, ticks = 0, []
+        for regime, treatment in blocks:
+            block = sub[(sub["regime"] == regime) & (sub["treatment"] == treatment)].sort_values(config("seed"))
+            top = y
+            for r in block.itertuples(index=False):
+                end, good, fell = float(getattr(r, "steps_done")), float(r.good_at), float(r.collapse_at)
+                ax.plot([0, end], [y, y], color="0.85", lw=1.0, solid_capstyle="butt")
+                if math.isfinite(good):
+                    stop = fell if math.isfinite(fell) else end
+                    ax.plot([good, stop], [y, y], color="tab:green", lw=2.2, solid_capstyle="butt")
+                    ax.plot([good], [y], "o", color="tab:green", ms=3)
+                    if math.isfinite(fell):
+                        ax.plot([fell], [y], "x", color="tab:red", ms=4, mew=1.4)
+                y += 1
+            label = f"{compare} {treatment}" if compare else treatment
+            label = label if regime in ("all", "") else f"{regime} · {label}"
+            ticks.append(((top + y - 1) / 2, label))
+            ax.axhline(y - 0.5 + 0.25, color="0.6", lw=0.6)
+            y += 0.5
+        ax.set_ylim(y, -1)
+        ax.set_yticks([t for t, _ in ticks], [lab for _, lab in ticks], fontsize=7)
+        ax.grid(False, axis="y")
+        ax.set_xlabel("training step")
+        ax.set_title(title)
+    fig.suptitle(textwrap.fill(f"Each seed: got good (green dot: first evaluation with {rule}), kept it (green) and "
+                               "collapsed after it (red cross) or not; grey: the rest of its budget",
+                               int(fig.get_figwidth() * 11)), fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    return fig
+
+
 def lambda_sensitivity(table: pd.DataFrame, compare: str):
     """Collapse rate against a numeric treatment on a symmetric log axis (0 at the left)."""
     regimes = sorted(table["regime"].unique())
@@ -248,60 +285,6 @@ def loss_curves(curves: pd.DataFrame, keys: list[tuple[str, str]], order: list[s
         ax.set_xlabel("iteration")
         ax.set_title(name, fontsize=8)
     return _finish(fig, "Losses during training (median over seeds)", "treatment")
-
-
-def scatter_panel(ax, points: np.ndarray, centres: np.ndarray, sigma: float, lim: float) -> None:
-    """2-D samples over the true modes with their 3-sigma circles, on fixed axes."""
-    for c in centres:
-        ax.add_patch(plt.Circle(c, 3 * sigma, fill=False, color="#d55e00", lw=0.8))
-    ax.scatter(centres[:, 0], centres[:, 1], s=6, color="#d55e00", marker="x", lw=0.8)
-    finite = np.isfinite(points).all(1)
-    # rasterized: an SVG of a few hundred panels of 1,000 points each stays small (a picture in the SVG)
-    ax.scatter(points[finite, 0], points[finite, 1], s=1.5, alpha=0.45, color="#0072b2", linewidths=0, rasterized=True)
-    ax.set_xlim(-lim, lim)
-    ax.set_ylim(-lim, lim)
-    ax.set_aspect("equal")
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
-def _image(png: bytes) -> np.ndarray | None:
-    try:
-        return np.asarray(Image.open(io.BytesIO(png)))
-    except (UnidentifiedImageError, OSError):
-        return None  # an unreadable snapshot: its panel says so
-
-
-def sample_grid(rows: list[tuple[str, list[tuple[str, object]]]], geometry: dict, title: str):
-    """A grid of sample panels: one row per condition, one column per (caption, sample)."""
-    ncol = max(len(cells) for _, cells in rows)
-    fig, axes = plt.subplots(len(rows), ncol, figsize=(1.9 * ncol + 2.2, 1.9 * len(rows) + 0.8), squeeze=False)
-    centres = np.asarray(geometry.get("centres", []), dtype=float)
-    lim = (np.abs(centres).max() + 1.0) if len(centres) else 1.0
-    for i, (label, cells) in enumerate(rows):
-        for j in range(ncol):
-            ax = axes[i, j]
-            if j >= len(cells):
-                ax.axis("off")
-                continue
-            caption, sample = cells[j]
-            img = _image(sample) if isinstance(sample, bytes) else None
-            if isinstance(sample, np.ndarray) and sample.ndim == 2 and sample.shape[1] == 2:
-                scatter_panel(ax, sample.astype(np.float64), centres, geometry.get("sigma", 0.0), lim)
-            elif img is not None:
-                ax.imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
-                ax.set_xticks([])
-                ax.set_yticks([])
-            else:
-                ax.text(0.5, 0.5, "no snapshot", ha="center", va="center", fontsize=7, transform=ax.transAxes)
-                ax.set_xticks([])
-                ax.set_yticks([])
-            ax.set_title(caption, fontsize=7)
-            if j == 0:
-                ax.set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
-    return fig
 
 
 def at_a_glance(rows: pd.DataFrame, order: list[str], compare: str | None = None, alpha: float = 0.05):

@@ -140,3 +140,29 @@ def findings(trials: pd.DataFrame, effect: pd.DataFrame, lay: Layout, keys: dict
                                 for args, p, a in zip(found["convergence_args"], found["convergence_p"],
                                                       found["convergence_p_holm"], strict=True)]
     return found.drop(columns=[c for c in ("collapse_args", "quality_args", "convergence_args") if c in found])
+
+
+def findings_by_cell(found: pd.DataFrame, lay=None) -> list[tuple[str, list[str]]]:
+    """(cell, its findings as sentences) per model x data set x regime; one ('', [why]) when
+    there is nothing to compare."""
+    if found.empty:
+        if lay is not None and lay.compare:
+            return [("", [f"No condition holds both {lay.compare} = {_label(lay.baseline)} (the baseline) and another "
+                          f"value of {lay.compare} (finished), so no comparison was possible and there are no findings."])]
+        return [("", ["No treatment axis with a baseline in these results (set `compare:` in the study), so no findings."])]
+    out = []
+    for (model, dataset, regime), g in found.groupby(["model", "dataset", "regime"], sort=True):
+        lines = []
+        for _, r in g.iterrows():
+            text = f"**{model} · {dataset} · {regime} · {r['treatment']} vs {r['baseline']}**: {r['collapse']}"
+            if r.get("definitions"):
+                text += f" [other collapse definitions: {r['definitions']}]"
+            if isinstance(r.get("quality"), str):
+                text += f"; {r['quality']}"
+            if isinstance(r.get("convergence"), str):
+                text += f"; {r['convergence']}"
+            if r["warning"]:
+                text += f" _({r['warning']})_"
+            lines.append(text)
+        out.append((f"{model} · {dataset} · {regime}", lines))
+    return out

@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 
 from analysis import convergence, figures, glance, tables
-from analysis.findings import RULE, SMALL_N, findings
+from analysis.findings import RULE, SMALL_N, findings, findings_by_cell
 from analysis.load import Results, load_results
 from analysis.publish import REPORT_FILES, check_destination, new_folder_beside, remove_stale_beside, replace_folder
 from analysis.render import PROVENANCE, appendix, fmt, render_html, render_markdown
-from analysis.samples import read_snapshot, sample_panels
+from analysis.samples import read_snapshot, sample_grid, sample_panels
 from analysis.search import search_sections
 from vi_contract import schema
 from vi_contract.columns import config
@@ -106,10 +106,10 @@ def sample_figures(res: Results, labelled: pd.DataFrame, lay: tables.Layout) -> 
 
         out[tables.figure_name("samples", model, dataset)] = (
             f"Samples: {model} on {dataset} (best, median and worst seed by the collapse metric)",
-            figures.sample_grid(drawn(finals), geometry, f"Final samples · {model} · {dataset}"))
+            sample_grid(drawn(finals), geometry, f"Final samples · {model} · {dataset}"))
         out[tables.figure_name("evolution", model, dataset)] = (
             f"Samples over training: {model} on {dataset} (the median seed of each condition)",
-            figures.sample_grid(drawn(strips), geometry, f"Samples over training · {model} · {dataset}"))
+            sample_grid(drawn(strips), geometry, f"Samples over training · {model} · {dataset}"))
     return out
 
 
@@ -156,6 +156,7 @@ class Analysis:
     effect: pd.DataFrame
     found: pd.DataFrame
     converging: pd.DataFrame
+    onsets: pd.DataFrame  # per seed: when it first got good and when it collapsed after (empty without a rule)
     at_glance: pd.DataFrame
     quality: str | None
     curves: pd.DataFrame
@@ -163,7 +164,8 @@ class Analysis:
     def frames(self) -> dict[str, pd.DataFrame]:
         return {"conditions": clean(self.table, self.lay.compare), "effects": clean(self.effect),
                 "findings": clean(self.found), "curves": clean(self.curves, self.lay.compare),
-                "convergence": clean(self.converging), "glance": glance.glance_table(self.at_glance)}
+                "convergence": clean(self.converging), "glance": glance.glance_table(self.at_glance),
+                "onsets": self.onsets}
 
 
 def analyse(res: Results, converge: Rule | None) -> Analysis:
@@ -172,14 +174,22 @@ def analyse(res: Results, converge: Rule | None) -> Analysis:
     keys = contract.get("keys", {})
     lay = tables.layout(trials, contract)
     labelled = tables.with_labels(trials, lay)
+    onsets = pd.DataFrame()
     if converge:
         labelled["steps_to_converge"] = convergence.steps_to_converge(labelled, res.metrics, converge).values
+        on = convergence.onsets(labelled, res.metrics, converge)
+        labelled = labelled.assign(good_at=on["good_at"].values, collapse_at=on["collapse_at"].values)
+        done = labelled[labelled["status"].isin(schema.FINISHED) & labelled["good_at"].notna()]
+        onsets = done[["trial_id", "model", "dataset", "regime", "treatment", config("seed"), "steps_done", "good_at",
+                       "collapse_at"]].rename(columns={config("seed"): "seed"}).sort_values(
+            ["model", "dataset", "regime", "treatment", "seed"], kind="stable").reset_index(drop=True)
     table = tables.condition_table(trials, res.metrics, contract)
     effect = tables.effect_table(table, lay)
     found = findings(labelled, effect, lay, keys, convergence.rule_text(converge) if converge else None)
     converging = convergence.convergence_table(labelled, tables.GROUP_KEYS) if converge else pd.DataFrame()
     quality = tables.quality_metric(trials[trials["status"].isin(schema.FINISHED)], keys)
-    return Analysis(lay, labelled, table, effect, found, converging, glance.glance_rows(found, effect, keys, converging),
+    return Analysis(lay, labelled, table, effect, found, converging, onsets,
+                    glance.glance_rows(found, effect, keys, converging),
                     quality, tables.over_time(trials[trials["status"] != "error"], res.metrics, quality, contract))
 
 
@@ -222,6 +232,10 @@ def _write_report(res: Results, locations: list[str], out_dir: Path, converge, l
         seeds = done[done["steps_to_converge"].notna()]
         figs["time_to_converge"] = (f"Time to converge: steps until {convergence.rule_text(converge)}",
                                     figures.time_to_converge(seeds, converging, convergence.rule_text(converge), lay.compare))
+    if len(a.onsets):
+        figs["onsets"] = ("A good phase, then a collapse? Each seed's course",
+                          figures.onsets(a.onsets.rename(columns={"seed": config("seed")}), order,
+                                         convergence.rule_text(converge), lay.compare))
     loss_keys = [k for k in keys if k.startswith("loss/")] or [c for c in res.metrics if c.startswith("loss/")]
     losses = loss_frame(res, labelled, loss_keys)
     if len(losses):
@@ -237,6 +251,9 @@ def _write_report(res: Results, locations: list[str], out_dir: Path, converge, l
         at = appendix(sections)
         sections[at:at] = [(figs["time_to_converge"][0], "time_to_converge", convergence_summary(converging, converge)),
                            ("Time to converge by condition", "", convergence_frame(converging))]
+    if len(a.onsets):
+        at = appendix(sections)
+        sections[at:at] = [(figs["onsets"][0], "onsets", onset_summary(a.onsets, converge))]
     at = appendix(sections)
     sections[at:at] = search_sections(locations, res, out_dir)
     (out_dir / "REPORT.md").write_text(render_markdown(sections))
@@ -270,6 +287,20 @@ def convergence_summary(frame: pd.DataFrame, rule: Rule) -> str:
             "of the trial's own `eval_every`; two arms of different budgets are compared over the steps both had.")
 
 
+def onset_summary(seeds: pd.DataFrame, rule: Rule) -> pd.DataFrame:
+    """Per condition: seeds that got good (met the convergence rule), the median step they first
+    did, how many of them collapsed after (by their collapse rule, or diverged), and for those
+    the median length of the good phase; every seed is in onsets.csv."""
+    table = convergence.onset_table(seeds.assign(status="finished"), ["model", "dataset", "regime", "treatment"])
+    steps = lambda v: "" if v != v else fmt(v)  # noqa: E731
+    return clean(pd.DataFrame({
+        "model": table["model"], "dataset": table["dataset"], "regime": table["regime"], "treatment": table["treatment"],
+        "n": table["n"], f"got good ({convergence.rule_text(rule)})": table["got_good"],
+        "first good, median step": table["good_at_median"].map(steps),
+        "collapsed after good": [f"{k}/{g}" for k, g in table[["collapsed_after", "got_good"]].itertuples(index=False)],
+        "good phase before the collapse, median steps": table["good_for_median"].map(steps)}))
+
+
 def convergence_frame(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame[["model", "dataset", "regime", "treatment", "n"]].copy()
     out["converged"] = [f"{int(k)}/{int(n)} = {k / n:.2f} [{lo:.2f}, {hi:.2f}]" for k, n, lo, hi in
@@ -292,37 +323,6 @@ def early_report(res: Results, out_dir: Path) -> Path:
     (out_dir / "REPORT.md").write_text(render_markdown(sections))
     (out_dir / "report.html").write_text(render_html(sections, out_dir))
     return out_dir / "REPORT.md"
-
-
-def findings_text(found: pd.DataFrame, lay=None) -> list[str]:
-    """Every finding as one sentence (the cell in bold first), in cell order."""
-    return [line for _, lines in findings_by_cell(found, lay) for line in lines]
-
-
-def findings_by_cell(found: pd.DataFrame, lay=None) -> list[tuple[str, list[str]]]:
-    """(cell, its findings as sentences) per model x data set x regime; one ('', [why]) when
-    there is nothing to compare."""
-    if found.empty:
-        if lay is not None and lay.compare:
-            return [("", [f"No condition holds both {lay.compare} = {tables._label(lay.baseline)} (the baseline) and another "
-                          f"value of {lay.compare} (finished), so no comparison was possible and there are no findings."])]
-        return [("", ["No treatment axis with a baseline in these results (set `compare:` in the study), so no findings."])]
-    out = []
-    for (model, dataset, regime), g in found.groupby(["model", "dataset", "regime"], sort=True):
-        lines = []
-        for _, r in g.iterrows():
-            text = f"**{model} · {dataset} · {regime} · {r['treatment']} vs {r['baseline']}**: {r['collapse']}"
-            if r.get("definitions"):
-                text += f" [other collapse definitions: {r['definitions']}]"
-            if isinstance(r.get("quality"), str):
-                text += f"; {r['quality']}"
-            if isinstance(r.get("convergence"), str):
-                text += f"; {r['convergence']}"
-            if r["warning"]:
-                text += f" _({r['warning']})_"
-            lines.append(text)
-        out.append((f"{model} · {dataset} · {regime}", lines))
-    return out
 
 
 PROVENANCE_KEYS = {"git_commit": "vi-sweeps commit", "torch": "torch", "ray": "Ray", "optuna": "Optuna",

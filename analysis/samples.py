@@ -1,5 +1,6 @@
-"""Sample snapshots (samples/<trial_id>/<step>.npy or .png): reading them, and choosing the
-representative seeds of a condition (best, median, worst by the collapse rule's metric)."""
+"""Sample snapshots (samples/<trial_id>/<step>.npy or .png): reading them, choosing the
+representative seeds of a condition (best, median, worst by the collapse rule's metric), and
+drawing them as a grid of panels."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import posixpath
 import numpy as np
 import pandas as pd
 import pyarrow.fs as pafs
+from PIL import Image, UnidentifiedImageError
+
+from analysis.figures import plt  # the Agg backend and the report's style
 
 from vi_contract import schema
 from vi_contract.columns import config
@@ -108,3 +112,57 @@ def sample_panels(res, labelled: pd.DataFrame, order: list[str], compare: str | 
             strips.append((label, [(f"step {s}", loc, steps[s]) for s in picked]))
         out[(model, dataset)] = (finals, strips)
     return out
+
+
+def scatter_panel(ax, points: np.ndarray, centres: np.ndarray, sigma: float, lim: float) -> None:
+    """2-D samples over the true modes with their 3-sigma circles, on fixed axes."""
+    for c in centres:
+        ax.add_patch(plt.Circle(c, 3 * sigma, fill=False, color="#d55e00", lw=0.8))
+    ax.scatter(centres[:, 0], centres[:, 1], s=6, color="#d55e00", marker="x", lw=0.8)
+    finite = np.isfinite(points).all(1)
+    # rasterized: an SVG of a few hundred panels of 1,000 points each stays small (a picture in the SVG)
+    ax.scatter(points[finite, 0], points[finite, 1], s=1.5, alpha=0.45, color="#0072b2", linewidths=0, rasterized=True)
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _image(png: bytes) -> np.ndarray | None:
+    try:
+        return np.asarray(Image.open(io.BytesIO(png)))
+    except (UnidentifiedImageError, OSError):
+        return None  # an unreadable snapshot: its panel says so
+
+
+def sample_grid(rows: list[tuple[str, list[tuple[str, object]]]], geometry: dict, title: str):
+    """A grid of sample panels: one row per condition, one column per (caption, sample)."""
+    ncol = max(len(cells) for _, cells in rows)
+    fig, axes = plt.subplots(len(rows), ncol, figsize=(1.9 * ncol + 2.2, 1.9 * len(rows) + 0.8), squeeze=False)
+    centres = np.asarray(geometry.get("centres", []), dtype=float)
+    lim = (np.abs(centres).max() + 1.0) if len(centres) else 1.0
+    for i, (label, cells) in enumerate(rows):
+        for j in range(ncol):
+            ax = axes[i, j]
+            if j >= len(cells):
+                ax.axis("off")
+                continue
+            caption, sample = cells[j]
+            img = _image(sample) if isinstance(sample, bytes) else None
+            if isinstance(sample, np.ndarray) and sample.ndim == 2 and sample.shape[1] == 2:
+                scatter_panel(ax, sample.astype(np.float64), centres, geometry.get("sigma", 0.0), lim)
+            elif img is not None:
+                ax.imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+            else:
+                ax.text(0.5, 0.5, "no snapshot", ha="center", va="center", fontsize=7, transform=ax.transAxes)
+                ax.set_xticks([])
+                ax.set_yticks([])
+            ax.set_title(caption, fontsize=7)
+            if j == 0:
+                ax.set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
+    return fig

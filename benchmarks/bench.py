@@ -19,6 +19,9 @@
 - stabilisers: seconds per training iteration of each loss and stabiliser against none, on
            ring8 (a pack of 16, BN, 1 phase) and Stacked-digits 16 px (a pack of 1), one
            thread, alternating rounds in one run.
+- cost:    C4's cost: every arm of studies/stabilisers*.yaml in every regime as the studies
+           train it (their packs, weights, phases), written to
+           docs/reproduction/stabiliser_cost.csv, which CLAIMS.md shows beside C4.
 Figures are ratios measured in one run; this machine is noisy: run it alone.
 """
 
@@ -355,8 +358,58 @@ def bench_stabilisers(rounds: int = 3, iters: int = 30) -> None:
             print(f"  {name:8} {1000 * t:8.2f} ms  {t / best['none']:5.2f}x")
 
 
+COST_STUDIES = ("studies/stabilisers.yaml", "studies/stabilisers_digits.yaml")
+COST_FILE = ROOT / "docs" / "reproduction" / "stabiliser_cost.csv"  # read by CLAIMS.md's C4 cost section
+
+
+def bench_cost(rounds: int = 3, seconds: float = 1.5, out: Path = COST_FILE) -> None:
+    """C4's cost: milliseconds per training iteration of every arm of the stabiliser studies, as
+    the studies train them (each regime's first data set, the arm's first pack with the study's
+    pack size and weights), one thread, the arms of a regime alternating in each round (best
+    round kept); written to `out` (docs/reproduction/stabiliser_cost.csv, which CLAIMS.md shows)."""
+    import pandas as pd
+    import torch
+
+    from vi_sweeps.expansion import layout_packs
+    from vi_sweeps.study import load_study
+    from vi_sweeps.trial import Trial
+
+    torch.set_num_threads(1)
+    rows = []
+    for path in COST_STUDIES:
+        study = load_study(ROOT / path)
+        first = study.spec.datasets[0]
+        packs = [p for p in layout_packs(study) if p[0].config.dataset == first]
+        regimes = dict.fromkeys(p[0].labels["regime"] for p in packs)
+        for regime in regimes:
+            arms = {p[0].labels["stabiliser"]: Trial([t.config for t in p]) for p in packs
+                    if p[0].labels["regime"] == regime and p[0].config.seed == study.trials[0].config.seed}
+            for trial in arms.values():
+                trial.model.train_iteration()  # warm up
+            start = time.perf_counter()
+            arms["none"].model.train_iteration()
+            iters = max(2, int(seconds / (time.perf_counter() - start)))  # about `seconds` an arm and round
+            best = dict.fromkeys(arms, float("inf"))
+            for _ in range(rounds):
+                for name, trial in arms.items():
+                    start = time.perf_counter()
+                    for _ in range(iters):
+                        trial.model.train_iteration()
+                    best[name] = min(best[name], (time.perf_counter() - start) / iters)
+            for name, t in best.items():
+                k = len(arms[name].places)
+                rows.append({"study": study.name, "dataset": first, "regime": regime, "stabiliser": name, "pack_size": k,
+                             "ms_per_iteration": round(1000 * t, 3), "ms_per_seed_iteration": round(1000 * t / k, 3),
+                             "x_none": round(t / best["none"], 3)})
+                print(f"cost: {study.name} {first} {regime:9} {name:8} {1000 * t:8.2f} ms a pack of {k}  "
+                      f"{t / best['none']:5.2f}x none")
+    pd.DataFrame(rows).to_csv(out, index=False)
+    print(f"cost: {out}")
+
+
 BENCHES = {"trial": bench_trial, "dcgan": bench_dcgan, "pack": bench_pack, "ray": bench_ray, "report": bench_report,
-           "scale": bench_scale, "images": bench_images, "frechet": bench_frechet, "stabilisers": bench_stabilisers}
+           "scale": bench_scale, "images": bench_images, "frechet": bench_frechet, "stabilisers": bench_stabilisers,
+           "cost": bench_cost}
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

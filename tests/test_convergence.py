@@ -61,6 +61,13 @@ def test_a_planted_speed_up_is_found_and_a_planted_null_is_not(tmp_path):
     text = (tmp_path / "report" / "REPORT.md").read_text()
     assert "time_to_converge.png" in text and "converges faster" in text
     assert (tmp_path / "report" / "time_to_converge.png").stat().st_size > 5000
+    # each seed's course (issue 25): nothing collapses here, so every seed that got good kept it
+    onsets = pd.read_csv(tmp_path / "report" / "onsets.csv")
+    assert len(onsets) == 48 and (onsets["collapse_at"].dropna() == math.inf).all()
+    late = onsets[(onsets["regime"] == "bn=False, g_steps=5") & (onsets["treatment"] == 0)].sort_values("seed")
+    assert late["good_at"].tolist() == [800.0] * 6 + [math.inf] * 6  # 11 of 10 evaluations: never
+    assert "onsets.png" in text and "collapsed after good" in text
+    assert (tmp_path / "report" / "onsets.png").stat().st_size > 5000
 
 
 def test_three_seeds_against_three_are_never_significant_even_when_tied_apart():
@@ -125,3 +132,49 @@ def test_no_difference_of_medians_is_given_where_a_median_is_not_reached():
     text = convergence.convergence_wording("modes_frac>=0.875", np.array([200.0] * 8), np.array([400.0] * 8), 1e-4,
                                            1e-4, 0.05)
     assert "difference -200 (95% interval -200 to -200)" in text
+
+
+def test_onsets_by_hand_a_collapse_counts_only_after_the_first_good_evaluation():
+    """Issue 25 (C1-long): per seed, when it first got good and whether it collapsed after."""
+    trials = pd.DataFrame({"trial_id": ["fell", "kept", "never", "early", "blew"],
+                           "diverged": [False, False, False, False, True], "steps_done": [400, 400, 400, 400, 300]})
+    ids = [t for t in trials["trial_id"] for _ in range(4)]
+    metrics = pd.DataFrame({
+        "trial_id": ids, "step": [100, 200, 300, 400] * 5,
+        "eval/modes_frac": [0.5, 0.9, 0.6, 0.25,   # fell: good at 200, collapsed at 400 (0.6 at 300 is no collapse)
+                            0.9, 0.4, 0.95, 1.0,   # kept: good at 100, collapsed at 200 (it came back: still counts)
+                            0.25, 0.6, 0.7, 0.8,   # never good: its early collapse is no collapse after good
+                            0.25, 0.3, 0.9, 0.9,   # early: collapsed before it got good, never after
+                            0.9, 0.9, 0.9, np.nan],  # blew: good at 100, diverged with no evaluation saying so
+        "collapsed": [False, False, False, True, False, True, False, False, True, False, False, False,
+                      True, True, False, False, False, False, False, False],
+        "diverged": [False] * 20})
+    on = convergence.onsets(trials, metrics, RULE)
+    assert on["good_at"].tolist() == [200.0, 100.0, math.inf, 300.0, 100.0]
+    assert on["collapse_at"].tolist()[:2] == [400.0, 200.0] and math.isnan(on["collapse_at"].iloc[2])
+    assert on["collapse_at"].tolist()[3:] == [math.inf, 300.0]
+    table = convergence.onset_table(trials.assign(status="finished", cond="a", **on), ["cond"])
+    row = table.iloc[0]
+    assert (row["n"], row["got_good"], row["collapsed_after"]) == (5, 4, 3)
+    assert row["good_at_median"] == 150.0 and row["good_for_median"] == 200.0  # 200, 100, 200
+
+
+def test_onsets_of_a_synthetic_folder_recover_the_planted_times(tmp_path):
+    from analysis.load import load_results
+
+    at = list(range(1, 11)) * 2  # the evaluation each seed first gets good
+    synthetic_results(tmp_path, {(True, 1, 0.0): 0.7}, seeds=20, converge_at={(True, 1, 0.0): at})
+    res = load_results([str(tmp_path)], warn=False)
+    on = convergence.onsets(res.trials, res.metrics, RULE)
+    checked = 0
+    for (_, trial), (_, o) in zip(res.trials.iterrows(), on.iterrows(), strict=True):
+        m = res.metrics[res.metrics["trial_id"] == trial["trial_id"]]
+        fell = m.loc[m["collapsed"] | m["diverged"], "step"]
+        planted = at[int(trial["config/seed"])] * 100
+        if fell.empty or fell.min() > planted:  # it got good where planted
+            assert o["good_at"] == planted
+            assert o["collapse_at"] == (fell.min() if len(fell) else math.inf)
+            checked += 1
+        else:  # it collapsed first and stayed collapsed: never good
+            assert o["good_at"] == math.inf and math.isnan(o["collapse_at"])
+    assert 5 <= checked < 20

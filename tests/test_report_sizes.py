@@ -153,7 +153,7 @@ def test_the_report_renders_at_every_edge_size(name, tmp_path):
 
 def test_no_user_markup_reaches_any_markdown(tmp_path):
     """Before: a label <script>alert(1)</script> stood unescaped on 11 lines of REPORT.md."""
-    from analysis.verdicts import _table
+    from analysis.claims_page import _table
 
     label = "<script>alert(1)</script>"
     folder = tmp_path / "xss"

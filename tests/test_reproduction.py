@@ -56,7 +56,7 @@ def test_every_condition_has_the_seeds_the_design_promises(study):
 def test_the_committed_verdicts_regenerate_from_the_committed_results(monkeypatch):
     """CLAIMS.md is decided again from the exports beside it (a calibration study without a
     compare axis stopped this: "not the study `pacgan_baseline` the claims read (no axis compare)")."""
-    from analysis.verdicts import claims_markdown
+    from analysis.claims_page import claims_markdown
 
     monkeypatch.chdir(ROOT)  # the page names the folder as given
     assert claims_markdown(Path("docs") / "reproduction") == (DOCS / "CLAIMS.md").read_text()

@@ -5,7 +5,8 @@ import pytest
 
 from analysis.load import load_results
 from analysis.synthetic import synthetic_results
-from analysis.verdicts import Claim, Study, _cells, as_well_note, claim_cells, decide, overall
+from analysis.claims_page import as_well_note
+from analysis.verdicts import Claim, Study, _cells, claim_cells, decide, overall
 from vi_contract import schema
 
 
@@ -130,7 +131,7 @@ def test_the_claims_link_the_sample_panels_by_the_report_figures_file_names(tmp_
     # a data set whose name is not a file-name slug: the report writes samples-gan-ring-8.png,
     # CLAIMS.md looked for samples-gan-Ring_8.png, found none and showed no panel
     from analysis.report import build_report
-    from analysis.verdicts import claims_markdown
+    from analysis.claims_page import claims_markdown
 
     synthetic_results(tmp_path / "bn_ablation", {(True, 1, 0.0): 0.9, (True, 1, 5.0): 0.1}, seeds=6,
                       dataset="Ring_8", snapshots=True)
@@ -210,12 +211,65 @@ def test_a_late_collapse_claim_whose_baseline_never_got_good_reads_premise_not_r
     from analysis.verdicts import CLAIMS, decide, overall
 
     claim = next(c for c in CLAIMS if c.key == "C1-long")
-    cells = pd.DataFrame({"p": [0.5, 0.001], "sign": [-1.0, -1.0], "baseline converged": ["0/20", "0/20"]})
+    cells = pd.DataFrame({"p": [0.5, 0.001], "sign": [-1.0, -1.0], "treatment got good": ["3/20", "9/20"],
+                          "baseline got good": ["0/20", "0/20"]})
     decided = decide(claim, cells)
     assert list(decided["cell"]) == ["premise not reached"] * 2
     assert overall(decided).startswith("premise not reached at this budget")
-    reached = decide(claim, cells.assign(**{"baseline converged": ["0/20", "7/20"]}))
+    reached = decide(claim, cells.assign(**{"baseline got good": ["0/20", "7/20"]}))
     assert list(reached["cell"]) == ["premise not reached", "supports"]
+    # a treatment none of whose seeds got good prevents no collapse after a good phase either
+    unreached = decide(claim, cells.assign(**{"baseline got good": ["7/20", "7/20"], "treatment got good": ["0/20", "5/20"]}))
+    assert list(unreached["cell"]) == ["premise not reached", "supports"]
+
+
+def test_c1_long_counts_collapse_after_a_good_phase_over_the_seeds_that_got_good(tmp_path):
+    """Issue 25: 'late' counted any collapse in the second half, also of a seed that never got
+    good (on bn_long's grid25 at 20,000 steps: 16/20 late collapses at lambda 0, of which 10 seeds
+    got good and 3 collapsed after); C1-long counts collapses after the first good evaluation,
+    over the seeds that got good."""
+    from analysis.verdicts import AFTER_GOOD, CLAIMS
+
+    claim = next(c for c in CLAIMS if c.key == "C1-long")
+    assert claim.rule == AFTER_GOOD
+    # lambda 0: half its seeds get good at the 2nd evaluation, the rest never (past 10 evaluations);
+    # lambda 5: every seed gets good at the 2nd; both collapse with probability 0.8 from a random evaluation on
+    at = {(True, 1, 0.0): [2] * 10 + [11] * 10, (True, 1, 5.0): [2] * 20}
+    study = study_of(tmp_path, {(True, 1, 0.0): 0.8, (True, 1, 5.0): 0.8}, seeds=20, converge_at=at)
+    cells = pd.DataFrame(_cells(claim, study))
+    done = study.done
+    for value, column in ((0.0, "baseline"), (5.0, "treatment")):
+        arm = done[done["config/lam"] == value]
+        good = arm[arm["good_at"] < float("inf")]
+        fell = int((good["collapse_at"] < float("inf")).sum())
+        assert cells[f"{column} got good"].iloc[0] == f"{len(good)}/20"
+        assert cells[f"{column} value"].iloc[0].startswith(f"{fell}/{len(good)} = ")
+    assert 0 < len(done[(done["config/lam"] == 0.0) & (done["good_at"] < float("inf"))]) <= 10
+    assert "late " in cells["other definitions"].iloc[0]  # the second-half rule beside it, over all seeds
+
+
+def test_a_regime_axis_with_one_value_run_so_far_still_names_the_cell(tmp_path):
+    """stabilisers_digits exported while only its bn-1x1 regime had finished showed an empty
+    regime in C4's rows ('stabilisers_digits | stacked-digits |  |')."""
+    study = study_of(tmp_path, {(True, 1, 0.0): 0.9, (True, 1, 5.0): 0.1}, seeds=10, regime="bn-1x1")
+    cells = _cells(Claim("X", "lower", "synthetic", {}, "collapse", rule="end"), study)
+    assert [c["regime"] for c in cells] == ["regime=bn-1x1"]
+
+
+def test_the_cost_section_shows_the_committed_measurement_and_refuses_another_table(tmp_path):
+    from analysis.claims_page import COST_FILE, claims_document
+    from vi_contract.read import ResultsError
+
+    stabiliser_export(tmp_path / "stabilisers", {"none": 0.9, "anchor": 0.3})
+    assert "C4's cost" not in claims_document(tmp_path)[0]  # nothing measured: no section
+    pd.DataFrame({"study": "stabilisers", "dataset": "ring8", "regime": "bn-1x1", "stabiliser": ["none", "r1"],
+                  "pack_size": 20, "ms_per_iteration": [40.0, 60.0], "ms_per_seed_iteration": [2.0, 3.0],
+                  "x_none": [1.0, 1.5]}).to_csv(tmp_path / COST_FILE, index=False)
+    section = claims_document(tmp_path)[0].split("## C4's cost")[1]
+    assert "| stabilisers | ring8 | bn-1x1 | 20 | 2 (1.00x) | 3 (1.50x) |" in section
+    (tmp_path / COST_FILE).write_text("study,regime\nstabilisers,bn-1x1\n")
+    with pytest.raises(ResultsError, match=f"{COST_FILE}: not the table .* writes \\(missing dataset, stabiliser"):
+        claims_document(tmp_path)
 
 
 def stabiliser_export(folder, rates: dict[str, float], seeds=20):
@@ -241,7 +295,7 @@ def stabiliser_export(folder, rates: dict[str, float], seeds=20):
 def test_c4_is_decided_against_none_and_the_anchor_and_drawn_as_cells_by_stabilisers(tmp_path):
     from matplotlib.patches import Rectangle
 
-    from analysis.verdicts import GRID_FIGURE, claims_document, write_claims
+    from analysis.claims_page import GRID_FIGURE, claims_document, write_claims
 
     stabiliser_export(tmp_path / "stabilisers", {"none": 0.95, "anchor": 0.3, "r1": 0.95, "sn": 0.95})
     text, figures = claims_document(tmp_path)
