@@ -8,9 +8,11 @@ writes FOLDER/CLAIMS.md.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from analysis import convergence, tables
@@ -24,12 +26,14 @@ from vi_contract.read import ResultsError
 def _table(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "_(no rows)_\n"
-    head = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
+    head = ("| " + " | ".join(tables.md_escape(c).replace("|", "\\|") for c in frame.columns) + " |\n|"
+            + "---|" * len(frame.columns) + "\n")
     fmt = lambda v: f"{v:.2g}" if isinstance(v, float) else tables.md_escape(v)  # noqa: E731
     return head + "".join("| " + " | ".join(fmt(v) for v in row) + " |\n" for row in frame.itertuples(index=False))
 
 
 DOSE_STUDIES = ("bn_ablation", "bn_ablation_digits")  # the lambda x regime grids
+COST_STUDIES = ("stabilisers", "stabilisers_digits")  # C4's studies, whose arms bench.py cost measures
 COST_FILE = "stabiliser_cost.csv"  # beside CLAIMS.md: benchmarks/bench.py cost's measurement of C4's arms
 STUDIES = tuple(sorted({name for c in CLAIMS for name, _ in c.places()} | {"pacgan_baseline"}))
 
@@ -121,49 +125,70 @@ def claims_document(root: str | Path) -> tuple[str, dict]:
                    "Each square: the stabiliser's late-collapse rate minus its baseline's in one cell; blue lower, "
                    "red higher; framed and starred where the cell decides after Holm over the claim's cells.\n")
     if grid and (root / COST_FILE).exists():
+        cost = read_cost(root / COST_FILE)
         out.append("\n## C4's cost: milliseconds per seed and iteration of each stabiliser\n\n"
-                   f"Measured by `python benchmarks/bench.py cost` ({COST_FILE} beside this page): each arm as its "
-                   "study trains it (the study's pack, weights and phases; each regime's first data set), one thread, "
-                   "the arms of a regime alternating over rounds on a quiet machine, the best round kept; training only "
-                   "(the evaluations every `eval_every` steps are the same for every arm). The ratio is to no "
-                   "stabiliser in the same regime.\n\n")
-        out.append(_table(cost_table(read_cost(root / COST_FILE))))
+                   f"Measured by `python benchmarks/bench.py cost` ({COST_FILE} beside this page; "
+                   f"{tables.md_escape(', '.join(sorted(set(cost['measured'].astype(str)))))}, best of "
+                   f"{int(cost['rounds'].min())} rounds): each arm as its study trains it (the study's pack, weights and "
+                   "phases; each regime's first data set), one thread, the arms of a regime alternating in every round; "
+                   "training only (the evaluations every `eval_every` steps are the same for every arm). The ratio is "
+                   "to no stabiliser in the same regime.\n\n")
+        out.append(_table(cost_table(cost)))
     return "".join(out), figures
 
 
 def onset_note(studies: dict[str, Study], measured: list[tuple[str, dict]]) -> str:
-    """Per condition of a premise claim's studies: how many seeds got good, when, how many of
-    them collapsed after, and how long their good phase lasted (the per seed table is each
-    study's report/onsets.csv)."""
+    """Per condition of a premise claim's studies: each seed's course (convergence.onset_summary;
+    every seed is in the study's report/onsets.csv)."""
     frames = []
     for name, _ in measured:
         done = studies[name].done
-        if "good_at" in done:
-            table = convergence.onset_table(done, ["dataset", "regime", "treatment"])
-            frames.append(table.assign(study=name, treatment=f"{studies[name].lay.compare} " + table["treatment"]))
+        if done["good_at"].notna().any():
+            table = convergence.onset_summary(done.assign(treatment=f"{studies[name].lay.compare} " + done["treatment"]),
+                                              ["dataset", "regime", "treatment"], convergence.DEFAULT_RULE)
+            frames.append(table.assign(study=name))
     if not frames:
         return ""
     t = pd.concat(frames, ignore_index=True)
-    steps = lambda v: "" if v != v else f"{v:,.0f}"  # noqa: E731
-    shown = pd.DataFrame({
-        **({"study": t["study"]} if len(frames) > 1 else {}), "dataset": t["dataset"], "regime": t["regime"],
-        "treatment": t["treatment"], "seeds": t["n"], "got good": t["got_good"],
-        "first good, median step": t["good_at_median"].map(steps),
-        "collapsed after good": [f"{k}/{g}" for k, g in t[["collapsed_after", "got_good"]].itertuples(index=False)],
-        "good phase before the collapse, median steps": t["good_for_median"].map(steps)})
-    return ("\nEach seed's course (a good phase, then a collapse or not), by condition:\n\n" + _table(shown))
+    t = t[["study", *[c for c in t.columns if c != "study"]]] if len(frames) > 1 else t.drop(columns="study")
+    return "\nEach seed's course, by condition (a dip it came back from is not a collapse at the end):\n\n" + _table(t)
+
+
+COST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]*")  # a study, data set, regime or stabiliser name
 
 
 def read_cost(path: Path) -> pd.DataFrame:
-    """The committed cost measurement, refused in one line when it is not bench.py's table."""
+    """The committed cost measurement, refused in one line when it is not the table
+    `benchmarks/bench.py cost` writes: its columns, names of C4's studies, plain labels, each arm
+    once, positive finite times, whole pack sizes."""
+    def bad(why: str):
+        return ResultsError(f"{path}: not the table `python benchmarks/bench.py cost` writes ({why})")
+
     try:
-        cost = pd.read_csv(path)
+        cost = pd.read_csv(path, dtype={c: str for c in ("study", "dataset", "regime", "stabiliser")})
     except (OSError, ValueError, UnicodeDecodeError) as err:
         raise ResultsError(f"{path}: not a readable CSV ({type(err).__name__})") from None
     missing = [c for c in COST_COLUMNS if c not in cost]
     if missing or not len(cost):
-        raise ResultsError(f"{path}: not the table `python benchmarks/bench.py cost` writes (missing "
-                           f"{', '.join(missing) or 'rows'})")
+        raise bad(f"missing {', '.join(missing) or 'rows'}")
+    for c in ("study", "dataset", "regime", "stabiliser"):
+        if cost[c].isna().any():
+            raise bad(f"a row without a {c}")
+        wrong = [v for v in cost[c] if not COST_NAME.fullmatch(v)]
+        if wrong:
+            raise bad(f"{c} {wrong[0]!r} is not a plain name")
+    taken = [v for v in cost["stabiliser"] if v in ("study", "dataset", "regime")]
+    if taken:
+        raise bad(f"stabiliser {taken[0]!r} is the name of a column")
+    if not set(cost["study"]) <= set(COST_STUDIES):
+        raise bad(f"study {sorted(set(cost['study']) - set(COST_STUDIES))[0]!r}; valid: {', '.join(COST_STUDIES)}")
+    if cost.duplicated(["study", "dataset", "regime", "stabiliser"]).any():
+        raise bad("an arm measured twice")
+    for c in ("pack_size", "ms_per_seed_iteration", "x_none", "rounds"):
+        values = pd.to_numeric(cost[c], errors="coerce")
+        if not (np.isfinite(values) & (values > 0)).all() or (c in ("pack_size", "rounds") and (values % 1 != 0).any()):
+            raise bad(f"{c} must be a positive {'whole ' if c in ('pack_size', 'rounds') else ''}number in every row")
+        cost[c] = values
     return cost
 
 

@@ -29,6 +29,14 @@ def parse_rule(text: str, metrics: list[str]) -> Rule:
     return Rule.parse(text, metrics, ops=(">=", "<="), good=True, what="--converged")
 
 
+def _measured(trials: pd.DataFrame, m: pd.DataFrame) -> pd.Series:
+    """Per trial: whether its data set has values of the rule's metric (m: its non-NaN rows)."""
+    measured = set(m["trial_id"])
+    if "dataset" in trials:
+        return trials["dataset"].isin(trials.loc[trials["trial_id"].isin(measured), "dataset"])
+    return trials["trial_id"].isin(measured)
+
+
 def steps_to_converge(trials: pd.DataFrame, metrics: pd.DataFrame, rule: Rule) -> pd.Series:
     """Per trial (aligned with `trials`): the first evaluated step meeting the rule; inf when
     none did or the trial diverged; NaN where the trial's data set has no value of the metric
@@ -39,9 +47,7 @@ def steps_to_converge(trials: pd.DataFrame, metrics: pd.DataFrame, rule: Rule) -
     m = metrics[["trial_id", "step", metric]].dropna()
     hit = m[rule.holds(m[metric])]
     first = hit.groupby("trial_id")["step"].min()
-    measured = set(m["trial_id"])
-    has_metric = trials["dataset"].isin(trials.loc[trials["trial_id"].isin(measured), "dataset"]) \
-        if "dataset" in trials else trials["trial_id"].isin(measured)
+    has_metric = _measured(trials, m)
     steps = trials["trial_id"].map(first).astype(float)
     steps[has_metric & steps.isna()] = math.inf
     steps[has_metric & trials["diverged"].astype(bool)] = math.inf
@@ -49,42 +55,68 @@ def steps_to_converge(trials: pd.DataFrame, metrics: pd.DataFrame, rule: Rule) -
 
 
 def onsets(trials: pd.DataFrame, metrics: pd.DataFrame, rule: Rule) -> pd.DataFrame:
-    """Per trial (aligned with `trials`): `good_at`, the first evaluated step meeting the
-    convergence rule (inf when none did: no good phase); `collapse_at`, the first evaluated step
-    after it at which the trial counted as collapsed by its own collapse rule or diverged (inf
-    when none: it kept its good phase to the end or came back without collapsing; NaN when it
-    never got good). A late collapse in the paper's sense is a finite `collapse_at`."""
-    out = pd.DataFrame({"good_at": np.nan, "collapse_at": np.nan}, index=trials.index)
+    """Per trial (aligned with `trials`), its course:
+    - `good_at`: the first evaluated step meeting the convergence rule while not counted
+      collapsed or diverged (it got good); inf when none did;
+    - `collapse_at`: the first evaluated step after it counted collapsed (its collapse rule) or
+      diverged, a dip it may have come back from; inf when none;
+    - `ended_collapsed`: it got good and its last evaluation counted collapsed, or it diverged.
+    All NaN where the trial's data set has no value of the rule's metric (not measured), and
+    `collapse_at`, `ended_collapsed` NaN for a trial that never got good."""
+    out = pd.DataFrame({"good_at": np.nan, "collapse_at": np.nan, "ended_collapsed": np.nan}, index=trials.index)
     if rule.metric not in metrics:
         return out
     m = metrics[["trial_id", "step", rule.metric, "collapsed", "diverged"]]
-    first = m[rule.holds(m[rule.metric].astype(float))].groupby("trial_id")["step"].min()
+    fell = m["collapsed"].astype(bool) | m["diverged"].astype(bool)
+    values = m[rule.metric].astype(float)
+    first = m[rule.holds(values) & values.notna() & ~fell].groupby("trial_id")["step"].min()
     good = trials["trial_id"].map(first).astype(float)
-    after = m.assign(good=m["trial_id"].map(first))
-    after = after[(after["step"] > after["good"]) & (after["collapsed"].astype(bool) | after["diverged"].astype(bool))]
-    fell = trials["trial_id"].map(after.groupby("trial_id")["step"].min()).astype(float)
+    after = m[fell & (m["step"] > m["trial_id"].map(first))]
+    dip = trials["trial_id"].map(after.groupby("trial_id")["step"].min()).astype(float)
+    diverged = trials["diverged"].astype(bool)
     # a trial that diverged after its good phase without an evaluation saying so fell at its end
-    late_diverged = good.notna() & fell.isna() & trials["diverged"].astype(bool)
-    fell[late_diverged] = trials.loc[late_diverged, "steps_done"].astype(float)
-    out["good_at"] = good.fillna(math.inf)
-    out["collapse_at"] = np.where(good.notna(), fell.fillna(math.inf), np.nan)
+    unsaid = good.notna() & dip.isna() & diverged
+    dip[unsaid] = trials.loc[unsaid, "steps_done"].astype(float)
+    ended = trials["collapsed"].astype(bool) | diverged
+    measured = _measured(trials, m[values.notna()])
+    out.loc[measured, "good_at"] = good[measured].fillna(math.inf)
+    got = measured & good.notna()
+    out.loc[got, "collapse_at"] = dip[got].fillna(math.inf)
+    out.loc[got, "ended_collapsed"] = ended[got].astype(float)
     return out
 
 
 def onset_table(labelled: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Per condition of finished trials with onsets (`good_at`, `collapse_at`): how many seeds
-    got good, the median step they first did, how many of those then collapsed, and the median
-    number of steps their good phase lasted before it."""
+    """Per condition of finished trials with a measured course (`good_at`, `collapse_at`,
+    `ended_collapsed`): how many seeds got good and the median step they first did; of those,
+    how many dipped into a collapse after it at least once, the median steps until the first
+    dip, and how many ended collapsed."""
     done = labelled[labelled["status"].isin(schema.FINISHED) & labelled["good_at"].notna()]
     rows = []
     for key, g in done.groupby(keys, sort=True):
         good = g[np.isfinite(g["good_at"].astype(float))]
-        fell = good[np.isfinite(good["collapse_at"].astype(float))]
+        dipped = good[np.isfinite(good["collapse_at"].astype(float))]
         rows.append({**dict(zip(keys, key, strict=True)), "n": len(g), "got_good": len(good),
                      "good_at_median": float(good["good_at"].median()) if len(good) else math.nan,
-                     "collapsed_after": len(fell),
-                     "good_for_median": float((fell["collapse_at"] - fell["good_at"]).median()) if len(fell) else math.nan})
+                     "collapsed_after": len(dipped),
+                     "good_for_median": float((dipped["collapse_at"] - dipped["good_at"]).median()) if len(dipped) else math.nan,
+                     "ended_collapsed": int(good["ended_collapsed"].astype(float).sum())})
     return pd.DataFrame(rows)
+
+
+def onset_summary(labelled: pd.DataFrame, keys: list[str], rule: str) -> pd.DataFrame:
+    """onset_table as the report and CLAIMS.md show it."""
+    t = onset_table(labelled, keys)
+    if t.empty:
+        return t
+    steps = lambda v: "" if v != v else f"{v:,.0f}"  # noqa: E731
+    return pd.DataFrame({**{k: t[k] for k in keys}, "seeds": t["n"], f"got good ({rule}, not collapsed)": t["got_good"],
+                         "first good, median step": t["good_at_median"].map(steps),
+                         "collapsed after good at some evaluation": [
+                             f"{k}/{g}" for k, g in t[["collapsed_after", "got_good"]].itertuples(index=False)],
+                         "steps from good to that collapse, median": t["good_for_median"].map(steps),
+                         "ended collapsed after good": [
+                             f"{k}/{g}" for k, g in t[["ended_collapsed", "got_good"]].itertuples(index=False)]})
 
 
 # Bootstraps and differences of times run on a finite stand-in for "never" (percentiles would

@@ -111,7 +111,8 @@ def stabiliser_grid(panels: list[tuple[str, pd.DataFrame]], alpha: float) -> plt
 
 
 
-COST_COLUMNS = ("study", "dataset", "regime", "stabiliser", "pack_size", "ms_per_seed_iteration", "x_none")
+COST_COLUMNS = ("study", "dataset", "regime", "stabiliser", "pack_size", "ms_per_seed_iteration", "x_none", "rounds",
+                "measured")
 
 
 def cost_table(cost: pd.DataFrame) -> pd.DataFrame:

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.collections import LineCollection
 from matplotlib.patches import Rectangle
 
 from analysis.tables import MIN_N_INTERVAL, RULES, compare_column  # noqa: E402
@@ -25,6 +26,7 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 DASHES = ("-", "--", ":", "-.")
 
 sns.set_theme(style="whitegrid", context="notebook", font_scale=0.9)
+plt.rcParams["figure.max_open_warning"] = 0  # a report holds every figure until it saves them
 
 
 def save(fig, base, dpi: int = 110) -> None:
@@ -67,6 +69,8 @@ def _finish(fig, title: str, legend_title: str):
 
 
 def _n_note(table: pd.DataFrame, column: str = "n") -> str:
+    if column not in table:  # a metric no condition has a value of (every seed diverged)
+        return "no values"
     ns = sorted(int(v) for v in table[column].dropna().unique())
     if not ns:
         return "no trials"
@@ -181,41 +185,53 @@ def time_to_converge(trials: pd.DataFrame, table: pd.DataFrame, rule: str, compa
     return fig
 
 
+ONSET_SEEDS = 400  # the most seeds a panel of the onsets figure draws, one line each (beyond: the table only)
+
+
 def onsets(seeds: pd.DataFrame, order: list[str], rule: str, compare: str | None = None):
-    """Each seed's course, one line a seed: grey over its whole budget, green from the first
-    evaluation meeting the convergence rule (a dot) until a collapse after it (a red cross) or
-    the end; conditions (regime x treatment) in blocks, seeds in order."""
-    fig, panels = _panels(seeds, width=6.0, height=max(2.5, 0.075 * seeds.groupby(["model", "dataset"]).size().max() + 1.2))
+    """Each seed's course, one line a seed: grey over its budget; from the first evaluation
+    meeting the convergence rule (a dot) to its end, green if it did not end collapsed and red
+    if it did; a cross at its first collapse after getting good (a dip it may have come back
+    from). Conditions (regime x treatment) in blocks, seeds in order; one LineCollection a
+    colour, so a panel of hundreds of seeds stays small."""
+    per_panel = seeds.groupby(["model", "dataset"]).size().max()
+    fig, panels = _panels(seeds, width=6.0, height=max(2.5, min(0.075 * per_panel, 30.0) + 1.2))
     for ax, sub, title in panels:
         blocks = sorted({(r, t) for r, t in zip(sub["regime"], sub["treatment"], strict=True)},
                         key=lambda rt: (rt[0], order.index(rt[1]) if rt[1] in order else len(order)))
-        y, ticks = 0, []
+        lines: dict[str, list] = {"budget": [], "kept": [], "ended": []}
+        dots, crosses, ticks, y = [], [], [], 0.0
         for regime, treatment in blocks:
-            block = sub[(sub["regime"] == regime) & (sub["treatment"] == treatment)].sort_values(config("seed"))
+            block = sub[(sub["regime"] == regime) & (sub["treatment"] == treatment)].sort_values("seed")
             top = y
-            for r in block.itertuples(index=False):
-                end, good, fell = float(getattr(r, "steps_done")), float(r.good_at), float(r.collapse_at)
-                ax.plot([0, end], [y, y], color="0.85", lw=1.0, solid_capstyle="butt")
+            for end, good, dip, ended in block[["steps_done", "good_at", "collapse_at", "ended_collapsed"]].itertuples(index=False):
+                lines["budget"].append([(0, y), (float(end), y)])
                 if math.isfinite(good):
-                    stop = fell if math.isfinite(fell) else end
-                    ax.plot([good, stop], [y, y], color="tab:green", lw=2.2, solid_capstyle="butt")
-                    ax.plot([good], [y], "o", color="tab:green", ms=3)
-                    if math.isfinite(fell):
-                        ax.plot([fell], [y], "x", color="tab:red", ms=4, mew=1.4)
+                    lines["ended" if ended == 1 else "kept"].append([(good, y), (max(float(end), good), y)])
+                    dots.append((good, y))
+                    if math.isfinite(dip):
+                        crosses.append((dip, y))
                 y += 1
-            label = f"{compare} {treatment}" if compare else treatment
-            label = label if regime in ("all", "") else f"{regime} · {label}"
-            ticks.append(((top + y - 1) / 2, label))
-            ax.axhline(y - 0.5 + 0.25, color="0.6", lw=0.6)
+            label = f"{compare} {treatment}" if compare else str(treatment)
+            ticks.append(((top + y - 1) / 2, label if regime in ("all", "") else f"{regime} · {label}"))
+            ax.axhline(y - 0.25, color="0.6", lw=0.6)
             y += 0.5
+        for kind, colour, width in (("budget", "0.85", 1.0), ("kept", "tab:green", 2.0), ("ended", "tab:red", 2.0)):
+            if lines[kind]:
+                ax.add_collection(LineCollection(lines[kind], colors=colour, linewidths=width, rasterized=True))
+        if dots:
+            ax.scatter(*zip(*dots), s=8, color="tab:green", zorder=3, rasterized=True)
+        if crosses:
+            ax.scatter(*zip(*crosses), s=14, marker="x", color="black", linewidths=1.0, zorder=3, rasterized=True)
+        ax.set_xlim(0, float(sub["steps_done"].max()) * 1.02)
         ax.set_ylim(y, -1)
         ax.set_yticks([t for t, _ in ticks], [lab for _, lab in ticks], fontsize=7)
         ax.grid(False, axis="y")
         ax.set_xlabel("training step")
         ax.set_title(title)
-    fig.suptitle(textwrap.fill(f"Each seed: got good (green dot: first evaluation with {rule}), kept it (green) and "
-                               "collapsed after it (red cross) or not; grey: the rest of its budget",
-                               int(fig.get_figwidth() * 11)), fontsize=10)
+    fig.suptitle(textwrap.fill(f"Each seed: got good (dot: first evaluation with {rule}, not collapsed), then green to "
+                               "its end, or red when it ended collapsed; x: its first collapse after getting good; "
+                               "grey: before", int(fig.get_figwidth() * 11)), fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     return fig
 

@@ -178,10 +178,10 @@ def analyse(res: Results, converge: Rule | None) -> Analysis:
     if converge:
         labelled["steps_to_converge"] = convergence.steps_to_converge(labelled, res.metrics, converge).values
         on = convergence.onsets(labelled, res.metrics, converge)
-        labelled = labelled.assign(good_at=on["good_at"].values, collapse_at=on["collapse_at"].values)
+        labelled = labelled.assign(**{c: on[c].values for c in on})
         done = labelled[labelled["status"].isin(schema.FINISHED) & labelled["good_at"].notna()]
         onsets = done[["trial_id", "model", "dataset", "regime", "treatment", config("seed"), "steps_done", "good_at",
-                       "collapse_at"]].rename(columns={config("seed"): "seed"}).sort_values(
+                       "collapse_at", "ended_collapsed"]].rename(columns={config("seed"): "seed"}).sort_values(
             ["model", "dataset", "regime", "treatment", "seed"], kind="stable").reset_index(drop=True)
     table = tables.condition_table(trials, res.metrics, contract)
     effect = tables.effect_table(table, lay)
@@ -232,10 +232,9 @@ def _write_report(res: Results, locations: list[str], out_dir: Path, converge, l
         seeds = done[done["steps_to_converge"].notna()]
         figs["time_to_converge"] = (f"Time to converge: steps until {convergence.rule_text(converge)}",
                                     figures.time_to_converge(seeds, converging, convergence.rule_text(converge), lay.compare))
-    if len(a.onsets):
+    if len(a.onsets) and a.onsets.groupby(["model", "dataset"]).size().max() <= figures.ONSET_SEEDS:
         figs["onsets"] = ("A good phase, then a collapse? Each seed's course",
-                          figures.onsets(a.onsets.rename(columns={"seed": config("seed")}), order,
-                                         convergence.rule_text(converge), lay.compare))
+                          figures.onsets(a.onsets, order, convergence.rule_text(converge), lay.compare))
     loss_keys = [k for k in keys if k.startswith("loss/")] or [c for c in res.metrics if c.startswith("loss/")]
     losses = loss_frame(res, labelled, loss_keys)
     if len(losses):
@@ -253,7 +252,11 @@ def _write_report(res: Results, locations: list[str], out_dir: Path, converge, l
                            ("Time to converge by condition", "", convergence_frame(converging))]
     if len(a.onsets):
         at = appendix(sections)
-        sections[at:at] = [(figs["onsets"][0], "onsets", onset_summary(a.onsets, converge))]
+        course = convergence.onset_summary(a.onsets.assign(status="finished"), ["model", "dataset", "regime", "treatment"],
+                                           convergence.rule_text(converge))
+        title = figs["onsets"][0] if "onsets" in figs else "A good phase, then a collapse? Each seed's course"
+        sections[at:at] = [(title, "onsets" if "onsets" in figs else "", ONSETS_NOTE),
+                           ("Each seed's course by condition", "", clean(course))]
     at = appendix(sections)
     sections[at:at] = search_sections(locations, res, out_dir)
     (out_dir / "REPORT.md").write_text(render_markdown(sections))
@@ -287,18 +290,11 @@ def convergence_summary(frame: pd.DataFrame, rule: Rule) -> str:
             "of the trial's own `eval_every`; two arms of different budgets are compared over the steps both had.")
 
 
-def onset_summary(seeds: pd.DataFrame, rule: Rule) -> pd.DataFrame:
-    """Per condition: seeds that got good (met the convergence rule), the median step they first
-    did, how many of them collapsed after (by their collapse rule, or diverged), and for those
-    the median length of the good phase; every seed is in onsets.csv."""
-    table = convergence.onset_table(seeds.assign(status="finished"), ["model", "dataset", "regime", "treatment"])
-    steps = lambda v: "" if v != v else fmt(v)  # noqa: E731
-    return clean(pd.DataFrame({
-        "model": table["model"], "dataset": table["dataset"], "regime": table["regime"], "treatment": table["treatment"],
-        "n": table["n"], f"got good ({convergence.rule_text(rule)})": table["got_good"],
-        "first good, median step": table["good_at_median"].map(steps),
-        "collapsed after good": [f"{k}/{g}" for k, g in table[["collapsed_after", "got_good"]].itertuples(index=False)],
-        "good phase before the collapse, median steps": table["good_for_median"].map(steps)}))
+ONSETS_NOTE = ("A seed gets good at the first evaluation that meets the convergence rule while it is not collapsed "
+               "or diverged; after that, a collapse at some evaluation is a dip it may come back from, and it ends "
+               "collapsed when its last evaluation is collapsed or it diverged (which time to converge counts as never "
+               "converged). Every seed's course is in onsets.csv; the figure draws one line a seed (up to "
+               f"{figures.ONSET_SEEDS} a panel).")
 
 
 def convergence_frame(frame: pd.DataFrame) -> pd.DataFrame:

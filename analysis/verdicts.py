@@ -23,9 +23,11 @@ from vi_contract import schema
 from vi_contract.columns import config, settings
 
 ALPHA = 0.05
-AFTER_GOOD = "after_good"  # C1-long's collapse definition: a collapse after the seed first got good
-AFTER_GOOD_TEXT = ("the seed met the convergence rule at some evaluation (it got good) and at a later evaluation "
-                   "counted as collapsed by its collapse rule or diverged; counted over the seeds that got good")
+AFTER_GOOD = "after_good"  # C1-long's collapse definition: ended collapsed after the seed got good
+AFTER_GOOD_TEXT = ("the seed met the convergence rule at an evaluation where it was not collapsed (it got good) and "
+                   "ended collapsed (its collapse rule at the last evaluation, or diverged); counted over the seeds "
+                   "that got good. A dip into collapse that the seed came back from is not counted: it is shown "
+                   "beside the verdict")
 MARGIN = 0.2  # "does as well": a collapse rate at most this much higher, by the 95% interval
 
 VERDICT_RULE = (
@@ -41,8 +43,8 @@ VERDICT_RULE = (
     "when cells go both ways, **partly supported** or **partly contradicted** (as counted) when the others are "
     "inconclusive, and **inconclusive at this n** when no cell is decided. A claim about runs that got good first "
     f"(C1-long) counts collapse as **{AFTER_GOOD}** ({AFTER_GOOD_TEXT}); a cell in which the baseline or the "
-    "treatment has no seed that met the convergence rule is **premise not reached** and counts as undecided; the "
-    "claim reads **premise not reached at this budget** when every cell is.")
+    "treatment has no seed that got good is **premise not reached**: undecided, and left out of the claim's Holm "
+    "family; the claim reads **premise not reached at this budget** when every cell is.")
 
 
 @dataclass(frozen=True)
@@ -111,10 +113,11 @@ class Study:
             if "eval/modes_frac" in done else None
         labelled["steps_to_converge"] = (convergence.steps_to_converge(labelled, self.metrics, rule).values
                                          if rule else np.nan)
-        if rule:  # the good phase and a collapse after it, per seed (C1-long's premise and measure)
-            on = convergence.onsets(labelled, self.metrics, rule)
-            labelled = labelled.assign(good_at=on["good_at"].values, collapse_at=on["collapse_at"].values)
-            labelled[f"_{AFTER_GOOD}"] = np.isfinite(labelled["collapse_at"].astype(float))
+        # each seed's course (C1-long's premise and measure); NaN throughout without the rule's metric
+        on = (convergence.onsets(labelled, self.metrics, rule) if rule else
+              pd.DataFrame(np.nan, index=labelled.index, columns=["good_at", "collapse_at", "ended_collapsed"]))
+        labelled = labelled.assign(**{c: on[c].values for c in on})
+        labelled[f"_{AFTER_GOOD}"] = labelled["ended_collapsed"].fillna(0).astype(bool)
         self.done = labelled
         self.axes = settings(done)  # the axes' own values by their study names (a label replaces an axis named regime)
 
@@ -168,8 +171,8 @@ def claim_cells(claim: Claim, studies: dict[str, Study]) -> tuple[list[tuple[str
 
 
 def _reached(arm: pd.DataFrame) -> str:
-    """How many seeds of an arm ever met the convergence rule (the premise of a late collapse)."""
-    return f"{int(np.isfinite(arm['steps_to_converge'].astype(float)).sum())}/{len(arm)}"
+    """How many seeds of an arm got good (the premise of a late collapse; onsets' good_at)."""
+    return f"{len(_got_good(arm))}/{len(arm)}"
 
 
 def _rate(k: int, n: int) -> str:
@@ -178,7 +181,7 @@ def _rate(k: int, n: int) -> str:
 
 
 def _got_good(arm: pd.DataFrame) -> pd.DataFrame:
-    return arm[np.isfinite(arm["good_at"].astype(float))] if "good_at" in arm else arm.iloc[:0]
+    return arm[np.isfinite(arm["good_at"].astype(float).fillna(np.inf))] if "good_at" in arm else arm.iloc[:0]
 
 
 def _collapse(claim: Claim, t: pd.DataFrame, b: pd.DataFrame, keys: dict, rule: str | None = None) -> dict:
@@ -250,18 +253,25 @@ def decide(claim: Claim, cells: pd.DataFrame) -> pd.DataFrame:
     """Holm over the claim's cells, then each cell's verdict by VERDICT_RULE."""
     if cells.empty:
         return cells
-    cells = cells.assign(p_holm=holm(cells["p"]))
+    unreached = pd.Series(False, index=cells.index)
+    if claim.premise:  # an arm with no seed that got good: no collapse after it can show, and no test
+        unreached = pd.Series([any(str(c.get(f"{arm} got good", "")).startswith("0/") for arm in ("treatment", "baseline"))
+                               for _, c in cells.iterrows()], index=cells.index)
+    p_holm = pd.Series(1.0, index=cells.index)
+    if (~unreached).any():
+        p_holm[~unreached] = holm(cells.loc[~unreached, "p"])
+    cells = cells.assign(p_holm=p_holm.values)
     if claim.measure == "as_well":
         cells = cells.assign(quality_p_holm=holm(cells["quality p"]))
     good = -1.0  # lower collapse, faster, lower Frechet distance: the treatment's difference is negative
     verdicts = []
-    for _, c in cells.iterrows():
+    for i, c in cells.iterrows():
         significant = c["p_holm"] < ALPHA
         if claim.measure == "as_well":
             worse = (significant and c["sign"] > 0) or (c["quality_p_holm"] < ALPHA and c["quality sign"] > 0)
             verdicts.append("contradicts" if worse else "supports" if c["hi"] < MARGIN else "inconclusive")
-        elif claim.premise and any(str(c.get(f"{arm} got good", "")).startswith("0/") for arm in ("treatment", "baseline")):
-            verdicts.append("premise not reached")  # an arm with no seed that got good: no collapse after it can show
+        elif unreached[i]:
+            verdicts.append("premise not reached")
         else:
             verdicts.append("inconclusive" if not significant else "supports" if c["sign"] == good else "contradicts")
     return cells.assign(cell=verdicts)

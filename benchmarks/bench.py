@@ -375,6 +375,8 @@ def bench_cost(rounds: int = 3, seconds: float = 1.5, out: Path = COST_FILE) -> 
     from vi_sweeps.trial import Trial
 
     torch.set_num_threads(1)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    measured = f"{time.strftime('%Y-%m-%d', time.gmtime())}, commit {commit or 'unknown'}, {os.cpu_count()} cores"
     rows = []
     for path in COST_STUDIES:
         study = load_study(ROOT / path)
@@ -400,7 +402,8 @@ def bench_cost(rounds: int = 3, seconds: float = 1.5, out: Path = COST_FILE) -> 
                 k = len(arms[name].places)
                 rows.append({"study": study.name, "dataset": first, "regime": regime, "stabiliser": name, "pack_size": k,
                              "ms_per_iteration": round(1000 * t, 3), "ms_per_seed_iteration": round(1000 * t / k, 3),
-                             "x_none": round(t / best["none"], 3)})
+                             "x_none": round(t / best["none"], 3), "rounds": rounds, "iterations_per_round": iters,
+                             "measured": measured})
                 print(f"cost: {study.name} {first} {regime:9} {name:8} {1000 * t:8.2f} ms a pack of {k}  "
                       f"{t / best['none']:5.2f}x none")
     pd.DataFrame(rows).to_csv(out, index=False)
@@ -410,14 +413,15 @@ def bench_cost(rounds: int = 3, seconds: float = 1.5, out: Path = COST_FILE) -> 
 BENCHES = {"trial": bench_trial, "dcgan": bench_dcgan, "pack": bench_pack, "ray": bench_ray, "report": bench_report,
            "scale": bench_scale, "images": bench_images, "frechet": bench_frechet, "stabilisers": bench_stabilisers,
            "cost": bench_cost}
+EXPLICIT = ("cost",)  # run only when named: it rewrites a committed file (docs/reproduction/stabiliser_cost.csv)
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="*", help=f"any of {', '.join(BENCHES)} (default: all)")
+    parser.add_argument("names", nargs="*", help=f"any of {', '.join(BENCHES)} (default: all but {', '.join(EXPLICIT)})")
     args = parser.parse_args()
     unknown = [n for n in args.names if n not in BENCHES]
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; valid choices: {', '.join(BENCHES)}")
     os.environ.setdefault("VI_SWEEPS_CACHE", str(Path.home() / ".cache" / "vi-sweeps"))
-    for name in args.names or BENCHES:
+    for name in args.names or [n for n in BENCHES if n not in EXPLICIT]:
         BENCHES[name]()

@@ -420,3 +420,27 @@ def test_the_report_opens_with_every_comparison_at_a_glance_and_a_compact_findin
     html = (tmp_path / "rep" / "report.html").read_text()
     order = ["<img alt='Every comparison at a glance'", "Findings at a glance</h2>", "Findings: gan", "<footer>"]
     assert [html.index(x) for x in order] == sorted(html.index(x) for x in order)
+
+
+def test_a_study_whose_every_trial_diverged_gets_its_report(tmp_path):
+    """Every trial diverged at its 5th evaluation: the metric figures raised KeyError
+    'modes_frac_n' (no condition has a median of a non-diverged seed). Each seed's course:
+    good at the first evaluation, diverged (a collapse after it, and at its end) at the 5th."""
+    from vi_contract.tables import with_metadata
+
+    folder = tmp_path / "r"
+    synthetic_results(folder, {(True, 1, 0.0): 0.0, (True, 1, 5.0): 0.0}, seeds=4)
+    contract = json.loads((folder / schema.CONTRACT_FILE).read_text())
+    trials, metrics = pd.read_parquet(folder / schema.TRIALS_FILE), pd.read_parquet(folder / schema.METRICS_FILE)
+    metrics = metrics[metrics["step"] <= 500].copy()
+    last = metrics["step"] == 500
+    metrics.loc[last, ["diverged", "collapsed"]] = True
+    metrics.loc[last, ["eval/modes_frac", "eval/fd_2d"]] = np.nan
+    trials = trials.assign(status="diverged", diverged=True, collapsed=True, steps_done=500)
+    pq.write_table(with_metadata(trials, contract), folder / schema.TRIALS_FILE)
+    pq.write_table(with_metadata(metrics, contract), folder / schema.METRICS_FILE)
+    text = build_report([str(folder)], str(tmp_path / "out")).read_text()
+    assert "8 trials (8 diverged)" in text
+    onsets = pd.read_csv(tmp_path / "out" / "onsets.csv")
+    assert len(onsets) == 8 and (onsets["good_at"] == 100).all() and (onsets["collapse_at"] == 500).all()
+    assert (onsets["ended_collapsed"] == 1).all()

@@ -135,28 +135,36 @@ def test_no_difference_of_medians_is_given_where_a_median_is_not_reached():
 
 
 def test_onsets_by_hand_a_collapse_counts_only_after_the_first_good_evaluation():
-    """Issue 25 (C1-long): per seed, when it first got good and whether it collapsed after."""
-    trials = pd.DataFrame({"trial_id": ["fell", "kept", "never", "early", "blew"],
-                           "diverged": [False, False, False, False, True], "steps_done": [400, 400, 400, 400, 300]})
+    """Issue 25 (C1-long): per seed, when it first got good, its first collapse after that (a
+    dip it may come back from) and whether it ended collapsed."""
+    trials = pd.DataFrame({"trial_id": ["fell", "kept", "never", "early", "blew", "bad"],
+                           "dataset": "ring8", "diverged": [False, False, False, False, True, False],
+                           "collapsed": [True, False, False, False, True, True], "steps_done": [400, 400, 400, 400, 300, 400]})
     ids = [t for t in trials["trial_id"] for _ in range(4)]
     metrics = pd.DataFrame({
-        "trial_id": ids, "step": [100, 200, 300, 400] * 5,
+        "trial_id": ids, "step": [100, 200, 300, 400] * 6,
         "eval/modes_frac": [0.5, 0.9, 0.6, 0.25,   # fell: good at 200, collapsed at 400 (0.6 at 300 is no collapse)
-                            0.9, 0.4, 0.95, 1.0,   # kept: good at 100, collapsed at 200 (it came back: still counts)
+                            0.9, 0.4, 0.95, 1.0,   # kept: good at 100, dipped at 200, came back: not ended collapsed
                             0.25, 0.6, 0.7, 0.8,   # never good: its early collapse is no collapse after good
                             0.25, 0.3, 0.9, 0.9,   # early: collapsed before it got good, never after
-                            0.9, 0.9, 0.9, np.nan],  # blew: good at 100, diverged with no evaluation saying so
+                            0.9, 0.9, 0.9, np.nan,  # blew: good at 100, diverged with no evaluation saying so
+                            0.9, 0.9, 0.9, 0.9],   # bad: meets the rule while counted collapsed (another metric): never good
         "collapsed": [False, False, False, True, False, True, False, False, True, False, False, False,
-                      True, True, False, False, False, False, False, False],
-        "diverged": [False] * 20})
+                      True, True, False, False, False, False, False, False, True, True, True, True],
+        "diverged": [False] * 24})
     on = convergence.onsets(trials, metrics, RULE)
-    assert on["good_at"].tolist() == [200.0, 100.0, math.inf, 300.0, 100.0]
-    assert on["collapse_at"].tolist()[:2] == [400.0, 200.0] and math.isnan(on["collapse_at"].iloc[2])
-    assert on["collapse_at"].tolist()[3:] == [math.inf, 300.0]
+    assert on["good_at"].tolist() == [200.0, 100.0, math.inf, 300.0, 100.0, math.inf]
+    assert on["collapse_at"].tolist()[:2] == [400.0, 200.0] and on["collapse_at"].iloc[[2, 5]].isna().all()
+    assert on["collapse_at"].tolist()[3:5] == [math.inf, 300.0]
+    assert on["ended_collapsed"].tolist()[:2] == [1.0, 0.0] and on["ended_collapsed"].tolist()[3:5] == [0.0, 1.0]
     table = convergence.onset_table(trials.assign(status="finished", cond="a", **on), ["cond"])
     row = table.iloc[0]
-    assert (row["n"], row["got_good"], row["collapsed_after"]) == (5, 4, 3)
+    assert (row["n"], row["got_good"], row["collapsed_after"], row["ended_collapsed"]) == (6, 4, 3, 2)
     assert row["good_at_median"] == 150.0 and row["good_for_median"] == 200.0  # 200, 100, 200
+    # a data set without the rule's metric has no course at all (not "never got good")
+    other = trials.assign(dataset=["ring8"] * 5 + ["images"])
+    unmeasured = convergence.onsets(other, metrics[metrics["trial_id"] != "bad"], RULE)
+    assert unmeasured.iloc[5].isna().all() and unmeasured["good_at"].iloc[2] == math.inf
 
 
 def test_onsets_of_a_synthetic_folder_recover_the_planted_times(tmp_path):
@@ -174,6 +182,7 @@ def test_onsets_of_a_synthetic_folder_recover_the_planted_times(tmp_path):
         if fell.empty or fell.min() > planted:  # it got good where planted
             assert o["good_at"] == planted
             assert o["collapse_at"] == (fell.min() if len(fell) else math.inf)
+            assert o["ended_collapsed"] == float(len(fell) > 0)  # a planted collapse lasts to the end
             checked += 1
         else:  # it collapsed first and stayed collapsed: never good
             assert o["good_at"] == math.inf and math.isnan(o["collapse_at"])

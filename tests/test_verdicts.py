@@ -241,11 +241,47 @@ def test_c1_long_counts_collapse_after_a_good_phase_over_the_seeds_that_got_good
     for value, column in ((0.0, "baseline"), (5.0, "treatment")):
         arm = done[done["config/lam"] == value]
         good = arm[arm["good_at"] < float("inf")]
-        fell = int((good["collapse_at"] < float("inf")).sum())
+        fell = int(good["ended_collapsed"].sum())
         assert cells[f"{column} got good"].iloc[0] == f"{len(good)}/20"
         assert cells[f"{column} value"].iloc[0].startswith(f"{fell}/{len(good)} = ")
     assert 0 < len(done[(done["config/lam"] == 0.0) & (done["good_at"] < float("inf"))]) <= 10
     assert "late " in cells["other definitions"].iloc[0]  # the second-half rule beside it, over all seeds
+
+
+def test_premise_counts_the_seeds_that_got_good_even_if_they_diverged_after():
+    """A seed that got good and then diverged (which after_good counts as ending collapsed) was
+    counted as never having got good (steps_to_converge is inf for a diverged seed): a cell of
+    6/6 collapses after good read 'premise not reached' with 'baseline got good 0/10'."""
+    from analysis.verdicts import _reached
+
+    inf = float("inf")
+    arm = pd.DataFrame({"good_at": [100.0, inf, 300.0, float("nan")], "steps_to_converge": [inf, inf, 300.0, float("nan")]})
+    assert _reached(arm) == "2/4"
+
+
+def test_cells_whose_premise_is_not_reached_are_left_out_of_the_holm_family():
+    from analysis.verdicts import CLAIMS
+
+    claim = next(c for c in CLAIMS if c.key == "C1-long")
+    cells = pd.DataFrame({"p": [1.0, 0.02, 0.03], "sign": [-1.0] * 3, "treatment got good": ["0/20", "9/20", "8/20"],
+                          "baseline got good": ["5/20"] * 3})
+    decided = decide(claim, cells)
+    assert decided["p_holm"].tolist() == pytest.approx([1.0, 0.04, 0.04])  # over 2 tests, not 3 (0.06, 0.06)
+    assert list(decided["cell"]) == ["premise not reached", "supports", "supports"]
+
+
+def test_c1_long_without_the_convergence_metric_reads_premise_not_reached(tmp_path):
+    """A bn_long export without modes_frac raised KeyError '_after_good'."""
+    import pyarrow.parquet as pq
+
+    from analysis.claims_page import claims_document
+
+    synthetic_results(tmp_path / "bn_long", {(True, 1, 0.0): 0.5, (True, 1, 5.0): 0.5}, seeds=6)
+    for name in (schema.TRIALS_FILE, schema.METRICS_FILE):
+        table = pq.read_table(tmp_path / "bn_long" / name)
+        pq.write_table(table.drop(["eval/modes_frac"]), tmp_path / "bn_long" / name)
+    c1 = claims_document(tmp_path)[0].split("## C1-long")[1].split("## C4a")[0]
+    assert "**Verdict: premise not reached at this budget" in c1 and "| 0/6 | 0/6 |" in c1
 
 
 def test_a_regime_axis_with_one_value_run_so_far_still_names_the_cell(tmp_path):
@@ -262,14 +298,47 @@ def test_the_cost_section_shows_the_committed_measurement_and_refuses_another_ta
 
     stabiliser_export(tmp_path / "stabilisers", {"none": 0.9, "anchor": 0.3})
     assert "C4's cost" not in claims_document(tmp_path)[0]  # nothing measured: no section
-    pd.DataFrame({"study": "stabilisers", "dataset": "ring8", "regime": "bn-1x1", "stabiliser": ["none", "r1"],
-                  "pack_size": 20, "ms_per_iteration": [40.0, 60.0], "ms_per_seed_iteration": [2.0, 3.0],
-                  "x_none": [1.0, 1.5]}).to_csv(tmp_path / COST_FILE, index=False)
+    good = pd.DataFrame({"study": "stabilisers", "dataset": "ring8", "regime": "bn-1x1", "stabiliser": ["none", "r1"],
+                         "pack_size": 20, "ms_per_iteration": [40.0, 60.0], "ms_per_seed_iteration": [2.0, 3.0],
+                         "x_none": [1.0, 1.5], "rounds": 3, "measured": "2026-12-06, commit abc, 2 cores"})
+    good.to_csv(tmp_path / COST_FILE, index=False)
     section = claims_document(tmp_path)[0].split("## C4's cost")[1]
     assert "| stabilisers | ring8 | bn-1x1 | 20 | 2 (1.00x) | 3 (1.50x) |" in section
+    assert "2026-12-06, commit abc, 2 cores, best of 3 rounds" in section
     (tmp_path / COST_FILE).write_text("study,regime\nstabilisers,bn-1x1\n")
     with pytest.raises(ResultsError, match=f"{COST_FILE}: not the table .* writes \\(missing dataset, stabiliser"):
         claims_document(tmp_path)
+
+
+@pytest.mark.parametrize("change, why", [
+    ({"ms_per_seed_iteration": ["fast", 3.0]}, "ms_per_seed_iteration must be a positive number"),
+    ({"x_none": [1.0, float("nan")]}, "x_none must be a positive number"),
+    ({"pack_size": [20, 2.5]}, "pack_size must be a positive whole number"),
+    ({"stabiliser": ["none", "study"]}, "stabiliser 'study' is the name of a column"),
+    ({"stabiliser": ["none", "<b>r1</b>"]}, "stabiliser '<b>r1</b>' is not a plain name"),
+    ({"regime": ["bn-1x1", ""]}, "a row without a regime"),
+    ({"study": "foo"}, "study 'foo'; valid: stabilisers, stabilisers_digits"),
+    ({"stabiliser": ["r1", "r1"]}, "an arm measured twice"),
+])
+def test_a_malformed_cost_table_is_refused_in_one_line_and_nothing_is_written(tmp_path, change, why):
+    """Found by a hostile review: these gave tracebacks (a text time, a blank pack size) or wrong
+    tables (a stabiliser named like a column overwrote it; markup reached CLAIMS.md)."""
+    from analysis.__main__ import main
+    from analysis.claims_page import COST_FILE
+
+    stabiliser_export(tmp_path / "stabilisers", {"none": 0.9, "anchor": 0.3})
+    pd.DataFrame({"study": "stabilisers", "dataset": "ring8", "regime": "bn-1x1", "stabiliser": ["none", "r1"],
+                  "pack_size": 20, "ms_per_iteration": [40.0, 60.0], "ms_per_seed_iteration": [2.0, 3.0],
+                  "x_none": [1.0, 1.5], "rounds": 3, "measured": "today"}).assign(**change).to_csv(
+        tmp_path / COST_FILE, index=False)
+    assert main(["claims", str(tmp_path)]) == 2
+    assert not (tmp_path / "CLAIMS.md").exists()
+    from analysis.claims_page import read_cost
+    from vi_contract.read import ResultsError
+
+    with pytest.raises(ResultsError) as err:
+        read_cost(tmp_path / COST_FILE)
+    assert why in str(err.value) and "\n" not in str(err.value)
 
 
 def stabiliser_export(folder, rates: dict[str, float], seeds=20):
