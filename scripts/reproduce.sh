@@ -9,7 +9,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 studies=("$@")
-[ ${#studies[@]} -gt 0 ] || studies=(bn_ablation ali_losses pacgan_baseline aae_ablation bn_ablation_digits)
+[ ${#studies[@]} -gt 0 ] || studies=(bn_ablation ali_losses pacgan_baseline aae_ablation bn_ablation_digits stabilisers stabilisers_digits bn_long)
 for name in "${studies[@]}"; do
   echo "== $name: $(date -u +%FT%TZ)"
   .venv/bin/vi-sweep run "studies/$name.yaml" --results "results/$name" --no-report
