@@ -211,3 +211,15 @@ def test_status_after_a_killed_driver_names_no_trial_running(tmp_path):
     assert "no driver (stopped or finished)" in text and "5 interrupted" in text, text
     header = text.split("per condition:\n")[1].splitlines()[0].split()
     assert "interrupted" in header and "running" not in header, text
+
+
+def test_status_of_a_folder_of_an_earlier_identity_counts_what_it_records():
+    """docs/measurements/bn_ablation_ring8_5seeds (schema 1, ids of an earlier identity) read
+    '0/40 done (0 finished, 0 diverged, 12 collapsed) ... 40 not started': this version's
+    expansion names other trial ids, so none of the 40 recorded trials was matched."""
+    from tests.conftest import ROOT
+    from vi_sweeps.status import sweep_status
+
+    text = sweep_status(str(ROOT / "docs" / "measurements" / "bn_ablation_ring8_5seeds"))
+    assert "trials: 40/40 done (40 finished, 0 diverged, 12 collapsed)" in text and "0 not started" in text
+    assert "40 of the 40 recorded trials are not trials of the study as this version expands it" in text
