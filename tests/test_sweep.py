@@ -348,7 +348,11 @@ def test_two_drivers_never_share_a_folder_and_a_forced_takeover_loses_nothing(tm
     study_path = tmp_path / "s.yaml"
     study_path.write_text(TWO_DRIVERS)
     results = tmp_path / "results"
-    first = subprocess.Popen(cli(study_path, results), env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # the first driver runs one pack at a time, so it is still running when the takeover comes: on a
+    # quiet machine, with two at a time, it finished all six packs first and exited 0 (a lost race,
+    # not a takeover); the takeover runs two at a time (execution settings may differ on resume)
+    first = subprocess.Popen(cli(study_path, results, "--max-concurrent", "1"), env=ENV, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert wait_for(lambda: (results / "lease.json").exists() and list((results / "trials").glob("*.parquet"))
                     if (results / "trials").exists() else False)
     # watch every trial file: once finished, a file must never say anything else
