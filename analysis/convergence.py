@@ -87,11 +87,11 @@ def onsets(trials: pd.DataFrame, metrics: pd.DataFrame, rule: Rule) -> pd.DataFr
 
 
 def onset_table(labelled: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Per condition of finished trials with a measured course (`good_at`, `collapse_at`,
-    `ended_collapsed`): how many seeds got good and the median step they first did; of those,
-    how many dipped into a collapse after it at least once, the median steps until the first
-    dip, and how many ended collapsed."""
-    done = labelled[labelled["status"].isin(schema.FINISHED) & labelled["good_at"].notna()]
+    """Per condition of trials with a measured course (`good_at`, `collapse_at`,
+    `ended_collapsed`; the callers pass finished trials): how many seeds got good and the median
+    step they first did; of those, how many dipped into a collapse after it at least once, the
+    median steps until the first dip, and how many ended collapsed."""
+    done = labelled[labelled["good_at"].notna()]
     rows = []
     for key, g in done.groupby(keys, sort=True):
         good = g[np.isfinite(g["good_at"].astype(float))]

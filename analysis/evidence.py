@@ -110,7 +110,6 @@ def stabiliser_grid(panels: list[tuple[str, pd.DataFrame]], alpha: float) -> plt
     return fig
 
 
-
 COST_COLUMNS = ("study", "dataset", "regime", "stabiliser", "pack_size", "ms_per_seed_iteration", "x_none", "rounds",
                 "measured")
 

@@ -252,7 +252,7 @@ def _write_report(res: Results, locations: list[str], out_dir: Path, converge, l
                            ("Time to converge by condition", "", convergence_frame(converging))]
     if len(a.onsets):
         at = appendix(sections)
-        course = convergence.onset_summary(a.onsets.assign(status="finished"), ["model", "dataset", "regime", "treatment"],
+        course = convergence.onset_summary(a.onsets, ["model", "dataset", "regime", "treatment"],
                                            convergence.rule_text(converge))
         title = figs["onsets"][0] if "onsets" in figs else "A good phase, then a collapse? Each seed's course"
         sections[at:at] = [(title, "onsets" if "onsets" in figs else "", ONSETS_NOTE),

@@ -181,7 +181,7 @@ def _rate(k: int, n: int) -> str:
 
 
 def _got_good(arm: pd.DataFrame) -> pd.DataFrame:
-    return arm[np.isfinite(arm["good_at"].astype(float).fillna(np.inf))] if "good_at" in arm else arm.iloc[:0]
+    return arm[np.isfinite(arm["good_at"].astype(float).fillna(np.inf))]
 
 
 def _collapse(claim: Claim, t: pd.DataFrame, b: pd.DataFrame, keys: dict, rule: str | None = None) -> dict:
