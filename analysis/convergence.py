@@ -54,16 +54,22 @@ def steps_to_converge(trials: pd.DataFrame, metrics: pd.DataFrame, rule: Rule) -
     return steps
 
 
+ONSET_COLUMNS = ("good_at", "collapse_at", "ended_collapsed", "collapsed_share")  # what onsets() gives per trial
+
+
 def onsets(trials: pd.DataFrame, metrics: pd.DataFrame, rule: Rule) -> pd.DataFrame:
     """Per trial (aligned with `trials`), its course:
     - `good_at`: the first evaluated step meeting the convergence rule while not counted
       collapsed or diverged (it got good); inf when none did;
     - `collapse_at`: the first evaluated step after it counted collapsed (its collapse rule) or
       diverged, a dip it may have come back from; inf when none;
-    - `ended_collapsed`: it got good and its last evaluation counted collapsed, or it diverged.
+    - `ended_collapsed`: it got good and its last evaluation counted collapsed, or it diverged;
+    - `collapsed_share`: the share of its evaluations after getting good that counted collapsed
+      or diverged (a divergence no evaluation records counts as one more, collapsed, at its end;
+      NaN when it got good at its last evaluation): how long it spent collapsed, dips included.
     All NaN where the trial's data set has no value of the rule's metric (not measured), and
-    `collapse_at`, `ended_collapsed` NaN for a trial that never got good."""
-    out = pd.DataFrame({"good_at": np.nan, "collapse_at": np.nan, "ended_collapsed": np.nan}, index=trials.index)
+    all but `good_at` NaN for a trial that never got good."""
+    out = pd.DataFrame(np.nan, index=trials.index, columns=list(ONSET_COLUMNS))
     if rule.metric not in metrics:
         return out
     m = metrics[["trial_id", "step", rule.metric, "collapsed", "diverged"]]
@@ -71,18 +77,23 @@ def onsets(trials: pd.DataFrame, metrics: pd.DataFrame, rule: Rule) -> pd.DataFr
     values = m[rule.metric].astype(float)
     first = m[rule.holds(values) & values.notna() & ~fell].groupby("trial_id")["step"].min()
     good = trials["trial_id"].map(first).astype(float)
-    after = m[fell & (m["step"] > m["trial_id"].map(first))]
+    later = m["step"] > m["trial_id"].map(first)
+    after = m[fell & later]
     dip = trials["trial_id"].map(after.groupby("trial_id")["step"].min()).astype(float)
     diverged = trials["diverged"].astype(bool)
     # a trial that diverged after its good phase without an evaluation saying so fell at its end
     unsaid = good.notna() & dip.isna() & diverged
     dip[unsaid] = trials.loc[unsaid, "steps_done"].astype(float)
     ended = trials["collapsed"].astype(bool) | diverged
+    untold = diverged & ~trials["trial_id"].isin(m.loc[m["diverged"].astype(bool), "trial_id"])
+    evals = trials["trial_id"].map(later.groupby(m["trial_id"]).sum()).fillna(0) + untold
+    share = (trials["trial_id"].map(after.groupby("trial_id").size()).fillna(0) + untold) / evals.where(evals > 0)
     measured = _measured(trials, m[values.notna()])
     out.loc[measured, "good_at"] = good[measured].fillna(math.inf)
     got = measured & good.notna()
     out.loc[got, "collapse_at"] = dip[got].fillna(math.inf)
     out.loc[got, "ended_collapsed"] = ended[got].astype(float)
+    out.loc[got, "collapsed_share"] = share[got]
     return out
 
 
@@ -90,7 +101,8 @@ def onset_table(labelled: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Per condition of trials with a measured course (`good_at`, `collapse_at`,
     `ended_collapsed`; the callers pass finished trials): how many seeds got good and the median
     step they first did; of those, how many dipped into a collapse after it at least once, the
-    median steps until the first dip, and how many ended collapsed."""
+    median steps until the first dip, how many ended collapsed, and the mean over them of the
+    share of evaluations after good that counted collapsed."""
     done = labelled[labelled["good_at"].notna()]
     rows = []
     for key, g in done.groupby(keys, sort=True):
@@ -100,7 +112,8 @@ def onset_table(labelled: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
                      "good_at_median": float(good["good_at"].median()) if len(good) else math.nan,
                      "collapsed_after": len(dipped),
                      "good_for_median": float((dipped["collapse_at"] - dipped["good_at"]).median()) if len(dipped) else math.nan,
-                     "ended_collapsed": int(good["ended_collapsed"].astype(float).sum())})
+                     "ended_collapsed": int(good["ended_collapsed"].astype(float).sum()),
+                     "collapsed_share_mean": float(good["collapsed_share"].astype(float).mean())})
     return pd.DataFrame(rows)
 
 
@@ -116,7 +129,9 @@ def onset_summary(labelled: pd.DataFrame, keys: list[str], rule: str) -> pd.Data
                              f"{k}/{g}" for k, g in t[["collapsed_after", "got_good"]].itertuples(index=False)],
                          "steps from good to that collapse, median": t["good_for_median"].map(steps),
                          "ended collapsed after good": [
-                             f"{k}/{g}" for k, g in t[["ended_collapsed", "got_good"]].itertuples(index=False)]})
+                             f"{k}/{g}" for k, g in t[["ended_collapsed", "got_good"]].itertuples(index=False)],
+                         "evaluations after good collapsed, mean share": t["collapsed_share_mean"].map(
+                             lambda v: "" if v != v else f"{v:.2f}")})
 
 
 # Bootstraps and differences of times run on a finite stand-in for "never" (percentiles would

@@ -180,8 +180,8 @@ def analyse(res: Results, converge: Rule | None) -> Analysis:
         on = convergence.onsets(labelled, res.metrics, converge)
         labelled = labelled.assign(**{c: on[c].values for c in on})
         done = labelled[labelled["status"].isin(schema.FINISHED) & labelled["good_at"].notna()]
-        onsets = done[["trial_id", "model", "dataset", "regime", "treatment", config("seed"), "steps_done", "good_at",
-                       "collapse_at", "ended_collapsed"]].rename(columns={config("seed"): "seed"}).sort_values(
+        onsets = done[["trial_id", "model", "dataset", "regime", "treatment", config("seed"), "steps_done",
+                       *convergence.ONSET_COLUMNS]].rename(columns={config("seed"): "seed"}).sort_values(
             ["model", "dataset", "regime", "treatment", "seed"], kind="stable").reset_index(drop=True)
     table = tables.condition_table(trials, res.metrics, contract)
     effect = tables.effect_table(table, lay)
@@ -293,7 +293,9 @@ def convergence_summary(frame: pd.DataFrame, rule: Rule) -> str:
 ONSETS_NOTE = ("A seed gets good at the first evaluation that meets the convergence rule while it is not collapsed "
                "or diverged; after that, a collapse at some evaluation is a dip it may come back from, and it ends "
                "collapsed when its last evaluation is collapsed or it diverged (which time to converge counts as never "
-               "converged). Every seed's course is in onsets.csv; the figure draws one line a seed (up to "
+               "converged). The mean share of evaluations after good that were collapsed says how long the seeds spent "
+               "collapsed, dips included, where the last evaluation alone can fall either side of a dip. Every seed's "
+               "course is in onsets.csv (collapsed_share per seed); the figure draws one line a seed (up to "
                f"{figures.ONSET_SEEDS} a panel).")
 
 

@@ -115,7 +115,7 @@ class Study:
                                          if rule else np.nan)
         # each seed's course (C1-long's premise and measure); NaN throughout without the rule's metric
         on = (convergence.onsets(labelled, self.metrics, rule) if rule else
-              pd.DataFrame(np.nan, index=labelled.index, columns=["good_at", "collapse_at", "ended_collapsed"]))
+              pd.DataFrame(np.nan, index=labelled.index, columns=list(convergence.ONSET_COLUMNS)))
         labelled = labelled.assign(**{c: on[c].values for c in on})
         labelled[f"_{AFTER_GOOD}"] = labelled["ended_collapsed"].fillna(0).astype(bool)
         self.done = labelled

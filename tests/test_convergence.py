@@ -157,10 +157,15 @@ def test_onsets_by_hand_a_collapse_counts_only_after_the_first_good_evaluation()
     assert on["collapse_at"].tolist()[:2] == [400.0, 200.0] and on["collapse_at"].iloc[[2, 5]].isna().all()
     assert on["collapse_at"].tolist()[3:5] == [math.inf, 300.0]
     assert on["ended_collapsed"].tolist()[:2] == [1.0, 0.0] and on["ended_collapsed"].tolist()[3:5] == [0.0, 1.0]
+    # the share of evaluations after good spent collapsed: fell 1 of 2, kept 1 of 3, early 0 of 1,
+    # blew 0 of 3 plus its unrecorded divergence (1 of 4)
+    assert on["collapsed_share"].iloc[[0, 1, 3, 4]].tolist() == pytest.approx([0.5, 1 / 3, 0.0, 0.25])
+    assert on["collapsed_share"].iloc[[2, 5]].isna().all()
     table = convergence.onset_table(trials.assign(status="finished", cond="a", **on), ["cond"])
     row = table.iloc[0]
     assert (row["n"], row["got_good"], row["collapsed_after"], row["ended_collapsed"]) == (6, 4, 3, 2)
     assert row["good_at_median"] == 150.0 and row["good_for_median"] == 200.0  # 200, 100, 200
+    assert row["collapsed_share_mean"] == pytest.approx((0.5 + 1 / 3 + 0.0 + 0.25) / 4)
     # a data set without the rule's metric has no course at all (not "never got good")
     other = trials.assign(dataset=["ring8"] * 5 + ["images"])
     unmeasured = convergence.onsets(other, metrics[metrics["trial_id"] != "bad"], RULE)
