@@ -218,3 +218,11 @@ def test_a_trials_rows_record_the_resolved_device_never_auto(monkeypatch):
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 3)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=None: f"GPU {i}")
     assert trial_module.device_provenance(torch.device("cuda")) == {"device_resolved": "cuda:3", "device_name": "GPU 3"}
+    # on a CPU the rows name its model and torch's vector kernels (float32's last bits depend on
+    # them: a committed trial's numbers moved on another CPU); read here from /proc/cpuinfo
+    import re
+    model = re.search(r"^model name\s*:\s*(.+)$", open("/proc/cpuinfo").read(), re.M).group(1).strip()
+    name = f"{model} ({torch.backends.cpu.get_cpu_capability()})"
+    assert trial_module.device_provenance(torch.device("cpu")) == {"device_resolved": "cpu", "device_name": name}
+    if not torch.cuda.is_available():
+        assert {r["device_name"] for r in rows} == {name}

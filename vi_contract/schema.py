@@ -20,7 +20,8 @@ derives. A results folder holds:
   `search_trial` (the Optuna trial number it scored; null outside a search), `pack_id` (the
   pack it trains in: a hash of the trial ids of its pack in the study's layout; its size is
   `config/pack_size`), then `step`, `wall_s`, the declared loss and metric columns of its model
-  and data set, `collapsed`, `diverged`, `device_resolved` and `device_name` (null off a GPU).
+  and data set, `collapsed`, `diverged`, `device_resolved` and `device_name` (the GPU's name, or the CPU's model and
+  torch's vector kernels, e.g. "AMD EPYC (AVX512)"; null in results written before 2026-12-06).
   A trial is finished exactly when its file says finished or diverged.
 - samples/<trial_id>/<step>.npy (2-D: the first 1,000 samples, float16) or .png (images: an
   8 x 8 grid), one per evaluation, written before the row that announces it.

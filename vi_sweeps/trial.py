@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import math
+import platform
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,13 +40,30 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def cpu_name() -> str | None:
+    """The CPU's model and the vector kernels torch dispatches to on it, e.g. "AMD EPYC
+    (AVX512)": float32 results differ in their last bits between CPU models (measured: a
+    committed bn_ablation trial's loss/d at step 500 moved by 0.11 on another machine, the
+    same code and torch), and GAN training amplifies them; None where it cannot be read."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        pass
+    model = model or platform.processor()
+    if not model:
+        return None
+    return f"{model} ({torch.backends.cpu.get_cpu_capability()})"
+
+
 def device_provenance(device: torch.device) -> dict[str, str]:
     """What every evaluation row records of where it ran: the resolved device (never `auto`)
-    and, on a GPU, its name (None elsewhere: a null in the tables)."""
+    and its name: the GPU's, or on a CPU its model and vector kernels (cpu_name)."""
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
         return {"device_resolved": f"cuda:{index}", "device_name": torch.cuda.get_device_name(index)}
-    return {"device_resolved": str(device), "device_name": None}
+    return {"device_resolved": str(device), "device_name": cpu_name() if device.type == "cpu" else None}
 
 
 def set_precision(precision: str, device: torch.device) -> None:
