@@ -78,7 +78,8 @@ def validate(study, list_trials, assignments, plugin_names) -> None:
 @set_option
 @plugin_option
 @click.option("--reuse", default=None, metavar="RESULTS", help="take the finished trials of another results folder (or "
-              "export) that have this study's trial ids, instead of running them (same id, same numbers)")
+              "export) that have this study's trial ids, instead of running them (same id, same numbers on the same kind of CPU; "
+              "across CPUs the same distribution, docs/reproduction/README.md)")
 @click.option("--only", "only", multiple=True, metavar="KEY=VALUE",
               help="run only the trials with this config value or axis label (repeatable: the same key, either "
                    "value; two keys, both); the rest stay unfinished for a later run, every id unchanged")
