@@ -151,7 +151,8 @@ def onset_note(studies: dict[str, Study], measured: list[tuple[str, dict]]) -> s
         return ""
     t = pd.concat(frames, ignore_index=True)
     t = t[["study", *[c for c in t.columns if c != "study"]]] if len(frames) > 1 else t.drop(columns="study")
-    return "\nEach seed's course, by condition (a dip it came back from is not a collapse at the end; the last column is how long they spent collapsed, dips included):\n\n" + _table(t)
+    return ("\nEach seed's course, by condition (a dip it came back from is not a collapse at the end; the last column "
+            "is how long they spent collapsed, dips included):\n\n" + _table(t))
 
 
 COST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]*")  # a study, data set, regime or stabiliser name

@@ -81,11 +81,12 @@ def onsets(trials: pd.DataFrame, metrics: pd.DataFrame, rule: Rule) -> pd.DataFr
     after = m[fell & later]
     dip = trials["trial_id"].map(after.groupby("trial_id")["step"].min()).astype(float)
     diverged = trials["diverged"].astype(bool)
-    # a trial that diverged after its good phase without an evaluation saying so fell at its end
-    unsaid = good.notna() & dip.isna() & diverged
+    # a trial that diverged without an evaluation saying so fell at its end: its first dip when it
+    # had none before, and one more collapsed evaluation in its share
+    untold = diverged & ~trials["trial_id"].isin(m.loc[m["diverged"].astype(bool), "trial_id"])
+    unsaid = good.notna() & dip.isna() & untold
     dip[unsaid] = trials.loc[unsaid, "steps_done"].astype(float)
     ended = trials["collapsed"].astype(bool) | diverged
-    untold = diverged & ~trials["trial_id"].isin(m.loc[m["diverged"].astype(bool), "trial_id"])
     evals = trials["trial_id"].map(later.groupby(m["trial_id"]).sum()).fillna(0) + untold
     share = (trials["trial_id"].map(after.groupby("trial_id").size()).fillna(0) + untold) / evals.where(evals > 0)
     measured = _measured(trials, m[values.notna()])

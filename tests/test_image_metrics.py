@@ -20,6 +20,7 @@ from analysis.load import load_results
 from tests.conftest import tiny
 from vi_sweeps import eval_keys, metrics
 from vi_sweeps.datasets import _fingerprint
+from vi_sweeps.trial import cpu_name
 
 SIDE, DIMS, CLASSES, SCALE = 8, 64, 10, 8.0
 
@@ -177,7 +178,7 @@ def test_precision_recall_density_coverage_kid_and_is_equal_the_references_on_th
     assert row[eval_keys.KID] == pytest.approx(kid, abs=1e-6) and row[eval_keys.KID_STD] == pytest.approx(kid_std, abs=1e-6)
     assert row[eval_keys.INCEPTION_SCORE] == pytest.approx(logits_to_inception_score(logits, 10), rel=1e-5)
     assert row[eval_keys.COVERAGE] > 0.9 and row[eval_keys.RECALL] > 0.5 and abs(row[eval_keys.KID]) < 3 * row[eval_keys.KID_STD]
-    assert row["device_resolved"] == "cpu" and row["device_name"] == trial_module_cpu_name()
+    assert row["device_resolved"] == "cpu" and row["device_name"] == cpu_name()
 
 
 def test_one_image_is_collapsed_by_the_image_rule_and_held_out_real_images_are_not(tmp_path, cache, extractor):
@@ -261,9 +262,3 @@ def test_a_five_seed_stacked_digits_study_and_an_image_folder_study_report_every
         rows = conditions[conditions["dataset"] == dataset]
         assert rows[f"{quality.removeprefix('eval/')}_median"].notna().all()  # FID (fd) beside coverage
         assert rows["coverage_median"].notna().all()
-
-
-def trial_module_cpu_name():
-    from vi_sweeps.trial import cpu_name
-
-    return cpu_name()
