@@ -148,10 +148,11 @@ def test_a_diverging_member_leaves_the_others_untouched():
         assert rows_without_wall(alone.trial_rows(0)) == rows_without_wall(trial.rows[k])
 
 
-def test_a_pack_resumed_from_member_checkpoints_continues_bit_for_bit():
+@pytest.mark.parametrize("extra", [{}, {"ema": 0.9, "ema_start": 5}], ids=["anchor", "ema-starting-after-the-resume"])
+def test_a_pack_resumed_from_member_checkpoints_continues_bit_for_bit(extra):
     from vi_sweeps.objectives import from_bytes, to_bytes
 
-    cfgs = as_pack([tiny(iterations=8, eval_every=2, lam=5.0, bn=True, seed=s) for s in range(K)])
+    cfgs = as_pack([tiny(iterations=8, eval_every=2, lam=5.0, bn=True, seed=s, **extra) for s in range(K)])
     straight = Trial(cfgs, keep_samples=True)
     list(evaluations(straight))
     first = Trial(cfgs)

@@ -108,9 +108,12 @@ def test_pack_refuses_torchs_hook_and_parametrization_spectral_norm():
         pack([nn.utils.parametrizations.spectral_norm(nn.Linear(2, 3)) for _ in range(2)])
 
 
-def test_the_ema_weights_are_the_closed_form_weighted_sum():
+@pytest.mark.parametrize("start", [0, 2])
+def test_the_ema_weights_are_the_closed_form_weighted_sum(start):
+    """From iteration ema_start on, G_ema = decay^n G_start + sum (1 - decay) decay^(n-1-j) G_j;
+    before it G_ema is G (StudioGAN's ema_start; 0 averages from the initial weights)."""
     decay = 0.7
-    trial = Trial(tiny(ema=decay, iterations=3, eval_every=3))
+    trial = Trial(tiny(ema=decay, ema_start=start, iterations=3, eval_every=3))
     G = trial.model.modules["G"]
     w0 = [p.detach().clone() for p in G.parameters()]
     seen, average = [], trial.model.average
@@ -123,9 +126,20 @@ def test_the_ema_weights_are_the_closed_form_weighted_sum():
     list(evaluations(trial))
     n = len(seen)
     assert n == 3 * 2  # iterations x g_repeats
+    first = start * 2  # the first update that averages
     for i, ema in enumerate(trial.model.modules["G_ema"].parameters()):
-        want = decay**n * w0[i] + sum((1 - decay) * decay ** (n - 1 - j) * seen[j][i] for j in range(n))
+        base = w0[i] if first == 0 else seen[first - 1][i]
+        want = decay ** (n - first) * base + sum((1 - decay) * decay ** (n - 1 - j) * seen[j][i] for j in range(first, n))
         torch.testing.assert_close(ema, want, rtol=1e-5, atol=1e-7)
+    if start:  # planted: the start moves the average off the from-the-start one
+        assert not torch.allclose(ema, decay**n * w0[-1] + sum((1 - decay) * decay ** (n - 1 - j) * seen[j][-1] for j in range(n)))
+
+
+def test_ema_start_without_ema_is_refused_and_at_its_default_leaves_ids_alone():
+    with pytest.raises(ValueError, match="ema_start: starts an average that ema: 0 turns off"):
+        tiny(ema_start=100)
+    assert tiny(ema=0.9, ema_start=0).trial_id == tiny(ema=0.9).trial_id
+    assert tiny(ema=0.9, ema_start=10).trial_id != tiny(ema=0.9).trial_id
 
 
 OPTIONS = {"hinge": {"loss": "hinge"}, "wasserstein+gp": {"loss": "wasserstein", "gp": 10.0},

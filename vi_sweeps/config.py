@@ -145,6 +145,8 @@ class TrialConfig(BaseModel):
                      "(Miyato et al. 2018)")
     ema: float = added(0.0, "stabiliser: G's weights averaged with this decay (e.g. 0.999; Yazici et al. 2019); "
                        "evaluation and samples use the average; 0: off", ge=0, lt=1)
+    ema_start: int = added(0, "stabiliser (ema): the iteration the average starts at; before it the averaged G is G "
+                           "(StudioGAN's ema_start; 0: from the first update, as Yazici et al.)", ge=0)
     lr_d: float | None = added(None, "stabiliser (TTUR, Heusel et al. 2017): D's learning rate; default lr", gt=0)
     lr_g: float | None = added(None, "stabiliser (TTUR): G's learning rate; default lr", gt=0)
     ali_loss: Literal["minimax", "nonsaturating", "vi"] = Field(
@@ -233,6 +235,8 @@ class TrialConfig(BaseModel):
             raise ValueError(f"{gan_only[0]}: applies to the gan family (gan and its subclasses) only, not {self.model}")
         if self.pack_index >= self.pack_size:
             raise ValueError(f"pack_index: {self.pack_index} is not a place in a pack of pack_size {self.pack_size}")
+        if self.ema_start and not self.ema:
+            raise ValueError("ema_start: starts an average that ema: 0 turns off; set ema (e.g. 0.999)")
         if self.eval_every > self.iterations:
             raise ValueError("eval_every: larger than iterations, the trial would never be evaluated")
         collapse_rule(self.collapse_rule, evaluation(self.dataset).metrics)

@@ -92,6 +92,7 @@ class Family:
                                               for name in members[0]}
         self.optims: dict[str, torch.optim.Optimizer] = {}
         self.alive = torch.ones(len(cfgs), dtype=torch.bool, device=device)
+        self.iteration = 0  # iterations done before the one train_iteration runs (set by the trial loop)
 
     def networks(self, nets: Nets) -> dict[str, nn.Module]:
         raise NotImplementedError
@@ -209,10 +210,12 @@ class GAN(Family):
 
     @torch.no_grad()
     def average(self) -> None:
-        """G_ema <- ema * G_ema + (1 - ema) * G after each G update; buffers (BN statistics) copied."""
+        """G_ema <- ema * G_ema + (1 - ema) * G after each G update from iteration ema_start on
+        (before it G_ema is G: StudioGAN's ema_start); buffers (BN statistics) copied."""
         if "G_ema" not in self.modules:
             return
-        G, avg, decay = self.modules["G"], self.modules["G_ema"], self.cfg.ema
+        G, avg = self.modules["G"], self.modules["G_ema"]
+        decay = self.cfg.ema if self.iteration >= self.cfg.ema_start else 0.0
         for a, p in zip(avg.parameters(), G.parameters(), strict=True):
             a.mul_(decay).add_(p, alpha=1 - decay)
         for a, b in zip(avg.buffers(), G.buffers(), strict=True):

@@ -87,7 +87,7 @@ STABILISERS.register("r2", spec=Stabiliser(
     d_penalty=lambda s: s.family.cfg.r2 * losses.r1_penalty(s.fake_logits, s.fake)))
 STABILISERS.register("gp", spec=Stabiliser(("gp",), "WGAN-GP: gp * E(||grad D(x_hat)|| - 1)^2", d_penalty=gp))
 STABILISERS.register("sn", spec=Stabiliser(("sn",), "spectral normalisation of D's layers (architectures.SpectralNorm)"))
-STABILISERS.register("ema", spec=Stabiliser(("ema",), "an exponential moving average of G's weights, sampled at evaluation"))
+STABILISERS.register("ema", spec=Stabiliser(("ema", "ema_start"), "an exponential moving average of G's weights, sampled at evaluation"))
 STABILISERS.register("ttur", spec=Stabiliser(("lr_d", "lr_g"), "two time-scale update rule: D's and G's own learning rates"))
 
 

@@ -224,6 +224,7 @@ def evaluations(trial: Trial) -> Iterator[list[Evaluation]]:
     autocast = torch.autocast(trial.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     while not trial.done:
         start = time.perf_counter()
+        trial.model.iteration = trial.step
         with autocast:
             losses = trial.model.train_iteration()
         trial.step += 1
