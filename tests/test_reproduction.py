@@ -17,7 +17,7 @@ EXPORTED = sorted(p.parent.parent.name for p in DOCS.glob("*/report/REPORT.md"))
 # (study, data set) -> the fewest seeds a condition may have (issue 13's design); None: every data set
 MIN_SEEDS = {("bn_ablation", "ring8"): 20, ("bn_ablation", "grid25"): 10, ("bn_ablation_digits", None): 10,
              ("ali_losses", None): 10, ("aae_ablation", None): 10, ("pacgan_baseline", None): 10,
-             # issue 25: checked once each study is exported with its report (docs/reproduction/unfinished until then)
+             # issue 25's studies
              ("stabilisers", None): 20, ("stabilisers_digits", None): 10, ("bn_long", None): 20}
 TABLES = ("conditions", "effects", "findings", "convergence")
 
