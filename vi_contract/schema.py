@@ -21,7 +21,7 @@ derives. A results folder holds:
   pack it trains in: a hash of the trial ids of its pack in the study's layout; its size is
   `config/pack_size`), then `step`, `wall_s`, the declared loss and metric columns of its model
   and data set, `collapsed`, `diverged`, `device_resolved` and `device_name` (the GPU's name, or the CPU's model and
-  torch's vector kernels, e.g. "AMD EPYC (AVX512)"; null in results written before 2026-12-06).
+  torch's vector kernels, e.g. "AMD EPYC (AVX512)"; null in results written by code before 3c36679).
   A trial is finished exactly when its file says finished or diverged.
 - samples/<trial_id>/<step>.npy (2-D: the first 1,000 samples, float16) or .png (images: an
   8 x 8 grid), one per evaluation, written before the row that announces it.
