@@ -38,6 +38,7 @@ COST_FILE = "stabiliser_cost.csv"  # beside CLAIMS.md: benchmarks/bench.py cost'
 STUDIES = tuple(sorted({name for c in CLAIMS for name, _ in c.places()} | {"pacgan_baseline"}))
 
 
+HIDDEN = ("sign", "lo", "hi", "d", "nt", "nb", "rate_b", "quality p", "quality sign")  # numbers behind the shown text
 GRID_FIGURE = "claims_c4.png"  # beside CLAIMS.md: C4's cells x stabilisers
 GRID_CLAIMS = ("C4a", "C4d")  # against no stabiliser, against the paper's anchor
 
@@ -92,7 +93,7 @@ def claims_document(root: str | Path) -> tuple[str, dict]:
                    + (f" Not measured yet: {', '.join(f'`{a}`' for a in absent)}." if absent else "") + "\n\n")
         if claim.measure == "as_well" and len(cells):
             out.append(as_well_note(studies[measured[0][0]]))
-        shown = cells.drop(columns=[c for c in ("sign", "hi", "d", "quality p", "quality sign") if c in cells]
+        shown = cells.drop(columns=[c for c in HIDDEN if c in cells]
                            + (["study"] if len(measured) == 1 and "study" in cells else []))
         shown = shown.loc[:, [c for c in shown.columns if not (shown[c].astype(str) == "").all()]]
         out.append(_table(shown))

@@ -210,4 +210,4 @@ def convergence_wording(rule: str, x: np.ndarray, y: np.ndarray, p: float, adjus
         # P(x < y) + P(x = y) / 2 above one half: a treatment seed tends to need fewer steps
         faster = (x[:, None] < y[None, :]).mean() + 0.5 * (x[:, None] == y[None, :]).mean() > 0.5
         return f"converges {'faster' if faster else 'slower'} ({numbers}), significant at {alpha:.0%} ({test})"
-    return f"no detectable difference in time to converge at n = {len(x)} vs {len(y)} ({numbers}; {test})"
+    return f"time to converge not decided at n = {len(x)} vs {len(y)} ({numbers}; {test})"

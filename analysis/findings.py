@@ -8,7 +8,8 @@ import math
 import pandas as pd
 
 from analysis.convergence import censor, compare_times, convergence_wording
-from analysis.stats import holm, mann_whitney_p, median_difference
+from analysis import ranks, wording
+from analysis.stats import holm
 from analysis.tables import FACETS, RULES, Layout, _label, quality_metric
 from vi_contract import schema
 from vi_contract.columns import config
@@ -17,13 +18,13 @@ ALPHA = 0.05
 SMALL_N = 10
 RULE = (f"A difference is called significant when its two-sided test gives p < {ALPHA} after Holm's correction for "
         "the number of comparisons in this report (collapse, quality and convergence tests each form one family): "
-        "Fisher's exact test for collapse rates, the Mann-Whitney U test for the quality metric (over seeds that did not "
-        "diverge) and for the steps to converge (a seed that never converged, or diverged, counts as slower than every "
-        "seed that did). "
-        "Otherwise it reads \"no detectable difference at n = a vs b\", with the 95% interval of the difference: "
-        "Newcombe's hybrid score interval for rates, a bootstrap interval for the difference in medians. "
-        "The verdict follows the test; where the interval and the test disagree (an approximate interval can "
-        "exclude 0 at small n while the exact test does not reject), the finding says so. "
+        "Fisher's exact test for collapse rates, the Mann-Whitney U test (exact with ties) for the quality metric (a "
+        "diverged seed ranked worst) and for the steps to converge (a seed that never converged, or diverged, counts as "
+        "slower than every seed that did). "
+        "Otherwise it reads \"not decided at n = a vs b\", with what the 95% interval of the difference excludes: "
+        "Newcombe's hybrid score interval for rates, the Hodges-Lehmann shift with its distribution-free interval for "
+        "quality (with no ties it excludes 0 exactly when the test rejects at 5%). "
+        "The verdict follows the test; where the interval and the test disagree, the finding says so. "
         f"Conditions with fewer than {SMALL_N} seeds are flagged: only large effects can be detected there.")
 
 
@@ -43,8 +44,8 @@ def collapse_wording(diff: float, lo: float, hi: float, p: float, n: int, n_base
         if lo <= 0 <= hi:
             text += f"; the approximate interval ({_interval(lo, hi)}) still spans 0"
         return text
-    text = (f"no detectable difference at n = {n} vs {n_base} (difference {diff:+.2f}, 95% interval {_interval(lo, hi)}, "
-            f"Fisher {_p(p, adjusted)})")
+    text = (f"collapse not decided at n = {n} vs {n_base}: {wording.excluded(lo, hi)} (difference {diff:+.2f}, 95% "
+            f"interval {_interval(lo, hi)}, Fisher {_p(p, adjusted)})")
     if not lo <= 0 <= hi:
         text += "; the interval excludes 0 but the test does not reject, so no difference is claimed"
     return text
@@ -61,14 +62,13 @@ def quality_wording(name: str, better: str, diff: float, lo: float, hi: float, p
     spans = lo <= 0 <= hi
     if adjusted < ALPHA:
         good = (diff < 0) == (better == "lower")
-        text = (f"{'better' if good else 'worse'} {name} (median {fmt.format(diff)}, 95% interval "
+        text = (f"{'better' if good else 'worse'} {name} (Hodges-Lehmann shift {fmt.format(diff)}, 95% interval "
                 f"{_interval(lo, hi, fmt)}), significant at 5% (Mann-Whitney {_p(p, adjusted)})")
         if spans:
-            text += ("; the bootstrap interval of the medians still spans 0 (the test compares whole "
-                     "distributions, not medians)")
+            text += "; the interval still spans 0 (ties at 0 make the exact test and the interval differ)"
         return text
-    text = (f"no detectable difference in {name} at n = {n} vs {n_base} (median difference {fmt.format(diff)}, "
-            f"95% interval {_interval(lo, hi, fmt)}, {_p(p, adjusted)})")
+    text = (f"{name} not decided at n = {n} vs {n_base}: {wording.excluded(lo, hi, '{:.3g}')} (Hodges-Lehmann shift "
+            f"{fmt.format(diff)}, 95% interval {_interval(lo, hi, fmt)}, {_p(p, adjusted)})")
     if not spans and not math.isnan(lo):
         text += "; the interval excludes 0 but the test does not reject, so no difference is claimed"
     return text
@@ -100,18 +100,19 @@ def findings(trials: pd.DataFrame, effect: pd.DataFrame, lay: Layout, keys: dict
     base_label = _label(lay.baseline)
     for _, e in effect.iterrows():
         where = (done["model"] == e["model"]) & (done["dataset"] == e["dataset"]) & (done["regime"] == e["regime"])
-        sub = done[where & ~done["diverged"].astype(bool)]
-        metric = quality_metric(sub, keys)
+        sub = done[where]
+        metric = quality_metric(sub[~sub["diverged"].astype(bool)], keys)
         row = {**{f: e[f] for f in FACETS}, "regime": e["regime"], "treatment": e["treatment"], "baseline": base_label,
                "n": e["n"], "n_base": e["n_base"], "collapse_p": e["end_fisher_p"],
                "collapse_args": (e["end_diff"], e["end_lo"], e["end_hi"], e["end_fisher_p"], e["n"], e["n_base"])}
         if metric:
-            x = sub.loc[sub["treatment"] == e["treatment"], metric]
-            y = sub.loc[sub["treatment"] == base_label, metric]
-            d, lo, hi = median_difference(x, y)
-            p = mann_whitney_p(x, y)
-            name = metric.removeprefix("eval/")
             better = keys.get(metric, {}).get("better", "lower")
+            x, y = (ranks.worst_ranked(a[metric], a["diverged"].astype(bool), better == "lower")
+                    for a in (sub[sub["treatment"] == e["treatment"]], sub[sub["treatment"] == base_label]))
+            x, y = pd.Series(x).dropna(), pd.Series(y).dropna()
+            d, lo, hi = ranks.hodges_lehmann(x, y)
+            p = ranks.mann_whitney(x, y)["p"]
+            name = metric.removeprefix("eval/")
             row.update(quality_metric=name, quality_diff=d, quality_lo=lo, quality_hi=hi, quality_p=p,
                        quality_args=(name, better, d, lo, hi, p, len(x.dropna()), len(y.dropna())))
         if converge_rule and "steps_to_converge" in sub:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 from scipy import stats
+
+from analysis import ranks
 
 Z95 = 1.959963984540054
 
@@ -66,24 +69,41 @@ def median_difference(x, y, n_boot: int = 2000, seed: int = 0) -> tuple[float, f
     return float(np.median(x) - np.median(y)), float(lo), float(hi)
 
 
-EXACT_ARRANGEMENTS = 50_000
-
-
 def mann_whitney_p(x, y) -> float:
-    """Two-sided Mann-Whitney U test: exact over every arrangement of the pooled values while
-    there are at most EXACT_ARRANGEMENTS of them (with ties too, where scipy's default falls
-    back to the normal approximation: 3 vs 3 all tied apart read p = 0.047, exactly 0.1),
-    else asymptotic with the tie correction."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    x, y = x[~np.isnan(x)], y[~np.isnan(y)]
-    if len(x) < 2 or len(y) < 2:  # no test: one seed cannot be ranked against a spread
+    """Two-sided Mann-Whitney U test, exact with ties at the sizes studies use
+    (analysis.ranks.mann_whitney, which labels where the normal approximation takes over)."""
+    return ranks.mann_whitney(x, y)["p"]
+
+
+def boschloo_p(k1: int, n1: int, k0: int, n0: int) -> float:
+    """Two-sided Boschloo exact test of equal proportions (uniformly more powerful than Fisher's)."""
+    return float(stats.boschloo_exact([[k1, k0], [n1 - k1, n0 - k0]], alternative="two-sided").pvalue)
+
+
+@lru_cache(maxsize=256)
+def _fisher_rejects(n1: int, n0: int, alpha: float) -> np.ndarray:
+    """rejects[k1, k0]: whether Fisher's two-sided test rejects at `alpha` with k1/n1 against k0/n0."""
+    return np.array([[fisher_p(k1, n1, k0, n0) < alpha for k0 in range(n0 + 1)] for k1 in range(n1 + 1)])
+
+
+def fisher_power(n1: int, p1: float, n0: int, p0: float, alpha: float) -> float:
+    """Exact power of Fisher's test at these sizes and true rates (every outcome enumerated)."""
+    w1, w0 = stats.binom.pmf(np.arange(n1 + 1), n1, p1), stats.binom.pmf(np.arange(n0 + 1), n0, p0)
+    return float(w1 @ _fisher_rejects(n1, n0, alpha) @ w0)
+
+
+def detectable_difference(n1: int, n0: int, p0: float, alpha: float, power: float = 0.8) -> float:
+    """The smallest change of a rate from `p0` (a drop, or a rise where a drop of that size is
+    impossible) that Fisher's test at `alpha` detects with `power` at n1 against n0: rates
+    closer than this are likely to go undecided. NaN when no change within [0, 1] is detected."""
+    if n1 < 1 or n0 < 1:
         return math.nan
-    if np.unique(np.r_[x, y]).size == 1:
-        return 1.0  # nothing to rank
-    if math.comb(len(x) + len(y), len(x)) <= EXACT_ARRANGEMENTS:
-        method = stats.PermutationMethod(n_resamples=EXACT_ARRANGEMENTS)  # exact: resamples cover them all
-        return float(stats.mannwhitneyu(x, y, alternative="two-sided", method=method).pvalue)
-    return float(stats.mannwhitneyu(x, y, alternative="two-sided").pvalue)
+    for step in range(1, 101):
+        d = step / 100
+        for p1 in (p0 - d, p0 + d):
+            if 0 <= p1 <= 1 and fisher_power(n1, p1, n0, p0, alpha) >= power:
+                return d
+    return math.nan
 
 
 def holm(pvalues) -> list[float]:

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from analysis import convergence, tables
-from analysis.stats import fisher_p, holm, mann_whitney_p, median_difference, newcombe_difference, wilson
+from analysis import ranks, wording
+from analysis.stats import detectable_difference, fisher_p, holm, newcombe_difference, wilson
 from vi_contract import schema
 from vi_contract.columns import config, settings
 
@@ -33,15 +34,19 @@ MARGIN = 0.2  # "does as well": a collapse rate at most this much higher, by the
 VERDICT_RULE = (
     f"Each cell is one comparison (a data set, a treatment against its baseline), decided by a two-sided test at "
     f"{ALPHA:.0%} after Holm's correction over the claim's cells: Fisher's exact test for collapse rates, the "
-    "Mann-Whitney U test (exact at small n) for steps to converge (never = slower than every seed that converged) "
-    "and for the final quality metric. A cell **supports** the claim when the difference is significant in the "
-    "predicted direction, **contradicts** it when it is significant in the other, and is **inconclusive** "
-    f"otherwise. For \"does as well\" (C3), a cell supports when the 95% Newcombe interval of the collapse-rate "
-    f"difference lies below +{MARGIN} and the quality difference is not significantly worse, contradicts when either "
-    "is significantly worse, and is inconclusive otherwise (the margin's interval is the unadjusted 95% one). The "
-    "claim is **supported** when every cell supports it, **contradicted** when every cell contradicts it, **mixed** "
-    "when cells go both ways, **partly supported** or **partly contradicted** (as counted) when the others are "
-    "inconclusive, and **inconclusive at this n** when no cell is decided. A claim about runs that got good first "
+    "Mann-Whitney U test for steps to converge (never = slower than every seed that converged) and for the final "
+    "quality metric (a diverged seed ranked worst), exact with ties (the permutation null of the rank sums) at "
+    "every n the studies use. Beside each: the effect and its 95% interval (Newcombe's for a rate difference, the "
+    "Hodges-Lehmann shift with its distribution-free interval for quality), and the smallest effect the cell's n "
+    "detects with 80% power at its family's first Holm step. A cell **supports** the claim when the difference is "
+    "significant in the predicted direction, **contradicts** it when it is significant in the other, and is **not "
+    "decided** otherwise, worded by what the interval excludes (never as absence of an effect). For \"does as "
+    f"well\" (C3), a cell supports when the 95% Newcombe interval of the collapse-rate difference lies below "
+    f"+{MARGIN} and the quality difference is not significantly worse, contradicts when either is significantly "
+    "worse, and is not decided otherwise (the margin's interval is the unadjusted 95% one). The claim is "
+    "**supported** when every cell supports it, **contradicted** when every cell contradicts it, **mixed** when "
+    "cells go both ways, **partly supported** or **partly contradicted** (as counted) when the others are not "
+    "decided, and **not decided at this n** when no cell is decided. A claim about runs that got good first "
     f"(C1-long) counts collapse as **{AFTER_GOOD}** ({AFTER_GOOD_TEXT}); a cell in which the baseline or the "
     "treatment has no seed that got good is **premise not reached**: undecided, and left out of the claim's Holm "
     "family; the claim reads **premise not reached at this budget** when every cell is.")
@@ -195,8 +200,8 @@ def _collapse(claim: Claim, t: pd.DataFrame, b: pd.DataFrame, keys: dict, rule: 
                 "sign": 0.0, "hi": math.nan, "d": 0.0, "other definitions": _others(rule, all_t, all_b)}
     d, lo, hi = newcombe_difference(kt, nt, kb, nb)
     return {"treatment value": _rate(kt, nt), "baseline value": _rate(kb, nb), "difference": f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]",
-            "p": fisher_p(kt, nt, kb, nb), "sign": np.sign(d), "hi": hi, "d": d,
-            "other definitions": _others(rule, all_t, all_b)}
+            "p": fisher_p(kt, nt, kb, nb), "sign": np.sign(d), "lo": lo, "hi": hi, "d": d, "nt": nt, "nb": nb,
+            "rate_b": kb / nb, "other definitions": _others(rule, all_t, all_b)}
 
 
 def _others(rule: str, t: pd.DataFrame, b: pd.DataFrame) -> str:
@@ -222,7 +227,7 @@ def _convergence(claim: Claim, t: pd.DataFrame, b: pd.DataFrame, keys: dict) -> 
     return {"treatment value": f"{int(np.isfinite(x).sum())}/{len(x)} converged, median {med(x)}",
             "baseline value": f"{int(np.isfinite(y).sum())}/{len(y)} converged, median {med(y)}",
             "difference": "" if "not reached" in (med(x), med(y)) else f"{out['diff']:+,.0f} steps",
-            "p": out["p"], "sign": -1.0 if faster else 1.0}
+            "p": out["p"], "sign": -1.0 if faster else 1.0, "nt": len(x), "nb": len(y)}
 
 
 def _quality(claim: Claim, t: pd.DataFrame, b: pd.DataFrame, keys: dict) -> dict:
@@ -230,13 +235,18 @@ def _quality(claim: Claim, t: pd.DataFrame, b: pd.DataFrame, keys: dict) -> dict
     if metric is None:
         return {"treatment value": "no quality metric", "baseline value": "", "difference": "", "p": math.nan,
                 "sign": 0.0}
-    x = t.loc[~t["diverged"].astype(bool), metric].dropna()
-    y = b.loc[~b["diverged"].astype(bool), metric].dropna()
-    d, lo, hi = median_difference(x, y)
+    lower = keys.get(metric, {}).get("better", "lower") == "lower"
+    x, y = (ranks.worst_ranked(a[metric], a["diverged"].astype(bool), lower) for a in (t, b))  # diverged: ranked worst
+    x, y = x[~np.isnan(x)], y[~np.isnan(y)]
+    test = ranks.mann_whitney(x, y)
+    shift, lo, hi = ranks.hodges_lehmann(x, y)
+    improvement = ranks.prob_improvement(x, y, lower)
     name = metric.removeprefix("eval/")
     return {"treatment value": f"{name} median {np.median(x):.3g} (n={len(x)})",
             "baseline value": f"{name} median {np.median(y):.3g} (n={len(y)})",
-            "difference": f"{d:+.3g} [{lo:+.3g}, {hi:+.3g}]", "p": mann_whitney_p(x, y), "sign": np.sign(d)}
+            "difference": f"{shift:+.3g} [{lo:+.3g}, {hi:+.3g}], P(better) {improvement:.2f}",
+            "p": test["p"], "test": test["method"], "sign": -1.0 if improvement > 0.5 else 1.0 if improvement < 0.5 else 0.0,
+            "lo": lo, "hi": hi, "nt": len(x), "nb": len(y)}
 
 
 def _as_well(claim: Claim, t: pd.DataFrame, b: pd.DataFrame, keys: dict) -> dict:
@@ -264,17 +274,36 @@ def decide(claim: Claim, cells: pd.DataFrame) -> pd.DataFrame:
     if claim.measure == "as_well":
         cells = cells.assign(quality_p_holm=holm(cells["quality p"]))
     good = -1.0  # lower collapse, faster, lower Frechet distance: the treatment's difference is negative
+    family = max(int((~unreached).sum()), 1)
     verdicts = []
     for i, c in cells.iterrows():
         significant = c["p_holm"] < ALPHA
+        interval = (c.get("lo", math.nan), c.get("hi", math.nan)) if claim.measure in ("collapse", "quality") else (math.nan,) * 2
         if claim.measure == "as_well":
             worse = (significant and c["sign"] > 0) or (c["quality_p_holm"] < ALPHA and c["quality sign"] > 0)
-            verdicts.append("contradicts" if worse else "supports" if c["hi"] < MARGIN else "inconclusive")
+            verdicts.append(wording.CONTRADICTS if worse else wording.SUPPORTS if c["hi"] < MARGIN
+                            else wording.verdict(False, False, c["lo"], c["hi"]))
         elif unreached[i]:
             verdicts.append("premise not reached")
         else:
-            verdicts.append("inconclusive" if not significant else "supports" if c["sign"] == good else "contradicts")
-    return cells.assign(cell=verdicts)
+            fmt = "{:.2f}" if claim.measure == "collapse" else "{:.3g}"
+            verdicts.append(wording.verdict(significant, c["sign"] == good, *interval, fmt=fmt))
+    cells = cells.assign(cell=verdicts)
+    if "nt" in cells:
+        cells = cells.assign(**{"detectable (80% power)": [_detectable(claim, c, ALPHA / family) for _, c in cells.iterrows()]})
+    return cells
+
+
+def _detectable(claim: Claim, c: pd.Series, alpha: float) -> str:
+    """The smallest effect the cell's n detects with 80% power at its family's first Holm step."""
+    if pd.isna(c.get("nt")) or pd.isna(c.get("nb")):
+        return ""
+    nt, nb = int(c["nt"]), int(c["nb"])
+    if "rate_b" in c and not pd.isna(c["rate_b"]):
+        d = detectable_difference(nt, nb, float(c["rate_b"]), alpha)
+        return f"none up to a rate change of 1 from {c['rate_b']:.2f}" if math.isnan(d) else f"a rate change of {d:.2f}"
+    shift = ranks.detectable_shift(nt, nb, alpha)
+    return "" if math.isnan(shift) else f"P(better) beyond {0.5 + shift:.2f}"
 
 
 def overall(cells: pd.DataFrame) -> str:
@@ -292,7 +321,7 @@ def overall(cells: pd.DataFrame) -> str:
     if s and c:
         return f"mixed ({s} of {n} cells support, {c} contradict)"
     if s:
-        return f"partly supported ({s} of {n} cells; the rest inconclusive)"
+        return f"partly supported ({s} of {n} cells; the rest not decided)"
     if c:
-        return f"partly contradicted ({c} of {n} cells; the rest inconclusive)"
-    return f"inconclusive at this n (no cell of {n} decided)"
+        return f"partly contradicted ({c} of {n} cells; the rest not decided)"
+    return f"not decided at this n (no cell of {n} decided)"

@@ -1,4 +1,5 @@
 import json
+import math
 import re
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from analysis import stats, tables
+from analysis import ranks, stats, tables
 from analysis.findings import findings
 from analysis.load import load_results
 from analysis.report import build_report
@@ -99,8 +100,8 @@ def test_a_planted_null_is_not_called_significant_and_small_n_is_flagged(tmp_pat
     effect = tables.effect_table(tables.condition_table(res.trials, res.metrics, res.contract), lay)
     found = findings(tables.with_labels(res.trials, lay), effect, lay, res.contract["keys"])
     assert len(found) == 1
-    assert found["collapse"].iloc[0].startswith("no detectable difference at n = 6 vs 6")
-    assert found["quality"].iloc[0].startswith("no detectable difference in fd_2d")
+    assert found["collapse"].iloc[0].startswith("collapse not decided at n = 6 vs 6")
+    assert found["quality"].iloc[0].startswith("fd_2d not decided")
     assert found["warning"].iloc[0] == "n < 10: only large effects are detectable"
 
 
@@ -111,9 +112,9 @@ def test_a_planted_quality_effect_is_found_with_its_direction(tmp_path):
     lay = tables.layout(res.trials, res.contract)
     effect = tables.effect_table(tables.condition_table(res.trials, res.metrics, res.contract), lay)
     found = findings(tables.with_labels(res.trials, lay), effect, lay, res.contract["keys"])
-    assert found["quality"].iloc[0].startswith("better fd_2d (median -1")
+    assert found["quality"].iloc[0].startswith("better fd_2d (Hodges-Lehmann shift -1")
     assert found["quality_p"].iloc[0] < 1e-6
-    assert found["collapse"].iloc[0].startswith("no detectable difference at n = 30 vs 30")
+    assert found["collapse"].iloc[0].startswith("collapse not decided at n = 30 vs 30")
 
 
 def test_the_wording_explains_an_interval_that_disagrees_with_the_exact_test():
@@ -124,7 +125,7 @@ def test_the_wording_explains_an_interval_that_disagrees_with_the_exact_test():
     p = stats.fisher_p(0, 2, 2, 2)
     assert hi < 0 and p == pytest.approx(1 / 3)
     text = collapse_wording(d, lo, hi, p, 2, 2)
-    assert text.startswith("no detectable difference at n = 2 vs 2")
+    assert text.startswith("collapse not decided at n = 2 vs 2")
     assert "the interval excludes 0 but the test does not reject, so no difference is claimed" in text
 
 
@@ -133,16 +134,17 @@ def test_the_quality_wording_gives_its_interval_and_explains_a_disagreement():
 
     # significant, with the interval shown; and one whose median interval still spans 0
     assert quality_wording("fd_2d", "lower", -1.0, -1.2, -0.8, 1e-4, 20, 20) == (
-        "better fd_2d (median -1, 95% interval -1.2 to -0.8), significant at 5% (Mann-Whitney p = 0.0001)")
+        "better fd_2d (Hodges-Lehmann shift -1, 95% interval -1.2 to -0.8), significant at 5% (Mann-Whitney p = 0.0001)")
     assert "still spans 0" in quality_wording("fd_2d", "lower", -0.1, -0.3, +0.05, 0.01, 20, 20)
-    # not significant though the bootstrap interval excludes 0 (as the exact collapse test above)
+    # three against three: the exact test cannot reject (p = 0.1) and the exact interval is unbounded, so the
+    # two agree where the bootstrap of medians excluded 0 (hi < 0) beside p = 0.1
     x, y = [1.0, 1.1, 1.2], [1.5, 1.6, 1.7]
-    d, lo, hi = stats.median_difference(x, y)
+    assert stats.median_difference(x, y)[2] < 0
+    d, lo, hi = ranks.hodges_lehmann(x, y)
     p = stats.mann_whitney_p(x, y)
-    assert hi < 0 and p == pytest.approx(0.1)
+    assert p == pytest.approx(0.1) and (lo, hi) == (-math.inf, math.inf)
     text = quality_wording("fd_2d", "lower", d, lo, hi, p, 3, 3)
-    assert text.startswith("no detectable difference in fd_2d at n = 3 vs 3")
-    assert text.endswith("the interval excludes 0 but the test does not reject, so no difference is claimed")
+    assert text.startswith("fd_2d not decided at n = 3 vs 3: the data exclude no change of any size")
 
 
 def test_collapse_share_over_time_rises_to_the_final_rate(synthetic):

@@ -25,8 +25,8 @@ COLLAPSE = Claim("X", "lambda > 0 collapses less", "synthetic", {"bn": True, "g_
 @pytest.mark.parametrize("rates, verdict", [
     ({0.0: 0.9, 5.0: 0.1, 50.0: 0.05}, "supported"),
     ({0.0: 0.1, 5.0: 0.9, 50.0: 0.95}, "contradicted"),
-    ({0.0: 0.5, 5.0: 0.5, 50.0: 0.5}, "inconclusive at this n (no cell of 2 decided)"),
-    ({0.0: 0.9, 5.0: 0.05, 50.0: 0.9}, "partly supported (1 of 2 cells; the rest inconclusive)"),
+    ({0.0: 0.5, 5.0: 0.5, 50.0: 0.5}, "not decided at this n (no cell of 2 decided)"),
+    ({0.0: 0.9, 5.0: 0.05, 50.0: 0.9}, "partly supported (1 of 2 cells; the rest not decided)"),
 ])
 def test_a_collapse_claim_follows_the_planted_rates(tmp_path, rates, verdict):
     study = study_of(tmp_path, {(True, 1, lam): r for lam, r in rates.items()} | {(False, 5, 0.0): 0.9})
@@ -49,7 +49,7 @@ def test_a_claim_measured_in_two_studies_is_one_holm_family_over_both(tmp_path):
     assert list(cells["baseline value"].str.split(" = ").str[0]) == ["19/20", "0/20"]  # the realised late collapses
     # Holm over both cells: the smaller p is doubled
     assert cells["p_holm"].iloc[0] == pytest.approx(min(1.0, 2 * cells["p"].iloc[0]))
-    assert overall(cells) == "partly supported (1 of 2 cells; the rest inconclusive)"
+    assert overall(cells) == "partly supported (1 of 2 cells; the rest not decided)"
     # a study holding no trial of the claim's regime yet has not measured it
     ahead = Claim("X3", "", "first", {"bn": True, "g_steps": 1}, "collapse", also=(("second", {"bn": True, "g_steps": 5}),))
     assert [m for m, _ in claim_cells(ahead, {"first": first, "second": second})[0]] == ["first"]
@@ -72,7 +72,7 @@ def test_does_as_well_needs_an_interval_below_the_margin(tmp_path):
     equal_many = study_of(tmp_path / "a", {(True, 1, 0.0): 0.0, (True, 1, 5.0): 0.0}, seeds=30)
     assert overall(decide(claim, pd.DataFrame(_cells(claim, equal_many)))) == "supported"  # 0/30 vs 0/30: [-0.11, +0.11]
     equal_few = study_of(tmp_path / "b", {(True, 1, 0.0): 0.5, (True, 1, 5.0): 0.5}, seeds=8)
-    assert overall(decide(claim, pd.DataFrame(_cells(claim, equal_few)))).startswith("inconclusive")
+    assert overall(decide(claim, pd.DataFrame(_cells(claim, equal_few)))).startswith("not decided")
     worse = study_of(tmp_path / "c", {(True, 1, 0.0): 0.0, (True, 1, 5.0): 1.0}, seeds=20)
     assert overall(decide(claim, pd.DataFrame(_cells(claim, worse)))) == "contradicted"
 
