@@ -23,6 +23,7 @@ from analysis.verdicts import ALPHA, CLAIMS, MARGIN, VERDICT_RULE, Study, claim_
 from vi_contract import schema
 from vi_contract.read import ResultsError
 
+
 def _table(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "_(no rows)_\n"

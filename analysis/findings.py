@@ -7,8 +7,8 @@ import math
 
 import pandas as pd
 
-from analysis.convergence import censor, compare_times, convergence_wording
 from analysis import ranks, wording
+from analysis.convergence import censor, compare_times, convergence_wording
 from analysis.stats import holm
 from analysis.tables import FACETS, RULES, Layout, _label, quality_metric
 from vi_contract import schema

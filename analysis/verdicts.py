@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis import convergence, tables
-from analysis import ranks, wording
+from analysis import convergence, ranks, tables, wording
 from analysis.stats import detectable_difference, fisher_p, holm, newcombe_difference, wilson
 from vi_contract import schema
 from vi_contract.columns import config, settings
