@@ -31,7 +31,7 @@ from vi_sweeps.cli_common import (
     trial_table_text,
     write_report,
 )
-from vi_sweeps.cli_results import export, report, status
+from vi_sweeps.cli_results import claims, export, report, status
 from vi_sweeps.cli_tools import fetch_weights, trial
 from vi_sweeps.errors import ConfigError
 
@@ -42,7 +42,7 @@ def main() -> None:
     """Sweeps and ablations of the generative models of Su (2018) on Ray Tune."""
 
 
-for command in (trial, status, report, export, fetch_weights):  # defined beside their kin (cli_results, cli_tools)
+for command in (trial, status, report, claims, export, fetch_weights):  # defined beside their kin (cli_results, cli_tools)
     main.add_command(command)
 
 

@@ -63,3 +63,28 @@ def export(results, dest) -> None:
     click.echo(f"exported {counts['trials']} trials, {counts['evaluations']} evaluations and "
                f"{counts['snapshots']} sample snapshots to {dest}")
 
+
+
+@click.command()
+@click.argument("results", nargs=-1, required=True)
+@click.option("--out", default=None, help="the Markdown file to write (default: RESULTS/claims.md of the first folder)")
+def claims(results, out) -> None:
+    """Decide the claims the studies declared (`claims:`), one line per claim, and write them
+    with their cells to a Markdown file (read-only on the results)."""
+    from analysis.claims import decide_folders  # the report path
+
+    target = out or f"{results[0]}/claims.md"
+    try:
+        text, lines = decide_folders(list(results))
+    except ResultsError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    try:
+        with open(target, "w") as f:
+            f.write("# Claims\n\n" + text)
+    except OSError as err:
+        click.echo(f"error: cannot write {target}: {err.strerror or err}", err=True)
+        sys.exit(exit_code_for(err))
+    for line in lines:
+        click.echo(line)
+    click.echo(f"claims: {target}")

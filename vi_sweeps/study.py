@@ -12,7 +12,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from vi_contract import schema
 from vi_sweeps import plugins
+from vi_sweeps.claims import check_claims
 from vi_sweeps.config import EXECUTION_KEYS, ConfigError, TrialConfig, YAMLLoader, config_keys, describe_errors, shown
 from vi_sweeps.expansion import NOT_AXES, SET_BY, Study, check_compare, check_search, expand
 from vi_sweeps.studyfile import StudyFile, study_errors, what_parses
@@ -177,6 +179,8 @@ def _load_study_text(text: str, source: str, overrides: dict[str, Any] | None, l
                         "set resources: {gpu: 1} (or a fraction), or device: auto")
     check_search(spec, problems)
     check_compare(spec, axes, problems)
+    compare = spec.compare.model_dump() if spec.compare else schema.default_compare([name for name, _ in axes])
+    check_claims(spec, axes, compare, problems)
     if not problems and not trials:
         problems.append("the study expands to no trials")
     if problems:

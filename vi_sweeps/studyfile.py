@@ -6,6 +6,7 @@ vi_sweeps.study reads it from YAML."""
 from __future__ import annotations
 
 import copy
+import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -76,6 +77,42 @@ class Compare(BaseModel):
     baseline: Scalar = Field(description="its reference value (a label, for a labelled axis)")
 
 
+class ClaimEndpoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    endpoint: str = Field(description="an endpoint of vi_contract.endpoints (mode_loss, modes_captured, hq_share, ...)")
+    expect: Literal["lower", "higher"] = Field(description="what the claim predicts of the treatment's value "
+                                               "against the baseline's")
+
+
+class Claim(BaseModel):
+    """A hypothesis declared before the study runs, decided by `vi-sweep claims` on its primary
+    endpoint; stored (and hashed) in the results folder when the first trial starts."""
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=40, description="a short name: letters, digits, . _ -")
+    statement: str = Field(min_length=1, max_length=500, description="the claim in one line")
+    treatment: list[Scalar] | None = Field(None, description="values of the compare axis (default: every value but "
+                                           "the baseline)")
+    baseline: Scalar | None = Field(None, description="the compare axis' value to compare against (default: compare.baseline)")
+    within: dict[str, Scalar] = Field(default_factory=dict, description="axes held at one value; every other axis "
+                                      "(and each data set) is a cell of its own")
+    primary: ClaimEndpoint
+    secondary: list[ClaimEndpoint] = Field(default_factory=list)
+    family: str | None = Field(None, description="claims of one family share one Holm correction (default: the id)")
+    alpha: float = Field(0.05, gt=0, le=0.5, description="the family-wise error rate")
+
+
+class Amendment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    claim: str = Field(description="the id of the claim changed after the first trial started")
+    date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="when it was changed, YYYY-MM-DD")
+    reason: str = Field(min_length=1, max_length=500)
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _date_text(cls, v: Any) -> Any:
+        return v.isoformat() if isinstance(v, datetime.date) else v  # YAML reads 2026-12-07 as a date
+
+
 class StudyFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100,
@@ -97,6 +134,9 @@ class StudyFile(BaseModel):
     plugins: list[str] = Field(default_factory=list, description="modules or .py files (relative to the study file) "
                                "loaded before the study is checked, and in every Ray worker")
     tracking: Tracking | None = None  # an execution setting: not part of the experiment
+    claims: list[Claim] = Field(default_factory=list, description="hypotheses decided by `vi-sweep claims`")
+    amendments: list[Amendment] = Field(default_factory=list, description="claims changed after the first trial, "
+                                        "each dated (the verdict shows them)")
 
     @field_validator("models", "datasets")
     @classmethod

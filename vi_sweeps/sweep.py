@@ -32,7 +32,7 @@ from vi_contract.lease import Lease
 from vi_contract.read import ResultsError, check_version, load_location
 from vi_contract.store import Store, StoreError
 from vi_contract.tables import Consolidation, clear_error, record_error, restore_trial_files
-from vi_sweeps import evaluation, plugins
+from vi_sweeps import claims, evaluation, plugins
 from vi_sweeps.config import ConfigError
 from vi_sweeps.control import Progress, SweepControl, progress_callback
 from vi_sweeps.expansion import PACKING, Study, layout_pack_ids, layout_packs
@@ -131,6 +131,9 @@ def stored_study_problems(store: Store, study: Study) -> list[str]:
         if recorded not in ("none", plugins.versions_text()):
             return [f"{store.uri} was run with the plugins {recorded}; now {plugins.versions_text()}: a trial id names "
                     "one sequence of numbers, so pass another --results (or restore the plugins as run)"]
+    why = claims.record(study.spec, stored_claims(store))[1]
+    if why:
+        return [f"{store.uri}: {why}"]
     if not store.exists(schema.STUDY_FILE):
         return []
     text = store.read_bytes(schema.STUDY_FILE).decode(errors="replace")
@@ -145,6 +148,16 @@ def stored_study_problems(store: Store, study: Study) -> list[str]:
         return [f"{store.uri} holds a different study ({'; '.join(differs)}); pass another --results or restore "
                 "the study as run"]
     return []
+
+
+def stored_claims(store: Store) -> dict | None:
+    """The claims record of the folder's contract.json (None: none recorded, or no contract yet)."""
+    if not store.exists(schema.CONTRACT_FILE):
+        return None
+    try:
+        return json.loads(store.read_bytes(schema.CONTRACT_FILE)).get("claims")
+    except (ValueError, AttributeError):
+        return None
 
 
 def check_reusable(source: str) -> None:
@@ -190,7 +203,9 @@ def prepare_store(study: Study, results: str) -> Store:
         store.write_bytes(name, study.text.encode())
         print(f"resuming with other execution settings than {schema.STUDY_FILE} records; this run's study is "
               f"kept as {name}", file=sys.stderr)
-    store.write_bytes(schema.CONTRACT_FILE, json.dumps(contract(study), indent=1, default=str).encode())
+    recorded = claims.record(study.spec, stored_claims(store))[0]  # refusals were checked before anything was written
+    store.write_bytes(schema.CONTRACT_FILE, json.dumps({**contract(study), **({"claims": recorded} if recorded else {})},
+                                                       indent=1, default=str).encode())
     store.write_bytes(schema.VERSIONS_FILE, json.dumps({**versions(), "machine": machine_kind()}, indent=2).encode())
     restored = restore_trial_files(store, layout_pack_ids(study))
     if restored:

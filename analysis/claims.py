@@ -1,0 +1,246 @@
+"""Deciding the claims a study declared (`claims:` in its file, recorded in contract.json when its
+first trial started): each claim's cells (a data set and the axes it does not hold fixed, a
+treatment against its baseline) tested on the primary endpoint, Holm over the claim's family
+across every folder given, each verdict worded from its numbers (analysis.wording). Secondary
+endpoints are shown beside it with their own tests; they decide nothing."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from analysis import ranks, tables, wording
+from analysis.load import load_results
+from analysis.stats import detectable_difference, fisher_p, holm, newcombe_difference
+from analysis.verdicts import Study, overall
+from vi_contract import schema
+from vi_contract.columns import config
+from vi_contract.endpoints import ENDPOINTS, RANK, RATE, Endpoint
+from vi_contract.read import ResultsError
+
+RATE_COLUMNS = {"mode_loss": "_lit", "collapse_end": "_end", "collapse_late": "_late"}
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One claim as its study recorded it, with where it was recorded."""
+    study: Study
+    claim: dict
+    record: dict
+
+    @property
+    def family(self) -> str:
+        return self.claim.get("family") or self.claim["id"]
+
+
+def declared_claims(studies: list[Study]) -> list[Declared]:
+    return [Declared(s, c, s.contract["claims"]) for s in studies for c in (s.contract.get("claims") or {}).get("claims", [])]
+
+
+def _values(arm: pd.DataFrame, ep: Endpoint, study: Study) -> np.ndarray:
+    """The arm's per-seed values of a rank endpoint, a diverged seed ranked worst."""
+    if ep.name == "steps_to_converge":
+        return arm["steps_to_converge"].astype(float).fillna(math.inf).to_numpy()
+    if ep.name == "collapsed_share":
+        return arm["collapsed_share"].astype(float).dropna().to_numpy()
+    metric = ep.metric or tables.quality_metric(arm, study.contract.get("keys", {}))
+    if metric is None or metric not in arm:
+        return np.array([])
+    v = ranks.worst_ranked(arm[metric], arm["diverged"].astype(bool), ep.better == "lower")
+    return v[~np.isnan(v)]
+
+
+def _good(arm: pd.DataFrame) -> pd.DataFrame:
+    return arm[np.isfinite(arm["good_at"].astype(float).fillna(np.inf))]
+
+
+def _rate(t: pd.DataFrame, b: pd.DataFrame, ep: Endpoint) -> dict:
+    col = RATE_COLUMNS[ep.name]
+    if col not in t or col not in b:
+        return {"value": "not measured (no values)", "p": math.nan}
+    kt, nt, kb, nb = int(t[col].sum()), len(t), int(b[col].sum()), len(b)
+    d, lo, hi = newcombe_difference(kt, nt, kb, nb)
+    return {"treatment": f"{kt}/{nt}", "baseline": f"{kb}/{nb}", "effect": f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]",
+            "p": fisher_p(kt, nt, kb, nb), "test": "Fisher exact", "diff": d, "lo": lo, "hi": hi, "nt": nt, "nb": nb,
+            "rate_b": kb / nb, "fmt": "{:.2f}"}
+
+
+def _rank(t: pd.DataFrame, b: pd.DataFrame, ep: Endpoint, study: Study) -> dict:
+    x, y = _values(t, ep, study), _values(b, ep, study)
+    if not len(x) or not len(y):
+        return {"value": "not measured (no values)", "p": math.nan}
+    test = ranks.mann_whitney(x, y)
+    shift, lo, hi = ranks.hodges_lehmann(x, y)
+    fin = lambda v: f"{np.median(v):.3g}" if np.isfinite(np.median(v)) else "not reached"  # noqa: E731
+    return {"treatment": f"median {fin(x)} (n={len(x)})", "baseline": f"median {fin(y)} (n={len(y)})",
+            "effect": f"{shift:+.3g} [{lo:+.3g}, {hi:+.3g}], P(higher) {ranks.prob_improvement(x, y, False):.2f}",
+            "p": test["p"], "test": f"Mann-Whitney ({test['method']})", "diff": ranks.prob_improvement(x, y, False) - 0.5,
+            "lo": lo, "hi": hi, "nt": len(x), "nb": len(y), "fmt": "{:.3g}"}
+
+
+def _time(t: pd.DataFrame, b: pd.DataFrame, ep: Endpoint) -> dict:
+    """Steps from first good to the first collapse after it, censored at the budget (log-rank)."""
+    def durations(arm):
+        budget = arm[config("iterations")].astype(float).to_numpy()
+        good, hit = arm["good_at"].astype(float).to_numpy(), arm["collapse_at"].astype(float).to_numpy()
+        event = np.isfinite(hit)
+        return np.where(event, hit, budget) - good, event
+
+    (dx, ex), (dy, ey) = durations(t), durations(b)
+    if len(dx) < 2 or len(dy) < 2:
+        return {"value": "no test (fewer than two seeds got good)", "p": math.nan}
+    data = [sps.CensoredData(uncensored=d[e], right=d[~e]) for d, e in ((dx, ex), (dy, ey))]
+    if not ex.any() and not ey.any():
+        p, z = 1.0, 0.0
+    else:
+        res = sps.logrank(*data)
+        p, z = float(res.pvalue), float(res.statistic)
+    return {"treatment": f"{int(ex.sum())}/{len(dx)} collapsed after good", "baseline": f"{int(ey.sum())}/{len(dy)} "
+            "collapsed after good", "effect": f"log-rank z {z:+.2f}", "p": p, "test": "log-rank",
+            "diff": -z, "lo": math.nan, "hi": math.nan, "nt": len(dx), "nb": len(dy)}  # more events than expected: earlier
+
+
+def measure(ep_name: str, t: pd.DataFrame, b: pd.DataFrame, study: Study) -> dict:
+    ep = ENDPOINTS[ep_name]
+    if ep.premise:
+        t, b = _good(t), _good(b)
+    if ep.kind == RATE:
+        return _rate(t, b, ep)
+    if ep.kind == RANK:
+        return _rank(t, b, ep, study)
+    return _time(t, b, ep)
+
+
+def cells_of(d: Declared) -> list[dict]:
+    """One row per (data set, the axes the claim does not hold, treatment) of its study."""
+    s, c = d.study, d.claim
+    axis = s.lay.compare
+    baseline = c.get("baseline") if c.get("baseline") is not None else s.contract["compare"]["baseline"]
+    values = [v for v in s.axes[axis].drop_duplicates() if tables._label(v) != tables._label(baseline)]
+    treatments = c.get("treatment") or sorted(values, key=lambda v: (isinstance(v, str), v))
+    free = [a for a in s.lay.regimes if a not in c.get("within", {}) and a != axis]
+    regimes = [{}] if not free else [dict(zip(free, r, strict=True))
+                                     for r in s.axes[free].drop_duplicates().itertuples(index=False)]
+    rows = []
+    for dataset in sorted(s.done["dataset"].unique()):
+        for extra in regimes:
+            where = {**c.get("within", {}), **extra}
+            b = s.arm(dataset, where, baseline)
+            for value in treatments:
+                t = s.arm(dataset, where, value)
+                if not len(t) or not len(b):
+                    continue
+                row = {"claim": c["id"], "study": s.name, "dataset": dataset,
+                       "cell": ", ".join(f"{k}={v}" for k, v in extra.items()),
+                       "comparison": f"{axis} {tables._label(value)} vs {tables._label(baseline)}",
+                       **measure(c["primary"]["endpoint"], t, b, s)}
+                row["secondary"] = "; ".join(_secondary(e, t, b, s) for e in c.get("secondary", []))
+                rows.append(row)
+    return rows
+
+
+def _secondary(e: dict, t: pd.DataFrame, b: pd.DataFrame, s: Study) -> str:
+    m = measure(e["endpoint"], t, b, s)
+    if math.isnan(m["p"]):
+        return f"{e['endpoint']}: {m.get('value', 'no test')}"
+    return f"{e['endpoint']}: {m['treatment']} vs {m['baseline']}, {m['effect']}, p = {m['p']:.2g} (unadjusted)"
+
+
+def decide(claims: list[Declared]) -> pd.DataFrame:
+    """Every declared claim's cells, Holm over each family, each cell's verdict."""
+    rows = [r | {"family": d.family, "alpha": d.claim.get("alpha", 0.05), "expect": d.claim["primary"]["expect"]}
+            for d in claims for r in cells_of(d)]
+    if not rows:
+        return pd.DataFrame()
+    cells = pd.DataFrame(rows)
+    cells["p_holm"] = np.nan
+    for _, idx in cells.groupby("family").groups.items():
+        cells.loc[idx, "p_holm"] = holm(cells.loc[idx, "p"])
+    size = cells.groupby("family")["p"].transform(lambda p: max(int(p.notna().sum()), 1))
+    verdicts, detect = [], []
+    for i, c in cells.iterrows():
+        favourable = (c["diff"] < 0) == (c["expect"] == "lower") if not pd.isna(c.get("diff")) else False
+        decided = bool(c["p_holm"] < c["alpha"])
+        verdicts.append(wording.verdict(decided, favourable, c.get("lo", math.nan), c.get("hi", math.nan),
+                                        c.get("fmt") if isinstance(c.get("fmt"), str) else "{:.2f}"))
+        detect.append(_detectable(c, c["alpha"] / size[i]))
+    return cells.assign(verdict=verdicts, detectable=detect)
+
+
+def _detectable(c: pd.Series, alpha: float) -> str:
+    if pd.isna(c.get("nt")) or pd.isna(c.get("nb")):
+        return ""
+    if not pd.isna(c.get("rate_b", math.nan)):
+        d = detectable_difference(int(c["nt"]), int(c["nb"]), float(c["rate_b"]), alpha)
+        return f"no rate change from {c['rate_b']:.2f}" if math.isnan(d) else f"a rate change of {d:.2f}"
+    shift = ranks.detectable_shift(int(c["nt"]), int(c["nb"]), alpha)
+    return "" if math.isnan(shift) else f"P(higher) beyond 0.5 +- {shift:.2f}"
+
+
+def verdicts(cells: pd.DataFrame, claims: list[Declared]) -> list[tuple[Declared, str, pd.DataFrame]]:
+    """(claim, its overall verdict, its cells) in declaration order."""
+    out = []
+    for d in claims:
+        mine = cells[(cells["claim"] == d.claim["id"]) & (cells["study"] == d.study.name)] if len(cells) else cells
+        out.append((d, overall(mine.rename(columns={"cell": "where", "verdict": "cell"})) if len(mine) else
+                    "not measured yet (no finished trial of both arms in a cell)", mine))
+    return out
+
+
+SHOWN = ("study", "dataset", "cell", "comparison", "treatment", "baseline", "effect", "test", "p", "p_holm", "verdict",
+         "detectable", "secondary")
+
+
+def markdown(claims: list[Declared], cells: pd.DataFrame) -> str:
+    """The declared claims' section: per claim its declaration (endpoint, family, alpha, when it
+    was recorded, each amendment with its date), its verdict and its cells."""
+    if not claims:
+        return ""
+    out = ["## Declared claims\n\n", "Declared in the study file and recorded in the results folder when its first trial "
+           "started; decided on the primary endpoint after Holm's correction within each family. " + VERDICT_WORDS + "\n"]
+    for d, verdict, mine in verdicts(cells, claims):
+        c, ep = d.claim, ENDPOINTS[d.claim["primary"]["endpoint"]]
+        out.append(f"\n### {tables.md_escape(c['id'])}: {tables.md_escape(c['statement'])}\n\n**Verdict: {verdict}.** "
+                   f"Primary endpoint `{ep.name}` ({ep.text}), expected {c['primary']['expect']} for the treatment; "
+                   f"family `{tables.md_escape(d.family)}`, alpha {c.get('alpha', 0.05)}; recorded "
+                   f"{d.record.get('declared', 'unknown')} in `{tables.md_escape(d.study.name)}`.\n")
+        for a in [a for a in d.record.get("amendments", []) if a.get("claim") == c["id"]]:
+            out.append(f"\n_Amended {a['date']}: {tables.md_escape(a['reason'])}_\n")
+        if len(mine):
+            table = mine[[col for col in SHOWN if col in mine]]
+            table = table.loc[:, [col for col in table.columns if not (table[col].astype(str).isin(["", "nan"])).all()]]
+            out.append("\n" + _table(table))
+    return "".join(out)
+
+
+VERDICT_WORDS = ("A cell **supports** or **contradicts** its claim only where the corrected test decides; otherwise it "
+                 "is **not decided**, with what the 95% interval excludes; `detectable` is the smallest effect the "
+                 "cell's n finds with 80% power at its family's first Holm step.")
+
+
+def _table(frame: pd.DataFrame) -> str:
+    head = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
+    fmt = lambda v: f"{v:.2g}" if isinstance(v, float) else tables.md_escape(v).replace("|", "\\|")  # noqa: E731
+    return head + "".join("| " + " | ".join(fmt(v) for v in row) + " |\n" for row in frame.itertuples(index=False))
+
+
+def decide_folders(paths: list[str]) -> tuple[str, list[str]]:
+    """(the claims section, one line per claim) for the declared claims of results folders; a
+    folder that declares none adds nothing, and none declaring any is an error."""
+    studies = []
+    for path in paths:
+        res = load_results([path], warn=False)
+        own = res.sources[0]["contract"]  # the folder's own contract: its claims and its name
+        if res.trials["status"].isin(schema.FINISHED).any() and (own.get("claims") or {}).get("claims"):
+            studies.append(Study(own.get("study", path), res.trials, res.metrics, {**res.contract, "claims": own["claims"]}))
+    declared = declared_claims(studies)
+    if not declared:
+        raise ResultsError(f"{', '.join(paths)}: no declared claims with a finished trial (declare them under `claims:` "
+                           "in the study file; they are recorded when its first trial starts)")
+    cells = decide(declared)
+    lines = [f"{d.claim['id']} ({d.study.name}): {verdict}" for d, verdict, _ in verdicts(cells, declared)]
+    return markdown(declared, cells), lines

@@ -1,0 +1,183 @@
+"""Declared claims: validated with the study, recorded when the first trial starts, refused when
+changed without an amendment, and decided on endpoints that separate mode loss from quality."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from scipy.stats import fisher_exact
+
+from analysis import claims as decide_claims
+from analysis.synthetic import KEYS, synthetic_contract
+from analysis.verdicts import Study
+from vi_contract import schema
+from vi_contract.tables import setting_values, with_metadata
+from vi_sweeps.claims import record
+from vi_sweeps.config import ConfigError
+from vi_sweeps.study import load_study_text
+
+SEEDS = 20
+# lam -> (seeds that lose modes, high-quality share, fd_2d): 5 a real drop in mode loss, 50 a null,
+# 0.5 blur only (every mode still holds a high-quality sample as often as the baseline, but fewer samples do)
+ARMS = {0.0: (10, 0.9, 0.10), 5.0: (0, 0.9, 0.10), 50.0: (10, 0.9, 0.10), 0.5: (10, 0.3, 1.10)}
+CLAIMS = [
+    {"id": "modes", "statement": "lambda > 0 loses modes less often", "treatment": [0.5, 5.0, 50.0], "baseline": 0.0,
+     "within": {}, "primary": {"endpoint": "mode_loss", "expect": "lower"}, "secondary": [], "family": None, "alpha": 0.05},
+    {"id": "blur", "statement": "lambda 0.5 ends with better samples", "treatment": [0.5], "baseline": 0.0, "within": {},
+     "primary": {"endpoint": "quality", "expect": "lower"},
+     "secondary": [{"endpoint": "hq_share", "expect": "higher"}], "family": None, "alpha": 0.05},
+]
+
+
+def planted_study(tmp_path, claims=CLAIMS) -> Study:
+    rng = np.random.default_rng(0)
+    trials, metrics = [], []
+    for lam, (lost, hq, fd) in ARMS.items():
+        for s in range(SEEDS):
+            tid = f"t-{lam}-{s}"
+            lit = 0.25 if s < lost else 1.0
+            row = {"eval/modes_frac": lit if hq > 0.5 else 0.25, "eval/modes_lit_frac": lit,
+                   "eval/hq_frac": hq + 0.01 * rng.standard_normal(), "eval/fd_2d": fd + 0.01 * rng.standard_normal()}
+            config = {"model": "gan", "dataset": "ring8", "seed": s, "bn": True, "g_steps": 1, "d_steps": 1, "lam": lam,
+                      "collapse_rule": "modes_frac<0.5", "iterations": 200, "eval_every": 100}
+            trials.append({**setting_values(config, {}), "trial_id": tid, "study": "planted", "status": "finished",
+                           "search_trial": None, "pack_id": None, "steps_done": 200, "wall_s": 1.0, **row,
+                           "collapsed": row["eval/modes_frac"] < 0.5, "diverged": False, "error": None})
+            metrics.append(pd.DataFrame([{"trial_id": tid, "step": step, "wall_s": 0.5, **row,
+                                          "collapsed": row["eval/modes_frac"] < 0.5, "diverged": False}
+                                         for step in (100, 200)]))
+    contract = synthetic_contract() | {"study": "planted", "claims": {"declared": "2026-12-07", "claims": claims,
+                                                                      "amendments": [], "sha256": "x"}}
+    contract["keys"] = KEYS | {"eval/modes_lit_frac": {"better": "higher"}, "eval/hq_frac": {"better": "higher"},
+                               "eval/fd_2d": {**KEYS["eval/fd_2d"], "role": "quality"}}
+    frame = pd.DataFrame(trials).astype({"search_trial": "Int64"})
+    pq.write_table(with_metadata(frame, contract), tmp_path / schema.TRIALS_FILE)
+    pq.write_table(with_metadata(pd.concat(metrics, ignore_index=True), contract), tmp_path / schema.METRICS_FILE)
+    (tmp_path / schema.CONTRACT_FILE).write_text(json.dumps(contract))
+    (tmp_path / schema.STUDY_FILE).write_text("name: planted\n")
+    return tmp_path
+
+
+def test_planted_effects_are_decided_on_the_endpoint_that_measures_them(tmp_path):
+    folder = planted_study(tmp_path)
+    text, lines = decide_claims.decide_folders([str(folder)])
+    from analysis.load import load_results
+
+    res = load_results([str(folder)], warn=False)
+    contract = res.sources[0]["contract"]
+    declared = decide_claims.declared_claims([Study("planted", res.trials, res.metrics, res.contract | contract)])
+    cells = decide_claims.decide(declared).set_index(["claim", "comparison"])
+    assert cells.loc[("modes", "lam 5 vs 0"), "verdict"] == "supports"  # 0/20 against 10/20
+    fisher = fisher_exact([[0, 20], [10, 10]])[1]  # the smallest of the family's three: Holm multiplies it by 3
+    assert cells.loc[("modes", "lam 5 vs 0"), "p_holm"] == pytest.approx(3 * fisher, rel=1e-9)
+    assert cells.loc[("modes", "lam 50 vs 0"), "verdict"].startswith("not decided: the data exclude")  # the null
+    # blur only: no more mode loss than the baseline, so not decided there; and worse on quality
+    assert cells.loc[("modes", "lam 0.5 vs 0"), "verdict"].startswith("not decided")
+    assert cells.loc[("blur", "lam 0.5 vs 0"), "verdict"] == "contradicts"
+    assert "hq_share: median 0.299 (n=20) vs median 0.895 (n=20)" in cells.loc[("blur", "lam 0.5 vs 0"), "secondary"]
+    assert lines == ["modes (planted): partly supported (1 of 3 cells; the rest not decided)",
+                     "blur (planted): contradicted"]
+    assert "### modes: lambda" in text and "### blur: lambda 0.5 ends with better samples" in text
+    assert "Primary endpoint `mode_loss`" in text
+
+
+def test_the_late_rule_would_have_counted_the_blur_as_collapse(tmp_path):
+    """The same blur-only arm under the any-evaluation rule on modes_frac (a share per mode):
+    every seed collapsed, so the old endpoint read blur as mode loss (20/20 against 10/20)."""
+    claims = [dict(CLAIMS[0], id="late", primary={"endpoint": "collapse_late", "expect": "lower"}, treatment=[0.5])]
+    folder = planted_study(tmp_path, claims)
+    from analysis.load import load_results
+
+    res = load_results([str(folder)], warn=False)
+    contract = res.contract | res.sources[0]["contract"]
+    cells = decide_claims.decide(decide_claims.declared_claims([Study("planted", res.trials, res.metrics, contract)]))
+    assert cells.iloc[0]["treatment"] == "20/20" and cells.iloc[0]["baseline"] == "10/20"
+    assert cells.iloc[0]["verdict"] == "contradicts"
+
+
+STUDY = """name: claimed
+datasets: [ring8]
+grid: {lam: [0.0, 5.0]}
+seeds: 2
+budget: {iterations: 20, eval_every: 10}
+compare: {axis: lam, baseline: 0.0}
+claims:
+  - id: C1
+    statement: lambda 5 loses modes less often
+    primary: {endpoint: mode_loss, expect: lower}
+"""
+
+
+def test_claims_validate_with_one_line_per_problem():
+    bad = STUDY.replace("mode_loss", "modes_lost").replace("claims:\n", "claims:\n  - id: C1\n    statement: again\n"
+                                                                      "    within: {bn: maybe}\n"
+                                                                      "    primary: {endpoint: quality, expect: lower}\n")
+    with pytest.raises(ConfigError) as err:
+        load_study_text(bad, "claimed.yaml")
+    problems = err.value.problems
+    assert "claims: id 'C1' declared more than once" in problems
+    assert any(p.startswith("claims[1].primary.endpoint: 'modes_lost' is not an endpoint; valid choices: mode_loss,")
+               for p in problems)
+    assert any(p.startswith("claims[0].within.bn: not an axis a cell can hold") for p in problems)
+    with pytest.raises(ConfigError, match=r"claims\[0\].treatment: 50.0 is not a value of lam; valid choices: 0.0, 5.0"):
+        load_study_text(STUDY.replace("    primary:", "    treatment: [50.0]\n    primary:"), "claimed.yaml")
+
+
+def test_a_changed_claim_is_refused_and_an_amendment_is_recorded_with_its_date():
+    first = load_study_text(STUDY, "claimed.yaml").spec
+    stored, why = record(first, None, today="2026-12-01")
+    assert why is None and stored["declared"] == "2026-12-01" and stored["claims"][0]["id"] == "C1"
+    assert record(first, stored)[0] is stored  # unchanged: the record stays as it was
+    changed = load_study_text(STUDY.replace("mode_loss", "collapse_late"), "claimed.yaml").spec
+    kept, why = record(changed, stored)
+    assert kept is None and why.startswith("claims C1 changed after the first trial started (2026-12-01); declare each")
+    amended = load_study_text(STUDY.replace("mode_loss", "collapse_late") + "amendments:\n  - {claim: C1, date: "
+                              "2026-12-07, reason: the late rule as in the earlier study}\n", "claimed.yaml").spec
+    kept, why = record(amended, stored)
+    assert why is None and kept["declared"] == "2026-12-01"
+    assert kept["amendments"] == [{"claim": "C1", "date": "2026-12-07", "reason": "the late rule as in the earlier study"}]
+    assert kept["claims"][0]["primary"]["endpoint"] == "collapse_late"
+
+
+def test_time_to_collapse_is_a_log_rank_test_in_the_right_direction():
+    """Seeds that got good at 100; the treatment collapses after it at 900 or never, the baseline
+    at 200: the treatment collapses later (favourable for expect: higher)."""
+    def arm(hits):
+        return pd.DataFrame({"good_at": 100.0, "collapse_at": hits, "config/iterations": 1000})
+
+    t, b = arm([900.0, math.inf, math.inf, 800.0, math.inf, math.inf]), arm([200.0] * 6)
+    got = decide_claims._time(t, b, None)
+    assert got["p"] < 0.01 and got["diff"] > 0
+
+
+@pytest.mark.ray
+def test_a_sweep_records_its_claims_refuses_a_changed_one_and_the_cli_decides_them(local_ray, tmp_path):
+    from click.testing import CliRunner
+
+    from vi_sweeps.cli import main
+    from vi_sweeps.study import load_study
+    from vi_sweeps.sweep import run_sweep
+
+    study_file = tmp_path / "claimed.yaml"
+    study_file.write_text(STUDY.replace("seeds: 2", "seeds: 2\npack_seeds: 2\nbase: {hidden: 16, eval_samples: 300}"))
+    results = tmp_path / "r"
+    assert run_sweep(load_study(study_file), str(results), show_progress=False).exit_code == 0
+    stored = json.loads((results / schema.CONTRACT_FILE).read_text())["claims"]
+    assert stored["claims"][0]["primary"] == {"endpoint": "mode_loss", "expect": "lower"} and stored["amendments"] == []
+    before = {p.name: p.stat().st_mtime_ns for p in results.iterdir()}
+    study_file.write_text(study_file.read_text().replace("mode_loss", "hq_share").replace("expect: lower", "expect: higher"))
+    with pytest.raises(ConfigError, match="claims C1 changed after the first trial started"):
+        run_sweep(load_study(study_file), str(results), show_progress=False)
+    assert {p.name: p.stat().st_mtime_ns for p in results.iterdir()} == before  # nothing written
+    study_file.write_text(study_file.read_text() + "amendments:\n  - {claim: C1, date: 2026-12-07, reason: precision}\n")
+    assert run_sweep(load_study(study_file), str(results), show_progress=False).exit_code == 0
+    stored = json.loads((results / schema.CONTRACT_FILE).read_text())["claims"]
+    assert stored["amendments"][0]["date"] == "2026-12-07" and stored["claims"][0]["primary"]["endpoint"] == "hq_share"
+    out = CliRunner().invoke(main, ["claims", str(results)])
+    assert out.exit_code == 0, out.output
+    assert out.output.splitlines()[0].startswith("C1 (claimed): not decided at this n")
+    page = (results / "claims.md").read_text()
+    assert "_Amended 2026-12-07: precision_" in page and "Primary endpoint `hq_share`" in page
