@@ -15,7 +15,7 @@ from scipy import stats as sps
 
 from analysis import ranks, tables, wording
 from analysis.load import load_results
-from analysis.stats import detectable_difference, fisher_p, holm, newcombe_difference
+from analysis.stats import detectable_difference, fisher_p, fisher_power, holm, newcombe_difference
 from analysis.verdicts import Study, overall
 from vi_contract import schema
 from vi_contract.columns import config
@@ -165,10 +165,27 @@ def decide(claims: list[Declared]) -> pd.DataFrame:
     for i, c in cells.iterrows():
         favourable = (c["diff"] < 0) == (c["expect"] == "lower") if not pd.isna(c.get("diff")) else False
         decided = bool(c["p_holm"] < c["alpha"])
-        verdicts.append(wording.verdict(decided, favourable, c.get("lo", math.nan), c.get("hi", math.nan),
-                                        c.get("fmt") if isinstance(c.get("fmt"), str) else "{:.2f}"))
+        word = wording.verdict(decided, favourable, c.get("lo", math.nan), c.get("hi", math.nan),
+                               c.get("fmt") if isinstance(c.get("fmt"), str) else "{:.2f}")
+        if not decided and _premise_absent(c, c["alpha"] / size[i]):
+            word = word.replace(wording.NOT_DECIDED, f"{wording.NOT_DECIDED}: {PREMISE_ABSENT} (baseline {c['baseline']}, "
+                                "so not even the largest change this n could detect)", 1)
+        verdicts.append(word)
         detect.append(_detectable(c, c["alpha"] / size[i]))
     return cells.assign(verdict=verdicts, detectable=detect)
+
+
+PREMISE_ABSENT = "premise absent"
+
+
+def _premise_absent(c: pd.Series, alpha: float) -> bool:
+    """A rate claim whose baseline is so near the bound the claim moves away from that even the
+    largest move (to 0, or to 1) is not found with 80% power: the baseline barely shows what the
+    claim would lower (C1: a BN GAN that loses modes in 1 of 20 seeds)."""
+    if pd.isna(c.get("rate_b", math.nan)):
+        return False
+    bound = 0.0 if c["expect"] == "lower" else 1.0
+    return fisher_power(int(c["nt"]), bound, int(c["nb"]), float(c["rate_b"]), alpha) < 0.8
 
 
 def _detectable(c: pd.Series, alpha: float) -> str:
@@ -181,13 +198,23 @@ def _detectable(c: pd.Series, alpha: float) -> str:
     return "" if math.isnan(shift) else f"P(higher) beyond 0.5 +- {shift:.2f}"
 
 
-def verdicts(cells: pd.DataFrame, claims: list[Declared]) -> list[tuple[Declared, str, pd.DataFrame]]:
-    """(claim, its overall verdict, its cells) in declaration order."""
-    out = []
+def verdicts(cells: pd.DataFrame, claims: list[Declared]) -> list[tuple[list[Declared], str, pd.DataFrame]]:
+    """(the claim as each study declared it, its overall verdict, its cells) per claim id and
+    family, in declaration order: a claim declared alike in several studies is one verdict."""
+    groups: dict[tuple[str, str], list[Declared]] = {}
     for d in claims:
-        mine = cells[(cells["claim"] == d.claim["id"]) & (cells["study"] == d.study.name)] if len(cells) else cells
-        out.append((d, overall(mine.rename(columns={"cell": "where", "verdict": "cell"})) if len(mine) else
-                    "not measured yet (no finished trial of both arms in a cell)", mine))
+        groups.setdefault((d.family, d.claim["id"]), []).append(d)
+    out = []
+    for (family, cid), ds in groups.items():
+        mine = cells[(cells["claim"] == cid) & (cells["family"] == family)] if len(cells) else cells
+        verdict = (overall(mine.rename(columns={"cell": "where", "verdict": "cell"})) if len(mine) else
+                   "not measured yet (no finished trial of both arms in a cell)")
+        absent = int(mine["verdict"].str.contains(PREMISE_ABSENT).sum()) if len(mine) else 0
+        if absent == len(mine) and absent:
+            verdict = f"not decided: {PREMISE_ABSENT} in every cell ({absent}): the baseline barely shows what the claim would change"
+        elif absent:
+            verdict += f"; {PREMISE_ABSENT} in {absent} of {len(mine)} cells"
+        out.append((ds, verdict, mine))
     return out
 
 
@@ -202,13 +229,16 @@ def markdown(claims: list[Declared], cells: pd.DataFrame) -> str:
         return ""
     out = ["## Declared claims\n\n", "Declared in the study file and recorded in the results folder when its first trial "
            "started; decided on the primary endpoint after Holm's correction within each family. " + VERDICT_WORDS + "\n"]
-    for d, verdict, mine in verdicts(cells, claims):
+    for ds, verdict, mine in verdicts(cells, claims):
+        d = ds[0]
         c, ep = d.claim, ENDPOINTS[d.claim["primary"]["endpoint"]]
+        where = ", ".join(f"`{tables.md_escape(x.study.name)}` ({x.record.get('declared', 'unknown')})" for x in ds)
         out.append(f"\n### {tables.md_escape(c['id'])}: {tables.md_escape(c['statement'])}\n\n**Verdict: {verdict}.** "
                    f"Primary endpoint `{ep.name}` ({ep.text}), expected {c['primary']['expect']} for the treatment; "
-                   f"family `{tables.md_escape(d.family)}`, alpha {c.get('alpha', 0.05)}; recorded "
-                   f"{d.record.get('declared', 'unknown')} in `{tables.md_escape(d.study.name)}`.\n")
-        for a in [a for a in d.record.get("amendments", []) if a.get("claim") == c["id"]]:
+                   f"family `{tables.md_escape(d.family)}`, alpha {c.get('alpha', 0.05)}; recorded in {where}.\n")
+        for note in dict.fromkeys(x.record.get("note") for x in ds if x.record.get("note")):
+            out.append(f"\n_{tables.md_escape(note)}_\n")
+        for a in [a for x in ds for a in x.record.get("amendments", []) if a.get("claim") == c["id"]]:
             out.append(f"\n_Amended {a['date']}: {tables.md_escape(a['reason'])}_\n")
         if len(mine):
             table = mine[[col for col in SHOWN if col in mine]]
@@ -242,5 +272,5 @@ def decide_folders(paths: list[str]) -> tuple[str, list[str]]:
         raise ResultsError(f"{', '.join(paths)}: no declared claims with a finished trial (declare them under `claims:` "
                            "in the study file; they are recorded when its first trial starts)")
     cells = decide(declared)
-    lines = [f"{d.claim['id']} ({d.study.name}): {verdict}" for d, verdict, _ in verdicts(cells, declared)]
+    lines = [f"{ds[0].claim['id']} ({', '.join(d.study.name for d in ds)}): {verdict}" for ds, verdict, _ in verdicts(cells, declared)]
     return markdown(declared, cells), lines

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import convergence, tables
+from analysis.claims import decide, declared_claims, markdown
 from analysis.evidence import COST_COLUMNS, calibration, cost_table, dose_response, stabiliser_grid
 from analysis.load import load_results
 from analysis.stats import newcombe_difference
@@ -61,7 +62,7 @@ def claims_document(root: str | Path) -> tuple[str, dict]:
             res = load_results([str(root / name)], warn=False)
             if not res.trials["status"].isin(schema.FINISHED).any():
                 continue  # nothing finished yet: not measured
-            studies[name] = Study(name, res.trials, res.metrics, res.contract)
+            studies[name] = Study(name, res.trials, res.metrics, {**res.contract, "claims": res.sources[0]["contract"].get("claims")})
             # the claims' regime keys must be the study's own columns (the labelled frame always has `regime`)
             missing = ({k for c in CLAIMS for study, where in c.places() if study == name for k in where}
                        - set(studies[name].axes.columns))
@@ -77,9 +78,13 @@ def claims_document(root: str | Path) -> tuple[str, dict]:
            "exported results beside this file; do not edit by hand._\n\n", f"**Rule.** {VERDICT_RULE}\n\n",
            f"Convergence rule: `{convergence.DEFAULT_RULE}`. Collapse definitions: "
            + "; ".join(f"**{r}** = {t}" for r, t in tables.RULES.items()) + ".\n"]
+    out.append(declared_section(root, studies))
+    out.append("\n## The claims as first decided in code (collapse rule `late`)\n\nThe same hypotheses as decided before "
+               "they were declared in the studies: on the late-collapse rule, which counts blur as collapse and fills up "
+               "as evaluations are added. Kept for comparison; the declared claims above are the verdict.\n")
     decided = {}
     for claim in CLAIMS:
-        out.append(f"\n## {claim.key}: {claim.text}\n")
+        out.append(f"\n### {claim.key}: {claim.text}\n")
         measured, cells = claim_cells(claim, studies)
         decided[claim.key] = cells
         if not measured:
@@ -137,6 +142,15 @@ def claims_document(root: str | Path) -> tuple[str, dict]:
                    "to no stabiliser in the same regime.\n\n")
         out.append(_table(cost_table(cost)))
     return "".join(out), figures
+
+
+def declared_section(root: Path, studies: dict[str, Study]) -> str:
+    """The claims the exported studies record (analysis.claims), decided together."""
+    found = [studies[name] for name in STUDIES if name in studies and (studies[name].contract.get("claims") or {}).get("claims")]
+    if not found:
+        return ""
+    mine = declared_claims(found)
+    return markdown(mine, decide(mine))
 
 
 def onset_note(studies: dict[str, Study], measured: list[tuple[str, dict]]) -> str:
