@@ -74,10 +74,15 @@ def _rank(t: pd.DataFrame, b: pd.DataFrame, ep: Endpoint, study: Study) -> dict:
     if not len(x) or not len(y):
         return {"value": "not measured (no values)", "p": math.nan}
     test = ranks.mann_whitney(x, y)
-    shift, lo, hi = ranks.hodges_lehmann(x, y)
+    improvement = f"P(higher) {ranks.prob_improvement(x, y, False):.2f}"
+    if np.isinf(x).any() or np.isinf(y).any():  # a time never reached or a diverged seed: no shift on a scale
+        shift, lo, hi, effect = math.nan, math.nan, math.nan, improvement
+    else:
+        shift, lo, hi = ranks.hodges_lehmann(x, y)
+        effect = f"{shift:+.3g} [{lo:+.3g}, {hi:+.3g}], {improvement}"
     fin = lambda v: f"{np.median(v):.3g}" if np.isfinite(np.median(v)) else "not reached"  # noqa: E731
     return {"treatment": f"median {fin(x)} (n={len(x)})", "baseline": f"median {fin(y)} (n={len(y)})",
-            "effect": f"{shift:+.3g} [{lo:+.3g}, {hi:+.3g}], P(higher) {ranks.prob_improvement(x, y, False):.2f}",
+            "effect": effect,
             "p": test["p"], "test": f"Mann-Whitney ({test['method']})", "diff": ranks.prob_improvement(x, y, False) - 0.5,
             "lo": lo, "hi": hi, "nt": len(x), "nb": len(y), "fmt": "{:.3g}"}
 
@@ -274,3 +279,24 @@ def decide_folders(paths: list[str]) -> tuple[str, list[str]]:
     cells = decide(declared)
     lines = [f"{ds[0].claim['id']} ({', '.join(d.study.name for d in ds)}): {verdict}" for ds, verdict, _ in verdicts(cells, declared)]
     return markdown(declared, cells), lines
+
+
+def report_sections(res) -> list[tuple[str, str, object]]:
+    """The report's first section after the summary: each declared claim's verdict in one
+    sentence, and its cells (nothing when no folder declares claims or none has finished)."""
+    studies = []
+    for source in res.sources:
+        own = source.get("contract", {})
+        trials = res.trials[res.trials["study"] == own.get("study")] if "study" in res.trials else res.trials
+        if (own.get("claims") or {}).get("claims") and trials["status"].isin(schema.FINISHED).any():
+            studies.append(Study(own.get("study", "study"), trials, res.metrics[res.metrics["trial_id"].isin(trials["trial_id"])],
+                                 {**res.contract, "claims": own["claims"]}))
+    declared = declared_claims(studies)
+    if not declared:
+        return []
+    cells = decide(declared)
+    answers = [f"**{ds[0].claim['id']}** ({ds[0].claim['statement']}): {verdict}."  # the renderer escapes
+               for ds, verdict, _ in verdicts(cells, declared)]
+    shown = cells[[c for c in ("claim", "dataset", "cell", "comparison", "treatment", "baseline", "effect", "p_holm",
+                               "verdict") if c in cells]] if len(cells) else cells
+    return [("Declared claims: the answer", "", answers + [VERDICT_WORDS]), ("Declared claims: every cell", "", shown)]
