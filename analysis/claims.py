@@ -66,7 +66,8 @@ def _rate(t: pd.DataFrame, b: pd.DataFrame, ep: Endpoint) -> dict:
     d, lo, hi = newcombe_difference(kt, nt, kb, nb)
     return {"treatment": f"{kt}/{nt}", "baseline": f"{kb}/{nb}", "effect": f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]",
             "p": fisher_p(kt, nt, kb, nb), "test": "Fisher exact", "diff": d, "lo": lo, "hi": hi, "nt": nt, "nb": nb,
-            "rate_b": kb / nb, "fmt": "{:.2f}"}
+            "rate_b": kb / nb, "fmt": "{:.2f}", "_interval": lambda level: newcombe_difference(
+                kt, nt, kb, nb, float(sps.norm.ppf(1 - (1 - level) / 2)))[1:]}
 
 
 def _rank(t: pd.DataFrame, b: pd.DataFrame, ep: Endpoint, study: Study) -> dict:
@@ -80,11 +81,13 @@ def _rank(t: pd.DataFrame, b: pd.DataFrame, ep: Endpoint, study: Study) -> dict:
     else:
         shift, lo, hi = ranks.hodges_lehmann(x, y)
         effect = f"{shift:+.3g} [{lo:+.3g}, {hi:+.3g}], {improvement}"
+        interval = lambda level: ranks.hodges_lehmann(x, y, level)[1:]  # noqa: E731
     fin = lambda v: f"{np.median(v):.3g}" if np.isfinite(np.median(v)) else "not reached"  # noqa: E731
     return {"treatment": f"median {fin(x)} (n={len(x)})", "baseline": f"median {fin(y)} (n={len(y)})",
             "effect": effect,
             "p": test["p"], "test": f"Mann-Whitney ({test['method']})", "diff": ranks.prob_improvement(x, y, False) - 0.5,
-            "lo": lo, "hi": hi, "nt": len(x), "nb": len(y), "fmt": "{:.3g}"}
+            "lo": lo, "hi": hi, "nt": len(x), "nb": len(y), "fmt": "{:.3g}",
+            **({"_interval": interval} if math.isfinite(shift) else {})}
 
 
 def _time(t: pd.DataFrame, b: pd.DataFrame, ep: Endpoint) -> dict:
@@ -170,14 +173,18 @@ def decide(claims: list[Declared]) -> pd.DataFrame:
     for i, c in cells.iterrows():
         favourable = (c["diff"] < 0) == (c["expect"] == "lower") if not pd.isna(c.get("diff")) else False
         decided = bool(c["p_holm"] < c["alpha"])
-        word = wording.verdict(decided, favourable, c.get("lo", math.nan), c.get("hi", math.nan),
-                               c.get("fmt") if isinstance(c.get("fmt"), str) else "{:.2f}")
+        # what the data exclude, from the interval at the family's level (Bonferroni): never an exclusion of 0 where
+        # the Holm-corrected test does not decide, as the unadjusted 95% interval could read
+        interval = c.get("_interval")
+        lo, hi = interval(1 - c["alpha"] / size[i]) if callable(interval) else (math.nan, math.nan)
+        word = wording.verdict(decided, favourable, lo, hi, c.get("fmt") if isinstance(c.get("fmt"), str) else "{:.2f}",
+                               level=f"{1 - c['alpha'] / size[i]:.1%} simultaneous over {size[i]}" if size[i] > 1 else None)
         if not decided and _premise_absent(c, c["alpha"] / size[i]):
             word = word.replace(wording.NOT_DECIDED, f"{wording.NOT_DECIDED}: {PREMISE_ABSENT} (baseline {c['baseline']}, "
                                 "so not even the largest change this n could detect)", 1)
         verdicts.append(word)
         detect.append(_detectable(c, c["alpha"] / size[i]))
-    return cells.assign(verdict=verdicts, detectable=detect)
+    return cells.assign(verdict=verdicts, detectable=detect).drop(columns="_interval", errors="ignore")
 
 
 PREMISE_ABSENT = "premise absent"

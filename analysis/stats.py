@@ -24,11 +24,12 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     return (0.0 if k == 0 else centre - half), (1.0 if k == n else centre + half)
 
 
-def newcombe_difference(k1: int, n1: int, k0: int, n0: int) -> tuple[float, float, float]:
-    """p1 - p0 with Newcombe's hybrid score interval (method 10), built from Wilson intervals."""
+def newcombe_difference(k1: int, n1: int, k0: int, n0: int, z: float = Z95) -> tuple[float, float, float]:
+    """p1 - p0 with Newcombe's hybrid score interval (method 10), built from Wilson intervals
+    (95% by default; `z` for another level)."""
     p1, p0 = k1 / n1, k0 / n0
-    l1, u1 = wilson(k1, n1)
-    l0, u0 = wilson(k0, n0)
+    l1, u1 = wilson(k1, n1, z)
+    l0, u0 = wilson(k0, n0, z)
     d = p1 - p0
     lo = d - math.sqrt((p1 - l1) ** 2 + (u0 - p0) ** 2)
     hi = d + math.sqrt((u1 - p1) ** 2 + (p0 - l0) ** 2)

@@ -9,8 +9,9 @@ import math
 SUPPORTS, CONTRADICTS, NOT_DECIDED = "supports", "contradicts", "not decided"
 
 
-def excluded(lo: float, hi: float, fmt: str = "{:.2f}", unit: str = "") -> str:
-    """What an interval [lo, hi] of a difference (treatment - baseline) rules out, in words."""
+def excluded(lo: float, hi: float, fmt: str = "{:.2f}", unit: str = "", level: str | None = None) -> str:
+    """What an interval [lo, hi] of a difference (treatment - baseline) rules out, in words
+    (its level, "95%" unless given)."""
     parts = []
     if math.isfinite(lo):
         parts.append("any decrease" if lo >= 0 else f"a decrease larger than {fmt.format(-lo)}{unit}")
@@ -18,11 +19,11 @@ def excluded(lo: float, hi: float, fmt: str = "{:.2f}", unit: str = "") -> str:
         parts.append("any increase" if hi <= 0 else f"an increase larger than {fmt.format(hi)}{unit}")
     if not parts:
         return "the data exclude no change of any size"
-    return "the data exclude " + " and ".join(parts) + " (95%)"
+    return "the data exclude " + " and ".join(parts) + f" ({level or '95%'})"
 
 
 def verdict(decided: bool, favourable: bool, lo: float = math.nan, hi: float = math.nan, fmt: str = "{:.2f}",
-            unit: str = "") -> str:
+            unit: str = "", level: str | None = None) -> str:
     """The cell's verdict: SUPPORTS / CONTRADICTS where the corrected test decides (favourable:
     the difference lies in the claim's direction), else NOT_DECIDED with what the interval
     excludes (no clause without an interval)."""
@@ -30,7 +31,7 @@ def verdict(decided: bool, favourable: bool, lo: float = math.nan, hi: float = m
         return SUPPORTS if favourable else CONTRADICTS
     if math.isnan(lo) and math.isnan(hi):
         return NOT_DECIDED
-    return f"{NOT_DECIDED}: {excluded(lo, hi, fmt, unit)}"
+    return f"{NOT_DECIDED}: {excluded(lo, hi, fmt, unit, level)}"
 
 
 def is_decided(word: str) -> bool:
