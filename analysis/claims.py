@@ -123,8 +123,9 @@ def measure(ep_name: str, t: pd.DataFrame, b: pd.DataFrame, study: Study) -> dic
     return _time(t, b, ep)
 
 
-def cells_of(d: Declared) -> list[dict]:
-    """One row per (data set, the axes the claim does not hold, treatment) of its study."""
+def arms_of(d: Declared):
+    """(data set, the free axes' values, the comparison's name, treatment rows, baseline rows) per
+    cell of a declared claim with both arms finished somewhere."""
     s, c = d.study, d.claim
     axis = s.lay.compare
     baseline = c.get("baseline") if c.get("baseline") is not None else s.contract["compare"]["baseline"]
@@ -133,21 +134,25 @@ def cells_of(d: Declared) -> list[dict]:
     free = [a for a in s.lay.regimes if a not in c.get("within", {}) and a != axis]
     regimes = [{}] if not free else [dict(zip(free, r, strict=True))
                                      for r in s.axes[free].drop_duplicates().itertuples(index=False)]
-    rows = []
     for dataset in sorted(s.done["dataset"].unique()):
         for extra in regimes:
             where = {**c.get("within", {}), **extra}
             b = s.arm(dataset, where, baseline)
             for value in treatments:
                 t = s.arm(dataset, where, value)
-                if not len(t) or not len(b):
-                    continue
-                row = {"claim": c["id"], "study": s.name, "dataset": dataset,
-                       "cell": ", ".join(f"{k}={v}" for k, v in extra.items()),
-                       "comparison": f"{axis} {tables._label(value)} vs {tables._label(baseline)}",
-                       **measure(c["primary"]["endpoint"], t, b, s)}
-                row["secondary"] = "; ".join(_secondary(e, t, b, s) for e in c.get("secondary", []))
-                rows.append(row)
+                if len(t) and len(b):
+                    yield dataset, extra, f"{axis} {tables._label(value)} vs {tables._label(baseline)}", t, b
+
+
+def cells_of(d: Declared) -> list[dict]:
+    """One row per (data set, the axes the claim does not hold, treatment) of its study."""
+    rows = []
+    for dataset, extra, comparison, t, b in arms_of(d):
+        row = {"claim": d.claim["id"], "study": d.study.name, "dataset": dataset,
+               "cell": ", ".join(f"{k}={v}" for k, v in extra.items()), "comparison": comparison,
+               **measure(d.claim["primary"]["endpoint"], t, b, d.study)}
+        row["secondary"] = "; ".join(_secondary(e, t, b, d.study) for e in d.claim.get("secondary", []))
+        rows.append(row)
     return rows
 
 

@@ -11,7 +11,7 @@ import hashlib
 import json
 
 from vi_contract.endpoints import ENDPOINTS
-from vi_sweeps.studyfile import StudyFile
+from vi_sweeps.studyfile import StudyFile, interims
 
 
 def _values(axes: list[tuple[str, list]]) -> dict[str, list]:
@@ -25,7 +25,12 @@ def _text(values) -> str:
 def check_claims(spec: StudyFile, axes: list[tuple[str, list]], compare: dict | None, problems: list[str]) -> None:
     """One line per problem, naming the claim's key: an unknown endpoint, axis or value, a
     treatment equal to the baseline, an id declared twice, an amendment of no claim."""
+    if interims(spec) and spec.pack_seeds != spec.seeds["interim"]:
+        problems.append(f"pack_seeds: must equal seeds.interim ({spec.seeds['interim']}) so each interim is one pack "
+                        f"of every condition (got {spec.pack_seeds})")
     if not spec.claims:
+        if interims(spec):
+            problems.append("seeds: interims stop when the declared claims are decided; declare `claims:`")
         return
     values = _values(axes)
     if compare is None or compare.get("axis") not in values:

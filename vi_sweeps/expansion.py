@@ -113,6 +113,8 @@ def layout_pack_ids(study: Study) -> dict[str, str]:
 
 
 def seed_list(spec: StudyFile) -> list[int]:
+    if isinstance(spec.seeds, dict):  # interims: every seed up to max is a trial; the design runs what it needs
+        return list(range(spec.seeds["max"]))
     return list(range(spec.seeds)) if isinstance(spec.seeds, int) else list(spec.seeds)
 
 
@@ -224,7 +226,7 @@ def _check_values(spec: StudyFile, problems: list[str]) -> None:
 
 
 def grid_size(spec: StudyFile) -> int:
-    seeds = spec.seeds if isinstance(spec.seeds, int) else len(spec.seeds)
+    seeds = len(seed_list(spec))
     return len(spec.models) * len(spec.datasets) * math.prod(len(v) for v in spec.grid.values()) * seeds
 
 

@@ -122,7 +122,8 @@ class StudyFile(BaseModel):
     datasets: list[str] = Field(default_factory=lambda: ["ring8"])
     base: dict[str, Any] = Field(default_factory=dict)
     grid: dict[str, list[Scalar] | dict[str, dict[str, Any]]] = Field(default_factory=dict)
-    seeds: Any = Field(1, description="a count (seeds 0..n-1) or a list of distinct seeds")
+    seeds: Any = Field(1, description="a count (seeds 0..n-1), a list of distinct seeds, or {interim: n, max: N}: "
+                       "seeds added n at a time until the claims are decided or N are run")
     pack_seeds: int = Field(1, gt=0, description="seeds of one condition trained together as one vectorised model")
     budget: Budget | None = None
     resources: Resources = Resources()
@@ -151,6 +152,8 @@ class StudyFile(BaseModel):
         def integer(x: Any) -> bool:
             return isinstance(x, int) and not isinstance(x, bool)
 
+        if isinstance(v, dict):
+            return _interims(v)
         if integer(v):
             if v < 1:
                 raise ValueError(f"a seed count must be at least 1, got {v}")
@@ -166,6 +169,20 @@ class StudyFile(BaseModel):
         if len(set(v)) != len(v):
             raise ValueError(f"seed(s) {sorted({s for s in v if v.count(s) > 1})} appear more than once")
         return v
+
+
+def _interims(v: dict) -> dict:
+    """`seeds: {interim: n, max: N}`: N a multiple of n, so every interim is one whole pack."""
+    if set(v) != {"interim", "max"} or not all(isinstance(x, int) and not isinstance(x, bool) for x in v.values()):
+        raise ValueError(f"interims are {{interim: n, max: N}} with whole numbers (got {shown(v)})")
+    if v["interim"] < 2 or v["max"] < 2 * v["interim"] or v["max"] % v["interim"]:
+        raise ValueError(f"interim must be at least 2 and max a multiple of it, at least two interims (got {shown(v)})")
+    return v
+
+
+def interims(spec) -> dict | None:
+    """The study's {interim, max} when its seeds come in interims, else None."""
+    return spec.seeds if isinstance(spec.seeds, dict) else None
 
 
 _TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "text", "bool": "true or false", "list": "a list",
