@@ -1,7 +1,7 @@
 """A trial file's rows are its trial's only when they say so in every way: its name, its
 `trial_id`, the config that id hashes, its study, one row per evaluation of its budget. A file
 that contradicts any of these is quarantined with one warning and its trial runs, so a crafted
-folder resumes to a clean run's rows."""
+folder resumes to a clean run's rows; `--reuse` takes a trial only after the same checks."""
 
 import shutil
 
@@ -120,6 +120,54 @@ def test_readers_leave_out_a_trial_file_that_contradicts_itself_and_say_so(runs,
     assert not metrics.duplicated(["trial_id", "step"]).any()
     assert trials["trial_id"].is_unique
     assert any(crafted.name in note for note in notes), notes
+
+
+def swap_ids(folder, a, b):
+    """Two trials' files, each given the other's id and named by it: every file agrees with its name."""
+    pa_, pb = trial_path(folder, a), trial_path(folder, b)
+    ta, tb = pq.read_table(pa_), pq.read_table(pb)
+    pq.write_table(set_column("trial_id", b)(ta), pb)
+    pq.write_table(set_column("trial_id", a)(tb), pa_)
+
+
+def test_reuse_takes_no_trial_whose_config_or_evaluations_contradict_its_id(runs, tmp_path, capfd):
+    """Before: with two ids swapped --reuse took the lam=5 numbers for the lam=0 trial, and took a
+    'finished' trial holding 2 of its 4 evaluations."""
+    study, root = runs
+    ids = ids_by_lam(study)
+    source = tmp_path / "source"
+    shutil.copytree(root / "clean", source)
+    swap_ids(source, ids[(0.0, 0)], ids[(5.0, 0)])
+    rewrite(trial_path(source, ids[(0.0, 1)]), lambda t: t.slice(0, 2))
+    capfd.readouterr()
+    outcome = run_sweep(study, str(tmp_path / "here"), show_progress=False, reuse=str(source))
+    assert outcome.exit_code == 0 and not outcome.unfinished
+    err = capfd.readouterr().err
+    assert "reused 1 finished trials" in err
+    for tid in (ids[(0.0, 0)], ids[(5.0, 0)], ids[(0.0, 1)]):
+        assert f"--reuse {source}: trial {tid} not taken" in err
+    pd.testing.assert_frame_equal(rows(tmp_path / "here"), rows(root / "clean"), check_like=True, check_exact=True)
+
+
+def test_reuse_of_an_export_with_duplicated_rows_runs_that_trial_here(runs, tmp_path, capfd):
+    """Before: --reuse copied the duplicated rows (8 rows of a 4-evaluation trial), and report read them."""
+    study, root = runs
+    tid = ids_by_lam(study)[(5.0, 1)]
+    source = tmp_path / "export"
+    shutil.copytree(root / "clean", source)
+    shutil.rmtree(source / schema.TRIALS_DIR)  # an export: the consolidated tables only
+    m = pq.read_table(source / schema.METRICS_FILE)
+    twice = m.filter(pa.compute.equal(m["trial_id"], tid))
+    pq.write_table(pa.concat_tables([m, twice]).replace_schema_metadata(m.schema.metadata), source / schema.METRICS_FILE)
+    _, metrics, _, _ = load_location(str(source))  # what report and status read: the other 3 trials' 12 rows
+    assert len(metrics) == 12 and tid not in set(metrics["trial_id"])
+    capfd.readouterr()
+    outcome = run_sweep(study, str(tmp_path / "here"), show_progress=False, reuse=str(source))
+    assert outcome.exit_code == 0 and not outcome.unfinished
+    err = capfd.readouterr().err
+    assert "reused 3 finished trials" in err and f"record twice (a trial or a step repeated), as neither copy can be " \
+        f"told for its own: {tid}" in err
+    pd.testing.assert_frame_equal(rows(tmp_path / "here"), rows(root / "clean"), check_like=True, check_exact=True)
 
 
 @pytest.mark.parametrize("status, steps, ok", [
