@@ -117,6 +117,20 @@ def test_em_packs_run_each_member_as_alone():
         assert [r["loss/nll"][k] for r in packed] == [r["loss/nll"][0] for r in losses_of([cfg], 5)]
 
 
+@pytest.mark.parametrize("place", [0, 1])
+def test_an_em_member_beside_a_stand_in_trains_as_in_its_whole_pack(place):
+    """`--only seed=0`, or a resume after a quarantined checkpoint: the member trains at its place
+    beside a stand-in. Before: the never-fitted stand-in's sample() raised NotFittedError at the
+    first evaluation, failing both trials of the pack."""
+    cfgs = as_pack([tiny(model="em", iterations=6, eval_every=2, seed=s) for s in (0, 1)])
+    whole = Trial(cfgs)
+    list(evaluations(whole))
+    alone = Trial([cfgs[place]])
+    list(evaluations(alone))
+    assert [r["step"] for r in alone.trial_rows(0)] == [2, 4, 6]
+    assert rows_without_wall(alone.trial_rows(0)) == rows_without_wall(whole.rows[place])
+
+
 def rows_without_wall(rows):
     return [{k: ("nan" if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items() if k != "wall_s"}
             for r in rows]

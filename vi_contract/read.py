@@ -3,8 +3,10 @@ says what they mean (vi_contract/schema.py); every reader goes through here, so 
 does not know is refused in one line, whatever reads it.
 
 A folder with per-trial files (a running or finished sweep) is read from those files, so a
-report never shows a stale consolidation; corrupt per-trial files are skipped and named. A
-folder without them (committed results) is read from trials.parquet and metrics.parquet.
+report never shows a stale consolidation; corrupt per-trial files, and files whose rows are not
+the trial's their name says (vi_contract.tables.rows_problem), are skipped and named. A folder
+without them (committed results) is read from trials.parquet and metrics.parquet, less any
+trial they record twice.
 Whatever the version it was written in (3, or 2 and 1 through vi_contract.upgrade), a folder
 is returned as schema 3. Results written
 before their keys declared a role and a scale (every folder before vi-sweeps 0.1's key roles,
@@ -126,6 +128,17 @@ def declared_keys(contract: dict, columns) -> dict:
     return {**contract, "keys": keys}
 
 
+def once_each(trials: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Consolidated tables without the trials they record twice (a row of trials.parquet, or a
+    step of metrics.parquet, repeated), and those trials' ids."""
+    twice = sorted(set(trials.loc[trials["trial_id"].duplicated(), "trial_id"])
+                   | set(metrics.loc[metrics.duplicated(["trial_id", "step"]), "trial_id"]))
+    if not twice:
+        return trials, metrics, []
+    keep = lambda frame: frame[~frame["trial_id"].isin(twice)].reset_index(drop=True)  # noqa: E731
+    return keep(trials), keep(metrics), twice
+
+
 def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list[str]]:
     """(trials, metrics, source, notes) of one folder."""
     try:
@@ -152,7 +165,7 @@ def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list
         notes.append(f"{location}: no trial has reported yet")
     elif (fs.get_file_info(posixpath.join(root, schema.TRIALS_DIR)).type == pafs.FileType.Directory
           and (_has_trial_files(fs, root) or not started)):
-        files = TrialFiles(fs, root)
+        files = TrialFiles(fs, root, contract.get("study"))
         files.read()
         tables = []
         for name, (_, table) in sorted(files.cache.items()):
@@ -164,6 +177,11 @@ def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list
         if files.corrupt:
             notes.append(f"{location}: skipped unreadable trial file(s) {', '.join(files.corrupt)} "
                          "(the driver moves them to quarantine/ and runs those trials again)")
+        if files.rejected:
+            notes.append(f"{location}: skipped trial file(s) that are not their trial's rows: "
+                         + "; ".join(f"{name} {why}" for name, why in sorted(files.rejected.items())[:5])
+                         + (" ..." if len(files.rejected) > 5 else "")
+                         + " (the driver moves them to quarantine/ and runs those trials again)")
         if files.unread:
             notes.append(f"{location}: {len(files.unread)} trial file(s) could not be read now (permissions or "
                          f"the store), so they are left out: {', '.join(files.unread[:5])}"
@@ -185,6 +203,11 @@ def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list
         if version != schema.SCHEMA_VERSION:
             trials = upgrade.v2_frame(trials, contract.get("labelled"))
             metrics = upgrade.v2_frame(metrics, contract.get("labelled"))
+        trials, metrics, twice = once_each(trials, metrics)
+        if twice:
+            notes.append(f"{location}: left out {len(twice)} trial(s) the tables record twice (a trial or a step "
+                         f"repeated), as neither copy can be told for its own: {', '.join(twice[:5])}"
+                         + (" ..." if len(twice) > 5 else ""))
     if skipped:
         notes.append(f"{location}: skipped error record(s) that are not readable records: {', '.join(skipped)}")
     source = {"location": location, "study": study, "versions": versions}

@@ -12,7 +12,11 @@ the same files, so they see a running sweep as it is, never a stale consolidatio
 modification time changed since the last call, so a driver that consolidates every 30 s does
 not re-read 10,000 unchanged files. A file that cannot be read as Parquet (truncated,
 corrupt) is skipped and reported in `corrupt`; the driver moves such files to quarantine/,
-readers say which ones they skipped.
+readers say which ones they skipped. So is a readable file whose rows are not the rows of the
+trial its name says (`rejected`): another trial's rows (a file copied or renamed), rows of
+another study, a step twice, or what the writer's own `check` finds (vi_sweeps.rowcheck: the
+config hashes to another id, no trial of the study, evaluations that contradict the budget).
+One file per trial id, named by it, so no trial is ever counted twice.
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ import logging
 import posixpath
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from vi_contract import schema, upgrade
@@ -63,13 +69,34 @@ def is_trial_table(table: pa.Table) -> bool:
             and all(ok(table.schema.field(name).type) for name, ok in TRIAL_FILE_TYPES.items() if name in names))
 
 
+def rows_problem(name: str, table: pa.Table, study: str | None = None) -> str | None:
+    """Why a trial file's rows are not the rows of the trial its name says (None: they are):
+    one trial, one study (the folder's, where known), one status, each step once."""
+    for column in ("trial_id", "study", "status"):
+        if column in table.column_names and len(values := pc.unique(table[column])) > 1:
+            return f"mixes rows of {len(values)} values of {column} ({', '.join(map(str, values.to_pylist()[:3]))})"
+    tid, owner = name.removesuffix(".parquet"), table["trial_id"][0].as_py()
+    if owner != tid:
+        return f"holds the rows of trial {owner}, not of {tid} its name says"
+    if study and "study" in table.column_names and (theirs := table["study"][0].as_py()) != study:
+        return f"belongs to study {theirs!r}, not {study!r}"
+    counts = pc.value_counts(table["step"])
+    if len(counts) < len(table):
+        twice = [c["values"] for c in counts.to_pylist() if c["counts"] > 1]
+        return f"repeats step {twice[0]}"
+    return None
+
+
 @dataclass
 class TrialFiles:
     fs: pafs.FileSystem
     root: str
+    study: str | None = None  # the folder's study, where known
+    check: Callable[[pa.Table], str | None] | None = None  # the writer's checks (vi_sweeps.rowcheck)
     cache: dict[str, tuple[tuple[int, int], pa.Table]] = field(default_factory=dict)
     corrupt: list[str] = field(default_factory=list)
     unread: list[str] = field(default_factory=list)  # could not be read this time (permissions, the store)
+    rejected: dict[str, str] = field(default_factory=dict)  # read, but not its name's trial's rows: name -> why
 
     def read(self) -> list[pa.Table]:
         """Every readable trial file's table (cached when unchanged), in name order."""
@@ -84,15 +111,20 @@ class TrialFiles:
                  if n not in self.cache or self.cache[n][0] != stamp or stamp[0] > recent]
         with ThreadPoolExecutor(8) as pool:
             fresh = list(pool.map(lambda n: self._read_one(posixpath.join(folder, n)), stale))
-        self.corrupt, self.unread = [], []
+        self.corrupt, self.unread, self.rejected = [], [], {}
         for name, table in zip(stale, fresh, strict=True):
+            if table is None:  # not read now; what was read before stands until the next call
+                if name not in self.cache:
+                    self.unread.append(name)
+                continue
             if table is CORRUPT:
                 self.corrupt.append(name)
-                self.cache.pop(name, None)
-            elif table is not None:
+            elif why := self.problem(name, table):
+                self.rejected[name] = why
+            else:
                 self.cache[name] = (current[name], table)
-            elif name not in self.cache:  # None: not read now; what was read before stands until the next call
-                self.unread.append(name)
+                continue
+            self.cache.pop(name, None)
         for name in set(self.cache) - set(current):
             del self.cache[name]
         return [self.cache[n][1] for n in sorted(self.cache)]
@@ -108,10 +140,13 @@ class TrialFiles:
             return None
         return table if is_trial_table(table) else CORRUPT
 
+    def problem(self, name: str, table: pa.Table) -> str | None:
+        return rows_problem(name, table, self.study) or (self.check(table) if self.check else None)
+
 
 def read_errors(fs: pafs.FileSystem, root: str, skipped: list[str] | None = None) -> list[dict]:
-    """The error records of errored trials; one that is unreadable or not a record is left
-    out and named in `skipped`."""
+    """The error records of errored trials; one that is unreadable, not a record, or not the
+    record of the trial its name says is left out and named in `skipped`."""
     folder = posixpath.join(root, schema.ERRORS_DIR)
     out = []
     for info in fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True)):
@@ -119,8 +154,9 @@ def read_errors(fs: pafs.FileSystem, root: str, skipped: list[str] | None = None
             try:
                 with fs.open_input_stream(info.path) as f:
                     blob = json.loads(f.read())
-                if not (isinstance(blob, dict) and isinstance(blob.get("config"), dict) and "trial_id" in blob["config"]
-                        and isinstance(blob.get("labels", {}), dict)):
+                if not (isinstance(blob, dict) and isinstance(blob.get("config"), dict)
+                        and blob["config"].get("trial_id") == posixpath.basename(info.path).removesuffix(".json")
+                        and isinstance(blob.get("labels", {}), dict)):  # one record per trial, named by its id
                     raise ValueError("not an error record")
                 out.append({"labels": {}, "study": "", "error": "", **blob})
             except (OSError, ValueError):
@@ -221,14 +257,16 @@ def trial_table(settings: dict, labels: dict, rows: list[dict], status: str, stu
 
 
 def trial_status(store: Store, tid: str) -> str | None:
-    """The status a trial's own file records; None when it has none (or it is unreadable)."""
+    """The status a trial's own file records; None when it has none (or it is unreadable, or
+    holds another trial's rows: that file says nothing of this trial)."""
     rel = schema.trial_file(tid)
     if not store.exists(rel):
         return None
     try:
-        return store.read_table(rel, columns=["status"]).column("status")[0].as_py()
-    except (pa.ArrowInvalid, OSError):
+        table = store.read_table(rel, columns=["trial_id", "status"])
+    except (pa.ArrowInvalid, OSError, KeyError):
         return None
+    return table["status"][0].as_py() if pc.all(pc.equal(table["trial_id"], tid)).as_py() else None
 
 
 def write_trial(store: Store, table: pa.Table) -> bool:
@@ -243,25 +281,27 @@ def write_trial(store: Store, table: pa.Table) -> bool:
 
 
 class Consolidation:
-    """The driver's view of the per-trial files: incremental reads, corrupt files moved to
-    quarantine/ with one warning each."""
+    """The driver's view of the per-trial files: incremental reads, files that are unreadable
+    or not their trial's rows moved to quarantine/ with one warning each. `study` and `check`:
+    what TrialFiles checks each file against."""
 
-    def __init__(self, store: Store):
-        self.store = store
-        self.files = TrialFiles(store.fs, store.root)
+    def __init__(self, store: Store, study: str | None = None, check: Callable[[pa.Table], str | None] | None = None):
+        self.store, self.study, self.check = store, study, check
+        self.files = TrialFiles(store.fs, store.root, study, check)
 
     def __getstate__(self) -> dict:  # Ray pickles the driver's callbacks: leave the cache behind
-        return {"store": self.store}
+        return {"store": self.store, "study": self.study, "check": self.check}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["store"])
+        self.__init__(**state)
 
     def tables(self) -> list[pa.Table]:
         tables = self.files.read()
-        for name in self.files.corrupt:
+        why = {**dict.fromkeys(self.files.corrupt, "is unreadable"), **self.files.rejected}
+        for name, reason in why.items():
             dest = self.store.quarantine(f"{schema.TRIALS_DIR}/{name}")
-            print(f"warning: trial file {self.store.path(schema.TRIALS_DIR, name)} is unreadable; moved to "
-                  f"{dest}, that trial will run again", file=sys.stderr, flush=True)
+            print(f"warning: trial file {self.store.path(schema.TRIALS_DIR, name)} {reason}; moved to {dest}, "
+                  "so a trial of this study without its own file runs again", file=sys.stderr, flush=True)
         return tables
 
     def finished_ids(self) -> set[str]:

@@ -272,6 +272,11 @@ class TrialConfig(BaseModel):
                    *(PLUGIN_KEY_ORIGINS.get(k) for k in PLUGIN_KEYS if getattr(self, k) != key_default(k))}
         return {m: LOADED[m].version if m in LOADED else "unknown" for m in sorted(o for o in origins if o)}
 
+    def evaluation_steps(self) -> list[int]:
+        """The steps a trial of this budget is evaluated at: every eval_every, and the last."""
+        steps = list(range(self.eval_every, self.iterations + 1, self.eval_every))
+        return steps if steps[-1] == self.iterations else [*steps, self.iterations]
+
     def at_default(self, key: str) -> bool:
         """Whether a key holds its documented default (a stabiliser is active where one of
         its keys does not)."""

@@ -343,7 +343,10 @@ class EM:
 
     def sample(self, n: int, gens: list[torch.Generator]) -> torch.Tensor:
         out = []
-        for gmm, gen in zip(self.gmms, gens, strict=True):
+        for gmm, gen, x in zip(self.gmms, gens, self.xs, strict=True):
+            if not hasattr(gmm, "means_"):  # a stand-in, frozen before its first fit: never evaluated
+                out.append(torch.zeros(n, *x.shape[1:]))
+                continue
             gmm.random_state = int(torch.randint(2**31 - 1, (1,), generator=gen))
             x, _ = gmm.sample(n)
             out.append(torch.from_numpy(x).float()[torch.randperm(n, generator=gen)])

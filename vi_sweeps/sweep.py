@@ -40,6 +40,7 @@ from vi_sweeps.imagecache import BadImage
 from vi_sweeps.ray_session import check_resources, log_handler, machine_kind, quiet_ray_logs, ray_session, run_config, trainable_for
 from vi_sweeps.results import contract, versions
 from vi_sweeps.reuse import reuse_finished
+from vi_sweeps.rowcheck import RowCheck
 from vi_sweeps.runner import Member, PackSpec
 from vi_sweeps.study import definition_differences, load_study_as_run
 from vi_sweeps.trackers import callbacks as tracking_callbacks
@@ -253,7 +254,7 @@ def driving(study: Study, results: str, address: str | None, force: bool):
         try:
             prepare_store(study, results)
             quiet_ray_logs(log_handler(store))
-            yield store, control, Consolidation(store)
+            yield store, control, Consolidation(store, study.name, RowCheck.of(study))
         finally:
             control.lease.release()
 

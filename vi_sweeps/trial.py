@@ -222,6 +222,7 @@ def evaluations(trial: Trial) -> Iterator[list[Evaluation]]:
     finite is evaluated at once (its diverged row is its last) while the others go on."""
     cfg = trial.cfg
     autocast = torch.autocast(trial.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+    scheduled = set(cfg.evaluation_steps())
     while not trial.done:
         start = time.perf_counter()
         trial.model.iteration = trial.step
@@ -232,7 +233,7 @@ def evaluations(trial: Trial) -> Iterator[list[Evaluation]]:
         check_declared(values, trial.loss_keys, f"model {cfg.model}")
         live = [k for k in range(len(trial)) if not trial.stopped[k]]
         broken = [k for k in live if not all(math.isfinite(v[k]) for v in values.values())]
-        due = trial.step % cfg.eval_every == 0 or trial.step == cfg.iterations
+        due = trial.step in scheduled
         evals = trial.evaluate(live if due else broken, values) if (due or broken) else []
         trial.wall += time.perf_counter() - start
         for e in evals:
