@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import yaml
 
-from vi_contract import schema, upgrade
+from vi_contract import schema, upgrade, yamlsafe
 from vi_contract.files import LocationError, open_location, read_parquet
 from vi_contract.tables import TrialFiles, build_tables, read_errors
 
@@ -62,7 +62,7 @@ def _read_json(fs: pafs.FileSystem, path: str) -> dict:
 
 def _study_yaml(text: str, path: str) -> dict:
     try:
-        study = yaml.safe_load(text) if text else {}
+        study = yamlsafe.safe_load(text) if text else {}
     except yaml.YAMLError as err:
         raise ResultsError(f"{path}: not a study file ({str(err).splitlines()[0]})") from None
     return study if isinstance(study, dict) else {}

@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vi_contract.rules import collapse_rule
+from vi_contract.yamlsafe import BoundedLoader
 from vi_sweeps.architectures import ARCHITECTURES, DEFAULT_ARCH
 from vi_sweeps.datasets import DATASETS
 from vi_sweeps.errors import ConfigError
@@ -36,9 +37,9 @@ from vi_sweeps.stabilisers import STABILISERS, active, stabiliser_keys
 __all__ = ["ConfigError", "TrialConfig", "YAMLLoader"]  # ConfigError: declared in vi_sweeps.errors
 
 
-class YAMLLoader(yaml.SafeLoader):
+class YAMLLoader(BoundedLoader):
     """YAML as a study file means it: 1e-3 and 1.0e10 are numbers (PyYAML's YAML 1.1 reads a
-    float without a dot or an exponent sign as text); a quoted "5" stays text."""
+    float without a dot or an exponent sign as text); a quoted "5" stays text; aliases bounded."""
 
 
 YAMLLoader.add_implicit_resolver(
@@ -330,9 +331,34 @@ def describe_errors(errors: list[dict]) -> list[str]:
 
 
 def shown(value: Any, width: int = 60) -> str:
-    """A value as a message quotes it: at most `width` characters."""
-    text = repr(value)
+    """A value as a message quotes it: at most `width` characters, of a repr read no further
+    than that (a nested value's full repr can be gigabytes: aliases repeating one list)."""
+    pieces, length = [], 0
+    for piece in _repr_pieces(value):
+        pieces.append(piece)
+        length += len(piece)
+        if length > width:
+            break
+    text = "".join(pieces)
     return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _repr_pieces(value: Any):
+    """repr(value), lazily, piece by piece, for the lists, tuples and dicts YAML builds."""
+    if type(value) not in (list, tuple, dict):
+        yield repr(value)
+        return
+    opening, closing = {dict: "{}", tuple: "()"}.get(type(value), "[]")
+    yield opening
+    for i, item in enumerate(value.items() if isinstance(value, dict) else value):
+        yield ", " if i else ""
+        if isinstance(value, dict):
+            yield from _repr_pieces(item[0])
+            yield ": "
+            item = item[1]  # noqa: PLW2901 - a dict item's value, after its key
+        yield from _repr_pieces(item)
+    yield "," if type(value) is tuple and len(value) == 1 else ""
+    yield closing
 
 
 def make_config(values: dict[str, Any], source: str = "config") -> TrialConfig:
@@ -353,6 +379,8 @@ def split_assignment(pair: str, option: str) -> tuple[str, str, Any]:
         parsed = yaml.load(value, Loader=YAMLLoader) if value.strip() else ""
     except yaml.YAMLError as err:
         raise ConfigError(option, [f"{pair!r}: not a YAML value ({str(err).splitlines()[0]})"]) from None
+    except RecursionError:
+        raise ConfigError(option, [f"{shown(pair)}: nested too deeply to be a value"]) from None
     return key, value, parsed
 
 
