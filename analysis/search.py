@@ -10,7 +10,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
-import yaml
 
 from analysis.figures import save
 from analysis.load import Results

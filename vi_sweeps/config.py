@@ -27,7 +27,7 @@ from vi_sweeps.architectures import ARCHITECTURES, DEFAULT_ARCH
 from vi_sweeps.datasets import DATASETS
 from vi_sweeps.errors import ConfigError
 from vi_sweeps.evaluation import evaluation
-from vi_sweeps.losses import GAN_LOSSES
+from vi_sweeps.losses import ALI_LOSSES, GAN_LOSSES
 from vi_sweeps.metrics import EVALUATORS
 from vi_sweeps.objectives import GAN, OBJECTIVES
 from vi_sweeps.plugins import LOADED
@@ -150,8 +150,8 @@ class TrialConfig(BaseModel):
                            "(StudioGAN's ema_start; 0: from the first update, as Yazici et al.)", ge=0)
     lr_d: float | None = added(None, "stabiliser (TTUR, Heusel et al. 2017): D's learning rate; default lr", gt=0)
     lr_g: float | None = added(None, "stabiliser (TTUR): G's learning rate; default lr", gt=0)
-    ali_loss: Literal["minimax", "nonsaturating", "vi"] = Field(
-        "nonsaturating", description="ALI generator/encoder loss; vi = the paper's -E log D - E log D")
+    ali_loss: str = Field("nonsaturating", description="ALI generator/encoder loss: minimax, nonsaturating, vi "
+                          "(the paper's -E log D - E log D) (vi_sweeps.losses.ALI_LOSSES)")
     mode_min_share: float = Field(
         0.1, gt=0, description="a mode is captured when it holds this share of n/n_modes good samples")
     collapse_rule: str = Field("auto", description="METRIC<VALUE or METRIC>VALUE on eval metrics; auto = the data "
@@ -228,8 +228,9 @@ class TrialConfig(BaseModel):
         if problems:
             raise ValueError(problems[0])
 
-        if self.loss not in GAN_LOSSES:
-            raise ValueError(f"loss: unknown {self.loss!r}; valid choices: {', '.join(GAN_LOSSES)}")
+        for key, table in (("loss", GAN_LOSSES), ("ali_loss", ALI_LOSSES)):
+            if getattr(self, key) not in table:
+                raise ValueError(f"{key}: unknown {getattr(self, key)!r}; valid choices: {', '.join(table.names())}")
 
         gan_only = [k for k in ("loss", *stabiliser_keys()) if getattr(self, k) != key_default(k)]
         if gan_only and not issubclass(OBJECTIVES.get(self.model), GAN):
@@ -265,13 +266,14 @@ class TrialConfig(BaseModel):
 
     def plugin_sources(self) -> dict[str, str]:
         """The versions (or sha256) of the plugins whose names this trial uses: its model, data
-        set, architecture, evaluator, active stabilisers and plugin keys away from their default."""
+        set, architecture, evaluator, losses, active stabilisers and plugin keys away from their default."""
 
         origins = {OBJECTIVES.origin(self.model), DATASETS.origin(self.dataset), ARCHITECTURES.origin(self.resolved_arch),
-                   EVALUATORS.origin(DATASETS.meta(self.dataset).evaluator),
+                   EVALUATORS.origin(DATASETS.meta(self.dataset).evaluator), GAN_LOSSES.origin(self.loss),
+                   ALI_LOSSES.origin(self.ali_loss),
                    *(STABILISERS.origin(name) for name, _ in active(self)),
                    *(PLUGIN_KEY_ORIGINS.get(k) for k in PLUGIN_KEYS if getattr(self, k) != key_default(k))}
-        return {m: LOADED[m].version if m in LOADED else "unknown" for m in sorted(o for o in origins if o)}
+        return {m: LOADED[m].source if m in LOADED else "unknown" for m in sorted(o for o in origins if o)}
 
     def at_default(self, key: str) -> bool:
         """Whether a key holds its documented default (a stabiliser is active where one of

@@ -4,6 +4,7 @@ consolidation are vi_contract.tables."""
 
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import subprocess
@@ -57,6 +58,21 @@ def versions() -> dict[str, str]:
             "python": platform.python_version(), "git_commit": commit or "unknown",
             "plugins": plugins.versions_text(),
             "schema": schema.SCHEMA_VERSION, **gpu_versions()}
+
+
+def with_history(now: dict, earlier: bytes) -> dict:
+    """versions.json: this run's record at the top (what a report shows), and under `runs` every
+    run's, the earlier ones as they were written: a resume never rewrites what an earlier run ran
+    with (its plugins among them). A file of an earlier version (one record, no `runs`) is its
+    first run; an unreadable one is dropped."""
+    try:
+        before = json.loads(earlier) if earlier else {}
+    except ValueError:
+        before = {}
+    if not isinstance(before, dict):
+        before = {}
+    runs = before.get("runs") if isinstance(before.get("runs"), list) else [before] if before else []
+    return {**now, "runs": [*runs, now]}
 
 
 def gpu_versions() -> dict[str, str]:

@@ -38,7 +38,7 @@ from vi_sweeps.control import Progress, SweepControl, progress_callback
 from vi_sweeps.expansion import PACKING, Study, layout_pack_ids, layout_packs
 from vi_sweeps.imagecache import BadImage
 from vi_sweeps.ray_session import check_resources, log_handler, machine_kind, quiet_ray_logs, ray_session, run_config, trainable_for
-from vi_sweeps.results import contract, versions
+from vi_sweeps.results import contract, versions, with_history
 from vi_sweeps.reuse import reuse_finished
 from vi_sweeps.runner import Member, PackSpec
 from vi_sweeps.study import definition_differences, load_study_as_run
@@ -191,7 +191,9 @@ def prepare_store(study: Study, results: str) -> Store:
         print(f"resuming with other execution settings than {schema.STUDY_FILE} records; this run's study is "
               f"kept as {name}", file=sys.stderr)
     store.write_bytes(schema.CONTRACT_FILE, json.dumps(contract(study), indent=1, default=str).encode())
-    store.write_bytes(schema.VERSIONS_FILE, json.dumps({**versions(), "machine": machine_kind()}, indent=2).encode())
+    earlier = store.read_bytes(schema.VERSIONS_FILE) if store.exists(schema.VERSIONS_FILE) else b""
+    now = {**versions(), "machine": machine_kind(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    store.write_bytes(schema.VERSIONS_FILE, json.dumps(with_history(now, earlier), indent=2).encode())
     restored = restore_trial_files(store, layout_pack_ids(study))
     if restored:
         print(f"restored {restored} finished trials' own files from {schema.TRIALS_FILE}", file=sys.stderr)
