@@ -147,3 +147,27 @@ def test_a_plugin_loss_s_source_enters_the_trial_id(tmp_path):
     config = TrialConfig(loss="critic")
     assert config.identity()["plugins"] == {"lossplug": "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()}
     assert "plugins" not in TrialConfig(loss="hinge").identity()
+
+
+DATA_PLUGIN = """
+from vi_sweeps.datasets import DATASETS, DatasetSpec, describe_mixture
+
+@DATASETS.register("broken6", spec=DatasetSpec("vector", "mixture"{describe}))
+def broken6(cfg):
+    raise RuntimeError("planted")
+"""
+
+
+@pytest.mark.usefixtures("isolated_plugins")
+@pytest.mark.parametrize("describe", [", describe=describe_mixture", ""])
+def test_a_plugin_data_set_that_raises_when_built_is_one_line_and_nothing_written(tmp_path, describe):
+    """Before: with a describe hook, a RuntimeError traceback after study.yaml was written (the
+    contract built it after); without one, every trial errored in its worker."""
+    (tmp_path / "baddata.py").write_text(DATA_PLUGIN.format(describe=describe))
+    study = tmp_path / "study.yaml"
+    study.write_text("plugins: [baddata.py]\nname: x\ndatasets: [broken6]\nbudget: {iterations: 4, eval_every: 2}\n")
+    results = tmp_path / "results"
+    r = CliRunner().invoke(main, ["run", str(study), "--results", str(results)])
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert f"{study}: datasets: broken6 (plugin baddata) cannot be built (RuntimeError: planted)" in r.output, r.output
+    assert not results.exists()

@@ -187,6 +187,10 @@ def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list
             metrics = upgrade.v2_frame(metrics, contract.get("labelled"))
     if skipped:
         notes.append(f"{location}: skipped error record(s) that are not readable records: {', '.join(skipped)}")
+    if not contract and len(trials):  # every folder a driver wrote has one before its first trial (a report crashed)
+        raise ResultsError(f"{posixpath.join(location, schema.CONTRACT_FILE)}: missing, and the tables carry none; "
+                           "it declares the axes and keys the rows are read by (run the study again into this folder "
+                           "to write it)")
     source = {"location": location, "study": study, "versions": versions}
     contract = declared_keys(upgrade.contract_v3(contract), [*trials.columns, *metrics.columns])
     return trials, metrics, {**source, "contract": contract}, notes

@@ -18,7 +18,7 @@ import torch
 import vi_sweeps
 from vi_contract import schema
 from vi_sweeps import plugins
-from vi_sweeps.config import EXECUTION_KEYS, defaults, field_docs
+from vi_sweeps.config import EXECUTION_KEYS, ConfigError, defaults, field_docs
 from vi_sweeps.datasets import DATASETS
 from vi_sweeps.metrics import EVALUATORS
 from vi_sweeps.objectives import OBJECTIVES
@@ -40,9 +40,19 @@ def contract(study) -> dict:
     data = {}
     for cfg in {t.config.dataset: t.config for t in study.trials}.values():
         describe = DATASETS.meta(cfg.dataset).describe
-        data[cfg.dataset] = describe(cfg) if describe else {}
+        try:
+            data[cfg.dataset] = describe(cfg) if describe else {}
+        except Exception as err:  # noqa: BLE001 - a plugin's data set that cannot be built: bad input, in one line
+            raise ConfigError(study.source, [unbuildable(cfg.dataset, err)]) from None
     return {"schema": schema.SCHEMA_VERSION, "study": study.name, "axes": study.axes, "labelled": study.labelled,
             "compare": study.compare, "config": config, "keys": keys, "datasets": data}
+
+
+def unbuildable(dataset: str, err: Exception) -> str:
+    """One line: a data set (a plugin's, named) that raised when built."""
+    origin = DATASETS.origin(dataset)
+    first = str(err).splitlines()[0] if str(err) else ""
+    return f"datasets: {dataset}{f' (plugin {origin})' if origin else ''} cannot be built ({type(err).__name__}: {first})"
 
 
 def versions() -> dict[str, str]:
