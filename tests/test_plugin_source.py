@@ -171,3 +171,18 @@ def test_a_plugin_data_set_that_raises_when_built_is_one_line_and_nothing_writte
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
     assert f"{study}: datasets: broken6 (plugin baddata) cannot be built (RuntimeError: planted)" in r.output, r.output
     assert not results.exists()
+
+
+@pytest.mark.usefixtures("isolated_plugins")
+def test_a_plugin_cannot_redeclare_a_result_key(tmp_path):
+    """Before: a plugin objective declaring loss/d with another label replaced the built-in's
+    declaration in contract.json, for every row."""
+    (tmp_path / "keyplug.py").write_text(
+        "from vi_sweeps.keys import Key\nfrom vi_sweeps.objectives import GAN, LOSS_G, OBJECTIVES, ObjectiveSpec\n"
+        "OBJECTIVES.register('keygan', spec=ObjectiveSpec((Key('loss/d', 'not the D loss'), LOSS_G)))(GAN)\n")
+    study = tmp_path / "study.yaml"
+    study.write_text("plugins: [keyplug.py]\nname: x\nbudget: {iterations: 4, eval_every: 2}\n")
+    r = CliRunner().invoke(main, ["run", str(study), "--results", str(tmp_path / "results")])
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert "loss/d: declared by " in r.output and "and, otherwise, by keygan" in r.output, r.output
+    assert not (tmp_path / "results").exists()

@@ -30,11 +30,13 @@ def contract(study) -> dict:
     """contract.json: the study's axes and the code's declarations (config defaults, result
     keys, the geometry of the study's 2-D data sets for sample plots)."""
 
-    keys = {}
-    for name in OBJECTIVES.names():
-        keys.update({str(k): k.describe() for k in OBJECTIVES.meta(name).losses})
-    for name in EVALUATORS.names():
-        keys.update({str(k): k.describe() for k in EVALUATORS.meta(name).metrics})
+    keys, by = {}, {}
+    declared = [(o, k) for o in OBJECTIVES.names() for k in OBJECTIVES.meta(o).losses]
+    for owner, k in declared + [(e, k) for e in EVALUATORS.names() for k in EVALUATORS.meta(e).metrics]:
+        if keys.setdefault(str(k), k.describe()) != k.describe():  # a plugin's key may not redefine one
+            raise ConfigError(study.source, [f"{k}: declared by {by[str(k)]} and, otherwise, by {owner}; give one "
+                                             "of them another name"])
+        by.setdefault(str(k), owner)
     config = {name: {"default": value, "execution": name in EXECUTION_KEYS,
                      "doc": field_docs()[name]} for name, value in defaults().items()}
     data = {}
