@@ -8,6 +8,7 @@ import html
 import math
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,20 @@ import pandas as pd
 from analysis import tables
 
 PROVENANCE = "Provenance"  # the heading of the appendix's last section
+
+
+@dataclass(frozen=True)
+class Code:
+    """A block of user text shown as is (a study as run). REPORT.md fences it with more
+    backticks than the longest run in the text, so no line of it closes the block (a study
+    `description:` holding a ``` line did, and what followed was raw HTML); report.html escapes it."""
+
+    text: str
+    lang: str = ""
+
+    def markdown(self) -> str:
+        fence = "`" * max(3, 1 + max(map(len, re.findall("`+", self.text)), default=0))
+        return f"{fence}{self.lang}\n{self.text}\n{fence}"
 
 
 def fmt(v) -> str:
@@ -49,8 +64,10 @@ def render_markdown(sections) -> str:
             out.append("\n" + markdown_table(body))
         elif isinstance(body, list):
             out.append("\n" + "".join(f"- {esc(line)}\n" for line in body))
+        elif isinstance(body, Code):
+            out.append(f"\n{body.markdown()}\n")
         elif body:
-            out.append(f"\n{body if body.startswith('```') else esc(body)}\n")  # a code block shows its text as is
+            out.append(f"\n{esc(body)}\n")
     return "".join(out)
 
 
@@ -86,8 +103,8 @@ def render_html(sections, out_dir: Path, link_figures: bool = False) -> str:
             parts.append(body.to_html(index=False, float_format=lambda v: fmt(v), na_rep=""))
         elif isinstance(body, list):
             parts.append("<ul>" + "".join(f"<li>{_inline(line)}</li>" for line in body) + "</ul>")
-        elif isinstance(body, str) and body.startswith("```"):
-            parts.append(f"<pre>{html.escape(body.strip('`').removeprefix('yaml'))}</pre>")
+        elif isinstance(body, Code):
+            parts.append(f"<pre>{html.escape(body.text)}</pre>")
         elif body:
             parts.append(f"<p>{_inline(body)}</p>")
         if heading == PROVENANCE:

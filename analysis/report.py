@@ -24,7 +24,7 @@ from analysis.claims import report_sections as declared_claims_sections
 from analysis.findings import RULE, SMALL_N, findings, findings_by_cell
 from analysis.load import Results, load_results
 from analysis.publish import REPORT_FILES, check_destination, new_folder_beside, remove_stale_beside, replace_folder
-from analysis.render import PROVENANCE, appendix, fmt, render_html, render_markdown
+from analysis.render import PROVENANCE, Code, appendix, fmt, render_html, render_markdown
 from analysis.samples import read_snapshot, sample_grid, sample_panels
 from analysis.search import search_sections
 from vi_contract import schema
@@ -317,7 +317,7 @@ def early_report(res: Results, out_dir: Path) -> Path:
     sections = [("Summary", "", [f"{len(res.trials)} trials ({statuses or 'none started'}); no trial has finished "
                                  "yet, so there is nothing to compare. Run the report again later.",
                                  *[f"Note: {n}" for n in res.notes]])]
-    sections += [(f"Study as run: {s['location']}", "", f"```yaml\n{s['study'].strip()}\n```") for s in res.sources]
+    sections += [(f"Study as run: {s['location']}", "", Code(s["study"].strip(), "yaml")) for s in res.sources]
     sections.append((PROVENANCE, "", clean(provenance(res))))
     (out_dir / "REPORT.md").write_text(render_markdown(sections))
     (out_dir / "report.html").write_text(render_html(sections, out_dir))
@@ -334,12 +334,15 @@ def provenance(res: Results) -> pd.DataFrame:
     rows = []
     for source in res.sources:
         v = dict(source["versions"] or {})
+        runs = v.pop("runs", None)  # every run's record (vi_sweeps.results.with_history): the top is the last one's
         if "machine" not in v and v:
             v["machine"] = ", ".join(x for x in (v.get("gpu", ""), "not recorded (versions.json before the field)") if x)
         row = {"results": source["location"]}
         row.update({label: v.pop(key, "not recorded" if source["versions"] else "no versions.json")
                     for key, label in PROVENANCE_KEYS.items()})
         row.update(v)
+        if isinstance(runs, list):
+            row["runs"] = len(runs)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -387,7 +390,7 @@ def report_sections(res: Results, lay, table, effect, found, figs, metrics, at_g
     for name in ("dose_response", "training_curves", "collapse_over_time", "loss_curves"):
         if name in figs:
             sections.append((figs[name][0], name, None))
-    sections += [(f"Study as run: {s['location']}", "", f"```yaml\n{s['study'].strip()}\n```") for s in res.sources]
+    sections += [(f"Study as run: {s['location']}", "", Code(s["study"].strip(), "yaml")) for s in res.sources]
     sections.append((PROVENANCE, "", clean(provenance(res))))
     return sections
 

@@ -21,7 +21,10 @@ from vi_contract.rules import RuleError, collapse_rule
 
 
 def snapshot_steps(location: str, trial_id: str) -> dict[int, str]:
-    """{step: path} of a trial's snapshots."""
+    """{step: path} of a trial's snapshots (none for an id that is not one folder name: a crafted
+    table's `../x` would read, and export would write, outside the folders)."""
+    if trial_id != posixpath.basename(trial_id) or trial_id.strip(".") == "" or "\\" in trial_id:
+        return {}
     fs, root = open_location(location)
     folder = posixpath.join(root, schema.SAMPLES_DIR, trial_id)
     out = {}

@@ -10,12 +10,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
-import yaml
 
 from analysis.figures import save
 from analysis.load import Results
 from analysis.tables import metric_keys
-from vi_contract import schema
+from vi_contract import schema, yamlsafe
 from vi_contract.files import open_location as _open
 from vi_contract.read import read_checked
 
@@ -168,7 +167,7 @@ def space_distributions(study_text: str) -> dict:
     import optuna
 
     out = {}
-    for key, e in ((yaml.safe_load(study_text) or {}).get("search") or {}).get("space", {}).items():
+    for key, e in ((yamlsafe.safe_load(study_text) or {}).get("search") or {}).get("space", {}).items():
         if e["type"] == "categorical":
             out[key] = optuna.distributions.CategoricalDistribution(e["choices"])
         elif e["type"] == "int":

@@ -63,7 +63,9 @@ def figure_name(*parts: str) -> str:
 def md_escape(text) -> str:
     """Text for a Markdown page the project writes: no HTML from user input (a label such as
     `<script>` reaches REPORT.md and CLAIMS.md as text, not as markup)."""
-    parts = re.split(r"(`[^`\n]*`)", str(text))  # a code span shows its text as is: left alone
+    # a code span shows its text as is: left alone, where Markdown reads one (single backticks, not
+    # one escaped or of a longer run: "`<img ...>``" is no span, so its HTML is escaped)
+    parts = re.split(r"((?<![`\\])`[^`\n]+`(?!`))", str(text))
     # no HTML, and no link or image: `[x](url)` and `![](url)` from a label stay text
     return "".join(p if i % 2 else html.escape(p, quote=False).replace("[", "\\[").replace("]", "\\]")
                    for i, p in enumerate(parts))

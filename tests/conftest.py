@@ -58,14 +58,19 @@ def isolated_plugins():
     from vi_sweeps import config, plugins
     from vi_sweeps.architectures import ARCHITECTURES
     from vi_sweeps.datasets import DATASETS
+    from vi_sweeps.losses import ALI_LOSSES, GAN_LOSSES
     from vi_sweeps.metrics import EVALUATORS
     from vi_sweeps.objectives import OBJECTIVES
+    from vi_sweeps.packing import PACK_RULES
     from vi_sweeps.stabilisers import STABILISERS
 
-    registries = (ARCHITECTURES, DATASETS, EVALUATORS, OBJECTIVES, STABILISERS)
+    registries = (ARCHITECTURES, DATASETS, EVALUATORS, OBJECTIVES, STABILISERS, GAN_LOSSES, ALI_LOSSES)
     saved = [(dict(r._entries), dict(r._origins)) for r in registries]
     keys, origins, loaded = dict(config.PLUGIN_KEYS), dict(config.PLUGIN_KEY_ORIGINS), dict(plugins.LOADED)
+    rules = dict(PACK_RULES)
     yield
+    for kind in set(PACK_RULES) - set(rules):
+        del PACK_RULES[kind]
     for name in set(plugins.LOADED) - set(loaded):  # the test's plugin modules, and only those
         sys.modules.pop(name, None)
     for r, (entries, from_) in zip(registries, saved, strict=True):

@@ -44,6 +44,9 @@ def bad_snapshots(r):
 CASES = {
     "contract not JSON": (lambda r: (r / schema.CONTRACT_FILE).write_text("{not json"), "contract.json: not JSON"),
     "contract a list": (lambda r: (r / schema.CONTRACT_FILE).write_text("[1, 2]"), "contract.json: expected a JSON object"),
+    # before: report ended in an IndexError traceback (no geometry to draw the samples over), export wrote a copy
+    # without one, exit 0
+    "contract missing": (lambda r: (r / schema.CONTRACT_FILE).unlink(), "contract.json: missing, and the tables carry none"),
     "study not UTF-8": (lambda r: (r / schema.STUDY_FILE).write_bytes(b"\xff\xfe"), "study.yaml: not UTF-8 text"),
     "study a folder": (lambda r: ((r / schema.STUDY_FILE).unlink(), (r / schema.STUDY_FILE).mkdir()), "study.yaml: cannot be read"),
     "versions garbage": (lambda r: (r / schema.VERSIONS_FILE).write_text("xx"), None),

@@ -92,5 +92,5 @@ def test_ali_generator_losses(kind, expected):
 
 
 def test_ali_unknown_loss_lists_choices():
-    with pytest.raises(ValueError, match="minimax, nonsaturating, vi"):
+    with pytest.raises(KeyError, match="minimax, nonsaturating, vi"):
         losses.ali_ge_loss(torch.zeros(1, 1, 1), torch.zeros(1, 1, 1), "wgan")

@@ -213,6 +213,11 @@ BAD = {
     "empty uri": (["--track", "mlflow="], "--track: 'mlflow=': an empty URI after '='"),
     "remote results": (["--track", "mlflow", "--results", "s3://bucket/x"],
                        "results on object storage: name the tracking server, --track mlflow=URI"),
+    # before: a traceback (UnsupportedModelRegistryStoreURIException) after study.yaml, contract.json,
+    # versions.json and ray.log were written, exit 0
+    "unknown scheme": (["--track", "mlflow=bad://x"], "--track: mlflow=bad://x: unknown scheme 'bad'; valid choices: "
+                       "http://, https://, file://, sqlite://"),
+    "no host": (["--track", "mlflow=http://"], "--track: mlflow=http://: no host"),
 }
 
 
@@ -225,6 +230,23 @@ def test_bad_tracking_is_exit_2_naming_it(case, tmp_path):
         args = [*args, "--results", str(tmp_path / "r")]
     r = CliRunner().invoke(main, ["run", str(study), *args])
     assert r.exit_code == 2 and expected in r.output, r.output
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.skipif(not tracking.installed("mlflow"), reason="the [track] extra is not installed")
+def test_a_tracking_server_that_does_not_answer_is_refused_within_seconds(tmp_path):
+    """Before: `--track mlflow=http://127.0.0.1:CLOSED` hung for 259 s (MLflow's retries), then a
+    traceback, after files were written."""
+    with socket.socket() as s:  # a port nothing listens on: bound, then closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    study = tmp_path / "study.yaml"
+    study.write_text(STUDY + f"tracking: {{kind: mlflow, target: 'http://127.0.0.1:{port}'}}\n")
+    start = time.monotonic()
+    r = CliRunner().invoke(main, ["run", str(study), "--results", str(tmp_path / "r")])
+    assert time.monotonic() - start < 10
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert f"tracking: mlflow=http://127.0.0.1:{port}: cannot reach 127.0.0.1:{port}" in r.output, r.output
     assert not (tmp_path / "r").exists()
 
 

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import yaml
 
-from vi_contract import schema, upgrade
+from vi_contract import schema, upgrade, yamlsafe
 from vi_contract.files import LocationError, open_location, read_parquet
 from vi_contract.tables import TrialFiles, build_tables, read_errors
 
@@ -64,7 +64,7 @@ def _read_json(fs: pafs.FileSystem, path: str) -> dict:
 
 def _study_yaml(text: str, path: str) -> dict:
     try:
-        study = yaml.safe_load(text) if text else {}
+        study = yamlsafe.safe_load(text) if text else {}
     except yaml.YAMLError as err:
         raise ResultsError(f"{path}: not a study file ({str(err).splitlines()[0]})") from None
     return study if isinstance(study, dict) else {}
@@ -210,6 +210,10 @@ def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list
                          + (" ..." if len(twice) > 5 else ""))
     if skipped:
         notes.append(f"{location}: skipped error record(s) that are not readable records: {', '.join(skipped)}")
+    if not contract and len(trials):  # every folder a driver wrote has one before its first trial (a report crashed)
+        raise ResultsError(f"{posixpath.join(location, schema.CONTRACT_FILE)}: missing, and the tables carry none; "
+                           "it declares the axes and keys the rows are read by (run the study again into this folder "
+                           "to write it)")
     source = {"location": location, "study": study, "versions": versions}
     contract = declared_keys(upgrade.contract_v3(contract), [*trials.columns, *metrics.columns])
     return trials, metrics, {**source, "contract": contract}, notes

@@ -22,11 +22,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vi_contract.rules import collapse_rule
+from vi_contract.yamlsafe import BoundedLoader
 from vi_sweeps.architectures import ARCHITECTURES, DEFAULT_ARCH
 from vi_sweeps.datasets import DATASETS
 from vi_sweeps.errors import ConfigError
 from vi_sweeps.evaluation import evaluation
-from vi_sweeps.losses import GAN_LOSSES
+from vi_sweeps.losses import ALI_LOSSES, GAN_LOSSES
 from vi_sweeps.metrics import EVALUATORS
 from vi_sweeps.objectives import GAN, OBJECTIVES
 from vi_sweeps.plugins import LOADED
@@ -36,9 +37,9 @@ from vi_sweeps.stabilisers import STABILISERS, active, stabiliser_keys
 __all__ = ["ConfigError", "TrialConfig", "YAMLLoader"]  # ConfigError: declared in vi_sweeps.errors
 
 
-class YAMLLoader(yaml.SafeLoader):
+class YAMLLoader(BoundedLoader):
     """YAML as a study file means it: 1e-3 and 1.0e10 are numbers (PyYAML's YAML 1.1 reads a
-    float without a dot or an exponent sign as text); a quoted "5" stays text."""
+    float without a dot or an exponent sign as text); a quoted "5" stays text; aliases bounded."""
 
 
 YAMLLoader.add_implicit_resolver(
@@ -149,8 +150,8 @@ class TrialConfig(BaseModel):
                            "(StudioGAN's ema_start; 0: from the first update, as Yazici et al.)", ge=0)
     lr_d: float | None = added(None, "stabiliser (TTUR, Heusel et al. 2017): D's learning rate; default lr", gt=0)
     lr_g: float | None = added(None, "stabiliser (TTUR): G's learning rate; default lr", gt=0)
-    ali_loss: Literal["minimax", "nonsaturating", "vi"] = Field(
-        "nonsaturating", description="ALI generator/encoder loss; vi = the paper's -E log D - E log D")
+    ali_loss: str = Field("nonsaturating", description="ALI generator/encoder loss: minimax, nonsaturating, vi "
+                          "(the paper's -E log D - E log D) (vi_sweeps.losses.ALI_LOSSES)")
     mode_min_share: float = Field(
         0.1, gt=0, description="a mode is captured when it holds this share of n/n_modes good samples")
     collapse_rule: str = Field("auto", description="METRIC<VALUE or METRIC>VALUE on eval metrics; auto = the data "
@@ -227,8 +228,9 @@ class TrialConfig(BaseModel):
         if problems:
             raise ValueError(problems[0])
 
-        if self.loss not in GAN_LOSSES:
-            raise ValueError(f"loss: unknown {self.loss!r}; valid choices: {', '.join(GAN_LOSSES)}")
+        for key, table in (("loss", GAN_LOSSES), ("ali_loss", ALI_LOSSES)):
+            if getattr(self, key) not in table:
+                raise ValueError(f"{key}: unknown {getattr(self, key)!r}; valid choices: {', '.join(table.names())}")
 
         gan_only = [k for k in ("loss", *stabiliser_keys()) if getattr(self, k) != key_default(k)]
         if gan_only and not issubclass(OBJECTIVES.get(self.model), GAN):
@@ -264,13 +266,14 @@ class TrialConfig(BaseModel):
 
     def plugin_sources(self) -> dict[str, str]:
         """The versions (or sha256) of the plugins whose names this trial uses: its model, data
-        set, architecture, evaluator, active stabilisers and plugin keys away from their default."""
+        set, architecture, evaluator, losses, active stabilisers and plugin keys away from their default."""
 
         origins = {OBJECTIVES.origin(self.model), DATASETS.origin(self.dataset), ARCHITECTURES.origin(self.resolved_arch),
-                   EVALUATORS.origin(DATASETS.meta(self.dataset).evaluator),
+                   EVALUATORS.origin(DATASETS.meta(self.dataset).evaluator), GAN_LOSSES.origin(self.loss),
+                   ALI_LOSSES.origin(self.ali_loss),
                    *(STABILISERS.origin(name) for name, _ in active(self)),
                    *(PLUGIN_KEY_ORIGINS.get(k) for k in PLUGIN_KEYS if getattr(self, k) != key_default(k))}
-        return {m: LOADED[m].version if m in LOADED else "unknown" for m in sorted(o for o in origins if o)}
+        return {m: LOADED[m].source if m in LOADED else "unknown" for m in sorted(o for o in origins if o)}
 
     def evaluation_steps(self) -> list[int]:
         """The steps a trial of this budget is evaluated at: every eval_every, and the last."""
@@ -335,9 +338,34 @@ def describe_errors(errors: list[dict]) -> list[str]:
 
 
 def shown(value: Any, width: int = 60) -> str:
-    """A value as a message quotes it: at most `width` characters."""
-    text = repr(value)
+    """A value as a message quotes it: at most `width` characters, of a repr read no further
+    than that (a nested value's full repr can be gigabytes: aliases repeating one list)."""
+    pieces, length = [], 0
+    for piece in _repr_pieces(value):
+        pieces.append(piece)
+        length += len(piece)
+        if length > width:
+            break
+    text = "".join(pieces)
     return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _repr_pieces(value: Any):
+    """repr(value), lazily, piece by piece, for the lists, tuples and dicts YAML builds."""
+    if type(value) not in (list, tuple, dict):
+        yield repr(value)
+        return
+    opening, closing = {dict: "{}", tuple: "()"}.get(type(value), "[]")
+    yield opening
+    for i, item in enumerate(value.items() if isinstance(value, dict) else value):
+        yield ", " if i else ""
+        if isinstance(value, dict):
+            yield from _repr_pieces(item[0])
+            yield ": "
+            item = item[1]  # noqa: PLW2901 - a dict item's value, after its key
+        yield from _repr_pieces(item)
+    yield "," if type(value) is tuple and len(value) == 1 else ""
+    yield closing
 
 
 def make_config(values: dict[str, Any], source: str = "config") -> TrialConfig:
@@ -358,6 +386,8 @@ def split_assignment(pair: str, option: str) -> tuple[str, str, Any]:
         parsed = yaml.load(value, Loader=YAMLLoader) if value.strip() else ""
     except yaml.YAMLError as err:
         raise ConfigError(option, [f"{pair!r}: not a YAML value ({str(err).splitlines()[0]})"]) from None
+    except RecursionError:
+        raise ConfigError(option, [f"{shown(pair)}: nested too deeply to be a value"]) from None
     return key, value, parsed
 
 

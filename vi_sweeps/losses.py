@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from vi_sweeps.registry import Registry
+
 Tensor = torch.Tensor
 
 
@@ -56,31 +58,36 @@ class Adversarial:
     doc: str
 
 
-GAN_LOSSES: dict[str, Adversarial] = {
-    "nonsaturating": Adversarial(bce_real_fake, lambda real, fake: -batch_mean(log_d(fake)),
-                                 "D: BCE; G: -log D(G(z)) (Goodfellow et al. 2014, the paper's)"),
-    "minimax": Adversarial(bce_real_fake, lambda real, fake: batch_mean(log_one_minus_d(fake)),
-                           "D: BCE; G: log(1 - D(G(z))), the saturating original"),
-    "hinge": Adversarial(lambda real, fake: batch_mean(F.relu(1 - real)) + batch_mean(F.relu(1 + fake)),
-                         lambda real, fake: -batch_mean(fake),
-                         "D: E relu(1 - D(x)) + E relu(1 + D(G(z))); G: -E D(G(z)) (Lim & Ye 2017; Miyato et al. 2018)"),
-    "wasserstein": Adversarial(lambda real, fake: batch_mean(fake) - batch_mean(real), lambda real, fake: -batch_mean(fake),
-                               "D: E D(G(z)) - E D(x); G: -E D(G(z)) (Arjovsky et al. 2017; with gp: Gulrajani et al. 2017)"),
-    "least-squares": Adversarial(lambda real, fake: 0.5 * batch_mean((real - 1).pow(2)) + 0.5 * batch_mean(fake.pow(2)),
-                                 lambda real, fake: 0.5 * batch_mean((fake - 1).pow(2)),
-                                 "D: (D(x) - 1)^2 / 2 + D(G(z))^2 / 2; G: (D(G(z)) - 1)^2 / 2 (Mao et al. 2017, a=0, b=c=1)"),
-}
+# registries, not dicts: a plugin adds a loss under a new name and cannot replace one (a plugin's
+# `hinge` once replaced the built-in at a resume, under the same trial ids)
+GAN_LOSSES = Registry("GAN loss", spec=Adversarial)
+GAN_LOSSES.register("nonsaturating", spec=Adversarial(
+    bce_real_fake, lambda real, fake: -batch_mean(log_d(fake)),
+    "D: BCE; G: -log D(G(z)) (Goodfellow et al. 2014, the paper's)"))
+GAN_LOSSES.register("minimax", spec=Adversarial(
+    bce_real_fake, lambda real, fake: batch_mean(log_one_minus_d(fake)),
+    "D: BCE; G: log(1 - D(G(z))), the saturating original"))
+GAN_LOSSES.register("hinge", spec=Adversarial(
+    lambda real, fake: batch_mean(F.relu(1 - real)) + batch_mean(F.relu(1 + fake)), lambda real, fake: -batch_mean(fake),
+    "D: E relu(1 - D(x)) + E relu(1 + D(G(z))); G: -E D(G(z)) (Lim & Ye 2017; Miyato et al. 2018)"))
+GAN_LOSSES.register("wasserstein", spec=Adversarial(
+    lambda real, fake: batch_mean(fake) - batch_mean(real), lambda real, fake: -batch_mean(fake),
+    "D: E D(G(z)) - E D(x); G: -E D(G(z)) (Arjovsky et al. 2017; with gp: Gulrajani et al. 2017)"))
+GAN_LOSSES.register("least-squares", spec=Adversarial(
+    lambda real, fake: 0.5 * batch_mean((real - 1).pow(2)) + 0.5 * batch_mean(fake.pow(2)),
+    lambda real, fake: 0.5 * batch_mean((fake - 1).pow(2)),
+    "D: (D(x) - 1)^2 / 2 + D(G(z))^2 / 2; G: (D(G(z)) - 1)^2 / 2 (Mao et al. 2017, a=0, b=c=1)"))
 
 
 def gan_d_loss(real_logits: Tensor, fake_logits: Tensor, loss: str = "nonsaturating") -> Tensor:
-    return GAN_LOSSES[loss].d(real_logits, fake_logits)
+    return GAN_LOSSES.meta(loss).d(real_logits, fake_logits)
 
 
 def gan_g_loss(fake_logits: Tensor, fake: Tensor, anchor: Tensor, lam: float, reduction: str,
                loss: str = "nonsaturating") -> tuple[Tensor, Tensor, Tensor]:
     """The adversarial G loss plus lam * ||G(z) - anchor||^2 (the paper's anchor term); anchor
     carries no gradient. Returns (total, adversarial part, regulariser)."""
-    adv = GAN_LOSSES[loss].g(None, fake_logits)
+    adv = GAN_LOSSES.meta(loss).g(None, fake_logits)
     reg = proximity(fake, anchor.detach(), reduction)
     return adv + lam * reg, adv, reg
 
@@ -135,19 +142,18 @@ def ali_d_loss(enc_logits: Tensor, gen_logits: Tensor) -> Tensor:
 
 
 # ALI's G and E losses: `real` are D's logits on encoder pairs (x, E(x)), `fake` on (G(z), z)
-ALI_LOSSES: dict[str, Adversarial] = {
-    "minimax": Adversarial(bce_real_fake, lambda enc, gen: batch_mean(log_d(enc)) + batch_mean(log_one_minus_d(gen)),
-                           "E_enc log D + E_gen log(1 - D)"),
-    "nonsaturating": Adversarial(bce_real_fake,
-                                 lambda enc, gen: -batch_mean(log_one_minus_d(enc)) - batch_mean(log_d(gen)),
-                                 "-E_enc log(1 - D) - E_gen log D (the labels swapped)"),
-    "vi": Adversarial(bce_real_fake, lambda enc, gen: -batch_mean(log_d(enc)) - batch_mean(log_d(gen)),
-                      "-E_enc log D - E_gen log D (the paper's)"),
-}
+ALI_LOSSES = Registry("ALI loss", spec=Adversarial)
+ALI_LOSSES.register("minimax", spec=Adversarial(
+    bce_real_fake, lambda enc, gen: batch_mean(log_d(enc)) + batch_mean(log_one_minus_d(gen)),
+    "E_enc log D + E_gen log(1 - D)"))
+ALI_LOSSES.register("nonsaturating", spec=Adversarial(
+    bce_real_fake, lambda enc, gen: -batch_mean(log_one_minus_d(enc)) - batch_mean(log_d(gen)),
+    "-E_enc log(1 - D) - E_gen log D (the labels swapped)"))
+ALI_LOSSES.register("vi", spec=Adversarial(
+    bce_real_fake, lambda enc, gen: -batch_mean(log_d(enc)) - batch_mean(log_d(gen)),
+    "-E_enc log D - E_gen log D (the paper's)"))
 
 
 def ali_ge_loss(enc_logits: Tensor, gen_logits: Tensor, kind: str) -> Tensor:
     """The G and E loss of ALI_LOSSES[kind]."""
-    if kind not in ALI_LOSSES:
-        raise ValueError(f"ali_loss: unknown {kind!r}; valid choices: {', '.join(ALI_LOSSES)}")
-    return ALI_LOSSES[kind].g(enc_logits, gen_logits)
+    return ALI_LOSSES.meta(kind).g(enc_logits, gen_logits)

@@ -254,7 +254,23 @@ def _stateless(mods: list[nn.Module]) -> nn.Module:
     return mods[0]
 
 
-PACK_RULES: dict[type, Callable[[list], nn.Module]] = {
+class PackRules(dict):
+    """Module type -> its packing rule, each type once: a plugin adds rules for its own layers
+    (`PACK_RULES[MyLayer] = rule`) and cannot replace one (a built-in's, or another plugin's)."""
+
+    def __setitem__(self, kind: type, rule: Callable[[list], nn.Module]) -> None:
+        if kind in self:
+            raise ValueError(f"packing rule for {kind.__name__} is registered twice (a built-in or another plugin "
+                             "has it)")
+        super().__setitem__(kind, rule)
+
+    def update(self, *args, **kwargs) -> None:
+        for kind, rule in dict(*args, **kwargs).items():
+            self[kind] = rule
+
+
+PACK_RULES = PackRules()
+PACK_RULES.update({
     nn.Sequential: _sequential,
     nn.Linear: PackedLinear.from_members,
     nn.BatchNorm1d: PackedBatchNorm.from_members,
@@ -268,7 +284,7 @@ PACK_RULES: dict[type, Callable[[list], nn.Module]] = {
     SpectralNorm: PackedSpectralNorm.from_members,
     DataParameter: PackedDataParameter.from_members,
     **{t: _stateless for t in (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Identity, nn.Sigmoid)},
-}
+})
 
 
 def refuse_hooks(mods: list[nn.Module]) -> None:

@@ -51,6 +51,8 @@ class Registry:
     def _add(self, name: str, builder: Callable | None, meta: Any) -> None:
         if not isinstance(name, str) or not name or name != name.strip():
             raise ValueError(f"{self.kind} name {name!r}: a non-empty name without surrounding spaces")
+        if "/" in name or "\\" in name or name.startswith("."):  # names become parts of paths (Ray's trial folders)
+            raise ValueError(f"{self.kind} name {name!r}: no / or \\, not starting with .")
         if name in self._entries:
             raise ValueError(f"{self.kind} {name!r} is registered twice (a built-in or another plugin has it); "
                              "give it another name")

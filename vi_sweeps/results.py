@@ -4,6 +4,7 @@ consolidation are vi_contract.tables."""
 
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import subprocess
@@ -17,7 +18,7 @@ import torch
 import vi_sweeps
 from vi_contract import schema
 from vi_sweeps import plugins
-from vi_sweeps.config import EXECUTION_KEYS, defaults, field_docs
+from vi_sweeps.config import EXECUTION_KEYS, ConfigError, defaults, field_docs
 from vi_sweeps.datasets import DATASETS
 from vi_sweeps.metrics import EVALUATORS
 from vi_sweeps.objectives import OBJECTIVES
@@ -29,19 +30,31 @@ def contract(study) -> dict:
     """contract.json: the study's axes and the code's declarations (config defaults, result
     keys, the geometry of the study's 2-D data sets for sample plots)."""
 
-    keys = {}
-    for name in OBJECTIVES.names():
-        keys.update({str(k): k.describe() for k in OBJECTIVES.meta(name).losses})
-    for name in EVALUATORS.names():
-        keys.update({str(k): k.describe() for k in EVALUATORS.meta(name).metrics})
+    keys, by = {}, {}
+    declared = [(o, k) for o in OBJECTIVES.names() for k in OBJECTIVES.meta(o).losses]
+    for owner, k in declared + [(e, k) for e in EVALUATORS.names() for k in EVALUATORS.meta(e).metrics]:
+        if keys.setdefault(str(k), k.describe()) != k.describe():  # a plugin's key may not redefine one
+            raise ConfigError(study.source, [f"{k}: declared by {by[str(k)]} and, otherwise, by {owner}; give one "
+                                             "of them another name"])
+        by.setdefault(str(k), owner)
     config = {name: {"default": value, "execution": name in EXECUTION_KEYS,
                      "doc": field_docs()[name]} for name, value in defaults().items()}
     data = {}
     for cfg in {t.config.dataset: t.config for t in study.trials}.values():
         describe = DATASETS.meta(cfg.dataset).describe
-        data[cfg.dataset] = describe(cfg) if describe else {}
+        try:
+            data[cfg.dataset] = describe(cfg) if describe else {}
+        except Exception as err:  # noqa: BLE001 - a plugin's data set that cannot be built: bad input, in one line
+            raise ConfigError(study.source, [unbuildable(cfg.dataset, err)]) from None
     return {"schema": schema.SCHEMA_VERSION, "study": study.name, "axes": study.axes, "labelled": study.labelled,
             "compare": study.compare, "config": config, "keys": keys, "datasets": data}
+
+
+def unbuildable(dataset: str, err: Exception) -> str:
+    """One line: a data set (a plugin's, named) that raised when built."""
+    origin = DATASETS.origin(dataset)
+    first = str(err).splitlines()[0] if str(err) else ""
+    return f"datasets: {dataset}{f' (plugin {origin})' if origin else ''} cannot be built ({type(err).__name__}: {first})"
 
 
 def versions() -> dict[str, str]:
@@ -57,6 +70,21 @@ def versions() -> dict[str, str]:
             "python": platform.python_version(), "git_commit": commit or "unknown",
             "plugins": plugins.versions_text(),
             "schema": schema.SCHEMA_VERSION, **gpu_versions()}
+
+
+def with_history(now: dict, earlier: bytes) -> dict:
+    """versions.json: this run's record at the top (what a report shows), and under `runs` every
+    run's, the earlier ones as they were written: a resume never rewrites what an earlier run ran
+    with (its plugins among them). A file of an earlier version (one record, no `runs`) is its
+    first run; an unreadable one is dropped."""
+    try:
+        before = json.loads(earlier) if earlier else {}
+    except ValueError:
+        before = {}
+    if not isinstance(before, dict):
+        before = {}
+    runs = before.get("runs") if isinstance(before.get("runs"), list) else [before] if before else []
+    return {**now, "runs": [*runs, now]}
 
 
 def gpu_versions() -> dict[str, str]:

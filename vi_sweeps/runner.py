@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from itertools import groupby
@@ -61,9 +62,11 @@ class PackSpec:
         return pack_id(self.layout_ids or self.trial_ids)
 
     def run_name(self, member: Member) -> str:
+        """`study/axis=value,.../seedK`, a TensorBoard run's folder: the condition one folder name
+        (path_part), so a label holding `../` cannot lead it out of the log folder."""
         values = {**member.config, **member.labels}
         parts = [f"{a}={values[a]}" for a in self.axes if a not in ("seed",) and a in values]
-        return "/".join([self.study, ",".join(parts) or "all", f"seed{member.config['seed']}"])
+        return "/".join([self.study, path_part(",".join(parts) or "all"), f"seed{member.config['seed']}"])
 
     @property
     def trial_ids(self) -> list[str]:
@@ -74,6 +77,13 @@ class PackSpec:
         chosen = {k: values[k] for k in self.space}
         members = tuple(Member({**m.config, **chosen}, m.labels) for m in self.members)
         return replace(self, members=members, search_trial=values.get("search_trial", self.search_trial))
+
+
+def path_part(text: str) -> str:
+    """Text from a study (labels, values) as one folder name: its separators and NULs made `_`,
+    and never `.` or `..` (a label `../../x` wrote TensorBoard's files beside the results folder)."""
+    part = re.sub(r"[/\\\x00]", "_", text)
+    return part if part.strip(".") else f"_{part}"
 
 
 def objective_value(objective: Objective, rows: list[dict]) -> float:

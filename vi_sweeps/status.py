@@ -10,7 +10,7 @@ import socket
 import pandas as pd
 import yaml
 
-from vi_contract import schema
+from vi_contract import schema, yamlsafe
 from vi_contract.columns import condition_columns, config, name_of
 from vi_contract.lease import lease_pid, pid_alive, read_lease
 from vi_contract.read import load_location
@@ -119,6 +119,6 @@ def shown_name(column: str) -> str:
 
 def _name(study_text: str) -> str:
     try:
-        return str((yaml.safe_load(study_text) or {}).get("name", "?"))
+        return str((yamlsafe.safe_load(study_text) or {}).get("name", "?"))
     except yaml.YAMLError:
         return "?"

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from vi_contract import schema
+from vi_contract import schema, yamlsafe
 from vi_sweeps import plugins
 from vi_sweeps.claims import check_claims
 from vi_sweeps.config import EXECUTION_KEYS, ConfigError, TrialConfig, YAMLLoader, config_keys, describe_errors, shown
@@ -89,7 +89,7 @@ def load_study_as_run(text: str, source: str) -> Study:
     """A study as RESULTS/study.yaml keeps it: the file, and the --set overrides it ran with
     (its plugins are the ones loaded now: their files sit beside the study as given, not here)."""
     body, mark, rest = text.partition(OVERRIDES_MARK)
-    overrides = (yaml.safe_load(rest) or {}).get("overrides") if mark else None
+    overrides = (yamlsafe.safe_load(rest) or {}).get("overrides") if mark else None
     return load_study_text(body, source, overrides or None)
 
 

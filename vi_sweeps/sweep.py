@@ -35,10 +35,11 @@ from vi_contract.tables import Consolidation, clear_error, record_error, restore
 from vi_sweeps import claims, evaluation, plugins
 from vi_sweeps.config import ConfigError
 from vi_sweeps.control import Progress, SweepControl, progress_callback
+from vi_sweeps.datasets import DATASETS, build_dataset
 from vi_sweeps.expansion import PACKING, Study, layout_pack_ids, layout_packs
 from vi_sweeps.imagecache import BadImage
 from vi_sweeps.ray_session import check_resources, log_handler, machine_kind, quiet_ray_logs, ray_session, run_config, trainable_for
-from vi_sweeps.results import contract, versions
+from vi_sweeps.results import contract, unbuildable, versions, with_history
 from vi_sweeps.reuse import reuse_finished
 from vi_sweeps.rowcheck import RowCheck
 from vi_sweeps.runner import Member, PackSpec
@@ -172,11 +173,12 @@ def check_reusable(source: str) -> None:
 
 def prepare_data(study: Study, local: bool = True) -> None:
     """What every trial of a data set needs once (an image cache) is built here, before any
-    trial waits for it; a missing folder, an unreadable image or missing FID weights is bad
-    input, reported before anything is written. Only for an embedded local Ray (`local`): on a
-    cluster the trials run on other nodes, each of which builds its own cache under a lock and
-    checks its own weights, so the driver's node (a CPU head) needs no more than what names
-    the trials, the folder's listing (vi_sweeps.datasets.folder_fingerprint)."""
+    trial waits for it; a missing folder, an unreadable image, missing FID weights or a plugin's
+    data set that raises when built is bad input, reported before anything is written. Only for
+    an embedded local Ray (`local`): on a cluster the trials run on other nodes, each of which
+    builds its own cache under a lock and checks its own weights, so the driver's node (a CPU
+    head) needs no more than what names the trials, the folder's listing
+    (vi_sweeps.datasets.folder_fingerprint)."""
     if not local:
         return
     done = set()
@@ -189,9 +191,16 @@ def prepare_data(study: Study, local: bool = True) -> None:
             evaluation.prepare(t.config)
         except (FileNotFoundError, BadImage) as err:
             raise ConfigError(study.source, [str(err)]) from None
+    for cfg in {t.config.dataset: t.config for t in study.trials if DATASETS.origin(t.config.dataset)}.values():
+        try:
+            build_dataset(cfg)
+        except Exception as err:  # noqa: BLE001 - whatever a plugin's builder raises, said in one line
+            raise ConfigError(study.source, [unbuildable(cfg.dataset, err)]) from None
 
 
-def prepare_store(study: Study, results: str) -> Store:
+def prepare_store(study: Study, results: str, declared: dict | None = None) -> Store:
+    """The results folder set up for a run: leftovers removed, the study, the contract (`declared`,
+    computed before anything is written; else here), versions.json and the trial files restored."""
     store = Store.open(results)
     left = store.remove_leftovers()
     if left:
@@ -204,10 +213,13 @@ def prepare_store(study: Study, results: str) -> Store:
         store.write_bytes(name, study.text.encode())
         print(f"resuming with other execution settings than {schema.STUDY_FILE} records; this run's study is "
               f"kept as {name}", file=sys.stderr)
+    declared = contract(study) if declared is None else declared
     recorded = claims.record(study.spec, stored_claims(store))[0]  # refusals were checked before anything was written
-    store.write_bytes(schema.CONTRACT_FILE, json.dumps({**contract(study), **({"claims": recorded} if recorded else {})},
+    store.write_bytes(schema.CONTRACT_FILE, json.dumps({**declared, **({"claims": recorded} if recorded else {})},
                                                        indent=1, default=str).encode())
-    store.write_bytes(schema.VERSIONS_FILE, json.dumps({**versions(), "machine": machine_kind()}, indent=2).encode())
+    earlier = store.read_bytes(schema.VERSIONS_FILE) if store.exists(schema.VERSIONS_FILE) else b""
+    now = {**versions(), "machine": machine_kind(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    store.write_bytes(schema.VERSIONS_FILE, json.dumps(with_history(now, earlier), indent=2).encode())
     restored = restore_trial_files(store, layout_pack_ids(study))
     if restored:
         print(f"restored {restored} finished trials' own files from {schema.TRIALS_FILE}", file=sys.stderr)
@@ -242,6 +254,7 @@ def driving(study: Study, results: str, address: str | None, force: bool):
     (store, control, consolidation)."""
     check_location(study, results)
     prepare_data(study, local=address is None)
+    declared = contract(study)  # builds the 2-D data sets (their geometry): before anything is written
     control = SweepControl()
     with ray_session(address):
         check_resources(study)
@@ -252,7 +265,7 @@ def driving(study: Study, results: str, address: str | None, force: bool):
                                             f"{getattr(err, 'strerror', None) or err}"]) from None
         control.lease = Lease(store).acquire(force)
         try:
-            prepare_store(study, results)
+            prepare_store(study, results, declared)
             quiet_ray_logs(log_handler(store))
             yield store, control, Consolidation(store, study.name, RowCheck.of(study))
         finally:

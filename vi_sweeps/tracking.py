@@ -12,8 +12,10 @@ here, with the rest of the study); `pip install "vi-sweeps[track]"` installs the
 from __future__ import annotations
 
 import importlib.util
+import socket
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +25,9 @@ EXTRA = "track"
 MODULES = {"mlflow": "mlflow", "wandb": "wandb"}  # the module each tracker imports
 TAG = "vi_sweeps_trial_id"  # the MLflow tag that finds a trial's run again on resume
 FOLDER = "tracking"  # under RESULTS: the offline stores
+# MLflow's tracking stores by URI scheme (a `+driver` suffix allowed: postgresql+psycopg2); no scheme: a folder
+MLFLOW_SCHEMES = ("http", "https", "file", "sqlite", "postgresql", "mysql", "mssql", "databricks", "databricks-uc")
+REACH_S = 5.0  # a tracking server that does not accept a connection in this time is refused (MLflow retried for 259 s)
 
 
 class Tracking(BaseModel):
@@ -61,7 +66,31 @@ def resolve(option: str | None, spec_tracking: Tracking | None, study_name: str,
         tracking = tracking.model_copy(update={"target": f"sqlite:///{offline_folder(results) / 'mlflow.db'}"})
     if tracking.kind == "wandb" and not tracking.target:
         tracking = tracking.model_copy(update={"target": study_name})
+    if tracking.kind == "mlflow" and (problem := mlflow_target_problem(tracking.target)):
+        raise ConfigError(where, [f"mlflow={tracking.target}: {problem}"])
     return tracking
+
+
+def mlflow_target_problem(uri: str) -> str:
+    """Why MLflow could not track to `uri` (empty: it can): a scheme it has no store for, or a
+    server that does not accept a connection within REACH_S (checked before anything is written)."""
+    parts = urlsplit(uri)
+    scheme = parts.scheme.split("+")[0].lower()
+    if "://" in uri and scheme not in MLFLOW_SCHEMES:
+        return f"unknown scheme {parts.scheme!r}; valid choices: {', '.join(s + '://' for s in MLFLOW_SCHEMES)} or a folder"
+    if scheme not in ("http", "https"):
+        return ""
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        return f"{parts.netloc!r} is not HOST:PORT"
+    if not parts.hostname:
+        return "no host; e.g. http://127.0.0.1:5000"
+    try:
+        socket.create_connection((parts.hostname, port), timeout=REACH_S).close()
+    except OSError as err:
+        return f"cannot reach {parts.hostname}:{port} ({err.strerror or err}); start the server or name another"
+    return ""
 
 
 def installed(kind: str) -> bool:
