@@ -97,28 +97,3 @@ def record(spec: StudyFile, before: dict | None, today: str | None = None) -> tu
     return ({**before, "sha256": digest(now), "claims": now,
              "amendments": [a.model_dump(mode="json") for a in spec.amendments]}), None
 
-
-def record_after_the_fact(folder: str, study_file: str, note: str, today: str | None = None) -> int:
-    """Record a study file's claims in a results folder (an export) that ran without them, with
-    `note` saying so: the verdict then shows that they were declared after the trials. Returns
-    how many claims were recorded; a folder that already records claims is refused."""
-    from pathlib import Path
-
-    from vi_contract import schema
-    from vi_sweeps.study import load_study
-
-    path = Path(folder) / schema.CONTRACT_FILE
-    contract = json.loads(path.read_text())
-    if contract.get("claims"):
-        raise ValueError(f"{path}: records claims already ({contract['claims'].get('declared')})")
-    stored, _ = record(load_study(study_file).spec, None, today)
-    if stored is None:
-        raise ValueError(f"{study_file}: declares no claims")
-    path.write_text(json.dumps({**contract, "claims": {**stored, "note": note}}, indent=1, default=str))
-    return len(stored["claims"])
-
-
-if __name__ == "__main__":  # python -m vi_sweeps.claims FOLDER STUDY_FILE NOTE
-    import sys
-
-    print(f"{sys.argv[1]}: recorded {record_after_the_fact(*sys.argv[1:4])} claims")

@@ -31,11 +31,12 @@ import pyarrow.parquet as pq
 from vi_contract import schema
 from vi_contract.read import check_version
 from vi_contract.tables import with_metadata
+from vi_sweeps import claims
 from vi_sweeps.config import TrialConfig, field_docs
 from vi_sweeps.expansion import pack_layout, seed_list
 from vi_sweeps.metrics import EVALUATORS
 from vi_sweeps.objectives import OBJECTIVES
-from vi_sweeps.study import load_study_text
+from vi_sweeps.study import load_study, load_study_text
 
 PLACE = ("pack_size", "pack_index")
 
@@ -164,6 +165,22 @@ def declare_keys(folder: str | Path) -> int:
                 pq.write_table(table.replace_schema_metadata(meta), tmp)
                 tmp.replace(table_path)
     return changed
+
+
+def record_after_the_fact(folder: str, study_file: str, note: str, today: str | None = None) -> int:
+    """Record a study file's claims in a results folder (an export) that ran without them, with
+    `note` saying so: the verdict then shows that they were declared after the trials. Returns
+    how many claims were recorded; a folder that already records claims is refused."""
+    path = Path(folder) / schema.CONTRACT_FILE
+    contract = json.loads(path.read_text())
+    if contract.get("claims"):
+        raise ValueError(f"{path}: records claims already ({contract['claims'].get('declared')})")
+    stored, _ = claims.record(load_study(study_file).spec, None, today)
+    if stored is None:
+        raise ValueError(f"{study_file}: declares no claims")
+    path.write_text(json.dumps({**contract, "claims": {**stored, "note": note}}, indent=1, default=str))
+    return len(stored["claims"])
+
 
 
 def main(folders: list[str]) -> int:
