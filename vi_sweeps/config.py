@@ -25,7 +25,7 @@ from vi_contract.rules import collapse_rule
 from vi_contract.yamlsafe import BoundedLoader
 from vi_sweeps.architectures import ARCHITECTURES, DEFAULT_ARCH
 from vi_sweeps.datasets import DATASETS
-from vi_sweeps.errors import ConfigError
+from vi_sweeps.errors import ConfigError, shown
 from vi_sweeps.evaluation import evaluation
 from vi_sweeps.losses import ALI_LOSSES, GAN_LOSSES
 from vi_sweeps.metrics import EVALUATORS
@@ -335,37 +335,6 @@ def describe_errors(errors: list[dict]) -> list[str]:
         else:
             lines.append(f"{key}: {e['msg']} (got {shown(e.get('input'))})")
     return lines
-
-
-def shown(value: Any, width: int = 60) -> str:
-    """A value as a message quotes it: at most `width` characters, of a repr read no further
-    than that (a nested value's full repr can be gigabytes: aliases repeating one list)."""
-    pieces, length = [], 0
-    for piece in _repr_pieces(value):
-        pieces.append(piece)
-        length += len(piece)
-        if length > width:
-            break
-    text = "".join(pieces)
-    return text if len(text) <= width else text[:width - 3] + "..."
-
-
-def _repr_pieces(value: Any):
-    """repr(value), lazily, piece by piece, for the lists, tuples and dicts YAML builds."""
-    if type(value) not in (list, tuple, dict):
-        yield repr(value)
-        return
-    opening, closing = {dict: "{}", tuple: "()"}.get(type(value), "[]")
-    yield opening
-    for i, item in enumerate(value.items() if isinstance(value, dict) else value):
-        yield ", " if i else ""
-        if isinstance(value, dict):
-            yield from _repr_pieces(item[0])
-            yield ": "
-            item = item[1]  # noqa: PLW2901 - a dict item's value, after its key
-        yield from _repr_pieces(item)
-    yield "," if type(value) is tuple and len(value) == 1 else ""
-    yield closing
 
 
 def make_config(values: dict[str, Any], source: str = "config") -> TrialConfig:
