@@ -34,6 +34,7 @@ from vi_sweeps.cli_common import (
 from vi_sweeps.cli_results import claims, export, report, status
 from vi_sweeps.cli_tools import fetch_weights, trial
 from vi_sweeps.errors import ConfigError
+from vi_sweeps.studyfile import interims
 
 
 @click.group(cls=OneLineErrors)
@@ -118,9 +119,17 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
         if "://" in results:
             fail_config(ConfigError("--tensorboard", ["results on object storage: pass a local folder, --tensorboard DIR"]))
         tensorboard = str(Path(results, "tensorboard").resolve())
+    def run_part(part):
+        return run_sweep(spec, results, address=address, max_concurrent=max_concurrent, force=force,
+                         tensorboard=tensorboard or "", tracking=tracking, reuse=reuse or "", only=part)
+
     with driver_errors():
-        outcome = run_sweep(spec, results, address=address, max_concurrent=max_concurrent, force=force,
-                            tensorboard=tensorboard or "", tracking=tracking, reuse=reuse or "", only=chosen)
+        if interims(spec.spec) and chosen is None:  # seeds in interims: the design chooses each round's packs
+            from vi_sweeps.cli_sequential import run_sequential
+
+            outcome = run_sequential(spec, results, run_part) or run_part(set())
+        else:
+            outcome = run_part(chosen)
     counts = outcome.trials["status"].value_counts().to_dict() if len(outcome.trials) else {}
     started = set(outcome.trials["trial_id"]) if len(outcome.trials) else set()
     click.echo(f"results: {results}  ({', '.join(f'{v} {k}' for k, v in sorted(counts.items())) or 'nothing run'})")

@@ -47,7 +47,8 @@ def contract(study) -> dict:
         except Exception as err:  # noqa: BLE001 - a plugin's data set that cannot be built: bad input, in one line
             raise ConfigError(study.source, [unbuildable(cfg.dataset, err)]) from None
     return {"schema": schema.SCHEMA_VERSION, "study": study.name, "axes": study.axes, "labelled": study.labelled,
-            "compare": study.compare, "config": config, "keys": keys, "datasets": data}
+            "compare": study.compare, "config": config, "keys": keys, "datasets": data,
+            **({"interims": study.spec.seeds} if isinstance(study.spec.seeds, dict) else {})}
 
 
 def unbuildable(dataset: str, err: Exception) -> str:

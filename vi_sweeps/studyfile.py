@@ -172,9 +172,15 @@ class StudyFile(BaseModel):
 
 
 def _interims(v: dict) -> dict:
-    """`seeds: {interim: n, max: N}`: N a multiple of n, so every interim is one whole pack."""
-    if set(v) != {"interim", "max"} or not all(isinstance(x, int) and not isinstance(x, bool) for x in v.values()):
-        raise ValueError(f"interims are {{interim: n, max: N}} with whole numbers (got {shown(v)})")
+    """`seeds: {interim: n, max: N, futility: f}`: N a multiple of n, so every interim is one whole
+    pack; f (optional) stops a comparison whose conditional power falls below it."""
+    sizes = {k: v.get(k) for k in ("interim", "max")}
+    if not {"interim", "max"} <= set(v) <= {"interim", "max", "futility"} or not all(
+            isinstance(x, int) and not isinstance(x, bool) for x in sizes.values()):
+        raise ValueError(f"interims are {{interim: n, max: N}} with whole numbers, and optionally futility: f (got {shown(v)})")
+    f = v.get("futility")
+    if f is not None and (isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 0.5):
+        raise ValueError(f"futility is a conditional power between 0 and 0.5, e.g. 0.1 (got {shown(f)})")
     if v["interim"] < 2 or v["max"] < 2 * v["interim"] or v["max"] % v["interim"]:
         raise ValueError(f"interim must be at least 2 and max a multiple of it, at least two interims (got {shown(v)})")
     return v
