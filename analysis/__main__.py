@@ -6,8 +6,8 @@ import argparse
 import os
 import sys
 
-from analysis.report import build_report
 from analysis.claims_page import write_claims
+from analysis.report import build_report
 from vi_contract.files import exit_code_for
 from vi_contract.read import ResultsError
 

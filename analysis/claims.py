@@ -293,16 +293,21 @@ def decide_folders(paths: list[str]) -> tuple[str, list[str]]:
     return markdown(declared, cells), lines
 
 
-def report_sections(res) -> list[tuple[str, str, object]]:
-    """The report's first section after the summary: each declared claim's verdict in one
-    sentence, and its cells (nothing when no folder declares claims or none has finished)."""
+def report_studies(res) -> list[Study]:
+    """The folders of a report that declare claims and have a finished trial, as Studies."""
     studies = []
     for source in res.sources:
         own = source.get("contract", {})
         trials = res.trials[res.trials["study"] == own.get("study")] if "study" in res.trials else res.trials
         if (own.get("claims") or {}).get("claims") and trials["status"].isin(schema.FINISHED).any():
             studies.append(Study(own.get("study", "study"), trials, res.metrics[res.metrics["trial_id"].isin(trials["trial_id"])],
-                                 {**res.contract, "claims": own["claims"]}))
+                                 {**res.contract, "claims": own["claims"], "interims": own.get("interims")}))
+    return studies
+
+
+def report_sections(studies: list[Study]) -> list[tuple[str, str, object]]:
+    """The report's first section after the summary: each declared claim's verdict in one
+    sentence, and its cells (nothing when no folder declares claims or none has finished)."""
     declared = declared_claims(studies)
     if not declared:
         return []
@@ -311,4 +316,5 @@ def report_sections(res) -> list[tuple[str, str, object]]:
                for ds, verdict, _ in verdicts(cells, declared)]
     shown = cells[[c for c in ("claim", "dataset", "cell", "comparison", "treatment", "baseline", "effect", "p_holm",
                                "verdict") if c in cells]] if len(cells) else cells
-    return [("Declared claims: the answer", "", answers + [VERDICT_WORDS]), ("Declared claims: every cell", "", shown)]
+    fixed = " (fixed-n analysis)" if any(s.contract.get("interims") for s in studies) else ""
+    return [("Declared claims: the answer", "", answers + [VERDICT_WORDS]), (f"Declared claims: every cell{fixed}", "", shown)]

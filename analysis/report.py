@@ -19,8 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from analysis import convergence, figures, glance, tables
-from analysis.claims import report_sections as declared_claims_sections
+from analysis import claims, convergence, figures, glance, interims, tables
 from analysis.findings import RULE, SMALL_N, findings, findings_by_cell
 from analysis.load import Results, load_results
 from analysis.publish import REPORT_FILES, check_destination, new_folder_beside, remove_stale_beside, replace_folder
@@ -368,7 +367,9 @@ def report_sections(res: Results, lay, table, effect, found, figs, metrics, at_g
                "medians are over trials that did not diverge (their count is the n shown beside each median).",
                "Intervals: Wilson 95% for rates, percentile bootstrap 95% (2,000 resamples) for medians (only where "
                f"n >= {tables.MIN_N_INTERVAL}), Newcombe's hybrid score interval for differences of rates."]
-    sections: list[tuple[str, str, object]] = [("Summary", "", summary), *declared_claims_sections(res)]
+    declared = claims.report_studies(res)
+    sections: list[tuple[str, str, object]] = [("Summary", "", summary), *claims.report_sections(declared),
+                                               *interims.report_sections(declared)]
     if at_glance is not None and len(at_glance):
         sections += [(figs["at_a_glance"][0], "at_a_glance", None),
                      ("Findings at a glance", "", glance.glance_table(at_glance)),

@@ -13,7 +13,6 @@ import pyarrow.fs as pafs
 from PIL import Image, UnidentifiedImageError
 
 from analysis.figures import plt  # the Agg backend and the report's style
-
 from vi_contract import schema
 from vi_contract.columns import config
 from vi_contract.files import open_location

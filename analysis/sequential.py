@@ -50,19 +50,13 @@ def boundaries(alpha: float, fractions: tuple[float, ...]) -> tuple[float, ...]:
         target = spent(alpha, t) - prev_spent
         step = t - prev_t
 
-        def exit_prob(c):
-            edge = c * math.sqrt(t)
-            if grid is None:
-                return 2 * stats.norm.sf(edge / math.sqrt(step))
-            tails = stats.norm.cdf((-edge - grid) / math.sqrt(step)) + stats.norm.sf((edge - grid) / math.sqrt(step))
-            return float(np.trapezoid(density * tails, grid))
-
-        if target <= 1e-15 or exit_prob(40.0) >= target:
+        args = (t, step, grid, density)
+        if target <= 1e-15 or _exit(40.0, *args) >= target:
             c = 40.0  # nothing to spend here
-        elif exit_prob(0.0) <= target:
+        elif _exit(0.0, *args) <= target:
             c = 0.0
         else:
-            c = optimize.brentq(lambda c: exit_prob(c) - target, 0.0, 40.0, xtol=1e-10)
+            c = optimize.brentq(lambda c, a=args, goal=target: _exit(c, *a) - goal, 0.0, 40.0, xtol=1e-10)
         edge = c * math.sqrt(t)
         new_grid = np.linspace(-edge, edge, GRID)
         if grid is None:
@@ -74,6 +68,15 @@ def boundaries(alpha: float, fractions: tuple[float, ...]) -> tuple[float, ...]:
         out.append(c)
         prev_t, prev_spent = t, spent(alpha, t)
     return tuple(out)
+
+
+def _exit(c: float, t: float, step: float, grid: np.ndarray | None, density: np.ndarray | None) -> float:
+    """P(|S_t| >= c sqrt(t) and every earlier interim continued): the mass that leaves at t."""
+    edge = c * math.sqrt(t)
+    if grid is None:
+        return float(2 * stats.norm.sf(edge / math.sqrt(step)))
+    tails = stats.norm.cdf((-edge - grid) / math.sqrt(step)) + stats.norm.sf((edge - grid) / math.sqrt(step))
+    return float(np.trapezoid(density * tails, grid))
 
 
 def rate_z(t: np.ndarray, b: np.ndarray) -> float:
