@@ -2,10 +2,14 @@
 that says what they mean. Each folder is read by vi_contract.read (every schema version, the
 shims, skipped files named); this module combines folders.
 
-When folders are combined, a config key that one folder lacks (written before the key
-existed) is filled with the key's documented default, declared in the other folders'
-contract; with no declaration it stays empty and forms its own condition, never merged. A
-trial in several folders is taken once: the finished copy, else the one furthest on.
+Folders are combined by identity, never by appearance. Folders of different studies, or of
+different compare axes, are refused in one line (each has its own comparison: report them
+apart). A config key that one folder lacks (written before the key existed) is filled with the
+key's documented default, declared in the other folders' contract; with no declaration it stays
+empty and forms its own condition, never merged. A key that sets folders apart beyond the
+study's axes (a run with --set lr=...) becomes an axis of the combined results, so trials of
+different settings never share a condition. A trial in several folders is taken once: the
+finished copy, else the one furthest on; two finished copies whose rows differ are refused.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from vi_contract import schema
-from vi_contract.columns import name_of
+from vi_contract.columns import condition_columns, name_of
 from vi_contract.read import ResultsError, load_location
 
 
@@ -74,11 +79,13 @@ def load_results(locations: list[str], warn: bool = True) -> Results:
         metrics.append(m)
         sources.append(source)
         notes += n
+    check_one_study(locations, trials, sources)
     contract = merge_contracts([s["contract"] for s in sources])
     trials = fill_defaults(trials, contract, notes) if len(trials) > 1 else trials
     # a trial in several folders: the finished copy, else the one furthest on; its metrics whole
     trials = [t.assign(_source=i) for i, t in enumerate(trials)]
     metrics = [m.assign(_source=i) for i, m in enumerate(metrics)]
+    check_same_rows(locations, pd.concat(trials, ignore_index=True), pd.concat(metrics, ignore_index=True))
     ranked = pd.concat(trials, ignore_index=True)
     ranked = ranked.assign(_done=ranked["status"].isin(schema.FINISHED)).sort_values(
         ["_done", "steps_done", "_source"], ascending=[False, False, False], kind="stable")
@@ -87,9 +94,79 @@ def load_results(locations: list[str], warn: bool = True) -> Results:
     where = {tid: locations[i] for tid, i in chosen.items()}
     all_metrics = pd.concat(metrics, ignore_index=True)
     all_metrics = all_metrics[all_metrics["trial_id"].map(chosen) == all_metrics["_source"]]
+    if len(locations) > 1:
+        contract = with_identity_axes(all_trials, contract, locations, notes)
     all_trials = all_trials.drop(columns="_source").sort_values(["study", "trial_id"], kind="stable")
     all_metrics = all_metrics.drop(columns="_source")
     if warn:
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
     return Results(all_trials.reset_index(drop=True), all_metrics.reset_index(drop=True), sources, contract, notes, where)
+
+
+NOT_A_CONDITION = ("seed", "pack_size", "pack_index")  # what varies within a condition: its seeds and their places
+
+
+def study_of(trials: pd.DataFrame, source: dict) -> tuple[str, str]:
+    """(study name, what it compares) of one folder, as its contract (else its trials) records."""
+    contract = source["contract"]
+    names = sorted(set(trials["study"].dropna().astype(str))) if "study" in trials else []
+    name = contract.get("study") or ", ".join(names) or "?"
+    compare = contract.get("compare") or schema.default_compare(contract.get("axes") or [])
+    shown = f"{compare['axis']} against {compare['baseline']!r}" if compare else "nothing"
+    return name, shown
+
+
+def check_one_study(locations: list[str], trials: list[pd.DataFrame], sources: list[dict]) -> None:
+    """Folders of different studies or compare axes are refused: each has its own comparison,
+    and one combined report would keep only the first's."""
+    seen = [(loc, *study_of(t, s)) for loc, t, s in zip(locations, trials, sources, strict=True)]
+    for loc, name, compare in seen[1:]:
+        if (name, compare) != seen[0][1:]:
+            raise ResultsError(f"{loc} holds study {name!r} comparing {compare}, {seen[0][0]} study {seen[0][1]!r} "
+                               f"comparing {seen[0][2]}: a report compares within one study, so report each on its own")
+
+
+def result_rows(metrics: pd.DataFrame, tid: str, source: int, columns: list[str]) -> np.ndarray:
+    rows = metrics[(metrics["trial_id"] == tid) & (metrics["_source"] == source)].sort_values("step", kind="stable")
+    return rows[columns].astype("float64").to_numpy()
+
+
+def check_same_rows(locations: list[str], trials: pd.DataFrame, metrics: pd.DataFrame) -> None:
+    """A trial finished in several folders is counted once, and only if its rows are equal (the
+    same id names the same numbers; its wall time aside): else one line naming it."""
+    done = trials[trials["status"].isin(schema.FINISHED)]
+    twice = done[done["trial_id"].duplicated(keep=False)]
+    columns = ["step", "collapsed", "diverged", *sorted(c for c in metrics.columns if schema.is_result_key(c))]
+    for tid, copies in twice.groupby("trial_id"):
+        first, *others = list(copies["_source"])
+        rows = result_rows(metrics, tid, first, columns)
+        for other in others:
+            if not np.array_equal(rows, result_rows(metrics, tid, other, columns), equal_nan=True):
+                raise ResultsError(f"trial {tid} is finished in {locations[first]} and in {locations[other]} with "
+                                   "different rows: one trial id names one sequence of numbers, so report them apart")
+
+
+def with_identity_axes(trials: pd.DataFrame, contract: dict, locations: list[str], notes: list[str]) -> dict:
+    """The contract with every experiment key that sets folders' trials apart beyond the study's
+    axes as an axis (one value per folder's condition, another in another folder's): the trial
+    id's own definition keys a condition, never the axes alone. A key that varies within one
+    folder's condition (a searched one) stays out."""
+    axes = condition_columns(trials, contract)
+    groups = [trials[c].astype(str) for c in axes] or [pd.Series(0, index=trials.index)]
+    declared = contract.get("config") or {}
+    extra = []
+    for col in schema.setting_columns(trials.columns):
+        key = name_of(col)
+        if col in axes or not col.startswith(schema.CONFIG) or key in NOT_A_CONDITION or (declared.get(key) or {}).get("execution"):
+            continue
+        values = trials[col].astype(str)
+        if values.groupby([*groups, trials["_source"]]).nunique().max() == 1 and values.groupby(groups).nunique().max() > 1:
+            extra.append(key)
+            per_folder = "; ".join(f"{locations[i]}: {', '.join(sorted(set(v)))}" for i, v in values.groupby(trials["_source"]))
+            notes.append(f"the folders differ in {key} ({per_folder}): an axis of these results, so their trials "
+                         "never share a condition")
+    if not extra:
+        return contract
+    named = [a for a in contract.get("axes", []) if a != "seed"]
+    return {**contract, "axes": [*named, *extra, "seed"]}

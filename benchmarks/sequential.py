@@ -59,13 +59,16 @@ def main(argv=None) -> None:
     ap.add_argument("--interim", type=int, default=5)
     ap.add_argument("--max", type=int, default=40)
     ap.add_argument("--futility", type=float, default=None)
+    ap.add_argument("--kind", choices=["collapse", "quality"], action="append", help="default: both")
+    ap.add_argument("--hypotheses", choices=["null", "alternative"], action="append", help="default: both")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(2026)
+    print(f"futility: {args.futility or 'none'}, interims of {args.interim} up to {args.max}, family of {args.family}")
     print(f"| endpoint | hypotheses | sims | family-wise error (sequential) | MC s.e. | family-wise error (fixed n) | "
           f"power per true effect (seq / fixed) | seeds used / fixed | seconds |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for kind in ("collapse", "quality"):
-        for alternative in (False, True):
+    for kind in args.kind or ("collapse", "quality"):
+        for alternative in [h == "alternative" for h in args.hypotheses or ("null", "alternative")]:
             start, fw_seq, fw_fix, hits_seq, hits_fix, used = time.perf_counter(), 0, 0, 0, 0, 0
             true = {f"c{i}" for i in range(args.family) if i % 4 == 0} if alternative else set()
             for _ in range(args.sims):

@@ -16,10 +16,11 @@ def _cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def local_ray():
-    """An embedded local Ray for a test module (2 CPUs, no dashboard)."""
+    """A private embedded Ray for a test module (2 CPUs, no dashboard): "local", never the cluster
+    the machine's current-cluster file names (another user's, or a stale one)."""
     import ray
 
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 

@@ -16,6 +16,7 @@ from analysis.load import load_results
 from tests.conftest import ROOT
 from vi_contract import schema, upgrade
 from vi_contract.columns import column_of, condition_columns
+from vi_contract.read import ResultsError
 from vi_contract.tables import pack_id
 from vi_sweeps.cli import main
 
@@ -228,13 +229,13 @@ def test_migrate_leaves_a_v3_folder_alone_and_refuses_an_unknown_version(tmp_pat
     assert migrate([str(tmp_path / "x")]) == 2
 
 
-def test_a_folder_with_a_regime_axis_reports_beside_one_without(tmp_path):
+def test_folders_of_two_studies_are_refused_in_one_line_not_pooled(tmp_path):
     """Found by a hostile review (older than schema 3): the report of bn_ablation_digits beside
-    pacgan_baseline raised "'<' not supported between instances of 'str' and 'float'" (pandas
-    3's astype(str) keeps a missing label missing)."""
-    from analysis.report import analyse, convergence_rule
-
-    res = load_results([str(DOCS / "bn_ablation_digits"), str(DOCS / "pacgan_baseline")], warn=False)
-    conditions = analyse(res, convergence_rule(None, res)).frames()["conditions"]
-    assert sorted(set(conditions["regime"])) == ["None", "bn-1x1", "nobn-5x5"]
-    assert conditions.groupby("dataset")["n"].sum().to_dict() == {"grid25": 10, "ring8-r1": 10, "stacked-digits": 80}
+    pacgan_baseline raised "'<' not supported between instances of 'str' and 'float'"; once that
+    was fixed, it reported both under the first study's comparison alone (issue 33: the second's
+    vanished, its cells labelled regime=None). Now refused in one line naming both."""
+    with pytest.raises(ResultsError) as err:
+        load_results([str(DOCS / "bn_ablation_digits"), str(DOCS / "pacgan_baseline")], warn=False)
+    assert str(err.value) == (f"{DOCS / 'pacgan_baseline'} holds study 'pacgan_baseline' comparing nothing, "
+                              f"{DOCS / 'bn_ablation_digits'} study 'bn_ablation_digits' comparing lam against 0.0: "
+                              "a report compares within one study, so report each on its own")

@@ -1,9 +1,11 @@
 """`vi-sweep`: a thin table of commands over library functions users can also call.
 
-Exit codes: 0 every trial finished (a diverged trial is a finished, recorded result); 1 some
-trials errored or the sweep stopped early (a full disk, a lost lease); 2 bad input (nothing
-written); 3 the results folder is owned by another running driver; 130 interrupted (Ctrl-C)
-and 143 terminated (SIGTERM), each after a clean stop.
+Exit codes: 0 every trial of the run's selection finished (a diverged trial is a finished,
+recorded result; with --only, the part's trials); 1 some did not (errored, a pack lost its worker
+or node after its retries, or the sweep stopped early: a full disk, a lost lease); 2 bad input
+(nothing written; a Ray address that does not answer within 15 s); 3 the results folder is owned
+by another running driver; 130 interrupted (Ctrl-C) and 143 terminated (SIGTERM) at any stage,
+each after a clean stop.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import click
 from vi_contract.schema import STUDY_FILE
 from vi_contract.store import Store
 from vi_sweeps.cli_common import (
+    EXIT_ERRORED,
     EXIT_OK,
     OneLineErrors,
     driver_errors,
@@ -64,8 +67,9 @@ def validate(study, list_trials, assignments, plugin_names) -> None:
 @main.command()
 @click.argument("study", type=click.Path(dir_okay=False))
 @click.option("--results", default=None, help="folder or URI (s3://...); default results/NAME")
-@click.option("--address", default=None, help="a running Ray cluster: HOST:PORT, auto, or ray://HOST:10001 "
-              "(needs ray[client]); default: embedded local Ray")
+@click.option("--address", default=None, help="a running Ray cluster: HOST:PORT, auto (the one `ray start` "
+              "started on this machine), or ray://HOST:10001 (needs ray[client]); default: RAY_ADDRESS if set, else "
+              "a private embedded Ray")
 @click.option("--resume", is_flag=True, help="finish an interrupted sweep: as running the same command again, but "
               "refused when RESULTS holds no sweep (a mistyped path would start a new one)")
 @click.option("--max-concurrent", type=click.IntRange(min=1), default=None,
@@ -119,6 +123,7 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
         if "://" in results:
             fail_config(ConfigError("--tensorboard", ["results on object storage: pass a local folder, --tensorboard DIR"]))
         tensorboard = str(Path(results, "tensorboard").resolve())
+
     def run_part(part):
         return run_sweep(spec, results, address=address, max_concurrent=max_concurrent, force=force,
                          tensorboard=tensorboard or "", tracking=tracking, reuse=reuse or "", only=part)
@@ -127,7 +132,11 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
         if interims(spec.spec) and chosen is None:  # seeds in interims: the design chooses each round's packs
             from vi_sweeps.cli_sequential import run_sequential
 
-            outcome = run_sequential(spec, results, run_part) or run_part(set())
+            outcome, needed = run_sequential(spec, results, run_part)
+            outcome = outcome or run_part(needed)
+            click.echo(f"seeds in interims: the design ran {len(needed)} of the study's {len(spec.trials)} trials; the "
+                       "rest were not needed (their comparisons are decided, stopped or at max)", err=True)
+            chosen = needed
         else:
             outcome = run_part(chosen)
     counts = outcome.trials["status"].value_counts().to_dict() if len(outcome.trials) else {}
@@ -135,13 +144,17 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
     click.echo(f"results: {results}  ({', '.join(f'{v} {k}' for k, v in sorted(counts.items())) or 'nothing run'})")
     if outcome.stop_reason:
         click.echo(f"stopped: {outcome.stop_reason}", err=True)
-    if outcome.unfinished:
-        lines = [f"  {d}{'' if tid in started else ' (no results yet)'}"
-                 for tid, d in zip(outcome.unfinished, describe(spec, outcome.unfinished), strict=True)]
-        click.echo(f"{len(outcome.unfinished)} trial(s) did not finish; run the same command again to resume them:", err=True)
+    left = [tid for tid in outcome.unfinished if chosen is None or tid in chosen]
+    if left:
+        lines = [f"  {d}{'' if tid in started else ' (no results yet)'}" for tid, d in zip(left, describe(spec, left), strict=True)]
+        click.echo(f"{len(left)} trial(s) did not finish; run the same command again to resume them:", err=True)
         click.echo("\n".join(lines[:30] + ([f"  ... and {len(lines) - 30} more"] if len(lines) > 30 else [])), err=True)
-    if report and outcome.exit_code == EXIT_OK:
-        write_report([results], f"{results}/report")
+    if chosen is not None and only:
+        click.echo(f"this part (--only): {len(chosen) - len(left)} of its {len(chosen)} trials finished; "
+                   f"{len(outcome.unfinished) - len(left)} other trial(s) of the study remain for a run without --only "
+                   "(or with their --only)", err=True)
+    if report and outcome.exit_code in (EXIT_OK, EXIT_ERRORED) and not outcome.stop_reason:
+        write_report([results], f"{results}/report")  # errored trials too: a report of what finished
     sys.exit(outcome.exit_code)
 
 
@@ -150,7 +163,8 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
 @click.option("--trials", "n_trials", type=click.IntRange(min=1), default=None,
               help="suggestions per search cell (default: the study's)")
 @click.option("--results", default=None, help="folder or URI; default results/NAME")
-@click.option("--address", default=None, help="a running Ray cluster; default: embedded local Ray")
+@click.option("--address", default=None, help="a running Ray cluster (as run's); default: RAY_ADDRESS if set, "
+              "else a private embedded Ray")
 @click.option("--max-concurrent", type=click.IntRange(min=1), default=None, help="Ray trials at once")
 @click.option("--report/--no-report", default=True, show_default=True)
 @track_option

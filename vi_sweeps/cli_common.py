@@ -18,7 +18,7 @@ from vi_sweeps import plugins
 from vi_sweeps.errors import ConfigError
 from vi_sweeps.tracking import resolve
 
-EXIT_OK, EXIT_ERRORED, EXIT_BAD_INPUT, EXIT_OWNED = 0, 1, 2, 3
+EXIT_OK, EXIT_ERRORED, EXIT_BAD_INPUT, EXIT_OWNED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 @contextlib.contextmanager
@@ -73,9 +73,9 @@ class OneLineErrors(click.Group):
         except click.ClickException as err:
             err.show()
             sys.exit(err.exit_code)
-        except click.exceptions.Abort:
+        except click.exceptions.Abort:  # a second Ctrl-C, or one outside a driver
             click.echo("aborted", err=True)
-            sys.exit(EXIT_ERRORED)
+            sys.exit(EXIT_INTERRUPTED)
 
 
 def load_or_exit(path: str, assignments: tuple[str, ...] = (), with_ids: bool = False, plugin_names: tuple[str, ...] = ()):

@@ -61,7 +61,8 @@ def progress_line(comparisons: list, design: dict) -> str:
 
 def run_sequential(study: Study, results: str, run_part: Callable[[set[str]], object]):
     """Run the design's rounds through `run_part(only)` (an ordinary run of those trial ids) until
-    it needs nothing new; returns the last round's outcome (None when nothing was left to run)."""
+    it needs nothing new. Returns (the last round's outcome, None when nothing was left to run;
+    the trial ids the design needed)."""
     outcome = None
     while True:
         chosen, comparisons = plan(study, results)
@@ -72,7 +73,7 @@ def run_sequential(study: Study, results: str, run_part: Callable[[set[str]], ob
         except (ResultsError, OSError, StoreError):
             done = set()
         if chosen <= done:
-            return outcome
+            return outcome, chosen
         outcome = run_part(chosen)
         if getattr(outcome, "exit_code", 0) != 0:
-            return outcome
+            return outcome, chosen

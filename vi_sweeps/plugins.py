@@ -129,7 +129,7 @@ def load(names: list[str] | tuple[str, ...], base: str | Path = ".", source: str
             out.append(_load_one(str(name), Path(base)))
         except ConfigError:
             raise
-        except Exception as err:  # noqa: BLE001 - whatever the plugin raised, said in one line
+        except (Exception, SystemExit) as err:  # noqa: BLE001 - whatever the plugin raised (an exit too), in one line
             raise ConfigError(source, [f"{where}{name}: cannot be loaded ({type(err).__name__}: "
                                        f"{str(err).splitlines()[0] if str(err) else ''})"]) from None
     return out
@@ -172,7 +172,7 @@ def load_entry_points() -> list[Plugin]:
         try:
             with _registering(ep.module), _no_exit(ep.module):
                 ep.load()
-        except Exception as err:  # noqa: BLE001 - an installed plugin that fails is named, in one line
+        except (Exception, SystemExit) as err:  # noqa: BLE001 - an installed plugin that fails (or exits), in one line
             first = str(err).splitlines()[0] if str(err) else ""
             raise ConfigError(f"entry point {ep.name} ({ENTRY_POINT_GROUP})",
                               [f"{ep.value}: cannot be loaded ({type(err).__name__}: {first})"]) from None

@@ -26,7 +26,7 @@ from vi_contract.store import Store, StoreError
 from vi_contract.tables import Consolidation, record_error, trial_status
 from vi_sweeps import plugins
 from vi_sweeps.config import ConfigError, TrialConfig
-from vi_sweeps.control import Progress, SweepControl, progress_callback
+from vi_sweeps.control import Progress, Stopped, SweepControl, progress_callback
 from vi_sweeps.expansion import Study, condition_key
 from vi_sweeps.ray_session import run_config, trainable_for
 from vi_sweeps.runner import Member, PackSpec
@@ -118,33 +118,46 @@ def run_search(study: Study, results: str, n_trials: int | None = None, address:
     if not search.storage and "://" in results:
         raise ConfigError("search.storage", ["results on remote storage need an Optuna storage URL"])
     n_trials = n_trials or search.trials
-    with driving(study, results, address, force) as (store, control, consolidation):
-        url = storage_url(search, store)
-        storage = optuna.storages.RDBStorage(url)
-        names, outcomes = [], []
-        with control.signals():
-            for base, labels in cells(study):
-                if control.should_stop():
-                    break
-                name, ran = _search_cell(study, store, storage, base, labels, n_trials, max_concurrent,
-                                         show_progress, control, consolidation, tracking)
-                names.append(name)
-                outcomes += ran
-        interrupted = bool(control.reason)
+    control, names = SweepControl(), []
+    with control.signals():
         try:
-            for spec, error in outcomes:
-                if error is not None:  # a pack that failed (after Ray's retries) is an error, as in `run`
-                    for member, tid in zip(spec.members, spec.trial_ids, strict=True):
-                        record_error(store, {**member.config, "trial_id": tid}, member.labels, study.name,
-                                     error[:2000], spec.pack_id, spec.search_trial)
-                    control.stop("some search trials failed; their errors are in RESULTS/errors/", 1)
-                elif not interrupted:  # stopped by the scheduler; an interrupted trial is unfinished instead
-                    mark_pruned(store, spec.trial_ids)
-            consolidation.write()
-            export_search(storage, names, store, url, search.objective.mode)
-        except StoreError as err:
-            control.stop(f"{err}; run the same command again once the store is writable", 1)
+            with driving(study, results, address, force, control) as (store, consolidation):
+                _search_cells(study, store, control, consolidation, n_trials, max_concurrent, show_progress,
+                              tracking, names)
+        except Stopped:
+            pass  # a signal before any trial began: the control says why
     return names, control
+
+
+def _search_cells(study: Study, store: Store, control: SweepControl, consolidation: Consolidation, n_trials: int,
+                  max_concurrent: int | None, show_progress: bool, tracking, names: list[str]) -> None:
+    """Every cell's search, then its failures and prunings recorded and the tables written;
+    `names` gets each cell's Optuna study name as it starts."""
+    search = study.spec.search
+    url = storage_url(search, store)
+    storage = optuna.storages.RDBStorage(url)
+    outcomes = []
+    for base, labels in cells(study):
+        if control.should_stop():
+            break
+        name, ran = _search_cell(study, store, storage, base, labels, n_trials, max_concurrent,
+                                 show_progress, control, consolidation, tracking)
+        names.append(name)
+        outcomes += ran
+    interrupted = bool(control.reason)
+    try:
+        for spec, error in outcomes:
+            if error is not None:  # a pack that failed (after Ray's retries) is an error, as in `run`
+                for member, tid in zip(spec.members, spec.trial_ids, strict=True):
+                    record_error(store, {**member.config, "trial_id": tid}, member.labels, study.name,
+                                 error[:2000], spec.pack_id, spec.search_trial)
+                control.stop("some search trials failed; their errors are in RESULTS/errors/", 1)
+            elif not interrupted:  # stopped by the scheduler; an interrupted trial is unfinished instead
+                mark_pruned(store, spec.trial_ids)
+        consolidation.write()
+        export_search(storage, names, store, url, search.objective.mode)
+    except StoreError as err:
+        control.stop(f"{err}; run the same command again once the store is writable", 1)
 
 
 def _search_cell(study: Study, store: Store, storage, base: dict, labels: dict, n_trials: int,

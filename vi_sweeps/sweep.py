@@ -15,6 +15,7 @@ cannot be written (a full disk), or when another driver takes the lease over.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import posixpath
 import sys
@@ -34,11 +35,20 @@ from vi_contract.store import Store, StoreError
 from vi_contract.tables import Consolidation, clear_error, record_error, restore_trial_files
 from vi_sweeps import claims, evaluation, plugins
 from vi_sweeps.config import ConfigError
-from vi_sweeps.control import Progress, SweepControl, progress_callback
+from vi_sweeps.control import Progress, Stopped, SweepControl, progress_callback
 from vi_sweeps.datasets import DATASETS, build_dataset
 from vi_sweeps.expansion import PACKING, Study, layout_pack_ids, layout_packs
 from vi_sweeps.imagecache import BadImage
-from vi_sweeps.ray_session import check_resources, log_handler, machine_kind, quiet_ray_logs, ray_session, run_config, trainable_for
+from vi_sweeps.ray_session import (
+    check_resources,
+    embedded,
+    log_handler,
+    machine_kind,
+    quiet_ray_logs,
+    ray_session,
+    run_config,
+    trainable_for,
+)
 from vi_sweeps.results import contract, unbuildable, versions, with_history
 from vi_sweeps.reuse import reuse_finished
 from vi_sweeps.rowcheck import RowCheck
@@ -198,9 +208,11 @@ def prepare_data(study: Study, local: bool = True) -> None:
             raise ConfigError(study.source, [unbuildable(cfg.dataset, err)]) from None
 
 
-def prepare_store(study: Study, results: str, declared: dict | None = None) -> Store:
+def prepare_store(study: Study, results: str, declared: dict | None = None,
+                  session: str = "none: written outside a sweep") -> Store:
     """The results folder set up for a run: leftovers removed, the study, the contract (`declared`,
-    computed before anything is written; else here), versions.json and the trial files restored."""
+    computed before anything is written; else here), versions.json (with the Ray session it ran
+    in) and the trial files restored."""
     store = Store.open(results)
     left = store.remove_leftovers()
     if left:
@@ -218,7 +230,8 @@ def prepare_store(study: Study, results: str, declared: dict | None = None) -> S
     store.write_bytes(schema.CONTRACT_FILE, json.dumps({**declared, **({"claims": recorded} if recorded else {})},
                                                        indent=1, default=str).encode())
     earlier = store.read_bytes(schema.VERSIONS_FILE) if store.exists(schema.VERSIONS_FILE) else b""
-    now = {**versions(), "machine": machine_kind(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    now = {**versions(), "machine": machine_kind(), "ray_session": session,
+           "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     store.write_bytes(schema.VERSIONS_FILE, json.dumps(with_history(now, earlier), indent=2).encode())
     restored = restore_trial_files(store, layout_pack_ids(study))
     if restored:
@@ -247,16 +260,18 @@ def describe(study: Study, ids: list[str]) -> list[str]:
 
 
 @contextmanager
-def driving(study: Study, results: str, address: str | None, force: bool):
+def driving(study: Study, results: str, address: str | None, force: bool, control: SweepControl):
     """Everything a driver does before and after its trials: the study, the location, the data
     and the cluster's resources checked before anything is written; then the results folder
-    taken (its lease), prepared and handed over; the lease released at the end. Yields
-    (store, control, consolidation)."""
+    taken (its lease), prepared and handed over; the lease released at the end. A signal
+    between these stages (the caller holds control.signals()) raises Stopped. Yields (store,
+    consolidation)."""
     check_location(study, results)
-    prepare_data(study, local=address is None)
+    prepare_data(study, local=embedded(address))
     declared = contract(study)  # builds the 2-D data sets (their geometry): before anything is written
-    control = SweepControl()
-    with ray_session(address):
+    control.check()
+    with ray_session(address, control) as session:
+        control.check()
         check_resources(study)
         try:
             store = Store.open(results)
@@ -265,11 +280,20 @@ def driving(study: Study, results: str, address: str | None, force: bool):
                                             f"{getattr(err, 'strerror', None) or err}"]) from None
         control.lease = Lease(store).acquire(force)
         try:
-            prepare_store(study, results, declared)
+            prepare_store(study, results, declared, session)
             quiet_ray_logs(log_handler(store))
-            yield store, control, Consolidation(store, study.name, RowCheck.of(study))
+            control.check()
+            yield store, Consolidation(store, study.name, RowCheck.of(study))
         finally:
             control.lease.release()
+
+
+def trials_so_far(results: str) -> pd.DataFrame:
+    """The trials table of a driver stopped before its trials began: what the folder holds."""
+    try:
+        return Consolidation(Store.open(results, create=False)).build()[0]
+    except (OSError, pa.ArrowException, LocationError, StoreError):
+        return pd.DataFrame(columns=["trial_id", "status"])
 
 
 def run_sweep(study: Study, results: str, address: str | None = None, max_concurrent: int | None = None,
@@ -280,49 +304,67 @@ def run_sweep(study: Study, results: str, address: str | None = None, max_concur
     vi_sweeps.tracking.Tracking, resolved (its runs through Ray Tune's logger callbacks).
     `reuse`: another results folder whose finished trials of the same ids are taken, not run
     (vi_sweeps.reuse). `only`: run just these trial ids (vi_sweeps.subset); the rest stay
-    unfinished."""
+    unfinished, and the exit code is 0 when every one of these finished."""
     if reuse:
         check_reusable(reuse)
-    with driving(study, results, address, force) as (store, control, consolidation):
-        if reuse:
-            print(f"reused {reuse_finished(reuse, study, store)} finished trials of {reuse} (the same trial ids: "
-                  "the same numbers)", file=sys.stderr)
-        done = consolidation.finished_ids()
-        todo = {t.trial_id for t in study.trials} - done
-        if only is not None:
-            todo &= only
-        shown = len(study.trials) if only is None else len(only)
-        progress = Progress(study.name, shown, shown - len(todo)) if show_progress else None
-        if todo:
-            for tid in todo:
-                clear_error(store, tid)
-            packs = make_packs(study, store.uri, todo, tensorboard)
-            if progress is not None:
-                progress.cost_todo = sum(p.cost for p in packs)
-            with control.signals():
-                grid = _fit_grid(study, store, packs, control, progress, consolidation, max_concurrent, tracking)
-            try:
-                for result in grid:
-                    if result.error is not None and not control.reason:
-                        spec = packs[result.config["pack"]]
-                        for member, tid in zip(spec.members, spec.trial_ids, strict=True):
-                            record_error(store, {**member.config, "trial_id": tid}, member.labels, study.name,
-                                         repr(result.error)[:2000], spec.pack_id)
-            except StoreError as err:
-                control.stop(str(err), 1)
+    control, progress = SweepControl(), None
+    with control.signals():
         try:
-            trials, _ = consolidation.write()
-        except StoreError as err:
-            # The per-trial files hold everything; the tables are rebuilt by the next run.
-            control.stop(control.reason or f"{err}; the consolidated tables were not updated", 1)
-            trials, _ = consolidation.build()
+            with driving(study, results, address, force, control) as (store, consolidation):
+                progress = _run_trials(study, store, control, consolidation, max_concurrent, show_progress,
+                                       tensorboard, tracking, reuse, only)
+                try:
+                    trials, _ = consolidation.write()
+                except StoreError as err:
+                    # The per-trial files hold everything; the tables are rebuilt by the next run.
+                    control.stop(control.reason or f"{err}; the consolidated tables were not updated", 1)
+                    trials, _ = consolidation.build()
+        except Stopped:
+            trials = trials_so_far(results)
     if progress is not None:
         progress.finish()
     finished = set(trials.loc[trials["status"].isin(schema.FINISHED), "trial_id"])
     unfinished = [t.trial_id for t in study.trials if t.trial_id not in finished]
-    errored = (trials["status"] == "error").any()
-    code = control.exit_code or (1 if errored else 0)
+    selected = {t.trial_id for t in study.trials} if only is None else only
+    code = control.exit_code or (1 if selected & set(unfinished) else 0)
     return SweepOutcome(trials, unfinished, control.reason, code)
+
+
+def _run_trials(study: Study, store: Store, control: SweepControl, consolidation: Consolidation,
+                max_concurrent: int | None, show_progress: bool, tensorboard: str, tracking, reuse: str,
+                only: set[str] | None) -> Progress | None:
+    """The unfinished trials of the selection, run on Ray Tune; a pack that failed after its
+    retries is recorded as errors. Returns the progress line shown."""
+    if reuse:
+        print(f"reused {reuse_finished(reuse, study, store)} finished trials of {reuse} (the same trial ids: "
+              "the same numbers)", file=sys.stderr)
+    todo = {t.trial_id for t in study.trials} - consolidation.finished_ids()
+    if only is not None:
+        todo &= only
+    shown = len(study.trials) if only is None else len(only)
+    progress = Progress(study.name, shown, shown - len(todo)) if show_progress else None
+    if not todo:
+        return progress
+    for tid in todo:
+        clear_error(store, tid)
+    packs = make_packs(study, store.uri, todo, tensorboard)
+    if progress is not None:
+        progress.cost_todo = sum(p.cost for p in packs)
+    try:
+        grid = _fit_grid(study, store, packs, control, progress, consolidation, max_concurrent, tracking)
+        for result in grid:
+            if result.error is not None and not control.reason:
+                spec = packs[result.config["pack"]]
+                for member, tid in zip(spec.members, spec.trial_ids, strict=True):
+                    record_error(store, {**member.config, "trial_id": tid}, member.labels, study.name,
+                                 repr(result.error)[:2000], spec.pack_id)
+    except StoreError as err:
+        control.stop(str(err), 1)
+    except Exception as err:  # noqa: BLE001 - Ray's own failure: its traceback to RESULTS/ray.log, the summary here
+        logging.getLogger("ray").error("the sweep's Ray Tune run failed", exc_info=err)
+        first = (str(err).strip().splitlines() or [""])[0][:300]
+        control.stop(f"Ray failed: {type(err).__name__}: {first} (Ray's report: RESULTS/ray.log)", 1)
+    return progress
 
 
 def _fit_grid(study: Study, store: Store, packs: list[PackSpec], control: SweepControl,
