@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -318,3 +319,10 @@ def report_sections(studies: list[Study]) -> list[tuple[str, str, object]]:
                                "verdict") if c in cells]] if len(cells) else cells
     fixed = " (fixed-n analysis)" if any(s.contract.get("interims") for s in studies) else ""
     return [("Declared claims: the answer", "", answers + [VERDICT_WORDS]), (f"Declared claims: every cell{fixed}", "", shown)]
+
+
+def is_folder_of_exports(path: str) -> bool:
+    """A local folder that is no results folder itself but holds exported ones (docs/reproduction)."""
+    root = Path(path)
+    return (root.is_dir() and not (root / schema.TRIALS_FILE).exists() and not (root / schema.CONTRACT_FILE).exists()
+            and any((p / schema.TRIALS_FILE).exists() for p in root.iterdir() if p.is_dir()))

@@ -191,3 +191,15 @@ def test_a_baseline_that_barely_loses_modes_reads_premise_absent(tmp_path):
     _, lines = decide_claims.decide_folders([str(planted_study(tmp_path, [CLAIMS[0]], arms))])
     assert lines == ["modes (planted): not decided: premise absent in every cell (3): the baseline barely shows what the "
                      "claim would change"]
+
+
+def test_vi_sweep_claims_on_the_folder_of_exports_regenerates_claims_md(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from tests.conftest import ROOT
+    from vi_sweeps.cli import main
+
+    monkeypatch.chdir(ROOT)  # the page names the folder as given
+    out = CliRunner().invoke(main, ["claims", "docs/reproduction", "--out", str(tmp_path / "CLAIMS.md")])
+    assert out.exit_code == 0, out.output
+    assert (tmp_path / "CLAIMS.md").read_text() == (ROOT / "docs" / "reproduction" / "CLAIMS.md").read_text()

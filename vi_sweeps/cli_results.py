@@ -71,8 +71,17 @@ def export(results, dest) -> None:
 def claims(results, out) -> None:
     """Decide the claims the studies declared (`claims:`), one line per claim, and write them
     with their cells to a Markdown file (read-only on the results)."""
-    from analysis.claims import decide_folders  # the report path
+    from analysis.claims import decide_folders, is_folder_of_exports  # the report path
 
+    if len(results) == 1 and is_folder_of_exports(results[0]):  # docs/reproduction: the paper's page, CLAIMS.md
+        from analysis.claims_page import write_claims
+
+        try:
+            click.echo(f"claims: {write_claims(results[0], out)}")
+        except ResultsError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        return
     target = out or f"{results[0]}/claims.md"
     try:
         text, lines = decide_folders(list(results))
