@@ -65,4 +65,4 @@ def test_a_plugin_that_exits_at_import_is_an_import_failure(tmp_path):
     r = subprocess.run([sys.executable, "-m", "vi_sweeps.cli", "validate", str(path)], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 2, r.stderr
-    assert r.stderr.strip() == f"{path}: plugins[0]: quits.py: cannot be loaded (SystemExit: 0)"
+    assert r.stderr.strip() == f"{path}: plugins[0]: quits.py: cannot be loaded (ImportError: quits raised SystemExit(0) on import)"

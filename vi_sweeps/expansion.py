@@ -228,7 +228,7 @@ def _check_values(spec: StudyFile, problems: list[str]) -> None:
 
 
 def grid_size(spec: StudyFile) -> int:
-    seeds = len(seed_list(spec))
+    seeds = spec.seeds["max"] if isinstance(spec.seeds, dict) else spec.seeds if isinstance(spec.seeds, int) else len(spec.seeds)
     return len(spec.models) * len(spec.datasets) * math.prod(len(v) for v in spec.grid.values()) * seeds
 
 

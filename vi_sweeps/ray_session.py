@@ -172,7 +172,7 @@ def connect(address: str, control: SweepControl) -> None:
         except BaseException as err:  # noqa: BLE001 - handed to the main thread
             outcome.append(err)
 
-    os.environ.setdefault("RAY_gcs_server_port_wait_time_s", "10")  # a refused token fails in ~10 s
+    os.environ.setdefault("RAY_gcs_server_port_wait_time_s", "6")  # a refused token fails in ~6 s, inside CONNECT_WITHIN_S
     thread = threading.Thread(target=attempt, name="vi-sweeps-connect", daemon=True)
     deadline = time.monotonic() + CONNECT_WITHIN_S
     thread.start()
