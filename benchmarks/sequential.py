@@ -64,8 +64,8 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     rng = np.random.default_rng(2026)
     print(f"futility: {args.futility or 'none'}, interims of {args.interim} up to {args.max}, family of {args.family}")
-    print(f"| endpoint | hypotheses | sims | family-wise error (sequential) | MC s.e. | family-wise error (fixed n) | "
-          f"power per true effect (seq / fixed) | seeds used / fixed | seconds |")
+    print("| endpoint | hypotheses | sims | family-wise error (sequential) | MC s.e. | family-wise error (fixed n) | "
+          "power per true effect (seq / fixed) | seeds used / fixed | seconds |")
     print("|---|---|---|---|---|---|---|---|---|")
     for kind in args.kind or ("collapse", "quality"):
         for alternative in [h == "alternative" for h in args.hypotheses or ("null", "alternative")]:
