@@ -73,5 +73,5 @@ def test_the_family_wise_error_under_the_null_is_at_most_alpha(kind):
 
     rng = np.random.default_rng(1)
     sims = 200
-    errors = sum(bool(one_sweep(rng, kind, 12, 5, 40, False, None)[0]) for _ in range(sims))  # 10,000 in RESULTS.md
+    errors = sum(bool(one_sweep(rng, kind, 12, 5, 40, False, None)[0]) for _ in range(sims))
     assert errors / sims <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / sims)
