@@ -134,8 +134,9 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
 
             outcome, needed = run_sequential(spec, results, run_part)
             outcome = outcome or run_part(needed)
-            click.echo(f"seeds in interims: the design ran {len(needed)} of the study's {len(spec.trials)} trials; the "
-                       "rest were not needed (their comparisons are decided, stopped or at max)", err=True)
+            if not outcome.stop_reason:  # a stopped sweep has not reached the design's end: nothing to say of the rest
+                click.echo(f"seeds in interims: the design ran {len(needed)} of the study's {len(spec.trials)} trials; "
+                           "the rest were not needed (their comparisons are decided, stopped or at max)", err=True)
             chosen = needed
         else:
             outcome = run_part(chosen)
