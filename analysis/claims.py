@@ -271,7 +271,8 @@ VERDICT_WORDS = ("A cell **supports** or **contradicts** its claim only where th
 
 
 def _table(frame: pd.DataFrame) -> str:
-    head = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
+    head = ("| " + " | ".join(tables.md_escape(c).replace("|", "\\|") for c in frame.columns) + " |\n|"
+            + "---|" * len(frame.columns) + "\n")
     fmt = lambda v: f"{v:.2g}" if isinstance(v, float) else tables.md_escape(v).replace("|", "\\|")  # noqa: E731
     return head + "".join("| " + " | ".join(fmt(v) for v in row) + " |\n" for row in frame.itertuples(index=False))
 

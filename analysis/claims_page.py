@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import convergence, tables
+from analysis.claims import _table as markdown_table
 from analysis.claims import decide, declared_claims, markdown
 from analysis.evidence import COST_COLUMNS, calibration, cost_table, dose_response, stabiliser_grid
 from analysis.load import load_results
@@ -26,12 +27,7 @@ from vi_contract.read import ResultsError
 
 
 def _table(frame: pd.DataFrame) -> str:
-    if frame.empty:
-        return "_(no rows)_\n"
-    head = ("| " + " | ".join(tables.md_escape(c).replace("|", "\\|") for c in frame.columns) + " |\n|"
-            + "---|" * len(frame.columns) + "\n")
-    fmt = lambda v: f"{v:.2g}" if isinstance(v, float) else tables.md_escape(v)  # noqa: E731
-    return head + "".join("| " + " | ".join(fmt(v) for v in row) + " |\n" for row in frame.itertuples(index=False))
+    return markdown_table(frame) if not frame.empty else "_(no rows)_\n"
 
 
 DOSE_STUDIES = ("bn_ablation", "bn_ablation_digits")  # the lambda x regime grids

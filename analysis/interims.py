@@ -41,6 +41,7 @@ class Comparison:
     family: str
     name: str  # data set, cell and comparison, as the claims page names them
     members: tuple  # a finished trial id of each arm: what names the conditions it needs seeds of
+    expect: str = "lower"  # what the claim predicts of the treatment
     path: sequential.Path | None = None
     favourable: bool = False
 
@@ -67,15 +68,15 @@ def paths(study: Study, interim: int, maximum: int, alpha_of: dict[str, float], 
                                      b[b[config("seed")].isin(seeds)], study))
             cell = ", ".join(f"{k}={v}" for k, v in extra.items())
             name = f"{d.claim['id']}: {dataset}{', ' + cell if cell else ''}, {comparison}"
-            found.append((Comparison(d.claim["id"], d.family, name, (t["trial_id"].iloc[0], b["trial_id"].iloc[0])), zs))
+            found.append((Comparison(d.claim["id"], d.family, name, (t["trial_id"].iloc[0], b["trial_id"].iloc[0]),
+                                     d.claim["primary"]["expect"]), zs))
     out = []
     for family in dict.fromkeys(c.family for c, _ in found):
         members = [(c, z) for c, z in found if c.family == family]
         decided = sequential.decide({c.name: z for c, z in members}, fractions, alpha_of.get(family, 0.05), futility)
         for c, z in members:
             c.path = decided[c.name]
-            expect = next(d.claim["primary"]["expect"] for d in claims.declared_claims([study]) if d.claim["id"] == c.claim)
-            c.favourable = bool(z) and (z[-1] < 0) == (expect == "lower")
+            c.favourable = bool(z) and (z[-1] < 0) == (c.expect == "lower")
             out.append(c)
     return out
 
