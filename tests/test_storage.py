@@ -105,3 +105,54 @@ def test_consolidation_rereads_only_the_trial_files_that_changed(tmp_path):
     assert [a is b for a, b in zip(first, second, strict=True)] == [True, True, False, True, True, True]
     paths[4].unlink()  # and one is gone (quarantined by another reader, say)
     assert len(files.read()) == 5
+
+
+class Replacing:
+    """An object store whose file is replaced between being sized and fetched, every time:
+    each fetch returns the first bytes of the next version, stamped a moment ago."""
+
+    def __init__(self, versions, age_s=0.0):
+        import time
+        self.versions, self.reads, self.age_s, self.born = versions, 0, age_s, time.time()
+
+    def get_file_info(self, path):
+        import time
+
+        import pyarrow.fs as pafs
+        blob = self.versions[min(self.reads, len(self.versions) - 1)]
+        return pafs.FileInfo(path, pafs.FileType.File, size=len(blob), mtime=(time.time() if len(self.versions) > 1 else self.born) - self.age_s)
+
+    def open_input_stream(self, path):
+        import pyarrow as pa
+        current, self.reads = self.versions[self.reads % len(self.versions)], self.reads + 1
+        following = self.versions[self.reads % len(self.versions)]
+        return pa.BufferReader(following[:len(current)])
+
+
+def test_a_file_replaced_at_every_read_is_not_read_this_time_and_never_taken_for_corrupt():
+    # The clean-clone CI of 2026-12-07 saw test_s3's writer/reader race take a trial file being
+    # rewritten for corrupt (the driver quarantines corrupt files: a good trial would rerun):
+    # four reads, each meeting a newer version, all failed to parse. Before the fix this read
+    # gave CORRUPT; a file that never held still while read is now only "not read this time".
+    import io
+
+    import pyarrow.parquet as pq
+
+    from vi_contract.files import StillChanging, read_parquet
+    from vi_contract.tables import TrialFiles
+
+    versions = []
+    for n in (1, 2, 3, 4, 5, 6):
+        sink = io.BytesIO()
+        pq.write_table(rows(range(10, 10 * n + 1, 10), "running"), sink)
+        versions.append(sink.getvalue())
+    with pytest.raises(StillChanging):
+        read_parquet(Replacing(versions), "trials/abc.parquet")
+    files = TrialFiles(Replacing(versions), "")
+    assert files._read_one("trials/abc.parquet") is None
+    # a file that held still for a minute and does not parse is corrupt, as before
+    import pyarrow as pa
+    still = Replacing([b"PAR1 not a footer"], age_s=60)
+    assert TrialFiles(Replacing([b"PAR1 not a footer"], age_s=60), "")._read_one("x.parquet") is not None
+    with pytest.raises(pa.ArrowInvalid):
+        read_parquet(still, "trials/abc.parquet")

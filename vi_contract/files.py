@@ -38,25 +38,48 @@ def open_location(location: str) -> tuple[pafs.FileSystem, str]:
                             "s3://BUCKET/PATH, gs://BUCKET/PATH, file:///PATH") from None
 
 
+class StillChanging(OSError):
+    """A file that did not parse while it was being replaced: no evidence that it is corrupt."""
+
+
+CHANGING_NS = 5 * 10**9  # object stores stamp modification to the second: this recent may still be moving
+
+
+def _stamp(fs: pafs.FileSystem, path: str) -> tuple[int, int] | None:
+    try:
+        info = fs.get_file_info(path)
+    except OSError:
+        return None
+    return (info.mtime_ns or 0, info.size or 0) if info.type == pafs.FileType.File else None
+
+
 def read_parquet(fs: pafs.FileSystem, path: str, columns: list[str] | None = None, tries: int = 4) -> pa.Table:
     """A Parquet file, read whole. On object storage a reader that sizes an object and then
     fetches it can meet a newer version in between (a trial file rewritten at an evaluation)
-    and see bytes that do not parse; so an unparsable read is tried again, and only a file
-    that fails every time is taken for corrupt."""
-    def read() -> pa.Table:
-        with fs.open_input_stream(path) as f:
-            return pq.read_table(pa.BufferReader(f.read()), columns=columns)
-
-    for attempt in range(tries - 1):
+    and see bytes that do not parse; so an unparsable read is tried again, and a file that
+    still fails is taken for corrupt only if it held still: the bytes read are its whole
+    current size, its stamp did not move while it was read, and (on object storage, whose
+    stamps are to the second) it was last written more than a few seconds ago. Otherwise
+    StillChanging (an OSError: not read this time) is raised."""
+    for attempt in range(tries):
+        before, blob = _stamp(fs, path), b""
         try:
-            return read()
-        except FileNotFoundError:
+            with fs.open_input_stream(path) as f:
+                blob = f.read()
+            return pq.read_table(pa.BufferReader(blob), columns=columns)
+        except (pa.ArrowInvalid, OSError) as err:
+            if isinstance(err, FileNotFoundError) or attempt == tries - 1 and not isinstance(err, pa.ArrowInvalid):
+                raise
+            if attempt < tries - 1:
+                time.sleep(0.1 * (attempt + 1))
+                continue
+            after = _stamp(fs, path)
+            moving = (after is None or before != after or after[1] != len(blob)
+                      or (not isinstance(fs, pafs.LocalFileSystem) and after[0] > time.time_ns() - CHANGING_NS))
+            if moving:
+                raise StillChanging(f"{path} changed while it was read") from None
             raise
-        except (pa.ArrowInvalid, OSError):
-            time.sleep(0.1 * (attempt + 1))
-    return read()
-
-
+    raise AssertionError("unreachable")
 
 
 def write_problem(path: str, want: str = "file") -> str | None:
