@@ -132,3 +132,21 @@ def test_inception_score_closed_forms():
     assert fm.logits_to_inception_score(certain, 10, seed=2020) == pytest.approx(10.0)
     # every image the same prediction: IS = 1
     assert fm.logits_to_inception_score(torch.randn(1, 10).expand(500, 10), 10) == pytest.approx(1.0)
+
+
+def test_the_inception_loaded_on_its_own_leaves_torch_fidelity_findable():
+    # The stand-in package vi_sweeps.metrics puts in sys.modules had no __spec__, so any later
+    # importlib.util.find_spec("torch_fidelity") in the process raised "ValueError:
+    # torch_fidelity.__spec__ is None" (seen when pytest-xdist ran this file after
+    # test_images in one worker: five errors at the fixture above).
+    if importlib.util.find_spec("torch_fidelity") is None:
+        pytest.skip("torch-fidelity is not installed")
+    from vi_sweeps.metrics import inception_class
+
+    saved = sys.modules.pop("torch_fidelity", None)
+    try:
+        inception_class()
+        assert importlib.util.find_spec("torch_fidelity").submodule_search_locations
+    finally:
+        if saved is not None:
+            sys.modules["torch_fidelity"] = saved

@@ -310,9 +310,9 @@ def inception_class():
         if spec is None:
             raise ImportError("fid_inception needs torch-fidelity: pip install 'vi-sweeps[fid]' "
                               "(or pip install --no-deps torch-fidelity beside a CPU torch)") from None
-        package = types.ModuleType("torch_fidelity")
-        package.__path__ = list(spec.submodule_search_locations)
-        sys.modules["torch_fidelity"] = package
+        stand_in = importlib.machinery.ModuleSpec("torch_fidelity", None, origin=spec.origin, is_package=True)
+        stand_in.submodule_search_locations = list(spec.submodule_search_locations)  # find_spec works after
+        sys.modules["torch_fidelity"] = importlib.util.module_from_spec(stand_in)
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
     return FeatureExtractorInceptionV3
 
