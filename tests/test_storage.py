@@ -120,7 +120,8 @@ class Replacing:
 
         import pyarrow.fs as pafs
         blob = self.versions[min(self.reads, len(self.versions) - 1)]
-        return pafs.FileInfo(path, pafs.FileType.File, size=len(blob), mtime=(time.time() if len(self.versions) > 1 else self.born) - self.age_s)
+        stamp = time.time() if len(self.versions) > 1 else self.born
+        return pafs.FileInfo(path, pafs.FileType.File, size=len(blob), mtime=stamp - self.age_s)
 
     def open_input_stream(self, path):
         import pyarrow as pa

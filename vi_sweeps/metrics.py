@@ -46,7 +46,6 @@ import logging
 import math
 import os
 import sys
-import types
 import warnings
 import zipfile
 from collections.abc import Callable
