@@ -333,7 +333,7 @@ def provenance(res: Results) -> pd.DataFrame:
     rows = []
     for source in res.sources:
         v = dict(source["versions"] or {})
-        runs = v.pop("runs", None)  # every run's record (vi_sweeps.results.with_history): the top is the last one's
+        runs = v.pop("runs", None)  # every run's record (vi_sweeps.engine.results.with_history): the top is the last one's
         if "machine" not in v and v:
             v["machine"] = ", ".join(x for x in (v.get("gpu", ""), "not recorded (versions.json before the field)") if x)
         row = {"results": source["location"]}

@@ -163,7 +163,7 @@ def open_storage(location: str):
 
 
 def space_distributions(study_text: str) -> dict:
-    """Optuna's distributions of a study file's `search.space` (as vi_sweeps.search builds them)."""
+    """Optuna's distributions of a study file's `search.space` (as vi_sweeps.sweep.search builds them)."""
     import optuna
 
     out = {}

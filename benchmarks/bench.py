@@ -43,8 +43,8 @@ sys.path.insert(0, str(ROOT))
 def bench_trial() -> None:
     import torch
 
-    from vi_sweeps.config import TrialConfig
-    from vi_sweeps.trial import Trial, evaluations
+    from vi_sweeps.study.config import TrialConfig
+    from vi_sweeps.engine.trial import Trial, evaluations
 
     torch.set_num_threads(1)
     cfg = TrialConfig(dataset="ring8", iterations=5000, eval_every=1000, lam=5.0, threads=1)
@@ -60,9 +60,9 @@ def bench_dcgan(rounds: int = 5, iters: int = 40) -> None:
     import torch
     import torch.nn.functional as F
 
-    from vi_sweeps.architectures import build_nets
-    from vi_sweeps.config import TrialConfig
-    from vi_sweeps.trial import Trial
+    from vi_sweeps.gan.architectures import build_nets
+    from vi_sweeps.study.config import TrialConfig
+    from vi_sweeps.engine.trial import Trial
 
     torch.set_num_threads(1)
     cfg = TrialConfig(dataset="digits", image_size=16, batch_size=64, lam=5.0, bn=True, threads=1)
@@ -127,8 +127,8 @@ def _pack_worker(args) -> tuple[float, float]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from vi_sweeps.config import TrialConfig
-    from vi_sweeps.trial import Trial
+    from vi_sweeps.study.config import TrialConfig
+    from vi_sweeps.engine.trial import Trial
 
     torch.set_num_threads(1)
     cfgs = [TrialConfig(**PACK_CASES[case], lam=5.0, iterations=10**6, eval_every=10**6, seed=offset + s) for s in range(k)]
@@ -180,9 +180,9 @@ def bench_pack(ks: tuple[int, ...] = (1, 4, 16, 64), seconds: float = 6.0) -> No
 
 def bench_ray() -> None:
     from vi_contract.store import Store
-    from vi_sweeps.runner import PackRunner
-    from vi_sweeps.study import load_study
-    from vi_sweeps.sweep import make_packs
+    from vi_sweeps.engine.runner import PackRunner
+    from vi_sweeps.study.load import load_study
+    from vi_sweeps.sweep.driver import make_packs
 
     study = load_study(ROOT / "studies/quickstart.yaml")
     tmp = Path(tempfile.mkdtemp(prefix="vi-bench-"))
@@ -266,9 +266,9 @@ def bench_images(n_images: int = 5000, batches: int = 20) -> None:
     import torch
     from PIL import Image
 
-    from vi_sweeps.config import TrialConfig
-    from vi_sweeps.datasets import build_dataset, image_files
-    from vi_sweeps.imagecache import preprocess
+    from vi_sweeps.study.config import TrialConfig
+    from vi_sweeps.data.datasets import build_dataset, image_files
+    from vi_sweeps.data.imagecache import preprocess
 
     tmp = Path(tempfile.mkdtemp(prefix="vi-bench-"))
     rng = np.random.default_rng(0)
@@ -306,7 +306,7 @@ def bench_frechet(dim: int = 2048) -> None:
     from scipy import linalg
     from threadpoolctl import threadpool_limits
 
-    from vi_sweeps.metrics import statistics_to_frechet
+    from vi_sweeps.metrics.evaluators import statistics_to_frechet
 
     torch.set_num_threads(1)
     threadpool_limits(1)
@@ -334,8 +334,8 @@ STABILISER_OPTIONS = {"none": {}, "anchor": {"lam": 5.0}, "r1": {"r1": 10.0}, "r
 def bench_stabilisers(rounds: int = 3, iters: int = 30) -> None:
     import torch
 
-    from vi_sweeps.config import TrialConfig
-    from vi_sweeps.trial import Trial
+    from vi_sweeps.study.config import TrialConfig
+    from vi_sweeps.engine.trial import Trial
 
     torch.set_num_threads(1)
     cases = {"ring8, pack of 16": (dict(dataset="ring8", lr=1e-3), 16),
@@ -370,9 +370,9 @@ def bench_cost(rounds: int = 3, seconds: float = 1.5, out: Path = COST_FILE) -> 
     import pandas as pd
     import torch
 
-    from vi_sweeps.expansion import layout_packs
-    from vi_sweeps.study import load_study
-    from vi_sweeps.trial import Trial
+    from vi_sweeps.study.expansion import layout_packs
+    from vi_sweeps.study.load import load_study
+    from vi_sweeps.engine.trial import Trial
 
     torch.set_num_threads(1)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()

@@ -27,7 +27,7 @@ def local_ray():
 
 def tiny(**overrides):
     """The smallest config that exercises the real code paths."""
-    from vi_sweeps.config import TrialConfig
+    from vi_sweeps.study.config import TrialConfig
 
     values = dict(iterations=4, eval_every=2, eval_samples=200, batch_size=16, hidden=16,
                   mlp_layers=2, width=8, z_dim=4)
@@ -56,14 +56,16 @@ def isolated_plugins():
     the loaded plugins and their modules are put back as they were."""
     import sys
 
-    from vi_sweeps import config, plugins
-    from vi_sweeps.architectures import ARCHITECTURES
-    from vi_sweeps.datasets import DATASETS
-    from vi_sweeps.losses import ALI_LOSSES, GAN_LOSSES
-    from vi_sweeps.metrics import EVALUATORS
-    from vi_sweeps.objectives import OBJECTIVES
-    from vi_sweeps.packing import PACK_RULES
-    from vi_sweeps.stabilisers import STABILISERS
+    from vi_sweeps.study import config
+
+    from vi_sweeps.core import plugins
+    from vi_sweeps.gan.architectures import ARCHITECTURES
+    from vi_sweeps.data.datasets import DATASETS
+    from vi_sweeps.gan.losses import ALI_LOSSES, GAN_LOSSES
+    from vi_sweeps.metrics.evaluators import EVALUATORS
+    from vi_sweeps.gan.families import OBJECTIVES
+    from vi_sweeps.gan.packing import PACK_RULES
+    from vi_sweeps.gan.stabilisers import STABILISERS
 
     registries = (ARCHITECTURES, DATASETS, EVALUATORS, OBJECTIVES, STABILISERS, GAN_LOSSES, ALI_LOSSES)
     saved = [(dict(r._entries), dict(r._origins)) for r in registries]

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from tests.conftest import tiny
-from vi_sweeps.architectures import ARCHITECTURES, build_nets
+from vi_sweeps.gan.architectures import ARCHITECTURES, build_nets
 
 CASES = {"mlp": dict(dataset="ring8"), "pacgan": dict(dataset="ring8", z_dim=2),
          "dcgan": dict(dataset="digits", image_size=16),

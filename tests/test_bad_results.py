@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from analysis.synthetic import synthetic_results
 from tests.conftest import ROOT
 from vi_contract import schema
-from vi_sweeps.cli import main
+from vi_sweeps.cli.commands import main
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ EXPORTS = {"into itself": lambda r, t: str(r), "inside it": lambda r, t: str(r /
 def test_an_export_never_writes_over_its_source_or_into_a_full_folder(pristine, tmp_path, case):
     from click.testing import CliRunner
 
-    from vi_sweeps.cli import main
+    from vi_sweeps.cli.commands import main
 
     r = tmp_path / "r"
     shutil.copytree(pristine, r)

@@ -8,10 +8,10 @@ import tracemalloc
 
 from click.testing import CliRunner
 
-from vi_sweeps.cli import main
-from vi_sweeps.config import shown
-from vi_sweeps.expansion import TRIAL_BYTES, available_memory
-from vi_sweeps.study import load_study_text
+from vi_sweeps.cli.commands import main
+from vi_sweeps.study.config import shown
+from vi_sweeps.study.expansion import TRIAL_BYTES, available_memory
+from vi_sweeps.study.load import load_study_text
 
 
 def alias_bomb(levels: int = 9) -> str:

@@ -15,9 +15,9 @@ from analysis.synthetic import KEYS, synthetic_contract
 from analysis.verdicts import Study
 from vi_contract import schema
 from vi_contract.tables import setting_values, with_metadata
-from vi_sweeps.claims import record
-from vi_sweeps.config import ConfigError
-from vi_sweeps.study import load_study_text
+from vi_sweeps.study.claims import record
+from vi_sweeps.study.config import ConfigError
+from vi_sweeps.study.load import load_study_text
 
 SEEDS = 20
 # lam -> (seeds that lose modes, high-quality share, fd_2d): 5 a real drop in mode loss, 50 a null,
@@ -157,9 +157,9 @@ def test_time_to_collapse_is_a_log_rank_test_in_the_right_direction():
 def test_a_sweep_records_its_claims_refuses_a_changed_one_and_the_cli_decides_them(local_ray, tmp_path):
     from click.testing import CliRunner
 
-    from vi_sweeps.cli import main
-    from vi_sweeps.study import load_study
-    from vi_sweeps.sweep import run_sweep
+    from vi_sweeps.cli.commands import main
+    from vi_sweeps.study.load import load_study
+    from vi_sweeps.sweep.driver import run_sweep
 
     study_file = tmp_path / "claimed.yaml"
     study_file.write_text(STUDY.replace("seeds: 2", "seeds: 2\npack_seeds: 2\nbase: {hidden: 16, eval_samples: 300}"))
@@ -197,7 +197,7 @@ def test_vi_sweep_claims_on_the_folder_of_exports_regenerates_claims_md(tmp_path
     from click.testing import CliRunner
 
     from tests.conftest import ROOT
-    from vi_sweeps.cli import main
+    from vi_sweeps.cli.commands import main
 
     monkeypatch.chdir(ROOT)  # the page names the folder as given
     out = CliRunner().invoke(main, ["claims", "docs/reproduction", "--out", str(tmp_path / "CLAIMS.md")])

@@ -3,7 +3,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from vi_sweeps.cli import main
+from vi_sweeps.cli.commands import main
 
 
 def test_trial_command_writes_rows_and_samples(tmp_path):
@@ -37,7 +37,7 @@ def test_bad_config_value_exits_2_naming_key_and_choices(tmp_path):
 
 
 def test_list_keys_marks_exactly_the_execution_keys_and_the_unvectorised_models():
-    from vi_sweeps.config import EXECUTION_KEYS, TrialConfig
+    from vi_sweeps.study.config import EXECUTION_KEYS, TrialConfig
 
     out = CliRunner().invoke(main, ["trial", "--list-keys"]).output
     rows = {line.split()[0]: line for line in out.splitlines()[1:] if line and line.split()[0] in TrialConfig.model_fields}

@@ -19,8 +19,8 @@ from tests.conftest import ROOT
 from vi_contract import schema
 from vi_contract.store import Store
 from vi_contract.tables import finished_ids
-from vi_sweeps.study import load_study
-from vi_sweeps.sweep import run_sweep
+from vi_sweeps.study.load import load_study
+from vi_sweeps.sweep.driver import run_sweep
 
 pytestmark = pytest.mark.ray
 

@@ -62,12 +62,12 @@ def pinned(name: str, path: Path = PINS) -> str:
 
 def celeba_trials() -> tuple[dict, int, str]:
     """(one trial's bundle, how many Ray trials, the placement strategy): Tune turns the
-    {"cpu", "gpu"} dict that vi_sweeps.ray_session.trainable_for hands to tune.with_resources into one
+    {"cpu", "gpu"} dict that vi_sweeps.sweep.ray_session.trainable_for hands to tune.with_resources into one
     placement group per trial (resource_dict_to_pg_factory); a trial is a pack of seeds."""
     from ray.tune.execution.placement_groups import resource_dict_to_pg_factory
 
-    from vi_sweeps.expansion import condition_key, pack_layout
-    from vi_sweeps.study import load_study
+    from vi_sweeps.study.expansion import condition_key, pack_layout
+    from vi_sweeps.study.load import load_study
 
     study = load_study(STUDY)
     res = study.spec.resources
@@ -445,7 +445,7 @@ def claims(text: str) -> set[int]:
 
 
 def test_the_trials_per_gpu_sentence_says_one_number_the_study_agrees_with():
-    from vi_sweeps.study import load_study
+    from vi_sweeps.study.load import load_study
 
     for path in CLAIMING:
         assert claims(path.read_text()), f"{path.relative_to(ROOT)} no longer says how many trials share a GPU"

@@ -10,9 +10,9 @@ from analysis import tables
 from analysis.load import load_results
 from vi_contract import schema
 from vi_contract.read import ResultsError
-from vi_sweeps.cli import main
-from vi_sweeps.study import load_study
-from vi_sweeps.sweep import run_sweep
+from vi_sweeps.cli.commands import main
+from vi_sweeps.study.load import load_study
+from vi_sweeps.sweep.driver import run_sweep
 
 pytestmark = pytest.mark.ray
 

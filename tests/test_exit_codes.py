@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from vi_contract import schema
-from vi_sweeps.cli import main
-from vi_sweeps.study import load_study
-from vi_sweeps.sweep import run_sweep
+from vi_sweeps.cli.commands import main
+from vi_sweeps.study.load import load_study
+from vi_sweeps.sweep.driver import run_sweep
 
 pytestmark = pytest.mark.ray
 

@@ -1,4 +1,4 @@
-"""Precision, recall, density, coverage, KID and IS (vi_sweeps.feature_metrics) against the
+"""Precision, recall, density, coverage, KID and IS (vi_sweeps.metrics.features) against the
 reference implementations on the same feature arrays: the `prdc` package (Naeem et al.'s own
 code) and torch-fidelity's feature-to-metric functions; and their closed forms."""
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from vi_sweeps import feature_metrics as fm
+from vi_sweeps.metrics import features as fm
 
 prdc = pytest.importorskip("prdc")
 
@@ -135,13 +135,13 @@ def test_inception_score_closed_forms():
 
 
 def test_the_inception_loaded_on_its_own_leaves_torch_fidelity_findable():
-    # The stand-in package vi_sweeps.metrics puts in sys.modules had no __spec__, so any later
+    # The stand-in package vi_sweeps.metrics.evaluators puts in sys.modules had no __spec__, so any later
     # importlib.util.find_spec("torch_fidelity") in the process raised "ValueError:
     # torch_fidelity.__spec__ is None" (seen when pytest-xdist ran this file after
     # test_images in one worker: five errors at the fixture above).
     if importlib.util.find_spec("torch_fidelity") is None:
         pytest.skip("torch-fidelity is not installed")
-    from vi_sweeps.metrics import inception_class
+    from vi_sweeps.metrics.evaluators import inception_class
 
     saved = sys.modules.pop("torch_fidelity", None)
     try:

@@ -7,10 +7,10 @@ import ray
 import torch
 
 from vi_contract import schema
-from vi_sweeps.config import ConfigError
-from vi_sweeps.study import load_study
-from vi_sweeps.sweep import run_sweep
-from vi_sweeps.trial import select_device
+from vi_sweeps.study.config import ConfigError
+from vi_sweeps.study.load import load_study
+from vi_sweeps.sweep.driver import run_sweep
+from vi_sweeps.engine.trial import select_device
 
 pytestmark = pytest.mark.ray
 

@@ -9,11 +9,12 @@ from click.testing import CliRunner
 from torch import nn
 
 from tests.conftest import ROOT, tiny
-from vi_sweeps import losses, plugins
-from vi_sweeps.cli import main
-from vi_sweeps.config import ConfigError, make_config, register_key
-from vi_sweeps.packing import pack
-from vi_sweeps.study import definition_differences, load_study_text
+from vi_sweeps.gan import losses
+from vi_sweeps.core import plugins
+from vi_sweeps.cli.commands import main
+from vi_sweeps.study.config import ConfigError, make_config, register_key
+from vi_sweeps.gan.packing import pack
+from vi_sweeps.study.load import definition_differences, load_study_text
 
 pytestmark = pytest.mark.usefixtures("isolated_plugins")  # what a test's plugins register goes with it
 
@@ -41,7 +42,7 @@ def _plugin(tmp_path, stem, body):
 
 def test_a_plugins_source_is_part_of_the_ids_of_the_trials_that_use_it(tmp_path):
     """Before: editing a plugin's data set kept every trial id (fd_2d 1.568 then 30.35 under one id)."""
-    _plugin(tmp_path, "idsrc_plugin", "from vi_sweeps.datasets import DATASETS, DatasetSpec, describe_mixture, ring\n"
+    _plugin(tmp_path, "idsrc_plugin", "from vi_sweeps.data.datasets import DATASETS, DatasetSpec, describe_mixture, ring\n"
             "DATASETS.register('idsrc-ring', spec=DatasetSpec('vector', 'mixture', describe=describe_mixture))"
             "(lambda cfg: ring(3.0, 0.05))\n")
     mine = make_config({"dataset": "idsrc-ring"})
@@ -72,10 +73,10 @@ def test_a_config_key_named_like_a_result_column_never_touches_it():
 def test_a_plugin_penalty_of_the_wrong_shape_is_refused_naming_it(tmp_path):
     """Before: a scalar penalty broadcast into every member's loss (loss/d 0.7682 packed vs 0.7214 alone)."""
     from tests.test_packing import as_pack
-    from vi_sweeps.trial import Trial
+    from vi_sweeps.engine.trial import Trial
 
-    _plugin(tmp_path, "scalar_plugin", "from vi_sweeps.config import register_key\n"
-            "from vi_sweeps.stabilisers import STABILISERS, Stabiliser\n"
+    _plugin(tmp_path, "scalar_plugin", "from vi_sweeps.study.config import register_key\n"
+            "from vi_sweeps.gan.stabilisers import STABILISERS, Stabiliser\n"
             "register_key('scalar_w', 0.0, 'a scalar penalty')\n"
             "STABILISERS.register('scalar', spec=Stabiliser(('scalar_w',), 'wrong shape', "
             "d_penalty=lambda s: s.family.cfg.scalar_w * s.real_logits.pow(2).mean()))\n")
@@ -87,7 +88,7 @@ def test_a_plugin_penalty_of_the_wrong_shape_is_refused_naming_it(tmp_path):
 def test_a_data_set_naming_an_unknown_evaluator_is_bad_input(tmp_path):
     """Before: an UnknownName traceback, exit 1."""
     path = tmp_path / "badeval_plugin.py"
-    path.write_text("from vi_sweeps.datasets import DATASETS, DatasetSpec, ring\n"
+    path.write_text("from vi_sweeps.data.datasets import DATASETS, DatasetSpec, ring\n"
                     "DATASETS.register('badeval6', spec=DatasetSpec('vector', 'nosuch-evaluator'))(lambda cfg: ring(1, 0.1))\n")
     r = CliRunner().invoke(main, ["trial", "--plugin", str(path), "--dataset", "badeval6", "--iterations", "1"])
     assert r.exit_code == 2 and "unknown evaluator 'nosuch-evaluator'; valid choices:" in r.output, r.output
@@ -130,7 +131,7 @@ def test_a_run_on_a_folder_with_a_trial_file_of_schema_99_is_refused(tmp_path):
 
     from analysis.synthetic import synthetic_results
     from vi_contract import schema
-    from vi_sweeps.sweep import run_sweep
+    from vi_sweeps.sweep.driver import run_sweep
 
     folder = tmp_path / "live"
     synthetic_results(folder, {(True, 1, 0.0): 0.5}, 2, per_trial_files=True)
@@ -149,7 +150,7 @@ def test_the_gradient_penalty_of_a_zeroed_critic_has_finite_gradients():
 
 
 def test_pack_refuses_backward_pre_hooks_and_hooked_layers_inside_spectral_norm():
-    from vi_sweeps.architectures import SpectralNorm
+    from vi_sweeps.gan.architectures import SpectralNorm
 
     hooked = nn.Linear(2, 2)
     hooked.register_full_backward_pre_hook(lambda m, g: None)
@@ -167,7 +168,7 @@ def test_a_plugin_file_must_have_a_module_name(tmp_path):
 
 
 def test_migrate_of_a_folder_that_is_not_results_is_one_line(tmp_path, capsys):
-    from vi_sweeps.migrate import main as migrate_main
+    from vi_sweeps.engine.migrate import main as migrate_main
 
     assert migrate_main([str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err

@@ -18,9 +18,10 @@ from torch import nn
 
 from analysis.load import load_results
 from tests.conftest import tiny
-from vi_sweeps import eval_keys, metrics
-from vi_sweeps.datasets import _fingerprint
-from vi_sweeps.trial import cpu_name
+from vi_sweeps.metrics import keys as eval_keys
+from vi_sweeps.metrics import evaluators as metrics
+from vi_sweeps.data.datasets import _fingerprint
+from vi_sweeps.engine.trial import cpu_name
 
 SIDE, DIMS, CLASSES, SCALE = 8, 64, 10, 8.0
 
@@ -101,7 +102,7 @@ def as_samples(images: np.ndarray) -> torch.Tensor:
 def evaluate(tmp_path, extractor, samples: torch.Tensor, **kw):
     """The rows of a trial on the folder of REAL whose generator is `samples`, through
     Trial and evaluations() as a sweep runs them."""
-    from vi_sweeps.trial import Trial, evaluations
+    from vi_sweeps.engine.trial import Trial, evaluations
 
     root = tmp_path / "faces"
     if not root.exists():
@@ -161,7 +162,7 @@ def test_a_planted_off_by_one_in_the_value_range_changes_fid(tmp_path, cache, ex
 def test_precision_recall_density_coverage_kid_and_is_equal_the_references_on_the_pixels(tmp_path, cache, extractor):
     import prdc
 
-    from vi_sweeps.feature_metrics import features_to_kid, logits_to_inception_score
+    from vi_sweeps.metrics.features import features_to_kid, logits_to_inception_score
 
     net, _ = extractor
     held_out = pixels(N, 1)
@@ -205,7 +206,7 @@ def test_the_reference_features_are_cached_and_their_key_holds_the_precision(tmp
 
 
 def test_no_fid_weights_turns_every_image_metric_off(tmp_path, cache):
-    from vi_sweeps.trial import Trial, evaluations
+    from vi_sweeps.engine.trial import Trial, evaluations
 
     root = save_folder(tmp_path / "faces", REAL[:20])
     trial = Trial(tiny(dataset="image-folder", data_root=str(root), image_size=8, crop=0, fid_weights="none"))
@@ -223,7 +224,7 @@ def test_a_five_seed_stacked_digits_study_and_an_image_folder_study_report_every
     from click.testing import CliRunner
 
     from analysis import tables
-    from vi_sweeps.cli import main
+    from vi_sweeps.cli.commands import main
 
     root = save_folder(tmp_path / "faces", REAL[:120])
     study = tmp_path / "coverage.yaml"

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from tests.conftest import tiny
-from vi_sweeps.config import ConfigError
-from vi_sweeps.datasets import _fingerprint, build_dataset, image_files
-from vi_sweeps.imagecache import BadImage, preprocess
+from vi_sweeps.study.config import ConfigError
+from vi_sweeps.data.datasets import _fingerprint, build_dataset, image_files
+from vi_sweeps.data.imagecache import BadImage, preprocess
 
 
 def make_folder(root, n=12, size=(60, 48), seed=0):
@@ -60,7 +60,7 @@ def test_sampling_the_cache_gives_the_batches_of_decoding_each_image(tmp_path, c
 def _open_cache(args):
     root, cache_dir = args
     os.environ["VI_SWEEPS_CACHE"] = cache_dir
-    from vi_sweeps.datasets import image_cache
+    from vi_sweeps.data.datasets import image_cache
 
     meta = image_cache(cfg_for(root)).meta
     return meta["built_by"], f"{os.uname().nodename}:{os.getpid()}"
@@ -95,7 +95,7 @@ def test_a_corrupt_image_is_named_or_skipped_with_a_count(tmp_path, cache, capsy
 
 
 def test_a_study_on_a_folder_with_a_corrupt_image_exits_2_before_anything_is_written(tmp_path, cache):
-    from vi_sweeps.cli import main
+    from vi_sweeps.cli.commands import main
 
     root = make_folder(tmp_path / "faces", n=3)
     (root / "001.jpg").write_bytes(b"garbage")
@@ -111,7 +111,7 @@ def test_a_study_on_a_folder_with_a_corrupt_image_exits_2_before_anything_is_wri
 
 
 def test_missing_fid_weights_are_a_clear_error_naming_the_way_out(tmp_path, cache, monkeypatch):
-    from vi_sweeps.metrics import inception_weights
+    from vi_sweeps.metrics.evaluators import inception_weights
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     with pytest.raises(FileNotFoundError, match="run `vi-sweep fetch-weights`.*fid_weights=none"):
@@ -123,7 +123,7 @@ def test_missing_fid_weights_are_a_clear_error_naming_the_way_out(tmp_path, cach
 def random_inception_weights(tmp_path_factory):
     """torch-fidelity's real Inception-v3, with random weights (no download here): the FID
     pipeline runs as it would, only its numbers mean nothing."""
-    from vi_sweeps.metrics import inception_class
+    from vi_sweeps.metrics.evaluators import inception_class
 
     try:
         inception = inception_class()
@@ -143,7 +143,7 @@ def random_inception_weights(tmp_path_factory):
 
 
 def test_fid_runs_on_the_trials_device_and_its_reference_is_computed_once(tmp_path, cache, random_inception_weights):
-    from vi_sweeps.trial import Trial, evaluations
+    from vi_sweeps.engine.trial import Trial, evaluations
 
     root = make_folder(tmp_path / "faces", n=20)
     cfg = cfg_for(root, fid_samples=16, eval_samples=100, iterations=2).model_copy(
@@ -165,7 +165,7 @@ def test_fid_runs_on_the_trials_device_and_its_reference_is_computed_once(tmp_pa
     # 20 images with fid_samples 20 it is all of them: the same statistics in any order
     full = Trial(cfg.model_copy(update={"fid_samples": 20}))
     feats = full.evaluator.features(full.data.images()[torch.arange(20)].float() / 127.5 - 1)
-    from vi_sweeps.metrics import features_to_statistics
+    from vi_sweeps.metrics.evaluators import features_to_statistics
 
     mu, _ = features_to_statistics(feats)
     assert torch.allclose(mu, full.evaluator.ref[0], atol=1e-6)
@@ -177,7 +177,7 @@ def test_the_reference_statistics_are_shared_between_nodes_through_the_results_s
     puts it in RESULTS/references/; the second takes it from there and computes nothing."""
     from vi_contract.schema import REFERENCES_DIR
     from vi_contract.store import Store
-    from vi_sweeps.trial import Trial
+    from vi_sweeps.engine.trial import Trial
 
     root = make_folder(tmp_path / "faces", n=20)
     cfg = cfg_for(root, fid_samples=16).model_copy(update={"fid_weights": str(random_inception_weights)})
@@ -196,7 +196,7 @@ def test_the_reference_statistics_are_shared_between_nodes_through_the_results_s
 
 
 def test_packs_and_trials_of_one_process_share_one_copy_of_the_images(tmp_path, cache):
-    from vi_sweeps.trial import Trial
+    from vi_sweeps.engine.trial import Trial
 
     root = make_folder(tmp_path / "faces", n=8)
     pack = Trial([cfg_for(root, seed=s, pack_size=3, pack_index=s) for s in range(3)])  # one pack of three seeds
@@ -208,7 +208,7 @@ def test_packs_and_trials_of_one_process_share_one_copy_of_the_images(tmp_path, 
 def test_a_store_that_cannot_take_the_reference_warns_and_the_trial_goes_on(tmp_path, cache, random_inception_weights):
     from vi_contract.schema import REFERENCES_DIR
     from vi_contract.store import Store
-    from vi_sweeps.trial import Trial
+    from vi_sweeps.engine.trial import Trial
 
     root = make_folder(tmp_path / "faces", n=20)
     cfg = cfg_for(root, fid_samples=16).model_copy(update={"fid_weights": str(random_inception_weights)})
@@ -221,7 +221,7 @@ def test_a_store_that_cannot_take_the_reference_warns_and_the_trial_goes_on(tmp_
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_on_cuda_the_images_the_extractor_and_the_samples_live_on_the_device(tmp_path, cache, random_inception_weights):
-    from vi_sweeps.trial import Trial, evaluations
+    from vi_sweeps.engine.trial import Trial, evaluations
 
     root = make_folder(tmp_path / "faces", n=20)
     cfg = cfg_for(root, fid_samples=16, device="cuda").model_copy(update={"fid_weights": str(random_inception_weights)})
@@ -258,8 +258,8 @@ def test_fetch_weights_downloads_or_copies_them_where_trials_look(tmp_path, monk
     import http.server
     import threading
 
-    from vi_sweeps.cli import main
-    from vi_sweeps.metrics import default_weights_path, inception_weights
+    from vi_sweeps.cli.commands import main
+    from vi_sweeps.metrics.evaluators import default_weights_path, inception_weights
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     payload = os.urandom(4096)
@@ -296,8 +296,8 @@ def test_fetch_weights_downloads_or_copies_them_where_trials_look(tmp_path, monk
 def test_a_driver_on_a_cluster_names_the_trials_but_leaves_caches_and_weights_to_their_nodes(tmp_path, cache, monkeypatch):
     """On a cluster the driver runs on a CPU head: building the image cache there, and asking
     for FID weights there, refused (or delayed) a sweep whose trials run on GPU nodes."""
-    from vi_sweeps.study import load_study_text
-    from vi_sweeps.sweep import prepare_data
+    from vi_sweeps.study.load import load_study_text
+    from vi_sweeps.sweep.driver import prepare_data
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no weights on this node
     root = make_folder(tmp_path / "faces", n=6)

@@ -11,9 +11,9 @@ from analysis.report import build_report
 from analysis.synthetic import synthetic_results
 from analysis.tables import md_escape
 from vi_contract import schema
-from vi_sweeps import tracking
-from vi_sweeps.cli import main
-from vi_sweeps.datasets import DATASETS, DatasetSpec
+from vi_sweeps.track import spec as tracking
+from vi_sweeps.cli.commands import main
+from vi_sweeps.data.datasets import DATASETS, DatasetSpec
 
 ESCAPE = "../../../../../escaped"
 STUDY = f"""

@@ -1,4 +1,4 @@
-"""A Key declares its role, note and scale once (vi_sweeps.keys); the contract carries them and
+"""A Key declares its role, note and scale once (vi_sweeps.core.keys); the contract carries them and
 every reader reads them there, results written before keys declared them through one shim
 (vi_contract.read.ROLES_BEFORE_DECLARED) (issue 20)."""
 
@@ -10,9 +10,9 @@ from analysis import tables
 from analysis.load import load_results
 from tests.conftest import ROOT
 from vi_contract.read import ROLES_BEFORE_DECLARED, declared_keys
-from vi_sweeps import eval_keys
-from vi_sweeps.keys import Key
-from vi_sweeps.metrics import EVALUATORS
+from vi_sweeps.metrics import keys as eval_keys
+from vi_sweeps.core.keys import Key
+from vi_sweeps.metrics.evaluators import EVALUATORS
 
 
 def test_each_evaluator_declares_exactly_one_quality_key_with_a_direction():
@@ -62,7 +62,7 @@ def test_an_export_written_before_roles_reads_through_the_shim_and_migrates_to_e
 
     import pandas as pd
 
-    from vi_sweeps.migrate import declare_keys
+    from vi_sweeps.engine.migrate import declare_keys
 
     folder = tmp_path / "bn_ablation"
     shutil.copytree(ROOT / "docs" / "reproduction" / "bn_ablation", folder)

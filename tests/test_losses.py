@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from vi_sweeps import losses
+from vi_sweeps.gan import losses
 
 LN2 = math.log(2.0)
 

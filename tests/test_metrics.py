@@ -6,8 +6,9 @@ import torch
 
 from tests.conftest import tiny
 from vi_contract.rules import Rule, collapse_rule, is_collapsed
-from vi_sweeps import eval_keys, metrics
-from vi_sweeps.datasets import build_dataset, digits_split
+from vi_sweeps.metrics import keys as eval_keys
+from vi_sweeps.metrics import evaluators as metrics
+from vi_sweeps.data.datasets import build_dataset, digits_split
 
 
 @pytest.fixture
@@ -71,7 +72,7 @@ def test_frechet_of_sample_statistics_does_not_depend_on_chunking():
 
 
 def test_reference_classifier_holds_97_percent_on_held_out_digits():
-    from vi_sweeps.refnet import accuracy, reference_classifier
+    from vi_sweeps.metrics.refnet import accuracy, reference_classifier
 
     net = reference_classifier(16)
     _, _, x_test, y_test = digits_split(16)
@@ -108,7 +109,7 @@ def test_collapse_rule():
 
 
 def test_a_collapse_rule_must_name_a_metric_of_its_data_set():
-    from vi_sweeps.config import ConfigError, make_config
+    from vi_sweeps.study.config import ConfigError, make_config
 
     with pytest.raises(ConfigError, match="unknown metric 'fid_inception'; valid choices: modes"):
         make_config({"dataset": "ring8", "collapse_rule": "fid_inception>100"})
@@ -116,7 +117,7 @@ def test_a_collapse_rule_must_name_a_metric_of_its_data_set():
 
 
 def test_every_evaluator_declares_keys_the_contract_carries():
-    from vi_sweeps.keys import Key
+    from vi_sweeps.core.keys import Key
 
     for name in metrics.EVALUATORS.names():
         declared = metrics.EVALUATORS.meta(name).metrics
@@ -190,7 +191,7 @@ def test_digits_manifold_metrics_use_min_of_prdc_samples_generated_and_real():
 
 
 def test_versions_name_the_gpu_cuda_and_driver_where_there_is_one(monkeypatch):
-    from vi_sweeps import results
+    from vi_sweeps.engine import results
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert results.gpu_versions() == {}
@@ -209,7 +210,7 @@ def test_versions_name_the_gpu_cuda_and_driver_where_there_is_one(monkeypatch):
 
 
 def test_a_trials_rows_record_the_resolved_device_never_auto(monkeypatch):
-    from vi_sweeps import trial as trial_module
+    from vi_sweeps.engine import trial as trial_module
 
     run = trial_module.Trial(tiny(dataset="ring8"))
     rows = [e.row for evals in trial_module.evaluations(run) for e in evals]

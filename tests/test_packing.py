@@ -1,5 +1,5 @@
 """K networks packed into one compute exactly what each computes alone, and K seeds trained
-as one pack train exactly as K single trials (vi_sweeps.packing, vi_sweeps.trial)."""
+as one pack train exactly as K single trials (vi_sweeps.gan.packing, vi_sweeps.engine.trial)."""
 
 import json
 import math
@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from tests.conftest import tiny
-from vi_sweeps.architectures import ARCHITECTURES, build_nets
-from vi_sweeps.objectives import OBJECTIVES
-from vi_sweeps.packing import load_members, member_state, pack
-from vi_sweeps.trial import Trial, evaluations
+from vi_sweeps.gan.architectures import ARCHITECTURES, build_nets
+from vi_sweeps.gan.families import OBJECTIVES
+from vi_sweeps.gan.packing import load_members, member_state, pack
+from vi_sweeps.engine.trial import Trial, evaluations
 
 K = 3
 ARCH_CASES = {"mlp": (dict(dataset="ring8"), (2,)), "pacgan": (dict(dataset="ring8"), (2,)),
@@ -164,7 +164,7 @@ def test_a_diverging_member_leaves_the_others_untouched():
 
 @pytest.mark.parametrize("extra", [{}, {"ema": 0.9, "ema_start": 5}], ids=["anchor", "ema-starting-after-the-resume"])
 def test_a_pack_resumed_from_member_checkpoints_continues_bit_for_bit(extra):
-    from vi_sweeps.objectives import from_bytes, to_bytes
+    from vi_sweeps.gan.families import from_bytes, to_bytes
 
     cfgs = as_pack([tiny(iterations=8, eval_every=2, lam=5.0, bn=True, seed=s, **extra) for s in range(K)])
     straight = Trial(cfgs, keep_samples=True)
@@ -184,7 +184,7 @@ def test_a_pack_resumed_from_member_checkpoints_continues_bit_for_bit(extra):
 def test_a_member_whose_evaluation_fails_is_recorded_and_its_pack_goes_on(tmp_path, monkeypatch):
     from vi_contract.store import Store
     from vi_contract.tables import trial_status
-    from vi_sweeps.runner import Member, PackRunner, PackSpec
+    from vi_sweeps.engine.runner import Member, PackRunner, PackSpec
 
     cfgs = as_pack([tiny(iterations=6, eval_every=2, seed=s) for s in range(K)])
     store = Store.open(str(tmp_path / "r"))
@@ -206,7 +206,7 @@ def test_a_member_whose_evaluation_fails_is_recorded_and_its_pack_goes_on(tmp_pa
         trial.evaluator = evaluator
         return trial
 
-    monkeypatch.setattr("vi_sweeps.runner.Trial", flaky)
+    monkeypatch.setattr("vi_sweeps.engine.runner.Trial", flaky)
     summaries = list(runner.run())
     ids = spec.trial_ids
     assert summaries[-1]["step"] == 6
@@ -225,7 +225,7 @@ def test_a_pack_partly_finished_resumes_only_its_unfinished_members(tmp_path):
     from vi_contract import schema
     from vi_contract.store import Store
     from vi_contract.tables import trial_status
-    from vi_sweeps.runner import Member, PackRunner, PackSpec
+    from vi_sweeps.engine.runner import Member, PackRunner, PackSpec
 
     cfgs = as_pack([tiny(iterations=6, eval_every=2, lam=5.0, seed=s) for s in range(K)])
     spec = PackSpec(str(tmp_path / "a"), "s", tuple(Member(c.model_dump(), {}) for c in cfgs))

@@ -53,7 +53,7 @@ def test_fetch_weights_refuses_a_device_writes_nothing_on_a_wrong_digest_and_lea
 
     from click.testing import CliRunner
 
-    from vi_sweeps.cli import main
+    from vi_sweeps.cli.commands import main
 
     source = tmp_path / "w.bin"
     source.write_bytes(b"weights")
@@ -81,7 +81,7 @@ def test_trial_outputs_are_checked_before_training(tmp_path, monkeypatch, args, 
     rows; --out trail/ failed after training with a traceback."""
     from click.testing import CliRunner
 
-    from vi_sweeps.cli import main
+    from vi_sweeps.cli.commands import main
 
     monkeypatch.chdir(tmp_path)
     r = CliRunner().invoke(main, ["trial", "--iterations", "2", *args])
@@ -94,7 +94,7 @@ def test_trial_samples_land_at_the_path_given(tmp_path, monkeypatch):
     import numpy as np
     from click.testing import CliRunner
 
-    from vi_sweeps.cli import main
+    from vi_sweeps.cli.commands import main
 
     monkeypatch.chdir(tmp_path)
     r = CliRunner().invoke(main, ["trial", "--iterations", "2", "--samples", "s.txt"])

@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from vi_contract import schema
-from vi_sweeps.cli import main
-from vi_sweeps.config import TrialConfig
-from vi_sweeps.plugins import load
+from vi_sweeps.cli.commands import main
+from vi_sweeps.study.config import TrialConfig
+from vi_sweeps.core.plugins import load
 
 PACKAGE = {
     "pyproject.toml": """
@@ -29,8 +29,8 @@ PACKAGE = {
         packages = ["labplug"]
     """,
     "labplug/__init__.py": """
-        from vi_sweeps.config import register_key
-        from vi_sweeps.stabilisers import STABILISERS, Stabiliser
+        from vi_sweeps.study.config import register_key
+        from vi_sweeps.gan.stabilisers import STABILISERS, Stabiliser
 
         from labplug.penalty import penalty
 
@@ -108,7 +108,7 @@ def test_an_edited_editable_plugin_changes_its_trials_ids_and_the_folder_refuses
 
 
 LOSS_PLUGIN = """
-from vi_sweeps.losses import GAN_LOSSES, Adversarial, batch_mean
+from vi_sweeps.gan.losses import GAN_LOSSES, Adversarial, batch_mean
 GAN_LOSSES.register({name!r}, spec=Adversarial(lambda r, f: batch_mean(f) - batch_mean(r), lambda r, f: -batch_mean(f),
                                                "a critic's loss"))
 """
@@ -117,9 +117,9 @@ GAN_LOSSES.register({name!r}, spec=Adversarial(lambda r, f: batch_mean(f) - batc
 @pytest.mark.usefixtures("isolated_plugins")
 @pytest.mark.parametrize("body, says", [
     (LOSS_PLUGIN.format(name="hinge"), "ValueError: GAN loss 'hinge' is registered twice (a built-in or another plugin has it)"),
-    ("from vi_sweeps.losses import ALI_LOSSES\nALI_LOSSES.register('vi', spec=ALI_LOSSES.meta('minimax'))\n",
+    ("from vi_sweeps.gan.losses import ALI_LOSSES\nALI_LOSSES.register('vi', spec=ALI_LOSSES.meta('minimax'))\n",
      "ValueError: ALI loss 'vi' is registered twice"),
-    ("from torch import nn\nfrom vi_sweeps.packing import PACK_RULES\nPACK_RULES[nn.Linear] = lambda mods: mods[0]\n",
+    ("from torch import nn\nfrom vi_sweeps.gan.packing import PACK_RULES\nPACK_RULES[nn.Linear] = lambda mods: mods[0]\n",
      "ValueError: packing rule for Linear is registered twice"),
     ("raise SystemExit(0)\n", "ImportError: plug raised SystemExit(0) on import"),
 ])
@@ -150,7 +150,7 @@ def test_a_plugin_loss_s_source_enters_the_trial_id(tmp_path):
 
 
 DATA_PLUGIN = """
-from vi_sweeps.datasets import DATASETS, DatasetSpec, describe_mixture
+from vi_sweeps.data.datasets import DATASETS, DatasetSpec, describe_mixture
 
 @DATASETS.register("broken6", spec=DatasetSpec("vector", "mixture"{describe}))
 def broken6(cfg):
@@ -178,7 +178,7 @@ def test_a_plugin_cannot_redeclare_a_result_key(tmp_path):
     """Before: a plugin objective declaring loss/d with another label replaced the built-in's
     declaration in contract.json, for every row."""
     (tmp_path / "keyplug.py").write_text(
-        "from vi_sweeps.keys import Key\nfrom vi_sweeps.objectives import GAN, LOSS_G, OBJECTIVES, ObjectiveSpec\n"
+        "from vi_sweeps.core.keys import Key\nfrom vi_sweeps.gan.families import GAN, LOSS_G, OBJECTIVES, ObjectiveSpec\n"
         "OBJECTIVES.register('keygan', spec=ObjectiveSpec((Key('loss/d', 'not the D loss'), LOSS_G)))(GAN)\n")
     study = tmp_path / "study.yaml"
     study.write_text("plugins: [keyplug.py]\nname: x\nbudget: {iterations: 4, eval_every: 2}\n")

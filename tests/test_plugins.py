@@ -12,9 +12,9 @@ from ray.cluster_utils import Cluster
 
 from analysis.report import build_report
 from vi_contract import schema
-from vi_sweeps.cli import main
-from vi_sweeps.study import load_study
-from vi_sweeps.sweep import run_sweep
+from vi_sweeps.cli.commands import main
+from vi_sweeps.study.load import load_study
+from vi_sweeps.sweep.driver import run_sweep
 
 pytestmark = pytest.mark.usefixtures("isolated_plugins")  # what a test's plugins register goes with it
 
@@ -25,10 +25,10 @@ import os
 
 import torch
 
-from vi_sweeps.config import register_key
-from vi_sweeps.keys import Key
-from vi_sweeps.objectives import GAN, LOSS_D, LOSS_G, LOSS_REG, OBJECTIVES, ObjectiveSpec
-from vi_sweeps.stabilisers import STABILISERS, Stabiliser
+from vi_sweeps.study.config import register_key
+from vi_sweeps.core.keys import Key
+from vi_sweeps.gan.families import GAN, LOSS_D, LOSS_G, LOSS_REG, OBJECTIVES, ObjectiveSpec
+from vi_sweeps.gan.stabilisers import STABILISERS, Stabiliser
 
 LOSS_SPREAD = Key("loss/spread", "spread of the generator's samples")
 register_key("{stem}_weight", 0.0, "a plugin stabiliser's weight")
@@ -123,9 +123,9 @@ def test_without_the_plugin_the_study_is_exit_2_naming_the_unknown_name(tmp_path
 
 @pytest.mark.parametrize("body, says", [
     ("raise RuntimeError('planted')", "broken.py: cannot be loaded (RuntimeError: planted)"),
-    ("from vi_sweeps.objectives import OBJECTIVES, GAN, ObjectiveSpec\nOBJECTIVES.register('gan', spec=ObjectiveSpec(()))(GAN)",
+    ("from vi_sweeps.gan.families import OBJECTIVES, GAN, ObjectiveSpec\nOBJECTIVES.register('gan', spec=ObjectiveSpec(()))(GAN)",
      "model 'gan' is registered twice (a built-in or another plugin has it)"),
-    ("from vi_sweeps.config import register_key\nregister_key('lam', 1.0, 'x')", "config key 'lam' exists already"),
+    ("from vi_sweeps.study.config import register_key\nregister_key('lam', 1.0, 'x')", "config key 'lam' exists already"),
 ])
 def test_a_plugin_that_fails_is_exit_2_naming_it(tmp_path, body, says, monkeypatch):
     (tmp_path / "broken.py").write_text(body + "\n")

@@ -4,8 +4,8 @@ updates per iteration), not every trial as equal."""
 import time
 
 from tests.conftest import tiny
-from vi_sweeps.control import Progress
-from vi_sweeps.sweep import trial_cost
+from vi_sweeps.sweep.control import Progress
+from vi_sweeps.sweep.driver import trial_cost
 
 
 def test_the_eta_weighs_packs_by_their_cost():

@@ -220,6 +220,6 @@ def test_a_pack_whose_worker_is_killed_is_named_retried_recorded_and_a_resume_co
 def test_a_failure_is_named_by_its_cause_in_one_line(error, cause):
     """The texts Ray Tune records for each way a pack is lost (Ray 2.60's messages), as the
     fault line names them."""
-    from vi_sweeps.control import failure_cause
+    from vi_sweeps.sweep.control import failure_cause
 
     assert failure_cause(f"Failure # 1 (occurred at 2026-12-07 06:05:38)\n{error}\n") == cause

@@ -3,11 +3,11 @@ registration, naming it; a name registers once; the cross-checks live on the spe
 
 import pytest
 
-from vi_sweeps.architectures import ARCHITECTURES, ArchSpec
-from vi_sweeps.config import ConfigError, make_config
-from vi_sweeps.datasets import DATASETS, DatasetSpec
-from vi_sweeps.objectives import OBJECTIVES, ObjectiveSpec
-from vi_sweeps.stabilisers import STABILISERS, Stabiliser
+from vi_sweeps.gan.architectures import ARCHITECTURES, ArchSpec
+from vi_sweeps.study.config import ConfigError, make_config
+from vi_sweeps.data.datasets import DATASETS, DatasetSpec
+from vi_sweeps.gan.families import OBJECTIVES, ObjectiveSpec
+from vi_sweeps.gan.stabilisers import STABILISERS, Stabiliser
 
 
 @pytest.mark.parametrize("make, says", [
@@ -15,7 +15,7 @@ from vi_sweeps.stabilisers import STABILISERS, Stabiliser
     (lambda: DatasetSpec("vector", "mixture", descrbe=len), "unexpected keyword argument 'descrbe'"),
     (lambda: DatasetSpec("vector"), "missing 1 required positional argument: 'evaluator'"),
     (lambda: ArchSpec("img"), "kind: 'vector' or 'image', not 'img'"),
-    (lambda: ObjectiveSpec(("d",)), "losses: a tuple of vi_sweeps.keys.Key named loss/"),
+    (lambda: ObjectiveSpec(("d",)), "losses: a tuple of vi_sweeps.core.keys.Key named loss/"),
     (lambda: Stabiliser((), "no keys"), "a stabiliser names its config keys"),
     (lambda: DATASETS.register("new-set", kind="vector", evaluator="mixture"),
      "dataset 'new-set': register it with spec=DatasetSpec(...), not evaluator, kind"),

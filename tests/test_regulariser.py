@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from tests.conftest import tiny
-from vi_sweeps import losses
-from vi_sweeps.datasets import build_dataset
-from vi_sweeps.objectives import GAN
+from vi_sweeps.gan import losses
+from vi_sweeps.data.datasets import build_dataset
+from vi_sweeps.gan.families import GAN
 
 
 def make_gan(**overrides):
@@ -77,7 +77,7 @@ def test_the_discriminator_is_not_updated_by_the_generator_phase():
     before = [p.detach().clone() for p in gan.modules["D"].parameters()]
     G, D = gan.modules["G"], gan.modules["D"]
     z = gan.noise(16)
-    from vi_sweeps.objectives import frozen
+    from vi_sweeps.gan.families import frozen
 
     with frozen(D):
         fake = G(z)

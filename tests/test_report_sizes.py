@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from analysis.synthetic import synthetic_results
 from vi_contract.tables import with_metadata
-from vi_sweeps.cli import main
+from vi_sweeps.cli.commands import main
 
 R = {(True, 1, 0.0): 0.5, (True, 1, 5.0): 0.2, (False, 5, 0.0): 0.9, (False, 5, 5.0): 0.3}
 

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from vi_contract import schema
-from vi_sweeps.config import ConfigError
-from vi_sweeps.study import load_study_text
-from vi_sweeps.sweep import run_sweep
+from vi_sweeps.study.config import ConfigError
+from vi_sweeps.study.load import load_study_text
+from vi_sweeps.sweep.driver import run_sweep
 
 pytestmark = pytest.mark.ray
 

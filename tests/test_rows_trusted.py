@@ -12,8 +12,8 @@ import pytest
 
 from vi_contract import schema
 from vi_contract.read import load_location
-from vi_sweeps.study import load_study_text
-from vi_sweeps.sweep import run_sweep
+from vi_sweeps.study.load import load_study_text
+from vi_sweeps.sweep.driver import run_sweep
 
 pytestmark = pytest.mark.ray
 
@@ -176,7 +176,7 @@ def test_reuse_of_an_export_with_duplicated_rows_runs_that_trial_here(runs, tmp_
     ("diverged", [5, 12], False), ("diverged", [5, 5], False), ("pruned", [5], True)])
 def test_a_trials_evaluations_are_checked_against_its_budget(status, steps, ok):
     from tests.conftest import tiny
-    from vi_sweeps.rowcheck import steps_problem
+    from vi_sweeps.engine.rowcheck import steps_problem
 
     cfg = tiny(iterations=20, eval_every=5)
     assert (steps_problem(cfg, status, steps) is None) == ok

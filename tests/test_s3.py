@@ -108,7 +108,7 @@ def test_a_sweep_on_s3_is_killed_resumes_with_every_trial_once_and_reports(s3_se
 def test_a_reader_of_a_missing_s3_prefix_exits_2_and_creates_nothing(s3_server, monkeypatch):
     from click.testing import CliRunner
 
-    from vi_sweeps.cli import main
+    from vi_sweeps.cli.commands import main
 
     port, creds = s3_server
     for key, value in creds.items():

@@ -18,7 +18,7 @@ from vi_contract import schema, upgrade
 from vi_contract.columns import column_of, condition_columns
 from vi_contract.read import ResultsError
 from vi_contract.tables import pack_id
-from vi_sweeps.cli import main
+from vi_sweeps.cli.commands import main
 
 DOCS = ROOT / "docs" / "reproduction"
 
@@ -218,7 +218,7 @@ def test_a_v2_contract_without_labelled_takes_the_axes_from_its_tables(tmp_path)
 
 
 def test_migrate_leaves_a_v3_folder_alone_and_refuses_an_unknown_version(tmp_path):
-    from vi_sweeps.migrate import main as migrate
+    from vi_sweeps.engine.migrate import main as migrate
 
     export_results(str(DOCS / "pacgan_baseline"), tmp_path / "x")
     before = {p: p.read_bytes() for p in (tmp_path / "x").rglob("*.parquet")}

@@ -6,9 +6,9 @@ import pytest
 from click.testing import CliRunner
 
 from vi_contract import schema
-from vi_sweeps.cli import main
-from vi_sweeps.search import run_search
-from vi_sweeps.study import load_study
+from vi_sweeps.cli.commands import main
+from vi_sweeps.sweep.search import run_search
+from vi_sweeps.study.load import load_study
 
 pytestmark = pytest.mark.ray
 

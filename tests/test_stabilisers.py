@@ -11,12 +11,12 @@ from torch import nn
 
 from tests.conftest import tiny
 from tests.test_packing import as_pack, losses_of
-from vi_sweeps import losses
-from vi_sweeps.architectures import SpectralNorm, build_nets
-from vi_sweeps.cli import main
-from vi_sweeps.packing import pack
-from vi_sweeps.stabilisers import STABILISERS
-from vi_sweeps.trial import Trial, evaluations
+from vi_sweeps.gan import losses
+from vi_sweeps.gan.architectures import SpectralNorm, build_nets
+from vi_sweeps.cli.commands import main
+from vi_sweeps.gan.packing import pack
+from vi_sweeps.gan.stabilisers import STABILISERS
+from vi_sweeps.engine.trial import Trial, evaluations
 
 R, F_ = torch.tensor([[[2.0], [0.5]]]), torch.tensor([[[-3.0], [0.5]]])  # (K=1, B=2, 1) logits
 sp = torch.nn.functional.softplus
@@ -183,7 +183,7 @@ def test_every_option_trains_five_packed_seeds_on_ring8(option):
 
 
 def test_stabilisers_apply_to_gan_only():
-    from vi_sweeps.config import ConfigError, make_config
+    from vi_sweeps.study.config import ConfigError, make_config
 
     with pytest.raises(ConfigError, match=re.escape("r1: applies to the gan family (gan and its subclasses) only, not aae")):
         make_config({"model": "aae", "r1": 1.0})

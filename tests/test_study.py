@@ -7,9 +7,9 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import ROOT, tmpfs
-from vi_sweeps.cli import main
-from vi_sweeps.config import ConfigError
-from vi_sweeps.study import load_study
+from vi_sweeps.cli.commands import main
+from vi_sweeps.study.config import ConfigError
+from vi_sweeps.study.load import load_study
 
 GOOD = """
 name: ok

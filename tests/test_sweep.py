@@ -16,10 +16,10 @@ from tests.conftest import tmpfs
 from vi_contract import schema
 from vi_contract.store import Store
 from vi_contract.tables import finished_ids, pack_id
-from vi_sweeps.cli import main
-from vi_sweeps.config import ConfigError
-from vi_sweeps.study import load_study
-from vi_sweeps.sweep import run_sweep
+from vi_sweeps.cli.commands import main
+from vi_sweeps.study.config import ConfigError
+from vi_sweeps.study.load import load_study
+from vi_sweeps.sweep.driver import run_sweep
 
 pytestmark = pytest.mark.ray
 
@@ -123,7 +123,7 @@ def test_a_sweep_with_an_errored_trial_exits_1_names_it_and_records_its_error(lo
     trials on every retry: the sweep finishes the rest, records the error, and exits 1, not 0."""
     from PIL import Image
 
-    from vi_sweeps.metrics import inception_class
+    from vi_sweeps.metrics.evaluators import inception_class
 
     try:
         inception_class()
@@ -295,9 +295,9 @@ def clean_metrics(study, folder, ids=None):
     """The metrics of an uninterrupted run, in this process (no Ray), of every pack of the study
     that holds one of `ids` (default: every pack), each pack whole."""
     from vi_contract.tables import consolidate
-    from vi_sweeps.expansion import layout_packs
-    from vi_sweeps.runner import PackRunner
-    from vi_sweeps.sweep import make_packs, prepare_store
+    from vi_sweeps.study.expansion import layout_packs
+    from vi_sweeps.engine.runner import PackRunner
+    from vi_sweeps.sweep.driver import make_packs, prepare_store
 
     store = prepare_store(study, str(folder))
     ids = {t.trial_id for t in study.trials} if ids is None else ids
@@ -496,7 +496,7 @@ def test_a_table_that_cannot_be_written_at_the_end_is_one_error_not_a_traceback(
 def test_only_runs_a_part_first_and_the_whole_then_equals_a_clean_run(local_ray, tmp_path):
     """`run --only seed=0 --only lam=5.0`: two trials, each the first place of its pack (trained
     padded); the rest run later. Every number equals an uninterrupted run's."""
-    from vi_sweeps.subset import select
+    from vi_sweeps.study.subset import select
 
     study = write(tmp_path, GRID)
     chosen = select(study, ["seed=0", "lam=5.0"])
@@ -531,7 +531,7 @@ def test_only_with_a_key_or_value_the_study_lacks_exits_2_in_one_line_and_writes
 def test_only_matches_a_label_by_its_text_even_where_yaml_would_read_another_type(tmp_path):
     """Before: `--only anchor=off` was read as False and matched no label 'off' (the error listed
     'off' among the choices); likewise on, 1e3 and 010."""
-    from vi_sweeps.subset import select
+    from vi_sweeps.study.subset import select
 
     study = write(tmp_path, GRID.replace("grid:\n  lam: [0.0, 5.0]\n  bn: [true, false]\n",
                                          'grid:\n  anchor:\n    "off": {}\n    "on": {lam: 5.0}\n    "1e3": {lam: 1.0}\n'

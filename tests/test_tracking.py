@@ -18,10 +18,10 @@ from click.testing import CliRunner
 
 from vi_contract import schema
 from vi_contract.columns import name_of
-from vi_sweeps import tracking
-from vi_sweeps.cli import main
-from vi_sweeps.study import load_study
-from vi_sweeps.sweep import run_sweep
+from vi_sweeps.track import spec as tracking
+from vi_sweeps.cli.commands import main
+from vi_sweeps.study.load import load_study
+from vi_sweeps.sweep.driver import run_sweep
 
 pytestmark = pytest.mark.ray
 
@@ -259,7 +259,7 @@ def test_a_bad_tracking_block_in_the_study_file_is_exit_2(tmp_path):
 
 def test_tracking_is_not_part_of_the_experiment(tmp_path):
     """A sweep resumes with tracking added: the study as run differs only in how it runs."""
-    from vi_sweeps.study import definition_differences
+    from vi_sweeps.study.load import definition_differences
 
     plain = study_at(tmp_path)
     (tmp_path / "t").mkdir()

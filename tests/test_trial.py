@@ -6,9 +6,9 @@ import torch
 from PIL import Image
 
 from tests.conftest import tiny
-from vi_sweeps.datasets import DATASETS, build_dataset
-from vi_sweeps.objectives import OBJECTIVES, from_bytes, to_bytes
-from vi_sweeps.trial import Trial, declared_keys, evaluations
+from vi_sweeps.data.datasets import DATASETS, build_dataset
+from vi_sweeps.gan.families import OBJECTIVES, from_bytes, to_bytes
+from vi_sweeps.engine.trial import Trial, declared_keys, evaluations
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +130,7 @@ def test_identity_ignores_execution_keys_and_paths_but_sees_folder_content(tmp_p
     b = tiny(dataset="image-folder", data_root=str(copy), image_size=8, fid_weights="/some/where.pth")
     assert a.trial_id == b.trial_id  # same images elsewhere, other weights path: the same experiment
     (copy / "0.png").write_bytes((copy / "0.png").read_bytes() + b"\0")
-    from vi_sweeps.datasets import _fingerprint
+    from vi_sweeps.data.datasets import _fingerprint
 
     _fingerprint.cache_clear()
     assert tiny(dataset="image-folder", data_root=str(copy), image_size=8).trial_id != a.trial_id
@@ -138,9 +138,9 @@ def test_identity_ignores_execution_keys_and_paths_but_sees_folder_content(tmp_p
 
 def test_trial_ids_are_pinned_so_that_results_keep_resuming():
     # Computed when results contract v2 was first used to run studies; a key added since must
-    # enter the identity only away from its default (vi_sweeps.config.added), or every
+    # enter the identity only away from its default (vi_sweeps.study.config.added), or every
     # existing results folder would start over.
-    from vi_sweeps.config import TrialConfig
+    from vi_sweeps.study.config import TrialConfig
 
     assert TrialConfig().trial_id == "af1fdc58b620a378"
     assert TrialConfig(dataset="grid25", lam=5.0, seed=3).trial_id == "59ba86545b46a0d7"
@@ -164,7 +164,7 @@ def test_an_image_snapshot_is_an_8x8_grid_of_the_first_64_samples_in_order():
 
     from PIL import Image
 
-    from vi_sweeps.trial import snapshot
+    from vi_sweeps.engine.trial import snapshot
 
     values = torch.linspace(-1, 1, 70)  # sample i is a 2 x 3 RGB image of one grey value
     samples = values.view(70, 1, 1, 1).expand(70, 3, 2, 3).clone()
@@ -183,9 +183,9 @@ def test_an_image_snapshot_is_an_8x8_grid_of_the_first_64_samples_in_order():
 def test_a_report_of_an_image_study_shows_its_sample_grids(tmp_path):
     from analysis.report import build_report
     from vi_contract.tables import Consolidation
-    from vi_sweeps.runner import PackRunner
-    from vi_sweeps.study import load_study_text
-    from vi_sweeps.sweep import make_packs, prepare_store
+    from vi_sweeps.engine.runner import PackRunner
+    from vi_sweeps.study.load import load_study_text
+    from vi_sweeps.sweep.driver import make_packs, prepare_store
 
     study = load_study_text("name: img\ndatasets: [digits]\nbase: {image_size: 8, batch_size: 16, width: 8, "
                             "eval_samples: 200}\ngrid: {lam: [0.0, 5.0]}\nseeds: 2\npack_seeds: 2\n"

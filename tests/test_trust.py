@@ -14,10 +14,10 @@ from tests.conftest import tiny
 from tests.test_packing import as_pack, rows_without_wall
 from vi_contract import schema
 from vi_contract.store import Store
-from vi_sweeps.expansion import condition_key, pack_layout
-from vi_sweeps.runner import Member, PackRunner, PackSpec
-from vi_sweeps.study import load_study_text
-from vi_sweeps.sweep import make_packs
+from vi_sweeps.study.expansion import condition_key, pack_layout
+from vi_sweeps.engine.runner import Member, PackRunner, PackSpec
+from vi_sweeps.study.load import load_study_text
+from vi_sweeps.sweep.driver import make_packs
 
 K = 3
 
@@ -164,7 +164,7 @@ def test_a_live_folder_of_schema_99_is_refused_in_one_line(where, tmp_path):
     import pyarrow.parquet as pq
     from click.testing import CliRunner
 
-    from vi_sweeps.cli import main
+    from vi_sweeps.cli.commands import main
 
     folder = _live_folder(tmp_path)
     if where == "contract":
@@ -183,8 +183,8 @@ def test_a_live_folder_of_schema_99_is_refused_in_one_line(where, tmp_path):
 def test_a_run_on_a_folder_of_another_schema_is_refused_before_writing(tmp_path):
     import json
 
-    from vi_sweeps.config import ConfigError
-    from vi_sweeps.sweep import run_sweep
+    from vi_sweeps.study.config import ConfigError
+    from vi_sweeps.sweep.driver import run_sweep
 
     folder = _live_folder(tmp_path)
     contract = json.loads((folder / "contract.json").read_text())
@@ -200,8 +200,8 @@ def test_status_after_a_killed_driver_names_no_trial_running(tmp_path):
     import json
     import socket
 
-    from vi_sweeps.status import sweep_status
-    from vi_sweeps.sweep import prepare_store
+    from vi_sweeps.sweep.status import sweep_status
+    from vi_sweeps.sweep.driver import prepare_store
 
     study = load_study_text(STUDY.format(k=5), "layout.yaml")
     store = prepare_store(study, str(tmp_path / "r"))
@@ -218,7 +218,7 @@ def test_status_of_a_folder_of_an_earlier_identity_counts_what_it_records():
     '0/40 done (0 finished, 0 diverged, 12 collapsed) ... 40 not started': this version's
     expansion names other trial ids, so none of the 40 recorded trials was matched."""
     from tests.conftest import ROOT
-    from vi_sweeps.status import sweep_status
+    from vi_sweeps.sweep.status import sweep_status
 
     text = sweep_status(str(ROOT / "docs" / "measurements" / "bn_ablation_ring8_5seeds"))
     assert "trials: 40/40 done (40 finished, 0 diverged, 12 collapsed)" in text and "0 not started" in text

@@ -38,7 +38,7 @@ def column_of(name: str, contract: dict | None = None, columns=None) -> str:
 
 def settings(frame: pd.DataFrame) -> pd.DataFrame:
     """The setting columns of `frame` under their study names (a label and a config key never
-    share a name: vi_sweeps.expansion refuses it)."""
+    share a name: vi_sweeps.study.expansion refuses it)."""
     cols = schema.setting_columns(frame.columns)
     return frame[cols].rename(columns={c: name_of(c) for c in cols})
 

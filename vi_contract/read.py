@@ -107,8 +107,8 @@ def _has_trial_files(fs: pafs.FileSystem, root: str) -> bool:
     return any(i.type == pafs.FileType.File and i.path.endswith(".parquet") for i in infos)
 
 
-# The shim for keys written before a key declared its role and scale (vi_sweeps.keys.Key): the
-# values the built-in declarations (vi_sweeps.eval_keys) gave them when roles were introduced.
+# The shim for keys written before a key declared its role and scale (vi_sweeps.core.keys.Key): the
+# values the built-in declarations (vi_sweeps.metrics.keys) gave them when roles were introduced.
 ROLES_BEFORE_DECLARED = {
     "eval/fd_2d": {"role": "quality", "scale": "log", "better": "lower"},
     "eval/fd_digits": {"role": "quality", "scale": "log", "better": "lower"},

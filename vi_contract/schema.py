@@ -1,7 +1,7 @@
 """The results contract between `vi-sweep run` (writer) and the analysis layer (reader).
 
 Version 3. Column names say what a column is: a trial's setting is `config/<key>` (every config
-key, vi_sweeps.config) and `axis/<name>` (the label a labelled axis gave it, e.g.
+key, vi_sweeps.study.config) and `axis/<name>` (the label a labelled axis gave it, e.g.
 `axis/regime` = `bn-1x1`); its outputs are bare (`trial_id`, `status`, `steps_done`, ...) and
 its measurements are `loss/<name>` and `eval/<name>`. A missing value is a null, never -1 or "".
 So any Parquet reader (pandas, DuckDB, Spark) can select `"config/lam"` or `"eval/modes"`, and a

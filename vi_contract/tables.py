@@ -14,7 +14,7 @@ not re-read 10,000 unchanged files. A file that cannot be read as Parquet (trunc
 corrupt) is skipped and reported in `corrupt`; the driver moves such files to quarantine/,
 readers say which ones they skipped. So is a readable file whose rows are not the rows of the
 trial its name says (`rejected`): another trial's rows (a file copied or renamed), rows of
-another study, a step twice, or what the writer's own `check` finds (vi_sweeps.rowcheck: the
+another study, a step twice, or what the writer's own `check` finds (vi_sweeps.engine.rowcheck: the
 config hashes to another id, no trial of the study, evaluations that contradict the budget).
 One file per trial id, named by it, so no trial is ever counted twice.
 """
@@ -92,7 +92,7 @@ class TrialFiles:
     fs: pafs.FileSystem
     root: str
     study: str | None = None  # the folder's study, where known
-    check: Callable[[pa.Table], str | None] | None = None  # the writer's checks (vi_sweeps.rowcheck)
+    check: Callable[[pa.Table], str | None] | None = None  # the writer's checks (vi_sweeps.engine.rowcheck)
     cache: dict[str, tuple[tuple[int, int], pa.Table]] = field(default_factory=dict)
     corrupt: list[str] = field(default_factory=list)
     unread: list[str] = field(default_factory=list)  # could not be read this time (permissions, the store)

@@ -1,0 +1,99 @@
+"""`vi-sweep status`, `report` and `export`: the commands that read a results folder and never
+write to it (the analysis layer loads only here, in the report path)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from vi_contract.files import exit_code_for
+from vi_contract.read import ResultsError
+from vi_sweeps.cli.common import EXIT_BAD_INPUT, write_report
+
+
+@click.command()
+@click.argument("results")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable: totals and per-condition counts")
+def status(results, as_json) -> None:
+    """Summarise a running or finished sweep from its files (read-only)."""
+    from vi_sweeps.sweep.status import sweep_status
+
+    try:
+        click.echo(sweep_status(results, as_json))
+    except (ResultsError, FileNotFoundError, NotADirectoryError) as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except OSError as err:  # a folder or file this user may not read
+        click.echo(f"error: {results}: cannot be read ({err.strerror or err})", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+@click.command()
+@click.argument("results", nargs=-1, required=True)
+@click.option("--out", default=None, help="output folder (default: RESULTS/report)")
+@click.option("--converged", default=None, metavar="METRIC>=VALUE",
+              help="when a seed counts as converged, for the time-to-converge findings (default: modes_frac>=0.875 "
+                   "where the results have it)")
+@click.option("--link-figures", is_flag=True,
+              help="report.html refers to the PNGs beside it instead of embedding them (for a committed report)")
+def report(results, out, converged, link_figures) -> None:
+    """Figures, REPORT.md and report.html from one or more results folders (read-only on
+    them; a running sweep is reported as it stands)."""
+    write_report(list(results), out or f"{results[0]}/report", converged, link_figures)
+
+
+@click.command()
+@click.argument("results")
+@click.option("--to", "dest", required=True, type=click.Path(file_okay=False), help="the folder to write")
+def export(results, dest) -> None:
+    """Copy RESULTS small enough to commit: its tables, contract and the snapshots the report
+    draws; `vi-sweep report` on the copy writes the same report."""
+
+    try:
+        from analysis.export import export_results  # the report path
+
+        counts = export_results(results, dest)
+    except ResultsError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except OSError as err:  # the destination cannot be written (a file in the way, no permission: 2; no space: 1)
+        click.echo(f"error: cannot write the export to {dest}: {err.strerror or err}", err=True)
+        sys.exit(exit_code_for(err))
+    click.echo(f"exported {counts['trials']} trials, {counts['evaluations']} evaluations and "
+               f"{counts['snapshots']} sample snapshots to {dest}")
+
+
+
+@click.command()
+@click.argument("results", nargs=-1, required=True)
+@click.option("--out", default=None, help="the Markdown file to write (default: RESULTS/claims.md of the first folder)")
+def claims(results, out) -> None:
+    """Decide the claims the studies declared (`claims:`), one line per claim, and write them
+    with their cells to a Markdown file (read-only on the results)."""
+    from analysis.claims import decide_folders, is_folder_of_exports  # the report path
+
+    if len(results) == 1 and is_folder_of_exports(results[0]):  # docs/reproduction: the paper's page, CLAIMS.md
+        from analysis.claims_page import write_claims
+
+        try:
+            click.echo(f"claims: {write_claims(results[0], out)}")
+        except ResultsError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        return
+    target = out or f"{results[0]}/claims.md"
+    try:
+        text, lines = decide_folders(list(results))
+    except ResultsError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    try:
+        with open(target, "w") as f:
+            f.write("# Claims\n\n" + text)
+    except OSError as err:
+        click.echo(f"error: cannot write {target}: {err.strerror or err}", err=True)
+        sys.exit(exit_code_for(err))
+    for line in lines:
+        click.echo(line)
+    click.echo(f"claims: {target}")

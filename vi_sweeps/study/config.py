@@ -1,0 +1,374 @@
+"""One trial's configuration: typed defaults, one line of documentation per field.
+
+Two kinds of key. Experiment keys define what is measured (model, data, networks, optimiser,
+schedule, regulariser, metrics, seed): `trial_id` is a stable hash of them, so resuming,
+de-duplicating and joining results are exact. Execution keys (`device`, `threads`, and local
+paths such as `data_root` and `fid_weights`) say how and where a trial runs and do not enter
+its identity; a data set read from a folder enters it by a content fingerprint instead, so the
+same sweep resumes on another machine. Unknown keys and bad values fail at once with the key
+named and, where there are any, the valid choices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from vi_contract.rules import collapse_rule
+from vi_contract.yamlsafe import BoundedLoader
+from vi_sweeps.gan.architectures import ARCHITECTURES, DEFAULT_ARCH
+from vi_sweeps.data.datasets import DATASETS
+from vi_sweeps.core.errors import ConfigError, shown
+from vi_sweeps.metrics.evaluation import evaluation
+from vi_sweeps.gan.losses import ALI_LOSSES, GAN_LOSSES
+from vi_sweeps.metrics.evaluators import EVALUATORS
+from vi_sweeps.gan.families import GAN, OBJECTIVES
+from vi_sweeps.core.plugins import LOADED
+from vi_sweeps.core.registry import LOADING
+from vi_sweeps.gan.stabilisers import STABILISERS, active, stabiliser_keys
+
+__all__ = ["ConfigError", "TrialConfig", "YAMLLoader"]  # ConfigError: declared in vi_sweeps.core.errors
+
+
+class YAMLLoader(BoundedLoader):
+    """YAML as a study file means it: 1e-3 and 1.0e10 are numbers (PyYAML's YAML 1.1 reads a
+    float without a dot or an exponent sign as text); a quoted "5" stays text; aliases bounded."""
+
+
+YAMLLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"), list("-+0123456789."))
+
+
+def execution(default: Any, description: str, **kwargs: Any) -> Any:
+    """A field that says how or where a trial runs, not what it measures."""
+    return Field(default, description=description, json_schema_extra={"execution": True}, **kwargs)
+
+
+def added(default: Any, description: str, **kwargs: Any) -> Any:
+    """An experiment key added after results exist: it enters the identity only when set to
+    something other than its default, so the trials already run keep their ids (and a re-run
+    resumes them) when a key is added with a default that does what the code did before."""
+    return Field(default, description=description, json_schema_extra={"omit_at_default": True}, **kwargs)
+
+
+@dataclass(frozen=True)
+class PluginKey:
+    """A config key a plugin declares (its stabiliser's weight, say): an experiment key that
+    enters the identity only away from its default, as an added() key."""
+
+    default: bool | int | float | str
+    doc: str
+
+    def __post_init__(self):
+        if not isinstance(self.default, bool | int | float | str) or not self.doc:
+            raise TypeError("a plugin key has a default (a bool, int, float or str) and a one-line doc")
+
+    def check(self, value: Any) -> str:
+        """Why `value` is not one of this key's (empty: it is)."""
+        kind = type(self.default)
+        ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if isinstance(value, float) and not math.isfinite(value):
+            ok = False
+        return "" if ok else f"expected {kind.__name__} (got {shown(value)})"
+
+
+PLUGIN_KEYS: dict[str, PluginKey] = {}
+PLUGIN_KEY_ORIGINS: dict[str, str] = {}  # key -> the plugin module that declared it
+
+
+def register_key(name: str, default: Any, doc: str) -> None:
+    """Declare a config key (for a plugin): `cfg.NAME` is then its value in every trial."""
+
+    if name in TrialConfig.model_fields or name in PLUGIN_KEYS:
+        raise ValueError(f"config key {name!r} exists already (a built-in or another plugin has it)")
+    if not name.isidentifier() or name.startswith("_"):
+        raise ValueError(f"config key {name!r}: a Python identifier not starting with _")
+    # a result column may share its name (its column is config/NAME); a tracked run's parameters hold the
+    # config beside trial_id, study and search_trial, so those stay refused
+    if hasattr(BaseModel, name) or name in ("identity", "trial_id", "resolved_arch", "study", "search_trial"):
+        raise ValueError(f"config key {name!r} is a config attribute or a tracked run's parameter; give it another name")
+    PLUGIN_KEYS[name] = PluginKey(default, doc)
+    if LOADING:
+        PLUGIN_KEY_ORIGINS[name] = LOADING[-1]
+
+
+class TrialConfig(BaseModel):
+    # no inf or NaN anywhere; sizes are bounded where a value past the bound could only fail later;
+    # extra keys are plugins' keys (PLUGIN_KEYS), checked in _plugin_keys
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False, strict=True)
+
+    model: str = Field("gan", description="model family (objective): gan, vae, aae, ali, em")
+    dataset: str = Field("ring8", description="data set name, see `vi-sweep validate --list`")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="seeds weights, data draws and noise; same seed, same rows")
+    iterations: int = Field(2000, gt=0, le=10**9, description="training iterations (one D phase + one G phase)")
+    eval_every: int = Field(500, gt=0, le=10**9, description="evaluate (and checkpoint) every this many iterations")
+    eval_samples: int = Field(2500, ge=100, le=10**6, description="samples drawn per evaluation (the literature scores 2,500)")
+    batch_size: int = Field(64, gt=0, le=65536, description="batch size of every network update")
+    z_dim: int = Field(16, gt=0, le=4096, description="latent size (the paper's CelebA runs: 100)")
+    arch: str = Field("auto", description="network family: auto = mlp on vectors, dcgan on images; "
+                      "paper-64 = the paper's CelebA nets; pacgan = PacGAN's 2-D nets")
+    bn: bool = Field(True, description="BatchNorm in every network; false builds none at all")
+    hidden: int = Field(128, gt=0, le=65536, description="MLP hidden width")
+    mlp_layers: int = Field(3, gt=0, le=64, description="MLP hidden layers")
+    width: int = Field(32, gt=0, le=4096, description="DCGAN base channels (paper-64 uses 64)")
+    image_size: Literal[8, 16, 32, 64] = Field(16, description="side of image data in pixels")
+    crop: int = Field(108, ge=0, le=100_000, description="image-folder centre crop before resizing (0: none)")
+    data_root: str = execution("", "image-folder: the folder of images (e.g. aligned CelebA); "
+                               "identity is its content fingerprint")
+    lr: float = Field(2e-4, gt=0, description="Adam learning rate of every network")
+    beta1: float = Field(0.5, ge=0, lt=1, description="Adam beta1")
+    beta2: float = Field(0.999, ge=0, lt=1, description="Adam beta2")
+    d_steps: int = Field(1, gt=0, le=1000, description="discriminator batches per iteration (paper exp. 2: 5)")
+    g_steps: int = Field(1, gt=0, le=1000, description="generator phases (z chunks) per iteration (exp. 2: 5)")
+    g_repeats: int = Field(2, gt=0, le=1000, description="G updates per chunk on the same z and anchor (author's code: 2)")
+    lam: float = Field(0.0, ge=0, description="weight of ||G(z) - anchor||^2 (gan) / reconstruction (aae)")
+    penalty: Literal["mean", "sum"] = Field(
+        "mean", description="mean: per-element mean over the batch tensor (author's code, lam=5); "
+        "sum: per-sample squared distance, averaged over the batch")
+    loss: str = added("nonsaturating", "GAN loss: nonsaturating (the paper's), minimax, hinge, wasserstein, least-squares "
+                      "(vi_sweeps.gan.losses.GAN_LOSSES)")
+    r1: float = added(0.0, "stabiliser: R1 weight gamma, gamma/2 E||grad D(x)||^2 on real data (Mescheder et al. 2018); 0: off",
+                      ge=0)
+    r2: float = added(0.0, "stabiliser: R2 weight gamma, the same on generated data; 0: off", ge=0)
+    gp: float = added(0.0, "stabiliser: WGAN-GP weight lambda, lambda E(||grad D(x_hat)|| - 1)^2 on interpolates "
+                      "(Gulrajani et al. 2017: 10, with loss: wasserstein); 0: off", ge=0)
+    sn: bool = added(False, "stabiliser: spectral normalisation of every layer of D, one power iteration a forward "
+                     "(Miyato et al. 2018)")
+    ema: float = added(0.0, "stabiliser: G's weights averaged with this decay (e.g. 0.999; Yazici et al. 2019); "
+                       "evaluation and samples use the average; 0: off", ge=0, lt=1)
+    ema_start: int = added(0, "stabiliser (ema): the iteration the average starts at; before it the averaged G is G "
+                           "(StudioGAN's ema_start; 0: from the first update, as Yazici et al.)", ge=0)
+    lr_d: float | None = added(None, "stabiliser (TTUR, Heusel et al. 2017): D's learning rate; default lr", gt=0)
+    lr_g: float | None = added(None, "stabiliser (TTUR): G's learning rate; default lr", gt=0)
+    ali_loss: str = Field("nonsaturating", description="ALI generator/encoder loss: minimax, nonsaturating, vi "
+                          "(the paper's -E log D - E log D) (vi_sweeps.gan.losses.ALI_LOSSES)")
+    mode_min_share: float = Field(
+        0.1, gt=0, description="a mode is captured when it holds this share of n/n_modes good samples")
+    collapse_rule: str = Field("auto", description="METRIC<VALUE or METRIC>VALUE on eval metrics; auto = the data "
+                               "set's rule (modes_frac<0.5 where modes are counted, coverage<0.5 on image folders)")
+    fid_samples: int = added(10_000, "samples for FID (image folders): generated ones, and real ones drawn "
+                             "without replacement for the reference (FID-10k; 50,000 for FID-50k)", ge=16, le=10**6)
+    prdc_samples: int = added(10_000, "samples for precision, recall, density and coverage: generated ones and as many "
+                              "real ones (Naeem et al.: 10,000), at most the real set, the samples drawn and (image folders) "
+                              "fid_samples",
+                              ge=16, le=10**6)
+    pr_k: int = added(3, "k of the k-NN balls of precision and recall (Kynkaanniemi et al.: 3)", ge=1, le=100)
+    dc_k: int = added(5, "k of the k-NN balls of density and coverage (Naeem et al.: 5)", ge=1, le=100)
+    kid_subsets: int = added(100, "image folders: random subsets KID averages over (torch-fidelity: 100)", ge=1,
+                             le=10_000)
+    kid_subset_size: int = added(1000, "image folders: samples per KID subset (Binkowski et al.: 1,000; at most "
+                                 "fid_samples)", ge=2, le=10**6)
+    skip_bad_images: bool = added(False, "image-folder: leave unreadable images out (counted) instead of stopping")
+    pack_size: int = added(1, "members of the vectorised pack the trial trains in (a study's pack_seeds, as its seeds "
+                           "divide); set by the study", ge=1, le=65536)
+    pack_index: int = added(0, "the trial's place in its pack (0 .. pack_size - 1); packed arithmetic rounds "
+                            "differently for each size and place, so both are part of the trial's identity",
+                            ge=0, le=65535)
+    precision: Literal["fp32", "tf32", "bf16"] = Field(
+        "fp32", description="arithmetic: fp32; tf32 matmuls on CUDA; bf16 autocast (fp32 weights and optimiser)")
+    device: Literal["auto", "cpu", "cuda"] = execution("auto", "auto = cuda when available")
+    threads: int = execution(1, "torch CPU threads of the trial", gt=0, le=1024)
+    fid_weights: str = execution("", "Inception weights file for FID on image folders")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plugin_keys(cls, data: Any) -> Any:
+        """Keys that are no field must be plugins' keys, of their type; absent ones take their default."""
+        if not isinstance(data, dict):
+            return data
+        problems, given = [], {}
+        for key, value in data.items():
+            if key in cls.model_fields:
+                continue
+            if key not in PLUGIN_KEYS:
+                problems.append(f"{key}: unknown key; valid keys: {', '.join(config_keys())}")
+            elif why := PLUGIN_KEYS[key].check(value):
+                problems.append(f"{key}: {why}")
+            else:  # 1 and 1.0 are one value of a float key, and one trial id
+                given[key] = float(value) if isinstance(PLUGIN_KEYS[key].default, float) else value
+        if problems:
+            raise ValueError("; ".join(problems))
+        return {**{k: spec.default for k, spec in PLUGIN_KEYS.items()}, **data, **given}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_auto(cls, data: Any) -> Any:
+        """`collapse_rule: auto` becomes the data set's own rule, so the stored config says
+        which rule was used."""
+
+        if isinstance(data, dict) and data.get("collapse_rule", "auto") == "auto":
+            dataset = data.get("dataset", cls.model_fields["dataset"].default)
+            if dataset in DATASETS:
+                data = {**data, "collapse_rule": evaluation(dataset).collapse_rule}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrialConfig:
+        problems = []
+        for key, registry in (("model", OBJECTIVES), ("dataset", DATASETS)):
+            if getattr(self, key) not in registry:
+                problems.append(f"{key}: unknown {getattr(self, key)!r}; valid choices: {', '.join(registry.names())}")
+        if self.arch != "auto" and self.arch not in ARCHITECTURES:
+            problems.append(f"arch: unknown {self.arch!r}; valid choices: auto, {', '.join(ARCHITECTURES.names())}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        data = DATASETS.meta(self.dataset)  # the cross-checks live on the registered specs
+        problems = (ARCHITECTURES.meta(self.resolved_arch).problems(self, self.arch, data.kind)
+                    + OBJECTIVES.meta(self.model).problems(self, data.kind) + data.problems(self, self.dataset))
+        if problems:
+            raise ValueError(problems[0])
+
+        for key, table in (("loss", GAN_LOSSES), ("ali_loss", ALI_LOSSES)):
+            if getattr(self, key) not in table:
+                raise ValueError(f"{key}: unknown {getattr(self, key)!r}; valid choices: {', '.join(table.names())}")
+
+        gan_only = [k for k in ("loss", *stabiliser_keys()) if getattr(self, k) != key_default(k)]
+        if gan_only and not issubclass(OBJECTIVES.get(self.model), GAN):
+            raise ValueError(f"{gan_only[0]}: applies to the gan family (gan and its subclasses) only, not {self.model}")
+        if self.pack_index >= self.pack_size:
+            raise ValueError(f"pack_index: {self.pack_index} is not a place in a pack of pack_size {self.pack_size}")
+        if self.ema_start and not self.ema:
+            raise ValueError("ema_start: starts an average that ema: 0 turns off; set ema (e.g. 0.999)")
+        if self.eval_every > self.iterations:
+            raise ValueError("eval_every: larger than iterations, the trial would never be evaluated")
+        collapse_rule(self.collapse_rule, evaluation(self.dataset).metrics)
+        return self
+
+    @property
+    def resolved_arch(self) -> str:
+        return self.arch if self.arch != "auto" else DEFAULT_ARCH[DATASETS.meta(self.dataset).kind]
+
+    def identity(self) -> dict[str, Any]:
+        """What defines the experiment: every experiment key, the content fingerprint of a data
+        set read from a folder, and the source of every plugin the trial uses."""
+
+        out = {k: v for k, v in self.model_dump(exclude=set(EXECUTION_KEYS)).items()
+               if not ((k in ADDED_KEYS or k in PLUGIN_KEYS) and v == key_default(k))}
+        data = DATASETS.meta(self.dataset)
+        if self.fid_weights == "none" and any(str(k) == "eval/fid_inception" for k in evaluation(self.dataset).metrics):
+            out["fid"] = "off"  # FID turned off changes what is measured (where FID is measured)
+        if data.fingerprint is not None:
+            out["data_fingerprint"] = data.fingerprint(self)
+        sources = self.plugin_sources()
+        if sources:  # a plugin's code is part of the experiment: another source, another id
+            out["plugins"] = sources
+        return out
+
+    def plugin_sources(self) -> dict[str, str]:
+        """The versions (or sha256) of the plugins whose names this trial uses: its model, data
+        set, architecture, evaluator, losses, active stabilisers and plugin keys away from their default."""
+
+        origins = {OBJECTIVES.origin(self.model), DATASETS.origin(self.dataset), ARCHITECTURES.origin(self.resolved_arch),
+                   EVALUATORS.origin(DATASETS.meta(self.dataset).evaluator), GAN_LOSSES.origin(self.loss),
+                   ALI_LOSSES.origin(self.ali_loss),
+                   *(STABILISERS.origin(name) for name, _ in active(self)),
+                   *(PLUGIN_KEY_ORIGINS.get(k) for k in PLUGIN_KEYS if getattr(self, k) != key_default(k))}
+        return {m: LOADED[m].source if m in LOADED else "unknown" for m in sorted(o for o in origins if o)}
+
+    def evaluation_steps(self) -> list[int]:
+        """The steps a trial of this budget is evaluated at: every eval_every, and the last."""
+        steps = list(range(self.eval_every, self.iterations + 1, self.eval_every))
+        return steps if steps[-1] == self.iterations else [*steps, self.iterations]
+
+    def at_default(self, key: str) -> bool:
+        """Whether a key holds its documented default (a stabiliser is active where one of
+        its keys does not)."""
+        return getattr(self, key) == key_default(key)
+
+    @property
+    def trial_id(self) -> str:
+        return trial_id(self.identity())
+
+
+EXECUTION_KEYS = tuple(name for name, f in TrialConfig.model_fields.items()
+                       if (f.json_schema_extra or {}).get("execution"))
+ADDED_KEYS = tuple(name for name, f in TrialConfig.model_fields.items()
+                   if (f.json_schema_extra or {}).get("omit_at_default"))
+
+
+def trial_id(identity: dict[str, Any]) -> str:
+    """A stable hash of what defines an experiment: same experiment, same id, on every machine."""
+    blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def key_default(key: str) -> Any:
+    return PLUGIN_KEYS[key].default if key in PLUGIN_KEYS else TrialConfig.model_fields[key].default
+
+
+def config_keys() -> list[str]:
+    """Every config key: the fields, then the plugins' keys."""
+    return [*TrialConfig.model_fields, *PLUGIN_KEYS]
+
+
+def field_docs() -> dict[str, str]:
+    return {**{name: f.description or "" for name, f in TrialConfig.model_fields.items()},
+            **{name: f"(plugin) {spec.doc}" for name, spec in PLUGIN_KEYS.items()}}
+
+
+def defaults() -> dict[str, Any]:
+    """Every key's documented default (written into the results contract)."""
+    return {name: key_default(name) for name in config_keys()}
+
+
+def describe_errors(errors: list[dict]) -> list[str]:
+    """One line per pydantic error: the key, what is wrong, and the valid choices where known."""
+    lines = []
+    for e in errors:
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            valid = ", ".join(config_keys())
+            lines.append(f"{key}: unknown key; valid keys: {valid}")
+        elif e["type"] == "value_error":
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(f"{key}: {msg}" if key else msg)
+        else:
+            lines.append(f"{key}: {e['msg']} (got {shown(e.get('input'))})")
+    return lines
+
+
+def make_config(values: dict[str, Any], source: str = "config") -> TrialConfig:
+    try:
+        return TrialConfig(**values)
+    except ValidationError as err:
+        raise ConfigError(source, describe_errors(err.errors())) from None
+
+
+def split_assignment(pair: str, option: str) -> tuple[str, str, Any]:
+    """KEY=VALUE -> (key, the value's text, the value read as a YAML scalar: YAMLLoader is a
+    SafeLoader, so no tag constructs an object); shared by --set and --only."""
+    key, sep, value = pair.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(option, [f"{pair!r}: expected KEY=VALUE"])
+    try:
+        parsed = yaml.load(value, Loader=YAMLLoader) if value.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(option, [f"{pair!r}: not a YAML value ({str(err).splitlines()[0]})"]) from None
+    except RecursionError:
+        raise ConfigError(option, [f"{shown(pair)}: nested too deeply to be a value"]) from None
+    return key, value, parsed
+
+
+def parse_assignments(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """KEY=VALUE strings (from --set) to typed values, read as YAML scalars; each key once."""
+    out = {}
+    for pair in pairs:
+        key, value, parsed = split_assignment(pair, "--set")
+        if key in out:
+            raise ConfigError("--set", [f"{key}: set twice ({out[key]!r} and {value!r}); give it once"])
+        if isinstance(parsed, (dict, list)):
+            raise ConfigError("--set", [f"{pair!r}: a single value (a number, true/false or text), not a "
+                                        f"{type(parsed).__name__}"])
+        out[key] = parsed
+    return out

@@ -1,0 +1,124 @@
+"""`vi-sweep status`: what a sweep has done, read from its files alone (no Ray, nothing
+written): totals, the trials in progress, and progress per condition (every axis but the seed).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pandas as pd
+import yaml
+
+from vi_contract import schema, yamlsafe
+from vi_contract.columns import condition_columns, config, name_of
+from vi_contract.lease import lease_pid, pid_alive, read_lease
+from vi_contract.read import load_location
+from vi_contract.store import Store
+from vi_contract.tables import setting_values
+from vi_sweeps.study.config import ConfigError
+from vi_sweeps.study.load import load_study_text
+
+
+def _expected(study_text: str, source: str) -> pd.DataFrame | None:
+    """Every trial the study defines (id, axes); None if the study no longer validates, or if
+    it is a search (`vi-sweep tune`), whose trials are what its sampler suggested."""
+
+    try:
+        study = load_study_text(study_text, source)
+        rows = [{"trial_id": t.trial_id, **setting_values(t.config.model_dump(), t.labels)} for t in study.trials]
+    except (ConfigError, OSError):
+        return None
+    return None if study.spec.search is not None else pd.DataFrame(rows)
+
+
+def _driver(location: str) -> dict | None:
+    """The driver that holds the folder now (its lease), or None: then a trial still marked
+    running was interrupted, and a re-run starts it again."""
+
+    try:
+        held = read_lease(Store.open(location, create=False))
+    except OSError:
+        return None
+    if not held:
+        return None
+    if held.get("host") == socket.gethostname() and not pid_alive(lease_pid(held)):
+        return None
+    return held
+
+
+def sweep_status(location: str, as_json: bool = False) -> str:
+    trials, _, source, notes = load_location(location)
+    if not source["study"]:
+        raise FileNotFoundError(f"{location}: no {schema.STUDY_FILE}, not a results folder")
+    expected = _expected(source["study"], f"{location}/{schema.STUDY_FILE}")
+    driver = _driver(location)
+    contract = source["contract"]
+    if driver is None and len(trials):
+        trials = trials.assign(status=trials["status"].replace({"running": "interrupted"}))
+    status = trials.set_index("trial_id")["status"] if len(trials) else pd.Series(dtype=str)
+    if expected is not None and len(trials) and not trials["trial_id"].isin(expected["trial_id"]).all():
+        # ids of another identity (a folder written before a schema or identity change): this
+        # version's expansion names other trials, so only what the folder records is counted
+        foreign = int((~trials["trial_id"].isin(expected["trial_id"])).sum())
+        notes = [*notes, f"{foreign} of the {len(trials)} recorded trials are not trials of the study as this version "
+                         "expands it (ids of an earlier identity): the counts are of the recorded trials"]
+        expected = trials.drop(columns="status")
+    table = expected if expected is not None else trials
+    table = table.assign(status=table["trial_id"].map(status).fillna("pending")) if len(table) else \
+        pd.DataFrame({"trial_id": [], "status": []})
+    keys = condition_columns(table, contract)
+    counts = table["status"].value_counts().to_dict()
+    done = counts.get("finished", 0) + counts.get("diverged", 0)
+    running = trials[trials["status"].isin(["running", "interrupted"])] if len(trials) else trials
+    running = list(running[["trial_id", "steps_done", config("iterations")]].itertuples(index=False)) if len(running) else []
+    per_condition = (table.assign(done=table["status"].isin(schema.FINISHED))
+                     .groupby(keys, dropna=False, sort=True)
+                     .agg(trials=("trial_id", "size"), done=("done", "sum"),
+                          running=("status", lambda s: int(s.isin(["running", "interrupted"]).sum())),
+                          errors=("status", lambda s: int((s == "error").sum())))
+                     .reset_index().rename(columns=shown_name)) if keys else pd.DataFrame()
+    if driver is None and len(per_condition):  # no driver: nothing runs; those trials were interrupted
+        per_condition = per_condition.rename(columns={"running": "interrupted"})
+    collapsed = int((trials["collapsed"].astype(bool) & trials["status"].isin(schema.FINISHED)).sum()) if len(trials) else 0
+    summary = {"location": location, "study": (source["contract"] or {}).get("study") or _name(source["study"]),
+               "total": len(table), "done": done, "finished": counts.get("finished", 0),
+               "diverged": counts.get("diverged", 0), "collapsed": collapsed, "running": counts.get("running", 0),
+               "interrupted": counts.get("interrupted", 0), "search": expected is None,
+               "driver": {k: driver.get(k) for k in ("host", "pid")} if driver else None,
+               "pruned": counts.get("pruned", 0), "errors": counts.get("error", 0), "pending": counts.get("pending", 0),
+               "notes": notes}
+    if as_json:
+        summary["in_progress"] = [{"trial_id": tid, "step": int(step), "iterations": int(budget)}
+                                  for tid, step, budget in running]
+        summary["conditions"] = json.loads(per_condition.to_json(orient="records"))
+        return json.dumps(summary, indent=1, default=str)
+    by = f"driver {driver.get('host')}:{driver.get('pid')}" if driver else "no driver (stopped or finished)"
+    in_progress = (f"{summary['running']} in progress" if driver else
+                   f"{summary['interrupted']} interrupted (run the same command again to resume them)")
+    total = f"{len(table)} suggested so far" if expected is None else f"{len(table)}"
+    lines = [f"study {summary['study']} in {location}; {by}",
+             f"trials: {done}/{total} done ({summary['finished']} finished, {summary['diverged']} diverged, "
+             f"{collapsed} collapsed), {in_progress}, {summary['pruned']} pruned, "
+             f"{summary['errors']} errors, {summary['pending']} not started"]
+    lines += [f"  {tid}  step {step}/{budget}" for tid, step, budget in running]
+    if len(per_condition):
+        lines += ["per condition:", per_condition.to_string(index=False)]
+    lines += [f"note: {n}" for n in notes]
+    return "\n".join(lines)
+
+
+COUNTS = ("trials", "done", "running", "errors", "interrupted")  # the per-condition counts beside the axes
+
+
+def shown_name(column: str) -> str:
+    """An axis's column by its study name; a count's name with " (axis)" (an axis may be called done)."""
+    name = name_of(column)
+    return f"{name} (axis)" if column != name and name in COUNTS else name
+
+
+def _name(study_text: str) -> str:
+    try:
+        return str((yamlsafe.safe_load(study_text) or {}).get("name", "?"))
+    except yaml.YAMLError:
+        return "?"
