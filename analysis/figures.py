@@ -220,9 +220,9 @@ def onsets(seeds: pd.DataFrame, order: list[str], rule: str, compare: str | None
             if lines[kind]:
                 ax.add_collection(LineCollection(lines[kind], colors=colour, linewidths=width, rasterized=True))
         if dots:
-            ax.scatter(*zip(*dots), s=8, color="tab:green", zorder=3, rasterized=True)
+            ax.scatter(*zip(*dots, strict=True), s=8, color="tab:green", zorder=3, rasterized=True)
         if crosses:
-            ax.scatter(*zip(*crosses), s=14, marker="x", color="black", linewidths=1.0, zorder=3, rasterized=True)
+            ax.scatter(*zip(*crosses, strict=True), s=14, marker="x", color="black", linewidths=1.0, zorder=3, rasterized=True)
         ax.set_xlim(0, float(sub["steps_done"].max()) * 1.02)
         ax.set_ylim(y, -1)
         ax.set_yticks([t for t, _ in ticks], [lab for _, lab in ticks], fontsize=7)
@@ -320,7 +320,8 @@ def at_a_glance(rows: pd.DataFrame, order: list[str], compare: str | None = None
         panels.append(("quality", f"{names[0] if len(names) == 1 else 'quality metric'} difference{base}"))
     width = max(1.15 * len(cols), 2.6)
     fig_width = max(8.6, min(10.4, 2.6 + width * len(panels)))
-    fig, axes = plt.subplots(1, len(panels), squeeze=False, figsize=(fig_width, 1.45 + 0.36 * len(cells)))
+    fig, axes = plt.subplots(1, len(panels), squeeze=False, figsize=(fig_width, 2.5 + 0.36 * len(cells)),
+                             layout="constrained")
     cmap = matplotlib.colormaps["RdBu"]
     scale = {}
     if quality:
@@ -345,15 +346,19 @@ def at_a_glance(rows: pd.DataFrame, order: list[str], compare: str | None = None
                 value = -good * d / scale[(r["dataset"], m)]
                 text = f"{d:+.3g}" if len(names) == 1 else f"{m}\n{d:+.3g}"
             significant = p == p and p < alpha
-            colour = cmap(0.5 + 0.5 * float(np.clip(value, -1, 1)) if value == value else 0.5)
-            ax.add_patch(Rectangle((x, y), 1, 1, facecolor=colour, edgecolor="white", lw=1))
+            # colour encodes the difference only where Holm decides it; an undecided difference is
+            # drawn pale, so a large effect at n = 3 does not look as sure as a decided one
+            shade = float(np.clip(value, -1, 1)) if value == value else 0.0
+            colour = cmap(0.5 + 0.5 * (shade if significant else 0.25 * shade))
+            ax.add_patch(Rectangle((x, y), 1, 1, facecolor=colour, edgecolor="white", lw=1,
+                                   hatch=None if significant else "////"))
             if significant:
                 ax.add_patch(Rectangle((x + 0.04, y + 0.06), 0.92, 0.88, fill=False, edgecolor="black", lw=1.8))
-            dark = abs(value) > 0.6 if value == value else False
+            dark = significant and abs(value) > 0.6 if value == value else False
             ax.text(x + 0.5, y + 0.5, text + ("*" if significant else ""), ha="center", va="center",
                     fontsize=7 if kind == "quality" and len(names) > 1 else 8, color="white" if dark else "0.1",
                     fontweight="bold" if significant else "normal", linespacing=0.95)
-        ax.set_xticks(np.arange(len(cols)) + 0.5, cols, fontsize=8)
+        ax.set_xticks(np.arange(len(cols)) + 0.5, [f"{compare} = {c}" if compare else str(c) for c in cols], fontsize=8)
         ax.xaxis.tick_top()
         ax.set_yticks(np.arange(len(cells)) + 0.5, cells if ax is axes[0, 0] else [], fontsize=8)
         ax.tick_params(length=0)
@@ -361,9 +366,13 @@ def at_a_glance(rows: pd.DataFrame, order: list[str], compare: str | None = None
         ax.set_title(textwrap.fill(title, int(fig_width * 12 / len(panels) * 0.8)), fontsize=9, pad=16)
         for side in ax.spines.values():
             side.set_visible(False)
+    bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(-1, 1), cmap=cmap), ax=list(axes[0]),
+                       orientation="horizontal", fraction=0.05, pad=0.04, aspect=40, ticks=[-1, -0.5, 0, 0.5, 1])
+    bar.ax.set_xticklabels(["worse", "", "no difference", "", "better"], fontsize=7)
+    bar.set_label("collapse: the rate difference (-1 to +1); quality: the difference over the largest of its data set",
+                  fontsize=7)
     note = textwrap.fill(f"blue: better than the baseline, red: worse (collapse: lower is better; quality: by each "
-                         f"metric's direction, scaled per data set); framed and *: significant after Holm (p < {alpha})",
-                         int(fig_width * 15))
-    fig.text(0.5, 0.01, note, ha="center", va="bottom", fontsize=7.5, color="0.25")
-    fig.tight_layout(rect=(0, (0.25 + 0.13 * note.count("\n")) / fig.get_figheight(), 1, 1))
+                         f"metric's direction); framed, * and full colour: significant after Holm (p < {alpha}); "
+                         f"hatched and pale: not decided", int(fig_width * 15))
+    fig.supxlabel(note, fontsize=7.5, color="0.25")
     return fig

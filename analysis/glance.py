@@ -105,3 +105,50 @@ def glance_note(rows: pd.DataFrame, alpha: float = ALPHA) -> str:
             f"(negative is less collapse), the cell's quality metric (its direction in the figure), and the share of "
             f"seeds that converged. Holm p: each family's Holm-adjusted p; a verdict counts a family as significant at "
             f"p < {alpha} ({words}). The sentences after the figure say the same per cell, with the tests.")
+
+
+ANSWER = "The answer"  # the first section of a report without declared claims
+
+
+def answer_sentences(rows: pd.DataFrame, compare: str | None, n_seeds: list[int]) -> list[str]:
+    """One sentence per comparison a family-corrected test decided (collapse, quality,
+    convergence), from the glance rows; 'nothing decided yet' with the seed counts otherwise."""
+    out = []
+    for r in rows.to_dict("records") if len(rows) else []:
+        said = []
+        if r.get("collapse_sign"):
+            said.append(f"{'less' if r['collapse_diff'] < 0 else 'more'} collapse at the end "
+                        f"({r['collapse_diff']:+.2f}, Holm p {_p(r['collapse_p_holm'])})")
+        if r.get("quality_sign"):
+            said.append(f"{'better' if r['quality_sign'] > 0 else 'worse'} {r['quality_metric']} "
+                        f"({r['quality_diff']:+.3g}, Holm p {_p(r['quality_p_holm'])})")
+        if r.get("convergence_sign"):
+            said.append(f"converges {'faster' if r['convergence_sign'] > 0 else 'slower'} "
+                        f"(Holm p {_p(r['convergence_p_holm'])})")
+        if said:
+            name = compare or "treatment"
+            out.append(f"{' · '.join(str(r[k]) for k in CELL)}: {name} = {r['treatment']} against {name} = "
+                       f"{r['baseline']}: {'; '.join(said)} (n = {int(r['n'])} vs {int(r['n_base'])}).")
+    if out:
+        return out
+    if not compare:
+        return ["No comparison: the study sets no `compare:` axis, so nothing is tested; the tables below describe "
+                "each condition."]
+    n = f"{min(n_seeds)}" if n_seeds and min(n_seeds) == max(n_seeds) else f"{min(n_seeds)}-{max(n_seeds)}" if n_seeds else "0"
+    return [f"Nothing decided yet: no comparison differs after Holm's correction (n = {n} seeds per condition); "
+            "the tables below say what the data exclude."]
+
+
+def answer_of(markdown: str) -> list[str]:
+    """The answer lines of a REPORT.md (the declared claims' answer, else the findings' one), as
+    plain text for a terminal."""
+    lines, inside = [], False
+    for line in markdown.splitlines():
+        if line.startswith("## "):
+            if inside:
+                break
+            inside = line[3:].strip() in (ANSWER, "Declared claims: the answer")
+        elif inside and line.startswith("- "):
+            text = line[2:].replace("**", "").replace("\\", "")
+            lines.append(text.replace("&gt;", ">").replace("&lt;", "<").replace("&amp;", "&"))
+    return lines

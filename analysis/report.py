@@ -368,8 +368,9 @@ def report_sections(res: Results, lay, table, effect, found, figs, metrics, at_g
                "Intervals: Wilson 95% for rates, percentile bootstrap 95% (2,000 resamples) for medians (only where "
                f"n >= {tables.MIN_N_INTERVAL}), Newcombe's hybrid score interval for differences of rates."]
     declared = claims.report_studies(res)
-    sections: list[tuple[str, str, object]] = [("Summary", "", summary), *claims.report_sections(declared),
-                                               *interims.report_sections(declared)]
+    answer = claims.report_sections(declared) or [(glance.ANSWER, "", glance.answer_sentences(
+        at_glance if at_glance is not None else pd.DataFrame(), lay.compare, [int(n) for n in table.get("n", [])]))]
+    sections: list[tuple[str, str, object]] = [("Summary", "", summary), *answer, *interims.report_sections(declared)]
     if at_glance is not None and len(at_glance):
         sections += [(figs["at_a_glance"][0], "at_a_glance", None),
                      ("Findings at a glance", "", glance.glance_table(at_glance)),

@@ -5,6 +5,7 @@ drawing them as a grid of panels."""
 from __future__ import annotations
 
 import io
+import textwrap
 import posixpath
 
 import numpy as np
@@ -117,13 +118,29 @@ def sample_panels(res, labelled: pd.DataFrame, order: list[str], compare: str | 
 
 
 def scatter_panel(ax, points: np.ndarray, centres: np.ndarray, sigma: float, lim: float) -> None:
-    """2-D samples over the true modes with their 3-sigma circles, on fixed axes."""
+    """2-D samples over the true modes with their 3-sigma acceptance circles, on fixed axes: a
+    sample within 3 sigma of its nearest mode (what the mode metrics count) in blue, any other in
+    grey; a sample beyond the axes' limits is drawn at the edge as a red triangle and counted in
+    the corner, never dropped silently."""
     for c in centres:
         ax.add_patch(plt.Circle(c, 3 * sigma, fill=False, color="#d55e00", lw=0.8))
     ax.scatter(centres[:, 0], centres[:, 1], s=6, color="#d55e00", marker="x", lw=0.8)
     finite = np.isfinite(points).all(1)
+    shown = points[finite]
+    counted = np.zeros(len(shown), dtype=bool)
+    if len(centres) and sigma > 0 and len(shown):
+        d2 = ((shown[:, None, :] - centres[None, :, :]) ** 2).sum(-1).min(1)
+        counted = d2 <= (3 * sigma) ** 2
+    outside = (np.abs(shown) > lim).any(1)
+    inside = shown[~outside]
     # rasterized: an SVG of a few hundred panels of 1,000 points each stays small (a picture in the SVG)
-    ax.scatter(points[finite, 0], points[finite, 1], s=1.5, alpha=0.45, color="#0072b2", linewidths=0, rasterized=True)
+    for mask, colour in ((~counted[~outside], "0.55"), (counted[~outside], "#0072b2")):
+        ax.scatter(inside[mask, 0], inside[mask, 1], s=1.5, alpha=0.5, color=colour, linewidths=0, rasterized=True)
+    if outside.any() or not finite.all():
+        edge = np.clip(shown[outside], -0.97 * lim, 0.97 * lim)
+        ax.scatter(edge[:, 0], edge[:, 1], s=7, marker="^", color="#cc0000", linewidths=0)
+        ax.text(0.03, 0.03, f"{int(outside.sum()) + int((~finite).sum())} off the axes", transform=ax.transAxes,
+                fontsize=6, color="#cc0000")
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
     ax.set_aspect("equal")
@@ -165,6 +182,10 @@ def sample_grid(rows: list[tuple[str, list[tuple[str, object]]]], geometry: dict
             ax.set_title(caption, fontsize=7)
             if j == 0:
                 ax.set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
-    fig.suptitle(title, fontsize=10)
+    if len(centres):
+        legend = ("circles: each mode's 3-sigma acceptance radius; blue: samples the mode metrics count, "
+                  "grey: outside every circle; red triangles: beyond the axes")
+        title += "\n" + textwrap.fill(legend, int(fig.get_figwidth() * 13))
+    fig.suptitle(title, fontsize=10 if len(centres) == 0 else 9)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
     return fig

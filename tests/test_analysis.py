@@ -397,7 +397,12 @@ def test_the_report_opens_with_every_comparison_at_a_glance_and_a_compact_findin
     (folder / schema.VERSIONS_FILE).write_text(json.dumps(versions))
     text = build_report([str(folder)], str(tmp_path / "rep")).read_text()
     heads = [line for line in text.splitlines() if line.startswith("## ")]
-    assert heads[:3] == ["## Summary", "## Every comparison at a glance", "## Findings at a glance"]
+    assert heads[:4] == ["## Summary", "## The answer", "## Every comparison at a glance", "## Findings at a glance"]
+    # the answer names the planted effect in one sentence, and only it (issue 39: the answer was never written)
+    from analysis.glance import answer_of
+    answer = answer_of(text)
+    assert len(answer) == 1 and "bn=False" in answer[0] and "lam = 5 against lam = 0: less collapse at the end (-0.80" in answer[0]
+    heads.remove("## The answer")
     assert heads[3].startswith("## Findings: gan · ring8 · ") and heads[-1] == "## Provenance"
     assert (tmp_path / "rep" / "at_a_glance.png").stat().st_size > 10000
     table = pd.read_csv(tmp_path / "rep" / "glance.csv")

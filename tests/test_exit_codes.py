@@ -51,9 +51,14 @@ def test_a_part_exits_0_for_its_own_trials_and_says_how_many_remain(local_ray, t
     path.write_text(STUDY)
     r = CliRunner().invoke(main, ["run", str(path), "--results", str(tmp_path / "r"), "--no-report", "--only", "seed=0"])
     assert r.exit_code == 0, r.output
-    assert ("this part (--only): 2 of its 2 trials finished; 2 other trial(s) of the study remain for a run without "
-            "--only (or with their --only)") in r.output
+    assert "this part (--only): 2 of its 2 trials finished; 2 other trial(s) of the study remain; to run them: " in r.output
     assert "did not finish" not in r.output
+    # the command it prints runs the rest (issue 39: it said "run the same command again", which runs the part)
+    import shlex
+    command = shlex.split(r.output.split("to run them: ")[1].splitlines()[0])
+    assert command[:2] == ["vi-sweep", "run"]
+    rest = CliRunner().invoke(main, [*command[1:], "--no-report"])
+    assert rest.exit_code == 0 and "4 finished" in rest.output, rest.output
 
 
 def test_a_plugin_that_exits_at_import_is_an_import_failure(tmp_path):

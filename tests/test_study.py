@@ -322,3 +322,15 @@ def test_set_on_a_study_whose_base_is_not_a_mapping_names_base(tmp_path):
     study.write_text("name: x\nbase: [1, 2]\n")
     r = CliRunner().invoke(main, ["validate", str(study), "--set", "hidden=8"])
     assert r.exit_code == 2 and "base: expected a mapping of config keys (got [1, 2])" in r.output, r.output
+
+
+def test_a_study_without_a_treatment_to_compare_validates_with_a_warning(tmp_path):
+    # issue 39: such a study validated silently and only its finished report said "no findings"
+    study = tmp_path / "plain.yaml"
+    study.write_text("name: plain\ngrid:\n  lam: [0, 5]\nseeds: 2\n")
+    r = CliRunner().invoke(main, ["validate", str(study)])
+    assert r.exit_code == 0 and "valid, 4 trials" in r.output
+    assert f"warning: {study}: no `compare:` (axis, baseline): the report will describe each condition" in r.output
+    study.write_text("name: plain\ngrid:\n  lam: [0, 5]\nseeds: 2\ncompare: {axis: lam, baseline: 0}\n")
+    r = CliRunner().invoke(main, ["validate", str(study)])
+    assert r.exit_code == 0 and "warning" not in r.output

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -62,6 +63,9 @@ def validate(study, list_trials, assignments, plugin_names) -> None:
     if list_trials:
         click.echo(trial_table_text(spec))
     click.echo(f"{study}: valid, {len(spec.trials)} trials")
+    if spec.spec.compare is None and spec.spec.search is None:  # valid, but its report would find nothing
+        click.echo(f"warning: {study}: no `compare:` (axis, baseline): the report will describe each condition and "
+                   "test nothing; add compare: {axis: AXIS, baseline: VALUE} to compare a treatment", err=True)
 
 
 @main.command()
@@ -151,9 +155,10 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
         click.echo(f"{len(left)} trial(s) did not finish; run the same command again to resume them:", err=True)
         click.echo("\n".join(lines[:30] + ([f"  ... and {len(lines) - 30} more"] if len(lines) > 30 else [])), err=True)
     if chosen is not None and only:
+        rest = " ".join(shlex.quote(a) for a in ["vi-sweep", "run", study, "--results", results,
+                                                 *(f"--set={a}" for a in assignments), *(f"--plugin={p}" for p in plugin_names)])
         click.echo(f"this part (--only): {len(chosen) - len(left)} of its {len(chosen)} trials finished; "
-                   f"{len(outcome.unfinished) - len(left)} other trial(s) of the study remain for a run without --only "
-                   "(or with their --only)", err=True)
+                   f"{len(outcome.unfinished) - len(left)} other trial(s) of the study remain; to run them: {rest}", err=True)
     if report and outcome.exit_code in (EXIT_OK, EXIT_ERRORED) and not outcome.stop_reason:
         write_report([results], f"{results}/report")  # errored trials too: a report of what finished
     sys.exit(outcome.exit_code)

@@ -130,6 +130,7 @@ def trial_table_text(study, chosen: set[str] | None = None) -> str:
 
 def write_report(results: list[str], out: str, converged: str | None = None, link_figures: bool = False) -> None:
     try:
+        from analysis.glance import answer_of
         from analysis.report import build_report  # the report path: matplotlib and seaborn load here only
 
         path = build_report(results, out, converged, link_figures)
@@ -139,5 +140,7 @@ def write_report(results: list[str], out: str, converged: str | None = None, lin
     except OSError as err:  # the output folder cannot be written (a file, no permission: 2; no space: 1)
         click.echo(f"error: cannot write the report to {out}: {err.strerror or err}", err=True)
         sys.exit(exit_code_for(err))
-    click.echo(f"report: {path}")
+    for line in answer_of(path.read_text()):
+        click.echo(f"answer: {line}")
+    click.echo(f"report: {path.with_name('report.html')} (and {path.name} beside it)")
 
