@@ -5,8 +5,8 @@ drawing them as a grid of panels."""
 from __future__ import annotations
 
 import io
-import textwrap
 import posixpath
+import textwrap
 
 import numpy as np
 import pandas as pd
