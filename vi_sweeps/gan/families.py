@@ -196,7 +196,7 @@ class GAN(Family):
         if self.d_penalties:
             step = stabilisers.DStep(self, D, x, fake, real_logits, fake_logits)
             for name, s in self.d_penalties:
-                loss = loss + stabilisers.per_member(name, s.d_penalty(step), len(self.cfgs))
+                loss = loss + stabilisers.per_member(name, stabilisers.own_draws(name, s.d_penalty, step), len(self.cfgs))
         return loss
 
     def g_loss(self, z: torch.Tensor, anchor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -207,7 +207,7 @@ class GAN(Family):
         if self.g_penalties:
             step = stabilisers.GStep(self, D, z, fake, fake_logits)
             for name, s in self.g_penalties:
-                total = total + stabilisers.per_member(name, s.g_penalty(step), len(self.cfgs))
+                total = total + stabilisers.per_member(name, stabilisers.own_draws(name, s.g_penalty, step), len(self.cfgs))
         return total, adv, reg
 
     @torch.no_grad()

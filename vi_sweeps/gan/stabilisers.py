@@ -27,7 +27,9 @@ Tensor = torch.Tensor
 
 @dataclass
 class DStep:
-    """One D update's inputs and D's logits on them; `family` gives the members' generators."""
+    """One D update's inputs and D's logits on them, member-major (K, B, ...). Random draws use
+    `family.gens`, the members' random-number generators (one torch.Generator per member; see gp):
+    a draw from torch's global generator is refused (own_draws)."""
 
     family: object
     D: Callable
@@ -39,6 +41,8 @@ class DStep:
 
 @dataclass
 class GStep:
+    """One G update's noise, G's samples and D's logits on them (member-major, as DStep)."""
+
     family: object
     D: Callable
     z: Tensor
@@ -102,6 +106,28 @@ def per_member(name: str, penalty: Tensor, k: int) -> Tensor:
         raise ValueError(f"stabiliser {name}: its penalty has shape {tuple(penalty.shape)}, not one value per member "
                          f"({k},); reduce over everything but the first (member) dimension")
     return penalty
+
+
+def _global_states(device: torch.device) -> list[Tensor]:
+    states = [torch.random.get_rng_state()]
+    if device.type == "cuda":
+        states.append(torch.cuda.get_rng_state(device))
+    return states
+
+
+def own_draws(name: str, penalty: Callable, step: DStep | GStep) -> Tensor:
+    """The penalty of `step`, refused if it drew from torch's global generator (torch.rand_like,
+    torch.randn without generator=): a packed draw from it depends on the pack's size and the
+    member's place, so `vi-sweep trial` could not reproduce a sweep's trial (issue 39: loss/d 5.19
+    against 3.96 at step 100 for a DRAGAN penalty drawing torch.rand_like in packs of 3)."""
+    device = step.fake.device
+    before = _global_states(device)
+    out = penalty(step)
+    if not all(torch.equal(a, b) for a, b in zip(before, _global_states(device), strict=True)):
+        raise ValueError(f"stabiliser {name}: its penalty drew from torch's global random generator (torch.rand_like, "
+                         "torch.randn without generator=...), which makes a trial's rows depend on its pack; draw each "
+                         "member's numbers from its own generator, step.family.gens[k] (as stabilisers.gp does)")
+    return out
 
 
 def stabiliser_keys() -> tuple[str, ...]:
