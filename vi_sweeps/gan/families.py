@@ -28,13 +28,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from vi_sweeps.gan import losses
-
-from vi_sweeps.gan import stabilisers
-from vi_sweeps.gan.architectures import DataParameter, Nets, build_nets
 from vi_sweeps.core.keys import Key
-from vi_sweeps.gan.packing import load_members, member_state, pack
 from vi_sweeps.core.registry import Registry
+from vi_sweeps.gan import losses, stabilisers
+from vi_sweeps.gan.architectures import DataParameter, Nets, build_nets
+from vi_sweeps.gan.packing import load_members, member_state, pack
 
 
 @dataclass(frozen=True)

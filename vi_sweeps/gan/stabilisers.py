@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from vi_sweeps.gan import losses
 from vi_sweeps.core.registry import Registry
+from vi_sweeps.gan import losses
 
 Tensor = torch.Tensor
 
