@@ -1,1 +1,2 @@
-"""Data sets, keyed by the names study files use, and the decoded image cache real image folders load through."""
+"""Data sets, keyed by the names study files use, and the decoded image cache real image folders
+load through."""

@@ -1,4 +1,6 @@
-"""Metrics: the evaluators that turn a member's samples into its declared eval/* keys, their keys, feature-space metrics, the digits reference classifier, FID's weights, and which evaluator scores which data set.
+"""Metrics: the evaluators that turn a member's samples into its declared eval/* keys, their keys,
+feature-space metrics, the digits reference classifier, FID's weights, and which evaluator
+scores which data set.
 
 The names of the former module vi_sweeps.metrics are still read from here (vi_sweeps.metrics.evaluators),
 loaded on first use so that importing one submodule does not load the others."""

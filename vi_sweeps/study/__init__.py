@@ -1,4 +1,5 @@
-"""What is measured: one trial's configuration, the study file's schema, its expansion into trials, reading a study, parts of it (--only) and its declared claims.
+"""What is measured: one trial's configuration, the study file's schema, its expansion into trials,
+reading a study, parts of it (--only) and its declared claims.
 
 The names of the former module vi_sweeps.study are still read from here (vi_sweeps.study.load),
 loaded on first use so that importing one submodule does not load the others."""

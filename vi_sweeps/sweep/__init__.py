@@ -1,4 +1,5 @@
-"""The sweep on Ray: the private Ray session, the driver that schedules packs with Ray Tune, watching and stopping it, reusing finished trials, the Optuna search and the status of a folder.
+"""The sweep on Ray: the private Ray session, the driver that schedules packs with Ray Tune,
+watching and stopping it, reusing finished trials, the Optuna search and the status of a folder.
 
 The names of the former module vi_sweeps.sweep are still read from here (vi_sweeps.sweep.driver),
 loaded on first use so that importing one submodule does not load the others."""
