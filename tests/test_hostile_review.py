@@ -173,3 +173,10 @@ def test_migrate_of_a_folder_that_is_not_results_is_one_line(tmp_path, capsys):
     assert migrate_main([str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {tmp_path / 'nowhere'}") and len(err.strip().splitlines()) == 1
+
+
+def test_a_base_key_set_on_one_side_only_is_named_with_the_default_on_the_other():
+    # issue 39: the mismatch message said "base.lr: None there, 0.001 here" for the default 2e-4
+    before = load_study_text("name: s\n" + BASE + "seeds: 4\n", "a.yaml")
+    after = load_study_text("name: s\n" + BASE + "base: {lr: 0.001}\nseeds: 4\n", "b.yaml")
+    assert "base.lr: 0.0002 (the default) there, 0.001 here" in definition_differences(before, after)

@@ -113,8 +113,10 @@ def definition_differences(before: Study, now: Study) -> list[str]:
         out.append(f"compare: {shown(before.compare)} there, {shown(now.compare)} here")
     for key in sorted(set(before.spec.base) | set(now.spec.base)):
         a, b = before.spec.base.get(key), now.spec.base.get(key)
-        if key not in EXECUTION_KEYS and a != b:
-            out.append(f"base.{key}: {shown(a)} there, {shown(b)} here")
+        if key not in EXECUTION_KEYS and a != b:  # an unset key is its default, said as such (not None)
+            said = [shown(v) if k in study.spec.base else f"{shown(TrialConfig.model_fields[key].default)} (the default)"
+                    if key in TrialConfig.model_fields else "unset" for v, k, study in ((a, key, before), (b, key, now))]
+            out.append(f"base.{key}: {said[0]} there, {said[1]} here")
     if not out:
         out.append("its trial ids (a data folder's content, a plugin's source, or a default of this version of vi-sweeps)")
     return out
