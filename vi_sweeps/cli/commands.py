@@ -129,6 +129,11 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
         tensorboard = str(Path(results, "tensorboard").resolve())
 
     def run_part(part):
+        if spec.spec.protocol is not None:  # tune every arm with the same budget, then test on fresh seeds
+            from vi_sweeps.sweep.protocol import run_protocol
+
+            return run_protocol(spec, results, address=address, max_concurrent=max_concurrent, force=force,
+                                tensorboard=tensorboard or "", tracking=tracking, reuse=reuse or "")
         return run_sweep(spec, results, address=address, max_concurrent=max_concurrent, force=force,
                          tensorboard=tensorboard or "", tracking=tracking, reuse=reuse or "", only=part)
 

@@ -324,16 +324,22 @@ def expand(spec: StudyFile, problems: list[str]) -> tuple[list[TrialSpec], list[
 def check_search(spec: StudyFile, problems: list[str]) -> None:
     if spec.search is None:
         return
+    check_space(spec, spec.search.space, "search.space", problems)
+    check_objective(spec, spec.search.objective, "search.objective", problems)
 
+
+def check_space(spec: StudyFile, space: dict, prefix: str, problems: list[str], axis_keys: bool = False) -> None:
+    """A search space's keys and ranges (a study's `search:`, a protocol's per-arm spaces):
+    `axis_keys` allows keys an axis sets (a protocol's arm sets its stabiliser's weight)."""
     fields = config_keys()
     labelled_keys = {k for v in spec.grid.values() if isinstance(v, dict) for s in v.values() for k in s}
-    for key, entry in spec.search.space.items():
-        where = f"search.space.{key}"
+    for key, entry in space.items():
+        where = f"{prefix}.{key}"
         if key not in fields or key in NOT_AXES:
             problems.append(f"{where}: not a searchable config key; valid keys: "
                             f"{', '.join(k for k in fields if k not in NOT_AXES)}")
             continue
-        if key in spec.grid or key in labelled_keys:
+        if not axis_keys and (key in spec.grid or key in labelled_keys):
             problems.append(f"{where}: also set by a grid axis; search it or grid it, not both")
         if key in spec.base:
             problems.append(f"{where}: also set in base; the search would override it")
@@ -361,16 +367,18 @@ def check_search(spec: StudyFile, problems: list[str]) -> None:
                 TrialConfig.model_validate({key: bound})
             except ValidationError as err:
                 problems += [f"{where}: bound {bound}: {line}" for line in describe_errors(err.errors())]
+
+
+def check_objective(spec: StudyFile, objective, prefix: str, problems: list[str]) -> None:
     datasets = set(spec.datasets) | {s["dataset"] for v in spec.grid.values() if isinstance(v, dict)
                                      for s in v.values() if "dataset" in s}
     declared = [k.removeprefix("eval/") for d in sorted(datasets) if d in DATASETS
                 for k in evaluation(d).metrics]
-    objective = spec.search.objective
     if objective.mode == "min" and objective.diverged_value is None:
-        problems.append("search.objective.diverged_value: set it with mode: min, to a value worse than any real "
+        problems.append(f"{prefix}.diverged_value: set it with mode: min, to a value worse than any real "
                         f"{objective.metric} (a diverged seed must not score as the best)")
-    if spec.search.objective.metric not in declared:
-        problems.append(f"search.objective.metric: {spec.search.objective.metric!r} is not a metric of these data sets; "
+    if objective.metric not in declared:
+        problems.append(f"{prefix}.metric: {objective.metric!r} is not a metric of these data sets; "
                         f"valid choices: {', '.join(dict.fromkeys(declared))}")
 
 

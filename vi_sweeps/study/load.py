@@ -16,6 +16,7 @@ from vi_contract import schema, yamlsafe
 from vi_sweeps.core import plugins
 from vi_sweeps.study.claims import check_claims
 from vi_sweeps.study.config import EXECUTION_KEYS, ConfigError, TrialConfig, YAMLLoader, config_keys, describe_errors, shown
+from vi_sweeps.study.protocol import check_protocol
 from vi_sweeps.study.expansion import NOT_AXES, SET_BY, Study, check_compare, check_search, expand
 from vi_sweeps.study.schema import StudyFile, study_errors, what_parses
 
@@ -181,6 +182,7 @@ def _load_study_text(text: str, source: str, overrides: dict[str, Any] | None, l
                         "set resources: {gpu: 1} (or a fraction), or device: auto")
     check_search(spec, problems)
     check_compare(spec, axes, problems)
+    check_protocol(spec, trials, problems)
     compare = spec.compare.model_dump() if spec.compare else schema.default_compare([name for name, _ in axes])
     check_claims(spec, axes, compare, problems)
     if not problems and not trials:

@@ -9,7 +9,7 @@ import copy
 import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vi_sweeps.study.config import shown
 from vi_sweeps.track.spec import Tracking
@@ -69,6 +69,34 @@ class Search(BaseModel):
     sampler: Sampler = Sampler()
     pruner: Pruner | None = None
     storage: str | None = Field(None, description="Optuna storage URL; default SQLite in RESULTS")
+
+
+class TunePhase(BaseModel):
+    """The tuning half of a tune-then-test protocol: every arm (a value of the compare axis) in
+    every cell gets its own Optuna search of the same number of suggestions on the same seeds."""
+    model_config = ConfigDict(extra="forbid")
+    trials: int = Field(gt=0, description="suggestions per arm in each cell: the same budget for every arm")
+    seeds: list[int] = Field(min_length=1, description="the tuning seeds (trained as one pack per suggestion); "
+                             "disjoint from the test seeds")
+    space: dict[str, dict[str, SpaceEntry]] = Field(default_factory=dict, description="per arm (a compare-axis "
+                                                    "value): the keys its search draws")
+    shared: dict[str, SpaceEntry] = Field(default_factory=dict, description="keys every arm searches alike (e.g. lr)")
+    claim: str | None = Field(None, description="the declared claim whose primary endpoint scores a suggestion "
+                              "(default: the first claim)")
+    objective: Objective | None = Field(None, description="how a suggestion is scored, where the claim's endpoint "
+                                        "has no per-seed metric")
+    sampler: Sampler = Sampler()
+
+
+class TestPhase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seeds: Any = Field(description="the test seeds, as the study's seeds: a count, a list or {interim, max}")
+
+
+class Protocol(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tune: TunePhase
+    test: TestPhase
 
 
 class Compare(BaseModel):
@@ -138,6 +166,19 @@ class StudyFile(BaseModel):
     claims: list[Claim] = Field(default_factory=list, description="hypotheses decided by `vi-sweep claims`")
     amendments: list[Amendment] = Field(default_factory=list, description="claims changed after the first trial, "
                                         "each dated (the verdict shows them)")
+    protocol: Protocol | None = Field(None, description="tune each arm with the same budget, then test the chosen "
+                                      "settings on fresh seeds (protocol.test.seeds are the study's seeds)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _test_seeds(cls, raw: Any) -> Any:
+        """protocol.test.seeds are the study's seeds, declared in one place."""
+        if isinstance(raw, dict) and isinstance(raw.get("protocol"), dict) and isinstance(raw["protocol"].get("test"), dict) \
+                and "seeds" in raw["protocol"]["test"]:
+            if "seeds" in raw:
+                raise ValueError("seeds: a protocol declares its test seeds once, as protocol.test.seeds; drop seeds:")
+            return {**raw, "seeds": raw["protocol"]["test"]["seeds"]}
+        return raw
 
     @field_validator("models", "datasets")
     @classmethod

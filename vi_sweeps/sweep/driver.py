@@ -254,7 +254,10 @@ def describe(study: Study, ids: list[str]) -> list[str]:
     by_id = {t.trial_id: t for t in study.trials}
     out = []
     for tid in ids:
-        t = by_id[tid]
+        t = by_id.get(tid)
+        if t is None:  # a trial the study's grid does not list (a protocol's test trial names its chosen values)
+            out.append(tid)
+            continue
         values = {**t.config.model_dump(), **t.labels}
         axes = " ".join(f"{a}={values[a]}" for a in study.axes if a not in ("model", "dataset", "seed"))
         out.append(" ".join(filter(None, [tid, f"{t.config.model}/{t.config.dataset}", axes, f"seed={t.config.seed}"])))

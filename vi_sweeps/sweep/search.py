@@ -162,9 +162,11 @@ def _search_cells(study: Study, store: Store, control: SweepControl, consolidati
 
 def _search_cell(study: Study, store: Store, storage, base: dict, labels: dict, n_trials: int,
                  max_concurrent: int | None, show_progress: bool, control: SweepControl,
-                 consolidation: Consolidation, tracking=None) -> str:
+                 consolidation: Consolidation, tracking=None, seeds: list[int] | None = None) -> str:
+    """One cell's search; `seeds`: the seeds of a suggestion (default 0..seeds_per_trial-1; a
+    protocol's tuning seeds)."""
     search = study.spec.search
-    seeds = list(range(search.seeds_per_trial))
+    seeds = list(range(search.seeds_per_trial)) if seeds is None else list(seeds)
     direction = "minimize" if search.objective.mode == "min" else "maximize"
     name = cell_name(study, base, labels)
     ot_study = optuna.create_study(study_name=name, storage=storage, direction=direction, load_if_exists=True)

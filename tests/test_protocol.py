@@ -1,0 +1,135 @@
+"""A tune-then-test protocol (issue 38): every arm tuned with the same budget on seeds disjoint
+from the test seeds; a study that breaks either is refused in one line."""
+
+import pytest
+
+from vi_sweeps.study.config import ConfigError
+from vi_sweeps.study.load import load_study_text
+from vi_sweeps.study.protocol import frozen, tuning_objective
+
+STUDY = """name: fair
+datasets: [ring8]
+base: {hidden: 16, batch_size: 32, eval_samples: 200}
+budget: {iterations: 40, eval_every: 20}
+grid:
+  stabiliser:
+    none: {}
+    anchor: {lam: 1.0}
+    r1: {r1: 1.0}
+compare: {axis: stabiliser, baseline: none}
+claims:
+  - id: fair
+    statement: every stabiliser loses modes less often than none
+    primary: {endpoint: mode_loss, expect: lower}
+protocol:
+  tune:
+    trials: 3
+    seeds: [100, 101]
+    space:
+      anchor: {lam: {type: loguniform, low: 0.1, high: 100}}
+      r1: {r1: {type: loguniform, low: 0.01, high: 10}}
+    shared: {lr: {type: loguniform, low: 1.0e-4, high: 3.0e-3}}
+  test:
+    seeds: 3
+"""
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as err:
+        load_study_text(text, "fair.yaml")
+    return err.value.problems
+
+
+def test_a_protocol_study_validates_and_tunes_on_its_claims_endpoint():
+    study = load_study_text(STUDY, "fair.yaml")
+    assert sorted({t.config.seed for t in study.trials}) == [0, 1, 2]  # protocol.test.seeds are the study's seeds
+    objective = tuning_objective(study.spec)
+    assert (objective.metric, objective.mode) == ("modes_lit_frac", "max")  # mode_loss tunes on the literature's count
+
+
+def test_tuning_seeds_among_the_test_seeds_are_refused_in_one_line():
+    found = problems(STUDY.replace("seeds: [100, 101]", "seeds: [1, 100]"))
+    assert found == ["protocol.tune.seeds: 1 are also test seeds (protocol.test.seeds); tuning and test seeds must be "
+                     "disjoint"]
+
+
+def test_unequal_budgets_are_refused_in_one_line_each():
+    # an arm with nothing to search while the others search (no shared keys)
+    found = problems(STUDY.replace("    shared: {lr: {type: loguniform, low: 1.0e-4, high: 3.0e-3}}\n", ""))
+    assert found == ["protocol.tune.space: none would search nothing while the other arms search 3 suggestions each; "
+                     "every arm gets the same budget: give each arm a space, or search shared keys "
+                     "(protocol.tune.shared, e.g. lr) for all"]
+    # an arm that trains longer than the others
+    found = problems(STUDY.replace("anchor: {lam: 1.0}", "anchor: {lam: 1.0, d_steps: 2}"))
+    assert len(found) == 1 and found[0].startswith("grid.stabiliser: the arms train different budgets (none: iterations 40, batch_size 32, "
+                                                            "d_steps 1")
+    assert found[0].endswith("a protocol gives every arm the same budget")
+
+
+def test_test_seeds_are_declared_once_and_arms_are_the_axis_values():
+    found = problems(STUDY.replace("name: fair\n", "name: fair\nseeds: 3\n"))
+    assert len(found) == 1 and "protocol declares its test seeds once, as protocol.test.seeds; drop seeds:" in found[0]
+    found = problems(STUDY.replace("      r1: {r1:", "      r2: {r2:"))
+    assert found == ["protocol.tune.space.r2: not a value of stabiliser; valid choices: none, anchor, r1"]
+
+
+def test_the_chosen_values_freeze_into_the_test_trials_and_their_ids_name_them():
+    from vi_sweeps.study.expansion import condition_key
+
+    study = load_study_text(STUDY, "fair.yaml")
+    chosen = {condition_key(t.config, t.labels): ({"lam": 3.5, "lr": 5e-4} if t.labels["stabiliser"] == "anchor"
+                                                  else {"lr": 1e-3}) for t in study.trials}
+    tests = frozen(study.trials, chosen)
+    anchor = [t for t in tests if t.labels["stabiliser"] == "anchor"]
+    assert {(t.config.lam, t.config.lr) for t in anchor} == {(3.5, 5e-4)}
+    assert {t.trial_id for t in tests}.isdisjoint({t.trial_id for t in study.trials})
+    assert len({t.trial_id for t in tests}) == len(tests) == 9
+
+
+def test_a_small_protocol_tunes_both_arms_with_equal_budgets_and_tests_the_chosen_values(tmp_path):
+    import json
+
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from tests.conftest import ROOT  # noqa: F401  (the package under test)
+    from vi_sweeps.cli.commands import main
+
+    small = """name: fair_small
+datasets: [ring8]
+base: {hidden: 16, batch_size: 32, eval_samples: 200, mlp_layers: 2}
+budget: {iterations: 20, eval_every: 10}
+grid:
+  stabiliser: {none: {}, anchor: {lam: 1.0}}
+pack_seeds: 2
+compare: {axis: stabiliser, baseline: none}
+claims:
+  - {id: small, statement: the anchor loses modes less often, primary: {endpoint: mode_loss, expect: lower}}
+protocol:
+  tune:
+    trials: 2
+    seeds: [10, 11]
+    space: {anchor: {lam: {type: loguniform, low: 0.1, high: 10}}}
+    shared: {lr: {type: loguniform, low: 1.0e-4, high: 3.0e-3}}
+  test: {seeds: 2}
+"""
+    path, results = tmp_path / "fair.yaml", tmp_path / "r"
+    path.write_text(small)
+    r = CliRunner().invoke(main, ["run", str(path), "--results", str(results), "--no-report"])
+    assert r.exit_code == 0, r.output
+    record = json.loads((results / "protocol.json").read_text())
+    assert sorted(record["budgets"].values()) == [2, 2]  # the same budget for each arm
+    chosen = {c["arm"]: c for c in record["chosen"].values()}
+    assert set(chosen) == {"none", "anchor"} and set(chosen["none"]) == {"arm", "search", "lr"}
+    assert 0.1 <= chosen["anchor"]["lam"] <= 10
+    search = pd.read_parquet(results / "tune" / "search.parquet")
+    assert search.groupby("search_study")["state"].apply(lambda s: (s == "COMPLETE").sum()).tolist() == [2, 2]
+    trials = pd.read_parquet(results / "trials.parquet")
+    assert len(trials) == 4 and set(trials["status"]) == {"finished"} and set(trials["config/seed"]) == {0, 1}
+    anchor = trials[trials["axis/stabiliser"] == "anchor"]
+    assert set(anchor["config/lam"]) == {chosen["anchor"]["lam"]} and set(anchor["config/lr"]) == {chosen["anchor"]["lr"]}
+    # a second run tunes nothing more and runs no test trial again
+    again = CliRunner().invoke(main, ["run", str(path), "--results", str(results), "--no-report"])
+    assert again.exit_code == 0, again.output
+    assert json.loads((results / "protocol.json").read_text()) == record
+    assert len(pd.read_parquet(results / "tune" / "search.parquet")) == 4

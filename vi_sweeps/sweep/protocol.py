@@ -1,0 +1,85 @@
+"""Running a tune-then-test protocol (vi_sweeps.study.protocol): first, in RESULTS/tune, one
+Optuna search per arm and cell, each of `protocol.tune.trials` suggestions on the tuning seeds
+(a re-run adds only the suggestions a search still lacks, so every arm ends with the same
+budget); then each arm-and-cell's best setting frozen into its test trials, recorded in
+RESULTS/protocol.json, and the test trials run in RESULTS like any sweep's (their ids name the
+chosen values)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import posixpath
+
+import optuna
+
+from vi_contract.store import Store
+from vi_sweeps.study.expansion import Study, condition_key
+from vi_sweeps.study.protocol import arms, frozen, tuning_objective
+from vi_sweeps.study.schema import Search
+from vi_sweeps.sweep.control import Stopped, SweepControl
+from vi_sweeps.sweep.driver import SweepOutcome, driving, run_sweep, trials_so_far
+from vi_sweeps.sweep.search import _search_cell, cell_name, cells, export_search, fail_stale, storage_url
+
+PROTOCOL_FILE = "protocol.json"
+
+
+def arm_search(study: Study, arm: str) -> Study:
+    """The study as one arm's search: its own space and the shared keys, the same budget."""
+    tune = study.spec.protocol.tune
+    search = Search(space={**tune.space.get(arm, {}), **tune.shared}, objective=tuning_objective(study.spec),
+                    seeds_per_trial=len(tune.seeds), trials=tune.trials, sampler=tune.sampler)
+    return dataclasses.replace(study, spec=study.spec.model_copy(update={"search": search}))
+
+
+def tune_arms(study: Study, results: str, address: str | None, max_concurrent: int | None, show_progress: bool,
+              force: bool, control: SweepControl) -> dict[str, dict]:
+    """Every arm-and-cell search to its budget; returns the chosen values by condition key."""
+    tune, axis = study.spec.protocol.tune, study.spec.compare.axis
+    names, chosen, budgets = [], {}, {}
+    with driving(arm_search(study, str(arms(study.spec)[0])), posixpath.join(results, "tune"), address, force,
+                 control) as (store, consolidation):
+        url = storage_url(arm_search(study, str(arms(study.spec)[0])).spec.search, store)
+        storage = optuna.storages.RDBStorage(url)
+        for base, labels in cells(study):
+            if control.should_stop():
+                break
+            arm = str(labels.get(axis, base.get(axis)))
+            searching = arm_search(study, arm)
+            name = cell_name(searching, base, labels)
+            direction = "minimize" if searching.spec.search.objective.mode == "min" else "maximize"
+            ot = optuna.create_study(study_name=name, storage=storage, direction=direction, load_if_exists=True)
+            fail_stale(ot)
+            done = len(ot.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+            if done < tune.trials:
+                _search_cell(searching, store, storage, base, labels, tune.trials - done, max_concurrent, show_progress,
+                             control, consolidation, seeds=tune.seeds)
+            names.append(name)
+            ot = optuna.load_study(study_name=name, storage=storage)
+            complete = ot.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            budgets[name] = len(complete)
+            if len(complete) >= tune.trials:
+                chosen[condition_key(base, labels)] = {"arm": arm, "search": name, **ot.best_trial.params}
+        consolidation.write()
+        export_search(storage, names, store, url, searching.spec.search.objective.mode)
+    return {"chosen": chosen, "budgets": budgets}
+
+
+def run_protocol(study: Study, results: str, address: str | None = None, max_concurrent: int | None = None,
+                 show_progress: bool = True, force: bool = False, **sweep) -> SweepOutcome:
+    """Tune every arm, then run the test trials with the chosen values (RESULTS/protocol.json)."""
+    control = SweepControl()
+    with control.signals():
+        try:
+            record = tune_arms(study, results, address, max_concurrent, show_progress, force, control)
+        except Stopped:
+            record = None
+    expected = {condition_key(t.config, t.labels) for t in study.trials}
+    if record is None or control.reason or set(record["chosen"]) != expected:
+        why = control.reason or "some arm's search did not reach its budget; run the same command again"
+        return SweepOutcome(trials_so_far(results), [t.trial_id for t in study.trials], why, control.exit_code or 1)
+    values = {k: {p: v for p, v in c.items() if p not in ("arm", "search")} for k, c in record["chosen"].items()}
+    tests = dataclasses.replace(study, trials=frozen(study.trials, values))
+    Store.open(results).write_bytes(PROTOCOL_FILE, json.dumps(record, sort_keys=True, indent=1).encode())
+    return run_sweep(tests, results, address=address, max_concurrent=max_concurrent, show_progress=show_progress,
+                     force=force, **sweep)
