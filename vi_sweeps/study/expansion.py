@@ -328,9 +328,12 @@ def check_search(spec: StudyFile, problems: list[str]) -> None:
     check_objective(spec, spec.search.objective, "search.objective", problems)
 
 
-def check_space(spec: StudyFile, space: dict, prefix: str, problems: list[str], axis_keys: bool = False) -> None:
+def check_space(spec: StudyFile, space: dict, prefix: str, problems: list[str], axis_keys: bool = False,
+                context: dict | None = None) -> None:
     """A search space's keys and ranges (a study's `search:`, a protocol's per-arm spaces):
-    `axis_keys` allows keys an axis sets (a protocol's arm sets its stabiliser's weight)."""
+    `axis_keys` allows keys an axis sets (a protocol's arm sets its stabiliser's weight);
+    `context`: the settings a value is checked beside (the arm's)."""
+    context = context or {}
     fields = config_keys()
     labelled_keys = {k for v in spec.grid.values() if isinstance(v, dict) for s in v.values() for k in s}
     for key, entry in space.items():
@@ -348,7 +351,7 @@ def check_space(spec: StudyFile, space: dict, prefix: str, problems: list[str], 
                 problems.append(f"{where}: categorical needs a non-empty `choices` list")
             for i, choice in enumerate(entry.choices or []):
                 try:
-                    TrialConfig.model_validate({key: choice})
+                    TrialConfig.model_validate({**context, key: choice})
                 except ValidationError as err:
                     problems += [f"{where}.choices[{i}]: {line.split(': ', 1)[1]}"
                                  for line in describe_errors([e for e in err.errors() if e["loc"]])]
@@ -364,7 +367,7 @@ def check_space(spec: StudyFile, space: dict, prefix: str, problems: list[str], 
             if entry.type == "int" and float(bound).is_integer():
                 bound = int(bound)  # noqa: PLW2901 - an int space's bounds are integers
             try:
-                TrialConfig.model_validate({key: bound})
+                TrialConfig.model_validate({**context, key: bound})
             except ValidationError as err:
                 problems += [f"{where}: bound {bound}: {line}" for line in describe_errors(err.errors())]
 

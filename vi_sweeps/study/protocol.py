@@ -63,8 +63,10 @@ def check_protocol(spec: StudyFile, trials: list[TrialSpec], problems: list[str]
     for arm in tune.space:
         if arm not in names:
             problems.append(f"protocol.tune.space.{arm}: not a value of {spec.compare.axis}; valid choices: {', '.join(names)}")
+    settings = spec.grid.get(spec.compare.axis)
     for arm, space in tune.space.items():
-        check_space(spec, space, f"protocol.tune.space.{arm}", problems, axis_keys=True)
+        context = settings.get(arm, {}) if isinstance(settings, dict) else {}
+        check_space(spec, space, f"protocol.tune.space.{arm}", problems, axis_keys=True, context=context)
     check_space(spec, tune.shared, "protocol.tune.shared", problems)
     idle = [a for a in names if not tune.space.get(a) and not tune.shared]
     if idle:
