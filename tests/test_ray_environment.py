@@ -110,7 +110,7 @@ def test_a_stale_current_cluster_file_neither_hangs_nor_captures_a_sweep(tmp_pat
     assert (pd.read_parquet(tmp_path / "r" / schema.TRIALS_FILE)["status"] == "finished").sum() == 4
     start = time.monotonic()
     auto = run(tmp_path, ray_tmp, "--results", str(tmp_path / "auto"), "--address", "auto", timeout=60)
-    assert auto.returncode == 2 and time.monotonic() - start < 15, auto.stderr[-3000:]
+    assert auto.returncode == 2 and time.monotonic() - start < 45, auto.stderr[-3000:]  # a hang took minutes; 15.7 s on a loaded machine
     assert auto.stderr.strip() == f"--address: {stale}: no Ray cluster answered there (Connection refused)"
 
 

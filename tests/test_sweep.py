@@ -489,8 +489,12 @@ def test_a_table_that_cannot_be_written_at_the_end_is_one_error_not_a_traceback(
     (tmp_path / "r" / schema.METRICS_FILE / "in-the-way").mkdir(parents=True)
     outcome = run_sweep(study, str(tmp_path / "r"), show_progress=False)
     assert outcome.exit_code == 1 and f"cannot write {tmp_path / 'r' / schema.METRICS_FILE}" in outcome.stop_reason
-    assert len(outcome.trials) == 12 and (outcome.trials["status"] == "finished").all()
-    assert len(list((tmp_path / "r" / "trials").glob("*.parquet"))) == 12
+    # the store's failure stops the sweep when it is first met: at its end, or at a consolidation
+    # during it on a loaded machine; either way every trial file is kept and accounted for
+    files = {p.stem for p in (tmp_path / "r" / "trials").glob("*.parquet")}
+    assert set(outcome.trials["trial_id"]) == files and len(files) >= 1
+    finished = set(outcome.trials.loc[outcome.trials["status"] == "finished", "trial_id"])
+    assert sorted(outcome.unfinished) == sorted({t.trial_id for t in study.trials} - finished)
 
 
 def test_only_runs_a_part_first_and_the_whole_then_equals_a_clean_run(local_ray, tmp_path):
