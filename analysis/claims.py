@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from analysis import ranks, tables, wording
+from analysis import ranks, stats, tables, wording
 from analysis.load import load_results
 from analysis.stats import detectable_difference, fisher_p, fisher_power, holm, newcombe_difference
 from analysis.verdicts import Study, overall
 from vi_contract import schema
 from vi_contract.columns import config
-from vi_contract.endpoints import ENDPOINTS, RANK, RATE, Endpoint
+from vi_contract.endpoints import ENDPOINTS, NO_WORSE, RANK, RATE, Endpoint
 from vi_contract.read import ResultsError
 
 RATE_COLUMNS = {"mode_loss": "_lit", "collapse_end": "_end", "collapse_late": "_late"}
@@ -68,7 +68,7 @@ def _rate(t: pd.DataFrame, b: pd.DataFrame, ep: Endpoint) -> dict:
     return {"treatment": f"{kt}/{nt}", "baseline": f"{kb}/{nb}", "effect": f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]",
             "p": fisher_p(kt, nt, kb, nb), "test": "Fisher exact", "diff": d, "lo": lo, "hi": hi, "nt": nt, "nb": nb,
             "rate_b": kb / nb, "fmt": "{:.2f}", "_interval": lambda level: newcombe_difference(
-                kt, nt, kb, nb, float(sps.norm.ppf(1 - (1 - level) / 2)))[1:]}
+                kt, nt, kb, nb, float(sps.norm.ppf(1 - (1 - level) / 2)))[1:], "_counts": (kt, nt, kb, nb)}
 
 
 def _rank(t: pd.DataFrame, b: pd.DataFrame, ep: Endpoint, study: Study) -> dict:
@@ -87,7 +87,7 @@ def _rank(t: pd.DataFrame, b: pd.DataFrame, ep: Endpoint, study: Study) -> dict:
     return {"treatment": f"median {fin(x)} (n={len(x)})", "baseline": f"median {fin(y)} (n={len(y)})",
             "effect": effect,
             "p": test["p"], "test": f"Mann-Whitney ({test['method']})", "diff": ranks.prob_improvement(x, y, False) - 0.5,
-            "lo": lo, "hi": hi, "nt": len(x), "nb": len(y), "fmt": "{:.3g}",
+            "lo": lo, "hi": hi, "nt": len(x), "nb": len(y), "fmt": "{:.3g}", "_xy": (x, y),
             **({"_interval": interval} if math.isfinite(shift) else {})}
 
 
@@ -113,15 +113,42 @@ def _time(t: pd.DataFrame, b: pd.DataFrame, ep: Endpoint) -> dict:
             "diff": -z, "lo": math.nan, "hi": math.nan, "nt": len(dx), "nb": len(dy)}  # more events than expected: earlier
 
 
-def measure(ep_name: str, t: pd.DataFrame, b: pd.DataFrame, study: Study) -> dict:
+def measure(ep_name: str, t: pd.DataFrame, b: pd.DataFrame, study: Study, margin: float | None = None) -> dict:
+    """The endpoint's test of the treatment against the baseline: two-sided, or with a `margin`
+    (expect no_worse) the one-sided test of a worsening by at least the margin (_no_worse)."""
     ep = ENDPOINTS[ep_name]
     if ep.premise:
         t, b = _good(t), _good(b)
     if ep.kind == RATE:
-        return _rate(t, b, ep)
-    if ep.kind == RANK:
-        return _rank(t, b, ep, study)
-    return _time(t, b, ep)
+        out = _rate(t, b, ep)
+    elif ep.kind == RANK:
+        out = _rank(t, b, ep, study)
+    else:
+        out = _time(t, b, ep)
+    return out if margin is None or math.isnan(out["p"]) else _no_worse(out, ep, margin)
+
+
+def _no_worse(m: dict, ep: Endpoint, margin: float) -> dict:
+    """A non-inferiority test against `margin` (in the endpoint's units): the one-sided bound of
+    the difference on the worse side (Newcombe's for a rate, the Hodges-Lehmann shift's exact one
+    for a rank endpoint) and the p-value at which that bound reaches the margin (so Holm over a
+    family decides exactly where the bound at the corrected level excludes it)."""
+    lower = ep.better == "lower"
+    if "_counts" in m:
+        k = m["_counts"]
+        p = stats.no_worse_rate_p(*k, margin, lower)
+        bound = lambda level: stats.newcombe_bound(*k, level, upper=lower)  # noqa: E731
+        test, fmt = "Newcombe bound vs margin", "{:.2f}"
+    else:
+        x, y = m["_xy"]
+        p = ranks.no_worse_p(x, y, margin, lower)
+        bound = lambda level: ranks.hodges_lehmann_bound(x, y, level, upper=lower)  # noqa: E731
+        test, fmt = "Hodges-Lehmann bound vs margin (exact)", "{:.3g}"
+    b95 = bound(0.95)
+    side = "upper" if lower else "lower"
+    effect = m["effect"] + f"; {side} bound {b95:+.3g} (95% one-sided), margin {'+' if lower else '-'}{fmt.format(margin)}"
+    return {**m, "effect": effect, "p": p, "test": test, "fmt": fmt, "_bound": bound, "margin": margin,
+            "worse_up": lower}
 
 
 def arms_of(d: Declared):
@@ -151,17 +178,18 @@ def cells_of(d: Declared) -> list[dict]:
     for dataset, extra, comparison, t, b in arms_of(d):
         row = {"claim": d.claim["id"], "study": d.study.name, "dataset": dataset,
                "cell": ", ".join(f"{k}={v}" for k, v in extra.items()), "comparison": comparison,
-               **measure(d.claim["primary"]["endpoint"], t, b, d.study)}
+               **measure(d.claim["primary"]["endpoint"], t, b, d.study, d.claim["primary"].get("margin"))}
         row["secondary"] = "; ".join(_secondary(e, t, b, d.study) for e in d.claim.get("secondary", []))
         rows.append(row)
     return rows
 
 
 def _secondary(e: dict, t: pd.DataFrame, b: pd.DataFrame, s: Study) -> str:
-    m = measure(e["endpoint"], t, b, s)
+    m = measure(e["endpoint"], t, b, s, e.get("margin"))
     if math.isnan(m["p"]):
         return f"{e['endpoint']}: {m.get('value', 'no test')}"
-    return f"{e['endpoint']}: {m['treatment']} vs {m['baseline']}, {m['effect']}, p = {m['p']:.2g} (unadjusted)"
+    against = ", one-sided against the margin" if e.get("margin") is not None else ""
+    return f"{e['endpoint']}: {m['treatment']} vs {m['baseline']}, {m['effect']}, p = {m['p']:.2g} (unadjusted{against})"
 
 
 def decide(claims: list[Declared]) -> pd.DataFrame:
@@ -177,8 +205,12 @@ def decide(claims: list[Declared]) -> pd.DataFrame:
     size = cells.groupby("family")["p"].transform(lambda p: max(int(p.notna().sum()), 1))
     verdicts, detect = [], []
     for i, c in cells.iterrows():
-        favourable = (c["diff"] < 0) == (c["expect"] == "lower") if not pd.isna(c.get("diff")) else False
         decided = bool(c["p_holm"] < c["alpha"])
+        if c["expect"] == NO_WORSE:
+            verdicts.append(_no_worse_verdict(c, decided, size[i]))
+            detect.append(_no_worse_detectable(c, c["alpha"] / size[i]))
+            continue
+        favourable = (c["diff"] < 0) == (c["expect"] == "lower") if not pd.isna(c.get("diff")) else False
         # what the data exclude, from the interval at the family's level (Bonferroni): never an exclusion of 0 where
         # the Holm-corrected test does not decide, as the unadjusted 95% interval could read
         interval = c.get("_interval")
@@ -190,7 +222,29 @@ def decide(claims: list[Declared]) -> pd.DataFrame:
                                 "so not even the largest change this n could detect)", 1)
         verdicts.append(word)
         detect.append(_detectable(c, c["alpha"] / size[i]))
-    return cells.assign(verdict=verdicts, detectable=detect).drop(columns="_interval", errors="ignore")
+    return cells.assign(verdict=verdicts, detectable=detect).drop(columns=HIDDEN, errors="ignore")
+
+
+HIDDEN = ("_interval", "_counts", "_xy", "_bound", "margin", "worse_up")  # what the verdict is computed from
+
+
+def _no_worse_verdict(c: pd.Series, decided: bool, size: int) -> str:
+    """The bound at the family's level (Bonferroni over its cells, as the other claims' intervals)
+    against the margin; the decision is Holm's over the one-sided p-values."""
+    level = 1 - c["alpha"] / size
+    lo_hi = (math.nan, c["_bound"](level)) if c["worse_up"] else (c["_bound"](level), math.nan)
+    return wording.verdict(decided, True, *lo_hi, fmt=c["fmt"], margin=float(c["margin"]), worse_up=bool(c["worse_up"]),
+                           level=f"{level:.1%} one-sided" + (f", simultaneous over {size}" if size > 1 else ""))
+
+
+def _no_worse_detectable(c: pd.Series, alpha: float) -> str:
+    """What the cell's n can show: for a rate, the bound equal rates would give at the family's
+    first Holm step (a margin inside it cannot be reached without a better treatment)."""
+    if not isinstance(c.get("_counts"), tuple):
+        return ""
+    _, nt, kb, nb = c["_counts"]
+    equal = stats.newcombe_bound(round(kb / nb * nt), nt, kb, nb, 1 - alpha, upper=bool(c["worse_up"]))
+    return f"equal rates give a bound of {equal:+.2f}"
 
 
 PREMISE_ABSENT = "premise absent"
@@ -252,7 +306,7 @@ def markdown(claims: list[Declared], cells: pd.DataFrame) -> str:
         c, ep = d.claim, ENDPOINTS[d.claim["primary"]["endpoint"]]
         where = ", ".join(f"`{tables.md_escape(x.study.name)}` ({x.record.get('declared', 'unknown')})" for x in ds)
         out.append(f"\n### {tables.md_escape(c['id'])}: {tables.md_escape(c['statement'])}\n\n**Verdict: {verdict}.** "
-                   f"Primary endpoint `{ep.name}` ({ep.text}), expected {c['primary']['expect']} for the treatment; "
+                   f"Primary endpoint `{ep.name}` ({ep.text}), expected {_expected(c['primary'])} for the treatment; "
                    f"family `{tables.md_escape(d.family)}`, alpha {c.get('alpha', 0.05)}; recorded in {where}.\n")
         for note in dict.fromkeys(x.record.get("note") for x in ds if x.record.get("note")):
             out.append(f"\n_{tables.md_escape(note)}_\n")
@@ -263,6 +317,12 @@ def markdown(claims: list[Declared], cells: pd.DataFrame) -> str:
             table = table.loc[:, [col for col in table.columns if not (table[col].astype(str).isin(["", "nan"])).all()]]
             out.append("\n" + _table(table))
     return "".join(out)
+
+
+def _expected(primary: dict) -> str:
+    if primary["expect"] == NO_WORSE:
+        return f"no worse than the baseline by more than {primary['margin']:g} (one-sided, at the family's level)"
+    return primary["expect"]
 
 
 VERDICT_WORDS = ("A cell **supports** or **contradicts** its claim only where the corrected test decides; otherwise it "

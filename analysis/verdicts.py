@@ -309,7 +309,8 @@ def overall(cells: pd.DataFrame) -> str:
     if cells.empty:
         return "not measured"
     counts = cells["cell"].value_counts().to_dict()
-    s, c, n = counts.get("supports", 0), counts.get("contradicts", 0), len(cells)
+    s = int(cells["cell"].map(wording.is_support).sum())  # a non-inferiority cell supports with what it supports
+    c, n = counts.get("contradicts", 0), len(cells)
     unreached = counts.get("premise not reached", 0)
     if unreached == n:
         return f"premise not reached at this budget (in none of {n} cells did both arms have a seed that got good)"
