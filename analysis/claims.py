@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from analysis import ranks, stats, tables, wording
+from analysis import noninferiority, ranks, tables, wording
 from analysis.load import load_results
 from analysis.stats import detectable_difference, fisher_p, fisher_power, holm, newcombe_difference
 from analysis.verdicts import Study, overall
@@ -125,30 +125,7 @@ def measure(ep_name: str, t: pd.DataFrame, b: pd.DataFrame, study: Study, margin
         out = _rank(t, b, ep, study)
     else:
         out = _time(t, b, ep)
-    return out if margin is None or math.isnan(out["p"]) else _no_worse(out, ep, margin)
-
-
-def _no_worse(m: dict, ep: Endpoint, margin: float) -> dict:
-    """A non-inferiority test against `margin` (in the endpoint's units): the one-sided bound of
-    the difference on the worse side (Newcombe's for a rate, the Hodges-Lehmann shift's exact one
-    for a rank endpoint) and the p-value at which that bound reaches the margin (so Holm over a
-    family decides exactly where the bound at the corrected level excludes it)."""
-    lower = ep.better == "lower"
-    if "_counts" in m:
-        k = m["_counts"]
-        p = stats.no_worse_rate_p(*k, margin, lower)
-        bound = lambda level: stats.newcombe_bound(*k, level, upper=lower)  # noqa: E731
-        test, fmt = "Newcombe bound vs margin", "{:.2f}"
-    else:
-        x, y = m["_xy"]
-        p = ranks.no_worse_p(x, y, margin, lower)
-        bound = lambda level: ranks.hodges_lehmann_bound(x, y, level, upper=lower)  # noqa: E731
-        test, fmt = "Hodges-Lehmann bound vs margin (exact)", "{:.3g}"
-    b95 = bound(0.95)
-    side = "upper" if lower else "lower"
-    effect = m["effect"] + f"; {side} bound {b95:+.3g} (95% one-sided), margin {'+' if lower else '-'}{fmt.format(margin)}"
-    return {**m, "effect": effect, "p": p, "test": test, "fmt": fmt, "_bound": bound, "margin": margin,
-            "worse_up": lower}
+    return out if margin is None or math.isnan(out["p"]) else noninferiority.measure(out, ep, margin)
 
 
 def arms_of(d: Declared):
@@ -207,8 +184,8 @@ def decide(claims: list[Declared]) -> pd.DataFrame:
     for i, c in cells.iterrows():
         decided = bool(c["p_holm"] < c["alpha"])
         if c["expect"] == NO_WORSE:
-            verdicts.append(_no_worse_verdict(c, decided, size[i]))
-            detect.append(_no_worse_detectable(c, c["alpha"] / size[i]))
+            verdicts.append(noninferiority.verdict(c, decided, size[i]))
+            detect.append(noninferiority.detectable(c, c["alpha"] / size[i]))
             continue
         favourable = (c["diff"] < 0) == (c["expect"] == "lower") if not pd.isna(c.get("diff")) else False
         # what the data exclude, from the interval at the family's level (Bonferroni): never an exclusion of 0 where
@@ -228,32 +205,13 @@ def decide(claims: list[Declared]) -> pd.DataFrame:
 HIDDEN = ("_interval", "_counts", "_xy", "_bound", "margin", "worse_up")  # what the verdict is computed from
 
 
-def _no_worse_verdict(c: pd.Series, decided: bool, size: int) -> str:
-    """The bound at the family's level (Bonferroni over its cells, as the other claims' intervals)
-    against the margin; the decision is Holm's over the one-sided p-values."""
-    level = 1 - c["alpha"] / size
-    lo_hi = (math.nan, c["_bound"](level)) if c["worse_up"] else (c["_bound"](level), math.nan)
-    return wording.verdict(decided, True, *lo_hi, fmt=c["fmt"], margin=float(c["margin"]), worse_up=bool(c["worse_up"]),
-                           level=f"{level:.1%} one-sided" + (f", simultaneous over {size}" if size > 1 else ""))
-
-
-def _no_worse_detectable(c: pd.Series, alpha: float) -> str:
-    """What the cell's n can show: for a rate, the bound equal rates would give at the family's
-    first Holm step (a margin inside it cannot be reached without a better treatment)."""
-    if not isinstance(c.get("_counts"), tuple):
-        return ""
-    _, nt, kb, nb = c["_counts"]
-    equal = stats.newcombe_bound(round(kb / nb * nt), nt, kb, nb, 1 - alpha, upper=bool(c["worse_up"]))
-    return f"equal rates give a bound of {equal:+.2f}"
-
-
 PREMISE_ABSENT = "premise absent"
 
 
 def _premise_absent(c: pd.Series, alpha: float) -> bool:
     """A rate claim whose baseline is so near the bound the claim moves away from that even the
     largest move (to 0, or to 1) is not found with 80% power: the baseline barely shows what the
-    claim would lower (C1: a BN GAN that loses modes in 1 of 20 seeds)."""
+    claim would lower (a baseline that loses modes in 1 of 20 seeds)."""
     if pd.isna(c.get("rate_b", math.nan)):
         return False
     bound = 0.0 if c["expect"] == "lower" else 1.0
@@ -300,7 +258,7 @@ def markdown(claims: list[Declared], cells: pd.DataFrame) -> str:
     if not claims:
         return ""
     out = ["## Declared claims\n\n", "Declared in the study file and recorded in the results folder when its first trial "
-           "started; decided on the primary endpoint after Holm's correction within each family. " + VERDICT_WORDS + "\n"]
+           "started; decided on the primary endpoint after Holm's correction within each family. " + _words(claims) + "\n"]
     for ds, verdict, mine in verdicts(cells, claims):
         d = ds[0]
         c, ep = d.claim, ENDPOINTS[d.claim["primary"]["endpoint"]]
@@ -328,6 +286,11 @@ def _expected(primary: dict) -> str:
 VERDICT_WORDS = ("A cell **supports** or **contradicts** its claim only where the corrected test decides; otherwise it "
                  "is **not decided**, with what the 95% interval excludes; `detectable` is the smallest effect the "
                  "cell's n finds with 80% power at its family's first Holm step.")
+
+
+def _words(claims: list[Declared]) -> str:
+    """How the verdicts are worded, with the non-inferiority rule where a claim needs it."""
+    return VERDICT_WORDS + (noninferiority.WORDS if any(d.claim["primary"]["expect"] == NO_WORSE for d in claims) else "")
 
 
 def _table(frame: pd.DataFrame) -> str:
@@ -379,7 +342,7 @@ def report_sections(studies: list[Study]) -> list[tuple[str, str, object]]:
     shown = cells[[c for c in ("claim", "dataset", "cell", "comparison", "treatment", "baseline", "effect", "p_holm",
                                "verdict") if c in cells]] if len(cells) else cells
     fixed = " (fixed-n analysis)" if any(s.contract.get("interims") for s in studies) else ""
-    return [("Declared claims: the answer", "", answers + [VERDICT_WORDS]), (f"Declared claims: every cell{fixed}", "", shown)]
+    return [("Declared claims: the answer", "", answers + [_words(declared)]), (f"Declared claims: every cell{fixed}", "", shown)]
 
 
 def is_folder_of_exports(path: str) -> bool:
