@@ -32,7 +32,8 @@ def measure(m: dict, ep: Endpoint, margin: float) -> dict:
         test, fmt = "Hodges-Lehmann bound vs margin (exact)", "{:.3g}"
     b95 = bound(0.95)
     side = "upper" if lower else "lower"
-    effect = m["effect"] + f"; {side} bound {b95:+.3g} (95% one-sided), margin {'+' if lower else '-'}{fmt.format(margin)}"
+    signed = ("-" if b95 < 0 else "+") + fmt.format(abs(b95))
+    effect = m["effect"] + f"; {side} bound {signed} (95% one-sided), margin {'+' if lower else '-'}{fmt.format(margin)}"
     return {**m, "effect": effect, "p": p, "test": test, "fmt": fmt, "_bound": bound, "margin": margin,
             "worse_up": lower}
 
