@@ -28,7 +28,7 @@ def main(argv=None) -> int:
                      help="when a seed counts as converged (default: modes_frac>=0.875 where the results have it)")
     rep.add_argument("--link-figures", action="store_true",
                      help="report.html refers to the PNGs beside it instead of embedding them")
-    claims = sub.add_parser("claims", help="the paper's claims decided from exported studies: FOLDER/CLAIMS.md")
+    claims = sub.add_parser("claims", help="the claims a folder of exported studies records, decided: FOLDER/CLAIMS.md")
     claims.add_argument("folder", help="a folder of exported studies (docs/reproduction)")
     args = parser.parse_args(argv)
     try:

@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from analysis import ranks, tables, wording
+from analysis import noninferiority, ranks, tables, wording
 from analysis.load import load_results
 from analysis.stats import detectable_difference, fisher_p, fisher_power, holm, newcombe_difference
 from analysis.verdicts import Study, overall
 from vi_contract import schema
 from vi_contract.columns import config
-from vi_contract.endpoints import ENDPOINTS, RANK, RATE, Endpoint
+from vi_contract.endpoints import ENDPOINTS, NO_WORSE, RANK, RATE, Endpoint
 from vi_contract.read import ResultsError
 
 RATE_COLUMNS = {"mode_loss": "_lit", "collapse_end": "_end", "collapse_late": "_late"}
@@ -68,7 +68,7 @@ def _rate(t: pd.DataFrame, b: pd.DataFrame, ep: Endpoint) -> dict:
     return {"treatment": f"{kt}/{nt}", "baseline": f"{kb}/{nb}", "effect": f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]",
             "p": fisher_p(kt, nt, kb, nb), "test": "Fisher exact", "diff": d, "lo": lo, "hi": hi, "nt": nt, "nb": nb,
             "rate_b": kb / nb, "fmt": "{:.2f}", "_interval": lambda level: newcombe_difference(
-                kt, nt, kb, nb, float(sps.norm.ppf(1 - (1 - level) / 2)))[1:]}
+                kt, nt, kb, nb, float(sps.norm.ppf(1 - (1 - level) / 2)))[1:], "_counts": (kt, nt, kb, nb)}
 
 
 def _rank(t: pd.DataFrame, b: pd.DataFrame, ep: Endpoint, study: Study) -> dict:
@@ -87,7 +87,7 @@ def _rank(t: pd.DataFrame, b: pd.DataFrame, ep: Endpoint, study: Study) -> dict:
     return {"treatment": f"median {fin(x)} (n={len(x)})", "baseline": f"median {fin(y)} (n={len(y)})",
             "effect": effect,
             "p": test["p"], "test": f"Mann-Whitney ({test['method']})", "diff": ranks.prob_improvement(x, y, False) - 0.5,
-            "lo": lo, "hi": hi, "nt": len(x), "nb": len(y), "fmt": "{:.3g}",
+            "lo": lo, "hi": hi, "nt": len(x), "nb": len(y), "fmt": "{:.3g}", "_xy": (x, y),
             **({"_interval": interval} if math.isfinite(shift) else {})}
 
 
@@ -113,15 +113,19 @@ def _time(t: pd.DataFrame, b: pd.DataFrame, ep: Endpoint) -> dict:
             "diff": -z, "lo": math.nan, "hi": math.nan, "nt": len(dx), "nb": len(dy)}  # more events than expected: earlier
 
 
-def measure(ep_name: str, t: pd.DataFrame, b: pd.DataFrame, study: Study) -> dict:
+def measure(ep_name: str, t: pd.DataFrame, b: pd.DataFrame, study: Study, margin: float | None = None) -> dict:
+    """The endpoint's test of the treatment against the baseline: two-sided, or with a `margin`
+    (expect no_worse) the one-sided test of a worsening by at least the margin (_no_worse)."""
     ep = ENDPOINTS[ep_name]
     if ep.premise:
         t, b = _good(t), _good(b)
     if ep.kind == RATE:
-        return _rate(t, b, ep)
-    if ep.kind == RANK:
-        return _rank(t, b, ep, study)
-    return _time(t, b, ep)
+        out = _rate(t, b, ep)
+    elif ep.kind == RANK:
+        out = _rank(t, b, ep, study)
+    else:
+        out = _time(t, b, ep)
+    return out if margin is None or math.isnan(out["p"]) else noninferiority.measure(out, ep, margin)
 
 
 def arms_of(d: Declared):
@@ -151,17 +155,18 @@ def cells_of(d: Declared) -> list[dict]:
     for dataset, extra, comparison, t, b in arms_of(d):
         row = {"claim": d.claim["id"], "study": d.study.name, "dataset": dataset,
                "cell": ", ".join(f"{k}={v}" for k, v in extra.items()), "comparison": comparison,
-               **measure(d.claim["primary"]["endpoint"], t, b, d.study)}
+               **measure(d.claim["primary"]["endpoint"], t, b, d.study, d.claim["primary"].get("margin"))}
         row["secondary"] = "; ".join(_secondary(e, t, b, d.study) for e in d.claim.get("secondary", []))
         rows.append(row)
     return rows
 
 
 def _secondary(e: dict, t: pd.DataFrame, b: pd.DataFrame, s: Study) -> str:
-    m = measure(e["endpoint"], t, b, s)
+    m = measure(e["endpoint"], t, b, s, e.get("margin"))
     if math.isnan(m["p"]):
         return f"{e['endpoint']}: {m.get('value', 'no test')}"
-    return f"{e['endpoint']}: {m['treatment']} vs {m['baseline']}, {m['effect']}, p = {m['p']:.2g} (unadjusted)"
+    against = ", one-sided against the margin" if e.get("margin") is not None else ""
+    return f"{e['endpoint']}: {m['treatment']} vs {m['baseline']}, {m['effect']}, p = {m['p']:.2g} (unadjusted{against})"
 
 
 def decide(claims: list[Declared]) -> pd.DataFrame:
@@ -177,8 +182,12 @@ def decide(claims: list[Declared]) -> pd.DataFrame:
     size = cells.groupby("family")["p"].transform(lambda p: max(int(p.notna().sum()), 1))
     verdicts, detect = [], []
     for i, c in cells.iterrows():
-        favourable = (c["diff"] < 0) == (c["expect"] == "lower") if not pd.isna(c.get("diff")) else False
         decided = bool(c["p_holm"] < c["alpha"])
+        if c["expect"] == NO_WORSE:
+            verdicts.append(noninferiority.verdict(c, decided, size[i]))
+            detect.append(noninferiority.detectable(c, c["alpha"] / size[i]))
+            continue
+        favourable = (c["diff"] < 0) == (c["expect"] == "lower") if not pd.isna(c.get("diff")) else False
         # what the data exclude, from the interval at the family's level (Bonferroni): never an exclusion of 0 where
         # the Holm-corrected test does not decide, as the unadjusted 95% interval could read
         interval = c.get("_interval")
@@ -190,7 +199,10 @@ def decide(claims: list[Declared]) -> pd.DataFrame:
                                 "so not even the largest change this n could detect)", 1)
         verdicts.append(word)
         detect.append(_detectable(c, c["alpha"] / size[i]))
-    return cells.assign(verdict=verdicts, detectable=detect).drop(columns="_interval", errors="ignore")
+    return cells.assign(verdict=verdicts, detectable=detect).drop(columns=HIDDEN, errors="ignore")
+
+
+HIDDEN = ("_interval", "_counts", "_xy", "_bound", "margin", "worse_up")  # what the verdict is computed from
 
 
 PREMISE_ABSENT = "premise absent"
@@ -199,7 +211,7 @@ PREMISE_ABSENT = "premise absent"
 def _premise_absent(c: pd.Series, alpha: float) -> bool:
     """A rate claim whose baseline is so near the bound the claim moves away from that even the
     largest move (to 0, or to 1) is not found with 80% power: the baseline barely shows what the
-    claim would lower (C1: a BN GAN that loses modes in 1 of 20 seeds)."""
+    claim would lower (a baseline that loses modes in 1 of 20 seeds)."""
     if pd.isna(c.get("rate_b", math.nan)):
         return False
     bound = 0.0 if c["expect"] == "lower" else 1.0
@@ -246,13 +258,13 @@ def markdown(claims: list[Declared], cells: pd.DataFrame) -> str:
     if not claims:
         return ""
     out = ["## Declared claims\n\n", "Declared in the study file and recorded in the results folder when its first trial "
-           "started; decided on the primary endpoint after Holm's correction within each family. " + VERDICT_WORDS + "\n"]
+           "started; decided on the primary endpoint after Holm's correction within each family. " + _words(claims) + "\n"]
     for ds, verdict, mine in verdicts(cells, claims):
         d = ds[0]
         c, ep = d.claim, ENDPOINTS[d.claim["primary"]["endpoint"]]
         where = ", ".join(f"`{tables.md_escape(x.study.name)}` ({x.record.get('declared', 'unknown')})" for x in ds)
         out.append(f"\n### {tables.md_escape(c['id'])}: {tables.md_escape(c['statement'])}\n\n**Verdict: {verdict}.** "
-                   f"Primary endpoint `{ep.name}` ({ep.text}), expected {c['primary']['expect']} for the treatment; "
+                   f"Primary endpoint `{ep.name}` ({ep.text}), expected {_expected(c['primary'])} for the treatment; "
                    f"family `{tables.md_escape(d.family)}`, alpha {c.get('alpha', 0.05)}; recorded in {where}.\n")
         for note in dict.fromkeys(x.record.get("note") for x in ds if x.record.get("note")):
             out.append(f"\n_{tables.md_escape(note)}_\n")
@@ -265,9 +277,20 @@ def markdown(claims: list[Declared], cells: pd.DataFrame) -> str:
     return "".join(out)
 
 
+def _expected(primary: dict) -> str:
+    if primary["expect"] == NO_WORSE:
+        return f"no worse than the baseline by more than {primary['margin']:g} (one-sided, at the family's level)"
+    return primary["expect"]
+
+
 VERDICT_WORDS = ("A cell **supports** or **contradicts** its claim only where the corrected test decides; otherwise it "
                  "is **not decided**, with what the 95% interval excludes; `detectable` is the smallest effect the "
                  "cell's n finds with 80% power at its family's first Holm step.")
+
+
+def _words(claims: list[Declared]) -> str:
+    """How the verdicts are worded, with the non-inferiority rule where a claim needs it."""
+    return VERDICT_WORDS + (noninferiority.WORDS if any(d.claim["primary"]["expect"] == NO_WORSE for d in claims) else "")
 
 
 def _table(frame: pd.DataFrame) -> str:
@@ -319,7 +342,7 @@ def report_sections(studies: list[Study]) -> list[tuple[str, str, object]]:
     shown = cells[[c for c in ("claim", "dataset", "cell", "comparison", "treatment", "baseline", "effect", "p_holm",
                                "verdict") if c in cells]] if len(cells) else cells
     fixed = " (fixed-n analysis)" if any(s.contract.get("interims") for s in studies) else ""
-    return [("Declared claims: the answer", "", answers + [VERDICT_WORDS]), (f"Declared claims: every cell{fixed}", "", shown)]
+    return [("Declared claims: the answer", "", answers + [_words(declared)]), (f"Declared claims: every cell{fixed}", "", shown)]
 
 
 def is_folder_of_exports(path: str) -> bool:

@@ -1,235 +1,107 @@
-"""CLAIMS.md: every claim's verdict (analysis.verdicts decides them) with its cells, and the
-tables and the figure set beside them (analysis.evidence): the dose response, the PacGAN
-calibration, C1-long's seed courses, C4's grid of cells x stabilisers and its cost.
+"""The claims page of a folder of exported studies (docs/reproduction/CLAIMS.md): every claim the
+exports record, decided together by analysis.claims, and nothing else. No study or claim is
+named here: the claims come from the study files (recorded in each export's contract.json), and
+prose about them, if any, from FOLDER/CLAIMS.head.md, which opens the page as written.
 
-`python -m analysis claims FOLDER` reads FOLDER/STUDY/ (each an exported results folder) and
-writes FOLDER/CLAIMS.md.
+`vi-sweep claims FOLDER` (or `python -m analysis claims FOLDER`) reads FOLDER/STUDY/ (each an
+exported results folder) and writes FOLDER/CLAIMS.md.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
 from analysis import convergence, tables
 from analysis.claims import _table as markdown_table
 from analysis.claims import decide, declared_claims, markdown
-from analysis.evidence import COST_COLUMNS, calibration, cost_table, dose_response, stabiliser_grid
 from analysis.load import load_results
-from analysis.stats import newcombe_difference
-from analysis.verdicts import ALPHA, CLAIMS, MARGIN, VERDICT_RULE, Study, claim_cells, overall
+from analysis.verdicts import Study
 from vi_contract import schema
 from vi_contract.read import ResultsError
+
+HEAD_FILE = "CLAIMS.head.md"  # beside the exports: the page's opening, as written (the title and any prose)
+TITLE = "# Declared claims: verdicts\n\n"  # without a head file
+
+RULE = ("Each cell is one comparison (a data set and the axes the claim does not hold fixed, a treatment against its "
+        "baseline) on the claim's primary endpoint: Fisher's exact test for a rate (Newcombe's interval of the "
+        "difference), the Mann-Whitney U test, exact with ties, for a rank endpoint (the Hodges-Lehmann shift with its "
+        "distribution-free interval, or the probability of improvement where a value is never reached; a diverged seed "
+        "ranks worst), the log-rank test for a time to an event. Holm's correction runs over each family's cells. A "
+        "non-inferiority claim (`expect: no_worse`) is decided by the one-sided bound of the difference on the worse "
+        "side against its margin: its p-value is the level at which that bound reaches the margin, so Holm decides "
+        "where the bound at the corrected level excludes it. A claim is **supported** when every cell supports it, "
+        "**contradicted** when every cell contradicts it, **mixed** when cells go both ways, **partly supported** or "
+        "**partly contradicted** (as counted) when the others are not decided, and **not decided at this n** when no "
+        "cell is decided.")
 
 
 def _table(frame: pd.DataFrame) -> str:
     return markdown_table(frame) if not frame.empty else "_(no rows)_\n"
 
 
-DOSE_STUDIES = ("bn_ablation", "bn_ablation_digits")  # the lambda x regime grids
-COST_STUDIES = ("stabilisers", "stabilisers_digits")  # C4's studies, whose arms bench.py cost measures
-COST_FILE = "stabiliser_cost.csv"  # beside CLAIMS.md: benchmarks/bench.py cost's measurement of C4's arms
-STUDIES = tuple(sorted({name for c in CLAIMS for name, _ in c.places()} | {"pacgan_baseline"}))
-
-
-HIDDEN = ("sign", "lo", "hi", "d", "nt", "nb", "rate_b", "quality p", "quality sign")  # numbers behind the shown text
-GRID_FIGURE = "claims_c4.png"  # beside CLAIMS.md: C4's cells x stabilisers
-GRID_CLAIMS = ("C4a", "C4d")  # against no stabiliser, against the paper's anchor
+def exported(root: Path) -> dict[str, Study]:
+    """Every exported study under `root` with a finished trial, by folder name."""
+    studies = {}
+    for folder in sorted(p for p in root.iterdir() if (p / schema.TRIALS_FILE).exists()):
+        res = load_results([str(folder)], warn=False)
+        if res.trials["status"].isin(schema.FINISHED).any():
+            own = res.sources[0]["contract"]
+            studies[folder.name] = Study(own.get("study", folder.name), res.trials, res.metrics,
+                                         {**res.contract, "claims": own.get("claims")})
+    return studies
 
 
 def claims_markdown(root: str | Path) -> str:
-    """CLAIMS.md for the exported studies under `root` (a study that is not there: not
-    measured); a folder that holds none of them is an error."""
+    """CLAIMS.md for the exported studies under `root`; a folder none of whose exports records
+    a claim is an error (one line)."""
     return claims_document(root)[0]
 
 
 def claims_document(root: str | Path) -> tuple[str, dict]:
-    """(CLAIMS.md, {file name: figure} to write beside it)."""
+    """(CLAIMS.md, {file name: figure} to write beside it: none)."""
     root = Path(root)
     if not root.is_dir():
         raise ResultsError(f"{root}: not a folder of exported studies")
-    studies: dict[str, Study] = {}
-    for name in STUDIES:
-        if (root / name / schema.TRIALS_FILE).exists():
-            res = load_results([str(root / name)], warn=False)
-            if not res.trials["status"].isin(schema.FINISHED).any():
-                continue  # nothing finished yet: not measured
-            studies[name] = Study(name, res.trials, res.metrics, {**res.contract, "claims": res.sources[0]["contract"].get("claims")})
-            # the claims' regime keys must be the study's own columns (the labelled frame always has `regime`)
-            missing = ({k for c in CLAIMS for study, where in c.places() if study == name for k in where}
-                       - set(studies[name].axes.columns))
-            if studies[name].lay.compare is None and any(s == name for c in CLAIMS for s, _ in c.places()):
-                missing.add("compare")  # a claim compares; the calibration study need not
-            if missing:
-                raise ResultsError(f"{root / name}: not the study `{name}` the claims read (no axis "
-                                   f"{', '.join(sorted(missing))})")
-    if not studies:
-        raise ResultsError(f"{root}: holds none of the exported studies the claims read ({', '.join(STUDIES)})")
-    shown_root = root if not root.is_absolute() else root.name
-    out = ["# The paper's claims: verdicts\n\n", f"_Generated by `python -m analysis claims {shown_root}` from the "
-           "exported results beside this file; do not edit by hand._\n\n", f"**Rule.** {VERDICT_RULE}\n\n",
-           f"Convergence rule: `{convergence.DEFAULT_RULE}`. Collapse definitions: "
-           + "; ".join(f"**{r}** = {t}" for r, t in tables.RULES.items()) + ".\n"]
-    out.append(declared_section(root, studies))
-    out.append("\n## The claims as first decided in code (collapse rule `late`)\n\nThe same hypotheses as decided before "
-               "they were declared in the studies: on the late-collapse rule, which counts blur as collapse and fills up "
-               "as evaluations are added. Kept for comparison; the declared claims above are the verdict.\n")
-    decided = {}
-    for claim in CLAIMS:
-        out.append(f"\n### {claim.key}: {claim.text}\n")
-        measured, cells = claim_cells(claim, studies)
-        decided[claim.key] = cells
-        if not measured:
-            out.append(f"\n**Verdict: not measured yet** ({', '.join(f'`{n}`' for n, _ in claim.places())}: "
-                       f"no finished trial of the regime in {root}).\n")
-            continue
-        what = f"collapse rule **{claim.rule}**" if claim.measure == "collapse" else claim.measure
-        named = lambda w: ", ".join(v if k == "regime" else f"{k}={v}" for k, v in w.items()) or "every regime"  # noqa: E731
-        where_text = "; ".join(f"study `{name}`, regime {tables.md_escape(named(where))}" for name, where in measured)
-        absent = [name for name, w in claim.places() if (name, w) not in measured]
-        out.append(f"\n**Verdict: {overall(cells)}.** {where_text[0].upper()}{where_text[1:]}; measure: {what}."
-                   + (f" Not measured yet: {', '.join(f'`{a}`' for a in absent)}." if absent else "") + "\n\n")
-        if claim.measure == "as_well" and len(cells):
-            out.append(as_well_note(studies[measured[0][0]]))
-        shown = cells.drop(columns=[c for c in HIDDEN if c in cells]
-                           + (["study"] if len(measured) == 1 and "study" in cells else []))
-        shown = shown.loc[:, [c for c in shown.columns if not (shown[c].astype(str) == "").all()]]
-        out.append(_table(shown))
-        panels = [f"[{kind} on {d}]({name}/report/{tables.figure_name(kind, m, d)}.png)" for name, _ in measured
-                  for m in sorted(studies[name].done["model"].unique())
-                  for d in sorted(studies[name].done["dataset"].unique()) for kind in ("samples", "evolution")
-                  if (root / name / "report" / f"{tables.figure_name(kind, m, d)}.png").exists()]
-        if claim.premise:
-            out.append(onset_note(studies, measured))
-        if panels:
-            out.append(f"\nThe samples it rests on: {', '.join(panels)}.\n")
-    doses = [dose_response(studies[name]).assign(study=name) for name in DOSE_STUDIES if name in studies]
-    if doses:
-        dose = pd.concat(doses, ignore_index=True).fillna("")
-        out.append("\n## Dose-response: late-collapse rate by lambda in every BN x phases cell\n\n")
-        out.append(_table(dose[["study", *[c for c in dose.columns if c != "study"]]] if len(doses) > 1
-                          else dose.drop(columns="study")))
-    if "pacgan_baseline" in studies:
-        out.append("\n## Calibration: PacGAN's 2-D GAN baseline, ours beside their Table 1 (GAN row)\n\n"
-                   "Mean +- standard error over seeds of the published metrics (2,500 samples). Theirs trained "
-                   "400,000 iterations; the iterations column says how many ours did.\n\n")
-        out.append(_table(calibration(studies["pacgan_baseline"])))
-    figures = {}
-    grid = [(claim.baselines[0], decided[claim.key]) for claim in CLAIMS if claim.key in GRID_CLAIMS
-            and len(decided.get(claim.key, []))]
-    if grid:
-        figures[GRID_FIGURE] = stabiliser_grid(grid, ALPHA)
-        out.append("\n## C4 at a glance: cells x stabilisers\n\n"
-                   f"![late-collapse difference of each stabiliser against {' and '.join(b for b, _ in grid)}]({GRID_FIGURE})\n\n"
-                   "Each square: the stabiliser's late-collapse rate minus its baseline's in one cell; blue lower, "
-                   "red higher; framed and starred where the cell decides after Holm over the claim's cells.\n")
-    if grid and (root / COST_FILE).exists():
-        cost = read_cost(root / COST_FILE)
-        out.append("\n## C4's cost: milliseconds per seed and iteration of each stabiliser\n\n"
-                   f"Measured by `python benchmarks/bench.py cost` ({COST_FILE} beside this page; "
-                   f"{tables.md_escape(', '.join(sorted(set(cost['measured'].astype(str)))))}, best of "
-                   f"{int(cost['rounds'].min())} rounds): each arm as its study trains it (the study's pack, weights and "
-                   "phases; each regime's first data set), one thread, the arms of a regime alternating in every round; "
-                   "training only (the evaluations every `eval_every` steps are the same for every arm). The ratio is "
-                   "to no stabiliser in the same regime.\n\n")
-        out.append(_table(cost_table(cost)))
-    return "".join(out), figures
-
-
-def declared_section(root: Path, studies: dict[str, Study]) -> str:
-    """The claims the exported studies record (analysis.claims), decided together."""
-    found = [studies[name] for name in STUDIES if name in studies and (studies[name].contract.get("claims") or {}).get("claims")]
+    studies = exported(root)
+    recording = [name for name, s in studies.items() if (s.contract.get("claims") or {}).get("claims")]
+    found = [studies[name] for name in recording]
     if not found:
-        return ""
-    mine = declared_claims(found)
-    return markdown(mine, decide(mine))
-
-
-def onset_note(studies: dict[str, Study], measured: list[tuple[str, dict]]) -> str:
-    """Per condition of a premise claim's studies: each seed's course (convergence.onset_summary;
-    every seed is in the study's report/onsets.csv)."""
-    frames = []
-    for name, _ in measured:
-        done = studies[name].done
-        if done["good_at"].notna().any():
-            table = convergence.onset_summary(done.assign(treatment=f"{studies[name].lay.compare} " + done["treatment"]),
-                                              ["dataset", "regime", "treatment"], convergence.DEFAULT_RULE)
-            frames.append(table.assign(study=name))
-    if not frames:
-        return ""
-    t = pd.concat(frames, ignore_index=True)
-    t = t[["study", *[c for c in t.columns if c != "study"]]] if len(frames) > 1 else t.drop(columns="study")
-    return ("\nEach seed's course, by condition (a dip it came back from is not a collapse at the end; the last column "
-            "is how long they spent collapsed, dips included):\n\n" + _table(t))
-
-
-COST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]*")  # a study, data set, regime or stabiliser name
-
-
-def read_cost(path: Path) -> pd.DataFrame:
-    """The committed cost measurement, refused in one line when it is not the table
-    `benchmarks/bench.py cost` writes: its columns, names of C4's studies, plain labels, each arm
-    once, positive finite times, whole pack sizes."""
-    def bad(why: str):
-        return ResultsError(f"{path}: not the table `python benchmarks/bench.py cost` writes ({why})")
-
+        raise ResultsError(f"{root}: no exported study here records a claim (declare them under `claims:` in the study "
+                           "file; they are recorded when its first trial starts)")
+    head = root / HEAD_FILE
     try:
-        cost = pd.read_csv(path, dtype={c: str for c in ("study", "dataset", "regime", "stabiliser")})
-    except (OSError, ValueError, UnicodeDecodeError) as err:
-        raise ResultsError(f"{path}: not a readable CSV ({type(err).__name__})") from None
-    missing = [c for c in COST_COLUMNS if c not in cost]
-    if missing or not len(cost):
-        raise bad(f"missing {', '.join(missing) or 'rows'}")
-    for c in ("study", "dataset", "regime", "stabiliser"):
-        if cost[c].isna().any():
-            raise bad(f"a row without a {c}")
-        wrong = [v for v in cost[c] if not COST_NAME.fullmatch(v)]
-        if wrong:
-            raise bad(f"{c} {wrong[0]!r} is not a plain name")
-    taken = [v for v in cost["stabiliser"] if v in ("study", "dataset", "regime")]
-    if taken:
-        raise bad(f"stabiliser {taken[0]!r} is the name of a column")
-    if not set(cost["study"]) <= set(COST_STUDIES):
-        raise bad(f"study {sorted(set(cost['study']) - set(COST_STUDIES))[0]!r}; valid: {', '.join(COST_STUDIES)}")
-    if cost.duplicated(["study", "dataset", "regime", "stabiliser"]).any():
-        raise bad("an arm measured twice")
-    for c in ("pack_size", "ms_per_seed_iteration", "x_none", "rounds"):
-        values = pd.to_numeric(cost[c], errors="coerce")
-        if not (np.isfinite(values) & (values > 0)).all() or (c in ("pack_size", "rounds") and (values % 1 != 0).any()):
-            raise bad(f"{c} must be a positive {'whole ' if c in ('pack_size', 'rounds') else ''}number in every row")
-        cost[c] = values
-    return cost
-
-
-def seeds_per_condition(study: Study) -> int:
-    """The fewest seeds of any condition (a condition: every axis but the seed)."""
-    return int(study.done.groupby([study.lay.col(c) for c in study.lay.conditions], dropna=False).size().min())
-
-
-def as_well_note(study: Study) -> str:
-    """What "does as well" can show at the study's n: the Newcombe bound of two equal rates of 0."""
-    n = seeds_per_condition(study)
-    bound = newcombe_difference(0, n, 0, n)[2]
-    if bound < MARGIN:
-        return (f"At n = {n} seeds per condition, equal rates of 0/{n} give an upper bound of {bound:+.2f}, "
-                f"below the margin of +{MARGIN}: equal rates can support \"as well\" at this n.\n\n")
-    return (f"At n = {n} seeds per condition, equal rates of 0/{n} give an upper bound of {bound:+.2f}, above "
-            f"the margin of +{MARGIN}: equal rates cannot support \"as well\" at this n; only a cell where the "
-            "treatment collapses clearly less often than its baseline can.\n\n")
+        opening = head.read_text() if head.exists() else TITLE
+    except (OSError, UnicodeDecodeError) as err:
+        raise ResultsError(f"{head}: cannot be read ({getattr(err, 'strerror', None) or err})") from None
+    shown_root = root if not root.is_absolute() else root.name
+    out = [opening.rstrip("\n") + "\n\n", f"_Generated by `vi-sweep claims {shown_root}` from the exported results beside "
+           f"this file{' and ' + HEAD_FILE if head.exists() else ''}; do not edit by hand._\n\n", f"**Rule.** {RULE}\n\n",
+           f"Convergence rule (where an endpoint needs one): `{convergence.DEFAULT_RULE}`. Collapse definitions: "
+           + "; ".join(f"**{r}** = {t}" for r, t in tables.RULES.items()) + ".\n"]
+    mine = declared_claims(found)
+    out.append(markdown(mine, decide(mine)))
+    figures = [(name, [p.name for kind in ("samples", "evolution")
+                       for p in sorted((root / name / "report").glob(f"{kind}-*.png"))])
+               for name in recording]
+    if any(files for _, files in figures):
+        out.append("\n## The samples the verdicts rest on\n\n" + "".join(
+            f"- `{tables.md_escape(name)}`: " + ", ".join(f"[{f.removesuffix('.png')}]({name}/report/{f})" for f in files)
+            + "\n" for name, files in figures if files))
+    silent = [name for name in studies if name not in recording]
+    if silent:
+        out.append("\n## Exported studies that declare no claim\n\n" + ", ".join(
+            f"[{tables.md_escape(n)}]({n}/report/REPORT.md)" if (root / n / "report" / "REPORT.md").exists()
+            else f"`{tables.md_escape(n)}`" for n in silent) + ": described in their reports, decided nowhere.\n")
+    return "".join(out), {}
 
 
 def write_claims(root: str | Path, out: str | Path | None = None) -> Path:
     path = Path(out) if out else Path(root) / "CLAIMS.md"
-    text, figures = claims_document(root)
+    text, _ = claims_document(root)
     try:
         path.write_text(text)
-        for name, fig in figures.items():
-            fig.savefig(path.parent / name, dpi=130, bbox_inches="tight")
-            plt.close(fig)
     except OSError as err:
         raise ResultsError(f"cannot write {path}: {err.strerror or err}") from None
     return path

@@ -102,6 +102,50 @@ def hodges_lehmann(x, y, level: float = 0.95) -> tuple[float, float, float]:
     return shift, float(d[k - 1]), float(d[len(d) - k])
 
 
+def _u_cdf(m: int, n: int) -> np.ndarray:
+    """P(U <= u) for u = 0..mn under the no-ties null: exact up to EXACT_MAX_N pooled values, the
+    normal approximation with a continuity correction beyond."""
+    if m + n > EXACT_MAX_N:
+        mu, sd = m * n / 2, math.sqrt(m * n * (m + n + 1) / 12)
+        return stats.norm.cdf((np.arange(m * n + 1) + 0.5 - mu) / sd)
+    return np.cumsum(u_null(m, n))
+
+
+def _differences(x, y) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        d = x[:, None] - y[None, :]
+    return np.sort(np.where(np.isnan(d), 0.0, d).ravel())  # inf - inf: two diverged seeds, tied
+
+
+def hodges_lehmann_bound(x, y, level: float = 0.95, upper: bool = True) -> float:
+    """The one-sided distribution-free confidence bound of the Hodges-Lehmann shift of x against
+    y at `level`: the k-th largest (upper) or k-th smallest (lower) pairwise difference, k the
+    largest count with P(U < k) <= 1 - level under the no-ties null; unbounded with too few pairs.
+    The exact two-sided interval at 1 - 2 (1 - level) has it as its end."""
+    x, y = _clean(x), _clean(y)
+    if not len(x) or not len(y):
+        return math.nan
+    d = _differences(x, y)
+    k = int(np.searchsorted(_u_cdf(len(x), len(y)), (1 - level) + 1e-12, side="right"))
+    if k < 1:
+        return math.inf if upper else -math.inf
+    return float(d[len(d) - k] if upper else d[k - 1])
+
+
+def no_worse_p(x, y, margin: float, lower_is_better: bool = True) -> float:
+    """The one-sided p-value of "x is worse than y by at least `margin`" (H0: the shift is at
+    least the margin in the worse direction): P(U <= the pairs whose difference reaches the
+    margin) under the no-ties null, the Mann-Whitney test of x - margin against y. It is the
+    smallest 1 - level at which hodges_lehmann_bound excludes the margin (a difference exactly
+    at the margin counts against the claim), so the test and the bound always agree."""
+    x, y = _clean(x), _clean(y)
+    if len(x) < 1 or len(y) < 1:
+        return math.nan
+    d = _differences(x, y)
+    reach = int((d >= margin).sum() if lower_is_better else (d <= -margin).sum())
+    return float(min(1.0, _u_cdf(len(x), len(y))[reach]))
+
+
 def prob_improvement(x, y, lower_is_better: bool = True) -> float:
     """P(X better than Y) + P(X = Y) / 2 over the pairs (rliable's probability of improvement)."""
     x, y = _clean(x), _clean(y)

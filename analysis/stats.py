@@ -36,6 +36,32 @@ def newcombe_difference(k1: int, n1: int, k0: int, n0: int, z: float = Z95) -> t
     return d, lo, hi
 
 
+def newcombe_bound(k1: int, n1: int, k0: int, n0: int, level: float = 0.95, upper: bool = True) -> float:
+    """The one-sided Newcombe bound of p1 - p0 at `level` (the end of the two-sided interval at
+    1 - 2 (1 - level))."""
+    z = float(stats.norm.ppf(level))
+    return newcombe_difference(k1, n1, k0, n0, z)[2 if upper else 1]
+
+
+def no_worse_rate_p(k1: int, n1: int, k0: int, n0: int, margin: float, lower_is_better: bool = True) -> float:
+    """The one-sided p-value of "rate 1 is worse than rate 0 by at least `margin`": the smallest
+    1 - level at which the one-sided Newcombe bound of p1 - p0 excludes the margin (found by
+    bisection on z; the bound widens with z). 1.0 when the difference itself reaches the margin."""
+    def gap(z: float) -> float:  # how far inside the margin the bound lies (> 0: excluded)
+        d, lo, hi = newcombe_difference(k1, n1, k0, n0, z)
+        return margin - hi if lower_is_better else lo + margin
+
+    if gap(0.0) <= 0:
+        return 1.0
+    lo, hi = 0.0, 40.0
+    if gap(hi) > 0:
+        return float(stats.norm.sf(hi))
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if gap(mid) > 0 else (lo, mid)
+    return float(stats.norm.sf(lo))
+
+
 def fisher_p(k1: int, n1: int, k0: int, n0: int) -> float:
     """Two-sided Fisher exact test of equal proportions."""
     return float(stats.fisher_exact([[k1, n1 - k1], [k0, n0 - k0]])[1])

@@ -23,10 +23,17 @@ def excluded(lo: float, hi: float, fmt: str = "{:.2f}", unit: str = "", level: s
 
 
 def verdict(decided: bool, favourable: bool, lo: float = math.nan, hi: float = math.nan, fmt: str = "{:.2f}",
-            unit: str = "", level: str | None = None) -> str:
+            unit: str = "", level: str | None = None, margin: float | None = None, worse_up: bool = True) -> str:
     """The cell's verdict: SUPPORTS / CONTRADICTS where the corrected test decides (favourable:
     the difference lies in the claim's direction), else NOT_DECIDED with what the interval
-    excludes (no clause without an interval)."""
+    excludes (no clause without an interval).
+
+    A non-inferiority claim (`margin`: expect no_worse) is decided by its one-sided bound on the
+    worse side (`hi` where an increase is worse, `worse_up`; else `lo`): SUPPORTS "no worse than
+    the baseline by more than the margin" only where the corrected test says the bound excludes
+    the margin, otherwise NOT_DECIDED with the bound the data do give; never CONTRADICTS."""
+    if margin is not None:
+        return _no_worse(decided, hi if worse_up else lo, margin, fmt, unit, level, worse_up)
     if decided:
         return SUPPORTS if favourable else CONTRADICTS
     if math.isnan(lo) and math.isnan(hi):
@@ -34,5 +41,26 @@ def verdict(decided: bool, favourable: bool, lo: float = math.nan, hi: float = m
     return f"{NOT_DECIDED}: {excluded(lo, hi, fmt, unit, level)}"
 
 
+def _no_worse(decided: bool, bound: float, margin: float, fmt: str, unit: str, level: str | None, worse_up: bool) -> str:
+    m = f"{fmt.format(margin)}{unit}"
+    if decided:
+        return f"{SUPPORTS}: no worse than the baseline by more than {m}"
+    change = "increase" if worse_up else "decrease"
+    if math.isnan(bound):
+        return f"{NOT_DECIDED}: no bound at this n, so not the margin {m}"
+    if math.isinf(bound):
+        return f"{NOT_DECIDED}: the data exclude no {change} of any size (one-sided), so not one larger than the margin {m}"
+    shown = bound if worse_up else -bound
+    if shown <= 0:
+        return f"{NOT_DECIDED}: the data exclude any {change} ({level or '95% one-sided'}) but the corrected test does not"
+    return (f"{NOT_DECIDED}: the data exclude {'an' if worse_up else 'a'} {change} larger than {fmt.format(shown)}{unit} "
+            f"({level or '95% one-sided'}), not one larger than the margin {m}")
+
+
 def is_decided(word: str) -> bool:
-    return word in (SUPPORTS, CONTRADICTS)
+    return word in (SUPPORTS, CONTRADICTS) or is_support(word)
+
+
+def is_support(word: str) -> bool:
+    """SUPPORTS, or a non-inferiority claim's SUPPORTS with what it supports."""
+    return word == SUPPORTS or word.startswith(f"{SUPPORTS}: ")

@@ -21,7 +21,7 @@
            thread, alternating rounds in one run.
 - cost:    C4's cost: every arm of studies/stabilisers*.yaml in every regime as the studies
            train it (their packs, weights, phases), written to
-           docs/reproduction/stabiliser_cost.csv, which CLAIMS.md shows beside C4.
+           docs/reproduction/stabiliser_cost.csv, which docs/reproduction/README.md cites for C4.
 Figures are ratios measured in one run; this machine is noisy: run it alone.
 """
 
@@ -43,8 +43,8 @@ sys.path.insert(0, str(ROOT))
 def bench_trial() -> None:
     import torch
 
-    from vi_sweeps.study.config import TrialConfig
     from vi_sweeps.engine.trial import Trial, evaluations
+    from vi_sweeps.study.config import TrialConfig
 
     torch.set_num_threads(1)
     cfg = TrialConfig(dataset="ring8", iterations=5000, eval_every=1000, lam=5.0, threads=1)
@@ -60,9 +60,9 @@ def bench_dcgan(rounds: int = 5, iters: int = 40) -> None:
     import torch
     import torch.nn.functional as F
 
+    from vi_sweeps.engine.trial import Trial
     from vi_sweeps.gan.architectures import build_nets
     from vi_sweeps.study.config import TrialConfig
-    from vi_sweeps.engine.trial import Trial
 
     torch.set_num_threads(1)
     cfg = TrialConfig(dataset="digits", image_size=16, batch_size=64, lam=5.0, bn=True, threads=1)
@@ -127,8 +127,8 @@ def _pack_worker(args) -> tuple[float, float]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from vi_sweeps.study.config import TrialConfig
     from vi_sweeps.engine.trial import Trial
+    from vi_sweeps.study.config import TrialConfig
 
     torch.set_num_threads(1)
     cfgs = [TrialConfig(**PACK_CASES[case], lam=5.0, iterations=10**6, eval_every=10**6, seed=offset + s) for s in range(k)]
@@ -266,9 +266,9 @@ def bench_images(n_images: int = 5000, batches: int = 20) -> None:
     import torch
     from PIL import Image
 
-    from vi_sweeps.study.config import TrialConfig
     from vi_sweeps.data.datasets import build_dataset, image_files
     from vi_sweeps.data.imagecache import preprocess
+    from vi_sweeps.study.config import TrialConfig
 
     tmp = Path(tempfile.mkdtemp(prefix="vi-bench-"))
     rng = np.random.default_rng(0)
@@ -334,8 +334,8 @@ STABILISER_OPTIONS = {"none": {}, "anchor": {"lam": 5.0}, "r1": {"r1": 10.0}, "r
 def bench_stabilisers(rounds: int = 3, iters: int = 30) -> None:
     import torch
 
-    from vi_sweeps.study.config import TrialConfig
     from vi_sweeps.engine.trial import Trial
+    from vi_sweeps.study.config import TrialConfig
 
     torch.set_num_threads(1)
     cases = {"ring8, pack of 16": (dict(dataset="ring8", lr=1e-3), 16),
@@ -359,20 +359,20 @@ def bench_stabilisers(rounds: int = 3, iters: int = 30) -> None:
 
 
 COST_STUDIES = ("studies/stabilisers.yaml", "studies/stabilisers_digits.yaml")
-COST_FILE = ROOT / "docs" / "reproduction" / "stabiliser_cost.csv"  # read by CLAIMS.md's C4 cost section
+COST_FILE = ROOT / "docs" / "reproduction" / "stabiliser_cost.csv"  # cited by docs/reproduction/README.md (C4's cost)
 
 
 def bench_cost(rounds: int = 3, seconds: float = 1.5, out: Path = COST_FILE) -> None:
     """C4's cost: milliseconds per training iteration of every arm of the stabiliser studies, as
     the studies train them (each regime's first data set, the arm's first pack with the study's
     pack size and weights), one thread, the arms of a regime alternating in each round (best
-    round kept); written to `out` (docs/reproduction/stabiliser_cost.csv, which CLAIMS.md shows)."""
+    round kept); written to `out` (docs/reproduction/stabiliser_cost.csv, cited by docs/reproduction/README.md)."""
     import pandas as pd
     import torch
 
+    from vi_sweeps.engine.trial import Trial
     from vi_sweeps.study.expansion import layout_packs
     from vi_sweeps.study.load import load_study
-    from vi_sweeps.engine.trial import Trial
 
     torch.set_num_threads(1)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()

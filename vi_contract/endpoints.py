@@ -47,4 +47,5 @@ ENDPOINTS = {e.name: e for e in (
              "with the number of evaluations; counts blur as collapse where the rule needs a share per mode)"),
 )}
 
-EXPECT = ("lower", "higher")  # what a claim predicts of the treatment's value against the baseline's
+NO_WORSE = "no_worse"  # not worse than the baseline by more than the claim's margin (a one-sided bound)
+EXPECT = ("lower", "higher", NO_WORSE)  # what a claim predicts of the treatment's value against the baseline's

@@ -73,7 +73,7 @@ def claims(results, out) -> None:
     with their cells to a Markdown file (read-only on the results)."""
     from analysis.claims import decide_folders, is_folder_of_exports  # the report path
 
-    if len(results) == 1 and is_folder_of_exports(results[0]):  # docs/reproduction: the paper's page, CLAIMS.md
+    if len(results) == 1 and is_folder_of_exports(results[0]):  # a folder of exports (docs/reproduction): CLAIMS.md
         from analysis.claims_page import write_claims
 
         try:

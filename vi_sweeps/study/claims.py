@@ -9,8 +9,9 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import math
 
-from vi_contract.endpoints import ENDPOINTS
+from vi_contract.endpoints import ENDPOINTS, NO_WORSE, RANK, RATE
 from vi_sweeps.study.schema import StudyFile, interims
 
 
@@ -46,6 +47,8 @@ def check_claims(spec: StudyFile, axes: list[tuple[str, list]], compare: dict | 
             if ep.endpoint not in ENDPOINTS:
                 problems.append(f"{where}.{key}.endpoint: {ep.endpoint!r} is not an endpoint; valid choices: "
                                 f"{_text(ENDPOINTS)}")
+            else:
+                _check_margin(ep, f"{where}.{key}", bool(interims(spec)), problems)
         baseline = compare["baseline"] if claim.baseline is None else claim.baseline
         if baseline not in values[axis]:
             problems.append(f"{where}.baseline: {baseline!r} is not a value of {axis}; valid choices: {_text(values[axis])}")
@@ -67,8 +70,38 @@ def check_claims(spec: StudyFile, axes: list[tuple[str, list]], compare: dict | 
             problems.append(f"amendments[{i}].claim: {amendment.claim!r} is not a claim; valid choices: {_text(ids) or 'none'}")
 
 
+def _check_margin(ep, where: str, sequential: bool, problems: list[str]) -> None:
+    """A margin belongs to expect: no_worse, must be a positive number (below 1 for a rate), and
+    needs an endpoint with a one-sided bound (a rate or a rank) and a fixed n."""
+    kind = ENDPOINTS[ep.endpoint].kind
+    if ep.expect != NO_WORSE:
+        if ep.margin is not None:
+            problems.append(f"{where}.margin: only with expect: no_worse (got expect: {ep.expect}); valid choices: "
+                            "remove margin, or expect: no_worse")
+        return
+    bounded = [name for name, e in ENDPOINTS.items() if e.kind in (RATE, RANK)]
+    if kind not in (RATE, RANK):
+        problems.append(f"{where}.expect: no_worse needs an endpoint with a one-sided bound (got {ep.endpoint}); "
+                        f"valid choices: {_text(bounded)}")
+    elif ep.margin is None:
+        problems.append(f"{where}.margin: required with expect: no_worse; give the largest worsening allowed, a positive "
+                        "number in the endpoint's units")
+    elif not math.isfinite(ep.margin) or ep.margin <= 0 or (kind == RATE and ep.margin >= 1):
+        problems.append(f"{where}.margin: must be a positive number{' below 1 (a rate)' if kind == RATE else ''} "
+                        f"(got {ep.margin})")
+    if sequential:
+        problems.append(f"{where}.expect: no_worse is decided at a fixed n, not in interims; valid choices: lower, higher")
+
+
 def declared(spec: StudyFile) -> list[dict]:
-    return [c.model_dump(mode="json") for c in spec.claims]
+    """The claims as recorded: an endpoint's margin only where one is given, so a record made
+    before margins existed keeps its hash."""
+    out = [c.model_dump(mode="json") for c in spec.claims]
+    for claim in out:
+        for ep in [claim["primary"], *claim["secondary"]]:
+            if ep.get("margin") is None:
+                ep.pop("margin", None)
+    return out
 
 
 def digest(claims: list[dict]) -> str:

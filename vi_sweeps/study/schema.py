@@ -108,8 +108,11 @@ class Compare(BaseModel):
 class ClaimEndpoint(BaseModel):
     model_config = ConfigDict(extra="forbid")
     endpoint: str = Field(description="an endpoint of vi_contract.endpoints (mode_loss, modes_captured, hq_share, ...)")
-    expect: Literal["lower", "higher"] = Field(description="what the claim predicts of the treatment's value "
-                                               "against the baseline's")
+    expect: Literal["lower", "higher", "no_worse"] = Field(description="what the claim predicts of the treatment's "
+                                                           "value against the baseline's (no_worse: not worse by "
+                                                           "more than `margin`)")
+    margin: float | None = Field(None, description="with expect: no_worse, the largest worsening the claim allows, in "
+                                 "the endpoint's units (positive)")
 
 
 class Claim(BaseModel):
