@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from analysis import claims, convergence, figures, glance, interims, tables
+from analysis import claims, convergence, figures, glance, interims, protocol, tables
 from analysis.findings import RULE, SMALL_N, findings, findings_by_cell
 from analysis.load import Results, load_results
 from analysis.publish import REPORT_FILES, check_destination, new_folder_beside, remove_stale_beside, replace_folder
@@ -258,7 +258,7 @@ def _write_report(res: Results, locations: list[str], out_dir: Path, converge, l
         sections[at:at] = [(title, "onsets" if "onsets" in figs else "", ONSETS_NOTE),
                            ("Each seed's course by condition", "", clean(course))]
     at = appendix(sections)
-    sections[at:at] = search_sections(locations, res, out_dir)
+    sections[at:at] = protocol.protocol_sections(locations) + search_sections(locations, res, out_dir)
     (out_dir / "REPORT.md").write_text(render_markdown(sections))
     (out_dir / "report.html").write_text(render_html(sections, out_dir, link_figures))
     return out_dir / "REPORT.md"

@@ -128,8 +128,11 @@ protocol:
     assert len(trials) == 4 and set(trials["status"]) == {"finished"} and set(trials["config/seed"]) == {0, 1}
     anchor = trials[trials["axis/stabiliser"] == "anchor"]
     assert set(anchor["config/lam"]) == {chosen["anchor"]["lam"]} and set(anchor["config/lr"]) == {chosen["anchor"]["lr"]}
-    # a second run tunes nothing more and runs no test trial again
-    again = CliRunner().invoke(main, ["run", str(path), "--results", str(results), "--no-report"])
+    # a second run tunes nothing more and runs no test trial again; its report shows the chosen values
+    again = CliRunner().invoke(main, ["run", str(path), "--results", str(results)])
     assert again.exit_code == 0, again.output
     assert json.loads((results / "protocol.json").read_text()) == record
     assert len(pd.read_parquet(results / "tune" / "search.parquet")) == 4
+    text = (results / "report" / "REPORT.md").read_text()
+    assert "Every arm of every cell was tuned with the same budget: 2 suggestions on the same tuning seeds" in text
+    assert f"lam = {chosen['anchor']['lam']:.3g}" in text

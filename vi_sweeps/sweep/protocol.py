@@ -62,7 +62,8 @@ def tune_arms(study: Study, results: str, address: str | None, max_concurrent: i
                 chosen[condition_key(base, labels)] = {"arm": arm, "search": name, **ot.best_trial.params}
         consolidation.write()
         export_search(storage, names, store, url, searching.spec.search.objective.mode)
-    return {"chosen": chosen, "budgets": budgets}
+    return {"chosen": chosen, "budgets": budgets, "mode": tuning_objective(study.spec).mode,
+            "tuning_seeds": list(tune.seeds)}
 
 
 def run_protocol(study: Study, results: str, address: str | None = None, max_concurrent: int | None = None,
