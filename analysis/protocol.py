@@ -9,15 +9,14 @@ import json
 import pandas as pd
 
 from analysis.search import load_search
+from vi_contract import schema
 from vi_contract.files import open_location
-
-PROTOCOL_FILE = "protocol.json"
 
 
 def read_protocol(location: str) -> dict | None:
     """The folder's protocol record (plain JSON: nothing in it runs), or None."""
     fs, root = open_location(location)
-    path = f"{root}/{PROTOCOL_FILE}"
+    path = f"{root}/{schema.PROTOCOL_FILE}"
     if fs.get_file_info(path).type.name == "NotFound":
         return None
     with fs.open_input_stream(path) as f:

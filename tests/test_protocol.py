@@ -133,6 +133,9 @@ protocol:
     assert again.exit_code == 0, again.output
     assert json.loads((results / "protocol.json").read_text()) == record
     assert len(pd.read_parquet(results / "tune" / "search.parquet")) == 4
+    status = CliRunner().invoke(main, ["status", str(results)])  # the test trials, counted by their tuned ids
+    assert status.exit_code == 0 and "trials: 4/4 done" in status.output, status.output
+    assert "earlier identity" not in status.output  # before: its ids were taken for ids of another version
     text = (results / "report" / "REPORT.md").read_text()
     assert "Every arm of every cell was tuned with the same budget: 2 suggestions on the same tuning seeds" in text
     assert f"lam = {chosen['anchor']['lam']:.3g}" in text

@@ -54,6 +54,7 @@ VERSIONS_FILE = "versions.json"
 CONTRACT_FILE = "contract.json"
 SEARCH_FILE = "search.parquet"  # a search's Optuna trials, flattened (params_*, value, state, ...)
 SEARCH_META = "search.json"  # its Optuna storage URL, study names, direction and importances
+PROTOCOL_FILE = "protocol.json"  # a tune-then-test protocol: the settings its tuning chose, the budgets
 TRIALS_DIR = "trials"
 SAMPLES_DIR = "samples"
 ERRORS_DIR = "errors"

@@ -13,6 +13,7 @@ import posixpath
 
 import optuna
 
+from vi_contract import schema
 from vi_contract.store import Store
 from vi_sweeps.study.expansion import Study, condition_key
 from vi_sweeps.study.protocol import arms, frozen, tuning_objective
@@ -20,8 +21,6 @@ from vi_sweeps.study.schema import Search
 from vi_sweeps.sweep.control import Stopped, SweepControl
 from vi_sweeps.sweep.driver import SweepOutcome, driving, run_sweep, trials_so_far
 from vi_sweeps.sweep.search import _search_cell, cell_name, cells, export_search, fail_stale, storage_url
-
-PROTOCOL_FILE = "protocol.json"
 
 
 def arm_search(study: Study, arm: str) -> Study:
@@ -81,6 +80,6 @@ def run_protocol(study: Study, results: str, address: str | None = None, max_con
         return SweepOutcome(trials_so_far(results), [t.trial_id for t in study.trials], why, control.exit_code or 1)
     values = {k: {p: v for p, v in c.items() if p not in ("arm", "search")} for k, c in record["chosen"].items()}
     tests = dataclasses.replace(study, trials=frozen(study.trials, values))
-    Store.open(results).write_bytes(PROTOCOL_FILE, json.dumps(record, sort_keys=True, indent=1).encode())
+    Store.open(results).write_bytes(schema.PROTOCOL_FILE, json.dumps(record, sort_keys=True, indent=1).encode())
     return run_sweep(tests, results, address=address, max_concurrent=max_concurrent, show_progress=show_progress,
                      force=force, **sweep)

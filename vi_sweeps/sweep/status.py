@@ -18,18 +18,36 @@ from vi_contract.store import Store
 from vi_contract.tables import setting_values
 from vi_sweeps.study.config import ConfigError
 from vi_sweeps.study.load import load_study_text
+from vi_sweeps.study.protocol import frozen
 
 
-def _expected(study_text: str, source: str) -> pd.DataFrame | None:
-    """Every trial the study defines (id, axes); None if the study no longer validates, or if
-    it is a search (`vi-sweep tune`), whose trials are what its sampler suggested."""
+def _expected(study_text: str, source: str, location: str = "") -> pd.DataFrame | None:
+    """Every trial the study defines (id, axes); None if the study no longer validates, if it
+    is a search (`vi-sweep tune`), whose trials are what its sampler suggested, or a protocol
+    not yet tuned. A protocol's test trials carry the values its tuning chose (protocol.json)."""
 
     try:
         study = load_study_text(study_text, source)
-        rows = [{"trial_id": t.trial_id, **setting_values(t.config.model_dump(), t.labels)} for t in study.trials]
+        trials = study.trials
+        if study.spec.protocol is not None:
+            trials = _tested(study, location)
+        rows = [{"trial_id": t.trial_id, **setting_values(t.config.model_dump(), t.labels)} for t in trials or []]
     except (ConfigError, OSError):
         return None
-    return None if study.spec.search is not None else pd.DataFrame(rows)
+    return None if study.spec.search is not None or trials is None else pd.DataFrame(rows)
+
+
+def _tested(study, location: str):
+    """A protocol's test trials with their chosen values, or None before its tuning finished."""
+    store = Store.open(location, create=False)
+    if not store.exists(schema.PROTOCOL_FILE):
+        return None
+    try:
+        chosen = json.loads(store.read_bytes(schema.PROTOCOL_FILE))["chosen"]
+        values = {k: {p: v for p, v in c.items() if p not in ("arm", "search")} for k, c in chosen.items()}
+        return frozen(study.trials, values)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _driver(location: str) -> dict | None:
@@ -51,7 +69,7 @@ def sweep_status(location: str, as_json: bool = False) -> str:
     trials, _, source, notes = load_location(location)
     if not source["study"]:
         raise FileNotFoundError(f"{location}: no {schema.STUDY_FILE}, not a results folder")
-    expected = _expected(source["study"], f"{location}/{schema.STUDY_FILE}")
+    expected = _expected(source["study"], f"{location}/{schema.STUDY_FILE}", location)
     driver = _driver(location)
     contract = source["contract"]
     if driver is None and len(trials):
