@@ -100,7 +100,8 @@ def _style(regimes: list[str]) -> dict[str, dict]:
 
 
 def _x_axis(ax, cats: list[str], compare: str | None) -> None:
-    ax.set_xticks(range(len(cats)), cats)
+    ax.set_xticks(range(len(cats)), [f"{compare} = {c}" if compare else str(c) for c in cats],
+                  rotation=30 if len(cats) > 3 else 0, ha="right" if len(cats) > 3 else "center")
     ax.set_xlim(-0.6, len(cats) - 0.4)
     ax.set_xlabel(compare or "")
 
@@ -120,7 +121,7 @@ def collapse_rate(table: pd.DataFrame, compare: str | None, rule: str = "end"):
             xs = np.array([cats.index(c) for c in s["treatment"]]) + slots[regime]
             st = style[regime]
             ax.errorbar(xs, s[rate], yerr=[(s[rate] - s[lo]).clip(lower=0), (s[hi] - s[rate]).clip(lower=0)],
-                        color=st["color"], marker=st["marker"], ls=st["ls"], capsize=3, ms=5, lw=1.2, label=regime)
+                        color=st["color"], marker=st["marker"], ls="none", capsize=3, ms=5, lw=1.2, label=regime)
             for x, y, k, n in zip(xs, s[rate], s[count], s["n"], strict=True):
                 ax.annotate(f"{int(k)}/{int(n)}", (x, y), textcoords="offset points", xytext=(3, 4), fontsize=6.5,
                             color="0.3")
@@ -263,7 +264,7 @@ def lambda_sensitivity(table: pd.DataFrame, compare: str):
 
 
 def over_time(curves: pd.DataFrame, value: str, ylabel: str, title: str, band: tuple[str, str] | None,
-              order: list[str], log: bool = False):
+              order: list[str], log: bool = False, legend: str = "treatment"):
     """Rows: model x data set; columns: regimes; one line per treatment."""
     curves = curves.assign(panel=curves["model"] + " · " + curves["dataset"])
     palette = sns.color_palette("viridis", max(1, len(order)))
@@ -283,11 +284,11 @@ def over_time(curves: pd.DataFrame, value: str, ylabel: str, title: str, band: t
         ax.set_xlabel("iteration")
         ax.set_ylabel(ylabel, fontsize=8)
         ax.set_title(name, fontsize=9)
-    return _finish(fig, f"{title} · up to n = {int(curves['n'].max()) if len(curves) else 0} seeds per line", "treatment")
+    return _finish(fig, f"{title} · up to n = {int(curves['n'].max()) if len(curves) else 0} seeds per line", legend)
 
 
-def loss_curves(curves: pd.DataFrame, keys: list[tuple[str, str]], order: list[str]):
-    """Median of each loss over seeds: rows model x data set x loss, columns regimes."""
+def loss_curves(curves: pd.DataFrame, keys: list[tuple[str, str]], order: list[str], legend: str = "treatment"):
+    """Median of each loss over seeds: rows model x data set x loss (its y label), columns regimes."""
     frames = [curves[curves["loss"] == key].assign(panel=lambda f, lab=label: f["model"] + " · " + f["dataset"] + " · " + lab)
               for key, label in keys]
     frame = pd.concat(frames, ignore_index=True) if frames else curves.assign(panel="")
@@ -299,8 +300,11 @@ def loss_curves(curves: pd.DataFrame, keys: list[tuple[str, str]], order: list[s
             if not s.empty:
                 ax.plot(s["step"], s["median"], color=palette[k], label=treatment, lw=1.3, ls=DASHES[k % len(DASHES)])
         ax.set_xlabel("iteration")
-        ax.set_title(name, fontsize=8)
-    return _finish(fig, "Losses during training (median over seeds)", "treatment")
+        cell, _, regime = name.rpartition(" · ")
+        model_data, _, loss = cell.rpartition(" · ")
+        ax.set_ylabel(textwrap.fill(loss, 24), fontsize=7.5)
+        ax.set_title(f"{model_data} · {regime}", fontsize=8)
+    return _finish(fig, "Losses during training (median over seeds)", legend)
 
 
 def at_a_glance(rows: pd.DataFrame, order: list[str], compare: str | None = None, alpha: float = 0.05):

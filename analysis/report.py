@@ -225,9 +225,9 @@ def _write_report(res: Results, locations: list[str], out_dir: Path, converge, l
     if quality:
         figs["training_curves"] = (f"{quality.removeprefix('eval/')} during training", figures.over_time(
             curves, "median", f"{quality.removeprefix('eval/')} (median, IQR band)",
-            f"{quality.removeprefix('eval/')} during training", ("q25", "q75"), order, log=True))
+            f"{quality.removeprefix('eval/')} during training", ("q25", "q75"), order, log=True, legend=lay.compare or "treatment"))
     figs["collapse_over_time"] = ("Collapse over time", figures.over_time(
-        curves, "collapsed_share", "share of seeds collapsed", "Collapse over time", None, order))
+        curves, "collapsed_share", "share of seeds collapsed", "Collapse over time", None, order, legend=lay.compare or "treatment"))
     if len(converging):
         seeds = done[done["steps_to_converge"].notna()]
         figs["time_to_converge"] = (f"Time to converge: steps until {convergence.rule_text(converge)}",
@@ -239,7 +239,7 @@ def _write_report(res: Results, locations: list[str], out_dir: Path, converge, l
     losses = loss_frame(res, labelled, loss_keys)
     if len(losses):
         present = [(k, label(k)) for k in loss_keys if k in set(losses["loss"])]
-        figs["loss_curves"] = ("Losses during training", figures.loss_curves(losses, present, order))
+        figs["loss_curves"] = ("Losses during training", figures.loss_curves(losses, present, order, lay.compare or "treatment"))
     for name, (_, fig) in figs.items():
         figures.save(fig, out_dir / name)
 
