@@ -22,49 +22,26 @@ import copy
 import io
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from vi_sweeps.gan import losses
-
-from vi_sweeps.gan import stabilisers
+from vi_sweeps.gan import losses, stabilisers
 from vi_sweeps.gan.architectures import DataParameter, Nets, build_nets
-from vi_sweeps.core.keys import Key
+
+# the registry, the loss keys and the declarations of the built-in families, torch-free
+from vi_sweeps.gan.declared import (  # noqa: F401 - their former home
+    LOSS_D,
+    LOSS_G,
+    LOSS_KL,
+    LOSS_NLL,
+    LOSS_REC,
+    LOSS_REG,
+    OBJECTIVES,
+    ObjectiveSpec,
+)
 from vi_sweeps.gan.packing import load_members, member_state, pack
-from vi_sweeps.core.registry import Registry
-
-
-@dataclass(frozen=True)
-class ObjectiveSpec:
-    """What a model family declares: the loss keys it reports (a row may carry no other),
-    whether it runs on the 2-D mixtures only, and whether its members train vectorised (else
-    one after another inside a pack)."""
-
-    losses: tuple[Key, ...]
-    vector_only: bool = False
-    vectorised: bool = True
-
-    def __post_init__(self):
-        if not all(isinstance(k, Key) and k.startswith("loss/") for k in self.losses):
-            raise TypeError("losses: a tuple of vi_sweeps.core.keys.Key named loss/...")
-
-    def problems(self, cfg, data_kind: str) -> list[str]:
-        if self.vector_only and data_kind != "vector":
-            return [f"model: {cfg.model} runs on the 2-D mixtures only, not {cfg.dataset}"]
-        return []
-
-
-OBJECTIVES = Registry("model", spec=ObjectiveSpec)
-
-LOSS_D = Key("loss/d", "discriminator loss")
-LOSS_G = Key("loss/g", "generator loss (adversarial part)")
-LOSS_REG = Key("loss/reg", "regulariser ||G(z) - anchor||^2")
-LOSS_REC = Key("loss/rec", "reconstruction loss")
-LOSS_KL = Key("loss/kl", "KL(p(z|x) || q(z))")
-LOSS_NLL = Key("loss/nll", "negative log-likelihood")
 
 
 @contextmanager
@@ -166,11 +143,12 @@ class Family:
                                     for key in ref}
 
 
-@OBJECTIVES.register("gan", spec=ObjectiveSpec((LOSS_D, LOSS_G, LOSS_REG)))
 class GAN(Family):
     """`loss` from losses.GAN_LOSSES; the stabilisers of vi_sweeps.gan.stabilisers: D-side penalties
     added in the D step, G-side ones in the G step (the anchor term is the G loss's own), sn in
     D's constructor, ema an averaged G that evaluation samples, ttur the learning rates."""
+
+    gan_keys = True  # the GAN loss and the stabilisers' keys apply (to a plugin's subclass too)
 
     def networks(self, nets: Nets) -> dict[str, nn.Module]:
         return {"G": nets.generator(), "D": nets.critic(sn=self.cfg.sn)}
@@ -243,7 +221,6 @@ class GAN(Family):
         return {LOSS_D: d_loss.detach(), LOSS_G: adv.detach(), LOSS_REG: reg.detach()}
 
 
-@OBJECTIVES.register("vae", spec=ObjectiveSpec((LOSS_REC, LOSS_KL)))
 class VAE(Family):
     def networks(self, nets: Nets) -> dict[str, nn.Module]:
         return {"E": nets.critic(2 * self.cfg.z_dim), "G": nets.generator(), "x_logvar": DataParameter(self.data.shape)}
@@ -263,7 +240,6 @@ class VAE(Family):
         return {LOSS_REC: nll.detach(), LOSS_KL: kl.detach()}
 
 
-@OBJECTIVES.register("aae", spec=ObjectiveSpec((LOSS_D, LOSS_G, LOSS_REC)))
 class AAE(Family):
     def networks(self, nets: Nets) -> dict[str, nn.Module]:
         return {"E": nets.critic(self.cfg.z_dim), "G": nets.generator(), "D": nets.latent_critic()}
@@ -290,7 +266,6 @@ class AAE(Family):
         return {LOSS_D: d_loss.detach(), LOSS_G: adv.detach(), LOSS_REC: rec.detach()}
 
 
-@OBJECTIVES.register("ali", spec=ObjectiveSpec((LOSS_D, LOSS_G)))
 class ALI(Family):
     def networks(self, nets: Nets) -> dict[str, nn.Module]:
         return {"E": nets.critic(self.cfg.z_dim), "G": nets.generator(), "D": nets.joint_critic()}
@@ -316,7 +291,6 @@ class ALI(Family):
         return {LOSS_D: d_loss.detach(), LOSS_G: ge_loss.detach()}
 
 
-@OBJECTIVES.register("em", spec=ObjectiveSpec((LOSS_NLL,), vector_only=True, vectorised=False))
 class EM:
     """The paper's EM case: a Gaussian mixture (one component per mode) fitted by classic EM on
     a fixed draw of the data, one EM step per iteration. Initialised from random data points

@@ -1,12 +1,13 @@
 """Which evaluator scores a data set: the one join of the data set registry
 (vi_sweeps.data.datasets) and the evaluator registry (vi_sweeps.metrics.evaluators), above both, for
-everything that asks (config checks, the trial, the driver's preparation, the contract)."""
+everything that asks (config checks, the trial, the driver's preparation, the contract). It reads
+the declarations only (no torch); an evaluator's module is imported when one is built."""
 
 from __future__ import annotations
 
-from vi_sweeps.data.datasets import DATASETS
-from vi_sweeps.metrics.evaluators import EVALUATORS, EvaluatorSpec
 from vi_sweeps.core.registry import UnknownName
+from vi_sweeps.data.declared import DATASETS
+from vi_sweeps.metrics.declared import EVALUATORS, EvaluatorSpec
 
 
 def evaluation(dataset: str) -> EvaluatorSpec:

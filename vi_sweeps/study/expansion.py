@@ -31,10 +31,10 @@ from pydantic import ValidationError
 
 from vi_contract import schema
 from vi_contract.tables import pack_id
-from vi_sweeps.study.config import EXECUTION_KEYS, TrialConfig, config_keys, describe_errors, shown
-from vi_sweeps.data.datasets import DATASETS
+from vi_sweeps.data.declared import DATASETS
+from vi_sweeps.gan.declared import OBJECTIVES
 from vi_sweeps.metrics.evaluation import evaluation
-from vi_sweeps.gan.families import OBJECTIVES
+from vi_sweeps.study.config import EXECUTION_KEYS, TrialConfig, config_keys, describe_errors, shown
 from vi_sweeps.study.schema import StudyFile
 
 SET_BY = {"seed": "seeds", "model": "models", "dataset": "datasets", "pack_size": "pack_seeds",
