@@ -71,3 +71,28 @@ def test_list_keys_names_what_the_registries_hold_now_a_plugin_s_loss_included()
     assert lines["loss"].endswith("(choices: critic-test, hinge, least-squares, minimax, nonsaturating, wasserstein)")
     assert lines["arch"].endswith("(choices: auto, dcgan, mlp, pacgan, paper-64)")
     assert lines["ali_loss"].endswith("(choices: minimax, nonsaturating, vi)")
+
+
+def test_every_family_data_source_and_evaluator_keeps_its_protocol_em_included():
+    """Issue 36 item 3: one contract per kind of extension (typing.Protocol), EM a family like
+    the others (before: EM was a duck type beside Family, and no contract was written down)."""
+    import torch
+
+    from vi_sweeps.data.datasets import build_dataset
+    from vi_sweeps.data.declared import DataSource
+    from vi_sweeps.gan.declared import ModelFamily
+    from vi_sweeps.gan.families import EM, Family, build_objective
+    from vi_sweeps.metrics.declared import Evaluator
+    from vi_sweeps.metrics.evaluation import build_evaluator
+    from vi_sweeps.study.config import make_config
+
+    assert ModelFamily in EM.__mro__ and ModelFamily in Family.__mro__  # declared, not only duck-typed
+    for model in OBJECTIVES.names():
+        cfg = make_config({"model": model, "dataset": "ring8", "iterations": 2, "eval_every": 1})
+        data = build_dataset(cfg)
+        family = build_objective([cfg], data, torch.device("cpu"), [torch.Generator().manual_seed(0)])
+        assert isinstance(data, DataSource) and isinstance(build_evaluator(cfg, data), Evaluator)
+        assert isinstance(family, ModelFamily), model
+        losses = family.train_iteration()
+        assert set(losses) == set(OBJECTIVES.meta(model).losses) and all(v.shape == (1,) for v in losses.values())
+        assert family.sample(5, [torch.Generator().manual_seed(1)]).shape == (1, 5, 2)

@@ -28,6 +28,7 @@ from vi_sweeps.data.declared import (  # noqa: F401 - their former home
     DATASETS,
     IMAGE_SUFFIXES,
     DatasetSpec,
+    DataSource,
     _fingerprint,
     folder_fingerprint,
     image_files,
@@ -176,5 +177,5 @@ def image_folder(cfg) -> ImageFolder:
     return ImageFolder(image_cache(cfg))
 
 
-def build_dataset(cfg):
+def build_dataset(cfg) -> DataSource:
     return DATASETS.get(cfg.dataset)(cfg)

@@ -10,10 +10,27 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from vi_sweeps.core.registry import Lazy, Registry
 from vi_sweeps.core.settings import Setting, declare
+
+if TYPE_CHECKING:
+    import torch
+
+
+@runtime_checkable
+class DataSource(Protocol):
+    """What a data set's builder (`cfg -> DataSource`) returns, the one contract of the 2-D
+    mixtures, the digits and image folders: its sample shape, its number of modes (0: none
+    counted) and batches drawn with the member's own generator, so a seed fixes every draw."""
+
+    shape: tuple[int, ...]
+    n_modes: int
+
+    def sample(self, n: int, gen: torch.Generator, device: torch.device | None = None) -> torch.Tensor:
+        """(n, *shape) real samples, drawn with `gen` (a CPU generator), on `device`."""
+        ...
 
 
 @dataclass(frozen=True)

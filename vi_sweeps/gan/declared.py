@@ -9,11 +9,45 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from vi_sweeps.core.keys import Key
 from vi_sweeps.core.registry import Lazy, Registry
 from vi_sweeps.core.settings import Setting, declare
+
+if TYPE_CHECKING:
+    import torch
+
+
+@runtime_checkable
+class ModelFamily(Protocol):
+    """What the trial loop (vi_sweeps.engine.trial) asks of a model family, the one contract of
+    every family: built as `Builder(cfgs, data, device, gens)` from the pack's K configs (they
+    differ in seed only), its data source (vi_sweeps.data.declared.DataSource), the device and
+    one torch.Generator per member. The networks' families share `gan.families.Family`; EM, a
+    Gaussian mixture fitted by EM, implements the same contract without networks."""
+
+    iteration: int  # iterations done before the one train_iteration runs (set by the trial loop)
+
+    def train_iteration(self) -> dict[Key, torch.Tensor]:
+        """One iteration of every live member: each declared loss key -> (K,) values."""
+        ...
+
+    def sample(self, n: int, gens: list[torch.Generator]) -> torch.Tensor:
+        """(K, n, *shape) samples for evaluation, member k drawing from gens[k]."""
+        ...
+
+    def freeze(self, k: int) -> None:
+        """Member k diverged or finished: it stops changing, and cannot disturb the others."""
+        ...
+
+    def member_state(self, k: int) -> dict[str, Any]:
+        """Member k's checkpoint: tensors and plain containers only."""
+        ...
+
+    def load_member_states(self, states: list[dict[str, Any]]) -> None:
+        """Every member's checkpoint, in pack order (member_state's)."""
+        ...
 
 
 @dataclass(frozen=True)

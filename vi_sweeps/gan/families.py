@@ -39,6 +39,7 @@ from vi_sweeps.gan.declared import (  # noqa: F401 - their former home
     LOSS_REC,
     LOSS_REG,
     OBJECTIVES,
+    ModelFamily,
     ObjectiveSpec,
 )
 from vi_sweeps.gan.packing import load_members, member_state, pack
@@ -58,8 +59,9 @@ def frozen(module: nn.Module):
             p.requires_grad_(True)
 
 
-class Family:
-    """Shared plumbing: K members' networks packed, one Adam per player, per-member draws."""
+class Family(ModelFamily):
+    """The families of networks (GAN, VAE, AAE, ALI, and plugins'): K members' networks
+    packed, one Adam per player, per-member draws. (EM implements ModelFamily without networks.)"""
 
     def __init__(self, cfgs, data, device: torch.device, gens: list[torch.Generator]):
         self.cfgs, self.cfg, self.data, self.device, self.gens = cfgs, cfgs[0], data, device, gens
@@ -291,11 +293,14 @@ class ALI(Family):
         return {LOSS_D: d_loss.detach(), LOSS_G: ge_loss.detach()}
 
 
-class EM:
+class EM(ModelFamily):
     """The paper's EM case: a Gaussian mixture (one component per mode) fitted by classic EM on
     a fixed draw of the data, one EM step per iteration. Initialised from random data points
     (k-means would solve the task before EM starts). A reference for reachable mode coverage.
-    Not vectorised: the members of a pack are fitted one after the other."""
+    Not vectorised: the members of a pack are fitted one after the other. A model family like
+    the others (the ModelFamily contract), without networks: the trial loop treats it alike."""
+
+    iteration = 0  # set by the trial loop; EM's step does not depend on it
 
     def __init__(self, cfgs, data, device, gens):
         from sklearn.mixture import GaussianMixture  # costly at import (see datasets.digits_split): EM only
@@ -353,7 +358,7 @@ def plain(value):
     return value
 
 
-def build_objective(cfgs, data, device, gens):
+def build_objective(cfgs, data, device, gens) -> ModelFamily:
     return OBJECTIVES.get(cfgs[0].model)(cfgs, data, device, gens)
 
 

@@ -6,12 +6,29 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from vi_contract.rules import collapse_rule
 from vi_sweeps.core.keys import Key
 from vi_sweeps.core.registry import Lazy, Registry
 from vi_sweeps.core.settings import Setting, declare
 from vi_sweeps.metrics.keys import FD_2D, FD_DIGITS, IMAGE_KEYS, MANIFOLD_KEYS, MODE_KEYS
+
+if TYPE_CHECKING:
+    import torch
+
+
+@runtime_checkable
+class Evaluator(Protocol):
+    """What an evaluator is, the one contract of every data set's metrics: built as
+    `Builder(cfg, data, device, store)` (the trial's config, its DataSource, the device, and the
+    results store where reference statistics are shared, or None), then called on one member's
+    samples, returning exactly its declared `eval/*` keys. It may say how many samples it needs
+    (`n_samples`, at least eval_samples are drawn)."""
+
+    def __call__(self, samples: torch.Tensor) -> dict[str, float]:
+        """One member's (n, *shape) samples -> each declared eval key's value."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from vi_sweeps.core.registry import UnknownName
 from vi_sweeps.data.declared import DATASETS
-from vi_sweeps.metrics.declared import EVALUATORS, EvaluatorSpec
+from vi_sweeps.metrics.declared import EVALUATORS, Evaluator, EvaluatorSpec
 
 
 def evaluation(dataset: str) -> EvaluatorSpec:
@@ -20,7 +20,7 @@ def evaluation(dataset: str) -> EvaluatorSpec:
         raise ValueError(f"dataset: {dataset}'s {err}") from None
 
 
-def build_evaluator(cfg, data, device=None, store=None):
+def build_evaluator(cfg, data, device=None, store=None) -> Evaluator:
     """The data set's evaluator; `store` (the results store) is where an evaluator that needs
     reference statistics of the real data shares them between nodes."""
     return EVALUATORS.get(DATASETS.meta(cfg.dataset).evaluator)(cfg, data, device, store)
