@@ -151,7 +151,7 @@ class TrialBase(BaseModel):
             if key in cls.model_fields:
                 continue
             if key not in PLUGIN_KEYS:
-                problems.append(f"{key}: unknown key; valid keys: {', '.join(config_keys())}")
+                problems.append(unknown(key, config_keys()))
             elif why := PLUGIN_KEYS[key].check(value):
                 problems.append(f"{key}: {why}")
             else:  # 1 and 1.0 are one value of a float key, and one trial id
@@ -277,6 +277,11 @@ def config_keys() -> list[str]:
     return [*TrialConfig.model_fields, *PLUGIN_KEYS]
 
 
+def unknown(where: str, keys: list[str], what: str = "unknown key") -> str:
+    """The one message of a name that is no config key where it is given (vi_sweeps.study.places)."""
+    return f"{where}: {what}; valid keys: {', '.join(keys)}"
+
+
 def field_docs() -> dict[str, str]:
     return {**{name: f.description or "" for name, f in TrialConfig.model_fields.items()},
             **{name: f"(plugin) {spec.doc}" for name, spec in PLUGIN_KEYS.items()}}
@@ -310,8 +315,7 @@ def describe_errors(errors: list[dict]) -> list[str]:
     for e in errors:
         key = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
-            valid = ", ".join(config_keys())
-            lines.append(f"{key}: unknown key; valid keys: {valid}")
+            lines.append(unknown(key, config_keys()))
         elif e["type"] == "value_error":
             msg = e["msg"].removeprefix("Value error, ")
             lines.append(f"{key}: {msg}" if key else msg)
