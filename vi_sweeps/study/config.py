@@ -53,7 +53,7 @@ YAMLLoader.add_implicit_resolver(
 @dataclass(frozen=True)
 class PluginKey:
     """A config key a plugin declares (its stabiliser's weight, say): an experiment key that
-    enters the identity only away from its default, as an added() key."""
+    enters the identity only away from its default, as a key of kind "added" (vi_sweeps.core.settings)."""
 
     default: bool | int | float | str
     doc: str
