@@ -7,8 +7,8 @@ from PIL import Image
 
 from tests.conftest import tiny
 from vi_sweeps.data.datasets import DATASETS, build_dataset
-from vi_sweeps.gan.families import OBJECTIVES, from_bytes, to_bytes
 from vi_sweeps.engine.trial import Trial, declared_keys, evaluations
+from vi_sweeps.gan.families import OBJECTIVES, from_bytes, to_bytes
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +138,7 @@ def test_identity_ignores_execution_keys_and_paths_but_sees_folder_content(tmp_p
 
 def test_trial_ids_are_pinned_so_that_results_keep_resuming():
     # Computed when results contract v2 was first used to run studies; a key added since must
-    # enter the identity only away from its default (vi_sweeps.study.config.added), or every
+    # enter the identity only away from its default (kind="added" in vi_sweeps.core.settings), or every
     # existing results folder would start over.
     from vi_sweeps.study.config import TrialConfig
 

@@ -39,6 +39,7 @@ from vi_sweeps.cli.results import claims, export, report, status
 from vi_sweeps.cli.tools import fetch_weights, trial
 from vi_sweeps.core.errors import ConfigError
 from vi_sweeps.study.schema import interims
+from vi_sweeps.study.subset import select
 
 
 @click.group(cls=OneLineErrors)
@@ -96,7 +97,6 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
         plugin_names, reuse, only) -> None:
     """Run every trial of STUDY on Ray Tune; results land in one Parquet contract."""
     spec = load_or_exit(study, assignments, with_ids=True, plugin_names=plugin_names)
-    from vi_sweeps.study.subset import select
     from vi_sweeps.sweep.driver import check_location, describe, run_sweep
 
     try:

@@ -16,6 +16,8 @@ from vi_contract.read import ResultsError
 from vi_contract.store import StoreError
 from vi_sweeps.core import plugins
 from vi_sweeps.core.errors import ConfigError
+from vi_sweeps.study.config import parse_assignments
+from vi_sweeps.study.load import load_study
 from vi_sweeps.track.spec import resolve
 
 EXIT_OK, EXIT_ERRORED, EXIT_BAD_INPUT, EXIT_OWNED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -82,9 +84,6 @@ def load_or_exit(path: str, assignments: tuple[str, ...] = (), with_ids: bool = 
     """The study (after the plugins: `--plugin`, entry points, its own `plugins:`), or exit 2
     naming the problem; with_ids also computes every trial's id, which reads the content of a
     data folder (so a missing folder is bad input too)."""
-    from vi_sweeps.study.config import parse_assignments
-    from vi_sweeps.study.load import load_study
-
     load_plugins_or_exit(plugin_names)
 
     try:

@@ -10,6 +10,7 @@ import click
 from vi_contract.files import exit_code_for
 from vi_contract.read import ResultsError
 from vi_sweeps.cli.common import EXIT_BAD_INPUT, write_report
+from vi_sweeps.sweep.status import sweep_status
 
 
 @click.command()
@@ -17,8 +18,6 @@ from vi_sweeps.cli.common import EXIT_BAD_INPUT, write_report
 @click.option("--json", "as_json", is_flag=True, help="machine-readable: totals and per-condition counts")
 def status(results, as_json) -> None:
     """Summarise a running or finished sweep from its files (read-only)."""
-    from vi_sweeps.sweep.status import sweep_status
-
     try:
         click.echo(sweep_status(results, as_json))
     except (ResultsError, FileNotFoundError, NotADirectoryError) as err:

@@ -10,6 +10,7 @@ import click
 
 from vi_sweeps.cli.common import EXIT_BAD_INPUT, EXIT_ERRORED, fail_config, load_plugins_or_exit, plugin_option
 from vi_sweeps.core.errors import ConfigError
+from vi_sweeps.study.config import keys_text
 
 
 @click.command()
@@ -25,11 +26,11 @@ from vi_sweeps.core.errors import ConfigError
 def trial(model, dataset, seed, iterations, assignments, out, samples, list_keys, plugin_names) -> None:
     """Run one trial in this process, without Ray."""
     load_plugins_or_exit(plugin_names)
-    from vi_sweeps.engine import single  # torch: not for `vi-sweep --help`
-
-    if list_keys:
-        click.echo(single.keys_text())
+    if list_keys:  # the declarations only: no torch
+        click.echo(keys_text())
         return
+    from vi_sweeps.engine import single  # torch: not for `vi-sweep --help` or --list-keys
+
     try:
         cfg = single.single_config(model, dataset, seed, iterations, assignments)
         single.check_outputs(out, samples)

@@ -1,10 +1,42 @@
 """Name -> builder registries: every axis of a study (data sets, architectures, objectives,
-metrics) is looked up by the name a study file uses, and a wrong name lists the valid ones."""
+metrics) is looked up by the name a study file uses, and a wrong name lists the valid ones.
+
+A built-in name is declared with its spec in a light module (no torch) and its builder as a
+"module:attribute" reference (`Lazy`), imported when first used: checking a study reads the
+specs only, so it never loads the model zoo."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
+
+
+class Lazy:
+    """A callable named by "module:attribute", imported at its first use (and then kept)."""
+
+    def __init__(self, ref: str):
+        module, sep, attr = ref.partition(":")
+        if not sep or not module or not attr:
+            raise ValueError(f"{ref!r}: a reference is 'module:attribute'")
+        self.ref, self._target = ref, None
+
+    def resolve(self) -> Any:
+        if self._target is None:
+            module, _, attr = self.ref.partition(":")
+            self._target = getattr(importlib.import_module(module), attr)
+        return self._target
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return (self._target or self.resolve())(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Lazy({self.ref!r})"
+
+
+def resolved(value: Any) -> Any:
+    """A Lazy reference's target; anything else as it is."""
+    return value.resolve() if isinstance(value, Lazy) else value
 
 
 class UnknownName(KeyError):
@@ -48,6 +80,21 @@ class Registry:
 
         return add
 
+    def declare(self, name: str, spec: Any, builder: str | None = None) -> None:
+        """A built-in name with its spec, its builder a "module:attribute" reference imported
+        at its first `get` (the module holding it needs torch; the declaration does not)."""
+        self.register(name, spec=spec)
+        if builder is not None:
+            self._entries[name] = (Lazy(builder), spec)
+
+    def loaded(self, name: str) -> Any:
+        """`name`'s builder if it is imported already (a plugin's, or a built-in's once used),
+        else None; never imports."""
+        builder = self._entry(name)[0]
+        if isinstance(builder, Lazy):
+            return builder._target
+        return builder
+
     def _add(self, name: str, builder: Callable | None, meta: Any) -> None:
         if not isinstance(name, str) or not name or name != name.strip():
             raise ValueError(f"{self.kind} name {name!r}: a non-empty name without surrounding spaces")
@@ -71,7 +118,7 @@ class Registry:
         return name in self._entries
 
     def get(self, name: str) -> Callable:
-        return self._entry(name)[0]
+        return resolved(self._entry(name)[0])
 
     def meta(self, name: str) -> Any:
         return self._entry(name)[1]

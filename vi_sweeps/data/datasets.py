@@ -10,55 +10,32 @@ Every data set draws batches with the trial's own torch.Generator, so a seed fix
 - image-folder: a user's folder of images (aligned CelebA for the paper's protocol): centre
   crop `crop`, resize to image_size, [-1, 1], decoded once into a node cache.
 Digits are split once (fixed permutation, seed 0): 1297 for training, 500 held out for the
-reference classifier's accuracy.
+reference classifier's accuracy. Each is declared by name in vi_sweeps.data.declared (no
+torch); its builder is the function of its name here.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+# the registry, the spec, the declarations of the built-in data sets and the folder fingerprint, torch-free
+from vi_sweeps.data.declared import (  # noqa: F401 - their former home
+    DATASETS,
+    IMAGE_SUFFIXES,
+    DatasetSpec,
+    DataSource,
+    _fingerprint,
+    folder_fingerprint,
+    image_files,
+)
 from vi_sweeps.data.imagecache import build_or_open
-from vi_sweeps.core.registry import Registry
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """What a data set declares at its registration, checked there: its kind (vector or image:
-    which architectures fit), the evaluator that scores it (vi_sweeps.metrics.evaluators), the config keys
-    it needs set, and optional hooks: `describe(cfg)` (its geometry, for sample plots),
-    `fingerprint(cfg)` (its content, in the trial id), `prepare(cfg)` (built once before trials)."""
-
-    kind: str
-    evaluator: str
-    requires: tuple[str, ...] = ()
-    describe: Callable | None = None
-    fingerprint: Callable | None = None
-    prepare: Callable | None = None
-
-    def __post_init__(self):
-        if self.kind not in ("vector", "image"):
-            raise TypeError(f"kind: 'vector' or 'image', not {self.kind!r}")
-        if not isinstance(self.evaluator, str) or not self.evaluator:
-            raise TypeError("evaluator: the name of a registered evaluator")
-
-    def problems(self, cfg, name: str) -> list[str]:
-        return [f"{key}: {name} needs it set" for key in self.requires if not getattr(cfg, key)]
-
-
-DATASETS = Registry("dataset", spec=DatasetSpec)
-
 
 DIGITS_TRAIN = 1297
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 
 
 @dataclass
@@ -144,18 +121,15 @@ def ring(radius: float, sigma: float) -> Mixture:
     return Mixture(torch.stack([radius * torch.cos(angles), radius * torch.sin(angles)], 1), sigma)
 
 
-@DATASETS.register("ring8", spec=DatasetSpec("vector", "mixture", describe=describe_mixture))
 def ring8(cfg) -> Mixture:
     return ring(2.0, 0.02)
 
 
-@DATASETS.register("ring8-r1", spec=DatasetSpec("vector", "mixture", describe=describe_mixture))
 def ring8_r1(cfg) -> Mixture:
     """PacGAN's ring (its synthetic_data_experiments/2DRing config): radius 1, sigma 0.01."""
     return ring(1.0, 0.01)
 
 
-@DATASETS.register("grid25", spec=DatasetSpec("vector", "mixture", describe=describe_mixture))
 def grid25(cfg) -> Mixture:
     ticks = torch.tensor([-4.0, -2.0, 0.0, 2.0, 4.0])
     centres = torch.cartesian_prod(ticks, ticks)
@@ -176,46 +150,14 @@ def digits_split(image_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     return x[tr], y[tr], x[te], y[te]
 
 
-@DATASETS.register("digits", spec=DatasetSpec("image", "digits"))
 def digits(cfg) -> Digits:
     x, y, _, _ = digits_split(cfg.image_size)
     return Digits(x, y, stack=1)
 
 
-@DATASETS.register("stacked-digits", spec=DatasetSpec("image", "digits"))
 def stacked_digits(cfg) -> Digits:
     x, y, _, _ = digits_split(cfg.image_size)
     return Digits(x, y, stack=3)
-
-
-def image_files(data_root: str) -> list[Path]:
-    try:
-        root = Path(data_root).expanduser()
-        readable = root.is_dir()
-    except (RuntimeError, ValueError, OSError):  # ~nosuchuser, a NUL byte, a name too long
-        readable = False
-    if not readable:
-        raise FileNotFoundError(f"data_root: {data_root!r} is not a readable folder")
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-@functools.cache
-def _fingerprint(data_root: str) -> str:
-    files = image_files(data_root)
-    listing = "\n".join(f"{p.relative_to(data_root).as_posix()}\t{p.stat().st_size}" for p in files)
-    return f"{len(files)}:{hashlib.sha256(listing.encode()).hexdigest()[:16]}"
-
-
-def folder_fingerprint(cfg) -> str:
-    """The identity of an image folder: its file count and a hash of every image's relative
-    name and size. The same images give the same trial ids wherever the folder is mounted."""
-    try:  # a folder that cannot be read is named before its path is resolved
-        readable = Path(cfg.data_root).expanduser().is_dir()
-    except (RuntimeError, ValueError, OSError):
-        readable = False
-    if not readable:
-        raise FileNotFoundError(f"data_root: {cfg.data_root!r} is not a readable folder")
-    return _fingerprint(str(Path(cfg.data_root).expanduser().resolve()))
 
 
 def image_cache(cfg, progress: bool = False):
@@ -231,11 +173,9 @@ def prepare_image_folder(cfg) -> None:
     image_cache(cfg, progress=True)
 
 
-@DATASETS.register("image-folder", spec=DatasetSpec("image", "inception", requires=("data_root",),
-                                                   fingerprint=folder_fingerprint, prepare=prepare_image_folder))
 def image_folder(cfg) -> ImageFolder:
     return ImageFolder(image_cache(cfg))
 
 
-def build_dataset(cfg):
+def build_dataset(cfg) -> DataSource:
     return DATASETS.get(cfg.dataset)(cfg)

@@ -12,12 +12,12 @@ import pyarrow.parquet as pq
 
 from vi_contract.files import write_problem
 from vi_contract.tables import trial_table
-from vi_sweeps.study.config import EXECUTION_KEYS, TrialConfig, field_docs, key_default, make_config, parse_assignments
 from vi_sweeps.core.errors import ConfigError
-from vi_sweeps.metrics.evaluation import evaluation
 from vi_sweeps.core.keys import Key
-from vi_sweeps.gan.families import OBJECTIVES
 from vi_sweeps.engine.trial import Trial, evaluations
+from vi_sweeps.gan.families import OBJECTIVES
+from vi_sweeps.metrics.evaluation import evaluation
+from vi_sweeps.study.config import TrialConfig, make_config, parse_assignments
 
 SOURCE = "vi-sweep trial"
 
@@ -28,16 +28,6 @@ def single_config(model: str, dataset: str, seed: int, iterations: int, assignme
               "eval_every": min(TrialConfig.model_fields["eval_every"].default, iterations)}
     values.update(parse_assignments(tuple(assignments)))
     return make_config(values, SOURCE)
-
-
-def keys_text() -> str:
-    """Every config key with its default and doc; execution keys marked."""
-    lines = ["Experiment keys define a trial (its trial_id hashes them); execution keys (marked *) do not."]
-    for name, doc in field_docs().items():
-        lines.append(f"{name:16}{'*' if name in EXECUTION_KEYS else ' '} {key_default(name)!r:18} {doc}")
-    serial = [m for m in OBJECTIVES.names() if not OBJECTIVES.meta(m).vectorised]
-    lines.append(f"\nModels trained one seed after another inside a pack (not vectorised): {', '.join(serial)}")
-    return "\n".join(lines)
 
 
 def check_writable(option: str, path: str | None) -> None:

@@ -12,41 +12,18 @@ BatchNorm module exists anywhere.
 - paper-64: dcgan at 64 px with width 64: G dense to 4x4x512, transposed convs to 256, 128, 64,
   then 3; D convs 64, 128, 256, 512, dense to one logit -- the paper's CelebA nets layer by layer.
 - pacgan: PacGAN's 2-D networks (maxout D), for calibrating against its published table.
-Each family is a registered Nets class; `vi_sweeps.gan.packing` turns K of its networks into one.
+Each family is a Nets class, declared by name in vi_sweeps.gan.declared; `vi_sweeps.gan.packing` turns K of its networks into one.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from vi_sweeps.core.registry import Registry
-
-
-@dataclass(frozen=True)
-class ArchSpec:
-    """What an architecture declares: the kind of data it takes, and the one image size it is
-    built for (None: any of 8/16/32/64)."""
-
-    kind: str
-    image_size: int | None = None
-
-    def __post_init__(self):
-        if self.kind not in ("vector", "image"):
-            raise TypeError(f"kind: 'vector' or 'image', not {self.kind!r}")
-
-    def problems(self, cfg, name: str, data_kind: str) -> list[str]:
-        if self.kind != data_kind:
-            return [f"arch: {name} needs a {self.kind} data set, {cfg.dataset} is {data_kind}"]
-        if self.image_size is not None and self.image_size != cfg.image_size:
-            return [f"arch: {name} needs image_size {self.image_size}"]
-        return []
-
-
-ARCHITECTURES = Registry("architecture", spec=ArchSpec)
+# the registry and the declarations of the built-in names, torch-free (their builders are the Nets classes here)
+from vi_sweeps.gan.declared import ARCHITECTURES, DEFAULT_ARCH, ArchSpec  # noqa: F401 - their former home
 
 
 def _norm1d(n: int, bn: bool) -> nn.Module:
@@ -232,7 +209,6 @@ class Nets:
         return JointCritic(body, c.hidden, c.z_dim, c.hidden)
 
 
-@ARCHITECTURES.register("mlp", spec=ArchSpec("vector"))
 class MLPNets(Nets):
     def generator(self) -> nn.Module:
         c = self.cfg
@@ -243,7 +219,6 @@ class MLPNets(Nets):
         return mlp_critic(self.shape[0], out_dim, c.hidden, c.mlp_layers, c.bn)
 
 
-@ARCHITECTURES.register("pacgan", spec=ArchSpec("vector"))
 class PacGANNets(MLPNets):
     """PacGAN's 2-D GAN (fjxmlzn/PacGAN, synthetic_data_experiments): G has 4 hidden layers of
     400 units, BN + ReLU, no bias (the output layer keeps one); D has 3 maxout layers of 200
@@ -272,7 +247,6 @@ class PacGANNets(MLPNets):
         return init_normal(nn.Sequential(*mods))
 
 
-@ARCHITECTURES.register("dcgan", spec=ArchSpec("image"))
 class DCGANNets(Nets):
     def width(self) -> int:
         return self.cfg.width
@@ -291,13 +265,9 @@ class DCGANNets(Nets):
         return init_normal(JointCritic(body, feats, c.z_dim, 4 * c.hidden))
 
 
-@ARCHITECTURES.register("paper-64", spec=ArchSpec("image", image_size=64))
 class Paper64Nets(DCGANNets):
     def width(self) -> int:
         return 64
-
-
-DEFAULT_ARCH = {"vector": "mlp", "image": "dcgan"}
 
 
 def build_nets(cfg, shape: tuple[int, ...]) -> Nets:

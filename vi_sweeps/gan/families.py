@@ -22,47 +22,27 @@ import copy
 import io
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from vi_sweeps.core.keys import Key
-from vi_sweeps.core.registry import Registry
 from vi_sweeps.gan import losses, stabilisers
 from vi_sweeps.gan.architectures import DataParameter, Nets, build_nets
+
+# the registry, the loss keys and the declarations of the built-in families, torch-free
+from vi_sweeps.gan.declared import (  # noqa: F401 - their former home
+    LOSS_D,
+    LOSS_G,
+    LOSS_KL,
+    LOSS_NLL,
+    LOSS_REC,
+    LOSS_REG,
+    OBJECTIVES,
+    ModelFamily,
+    ObjectiveSpec,
+)
 from vi_sweeps.gan.packing import load_members, member_state, pack
-
-
-@dataclass(frozen=True)
-class ObjectiveSpec:
-    """What a model family declares: the loss keys it reports (a row may carry no other),
-    whether it runs on the 2-D mixtures only, and whether its members train vectorised (else
-    one after another inside a pack)."""
-
-    losses: tuple[Key, ...]
-    vector_only: bool = False
-    vectorised: bool = True
-
-    def __post_init__(self):
-        if not all(isinstance(k, Key) and k.startswith("loss/") for k in self.losses):
-            raise TypeError("losses: a tuple of vi_sweeps.core.keys.Key named loss/...")
-
-    def problems(self, cfg, data_kind: str) -> list[str]:
-        if self.vector_only and data_kind != "vector":
-            return [f"model: {cfg.model} runs on the 2-D mixtures only, not {cfg.dataset}"]
-        return []
-
-
-OBJECTIVES = Registry("model", spec=ObjectiveSpec)
-
-LOSS_D = Key("loss/d", "discriminator loss")
-LOSS_G = Key("loss/g", "generator loss (adversarial part)")
-LOSS_REG = Key("loss/reg", "regulariser ||G(z) - anchor||^2")
-LOSS_REC = Key("loss/rec", "reconstruction loss")
-LOSS_KL = Key("loss/kl", "KL(p(z|x) || q(z))")
-LOSS_NLL = Key("loss/nll", "negative log-likelihood")
 
 
 @contextmanager
@@ -79,8 +59,9 @@ def frozen(module: nn.Module):
             p.requires_grad_(True)
 
 
-class Family:
-    """Shared plumbing: K members' networks packed, one Adam per player, per-member draws."""
+class Family(ModelFamily):
+    """The families of networks (GAN, VAE, AAE, ALI, and plugins'): K members' networks
+    packed, one Adam per player, per-member draws. (EM implements ModelFamily without networks.)"""
 
     def __init__(self, cfgs, data, device: torch.device, gens: list[torch.Generator]):
         self.cfgs, self.cfg, self.data, self.device, self.gens = cfgs, cfgs[0], data, device, gens
@@ -164,11 +145,12 @@ class Family:
                                     for key in ref}
 
 
-@OBJECTIVES.register("gan", spec=ObjectiveSpec((LOSS_D, LOSS_G, LOSS_REG)))
 class GAN(Family):
     """`loss` from losses.GAN_LOSSES; the stabilisers of vi_sweeps.gan.stabilisers: D-side penalties
     added in the D step, G-side ones in the G step (the anchor term is the G loss's own), sn in
     D's constructor, ema an averaged G that evaluation samples, ttur the learning rates."""
+
+    gan_keys = True  # the GAN loss and the stabilisers' keys apply (to a plugin's subclass too)
 
     def networks(self, nets: Nets) -> dict[str, nn.Module]:
         return {"G": nets.generator(), "D": nets.critic(sn=self.cfg.sn)}
@@ -241,7 +223,6 @@ class GAN(Family):
         return {LOSS_D: d_loss.detach(), LOSS_G: adv.detach(), LOSS_REG: reg.detach()}
 
 
-@OBJECTIVES.register("vae", spec=ObjectiveSpec((LOSS_REC, LOSS_KL)))
 class VAE(Family):
     def networks(self, nets: Nets) -> dict[str, nn.Module]:
         return {"E": nets.critic(2 * self.cfg.z_dim), "G": nets.generator(), "x_logvar": DataParameter(self.data.shape)}
@@ -261,7 +242,6 @@ class VAE(Family):
         return {LOSS_REC: nll.detach(), LOSS_KL: kl.detach()}
 
 
-@OBJECTIVES.register("aae", spec=ObjectiveSpec((LOSS_D, LOSS_G, LOSS_REC)))
 class AAE(Family):
     def networks(self, nets: Nets) -> dict[str, nn.Module]:
         return {"E": nets.critic(self.cfg.z_dim), "G": nets.generator(), "D": nets.latent_critic()}
@@ -288,7 +268,6 @@ class AAE(Family):
         return {LOSS_D: d_loss.detach(), LOSS_G: adv.detach(), LOSS_REC: rec.detach()}
 
 
-@OBJECTIVES.register("ali", spec=ObjectiveSpec((LOSS_D, LOSS_G)))
 class ALI(Family):
     def networks(self, nets: Nets) -> dict[str, nn.Module]:
         return {"E": nets.critic(self.cfg.z_dim), "G": nets.generator(), "D": nets.joint_critic()}
@@ -314,12 +293,14 @@ class ALI(Family):
         return {LOSS_D: d_loss.detach(), LOSS_G: ge_loss.detach()}
 
 
-@OBJECTIVES.register("em", spec=ObjectiveSpec((LOSS_NLL,), vector_only=True, vectorised=False))
-class EM:
+class EM(ModelFamily):
     """The paper's EM case: a Gaussian mixture (one component per mode) fitted by classic EM on
     a fixed draw of the data, one EM step per iteration. Initialised from random data points
     (k-means would solve the task before EM starts). A reference for reachable mode coverage.
-    Not vectorised: the members of a pack are fitted one after the other."""
+    Not vectorised: the members of a pack are fitted one after the other. A model family like
+    the others (the ModelFamily contract), without networks: the trial loop treats it alike."""
+
+    iteration = 0  # set by the trial loop; EM's step does not depend on it
 
     def __init__(self, cfgs, data, device, gens):
         from sklearn.mixture import GaussianMixture  # costly at import (see datasets.digits_split): EM only
@@ -377,7 +358,7 @@ def plain(value):
     return value
 
 
-def build_objective(cfgs, data, device, gens):
+def build_objective(cfgs, data, device, gens) -> ModelFamily:
     return OBJECTIVES.get(cfgs[0].model)(cfgs, data, device, gens)
 
 

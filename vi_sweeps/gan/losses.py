@@ -3,19 +3,19 @@
 They take no modules and hold no state. Every tensor is member-major, (K, B, ...): K seeds
 trained together (`vi_sweeps.gan.packing`), K = 1 for a single trial; every loss returns one value
 per member, shape (K,), each the batch mean of that member alone. Logits are D's pre-sigmoid
-outputs: log D = -softplus(-l), log(1 - D) = -softplus(l).
+outputs: log D = -softplus(-l), log(1 - D) = -softplus(l). The adversarial losses are
+registered by name in `GAN_LOSSES` and `ALI_LOSSES` (declared in vi_sweeps.gan.declared).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from vi_sweeps.core.registry import Registry
+# the registries and the declarations of the built-in losses (their functions are the ones below)
+from vi_sweeps.gan.declared import ALI_LOSSES, GAN_LOSSES, Adversarial  # noqa: F401 - their former home
 
 Tensor = torch.Tensor
 
@@ -47,36 +47,33 @@ def proximity(x: Tensor, target: Tensor, reduction: str) -> Tensor:
     return sq.flatten(2).sum(2).mean(1)
 
 
-@dataclass(frozen=True)
-class Adversarial:
-    """One adversarial loss: `d(real, fake)` for the discriminator and `g(real, fake)` for the
-    generator (and encoder), from D's logits on the two kinds of input, each (K,). GAN losses
-    ignore `real` in g (the G step computes no D(x)); ALI's use both (encoder vs generator pairs)."""
-
-    d: Callable[[Tensor, Tensor], Tensor]
-    g: Callable[[Tensor | None, Tensor], Tensor]
-    doc: str
+def nonsaturating_g(real: Tensor | None, fake: Tensor) -> Tensor:
+    return -batch_mean(log_d(fake))
 
 
-# registries, not dicts: a plugin adds a loss under a new name and cannot replace one (a plugin's
-# `hinge` once replaced the built-in at a resume, under the same trial ids)
-GAN_LOSSES = Registry("GAN loss", spec=Adversarial)
-GAN_LOSSES.register("nonsaturating", spec=Adversarial(
-    bce_real_fake, lambda real, fake: -batch_mean(log_d(fake)),
-    "D: BCE; G: -log D(G(z)) (Goodfellow et al. 2014, the paper's)"))
-GAN_LOSSES.register("minimax", spec=Adversarial(
-    bce_real_fake, lambda real, fake: batch_mean(log_one_minus_d(fake)),
-    "D: BCE; G: log(1 - D(G(z))), the saturating original"))
-GAN_LOSSES.register("hinge", spec=Adversarial(
-    lambda real, fake: batch_mean(F.relu(1 - real)) + batch_mean(F.relu(1 + fake)), lambda real, fake: -batch_mean(fake),
-    "D: E relu(1 - D(x)) + E relu(1 + D(G(z))); G: -E D(G(z)) (Lim & Ye 2017; Miyato et al. 2018)"))
-GAN_LOSSES.register("wasserstein", spec=Adversarial(
-    lambda real, fake: batch_mean(fake) - batch_mean(real), lambda real, fake: -batch_mean(fake),
-    "D: E D(G(z)) - E D(x); G: -E D(G(z)) (Arjovsky et al. 2017; with gp: Gulrajani et al. 2017)"))
-GAN_LOSSES.register("least-squares", spec=Adversarial(
-    lambda real, fake: 0.5 * batch_mean((real - 1).pow(2)) + 0.5 * batch_mean(fake.pow(2)),
-    lambda real, fake: 0.5 * batch_mean((fake - 1).pow(2)),
-    "D: (D(x) - 1)^2 / 2 + D(G(z))^2 / 2; G: (D(G(z)) - 1)^2 / 2 (Mao et al. 2017, a=0, b=c=1)"))
+def minimax_g(real: Tensor | None, fake: Tensor) -> Tensor:
+    return batch_mean(log_one_minus_d(fake))
+
+
+def hinge_d(real: Tensor, fake: Tensor) -> Tensor:
+    return batch_mean(F.relu(1 - real)) + batch_mean(F.relu(1 + fake))
+
+
+def critic_g(real: Tensor | None, fake: Tensor) -> Tensor:
+    """-E D(G(z)): the hinge and Wasserstein losses' G."""
+    return -batch_mean(fake)
+
+
+def wasserstein_d(real: Tensor, fake: Tensor) -> Tensor:
+    return batch_mean(fake) - batch_mean(real)
+
+
+def least_squares_d(real: Tensor, fake: Tensor) -> Tensor:
+    return 0.5 * batch_mean((real - 1).pow(2)) + 0.5 * batch_mean(fake.pow(2))
+
+
+def least_squares_g(real: Tensor | None, fake: Tensor) -> Tensor:
+    return 0.5 * batch_mean((fake - 1).pow(2))
 
 
 def gan_d_loss(real_logits: Tensor, fake_logits: Tensor, loss: str = "nonsaturating") -> Tensor:
@@ -141,17 +138,17 @@ def ali_d_loss(enc_logits: Tensor, gen_logits: Tensor) -> Tensor:
     return bce_real_fake(enc_logits, gen_logits)
 
 
-# ALI's G and E losses: `real` are D's logits on encoder pairs (x, E(x)), `fake` on (G(z), z)
-ALI_LOSSES = Registry("ALI loss", spec=Adversarial)
-ALI_LOSSES.register("minimax", spec=Adversarial(
-    bce_real_fake, lambda enc, gen: batch_mean(log_d(enc)) + batch_mean(log_one_minus_d(gen)),
-    "E_enc log D + E_gen log(1 - D)"))
-ALI_LOSSES.register("nonsaturating", spec=Adversarial(
-    bce_real_fake, lambda enc, gen: -batch_mean(log_one_minus_d(enc)) - batch_mean(log_d(gen)),
-    "-E_enc log(1 - D) - E_gen log D (the labels swapped)"))
-ALI_LOSSES.register("vi", spec=Adversarial(
-    bce_real_fake, lambda enc, gen: -batch_mean(log_d(enc)) - batch_mean(log_d(gen)),
-    "-E_enc log D - E_gen log D (the paper's)"))
+# ALI's G and E losses: `enc` are D's logits on encoder pairs (x, E(x)), `gen` on (G(z), z)
+def ali_minimax_g(enc: Tensor, gen: Tensor) -> Tensor:
+    return batch_mean(log_d(enc)) + batch_mean(log_one_minus_d(gen))
+
+
+def ali_nonsaturating_g(enc: Tensor, gen: Tensor) -> Tensor:
+    return -batch_mean(log_one_minus_d(enc)) - batch_mean(log_d(gen))
+
+
+def ali_vi_g(enc: Tensor, gen: Tensor) -> Tensor:
+    return -batch_mean(log_d(enc)) - batch_mean(log_d(gen))
 
 
 def ali_ge_loss(enc_logits: Tensor, gen_logits: Tensor, kind: str) -> Tensor:

@@ -9,18 +9,22 @@ Three kinds, each called from one place of the GAN family (vi_sweeps.gan.familie
   paper's anchor term is the G loss itself (losses.gan_g_loss, weight `lam`), plugins add more;
 - a change of the networks or optimisers: sn (a constructor argument of every architecture's
   D), ema (an averaged copy of G that evaluation samples), ttur (D's and G's learning rates).
-A stabiliser is active when any of its keys is away from its default; several combine.
+A stabiliser is active when any of its keys is away from its default; several combine. The
+built-in ones and their keys are declared in vi_sweeps.gan.declared (no torch); their
+penalties are the functions here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
-from vi_sweeps.core.registry import Registry
 from vi_sweeps.gan import losses
+
+# the registry, the spec, and the declarations of the built-in stabilisers with their keys (torch-free)
+from vi_sweeps.gan.declared import STABILISERS, Stabiliser, active, stabiliser_keys  # noqa: F401 - their former home
 
 Tensor = torch.Tensor
 
@@ -50,25 +54,12 @@ class GStep:
     fake_logits: Tensor
 
 
-@dataclass(frozen=True)
-class Stabiliser:
-    keys: tuple[str, ...]  # its config keys; it is active when one is away from its default
-    doc: str
-    d_penalty: Callable[[DStep], Tensor] | None = None
-    g_penalty: Callable[[GStep], Tensor] | None = None
-    grad_of: tuple[str, ...] = field(default=())  # D-step inputs the penalty differentiates D's logits by
-
-    def __post_init__(self):
-        if not self.keys or not all(isinstance(k, str) for k in self.keys):
-            raise TypeError("a stabiliser names its config keys (keys=('weight',))")
-        if not set(self.grad_of) <= {"real", "fake"}:
-            raise TypeError(f"grad_of: 'real' and/or 'fake', not {self.grad_of}")
-
-    def active(self, cfg) -> bool:
-        return any(not cfg.at_default(k) for k in self.keys)
+def r1(step: DStep) -> Tensor:
+    return step.family.cfg.r1 * losses.r1_penalty(step.real_logits, step.real)
 
 
-STABILISERS = Registry("stabiliser", spec=Stabiliser)
+def r2(step: DStep) -> Tensor:
+    return step.family.cfg.r2 * losses.r1_penalty(step.fake_logits, step.fake)
 
 
 def gp(step: DStep) -> Tensor:
@@ -79,25 +70,6 @@ def gp(step: DStep) -> Tensor:
     eps = torch.stack([torch.rand(shape, generator=g) for g in fam.gens]).to(step.real.device)
     x_hat = (eps * step.real.detach() + (1 - eps) * step.fake.detach()).requires_grad_(True)
     return fam.cfg.gp * losses.gp_penalty(step.D(x_hat), x_hat)
-
-
-STABILISERS.register("anchor", spec=Stabiliser(
-    ("lam", "penalty"), "the paper's anchor term: lam * ||G(z) - G_old(z)||^2 in G's loss (losses.gan_g_loss)"))
-STABILISERS.register("r1", spec=Stabiliser(
-    ("r1",), "R1: r1/2 * E||grad D(x)||^2 on real data", grad_of=("real",),
-    d_penalty=lambda s: s.family.cfg.r1 * losses.r1_penalty(s.real_logits, s.real)))
-STABILISERS.register("r2", spec=Stabiliser(
-    ("r2",), "R2: r2/2 * E||grad D(G(z))||^2 on generated data", grad_of=("fake",),
-    d_penalty=lambda s: s.family.cfg.r2 * losses.r1_penalty(s.fake_logits, s.fake)))
-STABILISERS.register("gp", spec=Stabiliser(("gp",), "WGAN-GP: gp * E(||grad D(x_hat)|| - 1)^2", d_penalty=gp))
-STABILISERS.register("sn", spec=Stabiliser(("sn",), "spectral normalisation of D's layers (architectures.SpectralNorm)"))
-STABILISERS.register("ema", spec=Stabiliser(("ema", "ema_start"), "an exponential moving average of G's weights, sampled at evaluation"))
-STABILISERS.register("ttur", spec=Stabiliser(("lr_d", "lr_g"), "two time-scale update rule: D's and G's own learning rates"))
-
-
-def active(cfg) -> list[tuple[str, Stabiliser]]:
-    """(name, spec) of every stabiliser the trial turns on."""
-    return [(name, STABILISERS.meta(name)) for name in STABILISERS.names() if STABILISERS.meta(name).active(cfg)]
 
 
 def per_member(name: str, penalty: Tensor, k: int) -> Tensor:
@@ -129,7 +101,3 @@ def own_draws(name: str, penalty: Callable, step: DStep | GStep) -> Tensor:
                          "member's numbers from its own generator, step.family.gens[k] (as stabilisers.gp does)")
     return out
 
-
-def stabiliser_keys() -> tuple[str, ...]:
-    """Every stabiliser's keys but the anchor's (which the AAE family reads too)."""
-    return tuple(k for name in STABILISERS.names() if name != "anchor" for k in STABILISERS.meta(name).keys)

@@ -1,12 +1,13 @@
 """Which evaluator scores a data set: the one join of the data set registry
 (vi_sweeps.data.datasets) and the evaluator registry (vi_sweeps.metrics.evaluators), above both, for
-everything that asks (config checks, the trial, the driver's preparation, the contract)."""
+everything that asks (config checks, the trial, the driver's preparation, the contract). It reads
+the declarations only (no torch); an evaluator's module is imported when one is built."""
 
 from __future__ import annotations
 
-from vi_sweeps.data.datasets import DATASETS
-from vi_sweeps.metrics.evaluators import EVALUATORS, EvaluatorSpec
 from vi_sweeps.core.registry import UnknownName
+from vi_sweeps.data.declared import DATASETS
+from vi_sweeps.metrics.declared import EVALUATORS, Evaluator, EvaluatorSpec
 
 
 def evaluation(dataset: str) -> EvaluatorSpec:
@@ -19,7 +20,7 @@ def evaluation(dataset: str) -> EvaluatorSpec:
         raise ValueError(f"dataset: {dataset}'s {err}") from None
 
 
-def build_evaluator(cfg, data, device=None, store=None):
+def build_evaluator(cfg, data, device=None, store=None) -> Evaluator:
     """The data set's evaluator; `store` (the results store) is where an evaluator that needs
     reference statistics of the real data shares them between nodes."""
     return EVALUATORS.get(DATASETS.meta(cfg.dataset).evaluator)(cfg, data, device, store)

@@ -48,16 +48,20 @@ import os
 import sys
 import warnings
 import zipfile
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from filelock import FileLock
 
-from vi_contract.rules import collapse_rule
 from vi_contract.schema import REFERENCES_DIR
+from vi_sweeps.core.keys import Key  # noqa: F401 - a name of the former vi_sweeps.metrics
+from vi_sweeps.core.registry import Registry  # noqa: F401 - a name of the former vi_sweeps.metrics
+from vi_sweeps.data.imagecache import cache_dir
+
+# the registry, the spec and the declarations of the built-in evaluators, torch-free (their builders are the classes here)
+from vi_sweeps.metrics.declared import EVALUATORS, EvaluatorSpec  # noqa: F401 - their former home
+from vi_sweeps.metrics.features import features_to_kid, features_to_manifold_metrics, logits_to_inception_score
 from vi_sweeps.metrics.keys import (
     FD_2D,
     FD_DIGITS,
@@ -69,37 +73,17 @@ from vi_sweeps.metrics.keys import (
     KID_STD,
     KL_UNIFORM,
     MANIFOLD_KEYS,
-    MODE_KEYS,
+    MODE_KEYS,  # noqa: F401 - a name of the former vi_sweeps.metrics
     MODES,
     MODES_FRAC,
     MODES_LIT,
     MODES_LIT_FRAC,
 )
-from vi_sweeps.metrics.features import features_to_kid, features_to_manifold_metrics, logits_to_inception_score
-from vi_sweeps.data.imagecache import cache_dir
-from vi_sweeps.core.keys import Key
 from vi_sweeps.metrics.refnet import reference_classifier
-from vi_sweeps.core.registry import Registry
 
 IS_SPLITS = 10
 LITERATURE_SAMPLES = 2500  # VEEGAN/PacGAN score 2,500 samples on the 2-D mixtures
 
-@dataclass(frozen=True)
-class EvaluatorSpec:
-    """What an evaluator declares: the metric keys it reports (a row may carry no other) and
-    the collapse rule `collapse_rule: auto` means for its data sets (a rule on one of them)."""
-
-    metrics: tuple[Key, ...]
-    collapse_rule: str
-    prepare: Callable | None = None  # once per sweep in the driver, e.g. that FID's weights are there
-
-    def __post_init__(self):
-        if not self.metrics or not all(isinstance(k, Key) and k.startswith("eval/") for k in self.metrics):
-            raise TypeError("metrics: a tuple of vi_sweeps.core.keys.Key named eval/...")
-        collapse_rule(self.collapse_rule, self.metrics)
-
-
-EVALUATORS = Registry("evaluator", spec=EvaluatorSpec)
 log = logging.getLogger(__name__)
 
 
@@ -382,9 +366,3 @@ def reference_statistics(cfg, data, evaluator: InceptionEvaluator, weights: Path
             os.replace(tmp, path)
         saved = torch.load(path, map_location=evaluator.device, weights_only=True)
     return (saved["mu"], saved["sigma"]), saved["feats"].to(torch.float64)
-
-
-EVALUATORS.register("mixture", spec=EvaluatorSpec((*MODE_KEYS, FD_2D), "modes_frac<0.5"))(MixtureEvaluator)
-EVALUATORS.register("digits", spec=EvaluatorSpec((*MODE_KEYS, FD_DIGITS, *MANIFOLD_KEYS), "modes_frac<0.5"))(DigitsEvaluator)
-# coverage, not an FID threshold: FID mixes quality and diversity into one number
-EVALUATORS.register("inception", spec=EvaluatorSpec(IMAGE_KEYS, "coverage<0.5", prepare=inception_weights))(InceptionEvaluator)

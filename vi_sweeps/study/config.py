@@ -7,6 +7,11 @@ paths such as `data_root` and `fid_weights`) say how and where a trial runs and 
 its identity; a data set read from a folder enters it by a content fingerprint instead, so the
 same sweep resumes on another machine. Unknown keys and bad values fail at once with the key
 named and, where there are any, the valid choices.
+
+`TrialConfig` is assembled from the keys each part declares (vi_sweeps.core.settings: the trial's
+own below, the model zoo's in the torch-free `declared` modules of vi_sweeps.gan, .data and
+.metrics), and names are checked against the registries' declarations: reading a config never
+imports torch.
 """
 
 from __future__ import annotations
@@ -19,20 +24,18 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from vi_contract.rules import collapse_rule
 from vi_contract.yamlsafe import BoundedLoader
-from vi_sweeps.gan.architectures import ARCHITECTURES, DEFAULT_ARCH
-from vi_sweeps.data.datasets import DATASETS
 from vi_sweeps.core.errors import ConfigError, shown
-from vi_sweeps.metrics.evaluation import evaluation
-from vi_sweeps.gan.losses import ALI_LOSSES, GAN_LOSSES
-from vi_sweeps.metrics.evaluators import EVALUATORS
-from vi_sweeps.gan.families import GAN, OBJECTIVES
 from vi_sweeps.core.plugins import LOADED
 from vi_sweeps.core.registry import LOADING
-from vi_sweeps.gan.stabilisers import STABILISERS, active, stabiliser_keys
+from vi_sweeps.core.settings import SETTINGS, Setting, declare
+from vi_sweeps.data.declared import DATASETS
+from vi_sweeps.gan.declared import ALI_LOSSES, ARCHITECTURES, DEFAULT_ARCH, GAN_LOSSES, OBJECTIVES, STABILISERS, active, stabiliser_keys
+from vi_sweeps.metrics.declared import EVALUATORS
+from vi_sweeps.metrics.evaluation import evaluation
 
 __all__ = ["ConfigError", "TrialConfig", "YAMLLoader"]  # ConfigError: declared in vi_sweeps.core.errors
 
@@ -47,22 +50,10 @@ YAMLLoader.add_implicit_resolver(
     re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"), list("-+0123456789."))
 
 
-def execution(default: Any, description: str, **kwargs: Any) -> Any:
-    """A field that says how or where a trial runs, not what it measures."""
-    return Field(default, description=description, json_schema_extra={"execution": True}, **kwargs)
-
-
-def added(default: Any, description: str, **kwargs: Any) -> Any:
-    """An experiment key added after results exist: it enters the identity only when set to
-    something other than its default, so the trials already run keep their ids (and a re-run
-    resumes them) when a key is added with a default that does what the code did before."""
-    return Field(default, description=description, json_schema_extra={"omit_at_default": True}, **kwargs)
-
-
 @dataclass(frozen=True)
 class PluginKey:
     """A config key a plugin declares (its stabiliser's weight, say): an experiment key that
-    enters the identity only away from its default, as an added() key."""
+    enters the identity only away from its default, as a key of kind "added" (vi_sweeps.core.settings)."""
 
     default: bool | int | float | str
     doc: str
@@ -102,83 +93,52 @@ def register_key(name: str, default: Any, doc: str) -> None:
         PLUGIN_KEY_ORIGINS[name] = LOADING[-1]
 
 
-class TrialConfig(BaseModel):
+# The trial's own keys; every other key is declared by what reads it (vi_sweeps.core.settings).
+declare("trials",
+        Setting("model", str, "gan", "model family", choices=OBJECTIVES),
+        Setting("dataset", str, "ring8", "data set", choices=DATASETS),
+        Setting("seed", int, 0, "seeds weights, data draws and noise; same seed, same rows", bounds={"ge": 0, "le": 2**63 - 1}),
+        Setting("iterations", int, 2000, "training iterations (one D phase + one G phase)", bounds={"gt": 0, "le": 10**9}),
+        Setting("eval_every", int, 500, "evaluate (and checkpoint) every this many iterations",
+                bounds={"gt": 0, "le": 10**9}),
+        Setting("batch_size", int, 64, "batch size of every network update", bounds={"gt": 0, "le": 65536}),
+        Setting("pack_size", int, 1, "members of the vectorised pack the trial trains in (a study's pack_seeds, as its "
+                "seeds divide); set by the study", kind="added", bounds={"ge": 1, "le": 65536}),
+        Setting("pack_index", int, 0, "the trial's place in its pack (0 .. pack_size - 1); packed arithmetic rounds "
+                "differently for each size and place, so both are part of the trial's identity", kind="added",
+                bounds={"ge": 0, "le": 65535}),
+        Setting("precision", Literal["fp32", "tf32", "bf16"], "fp32", "arithmetic: fp32; tf32 matmuls on CUDA; bf16 "
+                "autocast (fp32 weights and optimiser)"),
+        Setting("device", Literal["auto", "cpu", "cuda"], "auto", "auto = cuda when available", kind="execution"),
+        Setting("threads", int, 1, "torch CPU threads of the trial", kind="execution", bounds={"gt": 0, "le": 1024}))
+
+# The order of TrialConfig's fields as results were first written with it (contract.json, --list-keys): a key
+# declared since joins after these, in the order declared. (A trial's id does not depend on this order.)
+ORDER = ("model", "dataset", "seed", "iterations", "eval_every", "eval_samples", "batch_size", "z_dim", "arch", "bn",
+         "hidden", "mlp_layers", "width", "image_size", "crop", "data_root", "lr", "beta1", "beta2", "d_steps",
+         "g_steps", "g_repeats", "lam", "penalty", "loss", "r1", "r2", "gp", "sn", "ema", "ema_start", "lr_d", "lr_g",
+         "ali_loss", "mode_min_share", "collapse_rule", "fid_samples", "prdc_samples", "pr_k", "dc_k", "kid_subsets",
+         "kid_subset_size", "skip_bad_images", "pack_size", "pack_index", "precision", "device", "threads", "fid_weights")
+EXTRA = {"execution": {"execution": True}, "added": {"omit_at_default": True}, "experiment": None}
+
+
+def _field(s: Setting) -> tuple[Any, Any]:
+    """A declared key as a pydantic field: its type, default, bounds and doc; its kind in
+    json_schema_extra (execution: not in the id; added: in the id away from its default)."""
+    return s.type, Field(s.default, description=s.doc, json_schema_extra=EXTRA[s.kind], **s.bounds)
+
+
+def _fields() -> dict[str, tuple[Any, Any]]:
+    names = [n for n in ORDER if n in SETTINGS] + [n for n in SETTINGS if n not in ORDER]
+    return {name: _field(SETTINGS[name]) for name in names}
+
+
+class TrialBase(BaseModel):
+    """What every trial's config does; its fields are the declared keys (TrialConfig, below)."""
+
     # no inf or NaN anywhere; sizes are bounded where a value past the bound could only fail later;
     # extra keys are plugins' keys (PLUGIN_KEYS), checked in _plugin_keys
     model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False, strict=True)
-
-    model: str = Field("gan", description="model family (objective): gan, vae, aae, ali, em")
-    dataset: str = Field("ring8", description="data set name, see `vi-sweep validate --list`")
-    seed: int = Field(0, ge=0, le=2**63 - 1, description="seeds weights, data draws and noise; same seed, same rows")
-    iterations: int = Field(2000, gt=0, le=10**9, description="training iterations (one D phase + one G phase)")
-    eval_every: int = Field(500, gt=0, le=10**9, description="evaluate (and checkpoint) every this many iterations")
-    eval_samples: int = Field(2500, ge=100, le=10**6, description="samples drawn per evaluation (the literature scores 2,500)")
-    batch_size: int = Field(64, gt=0, le=65536, description="batch size of every network update")
-    z_dim: int = Field(16, gt=0, le=4096, description="latent size (the paper's CelebA runs: 100)")
-    arch: str = Field("auto", description="network family: auto = mlp on vectors, dcgan on images; "
-                      "paper-64 = the paper's CelebA nets; pacgan = PacGAN's 2-D nets")
-    bn: bool = Field(True, description="BatchNorm in every network; false builds none at all")
-    hidden: int = Field(128, gt=0, le=65536, description="MLP hidden width")
-    mlp_layers: int = Field(3, gt=0, le=64, description="MLP hidden layers")
-    width: int = Field(32, gt=0, le=4096, description="DCGAN base channels (paper-64 uses 64)")
-    image_size: Literal[8, 16, 32, 64] = Field(16, description="side of image data in pixels")
-    crop: int = Field(108, ge=0, le=100_000, description="image-folder centre crop before resizing (0: none)")
-    data_root: str = execution("", "image-folder: the folder of images (e.g. aligned CelebA); "
-                               "identity is its content fingerprint")
-    lr: float = Field(2e-4, gt=0, description="Adam learning rate of every network")
-    beta1: float = Field(0.5, ge=0, lt=1, description="Adam beta1")
-    beta2: float = Field(0.999, ge=0, lt=1, description="Adam beta2")
-    d_steps: int = Field(1, gt=0, le=1000, description="discriminator batches per iteration (paper exp. 2: 5)")
-    g_steps: int = Field(1, gt=0, le=1000, description="generator phases (z chunks) per iteration (exp. 2: 5)")
-    g_repeats: int = Field(2, gt=0, le=1000, description="G updates per chunk on the same z and anchor (author's code: 2)")
-    lam: float = Field(0.0, ge=0, description="weight of ||G(z) - anchor||^2 (gan) / reconstruction (aae)")
-    penalty: Literal["mean", "sum"] = Field(
-        "mean", description="mean: per-element mean over the batch tensor (author's code, lam=5); "
-        "sum: per-sample squared distance, averaged over the batch")
-    loss: str = added("nonsaturating", "GAN loss: nonsaturating (the paper's), minimax, hinge, wasserstein, least-squares "
-                      "(vi_sweeps.gan.losses.GAN_LOSSES)")
-    r1: float = added(0.0, "stabiliser: R1 weight gamma, gamma/2 E||grad D(x)||^2 on real data (Mescheder et al. 2018); 0: off",
-                      ge=0)
-    r2: float = added(0.0, "stabiliser: R2 weight gamma, the same on generated data; 0: off", ge=0)
-    gp: float = added(0.0, "stabiliser: WGAN-GP weight lambda, lambda E(||grad D(x_hat)|| - 1)^2 on interpolates "
-                      "(Gulrajani et al. 2017: 10, with loss: wasserstein); 0: off", ge=0)
-    sn: bool = added(False, "stabiliser: spectral normalisation of every layer of D, one power iteration a forward "
-                     "(Miyato et al. 2018)")
-    ema: float = added(0.0, "stabiliser: G's weights averaged with this decay (e.g. 0.999; Yazici et al. 2019); "
-                       "evaluation and samples use the average; 0: off", ge=0, lt=1)
-    ema_start: int = added(0, "stabiliser (ema): the iteration the average starts at; before it the averaged G is G "
-                           "(StudioGAN's ema_start; 0: from the first update, as Yazici et al.)", ge=0)
-    lr_d: float | None = added(None, "stabiliser (TTUR, Heusel et al. 2017): D's learning rate; default lr", gt=0)
-    lr_g: float | None = added(None, "stabiliser (TTUR): G's learning rate; default lr", gt=0)
-    ali_loss: str = Field("nonsaturating", description="ALI generator/encoder loss: minimax, nonsaturating, vi "
-                          "(the paper's -E log D - E log D) (vi_sweeps.gan.losses.ALI_LOSSES)")
-    mode_min_share: float = Field(
-        0.1, gt=0, description="a mode is captured when it holds this share of n/n_modes good samples")
-    collapse_rule: str = Field("auto", description="METRIC<VALUE or METRIC>VALUE on eval metrics; auto = the data "
-                               "set's rule (modes_frac<0.5 where modes are counted, coverage<0.5 on image folders)")
-    fid_samples: int = added(10_000, "samples for FID (image folders): generated ones, and real ones drawn "
-                             "without replacement for the reference (FID-10k; 50,000 for FID-50k)", ge=16, le=10**6)
-    prdc_samples: int = added(10_000, "samples for precision, recall, density and coverage: generated ones and as many "
-                              "real ones (Naeem et al.: 10,000), at most the real set, the samples drawn and (image folders) "
-                              "fid_samples",
-                              ge=16, le=10**6)
-    pr_k: int = added(3, "k of the k-NN balls of precision and recall (Kynkaanniemi et al.: 3)", ge=1, le=100)
-    dc_k: int = added(5, "k of the k-NN balls of density and coverage (Naeem et al.: 5)", ge=1, le=100)
-    kid_subsets: int = added(100, "image folders: random subsets KID averages over (torch-fidelity: 100)", ge=1,
-                             le=10_000)
-    kid_subset_size: int = added(1000, "image folders: samples per KID subset (Binkowski et al.: 1,000; at most "
-                                 "fid_samples)", ge=2, le=10**6)
-    skip_bad_images: bool = added(False, "image-folder: leave unreadable images out (counted) instead of stopping")
-    pack_size: int = added(1, "members of the vectorised pack the trial trains in (a study's pack_seeds, as its seeds "
-                           "divide); set by the study", ge=1, le=65536)
-    pack_index: int = added(0, "the trial's place in its pack (0 .. pack_size - 1); packed arithmetic rounds "
-                            "differently for each size and place, so both are part of the trial's identity",
-                            ge=0, le=65535)
-    precision: Literal["fp32", "tf32", "bf16"] = Field(
-        "fp32", description="arithmetic: fp32; tf32 matmuls on CUDA; bf16 autocast (fp32 weights and optimiser)")
-    device: Literal["auto", "cpu", "cuda"] = execution("auto", "auto = cuda when available")
-    threads: int = execution(1, "torch CPU threads of the trial", gt=0, le=1024)
-    fid_weights: str = execution("", "Inception weights file for FID on image folders")
 
     @model_validator(mode="before")
     @classmethod
@@ -191,7 +151,7 @@ class TrialConfig(BaseModel):
             if key in cls.model_fields:
                 continue
             if key not in PLUGIN_KEYS:
-                problems.append(f"{key}: unknown key; valid keys: {', '.join(config_keys())}")
+                problems.append(unknown(key, config_keys()))
             elif why := PLUGIN_KEYS[key].check(value):
                 problems.append(f"{key}: {why}")
             else:  # 1 and 1.0 are one value of a float key, and one trial id
@@ -213,7 +173,7 @@ class TrialConfig(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _consistent(self) -> TrialConfig:
+    def _consistent(self) -> TrialBase:
         problems = []
         for key, registry in (("model", OBJECTIVES), ("dataset", DATASETS)):
             if getattr(self, key) not in registry:
@@ -233,7 +193,8 @@ class TrialConfig(BaseModel):
                 raise ValueError(f"{key}: unknown {getattr(self, key)!r}; valid choices: {', '.join(table.names())}")
 
         gan_only = [k for k in ("loss", *stabiliser_keys()) if getattr(self, k) != key_default(k)]
-        if gan_only and not issubclass(OBJECTIVES.get(self.model), GAN):
+        family = OBJECTIVES.meta(self.model).gan_keys or getattr(OBJECTIVES.loaded(self.model), "gan_keys", False)
+        if gan_only and not family:
             raise ValueError(f"{gan_only[0]}: applies to the gan family (gan and its subclasses) only, not {self.model}")
         if self.pack_index >= self.pack_size:
             raise ValueError(f"pack_index: {self.pack_index} is not a place in a pack of pack_size {self.pack_size}")
@@ -290,6 +251,11 @@ class TrialConfig(BaseModel):
         return trial_id(self.identity())
 
 
+# One trial's config: the declared keys, in ORDER; pickled by this name (Ray ships it to workers)
+TrialConfig = create_model("TrialConfig", __base__=TrialBase, __module__=__name__, **_fields())
+TrialConfig.__doc__ = "One trial's configuration: every declared config key (vi_sweeps.core.settings), typed and bounded."
+
+
 EXECUTION_KEYS = tuple(name for name, f in TrialConfig.model_fields.items()
                        if (f.json_schema_extra or {}).get("execution"))
 ADDED_KEYS = tuple(name for name, f in TrialConfig.model_fields.items()
@@ -311,9 +277,31 @@ def config_keys() -> list[str]:
     return [*TrialConfig.model_fields, *PLUGIN_KEYS]
 
 
+def unknown(where: str, keys: list[str], what: str = "unknown key") -> str:
+    """The one message of a name that is no config key where it is given (vi_sweeps.study.places)."""
+    return f"{where}: {what}; valid keys: {', '.join(keys)}"
+
+
 def field_docs() -> dict[str, str]:
     return {**{name: f.description or "" for name, f in TrialConfig.model_fields.items()},
             **{name: f"(plugin) {spec.doc}" for name, spec in PLUGIN_KEYS.items()}}
+
+
+def keys_text() -> str:
+    """Every config key with its default and doc, execution keys marked; a key whose values are
+    registered names lists the registry's names as they are now (a loaded plugin's included)."""
+    lines = ["Experiment keys define a trial (its trial_id hashes them); execution keys (marked *) do not."]
+    for name, doc in field_docs().items():
+        names = SETTINGS[name].names() if name in SETTINGS else []
+        choices = f" (choices: {', '.join(names)})" if names else ""
+        lines.append(f"{name:16}{'*' if name in EXECUTION_KEYS else ' '} {key_default(name)!r:18} {doc}{choices}")
+    stabilisers = "; ".join(f"{n} ({', '.join(STABILISERS.meta(n).keys)})" for n in STABILISERS.names())
+    lines.append(f"\nStabilisers, each on when one of its keys is away from its default: {stabilisers}")
+    lines.append("Evaluators: " + "; ".join(f"{e} ({', '.join(d for d in DATASETS.names() if DATASETS.meta(d).evaluator == e)})"
+                                            for e in EVALUATORS.names()))
+    serial = [m for m in OBJECTIVES.names() if not OBJECTIVES.meta(m).vectorised]
+    lines.append(f"Models trained one seed after another inside a pack (not vectorised): {', '.join(serial)}")
+    return "\n".join(lines)
 
 
 def defaults() -> dict[str, Any]:
@@ -327,8 +315,7 @@ def describe_errors(errors: list[dict]) -> list[str]:
     for e in errors:
         key = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
-            valid = ", ".join(config_keys())
-            lines.append(f"{key}: unknown key; valid keys: {valid}")
+            lines.append(unknown(key, config_keys()))
         elif e["type"] == "value_error":
             msg = e["msg"].removeprefix("Value error, ")
             lines.append(f"{key}: {msg}" if key else msg)

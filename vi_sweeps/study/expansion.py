@@ -31,16 +31,12 @@ from pydantic import ValidationError
 
 from vi_contract import schema
 from vi_contract.tables import pack_id
-from vi_sweeps.study.config import EXECUTION_KEYS, TrialConfig, config_keys, describe_errors, shown
-from vi_sweeps.data.datasets import DATASETS
+from vi_sweeps.data.declared import DATASETS
+from vi_sweeps.gan.declared import OBJECTIVES
 from vi_sweeps.metrics.evaluation import evaluation
-from vi_sweeps.gan.families import OBJECTIVES
+from vi_sweeps.study.config import EXECUTION_KEYS, TrialConfig, config_keys, describe_errors, shown
+from vi_sweeps.study.places import NOT_AXES, PACKING, SET_BY, misplaced  # noqa: F401 - SET_BY: a name of vi_sweeps.study
 from vi_sweeps.study.schema import StudyFile
-
-SET_BY = {"seed": "seeds", "model": "models", "dataset": "datasets", "pack_size": "pack_seeds",
-          "pack_index": "pack_seeds"}  # the study keys that set them
-NOT_AXES = tuple(SET_BY)
-PACKING = ("seed", "pack_size", "pack_index")  # what a labelled axis may not set either
 
 
 @dataclass(frozen=True)
@@ -158,7 +154,6 @@ def _axes(spec: StudyFile, problems: list[str]) -> list[tuple[str, list[tuple[st
             if key in setters:
                 problems.append(f"{where}: sets {key}, which {setters[key]} also sets; set it in one place")
             setters[key] = where if where != "budget" else f"budget.{key}"
-    valid = ", ".join(k for k in fields if k not in NOT_AXES)
     for name, values in spec.grid.items():
         if not values:
             problems.append(f"grid.{name}: empty axis; give at least one value")
@@ -177,11 +172,7 @@ def _axes(spec: StudyFile, problems: list[str]) -> list[tuple[str, list[tuple[st
                     problems.append(f"grid.{name}: label {text!r} must be non-empty text without '|' or line "
                                     "breaks (labels name conditions in tables and figures)")
             for label, setting in values.items():
-                for key in setting:
-                    if key not in fields or key in PACKING:
-                        problems.append(f"grid.{name}.{label}.{key}: " + (
-                            f"set by `{SET_BY[key]}:`" if key in PACKING else
-                            f"unknown key; valid keys: {', '.join(k for k in fields if k not in PACKING)}"))
+                problems += [why for key in setting if (why := misplaced("label", key, f"grid.{name}.{label}.{key}"))]
                 keys |= set(setting)
             for key in sorted(keys & set(fields)):
                 if key in setters:
@@ -191,12 +182,8 @@ def _axes(spec: StudyFile, problems: list[str]) -> list[tuple[str, list[tuple[st
             for a, b in itertools.combinations(values, 2):
                 if values[a] == values[b]:
                     problems.append(f"grid.{name}: labels {a!r} and {b!r} set the same values")
-        elif name not in fields or name in NOT_AXES:
-            hint = f"use `{SET_BY[name]}:`" if name in SET_BY else f"valid keys: {valid}"
-            problems.append(f"grid.{name}: unknown axis; {hint}")
-        elif name in EXECUTION_KEYS:
-            problems.append(f"grid.{name}: an execution key, not an axis: it does not change the experiment, so its "
-                            "values would be one trial run twice; set it in base")
+        elif why := misplaced("grid", name, f"grid.{name}"):
+            problems.append(why)
         else:
             if name in setters:
                 problems.append(f"grid.{name}: an axis of a key that {setters[name]} also sets; set it in one place")
@@ -210,11 +197,7 @@ def _axes(spec: StudyFile, problems: list[str]) -> list[tuple[str, list[tuple[st
 def _check_values(spec: StudyFile, problems: list[str]) -> None:
     """Check each base key and grid value on its own, so errors point at the line to fix."""
     fields = config_keys()
-    for key in spec.base:
-        if key not in fields:
-            problems.append(f"base.{key}: unknown key; valid keys: {', '.join(fields)}")
-        elif key in NOT_AXES:
-            problems.append(f"base.{key}: set by `{SET_BY[key]}:`, not in base")
+    problems += [why for key in spec.base if (why := misplaced("base", key, f"base.{key}"))]
     probe = {"model": "gan", "dataset": "ring8"}
     for where, values in [("base", {k: v for k, v in spec.base.items() if k in fields and k not in NOT_AXES})] + [
             (f"grid.{name}[{i}]", {name: v}) for name, vals in spec.grid.items() if isinstance(vals, list)
@@ -334,13 +317,11 @@ def check_space(spec: StudyFile, space: dict, prefix: str, problems: list[str], 
     `axis_keys` allows keys an axis sets (a protocol's arm sets its stabiliser's weight);
     `context`: the settings a value is checked beside (the arm's)."""
     context = context or {}
-    fields = config_keys()
     labelled_keys = {k for v in spec.grid.values() if isinstance(v, dict) for s in v.values() for k in s}
     for key, entry in space.items():
         where = f"{prefix}.{key}"
-        if key not in fields or key in NOT_AXES:
-            problems.append(f"{where}: not a searchable config key; valid keys: "
-                            f"{', '.join(k for k in fields if k not in NOT_AXES)}")
+        if why := misplaced("search", key, where):
+            problems.append(why)
             continue
         if not axis_keys and (key in spec.grid or key in labelled_keys):
             problems.append(f"{where}: also set by a grid axis; search it or grid it, not both")

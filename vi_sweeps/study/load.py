@@ -15,9 +15,10 @@ from pydantic import ValidationError
 from vi_contract import schema, yamlsafe
 from vi_sweeps.core import plugins
 from vi_sweeps.study.claims import check_claims
-from vi_sweeps.study.config import EXECUTION_KEYS, ConfigError, TrialConfig, YAMLLoader, config_keys, describe_errors, shown
+from vi_sweeps.study.config import EXECUTION_KEYS, ConfigError, TrialConfig, YAMLLoader, config_keys, describe_errors, shown  # noqa: F401 - config_keys: a name of vi_sweeps.study
+from vi_sweeps.study.expansion import Study, check_compare, check_search, expand
+from vi_sweeps.study.places import NOT_AXES, SET_BY, misplaced  # noqa: F401 - NOT_AXES, SET_BY: names of vi_sweeps.study
 from vi_sweeps.study.protocol import check_protocol
-from vi_sweeps.study.expansion import NOT_AXES, SET_BY, Study, check_compare, check_search, expand
 from vi_sweeps.study.schema import StudyFile, study_errors, what_parses
 
 
@@ -56,16 +57,13 @@ def read_study_text(path: str | Path) -> str:
 
 def check_overrides(raw: dict, overrides: dict[str, Any], source: str) -> None:
     """--set KEY=VALUE changes `base:` only; a mistake is blamed on --set, not the file."""
-    fields = config_keys()
     grid = raw.get("grid") if isinstance(raw.get("grid"), dict) else {}
     labelled = {k: name for name, v in grid.items() if isinstance(v, dict)
                 for s in v.values() if isinstance(s, dict) for k in s}
     problems = []
     for key, value in overrides.items():
-        if key not in fields:
-            problems.append(f"{key}: unknown key; valid keys: {', '.join(fields)}")
-        elif key in NOT_AXES:
-            problems.append(f"{key}: set by `{SET_BY[key]}:` in {source}, not by --set")
+        if why := misplaced("--set", key, key):
+            problems.append(why)
         elif key in grid:
             problems.append(f"{key}: a grid axis of {source} ({grid[key]}); --set would be ignored, edit the study")
         elif key in labelled:

@@ -11,7 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from vi_sweeps.study.config import shown
+from vi_sweeps.study.config import shown, unknown
+from vi_sweeps.study.places import misplaced
 from vi_sweeps.track.spec import Tracking
 
 Scalar = bool | int | float | str
@@ -287,13 +288,15 @@ def study_errors(err: ValidationError) -> list[str]:
             unions.setdefault(".".join(map(str, path)), (e.get("input"), []))[1].append(_TYPE_WORDS.get(tag, tag))
             continue
         key = ".".join(str(p) for p in e["loc"])
-        if e["type"] == "extra_forbidden":
+        if e["type"] == "extra_forbidden" and e["loc"][0] == "budget" and len(e["loc"]) == 2:
+            lines.append(misplaced("budget", str(e["loc"][1]), key))  # a config key: where keys go (study.places)
+        elif e["type"] == "extra_forbidden":
             parent = StudyFile
             for part in e["loc"][:-1]:
                 ann = parent.model_fields.get(str(part)) if isinstance(part, str) and hasattr(parent, "model_fields") else None
                 inner = getattr(ann, "annotation", None)
                 parent = next((a for a in getattr(inner, "__args__", (inner,)) if isinstance(a, type) and issubclass(a, BaseModel)), parent)
-            lines.append(f"{key}: unknown key; valid keys: {', '.join(parent.model_fields)}")
+            lines.append(unknown(key, list(parent.model_fields)))
         elif e["type"] == "missing":
             field = StudyFile.model_fields.get(key)
             lines.append(f"{key}: missing" + (f"; give one ({field.description})" if field is not None and field.description else ""))
