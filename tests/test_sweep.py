@@ -267,7 +267,7 @@ def test_a_killed_driver_resumes_without_losing_or_repeating_a_trial(tmp_path):
     r = subprocess.run(cli(study_path, results, "--resume"), env=ENV, capture_output=True, text=True, timeout=400)
     assert r.returncode == 0, r.stderr[-3000:]
     # one compact progress line, not Ray's tables or logs (those go to RESULTS/ray.log)
-    assert "[interrupted] 12/12 done · 0 running · 0 failed" in r.stderr
+    assert "[interrupted] 12/12 seeds done · 0 packs running" in r.stderr and "· 0 failed" in r.stderr
     assert "Trial name" not in r.stderr and "Trial status" not in r.stderr and "INFO" not in r.stderr
     assert f"warning: checkpoint {victim} is unreadable" in r.stderr and f"trial {victim.stem} starts over" in r.stderr
     assert list((results / "quarantine" / "checkpoints").iterdir())

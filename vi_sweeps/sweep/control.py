@@ -106,13 +106,20 @@ class Progress:
     cost_done: float = 0.0
     running_cost: dict = field(default_factory=dict)
 
-    def line(self, running: int) -> str:
+    def line(self, running: int, seeds_running: int | None = None, conditions: tuple[str, ...] = ()) -> str:
+        """Seeds done of the total, packs running (and their seeds and conditions), failures,
+        and an ETA once a pack has finished: before that, a start-up's partial progress made it
+        jump (55m, 57m, 29m, 20m with nothing done)."""
         done = self.done_before + self.completed
         progress = self.cost_done + sum(self.running_cost.values())
         elapsed = time.monotonic() - self.start
-        eta = "?" if progress <= 0 else _clock(elapsed * (self.cost_todo - progress) / progress)
-        return (f"[{self.label}] {done}/{self.total} done · {running} running · {self.failed} failed"
-                f" · {self.diverged} diverged · {_clock(elapsed)} elapsed · ETA {eta}")
+        eta = "after the first pack" if self.cost_done <= 0 or progress <= 0 else \
+            _clock(elapsed * (self.cost_todo - progress) / progress)
+        seeds = f" ({seeds_running} seeds)" if seeds_running is not None else ""
+        shown = "; ".join(conditions[:2]) + (f"; +{len(conditions) - 2} more" if len(conditions) > 2 else "")
+        return (f"[{self.label}] {done}/{self.total} seeds done · {running} packs running{seeds}"
+                f"{': ' + shown if shown else ''} · {self.failed} failed · {self.diverged} diverged · "
+                f"{_clock(elapsed)} elapsed · ETA {eta}")
 
     def say(self, text: str) -> None:
         """A line of its own (a fault, a warning), not glued to the progress line of a terminal."""
@@ -125,13 +132,14 @@ class Progress:
         if self.stream.isatty():
             self.stream.write("\n")
 
-    def show(self, running: int, force: bool = False) -> None:
+    def show(self, running: int, force: bool = False, seeds_running: int | None = None,
+             conditions: tuple[str, ...] = ()) -> None:
         now = time.monotonic()
         tty = self.stream.isatty()
         if not force and now - self.last_print < (1.0 if tty else 15.0):
             return
         self.last_print = now
-        self.stream.write(("\r\033[K" if tty else "") + self.line(running) + ("" if tty else "\n"))
+        self.stream.write(("\r\033[K" if tty else "") + self.line(running, seeds_running, conditions) + ("" if tty else "\n"))
         self.stream.flush()
 
 
@@ -167,14 +175,18 @@ def last_error(trial) -> str:
         return ""
 
 
-def pack_name(spec: PackSpec) -> str:
-    """`pack 1a2b3c4d (gan/ring8 lam=5.0; seeds 0, 1, 2)`: what a fault line names."""
+def condition_name(spec: PackSpec) -> str:
+    """`gan/ring8 lam=5.0`: a pack's condition, by its study axes."""
     config, labels = spec.members[0].config, spec.members[0].labels
     values = {**config, **labels}
     axes = " ".join(f"{a}={values[a]}" for a in spec.axes if a not in ("model", "dataset", "seed") and a in values)
+    return " ".join(filter(None, [f"{config['model']}/{config['dataset']}", axes]))
+
+
+def pack_name(spec: PackSpec) -> str:
+    """`pack 1a2b3c4d (gan/ring8 lam=5.0; seeds 0, 1, 2)`: what a fault line names."""
     seeds = ", ".join(str(m.config["seed"]) for m in spec.members)
-    where = " ".join(filter(None, [f"{config['model']}/{config['dataset']}", axes]))
-    return f"pack {spec.pack_id[:8]} ({where}; seeds {seeds})"
+    return f"pack {spec.pack_id[:8]} ({condition_name(spec)}; seeds {seeds})"
 
 
 def progress_callback(packs: list[PackSpec], progress: Progress | None, control: SweepControl,
@@ -227,7 +239,9 @@ def progress_callback(packs: list[PackSpec], progress: Progress | None, control:
 
         def on_step_end(self, iteration, trials, **info):
             if progress is not None:
-                progress.show(sum(t.status == "RUNNING" for t in trials))
+                running = [packs[t.config["pack"]] for t in trials if t.status == "RUNNING"]
+                progress.show(len(running), seeds_running=sum(len(p.members) for p in running),
+                              conditions=tuple(dict.fromkeys(condition_name(p) for p in running)))
 
     return Watch()
 
