@@ -120,3 +120,26 @@ def test_a_planted_effect_stops_at_the_first_interim_and_a_killed_driver_resumes
     pd.testing.assert_frame_equal(trials, clean_trials, check_like=True)
     pd.testing.assert_frame_equal(metrics, clean_metrics, check_like=True)
     assert status_paths(str(tmp_path / "clean"))[1] == paths
+
+
+def test_a_signal_between_rounds_stops_the_design_before_its_next_round(tmp_path):
+    """Ctrl-C that lands between two rounds (the round's own driver no longer watching) stops the
+    run with 130 instead of starting the next round."""
+    from types import SimpleNamespace
+
+    from vi_sweeps.cli.sequential import run_sequential
+
+    (tmp_path / "planted.yaml").write_text(PLANTED)
+    study = load_study(tmp_path / "planted.yaml")
+    rounds = []
+
+    def run_part(only):
+        rounds.append(len(only))
+        if len(rounds) > 1:  # a second round: the signal was not heeded (end here, not loop forever)
+            return SimpleNamespace(exit_code=1, stop_reason="")
+        os.kill(os.getpid(), signal.SIGINT)  # arrives after this round's driver has returned
+        return SimpleNamespace(exit_code=0, stop_reason="")
+
+    with pytest.raises(SystemExit) as stopped:
+        run_sequential(study, str(tmp_path / "results"), run_part)
+    assert stopped.value.code == 130 and rounds == [24]  # the first interim's 3 packs of 8, nothing after

@@ -106,6 +106,7 @@ def _rounds(study: Study, results: str, run_part: Callable[[set[str]], object], 
             done = set()
         if chosen <= done:
             return outcome, chosen
+        control.check()  # a signal while the rows were read: no new round
         outcome = run_part(chosen)
         if getattr(outcome, "exit_code", 0) != 0:
             return outcome, chosen
