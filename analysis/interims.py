@@ -93,23 +93,39 @@ def needed(comparisons: list[Comparison], interim: int, maximum: int) -> dict[st
     return out
 
 
+def design_of(study: Study) -> dict | None:
+    """The study's {interim, max[, futility]} when its seeds came in interims, else None."""
+    return study.contract.get("interims") or None
+
+
+def path_table(study: Study) -> pd.DataFrame | None:
+    """Each declared comparison's path under the design: the interims it has seen, its statistic
+    after each, the boundary it met last (or crossed), the level Holm gave it, its decision and the
+    seeds of each arm it used. None for a study whose seeds did not come in interims."""
+    design = design_of(study)
+    if not design:
+        return None
+    alpha = {d.family: d.claim.get("alpha", 0.05) for d in claims.declared_claims([study])}
+    rows = [{"comparison": c.name, "interims": len(c.path.z), "z": ", ".join(f"{z:+.2f}" for z in c.path.z),
+             "boundary": c.path.bound, "level": c.path.level, "decision": c.path.decision if c.path.decision !=
+             "rejected" else ("supports" if c.favourable else "contradicts"),
+             "seeds used": (c.path.at or len(c.path.z)) * design["interim"]}
+            for c in paths(study, design["interim"], design["max"], alpha, design.get("futility"))]
+    return pd.DataFrame(rows, columns=["comparison", "interims", "z", "boundary", "level", "decision", "seeds used"])
+
+
 def report_sections(studies: list[Study]) -> list[tuple[str, str, object]]:
     """For a study whose seeds came in interims: each comparison's path (the statistic after each
     interim, the boundary it met, its decision and the seeds it used). The verdicts above are the
     fixed-n analysis of the same rows; the design's decision is this table's."""
     out = []
     for s in studies:
-        design = s.contract.get("interims")
-        if not design:
+        table = path_table(s)
+        if table is None:
             continue
-        alpha = {d.family: d.claim.get("alpha", 0.05) for d in claims.declared_claims([s])}
-        rows = [{"comparison": c.name, "interims": len(c.path.z), "z": ", ".join(f"{z:+.2f}" for z in c.path.z),
-                 "boundary": c.path.bound, "level": c.path.level, "decision": c.path.decision if c.path.decision !=
-                 "rejected" else ("supports" if c.favourable else "contradicts"),
-                 "seeds used": (c.path.at or len(c.path.z)) * design["interim"]}
-                for c in paths(s, design["interim"], design["max"], alpha, design.get("futility"))]
+        design = design_of(s)
         out.append((f"Sequential design of {s.name}: each comparison's path (interims of {design['interim']} up to "
-                    f"{design['max']} seeds)", "", pd.DataFrame(rows)))
+                    f"{design['max']} seeds)", "", table))
         out.append(("", "", "The design's decision is this table's: O'Brien-Fleming-type boundaries (Lan-DeMets "
                     "spending), Holm's recycling of alpha across each family; the verdicts above are the fixed-n "
                     "analysis of the same rows, labelled as such."))

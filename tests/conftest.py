@@ -1,5 +1,7 @@
+import glob
 import os
 import subprocess
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -56,16 +58,15 @@ def isolated_plugins():
     the loaded plugins and their modules are put back as they were."""
     import sys
 
-    from vi_sweeps.study import config
-
     from vi_sweeps.core import plugins
-    from vi_sweeps.gan.architectures import ARCHITECTURES
     from vi_sweeps.data.datasets import DATASETS
-    from vi_sweeps.gan.losses import ALI_LOSSES, GAN_LOSSES
-    from vi_sweeps.metrics.evaluators import EVALUATORS
+    from vi_sweeps.gan.architectures import ARCHITECTURES
     from vi_sweeps.gan.families import OBJECTIVES
+    from vi_sweeps.gan.losses import ALI_LOSSES, GAN_LOSSES
     from vi_sweeps.gan.packing import PACK_RULES
     from vi_sweeps.gan.stabilisers import STABILISERS
+    from vi_sweeps.metrics.evaluators import EVALUATORS
+    from vi_sweeps.study import config
 
     registries = (ARCHITECTURES, DATASETS, EVALUATORS, OBJECTIVES, STABILISERS, GAN_LOSSES, ALI_LOSSES)
     saved = [(dict(r._entries), dict(r._origins)) for r in registries]
@@ -80,3 +81,59 @@ def isolated_plugins():
         r._entries.clear(), r._entries.update(entries), r._origins.clear(), r._origins.update(from_)
     for d, old in ((config.PLUGIN_KEYS, keys), (config.PLUGIN_KEY_ORIGINS, origins), (plugins.LOADED, loaded)):
         d.clear(), d.update(old)
+
+
+def clean_metrics(study, folder, ids=None):
+    """The metrics of an uninterrupted run, in this process (no Ray), of every pack of the study
+    that holds one of `ids` (default: every pack), each pack whole."""
+    from vi_contract.tables import consolidate
+    from vi_sweeps.engine.runner import PackRunner
+    from vi_sweeps.study.expansion import layout_packs
+    from vi_sweeps.sweep.driver import make_packs, prepare_store
+
+    store = prepare_store(study, str(folder))
+    ids = {t.trial_id for t in study.trials} if ids is None else ids
+    whole = {t.trial_id for pack in layout_packs(study) if any(t.trial_id in ids for t in pack) for t in pack}
+    for pack in make_packs(study, store.uri, whole):
+        list(PackRunner(store, pack).run())
+    return consolidate(store)[1]
+
+
+def clean_sequential(study, folder):
+    """An uninterrupted run of a sequential study (`seeds: {interim, max}`) in this process, no
+    Ray: the design's rounds as `vi-sweep run` plans them (vi_sweeps.cli.sequential.plan), each
+    round's packs whole, until the design needs nothing more. Returns (trials, metrics)."""
+    from vi_contract.tables import consolidate, finished_ids
+    from vi_sweeps.cli.sequential import plan
+    from vi_sweeps.engine.runner import PackRunner
+    from vi_sweeps.sweep.driver import make_packs, prepare_store
+
+    store = prepare_store(study, str(folder))
+    rounds = 0
+    while todo := plan(study, str(folder))[0] - finished_ids(store):
+        for pack in make_packs(study, store.uri, todo):
+            list(PackRunner(store, pack).run())
+        consolidate(store)
+        rounds += 1
+        assert rounds <= study.spec.seeds["max"] // study.spec.seeds["interim"], "the design ran past max"
+    return consolidate(store)
+
+
+def wait_for(predicate, timeout=240):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not predicate():
+        time.sleep(0.3)
+    return predicate()
+
+
+def session_gone(sid: int) -> bool:
+    """No process left in the session the killed driver led (Ray's workers run in their own
+    process groups and outlive killpg by a second or two)."""
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            fields = open(stat).read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            return False
+    return True

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import tmpfs
+from tests.conftest import clean_metrics, session_gone, tmpfs, wait_for
 from vi_contract import schema
 from vi_contract.store import Store
 from vi_contract.tables import finished_ids, pack_id
@@ -218,26 +218,6 @@ def cli(study_path, results, *extra):
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
-def wait_for(predicate, timeout=240):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not predicate():
-        time.sleep(0.3)
-    return predicate()
-
-
-def session_gone(sid: int) -> bool:
-    """No process left in the session the killed driver led (Ray's workers run in their own
-    process groups and outlive killpg by a second or two)."""
-    for stat in __import__("glob").glob("/proc/[0-9]*/stat"):
-        try:
-            fields = open(stat).read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] != "Z":
-            return False
-    return True
-
-
 def test_a_killed_driver_resumes_without_losing_or_repeating_a_trial(tmp_path):
     study_path = tmp_path / "slow.yaml"
     study_path.write_text(SLOW)
@@ -289,22 +269,6 @@ def test_a_killed_driver_resumes_without_losing_or_repeating_a_trial(tmp_path):
     assert resumed <= set(clean["trial_id"])
     pd.testing.assert_frame_equal(again[cols].sort_values(["trial_id", "step"]).reset_index(drop=True),
                                   clean[cols].sort_values(["trial_id", "step"]).reset_index(drop=True), check_like=True)
-
-
-def clean_metrics(study, folder, ids=None):
-    """The metrics of an uninterrupted run, in this process (no Ray), of every pack of the study
-    that holds one of `ids` (default: every pack), each pack whole."""
-    from vi_contract.tables import consolidate
-    from vi_sweeps.study.expansion import layout_packs
-    from vi_sweeps.engine.runner import PackRunner
-    from vi_sweeps.sweep.driver import make_packs, prepare_store
-
-    store = prepare_store(study, str(folder))
-    ids = {t.trial_id for t in study.trials} if ids is None else ids
-    whole = {t.trial_id for pack in layout_packs(study) if any(t.trial_id in ids for t in pack) for t in pack}
-    for pack in make_packs(study, store.uri, whole):
-        list(PackRunner(store, pack).run())
-    return consolidate(store)[1]
 
 
 def test_ctrl_c_stops_cleanly_exits_130_and_names_what_is_unfinished(tmp_path):

@@ -141,7 +141,7 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
         if interims(spec.spec) and chosen is None:  # seeds in interims: the design chooses each round's packs
             from vi_sweeps.cli.sequential import run_sequential
 
-            outcome, needed = run_sequential(spec, results, run_part)
+            outcome, needed = run_sequential(spec, results, run_part, address)
             outcome = outcome or run_part(needed)
             if not outcome.stop_reason:  # a stopped sweep has not reached the design's end: nothing to say of the rest
                 click.echo(f"seeds in interims: the design ran {len(needed)} of the study's {len(spec.trials)} trials; "

@@ -3,12 +3,15 @@ write to it (the analysis layer loads only here, in the report path)."""
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
 
 from vi_contract.files import exit_code_for
 from vi_contract.read import ResultsError
+from vi_contract.schema import CONTRACT_FILE
+from vi_contract.store import Store
 from vi_sweeps.cli.common import EXIT_BAD_INPUT, write_report
 from vi_sweeps.sweep.status import sweep_status
 
@@ -19,13 +22,33 @@ from vi_sweeps.sweep.status import sweep_status
 def status(results, as_json) -> None:
     """Summarise a running or finished sweep from its files (read-only)."""
     try:
-        click.echo(sweep_status(results, as_json))
+        text = sweep_status(results, as_json)
+        design = _sequential(results)
+        if design is not None and as_json:
+            text = json.dumps({**json.loads(text), "sequential": {"progress": design[0].splitlines()[0],
+                                                                   "paths": design[1]}}, indent=1, default=str)
+        elif design is not None:
+            text += "\n" + design[0]
+        click.echo(text)
     except (ResultsError, FileNotFoundError, NotADirectoryError) as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     except OSError as err:  # a folder or file this user may not read
         click.echo(f"error: {results}: cannot be read ({err.strerror or err})", err=True)
         sys.exit(EXIT_BAD_INPUT)
+
+
+def _sequential(results: str) -> tuple[str, list[dict]] | None:
+    """A sequential study's paths (the analysis layer reads them; loaded only for such a study)."""
+    try:
+        contract = json.loads(Store.open(results, create=False).read_bytes(CONTRACT_FILE))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(contract, dict) or "interims" not in contract:
+        return None
+    from vi_sweeps.cli.sequential import status_paths
+
+    return status_paths(results)
 
 
 @click.command()

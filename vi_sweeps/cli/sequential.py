@@ -11,25 +11,26 @@ from collections.abc import Callable
 
 import click
 
-from analysis.interims import needed, paths
+from analysis.claims import report_studies
+from analysis.interims import design_of, needed, path_table, paths
 from analysis.load import load_results
 from analysis.verdicts import Study as Rows
-from vi_contract import schema
 from vi_contract.read import ResultsError
 from vi_contract.store import Store, StoreError
 from vi_contract.tables import finished_ids
 from vi_sweeps.study.expansion import Study, condition_key
+from vi_sweeps.sweep.control import Stopped, SweepControl
+from vi_sweeps.sweep.ray_session import ray_session
 
 
 def _rows(results: str) -> Rows | None:
+    """The folder's rows as the analysis layer reads them, with its declared claims and design;
+    None before a finished trial (or without claims)."""
     try:
-        res = load_results([results], warn=False)
+        studies = report_studies(load_results([results], warn=False))
     except (ResultsError, OSError):
         return None
-    own = res.sources[0]["contract"]
-    if not res.trials["status"].isin(schema.FINISHED).any() or not (own.get("claims") or {}).get("claims"):
-        return None
-    return Rows(own.get("study", ""), res.trials, res.metrics, {**res.contract, "claims": own["claims"]})
+    return studies[0] if studies else None
 
 
 def plan(study: Study, results: str) -> tuple[set[str], list]:
@@ -53,18 +54,49 @@ def plan(study: Study, results: str) -> tuple[set[str], list]:
 
 
 def progress_line(comparisons: list, design: dict) -> str:
+    """"claims D/N decided · interim i of m": the declared comparisons decided (a boundary crossed,
+    stopped for futility, or at max) after the i-th interim, the latest any comparison reached."""
     decided = sum(c.path.decision != "open" for c in comparisons)
     interim = max((len(c.path.z) for c in comparisons), default=0)
-    return (f"claims {decided}/{len(comparisons)} comparisons decided or stopped · interim {interim} of "
-            f"{design['max'] // design['interim']}")
+    return f"claims {decided}/{len(comparisons)} decided · interim {interim} of {-(-design['max'] // design['interim'])}"
 
 
-def run_sequential(study: Study, results: str, run_part: Callable[[set[str]], object]):
+def status_paths(results: str) -> tuple[str, list[dict]] | None:
+    """For `vi-sweep status` of a sequential study: the progress line and each comparison's path
+    (interims seen, statistic after each, boundary, level, decision, seeds used), as text and as
+    records; None for a study without interims or before its first finished trial."""
+    rows = _rows(results)
+    design = design_of(rows) if rows is not None else None
+    if not design:
+        return None
+    table = path_table(rows)
+    alpha = {d.get("family") or d["id"]: d.get("alpha", 0.05) for d in rows.contract["claims"]["claims"]}
+    line = progress_line(paths(rows, design["interim"], design["max"], alpha, design.get("futility")), design)
+    head = (f"sequential design (interims of {design['interim']} up to {design['max']} seeds"
+            f"{', futility ' + str(design['futility']) if design.get('futility') is not None else ''}): {line}")
+    shown = table.assign(boundary=table["boundary"].map("{:.3f}".format), level=table["level"].map("{:.4f}".format))
+    return "\n".join([head, "each comparison's path:", shown.to_string(index=False)]), table.to_dict(orient="records")
+
+
+def run_sequential(study: Study, results: str, run_part: Callable[[set[str]], object], address: str | None = None):
     """Run the design's rounds through `run_part(only)` (an ordinary run of those trial ids) until
-    it needs nothing new. Returns (the last round's outcome, None when nothing was left to run;
-    the trial ids the design needed)."""
+    it needs nothing new, every round in one Ray session (a private Ray is started once, not once
+    a round; each round's driver joins it). Returns (the last round's outcome, None when nothing
+    was left to run; the trial ids the design needed)."""
+    control = SweepControl()
+    with control.signals():
+        try:
+            with ray_session(address, control):
+                return _rounds(study, results, run_part, control)
+        except Stopped:  # a signal while Ray started or between rounds: what finished is in the folder
+            click.echo(f"stopped: {control.reason}", err=True)
+            raise SystemExit(control.exit_code) from None
+
+
+def _rounds(study: Study, results: str, run_part: Callable[[set[str]], object], control: SweepControl):
     outcome = None
     while True:
+        control.check()  # Ctrl-C or SIGTERM between rounds (within one, the round's driver stops it)
         chosen, comparisons = plan(study, results)
         if comparisons:
             click.echo(progress_line(comparisons, study.spec.seeds), err=True)
@@ -74,6 +106,7 @@ def run_sequential(study: Study, results: str, run_part: Callable[[set[str]], ob
             done = set()
         if chosen <= done:
             return outcome, chosen
+        control.check()  # a signal while the rows were read: no new round
         outcome = run_part(chosen)
         if getattr(outcome, "exit_code", 0) != 0:
             return outcome, chosen
