@@ -139,3 +139,11 @@ protocol:
     text = (results / "report" / "REPORT.md").read_text()
     assert "Every arm of every cell was tuned with the same budget: 2 suggestions on the same tuning seeds" in text
     assert f"lam = {chosen['anchor']['lam']:.3g}" in text
+
+
+def test_test_seeds_may_come_in_interims():
+    # the test phase runs as any study's, a sequential design's rounds included (checked by hand:
+    # tuning, then rounds of 2 seeds up to 4, status showing the path)
+    study = load_study_text(STUDY.replace("seeds: 3", "seeds: {interim: 2, max: 4}").replace(
+        "name: fair\n", "name: fair\npack_seeds: 2\n"), "fair.yaml")
+    assert study.spec.seeds == {"interim": 2, "max": 4} and len(study.trials) == 12

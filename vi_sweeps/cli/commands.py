@@ -129,16 +129,21 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
         tensorboard = str(Path(results, "tensorboard").resolve())
 
     def run_part(part):
-        if spec.spec.protocol is not None:  # tune every arm with the same budget, then test on fresh seeds
-            from vi_sweeps.sweep.protocol import run_protocol
-
-            return run_protocol(spec, results, address=address, max_concurrent=max_concurrent, force=force,
-                                tensorboard=tensorboard or "", tracking=tracking, reuse=reuse or "")
         return run_sweep(spec, results, address=address, max_concurrent=max_concurrent, force=force,
                          tensorboard=tensorboard or "", tracking=tracking, reuse=reuse or "", only=part)
 
     with driver_errors():
-        if interims(spec.spec) and chosen is None:  # seeds in interims: the design chooses each round's packs
+        outcome = None
+        if spec.spec.protocol is not None:  # tune every arm with the same budget, then test the chosen settings
+            from vi_sweeps.sweep.protocol import tune_and_freeze
+
+            tested, outcome = tune_and_freeze(spec, results, address, max_concurrent, force=force)
+            if tested is not None:
+                spec = tested
+                chosen = select(spec, only) if only else None
+        if outcome is not None:
+            pass
+        elif interims(spec.spec) and chosen is None:  # seeds in interims: the design chooses each round's packs
             from vi_sweeps.cli.sequential import run_sequential
 
             outcome, needed = run_sequential(spec, results, run_part, address)

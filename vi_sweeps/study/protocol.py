@@ -51,8 +51,6 @@ def check_protocol(spec: StudyFile, trials: list[TrialSpec], problems: list[str]
     if spec.compare is None:
         problems.append("protocol: its arms are the compare axis' values; set compare: {axis, baseline}")
         return
-    if isinstance(spec.seeds, dict):
-        problems.append("protocol.test.seeds: seeds in interims are not yet run after a tuning phase; give a count or a list")
     overlap = sorted(set(tune.seeds) & set(seed_list(spec)))
     if overlap:
         problems.append(f"protocol.tune.seeds: {', '.join(map(str, overlap[:10]))} are also test seeds "

@@ -65,9 +65,11 @@ def tune_arms(study: Study, results: str, address: str | None, max_concurrent: i
             "tuning_seeds": list(tune.seeds)}
 
 
-def run_protocol(study: Study, results: str, address: str | None = None, max_concurrent: int | None = None,
-                 show_progress: bool = True, force: bool = False, **sweep) -> SweepOutcome:
-    """Tune every arm, then run the test trials with the chosen values (RESULTS/protocol.json)."""
+def tune_and_freeze(study: Study, results: str, address: str | None = None, max_concurrent: int | None = None,
+                    show_progress: bool = True, force: bool = False) -> tuple[Study | None, SweepOutcome | None]:
+    """Tune every arm to its budget, then (the study with its test trials frozen, None); or, when
+    tuning stopped or did not finish, (None, the outcome to report). The chosen values are
+    recorded in RESULTS/protocol.json; the test trials run as any study's (sequential ones too)."""
     control = SweepControl()
     with control.signals():
         try:
@@ -77,9 +79,17 @@ def run_protocol(study: Study, results: str, address: str | None = None, max_con
     expected = {condition_key(t.config, t.labels) for t in study.trials}
     if record is None or control.reason or set(record["chosen"]) != expected:
         why = control.reason or "some arm's search did not reach its budget; run the same command again"
-        return SweepOutcome(trials_so_far(results), [t.trial_id for t in study.trials], why, control.exit_code or 1)
+        return None, SweepOutcome(trials_so_far(results), [t.trial_id for t in study.trials], why, control.exit_code or 1)
     values = {k: {p: v for p, v in c.items() if p not in ("arm", "search")} for k, c in record["chosen"].items()}
-    tests = dataclasses.replace(study, trials=frozen(study.trials, values))
     Store.open(results).write_bytes(schema.PROTOCOL_FILE, json.dumps(record, sort_keys=True, indent=1).encode())
+    return dataclasses.replace(study, trials=frozen(study.trials, values)), None
+
+
+def run_protocol(study: Study, results: str, address: str | None = None, max_concurrent: int | None = None,
+                 show_progress: bool = True, force: bool = False, **sweep) -> SweepOutcome:
+    """Tune every arm, then run the test trials with the chosen values (RESULTS/protocol.json)."""
+    tests, stopped = tune_and_freeze(study, results, address, max_concurrent, show_progress, force)
+    if tests is None:
+        return stopped
     return run_sweep(tests, results, address=address, max_concurrent=max_concurrent, show_progress=show_progress,
                      force=force, **sweep)
