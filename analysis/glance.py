@@ -142,13 +142,14 @@ def answer_sentences(rows: pd.DataFrame, compare: str | None, n_seeds: list[int]
 def answer_of(markdown: str) -> list[str]:
     """The answer lines of a REPORT.md (the declared claims' answer, else the findings' one), as
     plain text for a terminal."""
-    lines, inside = [], False
+    lines, inside, claims = [], False, False
     for line in markdown.splitlines():
         if line.startswith("## "):
             if inside:
                 break
             inside = line[3:].strip() in (ANSWER, "Declared claims: the answer")
-        elif inside and line.startswith("- "):
+            claims = line[3:].strip() != ANSWER
+        elif inside and line.startswith("- **" if claims else "- "):  # a claim's verdict, not the note on the words
             text = line[2:].replace("**", "").replace("\\", "")
             lines.append(text.replace("&gt;", ">").replace("&lt;", "<").replace("&amp;", "&"))
     return lines
