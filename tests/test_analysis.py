@@ -403,6 +403,8 @@ def test_the_report_opens_with_every_comparison_at_a_glance_and_a_compact_findin
     answer = answer_of(text)
     assert len(answer) == 1 and "bn=False" in answer[0] and "lam = 5 against lam = 0: less collapse at the end (-0.80" in answer[0]
     heads.remove("## The answer")
+    html = (tmp_path / "rep" / "report.html").read_text()  # the first screen: the answer, then the labelled figure
+    assert html.index("less collapse at the end (-0.80") < html.index("Every comparison at a glance")
     assert heads[3].startswith("## Findings: gan · ring8 · ") and heads[-1] == "## Provenance"
     assert (tmp_path / "rep" / "at_a_glance.png").stat().st_size > 10000
     table = pd.read_csv(tmp_path / "rep" / "glance.csv")
