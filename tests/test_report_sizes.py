@@ -7,25 +7,12 @@ ambiguous"."""
 import json
 
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
 from analysis.synthetic import synthetic_results
-from vi_contract.tables import with_metadata
+from tests.helpers import R, rewrite
 from vi_sweeps.cli.commands import main
-
-R = {(True, 1, 0.0): 0.5, (True, 1, 5.0): 0.2, (False, 5, 0.0): 0.9, (False, 5, 5.0): 0.3}
-
-
-def rewrite(folder, fn_trials=None, fn_metrics=None, contract=None):
-    c = contract or json.loads((folder / "contract.json").read_text())
-    t, m = pd.read_parquet(folder / "trials.parquet"), pd.read_parquet(folder / "metrics.parquet")
-    t, m = (fn_trials or (lambda x: x))(t), (fn_metrics or (lambda x: x))(m)
-    pq.write_table(with_metadata(t, c), folder / "trials.parquet")
-    pq.write_table(with_metadata(m, c), folder / "metrics.parquet")
-    (folder / "contract.json").write_text(json.dumps(c))
-
 
 cases = {}
 

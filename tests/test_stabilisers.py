@@ -10,13 +10,13 @@ from click.testing import CliRunner
 from torch import nn
 
 from tests.conftest import tiny
-from tests.test_packing import as_pack, losses_of
+from tests.helpers import as_pack, losses_of
+from vi_sweeps.cli.commands import main
+from vi_sweeps.engine.trial import Trial, evaluations
 from vi_sweeps.gan import losses
 from vi_sweeps.gan.architectures import SpectralNorm, build_nets
-from vi_sweeps.cli.commands import main
 from vi_sweeps.gan.packing import pack
 from vi_sweeps.gan.stabilisers import STABILISERS
-from vi_sweeps.engine.trial import Trial, evaluations
 
 R, F_ = torch.tensor([[[2.0], [0.5]]]), torch.tensor([[[-3.0], [0.5]]])  # (K=1, B=2, 1) logits
 sp = torch.nn.functional.softplus
