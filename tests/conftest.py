@@ -8,6 +8,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_collection_modifyitems(items):
+    """A test on the module's Ray is slow whether or not it says so, so `-m "not slow"` (the fast
+    tier) never starts one."""
+    for item in items:
+        if "local_ray" in getattr(item, "fixturenames", ()) and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _cache(tmp_path_factory):
     """One reference-classifier cache per test session (trained once, ~10 s)."""
@@ -56,16 +64,15 @@ def isolated_plugins():
     the loaded plugins and their modules are put back as they were."""
     import sys
 
-    from vi_sweeps.study import config
-
     from vi_sweeps.core import plugins
-    from vi_sweeps.gan.architectures import ARCHITECTURES
     from vi_sweeps.data.datasets import DATASETS
-    from vi_sweeps.gan.losses import ALI_LOSSES, GAN_LOSSES
-    from vi_sweeps.metrics.evaluators import EVALUATORS
+    from vi_sweeps.gan.architectures import ARCHITECTURES
     from vi_sweeps.gan.families import OBJECTIVES
+    from vi_sweeps.gan.losses import ALI_LOSSES, GAN_LOSSES
     from vi_sweeps.gan.packing import PACK_RULES
     from vi_sweeps.gan.stabilisers import STABILISERS
+    from vi_sweeps.metrics.evaluators import EVALUATORS
+    from vi_sweeps.study import config
 
     registries = (ARCHITECTURES, DATASETS, EVALUATORS, OBJECTIVES, STABILISERS, GAN_LOSSES, ALI_LOSSES)
     saved = [(dict(r._entries), dict(r._origins)) for r in registries]

@@ -278,6 +278,7 @@ def test_a_linked_report_refers_to_its_pngs_and_is_the_embedded_one_without_the_
     assert embedded.split("<img")[1].split(">", 1)[1] == linked.split("<img")[1].split(">", 1)[1]
 
 
+@pytest.mark.slow
 def test_missing_column_and_wrong_version_are_clear_errors(synthetic, tmp_path):
     folder, _ = synthetic
     table = pq.read_table(folder / schema.TRIALS_FILE)

@@ -153,6 +153,7 @@ def test_time_to_collapse_is_a_log_rank_test_in_the_right_direction():
     assert got["p"] < 0.01 and got["diff"] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_a_sweep_records_its_claims_refuses_a_changed_one_and_the_cli_decides_them(local_ray, tmp_path):
     from click.testing import CliRunner

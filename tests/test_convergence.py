@@ -93,6 +93,7 @@ def test_arms_of_different_budgets_are_compared_over_the_steps_both_had():
     assert convergence.censor(np.array([300.0, 900.0, math.inf]), 500).tolist() == [300.0, math.inf, math.inf]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rule, expected", [("fid>=3", "--converged: unknown metric 'fid'; valid choices: modes_frac, fd_2d"),
                                             ("modes_frac>=e", "'e' is not a number"),
                                             ("modes_frac>0.5", "'modes_frac>0.5' is not METRIC>=VALUE or METRIC<=VALUE")])

@@ -11,9 +11,9 @@ from analysis.report import build_report
 from analysis.synthetic import synthetic_results
 from analysis.tables import md_escape
 from vi_contract import schema
-from vi_sweeps.track import spec as tracking
 from vi_sweeps.cli.commands import main
 from vi_sweeps.data.datasets import DATASETS, DatasetSpec
+from vi_sweeps.track import spec as tracking
 
 ESCAPE = "../../../../../escaped"
 STUDY = f"""
@@ -32,6 +32,7 @@ def every_file(folder):
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 @pytest.mark.skipif(not tracking.installed("mlflow"), reason="the [track] extra is not installed")
 def test_labels_holding_dot_dot_stay_inside_the_results_folder_under_every_writer(tmp_path, monkeypatch):
