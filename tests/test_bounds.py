@@ -6,6 +6,7 @@ machine)."""
 import gc
 import tracemalloc
 
+import pytest
 from click.testing import CliRunner
 
 from vi_sweeps.cli.commands import main
@@ -78,6 +79,7 @@ def expansion_bytes(seeds: int) -> int:
         tracemalloc.stop()
 
 
+@pytest.mark.slow
 def test_expansion_costs_less_than_the_bound_assumes():
     """TRIAL_BYTES, the bound's cost of a trial, stays above what expansion holds per trial
     (measured here: 2.7 KB)."""

@@ -194,6 +194,7 @@ def test_a_baseline_that_barely_loses_modes_reads_premise_absent(tmp_path):
                      "claim would change"]
 
 
+@pytest.mark.slow
 def test_vi_sweep_claims_on_the_folder_of_exports_regenerates_claims_md(tmp_path, monkeypatch):
     from click.testing import CliRunner
 

@@ -46,6 +46,7 @@ PLANTED = {(False, 5, 0.0): [8] * 6 + [11] * 6, (False, 5, 5.0): [2] * 12,  # 11
            (True, 1, 0.0): 3, (True, 1, 5.0): 3}
 
 
+@pytest.mark.slow
 def test_a_planted_speed_up_is_found_and_a_planted_null_is_not(tmp_path):
     rates = dict.fromkeys(PLANTED, 0.0)
     synthetic_results(tmp_path / "r", rates, seeds=12, converge_at=PLANTED)

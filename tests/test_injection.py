@@ -63,6 +63,7 @@ def test_a_registered_name_cannot_be_a_path(name):
 DESCRIPTION = "the plan\n```\n<img src=x onerror=alert(1)>\n`````\n"
 
 
+@pytest.mark.slow
 def test_a_study_s_text_cannot_close_its_markdown_block(tmp_path):
     """Before: a `description:` holding a ``` line closed REPORT.md's ```yaml block, and the
     <img> after it was raw HTML."""

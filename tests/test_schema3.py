@@ -103,6 +103,7 @@ def test_an_export_is_written_as_v3_and_reads_back_equal(tmp_path):
     pd.testing.assert_frame_equal(a.metrics, b.metrics, check_dtype=False)
 
 
+@pytest.mark.slow
 def test_a_sweep_resumes_from_a_v2_export_writing_v3_and_reruns_nothing(tmp_path):
     copy = tmp_path / "pacgan"
     shutil.copytree(DOCS / "pacgan_baseline", copy)
@@ -191,6 +192,7 @@ def test_status_keeps_an_axis_named_like_a_count_apart_from_the_count(name, tmp_
     assert len(rows) == 4 and all(row["trials"] == 4 and row[f"{name} (axis)"] in ("a", "b") for row in rows)
 
 
+@pytest.mark.slow
 def test_columns_null_in_every_row_keep_their_type_so_folders_read_as_one(tmp_path):
     """Found by a hostile review: `error` and `device_name` (and `pack_id` of a v2 export) were
     written as Arrow's null type, and DuckDB could not read a v2 export beside a resumed run

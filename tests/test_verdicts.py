@@ -3,9 +3,9 @@
 import pandas as pd
 import pytest
 
+from analysis.claims_page import as_well_note
 from analysis.load import load_results
 from analysis.synthetic import synthetic_results
-from analysis.claims_page import as_well_note
 from analysis.verdicts import Claim, Study, _cells, claim_cells, decide, overall
 from vi_contract import schema
 
@@ -127,11 +127,12 @@ def test_an_axis_named_regime_keeps_its_label_while_only_one_of_its_values_has_r
     assert lay.regimes == [] and list(tables.with_labels(trials, lay)["regime"]) == ["bn-1x1", "bn-1x1"]
 
 
+@pytest.mark.slow
 def test_the_claims_link_the_sample_panels_by_the_report_figures_file_names(tmp_path):
     # a data set whose name is not a file-name slug: the report writes samples-gan-ring-8.png,
     # CLAIMS.md looked for samples-gan-Ring_8.png, found none and showed no panel
-    from analysis.report import build_report
     from analysis.claims_page import claims_markdown
+    from analysis.report import build_report
 
     synthetic_results(tmp_path / "bn_ablation", {(True, 1, 0.0): 0.9, (True, 1, 5.0): 0.1}, seeds=6,
                       dataset="Ring_8", snapshots=True)
