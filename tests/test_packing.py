@@ -77,7 +77,7 @@ FAMILIES = [m for m in OBJECTIVES.names() if OBJECTIVES.meta(m).vectorised]
 
 
 @pytest.mark.parametrize("model", FAMILIES)
-@pytest.mark.parametrize("dataset", ["ring8", "digits"])
+@pytest.mark.parametrize("dataset", ["ring8", pytest.param("digits", marks=pytest.mark.slow)])  # digits: ~1 s a case
 @pytest.mark.parametrize("bn", [True, False])
 def test_member_k_of_a_pack_trains_as_the_single_trial_of_seed_k(model, dataset, bn):
     extra = {"image_size": 8} if dataset == "digits" else {}

@@ -150,7 +150,7 @@ OPTIONS = {"hinge": {"loss": "hinge"}, "wasserstein+gp": {"loss": "wasserstein",
 
 
 @pytest.mark.parametrize("option", list(OPTIONS))
-@pytest.mark.parametrize("dataset", ["ring8", "digits"])
+@pytest.mark.parametrize("dataset", ["ring8", pytest.param("digits", marks=pytest.mark.slow)])  # digits: ~1 s a case
 def test_member_k_of_a_pack_trains_as_seed_k_alone_with_every_option(option, dataset):
     extra = {"image_size": 8} if dataset == "digits" else {}
     cfgs = [tiny(dataset=dataset, bn=True, g_steps=2, d_steps=2, seed=s, **OPTIONS[option], **extra) for s in (3, 4, 5)]
