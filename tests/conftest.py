@@ -1,13 +1,19 @@
-import glob
 import os
 import subprocess
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(items):
+    """A test on the module's Ray is slow whether or not it says so, so `-m "not slow"` (the fast
+    tier) never starts one."""
+    for item in items:
+        if "local_ray" in getattr(item, "fixturenames", ()) and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -117,23 +123,3 @@ def clean_sequential(study, folder):
         rounds += 1
         assert rounds <= study.spec.seeds["max"] // study.spec.seeds["interim"], "the design ran past max"
     return consolidate(store)
-
-
-def wait_for(predicate, timeout=240):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not predicate():
-        time.sleep(0.3)
-    return predicate()
-
-
-def session_gone(sid: int) -> bool:
-    """No process left in the session the killed driver led (Ray's workers run in their own
-    process groups and outlive killpg by a second or two)."""
-    for stat in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            fields = open(stat).read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] != "Z":
-            return False
-    return True

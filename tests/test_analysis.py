@@ -229,6 +229,7 @@ def test_a_key_missing_from_an_older_folder_takes_its_documented_default(tmp_pat
     assert sorted(split["n"].tolist()) == [4, 4, 8] and "bn=nan" in set(split["regime"])
 
 
+@pytest.mark.slow
 def test_report_writes_every_figure_links_it_and_has_no_empty_or_repeated_columns(tmp_path):
     folder = tmp_path / "results"
     synthetic_results(folder, RATES, seeds=12, snapshots=True)
@@ -278,6 +279,7 @@ def test_a_linked_report_refers_to_its_pngs_and_is_the_embedded_one_without_the_
     assert embedded.split("<img")[1].split(">", 1)[1] == linked.split("<img")[1].split(">", 1)[1]
 
 
+@pytest.mark.slow
 def test_missing_column_and_wrong_version_are_clear_errors(synthetic, tmp_path):
     folder, _ = synthetic
     table = pq.read_table(folder / schema.TRIALS_FILE)
@@ -294,6 +296,7 @@ def test_missing_column_and_wrong_version_are_clear_errors(synthetic, tmp_path):
     assert r.returncode == 2 and "schema version" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_analysis_runs_without_torch_or_ray(synthetic, tmp_path):
     folder, _ = synthetic
     code = ("import sys\n"
@@ -319,6 +322,7 @@ def test_several_results_folders_combine(tmp_path):
     assert set(tables.condition_table(res.trials, res.metrics, res.contract)["dataset"]) == {"ring8", "grid25"}
 
 
+@pytest.mark.slow
 def test_the_v1_measurement_reads_through_the_shim_and_reports(tmp_path):
     folder = ROOT / "docs" / "measurements" / "bn_ablation_ring8_5seeds"
     res = load_results([str(folder)])
@@ -330,6 +334,7 @@ def test_the_v1_measurement_reads_through_the_shim_and_reports(tmp_path):
     assert build_report([str(folder)], str(tmp_path / "r")).exists()
 
 
+@pytest.mark.slow
 def test_an_exported_folder_is_small_and_reports_exactly_as_the_original(tmp_path):
     from analysis.export import export_results
 
@@ -383,6 +388,7 @@ def test_foreign_files_without_axes_get_them_guessed_and_a_label_stands_for_what
     assert columns.condition_columns(frame, {"axes": ["regime", "seed"], "labelled": {"regime": {}}}) == ["axis/regime"]
 
 
+@pytest.mark.slow
 def test_the_report_opens_with_every_comparison_at_a_glance_and_a_compact_findings_table(tmp_path):
     """After the summary: the figure of every comparison, then the compact table whose numbers
     are the findings' own (collapse difference and interval, Holm p, verdict), then the sentences
@@ -431,6 +437,7 @@ def test_the_report_opens_with_every_comparison_at_a_glance_and_a_compact_findin
     assert [html.index(x) for x in order] == sorted(html.index(x) for x in order)
 
 
+@pytest.mark.slow
 def test_a_study_whose_every_trial_diverged_gets_its_report(tmp_path):
     """Every trial diverged at its 5th evaluation: the metric figures raised KeyError
     'modes_frac_n' (no condition has a median of a non-diverged seed). Each seed's course:

@@ -62,7 +62,8 @@ COMMANDS = {"status": lambda r, out: ["status", str(r)], "report": lambda r, out
             "export": lambda r, out: ["export", str(r), "--to", str(out)]}
 
 
-@pytest.mark.parametrize("command", list(COMMANDS))
+# a report draws its figures (3-5 s each): those cases are slow
+@pytest.mark.parametrize("command", [pytest.param(c, marks=pytest.mark.slow) if c == "report" else c for c in COMMANDS])
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_broken_results_folder_is_one_line_or_a_note_never_a_traceback(pristine, tmp_path, case, command):
     r = tmp_path / "r"
@@ -95,6 +96,7 @@ def test_a_reader_says_which_broken_files_it_left_out(pristine, tmp_path):
     assert "skipped unreadable trial file(s)" in notes and "a.json" in notes and "versions.json: not JSON" in notes
 
 
+@pytest.mark.slow
 def test_a_report_that_fails_midway_leaves_the_previous_report_whole(pristine, tmp_path):
     from analysis.report import build_report
 
@@ -129,6 +131,7 @@ def test_an_export_never_writes_over_its_source_or_into_a_full_folder(pristine, 
     assert not (r / schema.TRIALS_FILE).exists()  # the source had per-trial files only: nothing was written into it
 
 
+@pytest.mark.slow
 def test_a_report_never_replaces_a_results_folder_or_a_folder_of_other_files(pristine, tmp_path):
     """--out is replaced whole: pointed at the results folder it deleted them, pointed at a
     folder of one's own files it deleted those."""
@@ -150,6 +153,7 @@ def test_a_report_never_replaces_a_results_folder_or_a_folder_of_other_files(pri
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r", "report", "thesis"]
 
 
+@pytest.mark.slow
 def test_a_report_or_export_killed_mid_write_leaves_nothing_behind_the_next_one(pristine, tmp_path):
     """SIGKILL runs no `finally`: a report killed while writing left its building folder
     (.report.tattulya) beside --out for good; the next report (or export) removes such folders

@@ -1,11 +1,12 @@
 """Inputs that could exhaust the machine are refused in one line, before they cost it (issue 34):
 YAML aliases that repeat a value a billion times, and grids whose expansion would not fit in
-memory."""
+memory. How fast each is refused is benchmarks/bounds.py's to check (a time bound fails on a loaded
+machine)."""
 
 import gc
-import time
 import tracemalloc
 
+import pytest
 from click.testing import CliRunner
 
 from vi_sweeps.cli.commands import main
@@ -26,9 +27,7 @@ def test_an_alias_bomb_is_refused_in_one_line_within_seconds(tmp_path):
     unlimited it grows for minutes)."""
     study = tmp_path / "bomb.yaml"
     study.write_text(alias_bomb())
-    start = time.monotonic()
-    r = CliRunner().invoke(main, ["validate", str(study)])
-    assert time.monotonic() - start < 10
+    r = CliRunner().invoke(main, ["validate", str(study)])  # its time: benchmarks/bounds.py alias-bomb
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
     assert f"{study}: not valid YAML: line 5, " in r.output and "aliases (*name) repeat more than 10,000 values" in r.output
     r = CliRunner().invoke(main, ["validate", str(tmp_path / "bomb.yaml"), "--set", "lr=[&a [1, 1], *a, *a]"])
@@ -50,9 +49,8 @@ def test_a_value_is_quoted_without_being_written_out_whole():
     value = ["x"] * 10
     for _ in range(9):
         value = [value] * 10
-    start = time.monotonic()
-    text = shown(value)
-    assert time.monotonic() - start < 0.1 and len(text) == 60 and text.startswith("[[[[[[[[[['x', 'x'")
+    text = shown(value)  # its time: benchmarks/bounds.py shown
+    assert len(text) == 60 and text.startswith("[[[[[[[[[['x', 'x'")
     for small in ([1, (2,)], {"a": [1.5, None]}, "x" * 100, (1, 2)):
         assert shown(small) == (repr(small) if len(repr(small)) <= 60 else repr(small)[:57] + "...")
 
@@ -62,9 +60,7 @@ def test_a_grid_beyond_the_machine_s_memory_is_refused_naming_the_figure(tmp_pat
     killed it (here, under a 4 GB limit: a MemoryError traceback after 14 s)."""
     study = tmp_path / "big.yaml"
     study.write_text("name: big\nseeds: 100000000\nmax_trials: 100000000\n")
-    start = time.monotonic()
-    r = CliRunner().invoke(main, ["validate", str(study)])
-    assert time.monotonic() - start < 10
+    r = CliRunner().invoke(main, ["validate", str(study)])  # its time: benchmarks/bounds.py memory-grid
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
     assert (f"{study}: the grid has 100,000,000 trials: expanding them takes about 409.6 GB (4.1 KB a trial), "
             "more than half of the ") in r.output and "GB this machine has available" in r.output, r.output
@@ -83,6 +79,7 @@ def expansion_bytes(seeds: int) -> int:
         tracemalloc.stop()
 
 
+@pytest.mark.slow
 def test_expansion_costs_less_than_the_bound_assumes():
     """TRIAL_BYTES, the bound's cost of a trial, stays above what expansion holds per trial
     (measured here: 2.7 KB)."""

@@ -4,61 +4,17 @@ changed without an amendment, and decided on endpoints that separate mode loss f
 import json
 import math
 
-import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 from scipy.stats import fisher_exact
 
 from analysis import claims as decide_claims
-from analysis.synthetic import KEYS, synthetic_contract
 from analysis.verdicts import Study
+from tests.helpers import ARMS, CLAIMS, SEEDS, STUDY, planted_study  # noqa: F401
 from vi_contract import schema
-from vi_contract.tables import setting_values, with_metadata
 from vi_sweeps.study.claims import record
 from vi_sweeps.study.config import ConfigError
 from vi_sweeps.study.load import load_study_text
-
-SEEDS = 20
-# lam -> (seeds that lose modes, high-quality share, fd_2d): 5 a real drop in mode loss, 50 a null,
-# 0.5 blur only (every mode still holds a high-quality sample as often as the baseline, but fewer samples do)
-ARMS = {0.0: (10, 0.9, 0.10), 5.0: (0, 0.9, 0.10), 50.0: (10, 0.9, 0.10), 0.5: (10, 0.3, 1.10)}
-CLAIMS = [
-    {"id": "modes", "statement": "lambda > 0 loses modes less often", "treatment": [0.5, 5.0, 50.0], "baseline": 0.0,
-     "within": {}, "primary": {"endpoint": "mode_loss", "expect": "lower"}, "secondary": [], "family": None, "alpha": 0.05},
-    {"id": "blur", "statement": "lambda 0.5 ends with better samples", "treatment": [0.5], "baseline": 0.0, "within": {},
-     "primary": {"endpoint": "quality", "expect": "lower"},
-     "secondary": [{"endpoint": "hq_share", "expect": "higher"}], "family": None, "alpha": 0.05},
-]
-
-
-def planted_study(tmp_path, claims=CLAIMS, arms=ARMS) -> Study:
-    rng = np.random.default_rng(0)
-    trials, metrics = [], []
-    for lam, (lost, hq, fd) in arms.items():
-        for s in range(SEEDS):
-            tid = f"t-{lam}-{s}"
-            lit = 0.25 if s < lost else 1.0
-            row = {"eval/modes_frac": lit if hq > 0.5 else 0.25, "eval/modes_lit_frac": lit,
-                   "eval/hq_frac": hq + 0.01 * rng.standard_normal(), "eval/fd_2d": fd + 0.01 * rng.standard_normal()}
-            config = {"model": "gan", "dataset": "ring8", "seed": s, "bn": True, "g_steps": 1, "d_steps": 1, "lam": lam,
-                      "collapse_rule": "modes_frac<0.5", "iterations": 200, "eval_every": 100}
-            trials.append({**setting_values(config, {}), "trial_id": tid, "study": "planted", "status": "finished",
-                           "search_trial": None, "pack_id": None, "steps_done": 200, "wall_s": 1.0, **row,
-                           "collapsed": row["eval/modes_frac"] < 0.5, "diverged": False, "error": None})
-            metrics.append(pd.DataFrame([{"trial_id": tid, "step": step, "wall_s": 0.5, **row,
-                                          "collapsed": row["eval/modes_frac"] < 0.5, "diverged": False}
-                                         for step in (100, 200)]))
-    contract = synthetic_contract() | {"study": "planted", "claims": {"declared": "2026-12-07", "claims": claims,
-                                                                      "amendments": [], "sha256": "x"}}
-    contract["keys"] = KEYS | {"eval/modes_lit_frac": {"better": "higher"}, "eval/hq_frac": {"better": "higher"},
-                               "eval/fd_2d": {**KEYS["eval/fd_2d"], "role": "quality"}}
-    frame = pd.DataFrame(trials).astype({"search_trial": "Int64"})
-    pq.write_table(with_metadata(frame, contract), tmp_path / schema.TRIALS_FILE)
-    pq.write_table(with_metadata(pd.concat(metrics, ignore_index=True), contract), tmp_path / schema.METRICS_FILE)
-    (tmp_path / schema.CONTRACT_FILE).write_text(json.dumps(contract))
-    (tmp_path / schema.STUDY_FILE).write_text("name: planted\n")
-    return tmp_path
 
 
 def test_planted_effects_are_decided_on_the_endpoint_that_measures_them(tmp_path):
@@ -96,19 +52,6 @@ def test_the_late_rule_would_have_counted_the_blur_as_collapse(tmp_path):
     cells = decide_claims.decide(decide_claims.declared_claims([Study("planted", res.trials, res.metrics, contract)]))
     assert cells.iloc[0]["treatment"] == "20/20" and cells.iloc[0]["baseline"] == "10/20"
     assert cells.iloc[0]["verdict"] == "contradicts"
-
-
-STUDY = """name: claimed
-datasets: [ring8]
-grid: {lam: [0.0, 5.0]}
-seeds: 2
-budget: {iterations: 20, eval_every: 10}
-compare: {axis: lam, baseline: 0.0}
-claims:
-  - id: C1
-    statement: lambda 5 loses modes less often
-    primary: {endpoint: mode_loss, expect: lower}
-"""
 
 
 def test_claims_validate_with_one_line_per_problem():
@@ -153,6 +96,7 @@ def test_time_to_collapse_is_a_log_rank_test_in_the_right_direction():
     assert got["p"] < 0.01 and got["diff"] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_a_sweep_records_its_claims_refuses_a_changed_one_and_the_cli_decides_them(local_ray, tmp_path):
     from click.testing import CliRunner
@@ -193,6 +137,7 @@ def test_a_baseline_that_barely_loses_modes_reads_premise_absent(tmp_path):
                      "claim would change"]
 
 
+@pytest.mark.slow
 def test_vi_sweep_claims_on_the_folder_of_exports_regenerates_claims_md(tmp_path, monkeypatch):
     from click.testing import CliRunner
 

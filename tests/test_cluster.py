@@ -22,7 +22,7 @@ from vi_contract.tables import finished_ids
 from vi_sweeps.study.load import load_study
 from vi_sweeps.sweep.driver import run_sweep
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 STUDY = """
 name: two-nodes

@@ -481,6 +481,7 @@ def _gpu_check():
     return module
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_the_gpu_check_puts_one_gpus_worth_of_trials_on_one_node():
     import ray

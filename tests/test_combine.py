@@ -14,7 +14,7 @@ from vi_sweeps.cli.commands import main
 from vi_sweeps.study.load import load_study
 from vi_sweeps.sweep.driver import run_sweep
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 STUDY = """
 name: combine

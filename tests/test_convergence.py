@@ -46,6 +46,7 @@ PLANTED = {(False, 5, 0.0): [8] * 6 + [11] * 6, (False, 5, 5.0): [2] * 12,  # 11
            (True, 1, 0.0): 3, (True, 1, 5.0): 3}
 
 
+@pytest.mark.slow
 def test_a_planted_speed_up_is_found_and_a_planted_null_is_not(tmp_path):
     rates = dict.fromkeys(PLANTED, 0.0)
     synthetic_results(tmp_path / "r", rates, seeds=12, converge_at=PLANTED)
@@ -93,6 +94,7 @@ def test_arms_of_different_budgets_are_compared_over_the_steps_both_had():
     assert convergence.censor(np.array([300.0, 900.0, math.inf]), 500).tolist() == [300.0, math.inf, math.inf]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rule, expected", [("fid>=3", "--converged: unknown metric 'fid'; valid choices: modes_frac, fd_2d"),
                                             ("modes_frac>=e", "'e' is not a number"),
                                             ("modes_frac>0.5", "'modes_frac>0.5' is not METRIC>=VALUE or METRIC<=VALUE")])

@@ -7,10 +7,10 @@ import ray
 import torch
 
 from vi_contract import schema
+from vi_sweeps.engine.trial import select_device
 from vi_sweeps.study.config import ConfigError
 from vi_sweeps.study.load import load_study
 from vi_sweeps.sweep.driver import run_sweep
-from vi_sweeps.engine.trial import select_device
 
 pytestmark = pytest.mark.ray
 
@@ -25,6 +25,7 @@ resources: {cpu: 1, gpu: 0.5}
 """
 
 
+@pytest.mark.slow
 def test_fractional_gpu_trials_share_a_declared_gpu(tmp_path):
     path = tmp_path / "study.yaml"
     path.write_text(STUDY)
@@ -46,6 +47,7 @@ def test_auto_is_the_gpu_where_torch_sees_one_and_the_cpu_where_it_does_not(monk
     assert select_device("cpu").type == "cpu"  # a named device is kept as named
 
 
+@pytest.mark.slow
 def test_more_gpu_than_the_cluster_has_is_refused(tmp_path):
     path = tmp_path / "study.yaml"
     path.write_text(STUDY.replace("gpu: 0.5", "gpu: 2"))

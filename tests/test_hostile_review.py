@@ -9,11 +9,11 @@ from click.testing import CliRunner
 from torch import nn
 
 from tests.conftest import ROOT, tiny
-from vi_sweeps.gan import losses
-from vi_sweeps.core import plugins
 from vi_sweeps.cli.commands import main
-from vi_sweeps.study.config import ConfigError, make_config, register_key
+from vi_sweeps.core import plugins
+from vi_sweeps.gan import losses
 from vi_sweeps.gan.packing import pack
+from vi_sweeps.study.config import ConfigError, make_config, register_key
 from vi_sweeps.study.load import definition_differences, load_study_text
 
 pytestmark = pytest.mark.usefixtures("isolated_plugins")  # what a test's plugins register goes with it
@@ -72,7 +72,7 @@ def test_a_config_key_named_like_a_result_column_never_touches_it():
 
 def test_a_plugin_penalty_of_the_wrong_shape_is_refused_naming_it(tmp_path):
     """Before: a scalar penalty broadcast into every member's loss (loss/d 0.7682 packed vs 0.7214 alone)."""
-    from tests.test_packing import as_pack
+    from tests.helpers import as_pack
     from vi_sweeps.engine.trial import Trial
 
     _plugin(tmp_path, "scalar_plugin", "from vi_sweeps.study.config import register_key\n"

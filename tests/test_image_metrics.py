@@ -18,10 +18,10 @@ from torch import nn
 
 from analysis.load import load_results
 from tests.conftest import tiny
-from vi_sweeps.metrics import keys as eval_keys
-from vi_sweeps.metrics import evaluators as metrics
 from vi_sweeps.data.datasets import _fingerprint
 from vi_sweeps.engine.trial import cpu_name
+from vi_sweeps.metrics import evaluators as metrics
+from vi_sweeps.metrics import keys as eval_keys
 
 SIDE, DIMS, CLASSES, SCALE = 8, 64, 10, 8.0
 
@@ -214,6 +214,7 @@ def test_no_fid_weights_turns_every_image_metric_off(tmp_path, cache):
     assert all(math.isnan(r[k]) for r in rows for k in eval_keys.IMAGE_KEYS) and not any(r["collapsed"] for r in rows)
 
 
+@pytest.mark.slow
 def test_a_five_seed_stacked_digits_study_and_an_image_folder_study_report_every_new_metric(tmp_path, cache, extractor):
     """One `vi-sweep run` (embedded Ray) of both data sets, 5 seeds a condition, then the
     report: every new metric has values for every seed, a figure with a dot per seed and a

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from tests.conftest import tiny
-from vi_sweeps.study.config import ConfigError
 from vi_sweeps.data.datasets import _fingerprint, build_dataset, image_files
 from vi_sweeps.data.imagecache import BadImage, preprocess
+from vi_sweeps.study.config import ConfigError
 
 
 def make_folder(root, n=12, size=(60, 48), seed=0):
@@ -66,6 +66,7 @@ def _open_cache(args):
     return meta["built_by"], f"{os.uname().nodename}:{os.getpid()}"
 
 
+@pytest.mark.slow
 def test_two_concurrent_trials_build_the_cache_once_and_a_changed_file_rebuilds_it(tmp_path, cache):
     root = make_folder(tmp_path / "faces", n=60, size=(178, 218))
     with mp.get_context("spawn").Pool(2) as pool:
@@ -142,6 +143,7 @@ def random_inception_weights(tmp_path_factory):
     return folder / "random-inception.pth"
 
 
+@pytest.mark.slow
 def test_fid_runs_on_the_trials_device_and_its_reference_is_computed_once(tmp_path, cache, random_inception_weights):
     from vi_sweeps.engine.trial import Trial, evaluations
 
@@ -171,6 +173,7 @@ def test_fid_runs_on_the_trials_device_and_its_reference_is_computed_once(tmp_pa
     assert torch.allclose(mu, full.evaluator.ref[0], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_the_reference_statistics_are_shared_between_nodes_through_the_results_store(tmp_path, monkeypatch,
                                                                                      random_inception_weights):
     """Two nodes (two node caches) and one results store: the first computes the reference and
@@ -205,6 +208,7 @@ def test_packs_and_trials_of_one_process_share_one_copy_of_the_images(tmp_path, 
     assert pack.data.images().data_ptr() == other.data.images().data_ptr()
 
 
+@pytest.mark.slow
 def test_a_store_that_cannot_take_the_reference_warns_and_the_trial_goes_on(tmp_path, cache, random_inception_weights):
     from vi_contract.schema import REFERENCES_DIR
     from vi_contract.store import Store

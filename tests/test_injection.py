@@ -11,9 +11,9 @@ from analysis.report import build_report
 from analysis.synthetic import synthetic_results
 from analysis.tables import md_escape
 from vi_contract import schema
-from vi_sweeps.track import spec as tracking
 from vi_sweeps.cli.commands import main
 from vi_sweeps.data.datasets import DATASETS, DatasetSpec
+from vi_sweeps.track import spec as tracking
 
 ESCAPE = "../../../../../escaped"
 STUDY = f"""
@@ -32,6 +32,7 @@ def every_file(folder):
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 @pytest.mark.skipif(not tracking.installed("mlflow"), reason="the [track] extra is not installed")
 def test_labels_holding_dot_dot_stay_inside_the_results_folder_under_every_writer(tmp_path, monkeypatch):
@@ -62,6 +63,7 @@ def test_a_registered_name_cannot_be_a_path(name):
 DESCRIPTION = "the plan\n```\n<img src=x onerror=alert(1)>\n`````\n"
 
 
+@pytest.mark.slow
 def test_a_study_s_text_cannot_close_its_markdown_block(tmp_path):
     """Before: a `description:` holding a ``` line closed REPORT.md's ```yaml block, and the
     <img> after it was raw HTML."""

@@ -10,8 +10,8 @@ from analysis import tables
 from analysis.load import load_results
 from tests.conftest import ROOT
 from vi_contract.read import ROLES_BEFORE_DECLARED, declared_keys
-from vi_sweeps.metrics import keys as eval_keys
 from vi_sweeps.core.keys import Key
+from vi_sweeps.metrics import keys as eval_keys
 from vi_sweeps.metrics.evaluators import EVALUATORS
 
 

@@ -6,9 +6,9 @@ import torch
 
 from tests.conftest import tiny
 from vi_contract.rules import Rule, collapse_rule, is_collapsed
-from vi_sweeps.metrics import keys as eval_keys
-from vi_sweeps.metrics import evaluators as metrics
 from vi_sweeps.data.datasets import build_dataset, digits_split
+from vi_sweeps.metrics import evaluators as metrics
+from vi_sweeps.metrics import keys as eval_keys
 
 
 @pytest.fixture
@@ -71,6 +71,7 @@ def test_frechet_of_sample_statistics_does_not_depend_on_chunking():
     assert metrics.statistics_to_frechet(*full, *full) == pytest.approx(0.0, abs=1e-8)
 
 
+@pytest.mark.slow
 def test_reference_classifier_holds_97_percent_on_held_out_digits():
     from vi_sweeps.metrics.refnet import accuracy, reference_classifier
 
@@ -81,6 +82,7 @@ def test_reference_classifier_holds_97_percent_on_held_out_digits():
     assert acc >= 0.97
 
 
+@pytest.mark.slow
 def test_real_digits_cover_all_modes_and_real_stacks_most():
     cfg = tiny(dataset="digits", image_size=16, eval_samples=2000)
     data = build_dataset(cfg)

@@ -15,7 +15,7 @@ from analysis import claims as decide_claims
 from analysis import ranks, stats, wording
 from analysis.load import load_results
 from analysis.verdicts import Study
-from tests.test_claims import CLAIMS, STUDY, planted_study
+from tests.helpers import CLAIMS, STUDY, planted_study
 from vi_sweeps.study.claims import declared, digest, record
 from vi_sweeps.study.config import ConfigError
 from vi_sweeps.study.load import load_study_text

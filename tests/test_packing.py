@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from tests.conftest import tiny
+from tests.helpers import as_pack, losses_of, rows_without_wall
+from vi_sweeps.engine.trial import Trial, evaluations
 from vi_sweeps.gan.architectures import ARCHITECTURES, build_nets
 from vi_sweeps.gan.families import OBJECTIVES
 from vi_sweeps.gan.packing import load_members, member_state, pack
-from vi_sweeps.engine.trial import Trial, evaluations
 
 K = 3
 ARCH_CASES = {"mlp": (dict(dataset="ring8"), (2,)), "pacgan": (dict(dataset="ring8"), (2,)),
@@ -72,21 +73,11 @@ def test_member_states_round_trip_in_any_order():
             assert torch.equal(t, states[K - 1 - k][name])
 
 
-def as_pack(cfgs):
-    """The trials as one pack: each of them says so (pack_size is part of a trial's identity)."""
-    return [c.model_copy(update={"pack_size": len(cfgs), "pack_index": i}) for i, c in enumerate(cfgs)]
-
-
-def losses_of(cfgs, n=20):
-    trial = Trial(as_pack(cfgs))
-    return [{key: v.tolist() for key, v in trial.model.train_iteration().items()} for _ in range(n)]
-
-
 FAMILIES = [m for m in OBJECTIVES.names() if OBJECTIVES.meta(m).vectorised]
 
 
 @pytest.mark.parametrize("model", FAMILIES)
-@pytest.mark.parametrize("dataset", ["ring8", "digits"])
+@pytest.mark.parametrize("dataset", ["ring8", pytest.param("digits", marks=pytest.mark.slow)])  # digits: ~1 s a case
 @pytest.mark.parametrize("bn", [True, False])
 def test_member_k_of_a_pack_trains_as_the_single_trial_of_seed_k(model, dataset, bn):
     extra = {"image_size": 8} if dataset == "digits" else {}
@@ -129,11 +120,6 @@ def test_an_em_member_beside_a_stand_in_trains_as_in_its_whole_pack(place):
     list(evaluations(alone))
     assert [r["step"] for r in alone.trial_rows(0)] == [2, 4, 6]
     assert rows_without_wall(alone.trial_rows(0)) == rows_without_wall(whole.rows[place])
-
-
-def rows_without_wall(rows):
-    return [{k: ("nan" if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items() if k != "wall_s"}
-            for r in rows]
 
 
 def test_a_diverging_member_leaves_the_others_untouched():

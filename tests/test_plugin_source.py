@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from vi_contract import schema
 from vi_sweeps.cli.commands import main
-from vi_sweeps.study.config import TrialConfig
 from vi_sweeps.core.plugins import load
+from vi_sweeps.study.config import TrialConfig
 
 PACKAGE = {
     "pyproject.toml": """
@@ -79,6 +79,7 @@ def editable_package(tmp_path):
                        timeout=300)
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_an_edited_editable_plugin_changes_its_trials_ids_and_the_folder_refuses_it(tmp_path, editable_package):
     """Before: a package was identified by its version string, so editing it kept every id (the

@@ -73,6 +73,7 @@ def plugin_folder(tmp_path, stem):
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_a_plugin_from_outside_the_package_runs_its_trials_on_a_second_node(tmp_path, monkeypatch):
     """Before: a module registering an objective and calling run_sweep failed on every worker

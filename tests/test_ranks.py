@@ -3,7 +3,6 @@
 
 import itertools
 import math
-import time
 
 import numpy as np
 import pytest
@@ -59,13 +58,11 @@ def test_the_u_statistic_is_scipys():
     assert ranks.mann_whitney(x, y)["u"] == stats.mannwhitneyu(x, y).statistic
 
 
-def test_forty_against_forty_with_ties_is_exact_and_fast():
+def test_forty_against_forty_with_ties_is_exact():
+    """Its time (under 0.1 s): benchmarks/bounds.py mann-whitney."""
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, 10, 40), rng.integers(0, 10, 40)
-    ranks.mann_whitney(x, y)  # warm
-    start = time.perf_counter()
     got = ranks.mann_whitney(x, y)
-    assert time.perf_counter() - start < 0.1
     assert got["method"] == "exact"
     # a large sample with ties: the exact p lies near the tie-corrected normal approximation
     assert got["p"] == pytest.approx(stats.mannwhitneyu(x, y, method="asymptotic").pvalue, abs=0.02)

@@ -74,6 +74,7 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_a_live_foreign_cluster_is_never_joined_and_auto_joins_it_explicitly(tmp_path, ray_tmp):
     """Before: `run` without --address joined the cluster the machine's current-cluster file
     names (here one with no CPU: "a trial needs 1 CPU but the Ray cluster has 0", exit 2)."""
@@ -99,6 +100,7 @@ def test_a_live_foreign_cluster_is_never_joined_and_auto_joins_it_explicitly(tmp
             foreign.wait()
 
 
+@pytest.mark.slow
 def test_a_stale_current_cluster_file_neither_hangs_nor_captures_a_sweep(tmp_path, ray_tmp):
     """Before: with the file of a cluster that was gone, `run` printed nothing for 10.5 minutes
     (here: past the 150 s timeout)."""
@@ -108,12 +110,12 @@ def test_a_stale_current_cluster_file_neither_hangs_nor_captures_a_sweep(tmp_pat
     r = run(tmp_path, ray_tmp, "--results", str(tmp_path / "r"), "--no-report", timeout=150)
     assert r.returncode == 0, r.stderr[-3000:]
     assert (pd.read_parquet(tmp_path / "r" / schema.TRIALS_FILE)["status"] == "finished").sum() == 4
-    start = time.monotonic()
     auto = run(tmp_path, ray_tmp, "--results", str(tmp_path / "auto"), "--address", "auto", timeout=60)
-    assert auto.returncode == 2 and time.monotonic() - start < 45, auto.stderr[-3000:]  # a hang took minutes; 15.7 s on a loaded machine
+    assert auto.returncode == 2, auto.stderr[-3000:]  # its time (under 15 s): benchmarks/bounds.py stale-auto
     assert auto.stderr.strip() == f"--address: {stale}: no Ray cluster answered there (Connection refused)"
 
 
+@pytest.mark.slow
 def test_an_address_that_does_not_answer_fails_in_one_line_and_a_signal_stops_the_wait(tmp_path, ray_tmp):
     """A port that accepts and never speaks (not a Ray head). Before: `run` waited there for
     minutes (here: past the 60 s timeout), and SIGTERM did not stop it."""
@@ -121,9 +123,8 @@ def test_an_address_that_does_not_answer_fails_in_one_line_and_a_signal_stops_th
         mute.bind(("127.0.0.1", 0))
         mute.listen(8)
         address = f"127.0.0.1:{mute.getsockname()[1]}"
-        start = time.monotonic()
         r = run(tmp_path, ray_tmp, "--results", str(tmp_path / "r"), "--address", address, timeout=60)
-        assert r.returncode == 2 and time.monotonic() - start < 20, r.stderr[-3000:]  # 10 s of waiting, and start-up
+        assert r.returncode == 2, r.stderr[-3000:]  # its time (under 20 s): benchmarks/bounds.py mute-address
         assert r.stderr.strip().splitlines()[-1] == (f"--address: {address}: no Ray cluster answered within 10 s (not a "
                                                      "Ray head's GCS port, or a cluster still starting)")
         err = tmp_path / "err.txt"
@@ -161,6 +162,7 @@ def descendants(root: int) -> dict[int, str]:
     return {pid: cmd for pid, cmd in found.items() if pid != root}
 
 
+@pytest.mark.slow
 def test_a_pack_whose_worker_is_killed_is_named_retried_recorded_and_a_resume_completes_it(tmp_path, ray_tmp):
     """SIGKILL of a pack's worker, three times (its first run and both retries). Before: Ray's
     "(raylet) A worker died ..." dumps on the terminal, no line naming the pack, no report of

@@ -3,11 +3,11 @@ registration, naming it; a name registers once; the cross-checks live on the spe
 
 import pytest
 
-from vi_sweeps.gan.architectures import ARCHITECTURES, ArchSpec
-from vi_sweeps.study.config import ConfigError, make_config
 from vi_sweeps.data.datasets import DATASETS, DatasetSpec
+from vi_sweeps.gan.architectures import ARCHITECTURES, ArchSpec
 from vi_sweeps.gan.families import OBJECTIVES, ObjectiveSpec
 from vi_sweeps.gan.stabilisers import STABILISERS, Stabiliser
+from vi_sweeps.study.config import ConfigError, make_config
 
 
 @pytest.mark.parametrize("make, says", [

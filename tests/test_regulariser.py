@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from tests.conftest import tiny
-from vi_sweeps.gan import losses
 from vi_sweeps.data.datasets import build_dataset
+from vi_sweeps.gan import losses
 from vi_sweeps.gan.families import GAN
 
 

@@ -7,25 +7,12 @@ ambiguous"."""
 import json
 
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
 from analysis.synthetic import synthetic_results
-from vi_contract.tables import with_metadata
+from tests.helpers import R, rewrite
 from vi_sweeps.cli.commands import main
-
-R = {(True, 1, 0.0): 0.5, (True, 1, 5.0): 0.2, (False, 5, 0.0): 0.9, (False, 5, 5.0): 0.3}
-
-
-def rewrite(folder, fn_trials=None, fn_metrics=None, contract=None):
-    c = contract or json.loads((folder / "contract.json").read_text())
-    t, m = pd.read_parquet(folder / "trials.parquet"), pd.read_parquet(folder / "metrics.parquet")
-    t, m = (fn_trials or (lambda x: x))(t), (fn_metrics or (lambda x: x))(m)
-    pq.write_table(with_metadata(t, c), folder / "trials.parquet")
-    pq.write_table(with_metadata(m, c), folder / "metrics.parquet")
-    (folder / "contract.json").write_text(json.dumps(c))
-
 
 cases = {}
 
@@ -141,7 +128,8 @@ SAYS = {
 }
 
 
-@pytest.mark.parametrize("name", list(cases))
+# each report draws its figures (2-5 s): the fast tier keeps one size
+@pytest.mark.parametrize("name", [n if n == "all-diverged" else pytest.param(n, marks=pytest.mark.slow) for n in cases])
 def test_the_report_renders_at_every_edge_size(name, tmp_path):
     folder = tmp_path / name
     cases[name](folder)
@@ -151,6 +139,7 @@ def test_the_report_renders_at_every_edge_size(name, tmp_path):
     assert SAYS[name] in text, text[:3000]
 
 
+@pytest.mark.slow
 def test_no_user_markup_reaches_any_markdown(tmp_path):
     """Before: a label <script>alert(1)</script> stood unescaped on 11 lines of REPORT.md."""
     from analysis.claims_page import _table
@@ -170,6 +159,7 @@ def test_no_user_markup_reaches_any_markdown(tmp_path):
     assert "<script>" not in _table(pd.DataFrame({"regime": [label]}))  # CLAIMS.md's tables
 
 
+@pytest.mark.slow
 def test_a_full_disk_while_writing_the_report_exits_1_not_2(tmp_path):
     """Before: ENOSPC was reported as bad input (exit 2)."""
     from tests.conftest import tmpfs
@@ -182,6 +172,7 @@ def test_a_full_disk_while_writing_the_report_exits_1_not_2(tmp_path):
         assert "No space left on device" in r.output
 
 
+@pytest.mark.slow
 def test_an_empty_trials_folder_beside_the_tables_reads_the_tables_with_a_note(tmp_path):
     """Before: `report` said "0 trials" though trials.parquet held 12 finished, with no note."""
     folder = tmp_path / "r"
@@ -193,6 +184,7 @@ def test_an_empty_trials_folder_beside_the_tables_reads_the_tables_with_a_note(t
     assert "12 trials (12 finished)" in text and "trials/ holds no trial file; read from trials.parquet" in text
 
 
+@pytest.mark.slow
 def test_replacing_a_report_that_is_a_symlink_leaves_nothing_beside_it(tmp_path):
     """Before: `.report.old-HOST-PID` (the moved link; rmtree refuses links) stayed for good."""
     folder = tmp_path / "r"

@@ -9,8 +9,8 @@ import pytest
 
 from analysis.load import load_results
 from analysis.report import analyse, convergence_rule
-from vi_contract.columns import condition_columns
 from tests.conftest import ROOT
+from vi_contract.columns import condition_columns
 
 DOCS = ROOT / "docs" / "reproduction"
 EXPORTED = sorted(p.parent.parent.name for p in DOCS.glob("*/report/REPORT.md"))
@@ -55,6 +55,7 @@ def test_every_condition_has_the_seeds_the_design_promises(study):
         assert n.min() >= need, (study, dataset, n.min())
 
 
+@pytest.mark.slow
 def test_the_committed_verdicts_regenerate_from_the_committed_results(monkeypatch):
     """CLAIMS.md is decided again from the exports beside it (a calibration study without a
     compare axis stopped this: "not the study `pacgan_baseline` the claims read (no axis compare)")."""

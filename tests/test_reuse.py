@@ -28,6 +28,7 @@ def rows(folder):
     return m.sort_values(["trial_id", "step"]).reset_index(drop=True)
 
 
+@pytest.mark.slow
 def test_reused_trials_are_the_rows_a_run_gives_and_carry_this_studys_labels(tmp_path, capfd):
     first = load_study_text(A, "first.yaml")
     second = load_study_text(B, "second.yaml")

@@ -88,6 +88,7 @@ KINDS = ["other-trials-rows", "copied", "renamed", "other-studys-file", "other-s
          "duplicated-rows", "config-of-another-id"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_crafted_trial_file_is_quarantined_and_the_run_ends_at_the_clean_rows(runs, kind, tmp_path, capfd):
     """Before: other-trials-rows left its trial unfinished on every run (exit 0, 3 of 4 finished);
@@ -109,6 +110,7 @@ def test_a_crafted_trial_file_is_quarantined_and_the_run_ends_at_the_clean_rows(
     assert sorted(trials["trial_id"]) == sorted(t.trial_id for t in study.trials)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["other-trials-rows", "copied", "duplicated-rows"])
 def test_readers_leave_out_a_trial_file_that_contradicts_itself_and_say_so(runs, kind, tmp_path):
     """Before: report and status counted the copied trial twice (8 evaluations of 4 steps)."""
@@ -130,6 +132,7 @@ def swap_ids(folder, a, b):
     pq.write_table(set_column("trial_id", a)(tb), pa_)
 
 
+@pytest.mark.slow
 def test_reuse_takes_no_trial_whose_config_or_evaluations_contradict_its_id(runs, tmp_path, capfd):
     """Before: with two ids swapped --reuse took the lam=5 numbers for the lam=0 trial, and took a
     'finished' trial holding 2 of its 4 evaluations."""
@@ -149,6 +152,7 @@ def test_reuse_takes_no_trial_whose_config_or_evaluations_contradict_its_id(runs
     pd.testing.assert_frame_equal(rows(tmp_path / "here"), rows(root / "clean"), check_like=True, check_exact=True)
 
 
+@pytest.mark.slow
 def test_reuse_of_an_export_with_duplicated_rows_runs_that_trial_here(runs, tmp_path, capfd):
     """Before: --reuse copied the duplicated rows (8 rows of a 4-evaluation trial), and report read them."""
     study, root = runs

@@ -14,12 +14,12 @@ import pyarrow.fs as pafs
 import pytest
 
 from analysis.load import load_results
-from tests.test_sweep import session_gone, wait_for
+from tests.helpers import session_gone, wait_for
 from vi_contract import schema
 from vi_contract.store import Store
 from vi_contract.tables import finished_ids
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 STUDY = """
 name: on-s3

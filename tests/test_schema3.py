@@ -34,6 +34,7 @@ pack_seeds: 2
 """
 
 
+@pytest.mark.slow
 def test_duckdb_selects_config_and_eval_columns_with_nulls_where_values_are_missing(local_ray, tmp_path):
     # lr = 1e10 diverges at the first evaluation: its eval/modes is missing, and so are the search
     # trial (no search) and the error (none); a pack id names each condition's pack of 2 seeds
@@ -46,14 +47,14 @@ def test_duckdb_selects_config_and_eval_columns_with_nulls_where_values_are_miss
                                  "config/pack_size", trial_id
                           FROM '{path}' ORDER BY "config/lam", "config/lr", "config/seed" """).fetchall()
     assert len(rows) == 8
-    for lam, lr, modes, status, search_trial, error, pack, size, _ in rows:
+    for lam, lr, modes, status, search_trial, error, _pack, size, _ in rows:
         assert lam in (0.0, 5.0) and search_trial is None and error is None and size == 2
         if lr == 1.0e10:
             assert status == "diverged" and modes is None
         else:
             assert status == "finished" and modes is not None and 0 <= modes <= 8
     packs: dict = {}
-    for lam, lr, *_, pack, _, tid in rows:
+    for lam, lr, *_, pack, _, _tid in rows:
         packs.setdefault((lam, lr), set()).add(pack)
     assert all(len(p) == 1 for p in packs.values()) and len(set.union(*packs.values())) == 4
     # the id is the hash of the pack's trial ids in the study's layout (seed order)
@@ -102,6 +103,7 @@ def test_an_export_is_written_as_v3_and_reads_back_equal(tmp_path):
     pd.testing.assert_frame_equal(a.metrics, b.metrics, check_dtype=False)
 
 
+@pytest.mark.slow
 def test_a_sweep_resumes_from_a_v2_export_writing_v3_and_reruns_nothing(tmp_path):
     copy = tmp_path / "pacgan"
     shutil.copytree(DOCS / "pacgan_baseline", copy)
@@ -150,7 +152,7 @@ def test_a_labelled_axis_may_take_the_name_of_an_output(name, tmp_path):
 def odd_axes(folder, names: dict[str, tuple], compare: str):
     """A synthetic folder whose labelled axes take the names given (name -> (config key, {value: label}))."""
     from analysis.synthetic import synthetic_results
-    from tests.test_report_sizes import R, rewrite
+    from tests.helpers import R, rewrite
 
     synthetic_results(folder, R, 4)
     c = json.loads((folder / schema.CONTRACT_FILE).read_text())
@@ -190,6 +192,7 @@ def test_status_keeps_an_axis_named_like_a_count_apart_from_the_count(name, tmp_
     assert len(rows) == 4 and all(row["trials"] == 4 and row[f"{name} (axis)"] in ("a", "b") for row in rows)
 
 
+@pytest.mark.slow
 def test_columns_null_in_every_row_keep_their_type_so_folders_read_as_one(tmp_path):
     """Found by a hostile review: `error` and `device_name` (and `pack_id` of a v2 export) were
     written as Arrow's null type, and DuckDB could not read a v2 export beside a resumed run

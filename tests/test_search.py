@@ -7,8 +7,8 @@ from click.testing import CliRunner
 
 from vi_contract import schema
 from vi_sweeps.cli.commands import main
-from vi_sweeps.sweep.search import run_search
 from vi_sweeps.study.load import load_study
+from vi_sweeps.sweep.search import run_search
 
 pytestmark = pytest.mark.ray
 
@@ -26,6 +26,7 @@ search:
 """
 
 
+@pytest.mark.slow
 def test_a_search_leaves_optuna_trials_matching_parquet_rows_and_resumes(tmp_path):
     path = tmp_path / "search.yaml"
     path.write_text(SEARCH)
@@ -93,6 +94,7 @@ search:
 """
 
 
+@pytest.mark.slow
 def test_asha_and_two_keys_give_a_report_with_importances(tmp_path):
     from analysis.report import build_report
 
@@ -138,6 +140,7 @@ def test_asha_and_two_keys_give_a_report_with_importances(tmp_path):
                                   t.intermediate_values) for t in trials]
 
 
+@pytest.mark.slow
 def test_a_suggestion_packs_its_seeds_into_one_trials_resources(tmp_path):
     """seeds_per_trial seeds train as one pack in one process: on a 1-CPU cluster a search of
     3 seeds a suggestion runs (it was refused: 'a trial needs 3 CPU but the Ray cluster has 1')."""

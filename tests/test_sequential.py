@@ -67,6 +67,7 @@ def test_statistics():
     assert 2 * stats.norm.sf(abs(rank_z(x, y))) == pytest.approx(ref.pvalue, rel=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["collapse", "quality"])
 def test_the_family_wise_error_under_the_null_is_at_most_alpha(kind):
     from benchmarks.sequential import one_sweep

@@ -15,7 +15,8 @@ from analysis.claims import report_sections as claims_sections
 from analysis.claims import report_studies
 from analysis.interims import report_sections as interims_sections
 from analysis.load import load_results
-from tests.conftest import clean_sequential, session_gone, wait_for
+from tests.conftest import clean_sequential
+from tests.helpers import session_gone, wait_for
 from vi_contract import schema
 from vi_contract.store import Store
 from vi_contract.tables import finished_ids

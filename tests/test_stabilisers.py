@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from torch import nn
 
 from tests.conftest import tiny
-from tests.test_packing import as_pack, losses_of
+from tests.helpers import as_pack, losses_of
 from vi_sweeps.cli.commands import main
 from vi_sweeps.engine.trial import Trial, evaluations
 from vi_sweeps.gan import losses
@@ -150,7 +150,7 @@ OPTIONS = {"hinge": {"loss": "hinge"}, "wasserstein+gp": {"loss": "wasserstein",
 
 
 @pytest.mark.parametrize("option", list(OPTIONS))
-@pytest.mark.parametrize("dataset", ["ring8", "digits"])
+@pytest.mark.parametrize("dataset", ["ring8", pytest.param("digits", marks=pytest.mark.slow)])  # digits: ~1 s a case
 def test_member_k_of_a_pack_trains_as_seed_k_alone_with_every_option(option, dataset):
     extra = {"image_size": 8} if dataset == "digits" else {}
     cfgs = [tiny(dataset=dataset, bn=True, g_steps=2, d_steps=2, seed=s, **OPTIONS[option], **extra) for s in (3, 4, 5)]

@@ -1,6 +1,5 @@
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -135,9 +134,7 @@ def test_bad_study_exits_2_names_file_key_and_choices(case, tmp_path):
     study = tmp_path / "bad.yaml"
     study.write_text(text)
     results = tmp_path / "results"
-    start = time.monotonic()
-    r = CliRunner().invoke(main, ["run", str(study), "--results", str(results)])
-    assert time.monotonic() - start < 2.0  # even a billion-trial grid is refused at once
+    r = CliRunner().invoke(main, ["run", str(study), "--results", str(results)])  # its time: benchmarks/bounds.py refusals
     assert r.exit_code == 2, r.output
     assert str(study) in r.output and expected in r.output, r.output
     assert r.output.count(expected) == 1, r.output  # each problem once
@@ -217,6 +214,7 @@ BAD_PLACES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(BAD_PLACES))
 def test_a_bad_place_to_run_exits_2_and_writes_nothing(case, tmp_path):
     extra, option, value, expected = BAD_PLACES[case]
@@ -239,15 +237,13 @@ def test_a_report_that_cannot_be_written_exits_2_naming_the_folder(tmp_path):
     assert r.exit_code == 2 and f"cannot write the report to {tmp_path / 'out'}" in r.output, r.output
 
 
-def test_a_large_grid_validates_in_seconds(tmp_path):
+def test_a_large_grid_validates(tmp_path):
+    """Its time (under 10 s): benchmarks/bounds.py large-grid."""
     study = tmp_path / "big.yaml"
     study.write_text("name: big\ngrid:\n  hidden: [" + ", ".join(str(8 + i) for i in range(100)) + "]\n"
                      "  lam: [" + ", ".join(str(i / 10) for i in range(100)) + "]\nseeds: 10\n")
-    start = time.monotonic()
     r = CliRunner().invoke(main, ["validate", str(study)])
-    elapsed = time.monotonic() - start
     assert r.exit_code == 0 and "100000 trials" in r.output
-    assert elapsed < 10, f"{elapsed:.1f} s for 10^5 trials"
 
 
 def test_max_trials_is_the_study_s_to_raise(tmp_path):

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import clean_metrics, session_gone, tmpfs, wait_for
+from tests.conftest import clean_metrics, tmpfs
+from tests.helpers import session_gone, wait_for
 from vi_contract import schema
 from vi_contract.store import Store
 from vi_contract.tables import finished_ids, pack_id
@@ -58,6 +59,7 @@ def tensorboard_events(path):
     return out
 
 
+@pytest.mark.slow
 def test_a_packed_grid_lands_each_trial_exactly_once(local_ray, tmp_path):
     study = write(tmp_path, GRID)
     results = tmp_path / "results"
@@ -110,6 +112,7 @@ def test_a_packed_grid_lands_each_trial_exactly_once(local_ray, tmp_path):
     assert all(c["trials"] == 3 and c["done"] == 3 for c in as_json["conditions"])
 
 
+@pytest.mark.slow
 def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(local_ray, tmp_path):
     study = write(tmp_path, GRID.replace("lam: [0.0, 5.0]\n  bn: [true, false]", "lr: [0.0002, 1.0e10]"))
     trials = run_sweep(study, str(tmp_path / "r"), show_progress=False).trials
@@ -118,6 +121,7 @@ def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(local_ray, tmp_path
     assert (trials.loc[trials["config/lr"] == 2e-4, "steps_done"] == 40).all()
 
 
+@pytest.mark.slow
 def test_a_sweep_with_an_errored_trial_exits_1_names_it_and_records_its_error(local_ray, tmp_path, monkeypatch):
     """FID weights that are there but are not weights (a truncated download) fail their
     trials on every retry: the sweep finishes the rest, records the error, and exits 1, not 0."""
@@ -153,6 +157,7 @@ budget: {{iterations: 4, eval_every: 2}}
     assert sorted(p.stem for p in (tmp_path / "r" / "errors").iterdir()) == sorted(outcome.unfinished)
 
 
+@pytest.mark.slow
 def test_a_results_folder_of_another_study_is_refused(local_ray, tmp_path):
     run_sweep(write(tmp_path, GRID.replace("lam: [0.0, 5.0]", "lam: [0.0]").replace("bn: [true, false]", "bn: [true]")
                     .replace("seeds: 3\npack_seeds: 3", "seeds: 1")), str(tmp_path / "r"), show_progress=False)
@@ -160,6 +165,7 @@ def test_a_results_folder_of_another_study_is_refused(local_ray, tmp_path):
         run_sweep(write(tmp_path, GRID, "other.yaml"), str(tmp_path / "r"), show_progress=False)
 
 
+@pytest.mark.slow
 def test_a_half_finished_folder_resumes_with_other_execution_keys_and_reruns_no_finished_trial(local_ray, tmp_path):
     """Before: `--set threads=2` on the same study was refused ("holds a different study file")."""
     first = run_sweep(write(tmp_path, GRID), str(tmp_path / "r"), show_progress=False)
@@ -189,6 +195,7 @@ def test_a_half_finished_folder_resumes_with_other_execution_keys_and_reruns_no_
                   show_progress=False)
 
 
+@pytest.mark.slow
 def test_a_resource_refusal_writes_nothing(local_ray, tmp_path):
     study = write(tmp_path, GRID + "resources: {cpu: 1, gpu: 1}\n")
     with pytest.raises(ConfigError, match="resources.gpu: a trial needs 1 GPU but the Ray cluster has 0"):
@@ -218,6 +225,7 @@ def cli(study_path, results, *extra):
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
+@pytest.mark.slow
 def test_a_killed_driver_resumes_without_losing_or_repeating_a_trial(tmp_path):
     study_path = tmp_path / "slow.yaml"
     study_path.write_text(SLOW)
@@ -271,6 +279,7 @@ def test_a_killed_driver_resumes_without_losing_or_repeating_a_trial(tmp_path):
                                   clean[cols].sort_values(["trial_id", "step"]).reset_index(drop=True), check_like=True)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_exits_130_and_names_what_is_unfinished(tmp_path):
     study_path = tmp_path / "slow.yaml"
     study_path.write_text(SLOW.replace("seeds: 4", "seeds: 2").replace("pack_seeds: 2", "pack_seeds: 1"))
@@ -308,6 +317,7 @@ def test_status_of_a_sweep_where_no_trial_has_reported_yet_counts_its_trials(tmp
 TWO_DRIVERS = SLOW.replace("name: interrupted", "name: contested").replace("iterations: 600", "iterations: 1000")
 
 
+@pytest.mark.slow
 def test_two_drivers_never_share_a_folder_and_a_forced_takeover_loses_nothing(tmp_path):
     study_path = tmp_path / "s.yaml"
     study_path.write_text(TWO_DRIVERS)
@@ -355,6 +365,7 @@ def test_two_drivers_never_share_a_folder_and_a_forced_takeover_loses_nothing(tm
     assert (metrics.groupby("trial_id")["step"].apply(list) == [list(range(100, 1001, 100))] * 12).all()
 
 
+@pytest.mark.slow
 def test_a_corrupt_trial_file_is_skipped_by_readers_and_rerun_by_the_driver(local_ray, tmp_path):
     study = write(tmp_path, GRID)
     results = tmp_path / "results"
@@ -383,6 +394,7 @@ budget: {iterations: 60, eval_every: 20}
 """
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_the_sweep_with_one_error_and_resume_completes(tmp_path):
     with tmpfs(tmp_path / "disk", "1200k") as disk:
         study_path = tmp_path / "full.yaml"
@@ -403,6 +415,7 @@ def test_a_full_disk_stops_the_sweep_with_one_error_and_resume_completes(tmp_pat
         assert (metrics.groupby("trial_id")["step"].apply(list) == [[20, 40, 60]] * 4).all()
 
 
+@pytest.mark.slow
 def test_an_exported_sweep_resumes_from_its_tables_without_rerunning_what_finished(local_ray, tmp_path):
     import shutil
 
@@ -433,6 +446,7 @@ def test_an_exported_sweep_resumes_from_its_tables_without_rerunning_what_finish
                                   before[~before["trial_id"].isin(dropped)].reset_index(drop=True)[after.columns])
 
 
+@pytest.mark.slow
 def test_the_default_relative_results_folder_is_where_the_caller_stands(tmp_path):
     """Ray workers run in their own working directory: a relative RESULTS (the default
     results/NAME) handed to them as given wrote every trial somewhere else, and the driver
@@ -446,6 +460,7 @@ def test_the_default_relative_results_folder_is_where_the_caller_stands(tmp_path
     assert len(list((tmp_path / "results" / "fills-the-disk" / "trials").glob("*.parquet"))) == 4
 
 
+@pytest.mark.slow
 def test_a_table_that_cannot_be_written_at_the_end_is_one_error_not_a_traceback(local_ray, tmp_path):
     """The last consolidation failing (a full disk, a path taken by a folder) raised StoreError
     out of run_sweep; now the sweep reports it, exits 1, and every trial file is kept."""
@@ -461,6 +476,7 @@ def test_a_table_that_cannot_be_written_at_the_end_is_one_error_not_a_traceback(
     assert sorted(outcome.unfinished) == sorted({t.trial_id for t in study.trials} - finished)
 
 
+@pytest.mark.slow
 def test_only_runs_a_part_first_and_the_whole_then_equals_a_clean_run(local_ray, tmp_path):
     """`run --only seed=0 --only lam=5.0`: two trials, each the first place of its pack (trained
     padded); the rest run later. Every number equals an uninterrupted run's."""

@@ -18,10 +18,10 @@ from click.testing import CliRunner
 
 from vi_contract import schema
 from vi_contract.columns import name_of
-from vi_sweeps.track import spec as tracking
 from vi_sweeps.cli.commands import main
 from vi_sweeps.study.load import load_study
 from vi_sweeps.sweep.driver import run_sweep
+from vi_sweeps.track import spec as tracking
 
 pytestmark = pytest.mark.ray
 
@@ -111,6 +111,7 @@ def check_mlflow(uri: str, results: Path, experiment: str = "tracked") -> None:
         assert sorted(int(p.split("+step+")[1].split("+")[0]) for p in images) == [20, 40]
 
 
+@pytest.mark.slow
 def test_mlflow_runs_on_a_real_tracking_server_equal_the_parquet(local_ray, mlflow_server, tmp_path):
     study = study_at(tmp_path)
     results = tmp_path / "results"
@@ -121,6 +122,7 @@ def test_mlflow_runs_on_a_real_tracking_server_equal_the_parquet(local_ray, mlfl
     assert not (results / tracking.FOLDER).exists()  # a server's runs are on the server
 
 
+@pytest.mark.slow
 def test_mlflow_offline_by_default_in_sqlite_under_the_results(local_ray, tmp_path):
     if not tracking.installed("mlflow"):
         pytest.skip("mlflow is not installed")
@@ -158,6 +160,7 @@ def wandb_records(path: Path) -> list:
     return out
 
 
+@pytest.mark.slow
 def test_wandb_offline_from_the_study_file_one_run_per_trial(local_ray, tmp_path):
     if not tracking.installed("wandb"):
         pytest.skip("wandb is not installed")
@@ -234,17 +237,15 @@ def test_bad_tracking_is_exit_2_naming_it(case, tmp_path):
 
 
 @pytest.mark.skipif(not tracking.installed("mlflow"), reason="the [track] extra is not installed")
-def test_a_tracking_server_that_does_not_answer_is_refused_within_seconds(tmp_path):
+def test_a_tracking_server_that_does_not_answer_is_refused(tmp_path):
     """Before: `--track mlflow=http://127.0.0.1:CLOSED` hung for 259 s (MLflow's retries), then a
-    traceback, after files were written."""
+    traceback, after files were written. Its time (under 10 s): benchmarks/bounds.py mlflow-closed."""
     with socket.socket() as s:  # a port nothing listens on: bound, then closed
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     study = tmp_path / "study.yaml"
     study.write_text(STUDY + f"tracking: {{kind: mlflow, target: 'http://127.0.0.1:{port}'}}\n")
-    start = time.monotonic()
     r = CliRunner().invoke(main, ["run", str(study), "--results", str(tmp_path / "r")])
-    assert time.monotonic() - start < 10
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
     assert f"tracking: mlflow=http://127.0.0.1:{port}: cannot reach 127.0.0.1:{port}" in r.output, r.output
     assert not (tmp_path / "r").exists()

@@ -180,6 +180,7 @@ def test_an_image_snapshot_is_an_8x8_grid_of_the_first_64_samples_in_order():
     assert (cells[2:4, 6:] == 0).all() and (cells[4:] == 0).all()
 
 
+@pytest.mark.slow
 def test_a_report_of_an_image_study_shows_its_sample_grids(tmp_path):
     from analysis.report import build_report
     from vi_contract.tables import Consolidation

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from tests.conftest import tiny
-from tests.test_packing import as_pack, rows_without_wall
+from tests.helpers import as_pack, rows_without_wall
 from vi_contract import schema
 from vi_contract.store import Store
-from vi_sweeps.study.expansion import condition_key, pack_layout
 from vi_sweeps.engine.runner import Member, PackRunner, PackSpec
+from vi_sweeps.study.expansion import condition_key, pack_layout
 from vi_sweeps.study.load import load_study_text
 from vi_sweeps.sweep.driver import make_packs
 
@@ -200,8 +200,8 @@ def test_status_after_a_killed_driver_names_no_trial_running(tmp_path):
     import json
     import socket
 
-    from vi_sweeps.sweep.status import sweep_status
     from vi_sweeps.sweep.driver import prepare_store
+    from vi_sweeps.sweep.status import sweep_status
 
     study = load_study_text(STUDY.format(k=5), "layout.yaml")
     store = prepare_store(study, str(tmp_path / "r"))

@@ -12,7 +12,7 @@ from analysis import tables
 from analysis.claims_page import claims_document, claims_markdown, write_claims
 from analysis.verdicts import overall
 from tests.conftest import ROOT
-from tests.test_claims import CLAIMS, planted_study
+from tests.helpers import CLAIMS, planted_study
 from vi_contract import schema
 from vi_contract.read import ResultsError
 
