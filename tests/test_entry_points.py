@@ -90,4 +90,4 @@ def test_a_sequential_design_starts_with_the_first_pack_of_every_condition(tmp_p
     outcome, chosen = run_sequential(study, str(tmp_path / "r"), lambda only: asked.append(only) or Refused())
     assert chosen == {t.trial_id for t in study.trials if t.config.seed < 2} and len(chosen) == 4
     assert asked == [chosen] and outcome.exit_code == 1  # a round that fails ends the design
-    assert progress_line([], study.spec.seeds) == "claims 0/0 comparisons decided or stopped · interim 0 of 2"
+    assert progress_line([], study.spec.seeds) == "claims 0/0 decided · interim 0 of 2"
