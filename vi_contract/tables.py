@@ -347,7 +347,7 @@ def restore_trial_files(store: Store, pack_ids: dict[str, str] | None = None) ->
         metrics = upgrade.v2_frame(metrics, labelled)
     for _, trial in missing.iterrows():
         rows = metrics[metrics["trial_id"] == trial["trial_id"]].drop(columns="trial_id").dropna(axis=1, how="all")
-        present = lambda c: c in trial.index and not _missing(trial[c])  # noqa: E731
+        present = lambda c: c in trial.index and not _missing(trial[c])  # noqa: E731, B023 - used within the iteration
         settings = {name_of(c): trial[c] for c in trial.index if c.startswith(schema.CONFIG) and present(c)}
         labels = {name_of(c): trial[c] for c in trial.index if c.startswith(schema.AXIS) and present(c)}
         pack = trial.get("pack_id") if present("pack_id") else (pack_ids or {}).get(trial["trial_id"])

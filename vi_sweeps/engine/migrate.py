@@ -31,11 +31,11 @@ import pyarrow.parquet as pq
 from vi_contract import schema
 from vi_contract.read import check_version
 from vi_contract.tables import with_metadata
+from vi_sweeps.gan.families import OBJECTIVES
+from vi_sweeps.metrics.evaluators import EVALUATORS
 from vi_sweeps.study import claims
 from vi_sweeps.study.config import TrialConfig, field_docs
 from vi_sweeps.study.expansion import pack_layout, seed_list
-from vi_sweeps.metrics.evaluators import EVALUATORS
-from vi_sweeps.gan.families import OBJECTIVES
 from vi_sweeps.study.load import load_study, load_study_text
 
 PLACE = ("pack_size", "pack_index")

@@ -18,10 +18,10 @@ import torch
 import vi_sweeps
 from vi_contract import schema
 from vi_sweeps.core import plugins
-from vi_sweeps.study.config import EXECUTION_KEYS, ConfigError, defaults, field_docs
 from vi_sweeps.data.datasets import DATASETS
-from vi_sweeps.metrics.evaluators import EVALUATORS
 from vi_sweeps.gan.families import OBJECTIVES
+from vi_sweeps.metrics.evaluators import EVALUATORS
+from vi_sweeps.study.config import EXECUTION_KEYS, ConfigError, defaults, field_docs
 
 log = logging.getLogger("vi_sweeps")
 

@@ -22,10 +22,10 @@ from itertools import groupby
 from vi_contract import schema
 from vi_contract.store import Store
 from vi_contract.tables import pack_id, record_error, trial_status, trial_table, write_trial
-from vi_sweeps.study.config import TrialConfig
-from vi_sweeps.gan.families import from_bytes, to_bytes
-from vi_sweeps.study.schema import Objective
 from vi_sweeps.engine.trial import Trial, evaluations
+from vi_sweeps.gan.families import from_bytes, to_bytes
+from vi_sweeps.study.config import TrialConfig
+from vi_sweeps.study.schema import Objective
 
 log = logging.getLogger("vi_sweeps")
 

@@ -25,10 +25,10 @@ import torch
 from PIL import Image
 
 from vi_contract.rules import is_collapsed
-from vi_sweeps.study.config import TrialConfig
 from vi_sweeps.data.datasets import build_dataset
-from vi_sweeps.metrics.evaluation import build_evaluator, evaluation
 from vi_sweeps.gan.families import OBJECTIVES, build_objective
+from vi_sweeps.metrics.evaluation import build_evaluator, evaluation
+from vi_sweeps.study.config import TrialConfig
 
 SNAPSHOT_POINTS = 1000  # 2-D sets: the first points of each evaluation's samples
 SNAPSHOT_GRID = 8  # image sets: an 8 x 8 grid of the first samples

@@ -33,14 +33,18 @@ from vi_contract.lease import Lease
 from vi_contract.read import ResultsError, check_version, load_location
 from vi_contract.store import Store, StoreError
 from vi_contract.tables import Consolidation, clear_error, record_error, restore_trial_files
-from vi_sweeps.study import claims
-from vi_sweeps.metrics import evaluation
 from vi_sweeps.core import plugins
-from vi_sweeps.study.config import ConfigError
-from vi_sweeps.sweep.control import Progress, Stopped, SweepControl, progress_callback
 from vi_sweeps.data.datasets import DATASETS, build_dataset
-from vi_sweeps.study.expansion import PACKING, Study, layout_pack_ids, layout_packs
 from vi_sweeps.data.imagecache import BadImage
+from vi_sweeps.engine.results import contract, unbuildable, versions, with_history
+from vi_sweeps.engine.rowcheck import RowCheck
+from vi_sweeps.engine.runner import Member, PackSpec
+from vi_sweeps.metrics import evaluation
+from vi_sweeps.study import claims
+from vi_sweeps.study.config import ConfigError
+from vi_sweeps.study.expansion import PACKING, Study, layout_pack_ids, layout_packs
+from vi_sweeps.study.load import definition_differences, load_study_as_run
+from vi_sweeps.sweep.control import Progress, Stopped, SweepControl, progress_callback
 from vi_sweeps.sweep.ray_session import (
     check_resources,
     embedded,
@@ -51,11 +55,7 @@ from vi_sweeps.sweep.ray_session import (
     run_config,
     trainable_for,
 )
-from vi_sweeps.engine.results import contract, unbuildable, versions, with_history
 from vi_sweeps.sweep.reuse import reuse_finished
-from vi_sweeps.engine.rowcheck import RowCheck
-from vi_sweeps.engine.runner import Member, PackSpec
-from vi_sweeps.study.load import definition_differences, load_study_as_run
 from vi_sweeps.track.callbacks import callbacks as tracking_callbacks
 
 

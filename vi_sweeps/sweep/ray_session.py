@@ -29,10 +29,10 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from vi_contract.store import Store, StoreError
 from vi_sweeps.core import plugins
-from vi_sweeps.study.config import ConfigError
-from vi_sweeps.sweep.control import MAX_FAILURES, Stopped, SweepControl
-from vi_sweeps.study.expansion import Study
 from vi_sweeps.engine.runner import PackRunner, PackSpec
+from vi_sweeps.study.config import ConfigError
+from vi_sweeps.study.expansion import Study
+from vi_sweeps.sweep.control import MAX_FAILURES, Stopped, SweepControl
 
 CONNECT_WITHIN_S = 10.0  # an address that does not answer in this time fails in one line
 

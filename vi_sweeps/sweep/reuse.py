@@ -24,8 +24,8 @@ from vi_contract import schema
 from vi_contract.read import load_location
 from vi_contract.store import Store
 from vi_contract.tables import trial_status, trial_table, write_trial
-from vi_sweeps.study.expansion import Study, layout_pack_ids
 from vi_sweeps.engine.rowcheck import execution_keys, recorded_config, settings_of, steps_problem
+from vi_sweeps.study.expansion import Study, layout_pack_ids
 
 
 def reuse_finished(source: str, study: Study, store: Store) -> int:

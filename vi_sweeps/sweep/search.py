@@ -25,13 +25,13 @@ from vi_contract import schema
 from vi_contract.store import Store, StoreError
 from vi_contract.tables import Consolidation, record_error, trial_status
 from vi_sweeps.core import plugins
-from vi_sweeps.study.config import ConfigError, TrialConfig
-from vi_sweeps.sweep.control import Progress, Stopped, SweepControl, progress_callback
-from vi_sweeps.study.expansion import Study, condition_key
-from vi_sweeps.sweep.ray_session import run_config, trainable_for
 from vi_sweeps.engine.runner import Member, PackSpec
+from vi_sweeps.study.config import ConfigError, TrialConfig
+from vi_sweeps.study.expansion import Study, condition_key
 from vi_sweeps.study.schema import Search
+from vi_sweeps.sweep.control import Progress, Stopped, SweepControl, progress_callback
 from vi_sweeps.sweep.driver import driving
+from vi_sweeps.sweep.ray_session import run_config, trainable_for
 from vi_sweeps.track.callbacks import callbacks as tracking_callbacks
 
 

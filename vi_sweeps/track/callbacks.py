@@ -24,8 +24,8 @@ from ray.tune.result import TRAINING_ITERATION
 
 from vi_contract import schema
 from vi_contract.store import Store
-from vi_sweeps.track.tensorboard import snapshot_image
 from vi_sweeps.track.spec import TAG, Tracking, group_name, offline_folder, run_name
+from vi_sweeps.track.tensorboard import snapshot_image
 
 
 class Members:
