@@ -71,6 +71,13 @@ def _rate(t: pd.DataFrame, b: pd.DataFrame, ep: Endpoint) -> dict:
                 kt, nt, kb, nb, float(sps.norm.ppf(1 - (1 - level) / 2)))[1:], "_counts": (kt, nt, kb, nb)}
 
 
+
+def number(v: float, signed: bool = False) -> str:
+    """3 significant digits, never in exponent form from 1,000 on (steps read 2,250, not 2.25e+03)."""
+    if abs(v) >= 1000:
+        return f"{v:+,.0f}" if signed else f"{v:,.0f}"
+    return f"{v:+.3g}" if signed else f"{v:.3g}"
+
 def _rank(t: pd.DataFrame, b: pd.DataFrame, ep: Endpoint, study: Study) -> dict:
     x, y = _values(t, ep, study), _values(b, ep, study)
     if not len(x) or not len(y):
@@ -81,9 +88,9 @@ def _rank(t: pd.DataFrame, b: pd.DataFrame, ep: Endpoint, study: Study) -> dict:
         shift, lo, hi, effect = math.nan, math.nan, math.nan, improvement
     else:
         shift, lo, hi = ranks.hodges_lehmann(x, y)
-        effect = f"{shift:+.3g} [{lo:+.3g}, {hi:+.3g}], {improvement}"
+        effect = f"{number(shift, True)} [{number(lo, True)}, {number(hi, True)}], {improvement}"
         interval = lambda level: ranks.hodges_lehmann(x, y, level)[1:]  # noqa: E731
-    fin = lambda v: f"{np.median(v):.3g}" if np.isfinite(np.median(v)) else "not reached"  # noqa: E731
+    fin = lambda v: number(np.median(v)) if np.isfinite(np.median(v)) else "not reached"  # noqa: E731
     return {"treatment": f"median {fin(x)} (n={len(x)})", "baseline": f"median {fin(y)} (n={len(y)})",
             "effect": effect,
             "p": test["p"], "test": f"Mann-Whitney ({test['method']})", "diff": ranks.prob_improvement(x, y, False) - 0.5,

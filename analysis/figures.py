@@ -302,7 +302,7 @@ def loss_curves(curves: pd.DataFrame, keys: list[tuple[str, str]], order: list[s
         ax.set_xlabel("iteration")
         cell, _, regime = name.rpartition(" · ")
         model_data, _, loss = cell.rpartition(" · ")
-        ax.set_ylabel(textwrap.fill(loss, 24), fontsize=7.5)
+        ax.set_ylabel(textwrap.fill(loss, 30), fontsize=7.5)
         ax.set_title(f"{model_data} · {regime}", fontsize=8)
     return _finish(fig, "Losses during training (median over seeds)", legend)
 

@@ -82,7 +82,8 @@ def render_html(sections, out_dir: Path, link_figures: bool = False) -> str:
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>vi-sweeps report</title><style>"
              "body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}"
              "table{border-collapse:collapse;font-size:11.5px;width:100%;table-layout:auto}"
-             "td,th{border:1px solid #ccc;padding:2px 5px;overflow-wrap:anywhere;vertical-align:top}th{text-align:left !important}"
+             "td,th{border:1px solid #ccc;padding:2px 5px;overflow-wrap:anywhere;vertical-align:top}"
+             "th{text-align:left !important;overflow-wrap:normal}"  # a header breaks between words, not inside one
              "img{max-width:100%}pre{background:#f6f6f6;padding:1em;white-space:pre-wrap}li{margin:0.3em 0}"
              "h1{font-size:1.45em;margin:0.2em 0}h2{font-size:1.15em;margin:0.9em 0 0.3em}"
              "body>p.generated{margin:0 0 0.4em;color:#666;font-size:12px}ul.summary{margin:0.2em 0}"

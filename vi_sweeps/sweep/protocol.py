@@ -38,7 +38,8 @@ def tune_arms(study: Study, results: str, address: str | None, max_concurrent: i
     names, chosen, budgets = [], {}, {}
     with driving(arm_search(study, str(arms(study.spec)[0])), posixpath.join(results, "tune"), address, force,
                  control) as (store, consolidation):
-        url = storage_url(arm_search(study, str(arms(study.spec)[0])).spec.search, store)
+        first = arm_search(study, str(arms(study.spec)[0])).spec.search
+        url, mode = storage_url(first, store), first.objective.mode
         storage = optuna.storages.RDBStorage(url)
         for base, labels in cells(study):
             if control.should_stop():
@@ -55,12 +56,16 @@ def tune_arms(study: Study, results: str, address: str | None, max_concurrent: i
                              control, consolidation, seeds=tune.seeds)
             names.append(name)
             ot = optuna.load_study(study_name=name, storage=storage)
-            complete = ot.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            # the first `trials` completed suggestions, so no arm chooses among more than another
+            complete = sorted(ot.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)),
+                              key=lambda t: t.number)[:tune.trials]
             budgets[name] = len(complete)
-            if len(complete) >= tune.trials:
-                chosen[condition_key(base, labels)] = {"arm": arm, "search": name, **ot.best_trial.params}
+            if len(complete) == tune.trials:
+                sign = -1.0 if mode == "max" else 1.0  # the best score; a tie goes to the earlier suggestion
+                best = min(complete, key=lambda t: (sign * t.value, t.number))
+                chosen[condition_key(base, labels)] = {"arm": arm, "search": name, **best.params}
         consolidation.write()
-        export_search(storage, names, store, url, searching.spec.search.objective.mode)
+        export_search(storage, names, store, url, mode)  # a signal before the first search: nothing to export
     return {"chosen": chosen, "budgets": budgets, "mode": tuning_objective(study.spec).mode,
             "tuning_seeds": list(tune.seeds)}
 
