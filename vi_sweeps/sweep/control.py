@@ -179,7 +179,8 @@ def condition_name(spec: PackSpec) -> str:
     """`gan/ring8 lam=5.0`: a pack's condition, by its study axes."""
     config, labels = spec.members[0].config, spec.members[0].labels
     values = {**config, **labels}
-    axes = " ".join(f"{a}={values[a]}" for a in spec.axes if a not in ("model", "dataset", "seed") and a in values)
+    names = spec.axes or tuple(labels)  # a search's packs name no axes: their labels say the cell
+    axes = " ".join(f"{a}={values[a]}" for a in names if a not in ("model", "dataset", "seed") and a in values)
     return " ".join(filter(None, [f"{config['model']}/{config['dataset']}", axes]))
 
 
