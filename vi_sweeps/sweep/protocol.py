@@ -36,6 +36,7 @@ def tune_arms(study: Study, results: str, address: str | None, max_concurrent: i
     """Every arm-and-cell search to its budget; returns the chosen values by condition key."""
     tune, axis = study.spec.protocol.tune, study.spec.compare.axis
     names, chosen, budgets = [], {}, {}
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per created study on the terminal
     with driving(arm_search(study, str(arms(study.spec)[0])), posixpath.join(results, "tune"), address, force,
                  control) as (store, consolidation):
         first = arm_search(study, str(arms(study.spec)[0])).spec.search
