@@ -5,9 +5,12 @@ tuning history, from RESULTS/protocol.json and RESULTS/tune/search.parquet."""
 from __future__ import annotations
 
 import json
+import textwrap
+from pathlib import Path
 
 import pandas as pd
 
+from analysis.figures import plt, save
 from analysis.search import load_search
 from vi_contract import schema
 from vi_contract.files import open_location
@@ -42,7 +45,41 @@ def chosen_table(record: dict, search: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["cell", "arm"], ignore_index=True) if rows else pd.DataFrame()
 
 
-def protocol_sections(locations: list[str]) -> list[tuple[str, str, object]]:
+def history_figure(record: dict, search: pd.DataFrame):
+    """Per cell, each arm's best score so far against its suggestion number: equal budgets are
+    lines of equal length; a line still rising at its end had more to find."""
+    arm_of = {c["search"]: c["arm"] for c in record["chosen"].values()}
+    done = search[(search["state"] == "COMPLETE") & search["search_study"].isin(arm_of)].copy()
+    def cell(name: str) -> str:  # study/model/dataset/labels.../id8 without the study, the arm and the id
+        parts = name.split("/")[1:-1]
+        arm = arm_of[name]
+        return "/".join(parts[:len(parts) - 1 - parts[::-1].index(arm)] + parts[len(parts) - parts[::-1].index(arm):]
+                        if arm in parts else parts)
+
+    done["cell"] = done["search_study"].map(cell)
+    cells = sorted(done["cell"].unique())
+    cols = min(3, len(cells)) or 1
+    rows = -(-len(cells) // cols) or 1
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols + 0.6, 3.0 * rows + 1.0), squeeze=False, layout="constrained")
+    better = max if record.get("mode", "max") == "max" else min
+    for ax, cell in zip(axes.flat, cells, strict=False):
+        for name, g in done[done["cell"] == cell].groupby("search_study"):
+            g = g.sort_values("number")
+            best = g["value"].cummax() if better is max else g["value"].cummin()
+            ax.plot(range(1, len(g) + 1), best, marker="o", ms=3, lw=1.2, label=arm_of[name])
+        ax.set_title(cell, fontsize=8)
+        ax.set_xlabel("suggestion")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_ylabel("best score so far", fontsize=8)
+        ax.legend(fontsize=6.5, title="arm", title_fontsize=7)
+    for ax in list(axes.flat)[len(cells):]:
+        ax.axis("off")
+    fig.suptitle(textwrap.fill("Tuning history: each arm's best score so far (every arm the same number of suggestions)",
+                               int(fig.get_figwidth() * 11)), fontsize=10)
+    return fig
+
+
+def protocol_sections(locations: list[str], out_dir: Path | None = None) -> list[tuple[str, str, object]]:
     sections = []
     for location in locations:
         record = read_protocol(location)
@@ -57,4 +94,7 @@ def protocol_sections(locations: list[str]) -> list[tuple[str, str, object]]:
                 "the comparison is not on equal terms.")
         sections += [("Tune-then-test protocol: the setting each arm was tested with", "", [said]),
                      ("Tune-then-test protocol: chosen settings and tuning budgets", "", table)]
+        if out_dir is not None and len(search):
+            save(history_figure(record, search), out_dir / "protocol_history", dpi=110)
+            sections.append(("Tune-then-test protocol: tuning history", "protocol_history", None))
     return sections

@@ -139,6 +139,7 @@ protocol:
     text = (results / "report" / "REPORT.md").read_text()
     assert "Every arm of every cell was tuned with the same budget: 2 suggestions on the same tuning seeds" in text
     assert f"lam = {chosen['anchor']['lam']:.3g}" in text
+    assert (results / "report" / "protocol_history.png").stat().st_size > 5000
 
 
 def test_test_seeds_may_come_in_interims():
