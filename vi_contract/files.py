@@ -42,7 +42,7 @@ class StillChanging(OSError):
     """A file that did not parse while it was being replaced: no evidence that it is corrupt."""
 
 
-CHANGING_NS = 5 * 10**9  # object stores stamp modification to the second: this recent may still be moving
+RECENT_NS = 5 * 10**9  # object stores stamp modification to the second: a file this recent may still be moving
 
 
 def _stamp(fs: pafs.FileSystem, path: str) -> tuple[int, int] | None:
@@ -67,19 +67,20 @@ def read_parquet(fs: pafs.FileSystem, path: str, columns: list[str] | None = Non
             with fs.open_input_stream(path) as f:
                 blob = f.read()
             return pq.read_table(pa.BufferReader(blob), columns=columns)
+        except FileNotFoundError:
+            raise
         except (pa.ArrowInvalid, OSError) as err:
-            if isinstance(err, FileNotFoundError) or attempt == tries - 1 and not isinstance(err, pa.ArrowInvalid):
-                raise
             if attempt < tries - 1:
                 time.sleep(0.1 * (attempt + 1))
                 continue
+            if not isinstance(err, pa.ArrowInvalid):
+                raise
             after = _stamp(fs, path)
-            moving = (after is None or before != after or after[1] != len(blob)
-                      or (not isinstance(fs, pafs.LocalFileSystem) and after[0] > time.time_ns() - CHANGING_NS))
-            if moving:
+            if (after is None or before != after or after[1] != len(blob)
+                    or (not isinstance(fs, pafs.LocalFileSystem) and after[0] > time.time_ns() - RECENT_NS)):
                 raise StillChanging(f"{path} changed while it was read") from None
             raise
-    raise AssertionError("unreachable")
+    raise ValueError(f"tries must be at least 1, got {tries}")
 
 
 def write_problem(path: str, want: str = "file") -> str | None:

@@ -38,12 +38,10 @@ import pyarrow.fs as pafs
 
 from vi_contract import schema, upgrade
 from vi_contract.columns import axis, config, name_of
-from vi_contract.files import read_parquet
+from vi_contract.files import RECENT_NS, read_parquet
 from vi_contract.store import Store
 
 log = logging.getLogger("vi_sweeps")
-
-RECENT_NS = 5 * 10**9
 
 
 CORRUPT = object()

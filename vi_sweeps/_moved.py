@@ -72,6 +72,18 @@ class Former(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         module.__spec__ = self.specs.pop(module.__spec__.name)
 
 
+def lender(package: str, module: str, names: tuple[str, ...]):
+    """A package's `__getattr__` that lends the names of the former module it replaced (`names`,
+    read from `module` on first use, so importing one submodule loads no other)."""
+
+    def __getattr__(name: str):
+        if name in names:
+            return getattr(importlib.import_module(module), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
 def install() -> None:
     if not any(isinstance(f, Former) for f in sys.meta_path):
         sys.meta_path.append(Former())

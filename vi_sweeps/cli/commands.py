@@ -141,9 +141,7 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
             if tested is not None:
                 spec = tested
                 chosen = select(spec, only) if only else None
-        if outcome is not None:
-            pass
-        elif interims(spec.spec) and chosen is None:  # seeds in interims: the design chooses each round's packs
+        if outcome is None and interims(spec.spec) and chosen is None:  # seeds in interims: the design chooses each round's packs
             from vi_sweeps.cli.sequential import run_sequential
 
             outcome, needed = run_sequential(spec, results, run_part, address)
@@ -152,7 +150,7 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
                 click.echo(f"seeds in interims: the design ran {len(needed)} of the study's {len(spec.trials)} trials; "
                            "the rest were not needed (their comparisons are decided, stopped or at max)", err=True)
             chosen = needed
-        else:
+        elif outcome is None:  # (a protocol whose tuning stopped has its outcome already)
             outcome = run_part(chosen)
     counts = outcome.trials["status"].value_counts().to_dict() if len(outcome.trials) else {}
     started = set(outcome.trials["trial_id"]) if len(outcome.trials) else set()

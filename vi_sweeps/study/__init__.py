@@ -6,7 +6,7 @@ loaded on first use so that importing one submodule does not load the others."""
 
 from __future__ import annotations
 
-import importlib
+from vi_sweeps._moved import lender
 
 FORMER = (
     "ConfigError",
@@ -37,8 +37,4 @@ FORMER = (
     "what_parses",
 )
 
-
-def __getattr__(name: str):
-    if name in FORMER:
-        return getattr(importlib.import_module("vi_sweeps.study.load"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lender(__name__, "vi_sweeps.study.load", FORMER)

@@ -110,6 +110,11 @@ def _arm_keys(spec: StudyFile) -> set[str]:
     return {k for s in values.values() for k in s} if isinstance(values, dict) else set()
 
 
+def chosen_values(record: dict) -> dict[str, dict]:
+    """A protocol record's chosen values by condition key (without its arm and search names)."""
+    return {k: {p: v for p, v in c.items() if p not in ("arm", "search")} for k, c in record["chosen"].items()}
+
+
 def frozen(trials: list[TrialSpec], chosen: dict[str, dict]) -> list[TrialSpec]:
     """The test trials: each trial of the study with its arm-and-cell's chosen values (`chosen`
     by condition_key of its config and labels); the ids then name the values."""

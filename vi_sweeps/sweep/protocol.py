@@ -16,10 +16,10 @@ import optuna
 from vi_contract import schema
 from vi_contract.store import Store
 from vi_sweeps.study.expansion import Study, condition_key
-from vi_sweeps.study.protocol import arms, frozen, tuning_objective
+from vi_sweeps.study.protocol import arms, chosen_values, frozen, tuning_objective
 from vi_sweeps.study.schema import Search
 from vi_sweeps.sweep.control import Stopped, SweepControl
-from vi_sweeps.sweep.driver import SweepOutcome, driving, run_sweep, trials_so_far
+from vi_sweeps.sweep.driver import SweepOutcome, driving, trials_so_far
 from vi_sweeps.sweep.search import _search_cell, cell_name, cells, export_search, fail_stale, storage_url
 
 
@@ -37,10 +37,9 @@ def tune_arms(study: Study, results: str, address: str | None, max_concurrent: i
     tune, axis = study.spec.protocol.tune, study.spec.compare.axis
     names, chosen, budgets = [], {}, {}
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per created study on the terminal
-    with driving(arm_search(study, str(arms(study.spec)[0])), posixpath.join(results, "tune"), address, force,
-                 control) as (store, consolidation):
-        first = arm_search(study, str(arms(study.spec)[0])).spec.search
-        url, mode = storage_url(first, store), first.objective.mode
+    first = arm_search(study, str(arms(study.spec)[0]))  # the folder's identity; every arm shares storage and mode
+    with driving(first, posixpath.join(results, "tune"), address, force, control) as (store, consolidation):
+        url, mode = storage_url(first.spec.search, store), first.spec.search.objective.mode
         storage = optuna.storages.RDBStorage(url)
         for base, labels in cells(study):
             if control.should_stop():
@@ -86,16 +85,5 @@ def tune_and_freeze(study: Study, results: str, address: str | None = None, max_
     if record is None or control.reason or set(record["chosen"]) != expected:
         why = control.reason or "some arm's search did not reach its budget; run the same command again"
         return None, SweepOutcome(trials_so_far(results), [t.trial_id for t in study.trials], why, control.exit_code or 1)
-    values = {k: {p: v for p, v in c.items() if p not in ("arm", "search")} for k, c in record["chosen"].items()}
     Store.open(results).write_bytes(schema.PROTOCOL_FILE, json.dumps(record, sort_keys=True, indent=1).encode())
-    return dataclasses.replace(study, trials=frozen(study.trials, values)), None
-
-
-def run_protocol(study: Study, results: str, address: str | None = None, max_concurrent: int | None = None,
-                 show_progress: bool = True, force: bool = False, **sweep) -> SweepOutcome:
-    """Tune every arm, then run the test trials with the chosen values (RESULTS/protocol.json)."""
-    tests, stopped = tune_and_freeze(study, results, address, max_concurrent, show_progress, force)
-    if tests is None:
-        return stopped
-    return run_sweep(tests, results, address=address, max_concurrent=max_concurrent, show_progress=show_progress,
-                     force=force, **sweep)
+    return dataclasses.replace(study, trials=frozen(study.trials, chosen_values(record))), None

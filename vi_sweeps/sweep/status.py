@@ -18,7 +18,7 @@ from vi_contract.store import Store
 from vi_contract.tables import setting_values
 from vi_sweeps.study.config import ConfigError
 from vi_sweeps.study.load import load_study_text
-from vi_sweeps.study.protocol import frozen
+from vi_sweeps.study.protocol import chosen_values, frozen
 
 
 def _expected(study_text: str, source: str, location: str = "") -> pd.DataFrame | None:
@@ -43,9 +43,7 @@ def _tested(study, location: str):
     if not store.exists(schema.PROTOCOL_FILE):
         return None
     try:
-        chosen = json.loads(store.read_bytes(schema.PROTOCOL_FILE))["chosen"]
-        values = {k: {p: v for p, v in c.items() if p not in ("arm", "search")} for k, c in chosen.items()}
-        return frozen(study.trials, values)
+        return frozen(study.trials, chosen_values(json.loads(store.read_bytes(schema.PROTOCOL_FILE))))
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
