@@ -19,6 +19,7 @@
 - stabilisers: seconds per training iteration of each loss and stabiliser against none, on
            ring8 (a pack of 16, BN, 1 phase) and Stacked-digits 16 px (a pack of 1), one
            thread, alternating rounds in one run.
+- compiled: eager against `compile: true` (benchmarks/compiled.py: step, stabilisers, compile).
 - cost:    C4's cost: every arm of studies/stabilisers*.yaml in every regime as the studies
            train it (their packs, weights, phases), written to
            docs/reproduction/stabiliser_cost.csv, which docs/reproduction/README.md cites for C4.
@@ -410,9 +411,15 @@ def bench_cost(rounds: int = 3, seconds: float = 1.5, out: Path = COST_FILE) -> 
     print(f"cost: {out}")
 
 
+def bench_compiled() -> None:
+    from benchmarks.compiled import main  # eager against the compiled step (its own file)
+
+    main()
+
+
 BENCHES = {"trial": bench_trial, "dcgan": bench_dcgan, "pack": bench_pack, "ray": bench_ray, "report": bench_report,
            "scale": bench_scale, "images": bench_images, "frechet": bench_frechet, "stabilisers": bench_stabilisers,
-           "cost": bench_cost}
+           "cost": bench_cost, "compiled": bench_compiled}
 EXPLICIT = ("cost",)  # run only when named: it rewrites a committed file (docs/reproduction/stabiliser_cost.csv)
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ def test_the_fields_are_the_declared_keys_in_the_order_ids_were_first_written_wi
     assert EXECUTION_KEYS == ("data_root", "device", "threads", "fid_weights")
     assert ADDED_KEYS == ("loss", "r1", "r2", "gp", "sn", "ema", "ema_start", "lr_d", "lr_g", "fid_samples",
                           "prdc_samples", "pr_k", "dc_k", "kid_subsets", "kid_subset_size", "skip_bad_images",
-                          "pack_size", "pack_index")
+                          "pack_size", "pack_index", "compile")
     assert OWNERS["r1"] == "stabilisers" and OWNERS["image_size"] == "data sets" and OWNERS["fid_weights"] == "evaluators"
 
 

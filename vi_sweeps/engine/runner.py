@@ -186,7 +186,11 @@ class PackRunner:
             trial = Trial([self.configs[i] for i in indices], store=self.store)
             if group[0][1] is not None:
                 trial.load_member_states([state for _, state in group])
+            noted = False
             for evals in evaluations(trial):
+                if not noted and (note := trial.compile_note()):
+                    self.warn(note)
+                noted = True
                 for e in evals:
                     index = indices[trial.places.index(e.member)]  # e.member is a place in the pack
                     if e.error:

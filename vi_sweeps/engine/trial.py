@@ -184,6 +184,11 @@ class Trial:
             out.append(Evaluation(k, row, snapshot(samples[k])))
         return out
 
+    def compile_note(self) -> str:
+        """A compiled pack's line when its compile cannot repay itself (CompiledGAN.note)."""
+        compiled = getattr(self.model, "compiled", None)
+        return compiled.note(self.cfg.iterations) if compiled is not None else ""
+
     def member_done(self, k: int) -> bool:
         return self.stopped[k] or self.step >= self.cfg.iterations
 

@@ -61,6 +61,7 @@ class ObjectiveSpec:
     vector_only: bool = False
     vectorised: bool = True
     gan_keys: bool = False
+    compiles: bool = False  # has a compiled step (`compile: true`; vi_sweeps.gan.compiled)
 
     def __post_init__(self):
         if not all(isinstance(k, Key) and k.startswith("loss/") for k in self.losses):
@@ -82,7 +83,7 @@ LOSS_KL = Key("loss/kl", "KL(p(z|x) || q(z))")
 LOSS_NLL = Key("loss/nll", "negative log-likelihood")
 
 FAMILIES = "vi_sweeps.gan.families"
-OBJECTIVES.declare("gan", ObjectiveSpec((LOSS_D, LOSS_G, LOSS_REG), gan_keys=True), f"{FAMILIES}:GAN")
+OBJECTIVES.declare("gan", ObjectiveSpec((LOSS_D, LOSS_G, LOSS_REG), gan_keys=True, compiles=True), f"{FAMILIES}:GAN")
 OBJECTIVES.declare("vae", ObjectiveSpec((LOSS_REC, LOSS_KL)), f"{FAMILIES}:VAE")
 OBJECTIVES.declare("aae", ObjectiveSpec((LOSS_D, LOSS_G, LOSS_REC)), f"{FAMILIES}:AAE")
 OBJECTIVES.declare("ali", ObjectiveSpec((LOSS_D, LOSS_G)), f"{FAMILIES}:ALI")
@@ -96,6 +97,7 @@ class ArchSpec:
 
     kind: str
     image_size: int | None = None
+    compiles: bool = False  # its packed networks trace into the compiled step (built-ins do)
 
     def __post_init__(self):
         if self.kind not in ("vector", "image"):
@@ -111,10 +113,10 @@ class ArchSpec:
 
 ARCHITECTURES = Registry("architecture", spec=ArchSpec)
 NETS = "vi_sweeps.gan.architectures"
-ARCHITECTURES.declare("mlp", ArchSpec("vector"), f"{NETS}:MLPNets")
-ARCHITECTURES.declare("pacgan", ArchSpec("vector"), f"{NETS}:PacGANNets")
-ARCHITECTURES.declare("dcgan", ArchSpec("image"), f"{NETS}:DCGANNets")
-ARCHITECTURES.declare("paper-64", ArchSpec("image", image_size=64), f"{NETS}:Paper64Nets")
+ARCHITECTURES.declare("mlp", ArchSpec("vector", compiles=True), f"{NETS}:MLPNets")
+ARCHITECTURES.declare("pacgan", ArchSpec("vector", compiles=True), f"{NETS}:PacGANNets")
+ARCHITECTURES.declare("dcgan", ArchSpec("image", compiles=True), f"{NETS}:DCGANNets")
+ARCHITECTURES.declare("paper-64", ArchSpec("image", image_size=64, compiles=True), f"{NETS}:Paper64Nets")
 DEFAULT_ARCH = {"vector": "mlp", "image": "dcgan"}
 
 
@@ -127,6 +129,7 @@ class Adversarial:
     d: Callable
     g: Callable
     doc: str
+    compiles: bool = False  # pure tensor code the compiled step traces (built-ins are)
 
 
 def _loss(name: str) -> Lazy:
@@ -145,14 +148,14 @@ for _name, _d, _g, _doc in (
          "D: E D(G(z)) - E D(x); G: -E D(G(z)) (Arjovsky et al. 2017; with gp: Gulrajani et al. 2017)"),
         ("least-squares", "least_squares_d", "least_squares_g",
          "D: (D(x) - 1)^2 / 2 + D(G(z))^2 / 2; G: (D(G(z)) - 1)^2 / 2 (Mao et al. 2017, a=0, b=c=1)")):
-    GAN_LOSSES.declare(_name, Adversarial(_loss(_d), _loss(_g), _doc))
+    GAN_LOSSES.declare(_name, Adversarial(_loss(_d), _loss(_g), _doc, compiles=True))
 
 # ALI's G and E losses: `real` are D's logits on encoder pairs (x, E(x)), `fake` on (G(z), z)
 ALI_LOSSES = Registry("ALI loss", spec=Adversarial)
 for _name, _g, _doc in (("minimax", "ali_minimax_g", "E_enc log D + E_gen log(1 - D)"),
                         ("nonsaturating", "ali_nonsaturating_g", "-E_enc log(1 - D) - E_gen log D (the labels swapped)"),
                         ("vi", "ali_vi_g", "-E_enc log D - E_gen log D (the paper's)")):
-    ALI_LOSSES.declare(_name, Adversarial(_loss("bce_real_fake"), _loss(_g), _doc))
+    ALI_LOSSES.declare(_name, Adversarial(_loss("bce_real_fake"), _loss(_g), _doc, compiles=True))
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,7 @@ class Stabiliser:
     d_penalty: Callable | None = None  # DStep -> (K,)
     g_penalty: Callable | None = None  # GStep -> (K,)
     grad_of: tuple[str, ...] = field(default=())  # D-step inputs the penalty differentiates D's logits by
+    compiles: bool = False  # the compiled step runs it (built-ins: yes; a plugin's says so itself)
 
     def __post_init__(self):
         if not self.keys or not all(isinstance(k, str) for k in self.keys):
@@ -179,20 +183,50 @@ class Stabiliser:
 STABILISERS = Registry("stabiliser", spec=Stabiliser)
 _penalty = "vi_sweeps.gan.stabilisers:{}".format
 STABILISERS.declare("anchor", Stabiliser(
-    ("lam", "penalty"), "the paper's anchor term: lam * ||G(z) - G_old(z)||^2 in G's loss (losses.gan_g_loss)"))
-STABILISERS.declare("r1", Stabiliser(("r1",), "R1: r1/2 * E||grad D(x)||^2 on real data", grad_of=("real",),
+    ("lam", "penalty"), "the paper's anchor term: lam * ||G(z) - G_old(z)||^2 in G's loss (losses.gan_g_loss)",
+    compiles=True))
+STABILISERS.declare("r1", Stabiliser(("r1",), "R1: r1/2 * E||grad D(x)||^2 on real data", grad_of=("real",), compiles=True,
                                      d_penalty=Lazy(_penalty("r1"))))
-STABILISERS.declare("r2", Stabiliser(("r2",), "R2: r2/2 * E||grad D(G(z))||^2 on generated data", grad_of=("fake",),
+STABILISERS.declare("r2", Stabiliser(("r2",), "R2: r2/2 * E||grad D(G(z))||^2 on generated data", grad_of=("fake",), compiles=True,
                                      d_penalty=Lazy(_penalty("r2"))))
-STABILISERS.declare("gp", Stabiliser(("gp",), "WGAN-GP: gp * E(||grad D(x_hat)|| - 1)^2", d_penalty=Lazy(_penalty("gp"))))
-STABILISERS.declare("sn", Stabiliser(("sn",), "spectral normalisation of D's layers (architectures.SpectralNorm)"))
-STABILISERS.declare("ema", Stabiliser(("ema", "ema_start"), "an exponential moving average of G's weights, sampled at evaluation"))
-STABILISERS.declare("ttur", Stabiliser(("lr_d", "lr_g"), "two time-scale update rule: D's and G's own learning rates"))
+STABILISERS.declare("gp", Stabiliser(("gp",), "WGAN-GP: gp * E(||grad D(x_hat)|| - 1)^2", d_penalty=Lazy(_penalty("gp")),
+                                     compiles=True))
+STABILISERS.declare("sn", Stabiliser(("sn",), "spectral normalisation of D's layers (architectures.SpectralNorm)", compiles=True))
+STABILISERS.declare("ema", Stabiliser(("ema", "ema_start"), "an exponential moving average of G's weights, sampled at evaluation", compiles=True))
+STABILISERS.declare("ttur", Stabiliser(("lr_d", "lr_g"), "two time-scale update rule: D's and G's own learning rates", compiles=True))
 
 
 def active(cfg) -> list[tuple[str, Stabiliser]]:
     """(name, spec) of every stabiliser the trial turns on."""
     return [(name, STABILISERS.meta(name)) for name in STABILISERS.names() if STABILISERS.meta(name).active(cfg)]
+
+
+def compile_refusals(cfg) -> list[str]:
+    """Why `cfg` cannot train compiled (`compile: true`), one line each; empty: it can. What the
+    compiled step (vi_sweeps.gan.compiled) does not implement is refused, never run eagerly
+    under its name: the families, architectures, losses and stabilisers that declare
+    `compiles` (the built-ins but EM, VAE, AAE and ALI; a plugin's part when it says so)."""
+    if not cfg.compile:
+        return []
+
+    def able(registry) -> str:
+        return ", ".join(n for n in registry.names() if registry.meta(n).compiles)
+
+    out = []
+    if not OBJECTIVES.meta(cfg.model).compiles:
+        out.append(f"compile: model {cfg.model} has no compiled step (compiled: {able(OBJECTIVES)}); set compile: false")
+    if not ARCHITECTURES.meta(cfg.resolved_arch).compiles:
+        out.append(f"compile: arch {cfg.resolved_arch} is not declared compilable (compiled: {able(ARCHITECTURES)}); "
+                   "set compile: false")
+    if OBJECTIVES.meta(cfg.model).gan_keys:
+        if not GAN_LOSSES.meta(cfg.loss).compiles:
+            out.append(f"compile: loss {cfg.loss} is not declared compilable (compiled: {able(GAN_LOSSES)}); "
+                       "set compile: false")
+        out += [f"compile: stabiliser {name} is not declared compilable (compiled: {able(STABILISERS)}); set compile: false"
+                for name, spec in active(cfg) if not spec.compiles]
+    if cfg.precision == "bf16":
+        out.append("compile: precision bf16 has no compiled step (compiled: fp32, tf32); set compile: false")
+    return out
 
 
 def stabiliser_keys() -> tuple[str, ...]:

@@ -29,6 +29,7 @@ from torch import nn
 
 from vi_sweeps.gan import losses, stabilisers
 from vi_sweeps.gan.architectures import DataParameter, Nets, build_nets
+from vi_sweeps.gan.compiled import CompiledGAN
 
 # the registry, the loss keys and the declarations of the built-in families, torch-free
 from vi_sweeps.gan.declared import (  # noqa: F401 - their former home
@@ -168,13 +169,16 @@ class GAN(Family):
             self.modules["G_ema"] = copy.deepcopy(self.modules["G"]).requires_grad_(False)
             self.sampler = "G_ema"
 
-    def d_loss(self, x: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    def d_loss(self, x: torch.Tensor, fake: torch.Tensor, probes: dict | None = None,
+               drawn: torch.Tensor | None = None) -> torch.Tensor:
+        """D's loss and its penalties; `probes` and `drawn` from the compiled step (CompiledGAN)."""
         D = self.modules["D"]
-        x, fake = (t.requires_grad_(True) if name in self.grad_of else t for name, t in (("real", x), ("fake", fake)))
+        x, fake = (stabilisers.differentiable(t, name, probes) if name in self.grad_of else t
+                   for name, t in (("real", x), ("fake", fake)))
         real_logits, fake_logits = D(x), D(fake)
         loss = losses.gan_d_loss(real_logits, fake_logits, self.cfg.loss)
         if self.d_penalties:
-            step = stabilisers.DStep(self, D, x, fake, real_logits, fake_logits)
+            step = stabilisers.DStep(self, D, x, fake, real_logits, fake_logits, drawn=drawn, probes=probes)
             for name, s in self.d_penalties:
                 loss = loss + stabilisers.per_member(name, stabilisers.own_draws(name, s.d_penalty, step), len(self.cfgs))
         return loss
@@ -191,19 +195,40 @@ class GAN(Family):
         return total, adv, reg
 
     @torch.no_grad()
-    def average(self) -> None:
+    def average(self, decay: torch.Tensor | None = None) -> None:
         """G_ema <- ema * G_ema + (1 - ema) * G after each G update from iteration ema_start on
-        (before it G_ema is G: StudioGAN's ema_start); buffers (BN statistics) copied."""
+        (before it G_ema is G: StudioGAN's ema_start); buffers (BN statistics) copied. The
+        compiled step gives the decay as a tensor (CompiledGAN.fill)."""
         if "G_ema" not in self.modules:
             return
         G, avg = self.modules["G"], self.modules["G_ema"]
-        decay = self.cfg.ema if self.iteration >= self.cfg.ema_start else 0.0
-        for a, p in zip(avg.parameters(), G.parameters(), strict=True):
-            a.mul_(decay).add_(p, alpha=1 - decay)
+        if decay is None:
+            decay = self.cfg.ema if self.iteration >= self.cfg.ema_start else 0.0
+            for a, p in zip(avg.parameters(), G.parameters(), strict=True):
+                a.mul_(decay).add_(p, alpha=1 - decay)
+        else:
+            for a, p in zip(avg.parameters(), G.parameters(), strict=True):
+                a.mul_(decay).add_(p * (1 - decay))
         for a, b in zip(avg.buffers(), G.buffers(), strict=True):
             a.copy_(b)
 
+    draws_uniform = property(lambda self: {name for name, _ in self.d_penalties if name == "gp"})
+
+    def uniform(self, real: torch.Tensor) -> torch.Tensor:
+        return stabilisers.uniform_draws(self.gens, real)
+
+    def load_member_states(self, states: list[dict]) -> None:
+        super().load_member_states(states)
+        self.compiled = None  # rebuilt from the loaded optimiser state
+
+    compiled = None  # the CompiledGAN of a `compile: true` trial, built at its first iteration
+
     def train_iteration(self) -> dict[str, torch.Tensor]:
+        if self.cfg.compile:
+            if self.compiled is None:
+                self.compiled = CompiledGAN(self)
+            d_loss, adv, reg = self.compiled.step()
+            return {LOSS_D: d_loss, LOSS_G: adv, LOSS_REG: reg}
         c, G, D = self.cfg, self.modules["G"], self.modules["D"]
         for _ in range(c.d_steps):
             x, z = self.real(c.batch_size), self.noise(c.batch_size)

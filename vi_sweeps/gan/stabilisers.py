@@ -41,6 +41,29 @@ class DStep:
     fake: Tensor
     real_logits: Tensor
     fake_logits: Tensor
+    drawn: Tensor | None = None  # compiled: this update's uniform draws, made before the graph (gp)
+    probes: dict | None = None  # compiled: zero leaves that give an input a gradient (CompiledGAN.probe)
+
+    def uniform(self) -> Tensor:
+        """One uniform weight per sample of each member's batch, (K, B, 1, ...), from the
+        member's own generator (compiled: drawn before the graph, in the same order)."""
+        if self.drawn is not None:
+            return self.drawn
+        return uniform_draws(self.family.gens, self.real)
+
+    def differentiable(self, t: Tensor, name: str) -> Tensor:
+        """`t` as an input D's gradient can be taken by (eager: a leaf that requires grad;
+        compiled: `t` plus a zero leaf, since a graph cannot flip the flag)."""
+        return differentiable(t, name, self.probes)
+
+
+def differentiable(t: Tensor, name: str, probes: dict | None) -> Tensor:
+    return t.requires_grad_(True) if probes is None else t + probes[name]
+
+
+def uniform_draws(gens: list[torch.Generator], like: Tensor) -> Tensor:
+    shape = (like.shape[1],) + (1,) * (like.dim() - 2)
+    return torch.stack([torch.rand(shape, generator=g) for g in gens]).to(like.device)
 
 
 @dataclass
@@ -65,11 +88,9 @@ def r2(step: DStep) -> Tensor:
 def gp(step: DStep) -> Tensor:
     """Interpolates between each member's real and generated batch, one uniform weight per
     sample drawn from the member's own generator, and the penalty of D's gradient there."""
-    fam = step.family
-    shape = (step.real.shape[1],) + (1,) * (step.real.dim() - 2)
-    eps = torch.stack([torch.rand(shape, generator=g) for g in fam.gens]).to(step.real.device)
-    x_hat = (eps * step.real.detach() + (1 - eps) * step.fake.detach()).requires_grad_(True)
-    return fam.cfg.gp * losses.gp_penalty(step.D(x_hat), x_hat)
+    eps = step.uniform()
+    x_hat = step.differentiable(eps * step.real.detach() + (1 - eps) * step.fake.detach(), "gp")
+    return step.family.cfg.gp * losses.gp_penalty(step.D(x_hat), x_hat)
 
 
 def per_member(name: str, penalty: Tensor, k: int) -> Tensor:
@@ -92,6 +113,8 @@ def own_draws(name: str, penalty: Callable, step: DStep | GStep) -> Tensor:
     torch.randn without generator=): a packed draw from it depends on the pack's size and the
     member's place, so `vi-sweep trial` could not reproduce a sweep's trial (issue 39: loss/d 5.19
     against 3.96 at step 100 for a DRAGAN penalty drawing torch.rand_like in packs of 3)."""
+    if torch.compiler.is_compiling():  # the compiled step draws nothing inside its graph (CompiledGAN.draws)
+        return penalty(step)
     device = step.fake.device
     before = _global_states(device)
     out = penalty(step)

@@ -33,7 +33,7 @@ from vi_sweeps.core.plugins import LOADED
 from vi_sweeps.core.registry import LOADING
 from vi_sweeps.core.settings import SETTINGS, Setting, declare
 from vi_sweeps.data.declared import DATASETS
-from vi_sweeps.gan.declared import ALI_LOSSES, ARCHITECTURES, DEFAULT_ARCH, GAN_LOSSES, OBJECTIVES, STABILISERS, active, stabiliser_keys
+from vi_sweeps.gan.declared import ALI_LOSSES, ARCHITECTURES, DEFAULT_ARCH, GAN_LOSSES, OBJECTIVES, STABILISERS, active, compile_refusals, stabiliser_keys
 from vi_sweeps.metrics.declared import EVALUATORS
 from vi_sweeps.metrics.evaluation import evaluation
 
@@ -109,6 +109,8 @@ declare("trials",
                 bounds={"ge": 0, "le": 65535}),
         Setting("precision", Literal["fp32", "tf32", "bf16"], "fp32", "arithmetic: fp32; tf32 matmuls on CUDA; bf16 "
                 "autocast (fp32 weights and optimiser)"),
+        Setting("compile", bool, False, "train each pack with one compiled step per iteration (vi_sweeps.gan.compiled): "
+                "eager agrees to rounding after one iteration, then goes its own way, so part of the id", kind="added"),
         Setting("device", Literal["auto", "cpu", "cuda"], "auto", "auto = cuda when available", kind="execution"),
         Setting("threads", int, 1, "torch CPU threads of the trial", kind="execution", bounds={"gt": 0, "le": 1024}))
 
@@ -118,7 +120,7 @@ ORDER = ("model", "dataset", "seed", "iterations", "eval_every", "eval_samples",
          "hidden", "mlp_layers", "width", "image_size", "crop", "data_root", "lr", "beta1", "beta2", "d_steps",
          "g_steps", "g_repeats", "lam", "penalty", "loss", "r1", "r2", "gp", "sn", "ema", "ema_start", "lr_d", "lr_g",
          "ali_loss", "mode_min_share", "collapse_rule", "fid_samples", "prdc_samples", "pr_k", "dc_k", "kid_subsets",
-         "kid_subset_size", "skip_bad_images", "pack_size", "pack_index", "precision", "device", "threads", "fid_weights")
+         "kid_subset_size", "skip_bad_images", "pack_size", "pack_index", "precision", "device", "threads", "fid_weights", "compile")
 EXTRA = {"execution": {"execution": True}, "added": {"omit_at_default": True}, "experiment": None}
 
 
@@ -184,7 +186,8 @@ class TrialBase(BaseModel):
             raise ValueError("; ".join(problems))
         data = DATASETS.meta(self.dataset)  # the cross-checks live on the registered specs
         problems = (ARCHITECTURES.meta(self.resolved_arch).problems(self, self.arch, data.kind)
-                    + OBJECTIVES.meta(self.model).problems(self, data.kind) + data.problems(self, self.dataset))
+                    + OBJECTIVES.meta(self.model).problems(self, data.kind) + data.problems(self, self.dataset)
+                    + compile_refusals(self))
         if problems:
             raise ValueError(problems[0])
 

@@ -21,6 +21,7 @@ from vi_contract.lease import Lease
 from vi_contract.store import StoreError
 from vi_contract.tables import Consolidation
 from vi_sweeps.engine.runner import PackSpec
+from vi_sweeps.gan.compiled import NOTE_PREFIX as COMPILE_NOTE
 
 MAX_FAILURES = 2  # the failure policy: a pack whose worker or node is lost is retried this often, then an error
 
@@ -201,11 +202,16 @@ def progress_callback(packs: list[PackSpec], progress: Progress | None, control:
 
     class Watch(Callback):
         last_consolidation = time.monotonic()
+        compile_noted = False
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             if result.get("fatal"):
                 control.stop(result["fatal"], 1)
             for message in result.get("warnings") or []:
+                if message.startswith(COMPILE_NOTE):  # the same advice for every pack: once a sweep
+                    if self.compile_noted:
+                        continue
+                    self.compile_noted = True
                 say(f"warning: {message}")
             if progress is not None:
                 spec = packs[trial.config["pack"]]
