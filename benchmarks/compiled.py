@@ -10,7 +10,8 @@ or `python benchmarks/bench.py compiled`:
 - compile:     the first iteration's seconds in a fresh process: with an empty inductor cache
                (cold) and again with the cache the first left (warm).
 - e2e:         a study through `vi-sweep run` eager and with --set compile=true (cold cache),
-               wall seconds including the compile (default studies/quickstart.yaml; --study).
+               wall seconds including the compile (default studies/quickstart.yaml; --study,
+               --only KEY=VALUE as vi-sweep run's).
 Figures are ratios measured in one run; run it alone on a quiet machine.
 """
 
@@ -35,6 +36,7 @@ CASES = {
     "ring8 K=16 no-bn": (dict(dataset="ring8", bn=False, lam=5.0), 16),
     "stacked-digits 16px K=1 bn": (dict(dataset="stacked-digits", image_size=16, bn=True, lam=5.0), 1),
     "stacked-digits 16px K=4 bn": (dict(dataset="stacked-digits", image_size=16, bn=True, lam=5.0), 4),
+    "ring8 K=16 no-bn 5x5": (dict(dataset="ring8", bn=False, lam=5.0, d_steps=5, g_steps=5), 16),
 }
 STABILISERS = {"none": {}, "anchor": {"lam": 5.0}, "r1": {"r1": 1.0}, "r2": {"r2": 1.0},
                "wgan-gp": {"loss": "wasserstein", "gp": 10.0}, "sn": {"sn": True}, "ema": {"ema": 0.999},
@@ -124,7 +126,7 @@ start = time.perf_counter(); trial.model.train_iteration(); print(time.perf_coun
 """
 
 
-def bench_compile(cases: tuple[str, ...] = ("ring8 K=16 bn", "stacked-digits 16px K=4 bn")) -> None:
+def bench_compile(cases: tuple[str, ...] = ("ring8 K=16 bn", "ring8 K=16 no-bn 5x5", "stacked-digits 16px K=4 bn")) -> None:
     print("compile: the first compiled iteration in a fresh process, cold (empty inductor cache) and warm")
     for label in cases:
         keys, k = CASES[label]
@@ -138,15 +140,16 @@ def bench_compile(cases: tuple[str, ...] = ("ring8 K=16 bn", "stacked-digits 16p
         print(f"  {label:28} cold {times[0]:6.1f} s  warm {times[1]:6.1f} s", flush=True)
 
 
-def bench_e2e(study: str = "studies/quickstart.yaml") -> None:
-    print(f"e2e: {study} through vi-sweep run, eager and compiled (a cold inductor cache), wall seconds")
+def bench_e2e(study: str = "studies/quickstart.yaml", only: tuple[str, ...] = ()) -> None:
+    subset = [a for o in only for a in ("--only", o)]
+    print(f"e2e: {study} {' '.join(subset)} through vi-sweep run, eager and compiled (a cold inductor cache), wall s")
     walls = {}
     for label, extra in (("eager", []), ("compiled", ["--set", "compile=true"])):
         with tempfile.TemporaryDirectory() as tmp:
             env = {**os.environ, "VI_SWEEPS_CACHE": str(Path(tmp) / "cache")}
             start = time.perf_counter()
             subprocess.run([str(Path(sys.executable).parent / "vi-sweep"), "run", study, "--results", str(Path(tmp) / "r"),
-                            "--address", "local", "--no-report", *extra], env=env, check=True, capture_output=True)
+                            "--address", "local", "--no-report", *subset, *extra], env=env, check=True, capture_output=True)
             walls[label] = time.perf_counter() - start
         print(f"  {label:9} {walls[label]:7.1f} s", flush=True)
     print(f"  compiled / eager wall: {walls['compiled'] / walls['eager']:.2f}")
@@ -164,9 +167,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help=f"any of {', '.join(BENCHES)} (default: step, stabilisers, compile)")
     parser.add_argument("--study", default="studies/quickstart.yaml", help="the study of e2e")
+    parser.add_argument("--only", action="append", default=[], help="e2e: run only these trials (vi-sweep run --only)")
     args = parser.parse_args()
     if unknown := [n for n in args.names if n not in BENCHES]:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; valid choices: {', '.join(BENCHES)}")
     if "e2e" in args.names:
-        BENCHES["e2e"] = lambda: bench_e2e(args.study)
+        BENCHES["e2e"] = lambda: bench_e2e(args.study, tuple(args.only))
     main(args.names)
