@@ -311,7 +311,8 @@ def at_a_glance(rows: pd.DataFrame, order: list[str], compare: str | None = None
     """Every comparison of the findings at a glance: one row per cell (model · data set ·
     regime), one column per treatment; left the difference in collapse rate (end) against the
     baseline, right the difference in the cell's quality metric (each metric on its own scale);
-    blue is better, red worse, a black frame and a star mark a difference significant after Holm."""
+    blue is better, red worse, a black frame and a star mark a difference significant after Holm.
+    A quality metric blind to modes (its `blind_to`, e.g. fd_2d) is grey: shown, never better or worse."""
 
     cells = list(dict.fromkeys(" · ".join(str(r[k]) for k in ("model", "dataset", "regime"))
                                for r in rows.to_dict("records")))
@@ -320,8 +321,11 @@ def at_a_glance(rows: pd.DataFrame, order: list[str], compare: str | None = None
     names = sorted(rows["quality_metric"].dropna().unique()) if quality else []
     base = f" vs {compare or 'baseline'} = {rows['baseline'].iloc[0]}"
     panels = [("collapse", f"collapse rate difference (end){base}")]
+    blind = sorted({m for m, b in rows[["quality_metric", "quality_blind_to"]].itertuples(index=False)
+                    if isinstance(b, str) and b}) if "quality_blind_to" in rows else []
     if quality:
-        panels.append(("quality", f"{names[0] if len(names) == 1 else 'quality metric'} difference{base}"))
+        panels.append(("quality", f"{names[0] if len(names) == 1 else 'quality metric'} difference{base}"
+                       + (f" ({', '.join(blind)}: blind to modes, grey, not in the verdict)" if blind else "")))
     width = max(1.15 * len(cols), 2.6)
     fig_width = max(8.6, min(10.4, 2.6 + width * len(panels)))
     fig, axes = plt.subplots(1, len(panels), squeeze=False, figsize=(fig_width, 2.5 + 0.36 * len(cells)),
@@ -354,6 +358,8 @@ def at_a_glance(rows: pd.DataFrame, order: list[str], compare: str | None = None
             # drawn pale, so a large effect at n = 3 does not look as sure as a decided one
             shade = float(np.clip(value, -1, 1)) if value == value else 0.0
             colour = cmap(0.5 + 0.5 * (shade if significant else 0.25 * shade))
+            if kind == "quality" and r.get("quality_metric") in blind:
+                colour, value = "0.8", 0.0  # blind to modes: neither better nor worse, whatever its size
             ax.add_patch(Rectangle((x, y), 1, 1, facecolor=colour, edgecolor="white", lw=1,
                                    hatch=None if significant else "////"))
             if significant:
@@ -376,7 +382,7 @@ def at_a_glance(rows: pd.DataFrame, order: list[str], compare: str | None = None
     bar.set_label("collapse: the rate difference (-1 to +1); quality: the difference over the largest of its data set",
                   fontsize=7)
     note = textwrap.fill(f"blue: better than the baseline, red: worse (collapse: lower is better; quality: by each "
-                         f"metric's direction); framed, * and full colour: significant after Holm (p < {alpha}); "
-                         f"hatched and pale: not decided", int(fig_width * 15))
+                         f"metric's direction{'; grey: blind to modes' if blind else ''}); framed, * and full colour: "
+                         f"significant after Holm (p < {alpha}); hatched and pale: not decided", int(fig_width * 15))
     fig.supxlabel(note, fontsize=7.5, color="0.25")
     return fig
