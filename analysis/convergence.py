@@ -98,21 +98,27 @@ def onsets(trials: pd.DataFrame, metrics: pd.DataFrame, rule: Rule) -> pd.DataFr
     return out
 
 
+def lower_median(values) -> float:
+    """The lower median: at an even count the smaller of the middle two, so a median of evaluated
+    steps is itself an evaluated step (the mean of 800 and 1,000 was 900, never evaluated)."""
+    v = np.sort(np.asarray(values, dtype=float))
+    return float(v[(len(v) - 1) // 2]) if len(v) else math.nan
+
+
 def onset_table(labelled: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Per condition of trials with a measured course (`good_at`, `collapse_at`,
-    `ended_collapsed`; the callers pass finished trials): how many seeds got good and the median
-    step they first did; of those, how many dipped into a collapse after it at least once, the
-    median steps until the first dip, how many ended collapsed, and the mean over them of the
-    share of evaluations after good that counted collapsed."""
+    `ended_collapsed`; the callers pass finished trials): how many seeds got good and the step
+    they first did (lower median); of those, how many dipped into a collapse after it at least
+    once, the steps until the first dip (lower median), how many ended collapsed, and the mean
+    over them of the share of evaluations after good that counted collapsed."""
     done = labelled[labelled["good_at"].notna()]
     rows = []
     for key, g in done.groupby(keys, sort=True):
         good = g[np.isfinite(g["good_at"].astype(float))]
         dipped = good[np.isfinite(good["collapse_at"].astype(float))]
         rows.append({**dict(zip(keys, key, strict=True)), "n": len(g), "got_good": len(good),
-                     "good_at_median": float(good["good_at"].median()) if len(good) else math.nan,
-                     "collapsed_after": len(dipped),
-                     "good_for_median": float((dipped["collapse_at"] - dipped["good_at"]).median()) if len(dipped) else math.nan,
+                     "good_at_median": lower_median(good["good_at"]), "collapsed_after": len(dipped),
+                     "good_for_median": lower_median(dipped["collapse_at"] - dipped["good_at"]),
                      "ended_collapsed": int(good["ended_collapsed"].astype(float).sum()),
                      "collapsed_share_mean": float(good["collapsed_share"].astype(float).mean())})
     return pd.DataFrame(rows)
@@ -125,10 +131,10 @@ def onset_summary(labelled: pd.DataFrame, keys: list[str], rule: str) -> pd.Data
         return t
     steps = lambda v: "" if v != v else f"{v:,.0f}"  # noqa: E731
     return pd.DataFrame({**{k: t[k] for k in keys}, "seeds": t["n"], f"got good ({rule}, not collapsed)": t["got_good"],
-                         "first good, median step": t["good_at_median"].map(steps),
+                         "first good: step of the median seed (lower median)": t["good_at_median"].map(steps),
                          "collapsed after good at some evaluation": [
                              f"{k}/{g}" for k, g in t[["collapsed_after", "got_good"]].itertuples(index=False)],
-                         "steps from good to that collapse, median": t["good_for_median"].map(steps),
+                         "steps from good to that collapse (lower median)": t["good_for_median"].map(steps),
                          "ended collapsed after good": [
                              f"{k}/{g}" for k, g in t[["ended_collapsed", "got_good"]].itertuples(index=False)],
                          "evaluations after good collapsed, mean share": t["collapsed_share_mean"].map(
