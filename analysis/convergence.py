@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.stats import bootstrap_median, mann_whitney_p, median_difference, wilson
+from analysis.tables import MIN_N_INTERVAL
 from vi_contract import schema
 from vi_contract.rules import Rule
 
@@ -168,7 +169,8 @@ def convergence_table(labelled: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         steps = g["steps_to_converge"].to_numpy(dtype=float)
         k, n = int(np.isfinite(steps).sum()), len(steps)
         lo, hi = wilson(k, n)
-        med, mlo, mhi = (bootstrap_median(_finite(steps)) if n >= 5 else (float(np.median(_finite(steps))), math.nan, math.nan))
+        med, mlo, mhi = (bootstrap_median(_finite(steps)) if n >= MIN_N_INTERVAL
+                         else (float(np.median(_finite(steps))), math.nan, math.nan))
         med, mlo, mhi = _back(med), _back(mlo), _back(mhi)
         rows.append({**dict(zip(keys, key, strict=True)), "n": n, "converged": k, "converged_share": k / n,
                      "converged_lo": lo, "converged_hi": hi, "steps_median": med, "steps_lo": mlo, "steps_hi": mhi})
@@ -201,14 +203,16 @@ def _steps(v: float) -> str:
 
 def convergence_wording(rule: str, x: np.ndarray, y: np.ndarray, p: float, adjusted: float, alpha: float) -> str:
     """One clause of a finding, by the report's rule: which converged faster, with the shares,
-    the medians and their difference (bootstrap interval) and the test."""
+    the medians and their difference (bootstrap interval, only where both arms have n >= MIN_N_INTERVAL)
+    and the test."""
     kx, ky = int(np.isfinite(x).sum()), int(np.isfinite(y).sum())
     med = lambda v: _steps(_back(float(np.median(_finite(v)))))  # noqa: E731
     d = compare_times(x, y)
     numbers = f"{kx}/{len(x)} vs {ky}/{len(y)} reached {rule}; median steps {med(x)} vs {med(y)}"
     if "not reached" not in (med(x), med(y)):  # a difference of medians exists only where both are reached
         bounds = " to ".join(f"{v:+,.0f}" if math.isfinite(v) else "unbounded" for v in (d["lo"], d["hi"]))
-        numbers += f", difference {d['diff']:+,.0f} (95% interval {bounds})"
+        numbers += f", difference {d['diff']:+,.0f} " + (f"(95% interval {bounds})" if min(len(x), len(y)) >= MIN_N_INTERVAL
+                                                         else f"(no interval: the bootstrap needs n >= {MIN_N_INTERVAL})")
     if math.isnan(p):
         return f"no test of time to converge at n = {len(x)} vs {len(y)} (a test needs two seeds an arm; {numbers})"
     test = f"Mann-Whitney p = {p:.2g}" + ("" if adjusted == p else f", Holm-adjusted {adjusted:.2g}")

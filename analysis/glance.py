@@ -37,8 +37,8 @@ def _blind(blind_to) -> str:
 
 def glance_rows(found: pd.DataFrame, effect: pd.DataFrame, keys: dict, converging: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per finding with the numbers the first screen shows: the collapse difference
-    (end of training) with its Newcombe interval and Holm p, the quality difference with its
-    bootstrap interval and Holm p, the convergence shares and Holm p, each signed as better
+    (end of training) with its Newcombe interval and Holm p, the quality difference (the
+    Hodges-Lehmann shift) with its distribution-free interval and Holm p, the convergence shares and Holm p, each signed as better
     (+1), worse (-1) or not significant (0), and the verdict word."""
     if found.empty:
         return pd.DataFrame()

@@ -209,3 +209,19 @@ def test_the_course_table_prints_an_evaluated_step_and_says_which_median():
     assert row["steps from good to that collapse (lower median)"] == "400"  # before: "500"
     assert row["got good (modes_frac>=0.875, not collapsed)"] == 4 and row["seeds"] == 5
     assert convergence.lower_median([1000.0, 800.0, 1200.0]) == 1000.0 and math.isnan(convergence.lower_median([]))
+
+
+def test_the_findings_print_no_bootstrap_interval_of_times_under_five_seeds(tmp_path):
+    """Issue 39: the methods say bootstrap intervals need n >= 5, yet at 3 seeds an arm the
+    finding read "difference -200 (95% interval -200 to -200)"; now it says there is none, and why."""
+    from analysis.load import load_results
+    from analysis.report import analyse, convergence_rule
+
+    synthetic_results(tmp_path, {(True, 1, 0.0): 0.0, (True, 1, 5.0): 0.0}, seeds=3,
+                      converge_at={(True, 1, 0.0): 4, (True, 1, 5.0): 2})
+    res = load_results([str(tmp_path)], warn=False)
+    text = analyse(res, convergence_rule(None, res)).found["convergence"].iloc[0]
+    assert text == ("time to converge not decided at n = 3 vs 3 (3/3 vs 3/3 reached modes_frac>=0.875; median steps 200 vs "
+                    "400, difference -200 (no interval: the bootstrap needs n >= 5); Mann-Whitney p = 0.1)")
+    five = convergence.convergence_wording("modes_frac>=0.875", np.array([200.0] * 5), np.array([400.0] * 5), 0.01, 0.01, 0.05)
+    assert "difference -200 (95% interval -200 to -200)" in five  # from n = 5 an arm, as before
