@@ -334,7 +334,8 @@ def at_a_glance(rows: pd.DataFrame, order: list[str], compare: str | None = None
                     if isinstance(b, str) and b}) if "quality_blind_to" in rows else []
     if quality:
         panels.append(("quality", f"{names[0] if len(names) == 1 else 'quality metric'} difference{base}"
-                       + (f" ({', '.join(blind)}: blind to modes, grey, not in the verdict)" if blind else "")))
+                       + (f" ({'' if blind == names else ', '.join(blind) + ': '}blind to modes: grey, not in the verdict)"
+                          if blind else "")))
     width = max(1.15 * len(cols), 2.6)
     fig_width = max(8.6, min(10.4, 2.6 + width * len(panels)))
     fig, axes = plt.subplots(1, len(panels), squeeze=False, figsize=(fig_width, 2.5 + 0.36 * len(cells)),

@@ -77,7 +77,7 @@ def test_the_glance_figure_draws_a_blind_metric_grey_whatever_its_difference():
     quality = fig.axes[1]
     cell = next(p for p in quality.patches if isinstance(p, Rectangle) and p.get_width() == 1)
     assert np.ptp(to_rgb(cell.get_facecolor()[:3])) == 0.0  # grey: no hue of better or worse
-    assert "blind to modes, grey, not in the verdict" in quality.get_title().replace("\n", " ")
+    assert quality.get_title().replace("\n", " ") == "fd_2d difference vs lam = 0 (blind to modes: grey, not in the verdict)"
     assert [t.get_text() for t in quality.texts] == ["-1*"]  # still shown, and decided
     plt.close(fig)
     fig = at_a_glance(rows.assign(quality_blind_to=""), ["5"], compare="lam")
