@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.stats import bootstrap_median, mann_whitney_p, median_difference, wilson
+from analysis.tables import MIN_N_INTERVAL
 from vi_contract import schema
 from vi_contract.rules import Rule
 
@@ -98,21 +99,27 @@ def onsets(trials: pd.DataFrame, metrics: pd.DataFrame, rule: Rule) -> pd.DataFr
     return out
 
 
+def lower_median(values) -> float:
+    """The lower median: at an even count the smaller of the middle two, so a median of evaluated
+    steps is itself an evaluated step (the mean of 800 and 1,000 was 900, never evaluated)."""
+    v = np.sort(np.asarray(values, dtype=float))
+    return float(v[(len(v) - 1) // 2]) if len(v) else math.nan
+
+
 def onset_table(labelled: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Per condition of trials with a measured course (`good_at`, `collapse_at`,
-    `ended_collapsed`; the callers pass finished trials): how many seeds got good and the median
-    step they first did; of those, how many dipped into a collapse after it at least once, the
-    median steps until the first dip, how many ended collapsed, and the mean over them of the
-    share of evaluations after good that counted collapsed."""
+    `ended_collapsed`; the callers pass finished trials): how many seeds got good and the step
+    they first did (lower median); of those, how many dipped into a collapse after it at least
+    once, the steps until the first dip (lower median), how many ended collapsed, and the mean
+    over them of the share of evaluations after good that counted collapsed."""
     done = labelled[labelled["good_at"].notna()]
     rows = []
     for key, g in done.groupby(keys, sort=True):
         good = g[np.isfinite(g["good_at"].astype(float))]
         dipped = good[np.isfinite(good["collapse_at"].astype(float))]
         rows.append({**dict(zip(keys, key, strict=True)), "n": len(g), "got_good": len(good),
-                     "good_at_median": float(good["good_at"].median()) if len(good) else math.nan,
-                     "collapsed_after": len(dipped),
-                     "good_for_median": float((dipped["collapse_at"] - dipped["good_at"]).median()) if len(dipped) else math.nan,
+                     "good_at_median": lower_median(good["good_at"]), "collapsed_after": len(dipped),
+                     "good_for_median": lower_median(dipped["collapse_at"] - dipped["good_at"]),
                      "ended_collapsed": int(good["ended_collapsed"].astype(float).sum()),
                      "collapsed_share_mean": float(good["collapsed_share"].astype(float).mean())})
     return pd.DataFrame(rows)
@@ -125,10 +132,10 @@ def onset_summary(labelled: pd.DataFrame, keys: list[str], rule: str) -> pd.Data
         return t
     steps = lambda v: "" if v != v else f"{v:,.0f}"  # noqa: E731
     return pd.DataFrame({**{k: t[k] for k in keys}, "seeds": t["n"], f"got good ({rule}, not collapsed)": t["got_good"],
-                         "first good, median step": t["good_at_median"].map(steps),
+                         "first good: step of the median seed (lower median)": t["good_at_median"].map(steps),
                          "collapsed after good at some evaluation": [
                              f"{k}/{g}" for k, g in t[["collapsed_after", "got_good"]].itertuples(index=False)],
-                         "steps from good to that collapse, median": t["good_for_median"].map(steps),
+                         "steps from good to that collapse (lower median)": t["good_for_median"].map(steps),
                          "ended collapsed after good": [
                              f"{k}/{g}" for k, g in t[["ended_collapsed", "got_good"]].itertuples(index=False)],
                          "evaluations after good collapsed, mean share": t["collapsed_share_mean"].map(
@@ -162,7 +169,8 @@ def convergence_table(labelled: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         steps = g["steps_to_converge"].to_numpy(dtype=float)
         k, n = int(np.isfinite(steps).sum()), len(steps)
         lo, hi = wilson(k, n)
-        med, mlo, mhi = (bootstrap_median(_finite(steps)) if n >= 5 else (float(np.median(_finite(steps))), math.nan, math.nan))
+        med, mlo, mhi = (bootstrap_median(_finite(steps)) if n >= MIN_N_INTERVAL
+                         else (float(np.median(_finite(steps))), math.nan, math.nan))
         med, mlo, mhi = _back(med), _back(mlo), _back(mhi)
         rows.append({**dict(zip(keys, key, strict=True)), "n": n, "converged": k, "converged_share": k / n,
                      "converged_lo": lo, "converged_hi": hi, "steps_median": med, "steps_lo": mlo, "steps_hi": mhi})
@@ -195,14 +203,16 @@ def _steps(v: float) -> str:
 
 def convergence_wording(rule: str, x: np.ndarray, y: np.ndarray, p: float, adjusted: float, alpha: float) -> str:
     """One clause of a finding, by the report's rule: which converged faster, with the shares,
-    the medians and their difference (bootstrap interval) and the test."""
+    the medians and their difference (bootstrap interval, only where both arms have n >= MIN_N_INTERVAL)
+    and the test."""
     kx, ky = int(np.isfinite(x).sum()), int(np.isfinite(y).sum())
     med = lambda v: _steps(_back(float(np.median(_finite(v)))))  # noqa: E731
     d = compare_times(x, y)
     numbers = f"{kx}/{len(x)} vs {ky}/{len(y)} reached {rule}; median steps {med(x)} vs {med(y)}"
     if "not reached" not in (med(x), med(y)):  # a difference of medians exists only where both are reached
         bounds = " to ".join(f"{v:+,.0f}" if math.isfinite(v) else "unbounded" for v in (d["lo"], d["hi"]))
-        numbers += f", difference {d['diff']:+,.0f} (95% interval {bounds})"
+        numbers += f", difference {d['diff']:+,.0f} " + (f"(95% interval {bounds})" if min(len(x), len(y)) >= MIN_N_INTERVAL
+                                                         else f"(no interval: the bootstrap needs n >= {MIN_N_INTERVAL})")
     if math.isnan(p):
         return f"no test of time to converge at n = {len(x)} vs {len(y)} (a test needs two seeds an arm; {numbers})"
     test = f"Mann-Whitney p = {p:.2g}" + ("" if adjusted == p else f", Holm-adjusted {adjusted:.2g}")

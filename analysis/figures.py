@@ -17,6 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.collections import LineCollection
+from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
 from analysis.tables import MIN_N_INTERVAL, RULES, compare_column  # noqa: E402
@@ -194,9 +195,14 @@ def onsets(seeds: pd.DataFrame, order: list[str], rule: str, compare: str | None
     meeting the convergence rule (a dot) to its end, green if it did not end collapsed and red
     if it did; a cross at its first collapse after getting good (a dip it may have come back
     from). Conditions (regime x treatment) in blocks, seeds in order; one LineCollection a
-    colour, so a panel of hundreds of seeds stays small."""
+    colour, so a panel of hundreds of seeds stays small. A one-line title and a legend; the axes
+    as tall as their seeds (the report's text says the rest)."""
     per_panel = seeds.groupby(["model", "dataset"]).size().max()
-    fig, panels = _panels(seeds, width=6.0, height=max(2.5, min(0.075 * per_panel, 30.0) + 1.2))
+    blocks_most = seeds.groupby(["model", "dataset"])[["regime", "treatment"]].value_counts().groupby(level=[0, 1]).size().max()
+    tall = min(max(0.075 * per_panel, 0.2 * blocks_most, 0.9), 30.0)  # a seed 0.075 in, a block's label 0.2 in
+    fig, panels = _panels(seeds, width=6.0, height=tall)
+    fig.set_figheight(seeds["model"].nunique() * (tall + 0.8) + 0.6)  # the axes, their titles and x axes, title, legend
+    fig.set_layout_engine("constrained")
     for ax, sub, title in panels:
         blocks = sorted({(r, t) for r, t in zip(sub["regime"], sub["treatment"], strict=True)},
                         key=lambda rt: (rt[0], order.index(rt[1]) if rt[1] in order else len(order)))
@@ -205,6 +211,8 @@ def onsets(seeds: pd.DataFrame, order: list[str], rule: str, compare: str | None
         for regime, treatment in blocks:
             block = sub[(sub["regime"] == regime) & (sub["treatment"] == treatment)].sort_values("seed")
             top = y
+            if ticks:
+                ax.axhline(y - 0.75, color="0.6", lw=0.6)  # between blocks, none after the last
             for end, good, dip, ended in block[["steps_done", "good_at", "collapse_at", "ended_collapsed"]].itertuples(index=False):
                 lines["budget"].append([(0, y), (float(end), y)])
                 if math.isfinite(good):
@@ -215,7 +223,6 @@ def onsets(seeds: pd.DataFrame, order: list[str], rule: str, compare: str | None
                 y += 1
             label = f"{compare} {treatment}" if compare else str(treatment)
             ticks.append(((top + y - 1) / 2, label if regime in ("all", "") else f"{regime} · {label}"))
-            ax.axhline(y - 0.25, color="0.6", lw=0.6)
             y += 0.5
         for kind, colour, width in (("budget", "0.85", 1.0), ("kept", "tab:green", 2.0), ("ended", "tab:red", 2.0)):
             if lines[kind]:
@@ -225,15 +232,17 @@ def onsets(seeds: pd.DataFrame, order: list[str], rule: str, compare: str | None
         if crosses:
             ax.scatter(*zip(*crosses, strict=True), s=14, marker="x", color="black", linewidths=1.0, zorder=3, rasterized=True)
         ax.set_xlim(0, float(sub["steps_done"].max()) * 1.02)
-        ax.set_ylim(y, -1)
+        ax.set_ylim(y - 0.5 - 0.25, -0.75)  # the seeds' rows and half a row around them
         ax.set_yticks([t for t, _ in ticks], [lab for _, lab in ticks], fontsize=7)
         ax.grid(False, axis="y")
         ax.set_xlabel("training step")
-        ax.set_title(title)
-    fig.suptitle(textwrap.fill(f"Each seed: got good (dot: first evaluation with {rule}, not collapsed), then green to "
-                               "its end, or red when it ended collapsed; x: its first collapse after getting good; "
-                               "grey: before", int(fig.get_figwidth() * 11)), fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+        ax.set_title(title, fontsize=9)
+    key = [Line2D([], [], color="0.85", lw=1.0, label="before it got good"),
+           Line2D([], [], color="tab:green", marker="o", ms=3, lw=2.0, label=f"got good ({rule}), not collapsed at its end"),
+           Line2D([], [], color="tab:red", lw=2.0, label="ended collapsed"),
+           Line2D([], [], color="black", marker="x", lw=0, label="first collapse after good")]
+    fig.legend(handles=key, loc="outside lower center", ncol=4 if fig.get_figwidth() >= 10 else 2, frameon=False, fontsize=7)
+    fig.suptitle("Each seed: when it got good, and whether it collapsed after", fontsize=10)
     return fig
 
 
@@ -311,7 +320,8 @@ def at_a_glance(rows: pd.DataFrame, order: list[str], compare: str | None = None
     """Every comparison of the findings at a glance: one row per cell (model · data set ·
     regime), one column per treatment; left the difference in collapse rate (end) against the
     baseline, right the difference in the cell's quality metric (each metric on its own scale);
-    blue is better, red worse, a black frame and a star mark a difference significant after Holm."""
+    blue is better, red worse, a black frame and a star mark a difference significant after Holm.
+    A quality metric blind to modes (its `blind_to`, e.g. fd_2d) is grey: shown, never better or worse."""
 
     cells = list(dict.fromkeys(" · ".join(str(r[k]) for k in ("model", "dataset", "regime"))
                                for r in rows.to_dict("records")))
@@ -320,8 +330,12 @@ def at_a_glance(rows: pd.DataFrame, order: list[str], compare: str | None = None
     names = sorted(rows["quality_metric"].dropna().unique()) if quality else []
     base = f" vs {compare or 'baseline'} = {rows['baseline'].iloc[0]}"
     panels = [("collapse", f"collapse rate difference (end){base}")]
+    blind = sorted({m for m, b in rows[["quality_metric", "quality_blind_to"]].itertuples(index=False)
+                    if isinstance(b, str) and b}) if "quality_blind_to" in rows else []
     if quality:
-        panels.append(("quality", f"{names[0] if len(names) == 1 else 'quality metric'} difference{base}"))
+        panels.append(("quality", f"{names[0] if len(names) == 1 else 'quality metric'} difference{base}"
+                       + (f" ({'' if blind == names else ', '.join(blind) + ': '}blind to modes: grey, not in the verdict)"
+                          if blind else "")))
     width = max(1.15 * len(cols), 2.6)
     fig_width = max(8.6, min(10.4, 2.6 + width * len(panels)))
     fig, axes = plt.subplots(1, len(panels), squeeze=False, figsize=(fig_width, 2.5 + 0.36 * len(cells)),
@@ -354,6 +368,8 @@ def at_a_glance(rows: pd.DataFrame, order: list[str], compare: str | None = None
             # drawn pale, so a large effect at n = 3 does not look as sure as a decided one
             shade = float(np.clip(value, -1, 1)) if value == value else 0.0
             colour = cmap(0.5 + 0.5 * (shade if significant else 0.25 * shade))
+            if kind == "quality" and r.get("quality_metric") in blind:
+                colour, value = "0.8", 0.0  # blind to modes: neither better nor worse, whatever its size
             ax.add_patch(Rectangle((x, y), 1, 1, facecolor=colour, edgecolor="white", lw=1,
                                    hatch=None if significant else "////"))
             if significant:
@@ -376,7 +392,7 @@ def at_a_glance(rows: pd.DataFrame, order: list[str], compare: str | None = None
     bar.set_label("collapse: the rate difference (-1 to +1); quality: the difference over the largest of its data set",
                   fontsize=7)
     note = textwrap.fill(f"blue: better than the baseline, red: worse (collapse: lower is better; quality: by each "
-                         f"metric's direction); framed, * and full colour: significant after Holm (p < {alpha}); "
-                         f"hatched and pale: not decided", int(fig_width * 15))
+                         f"metric's direction{'; grey: blind to modes' if blind else ''}); framed, * and full colour: "
+                         f"significant after Holm (p < {alpha}); hatched and pale: not decided", int(fig_width * 15))
     fig.supxlabel(note, fontsize=7.5, color="0.25")
     return fig

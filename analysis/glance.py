@@ -30,10 +30,15 @@ def _p(p) -> str:
     return "" if p is None or p != p else f"{p:.2g}"
 
 
+def _blind(blind_to) -> str:
+    """The label of a quality metric that decides no verdict ('' for one that does)."""
+    return f"blind to {blind_to}: not in the verdict" if isinstance(blind_to, str) and blind_to else ""
+
+
 def glance_rows(found: pd.DataFrame, effect: pd.DataFrame, keys: dict, converging: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per finding with the numbers the first screen shows: the collapse difference
-    (end of training) with its Newcombe interval and Holm p, the quality difference with its
-    bootstrap interval and Holm p, the convergence shares and Holm p, each signed as better
+    (end of training) with its Newcombe interval and Holm p, the quality difference (the
+    Hodges-Lehmann shift) with its distribution-free interval and Holm p, the convergence shares and Holm p, each signed as better
     (+1), worse (-1) or not significant (0), and the verdict word."""
     if found.empty:
         return pd.DataFrame()
@@ -48,11 +53,13 @@ def glance_rows(found: pd.DataFrame, effect: pd.DataFrame, keys: dict, convergin
         metric = r.get("quality_metric")
         if isinstance(metric, str):
             p = r.get("quality_p_holm", math.nan)
-            lower = keys.get(f"eval/{metric}", {}).get("better", "lower") == "lower"
+            declared = keys.get(f"eval/{metric}", {})
+            lower, blind = declared.get("better", "lower") == "lower", declared.get("blind_to", "")
             good = (r["quality_diff"] < 0) == lower
+            # a metric blind to modes (fd_2d) is shown, but never makes a row read better or worse
             row.update(quality_metric=metric, quality_diff=r["quality_diff"], quality_lo=r["quality_lo"],
-                       quality_hi=r["quality_hi"], quality_p_holm=p, quality_lower_better=lower,
-                       quality_sign=(1 if good else -1) if p == p and p < ALPHA else 0)
+                       quality_hi=r["quality_hi"], quality_p_holm=p, quality_lower_better=lower, quality_blind_to=blind,
+                       quality_sign=(1 if good else -1) if p == p and p < ALPHA and not blind else 0)
         p = r.get("convergence_p_holm", math.nan)
         if p == p or isinstance(r.get("convergence"), str):
             text = r.get("convergence") or ""
@@ -87,8 +94,10 @@ def glance_table(rows: pd.DataFrame) -> pd.DataFrame:
     })
     if "quality_metric" in rows:
         table["quality diff [95% CI]"] = [
-            f"{m}: {_interval(d, lo, hi, '{:+.3g}')}" if isinstance(m, str) else ""
-            for m, d, lo, hi in rows[["quality_metric", "quality_diff", "quality_lo", "quality_hi"]].itertuples(index=False)]
+            f"{m}: {_interval(d, lo, hi, '{:+.3g}')}" + (f" ({_blind(blind)})" if _blind(blind) else "")
+            if isinstance(m, str) else ""
+            for m, d, lo, hi, blind in zip(rows["quality_metric"], rows["quality_diff"], rows["quality_lo"],
+                                           rows["quality_hi"], rows.get("quality_blind_to", [""] * len(rows)), strict=True)]
     if "convergence_shares" in rows:
         table["converged"] = rows["convergence_shares"].fillna("")
     families = [("collapse", "collapse_p_holm"), ("quality", "quality_p_holm"), ("converge", "convergence_p_holm")]
@@ -101,10 +110,14 @@ def glance_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 def glance_note(rows: pd.DataFrame, alpha: float = ALPHA) -> str:
     words = "; ".join(f"**{w}**: {VERDICTS[w]}" for w in VERDICTS)
+    blind = sorted({f"{m} (blind to {b})" for m, b in rows[["quality_metric", "quality_blind_to"]].itertuples(index=False)
+                    if _blind(b)}) if "quality_blind_to" in rows else []
     return (f"One row per finding below. Differences are treatment minus baseline: collapse at the last evaluation "
             f"(negative is less collapse), the cell's quality metric (its direction in the figure), and the share of "
             f"seeds that converged. Holm p: each family's Holm-adjusted p; a verdict counts a family as significant at "
-            f"p < {alpha} ({words}). The sentences after the figure say the same per cell, with the tests.")
+            f"p < {alpha} ({words})"
+            + (f"; {', '.join(blind)} is shown (grey in the figure) but counts in no verdict" if blind else "")
+            + ". The sentences after the figure say the same per cell, with the tests.")
 
 
 ANSWER = "The answer"  # the first section of a report without declared claims
@@ -122,6 +135,9 @@ def answer_sentences(rows: pd.DataFrame, compare: str | None, n_seeds: list[int]
         if r.get("quality_sign"):
             said.append(f"{'better' if r['quality_sign'] > 0 else 'worse'} {r['quality_metric']} "
                         f"({r['quality_diff']:+.3g}, Holm p {_p(r['quality_p_holm'])})")
+        elif _blind(r.get("quality_blind_to")) and r.get("quality_p_holm", math.nan) < ALPHA:  # said, not a verdict
+            said.append(f"{'lower' if r['quality_diff'] < 0 else 'higher'} {r['quality_metric']} "
+                        f"({r['quality_diff']:+.3g}, Holm p {_p(r['quality_p_holm'])}; {_blind(r['quality_blind_to'])})")
         if r.get("convergence_sign"):
             said.append(f"converges {'faster' if r['convergence_sign'] > 0 else 'slower'} "
                         f"(Holm p {_p(r['convergence_p_holm'])})")

@@ -290,13 +290,13 @@ def convergence_summary(frame: pd.DataFrame, rule: Rule) -> str:
             "of the trial's own `eval_every`; two arms of different budgets are compared over the steps both had.")
 
 
-ONSETS_NOTE = ("A seed gets good at the first evaluation that meets the convergence rule while it is not collapsed "
-               "or diverged; after that, a collapse at some evaluation is a dip it may come back from, and it ends "
-               "collapsed when its last evaluation is collapsed or it diverged (which time to converge counts as never "
-               "converged). The mean share of evaluations after good that were collapsed says how long the seeds spent "
-               "collapsed, dips included, where the last evaluation alone can fall either side of a dip. Every seed's "
-               "course is in onsets.csv (collapsed_share per seed); the figure draws one line a seed (up to "
-               f"{figures.ONSET_SEEDS} a panel).")
+ONSETS_NOTE = ("A seed gets good at the first evaluation that meets the convergence rule while it is not collapsed or diverged; after "
+               "that, a collapse at some evaluation is a dip it may come back from, and it ends collapsed when its last evaluation is "
+               "collapsed or it diverged (which time to converge counts as never converged). The mean share of evaluations after good "
+               "that were collapsed says how long the seeds spent collapsed, dips included, where the last evaluation alone can fall "
+               "either side of a dip. Every seed's course is in onsets.csv (collapsed_share per seed). The figure draws one line a seed "
+               f"(up to {figures.ONSET_SEEDS} a panel): grey over its budget, then from a dot where it got good, green to its end or red "
+               "when it ended collapsed, with an x at its first collapse after getting good; the table gives lower medians of steps.")
 
 
 def convergence_frame(frame: pd.DataFrame) -> pd.DataFrame:

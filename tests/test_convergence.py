@@ -166,7 +166,8 @@ def test_onsets_by_hand_a_collapse_counts_only_after_the_first_good_evaluation()
     table = convergence.onset_table(trials.assign(status="finished", cond="a", **on), ["cond"])
     row = table.iloc[0]
     assert (row["n"], row["got_good"], row["collapsed_after"], row["ended_collapsed"]) == (6, 4, 3, 2)
-    assert row["good_at_median"] == 150.0 and row["good_for_median"] == 200.0  # 200, 100, 200
+    # the lower median (100, 100, 200, 300 -> 100; before: 150, a step never evaluated); 200, 100, 200 -> 200
+    assert row["good_at_median"] == 100.0 and row["good_for_median"] == 200.0
     assert row["collapsed_share_mean"] == pytest.approx((0.5 + 1 / 3 + 0.0 + 0.25) / 4)
     # a data set without the rule's metric has no course at all (not "never got good")
     other = trials.assign(dataset=["ring8"] * 5 + ["images"])
@@ -194,3 +195,33 @@ def test_onsets_of_a_synthetic_folder_recover_the_planted_times(tmp_path):
         else:  # it collapsed first and stayed collapsed: never good
             assert o["good_at"] == math.inf and math.isnan(o["collapse_at"])
     assert 5 <= checked < 20
+
+
+def test_the_course_table_prints_an_evaluated_step_and_says_which_median():
+    """Issue 39: with evaluations every 200 steps and four seeds good at 800, 800, 1,000 and
+    1,000, "first good, median step" printed 900 (the mean of the middle two), a step never
+    evaluated; likewise 500 steps from good to a collapse where every seed took 400 or 600."""
+    seeds = pd.DataFrame({"cond": "a", "good_at": [800.0, 1000.0, 800.0, 1000.0, math.inf],
+                          "collapse_at": [1200.0, 1600.0, 1200.0, 1600.0, np.nan],
+                          "ended_collapsed": [1.0, 0.0, 0.0, 1.0, np.nan], "collapsed_share": [0.5, 0.25, 0.1, 0.2, np.nan]})
+    row = convergence.onset_summary(seeds, ["cond"], "modes_frac>=0.875").iloc[0]
+    assert row["first good: step of the median seed (lower median)"] == "800"  # before: "900"
+    assert row["steps from good to that collapse (lower median)"] == "400"  # before: "500"
+    assert row["got good (modes_frac>=0.875, not collapsed)"] == 4 and row["seeds"] == 5
+    assert convergence.lower_median([1000.0, 800.0, 1200.0]) == 1000.0 and math.isnan(convergence.lower_median([]))
+
+
+def test_the_findings_print_no_bootstrap_interval_of_times_under_five_seeds(tmp_path):
+    """Issue 39: the methods say bootstrap intervals need n >= 5, yet at 3 seeds an arm the
+    finding read "difference -200 (95% interval -200 to -200)"; now it says there is none, and why."""
+    from analysis.load import load_results
+    from analysis.report import analyse, convergence_rule
+
+    synthetic_results(tmp_path, {(True, 1, 0.0): 0.0, (True, 1, 5.0): 0.0}, seeds=3,
+                      converge_at={(True, 1, 0.0): 4, (True, 1, 5.0): 2})
+    res = load_results([str(tmp_path)], warn=False)
+    text = analyse(res, convergence_rule(None, res)).found["convergence"].iloc[0]
+    assert text == ("time to converge not decided at n = 3 vs 3 (3/3 vs 3/3 reached modes_frac>=0.875; median steps 200 vs "
+                    "400, difference -200 (no interval: the bootstrap needs n >= 5); Mann-Whitney p = 0.1)")
+    five = convergence.convergence_wording("modes_frac>=0.875", np.array([200.0] * 5), np.array([400.0] * 5), 0.01, 0.01, 0.05)
+    assert "difference -200 (95% interval -200 to -200)" in five  # from n = 5 an arm, as before

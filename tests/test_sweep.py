@@ -86,6 +86,10 @@ def test_a_packed_grid_lands_each_trial_exactly_once(local_ray, tmp_path):
     assert contract["axes"] == ["model", "dataset", "lam", "bn", "seed"] and "eval/modes_lit" in contract["keys"]
     assert (results / schema.STUDY_FILE).read_text() == study.text
     assert (results / schema.VERSIONS_FILE).exists() and (results / "ray.log").exists()
+    import ray._private.worker as ray_worker  # ray.log names where Ray's own logs are (issue 39: empty through a crash)
+
+    session = ray_worker._global_node.get_session_dir_path()
+    assert f"Ray's session directory: {session}; Ray's own logs: {session}/logs" in (results / "ray.log").read_text()
     assert not list((results / "checkpoints").glob("*.pt")) and not (results / "lease.json").exists()
     # Ray's own result files stay usable
     from ray.tune import ExperimentAnalysis

@@ -11,7 +11,8 @@ Whatever the version it was written in (3, or 2 and 1 through vi_contract.upgrad
 is returned as schema 3. Results written
 before their keys declared a role and a scale (every folder before vi-sweeps 0.1's key roles,
 the committed ones under docs/ among them) get the roles and scales of the built-in keys they
-have (`ROLES_BEFORE_DECLARED`); their notes stay empty.
+have (`ROLES_BEFORE_DECLARED`); their notes stay empty. Those written before keys declared
+what they are blind to get the built-in fd_2d's (`BLIND_BEFORE_DECLARED`).
 """
 
 from __future__ import annotations
@@ -118,13 +119,22 @@ ROLES_BEFORE_DECLARED = {
 }
 
 
+# The same for a field declared later still: what a built-in key is blind to (results written
+# before keys declared `blind_to`; a key declared since without it is blind to nothing).
+BLIND_BEFORE_DECLARED = {"eval/fd_2d": "modes"}
+
+
 def declared_keys(contract: dict, columns) -> dict:
     """The contract with a role and a scale for each key its tables have: its own declaration,
-    else (results written before keys declared them) ROLES_BEFORE_DECLARED's."""
+    else (results written before keys declared them) ROLES_BEFORE_DECLARED's; and what a
+    built-in key is blind to where the contract predates `blind_to` (BLIND_BEFORE_DECLARED)."""
     keys = {k: dict(v) for k, v in (contract.get("keys") or {}).items()}
     for key, shim in ROLES_BEFORE_DECLARED.items():
         if key in columns and "role" not in keys.get(key, {}):
             keys[key] = {**shim, **keys.get(key, {})}
+    for key, blind in BLIND_BEFORE_DECLARED.items():
+        if key in keys and "blind_to" not in keys[key]:
+            keys[key]["blind_to"] = blind
     return {**contract, "keys": keys}
 
 

@@ -18,7 +18,7 @@ MODES_LIT_FRAC = Key("eval/modes_lit_frac", "share of modes with >= 1 high-quali
 HQ_FRAC = Key("eval/hq_frac", "share of high-quality samples", "{:.2f}", "higher")
 KL_UNIFORM = Key("eval/kl_uniform", "KL(mode histogram || uniform), nats", "{:.3f}", "lower")
 FD_2D = Key("eval/fd_2d", "Frechet distance to the mixture's first two moments (fd_2d)", "{:.3f}", "lower",
-            role="quality", scale="log",
+            role="quality", scale="log", blind_to="modes",
             note="fd_2d is the Frechet distance between the samples' and the mixture's first two moments (mean and "
                  "covariance) in data space. It does not see modes: a blurred ring around the true one, or a few modes "
                  "placed symmetrically, can score well while covering few modes. Read it beside the mode counts.")

@@ -49,10 +49,13 @@ from vi_sweeps.sweep.ray_session import (
     check_resources,
     embedded,
     log_handler,
+    log_tails,
     machine_kind,
+    note_session,
     quiet_ray_logs,
     ray_session,
     run_config,
+    session_dir,
     trainable_for,
 )
 from vi_sweeps.sweep.reuse import reuse_finished
@@ -287,6 +290,7 @@ def driving(study: Study, results: str, address: str | None, force: bool, contro
         try:
             prepare_store(study, results, declared, session)
             quiet_ray_logs(log_handler(store))
+            note_session(session_dir(), own_node=embedded(address))  # read beside ray.log if Ray crashes
             control.check()
             yield store, Consolidation(store, study.name, RowCheck.of(study))
         finally:
@@ -367,6 +371,7 @@ def _run_trials(study: Study, store: Store, control: SweepControl, consolidation
         control.stop(str(err), 1)
     except Exception as err:  # noqa: BLE001 - Ray's own failure: its traceback to RESULTS/ray.log, the summary here
         logging.getLogger("ray").error("the sweep's Ray Tune run failed", exc_info=err)
+        log_tails(session_dir())
         first = (str(err).strip().splitlines() or [""])[0][:300]
         control.stop(f"Ray failed: {type(err).__name__}: {first} (Ray's report: RESULTS/ray.log)", 1)
     return progress

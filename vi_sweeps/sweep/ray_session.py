@@ -1,5 +1,6 @@
 """Ray's side of a sweep: starting a private embedded Ray or joining the cluster named (never one
-found on the machine), its logs and the errors its nodes publish into RESULTS/ray.log, an
+found on the machine), its logs and the errors its nodes publish into RESULTS/ray.log (with where
+Ray's own logs are, and their ends when a run ends with Ray's error), an
 address that does not answer failing in one line, a signal stopping it while it connects;
 checking that the cluster can hold a pack, what machine ran the results, and the Ray Tune
 pieces every Tuner here shares (the trainable of a pack with its resources, the RunConfig with
@@ -49,6 +50,53 @@ def quiet_ray_logs(handler: logging.Handler) -> None:
 
 def log_handler(store: Store) -> logging.Handler:
     return logging.FileHandler(store.path("ray.log")) if store.is_local else logging.NullHandler()
+
+
+RAY_OWN_LOGS = ("raylet.out", "raylet.err", "gcs_server.out", "gcs_server.err")  # in a session directory's logs/
+TAIL_LINES = 20  # of each, copied into RESULTS/ray.log when a run ends with Ray's error
+
+
+def _ray_log() -> logging.Logger:
+    log = logging.getLogger("ray.vi_sweeps")  # a child of "ray": its lines reach quiet_ray_logs's handler
+    log.setLevel(logging.INFO)
+    return log
+
+
+def session_dir() -> str:
+    """This driver's Ray session directory (Ray's own logs in its logs/); '' without a session."""
+    node = ray_worker._global_node
+    return node.get_session_dir_path() if node is not None else ""
+
+
+def note_session(session: str, own_node: bool) -> None:
+    """RESULTS/ray.log's first line: where Ray's own logs are. An embedded Ray that crashes ends
+    this driver from its C++ core (nothing more is written here); its raylet and GCS wrote there."""
+    where = "" if own_node else " (a cluster's raylet and GCS logs are on its head and nodes)"
+    _ray_log().info("Ray's session directory: %s; Ray's own logs: %s%s", session,
+                    Path(session) / "logs" if session else "none", where)
+
+
+def ray_log_tails(session: str, lines: int = TAIL_LINES) -> str:
+    """The last `lines` lines of the raylet's and GCS's logs of a session directory, each under
+    its path ('' where there are none: a driver joined to a cluster has the head's elsewhere)."""
+    out = []
+    for name in RAY_OWN_LOGS:
+        path = Path(session) / "logs" / name
+        try:
+            with path.open("rb") as f:
+                f.seek(max(0, path.stat().st_size - 64 * 1024))  # a long log: its end only
+                tail = f.read().decode(errors="replace").splitlines()[-lines:]
+        except OSError:
+            continue
+        if tail:
+            out.append(f"--- the last {len(tail)} lines of {path} ---\n" + "\n".join(tail))
+    return "\n".join(out)
+
+
+def log_tails(session: str) -> None:
+    """A run that ends with Ray's error: the ends of Ray's own logs into RESULTS/ray.log."""
+    tails = ray_log_tails(session) if session else ""
+    _ray_log().error("Ray's own logs at the error%s", f":\n{tails}" if tails else f": none found under {session or 'no session'}")
 
 
 @contextmanager
@@ -125,6 +173,8 @@ def ray_errors_to_log(own_node: bool):
         first = text.split("\n", 1)[0]
         if "Raylet is terminated" in first and first not in shown:
             shown.add(first)
+            if own_node:  # the driver ends soon: why the raylet died is at the end of its log
+                log_tails(session_dir())
             print(f"{said} (Ray's report: RESULTS/ray.log)", file=sys.stderr, flush=True)
 
     before = ray_worker.print_to_stdstream  # what Ray's error listener thread calls for each message
