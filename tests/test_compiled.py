@@ -113,6 +113,16 @@ def test_step_count_advances(trap):
     assert steps == {"D": {3.0}, "G": {6.0}}
 
 
+def test_packs_that_differ_in_loss_weights_share_one_graph(trap):
+    """lam, r1, r2 and gp enter the graph as tensors: a pack at another lam runs the graph the
+    trap's pack compiled (a weight read as a number was a full compile per value: 84 s)."""
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    other = pack(True, **{**TRAP, "lam": 0.5})
+    train(other, 2)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs
+    assert other.model.weights["lam"].item() == 0.5
+
+
 @pytest.fixture(scope="module")
 def paper():
     """The paper's configuration (BN, lam 5), 30 iterations, evaluated every 10."""

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.environ.get("VI_SWEEPS_COM
 
 CASES = {
     "minimax": dict(bn=False, loss="minimax"),
-    "least_squares": dict(bn=False, loss="least_squares"),
+    "least-squares": dict(bn=False, loss="least-squares"),
     "wasserstein+gp": dict(bn=False, loss="wasserstein", gp=10.0),
     "hinge+r1": dict(bn=False, loss="hinge", r1=1.0),
     "r2+sn": dict(bn=False, r2=1.0, sn=True),

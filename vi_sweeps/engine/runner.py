@@ -188,9 +188,10 @@ class PackRunner:
                 trial.load_member_states([state for _, state in group])
             noted = False
             for evals in evaluations(trial):
-                if not noted and (note := trial.compile_note()):
-                    self.warn(note)
-                noted = True
+                if not noted and (note := trial.compile_note()) is not None:
+                    noted = True
+                    if note:
+                        self.warn(note)
                 for e in evals:
                     index = indices[trial.places.index(e.member)]  # e.member is a place in the pack
                     if e.error:

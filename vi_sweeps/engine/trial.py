@@ -184,8 +184,9 @@ class Trial:
             out.append(Evaluation(k, row, snapshot(samples[k])))
         return out
 
-    def compile_note(self) -> str:
-        """A compiled pack's line when its compile cannot repay itself (CompiledGAN.note)."""
+    def compile_note(self) -> str | None:
+        """A compiled pack's line when its compile cannot repay itself, "" when it can or the
+        pack is eager, None while undecided (CompiledGAN.note)."""
         compiled = getattr(self.model, "compiled", None)
         return compiled.note(self.cfg.iterations) if compiled is not None else ""
 

@@ -26,12 +26,14 @@ GPU the graph is replayed as a CUDA graph (mode "reduce-overhead").
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
 import torch
 
 from vi_sweeps.core.registry import resolved
+from vi_sweeps.gan import stabilisers
 from vi_sweeps.gan.declared import GAN_LOSSES
 
 
@@ -52,7 +54,8 @@ def configure() -> None:
     # and a worker inherits its parent's environment)
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_root())
     torch._dynamo.config.trace_autograd_ops = True  # autograd.grad inside the graph (penalties, updates)
-    # every pack a worker builds is a new module object; without this, the 9th would run eagerly
+    # packs of other shapes or settings in one worker each compile once; past the limit a
+    # fullgraph compile raises (FailOnRecompileLimitHit), failing the trial
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 1024)
     torch._dynamo.config.accumulated_recompile_limit = max(torch._dynamo.config.accumulated_recompile_limit, 4096)
 
@@ -64,6 +67,9 @@ class CompiledGAN:
     def __init__(self, family):
         configure()
         self.fam, c, dev = family, family.cfg, family.device
+        if dev.type == "cpu" and not any(shutil.which(x) for x in (os.environ.get("CXX", ""), "g++", "clang++") if x):
+            raise RuntimeError("compile: true on a CPU needs a C++ compiler on the node (g++ or clang++, or CXX); "
+                               "none found: install one or set compile: false")
         # the loss's and the penalties' functions imported now: a graph cannot import a module
         loss = GAN_LOSSES.meta(c.loss)
         for fn in (loss.d, loss.g, *(f for _, s in family.d_penalties + family.g_penalties for f in (s.d_penalty, s.g_penalty))):
@@ -87,17 +93,32 @@ class CompiledGAN:
         self.scalars = {name: torch.zeros(n, 2, dtype=torch.float64, device=dev) for name, n in self.updates.items()}
         self.decay = torch.zeros((), dtype=torch.float64, device=dev)
         self.probes: dict[tuple, torch.Tensor] = {}
+        # the loss weights as tensors, so packs that differ in them share one graph (a weight
+        # read as a Python number would be a constant of the graph: a full compile per value)
+        family.weights = {k: torch.tensor(float(getattr(c, k)), device=dev) for k in family.WEIGHTS}
+        for t in [*self.scalars.values(), self.decay, family.alive, *family.weights.values(),
+                  *(m for pairs in self.moments.values() for pair in pairs for m in pair)]:
+            self.static(t)
         options = {"mode": "reduce-overhead"} if dev.type == "cuda" else {"options": {"cpp_wrapper": True}}
         self.graph = torch.compile(self.core, fullgraph=True, dynamic=False, **options)
-        self.calls: list[float] = []  # when each step() began (perf_counter), for note()
+        self.calls: list[float] = []  # when the first steps began (perf_counter), for note()
         self.first_s = 0.0  # the first call's seconds: the compile (or a cache load) and one iteration
+        self.start = family.iteration  # the iteration it starts at (after a resume, the checkpoint's)
+
+    @staticmethod
+    def static(t: torch.Tensor) -> torch.Tensor:
+        """A tensor the graph updates in place or reads at a fixed address: a CUDA graph replays
+        only when every such input is marked (parameters and buffers are by torch itself)."""
+        torch._dynamo.mark_static_address(t, guard=False)
+        return t
 
     def probe(self, like: torch.Tensor) -> torch.Tensor:
         """A zero leaf that requires grad, of `like`'s shape: `like + probe` is `like` with a
         gradient to take (a graph cannot create a leaf that requires grad, nor flip the flag)."""
         key = (tuple(like.shape), like.dtype)
         if key not in self.probes:
-            self.probes[key] = torch.zeros(like.shape, dtype=like.dtype, device=like.device, requires_grad=True)
+            self.probes[key] = self.static(torch.zeros(like.shape, dtype=like.dtype, device=like.device,
+                                                       requires_grad=True))
         return self.probes[key]
 
     def draws(self) -> tuple[list, list, list, list]:
@@ -124,13 +145,19 @@ class CompiledGAN:
 
     def step(self) -> dict:
         start = time.perf_counter()
-        self.calls.append(start)
+        if len(self.calls) < 12:
+            self.calls.append(start)
         xs, zs, us, gzs = self.draws()
         self.fill()
         probes = {"real": self.probe(xs[0]), "fake": self.probe(xs[0])}
         if us:
             probes["gp"] = self.probe(xs[0])
+        checked = len(self.calls) <= 2  # a draw from the global generator happens every call: two suffice
+        before = stabilisers.global_states(self.fam.device) if checked else None
         out = self.graph(xs, zs, us, gzs, probes, self.fam.alive, self.scalars, self.decay)
+        if checked and not stabilisers.same_states(before, stabilisers.global_states(self.fam.device)):
+            raise ValueError("compile: a penalty drew from torch's global random generator inside the compiled step, "
+                             "which makes a trial's rows depend on its pack; draw nothing in a compilable penalty")
         if len(self.calls) == 1:
             self.first_s = time.perf_counter() - start
         for name, n in self.updates.items():
@@ -138,14 +165,17 @@ class CompiledGAN:
             torch._foreach_add_(self.steps[name], float(n))
         return out
 
-    def note(self, iterations: int) -> str:
+    def note(self, iterations: int) -> str | None:
         """A line when this pack's compile cannot repay itself: its compile took longer than
-        the time the best speed-up measured (BEST_SPEEDUP) could save over its iterations."""
+        the time the best speed-up measured (BEST_SPEEDUP) could save over the iterations it
+        trains (from its start, a resume's step, to `iterations`); "" when it can, None while
+        fewer than three iterations are timed."""
         if len(self.calls) < 3:
-            return ""
+            return None
         gaps = sorted(b - a for a, b in zip(self.calls[1:], self.calls[2:]))  # between later iterations
         per_iteration = gaps[len(gaps) // 2]
         compile_s = max(self.first_s - per_iteration, 0.0)
+        iterations -= self.start
         train_s = per_iteration * iterations
         if compile_s <= (BEST_SPEEDUP - 1) * train_s:
             return ""
@@ -162,8 +192,9 @@ class CompiledGAN:
         step_size, bc2_sqrt = scalars[name][i, 0], scalars[name][i, 1]
         with torch.no_grad():
             for p, g, (m, v) in zip(params, grads, self.moments[name], strict=True):
-                if g is None:  # as Adam skips a parameter without a gradient
-                    continue
+                if g is None:  # fused Adam would leave it and its step count alone: one counter a player cannot
+                    raise ValueError(f"compile: a parameter of {name} gets no gradient from its loss; the compiled "
+                                     "step counts one Adam step per player, so every parameter must; set compile: false")
                 m.lerp_(g, 1 - b1)
                 v.mul_(b2).addcmul_(g, g, value=1 - b2)
                 p.sub_(step_size * m / (v.sqrt() / bc2_sqrt + eps))

@@ -152,6 +152,14 @@ class GAN(Family):
     D's constructor, ema an averaged G that evaluation samples, ttur the learning rates."""
 
     gan_keys = True  # the GAN loss and the stabilisers' keys apply (to a plugin's subclass too)
+    WEIGHTS = ("lam", "r1", "r2", "gp")  # loss weights read through weight(): tensors in the compiled step
+    weights: dict | None = None  # set by the compiled step (CompiledGAN)
+
+    def weight(self, key: str):
+        """A loss weight: the config's number, or in the compiled step a tensor holding it, so
+        packs that differ in it share one graph (a plugin's penalty that reads its weight from
+        cfg compiles once per value of it)."""
+        return self.weights[key] if self.weights is not None else getattr(self.cfg, key)
 
     def networks(self, nets: Nets) -> dict[str, nn.Module]:
         return {"G": nets.generator(), "D": nets.critic(sn=self.cfg.sn)}
@@ -187,7 +195,7 @@ class GAN(Family):
         G, D, c = self.modules["G"], self.modules["D"], self.cfg
         fake = G(z)
         fake_logits = D(fake)
-        total, adv, reg = losses.gan_g_loss(fake_logits, fake, anchor, c.lam, c.penalty, c.loss)
+        total, adv, reg = losses.gan_g_loss(fake_logits, fake, anchor, self.weight("lam"), c.penalty, c.loss)
         if self.g_penalties:
             step = stabilisers.GStep(self, D, z, fake, fake_logits)
             for name, s in self.g_penalties:

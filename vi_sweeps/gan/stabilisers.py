@@ -47,8 +47,12 @@ class DStep:
     def uniform(self) -> Tensor:
         """One uniform weight per sample of each member's batch, (K, B, 1, ...), from the
         member's own generator (compiled: drawn before the graph, in the same order)."""
-        if self.drawn is not None:
-            return self.drawn
+        if self.drawn is not None:  # once: gp's own draws, made for it alone (CompiledGAN.draws)
+            drawn, self.drawn = self.drawn, None
+            return drawn
+        if torch.compiler.is_compiling():
+            raise ValueError("compile: a penalty asked for uniform draws the compiled step did not make (it draws "
+                             "WGAN-GP's only); set compile: false")
         return uniform_draws(self.family.gens, self.real)
 
     def differentiable(self, t: Tensor, name: str) -> Tensor:
@@ -78,11 +82,11 @@ class GStep:
 
 
 def r1(step: DStep) -> Tensor:
-    return step.family.cfg.r1 * losses.r1_penalty(step.real_logits, step.real)
+    return step.family.weight("r1") * losses.r1_penalty(step.real_logits, step.real)
 
 
 def r2(step: DStep) -> Tensor:
-    return step.family.cfg.r2 * losses.r1_penalty(step.fake_logits, step.fake)
+    return step.family.weight("r2") * losses.r1_penalty(step.fake_logits, step.fake)
 
 
 def gp(step: DStep) -> Tensor:
@@ -90,7 +94,7 @@ def gp(step: DStep) -> Tensor:
     sample drawn from the member's own generator, and the penalty of D's gradient there."""
     eps = step.uniform()
     x_hat = step.differentiable(eps * step.real.detach() + (1 - eps) * step.fake.detach(), "gp")
-    return step.family.cfg.gp * losses.gp_penalty(step.D(x_hat), x_hat)
+    return step.family.weight("gp") * losses.gp_penalty(step.D(x_hat), x_hat)
 
 
 def per_member(name: str, penalty: Tensor, k: int) -> Tensor:
@@ -101,11 +105,15 @@ def per_member(name: str, penalty: Tensor, k: int) -> Tensor:
     return penalty
 
 
-def _global_states(device: torch.device) -> list[Tensor]:
+def global_states(device: torch.device) -> list[Tensor]:
     states = [torch.random.get_rng_state()]
     if device.type == "cuda":
         states.append(torch.cuda.get_rng_state(device))
     return states
+
+
+def same_states(a: list[Tensor], b: list[Tensor]) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 def own_draws(name: str, penalty: Callable, step: DStep | GStep) -> Tensor:
@@ -116,9 +124,9 @@ def own_draws(name: str, penalty: Callable, step: DStep | GStep) -> Tensor:
     if torch.compiler.is_compiling():  # the compiled step draws nothing inside its graph (CompiledGAN.draws)
         return penalty(step)
     device = step.fake.device
-    before = _global_states(device)
+    before = global_states(device)
     out = penalty(step)
-    if not all(torch.equal(a, b) for a, b in zip(before, _global_states(device), strict=True)):
+    if not same_states(before, global_states(device)):
         raise ValueError(f"stabiliser {name}: its penalty drew from torch's global random generator (torch.rand_like, "
                          "torch.randn without generator=...), which makes a trial's rows depend on its pack; draw each "
                          "member's numbers from its own generator, step.family.gens[k] (as stabilisers.gp does)")
