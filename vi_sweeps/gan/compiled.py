@@ -36,7 +36,6 @@ from vi_sweeps.core.registry import resolved
 from vi_sweeps.gan import stabilisers
 from vi_sweeps.gan.declared import GAN_LOSSES
 
-
 BEST_SPEEDUP = 3.35  # the largest eager / compiled ratio measured (benchmarks/RESULTS.md, ring8 K = 1 BN)
 NOTE_PREFIX = "compile:"  # the driver says a compile note once a sweep (vi_sweeps.sweep.control)
 
@@ -172,7 +171,7 @@ class CompiledGAN:
         fewer than three iterations are timed."""
         if len(self.calls) < 3:
             return None
-        gaps = sorted(b - a for a, b in zip(self.calls[1:], self.calls[2:]))  # between later iterations
+        gaps = sorted(b - a for a, b in zip(self.calls[1:], self.calls[2:], strict=False))  # between later iterations
         per_iteration = gaps[len(gaps) // 2]
         compile_s = max(self.first_s - per_iteration, 0.0)
         iterations -= self.start

@@ -83,11 +83,12 @@ LOSS_KL = Key("loss/kl", "KL(p(z|x) || q(z))")
 LOSS_NLL = Key("loss/nll", "negative log-likelihood")
 
 FAMILIES = "vi_sweeps.gan.families"
+FAMILIES_EM = "vi_sweeps.gan.em"
 OBJECTIVES.declare("gan", ObjectiveSpec((LOSS_D, LOSS_G, LOSS_REG), gan_keys=True, compiles=True), f"{FAMILIES}:GAN")
 OBJECTIVES.declare("vae", ObjectiveSpec((LOSS_REC, LOSS_KL)), f"{FAMILIES}:VAE")
 OBJECTIVES.declare("aae", ObjectiveSpec((LOSS_D, LOSS_G, LOSS_REC)), f"{FAMILIES}:AAE")
 OBJECTIVES.declare("ali", ObjectiveSpec((LOSS_D, LOSS_G)), f"{FAMILIES}:ALI")
-OBJECTIVES.declare("em", ObjectiveSpec((LOSS_NLL,), vector_only=True, vectorised=False), f"{FAMILIES}:EM")
+OBJECTIVES.declare("em", ObjectiveSpec((LOSS_NLL,), vector_only=True, vectorised=False), f"{FAMILIES_EM}:EM")
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,8 @@ STABILISERS.declare("r2", Stabiliser(("r2",), "R2: r2/2 * E||grad D(G(z))||^2 on
 STABILISERS.declare("gp", Stabiliser(("gp",), "WGAN-GP: gp * E(||grad D(x_hat)|| - 1)^2", d_penalty=Lazy(_penalty("gp")),
                                      compiles=True))
 STABILISERS.declare("sn", Stabiliser(("sn",), "spectral normalisation of D's layers (architectures.SpectralNorm)", compiles=True))
-STABILISERS.declare("ema", Stabiliser(("ema", "ema_start"), "an exponential moving average of G's weights, sampled at evaluation", compiles=True))
+STABILISERS.declare("ema", Stabiliser(("ema", "ema_start"), "an exponential moving average of G's weights, sampled at "
+                                      "evaluation", compiles=True))
 STABILISERS.declare("ttur", Stabiliser(("lr_d", "lr_g"), "two time-scale update rule: D's and G's own learning rates", compiles=True))
 
 

@@ -33,7 +33,17 @@ from vi_sweeps.core.plugins import LOADED
 from vi_sweeps.core.registry import LOADING
 from vi_sweeps.core.settings import SETTINGS, Setting, declare
 from vi_sweeps.data.declared import DATASETS
-from vi_sweeps.gan.declared import ALI_LOSSES, ARCHITECTURES, DEFAULT_ARCH, GAN_LOSSES, OBJECTIVES, STABILISERS, active, compile_refusals, stabiliser_keys
+from vi_sweeps.gan.declared import (
+    ALI_LOSSES,
+    ARCHITECTURES,
+    DEFAULT_ARCH,
+    GAN_LOSSES,
+    OBJECTIVES,
+    STABILISERS,
+    active,
+    compile_refusals,
+    stabiliser_keys,
+)
 from vi_sweeps.metrics.declared import EVALUATORS
 from vi_sweeps.metrics.evaluation import evaluation
 
