@@ -36,7 +36,7 @@ from vi_sweeps.core.registry import resolved
 from vi_sweeps.gan import stabilisers
 from vi_sweeps.gan.declared import GAN_LOSSES
 
-BEST_SPEEDUP = 3.35  # the largest eager / compiled ratio measured (benchmarks/RESULTS.md, ring8 K = 1 BN)
+BEST_SPEEDUP = 3.09  # the largest eager / compiled ratio measured (benchmarks/RESULTS.md: ring8 K = 1, BN)
 NOTE_PREFIX = "compile:"  # the driver says a compile note once a sweep (vi_sweeps.sweep.control)
 
 

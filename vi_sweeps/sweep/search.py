@@ -197,8 +197,15 @@ def _search_cell(study: Study, store: Store, storage, base: dict, labels: dict, 
     grid = tuner.fit()
     if progress is not None:
         progress.finish()
-    ran = [(template.with_values(r.config), None if r.error is None else repr(r.error)) for r in grid]
-    return name, ran
+    return name, ran_of(template, grid)
+
+
+def ran_of(template: PackSpec, grid) -> list[tuple[PackSpec, str | None]]:
+    """The packs a search ran, each with its error: a search stopped (Ctrl-C, a fatal fault)
+    has results without a config, suggestions no trial started, which name no pack (a stopped
+    protocol's tuning raised TypeError on them instead of stopping)."""
+    return [(template.with_values(r.config), None if r.error is None else repr(r.error)) for r in grid
+            if r.config is not None]
 
 
 def mark_pruned(store: Store, trial_ids: list[str]) -> None:
