@@ -45,3 +45,12 @@ def test_matches_eager_after_one_iteration(name):
     for key in le:
         rel = ((lc[key] - le[key]).abs() / le[key].abs().clamp_min(1e-6)).max()
         assert rel < (1e-3 if keys.get("bn") else 1e-5), (key, float(rel))
+
+
+def test_the_papers_bn_configuration_runs_bit_for_bit():
+    """BN's running statistics updated inside the graph: two compiled runs of the paper's
+    configuration (BN, lam 5) give the same rows to the last bit."""
+    from .test_compiled import BUDGET, run_rows
+
+    keys = dict(bn=True, lam=5.0, **BUDGET)
+    assert run_rows(pack(True, **keys)) == run_rows(pack(True, **keys))
