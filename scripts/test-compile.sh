@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The compiled step against eager for every built-in loss and architecture alone (about ten
+# The compiled step against eager for every built-in loss and architecture alone (about five
 # minutes on a 2-core machine; tests/test_compiled_matrix.py), then the CI suite's compiled tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."

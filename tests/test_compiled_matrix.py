@@ -1,5 +1,5 @@
 """The compiled step against eager for every built-in loss and architecture alone (one compile
-each, 15-70 s on this machine: about ten minutes in all). Run by scripts/test-compile.sh (or
+each, 12-52 s on this machine: 5 minutes in all, measured). Run by scripts/test-compile.sh (or
 VI_SWEEPS_COMPILE_MATRIX=1); the CI suite runs tests/test_compiled.py, whose graphs hold every
 stabiliser at once, and the paper's BN configuration.
 
