@@ -23,15 +23,13 @@ import numpy as np
 from filelock import FileLock
 from PIL import Image
 
+from vi_sweeps.core.paths import cache_dir
+
 CACHE_VERSION = 1
 
 
 class BadImage(ValueError):
     """An image that cannot be decoded; the message names the file and the way out."""
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("VI_SWEEPS_CACHE", Path.home() / ".cache" / "vi-sweeps"))
 
 
 def preprocess(path: Path, image_size: int, crop: int) -> np.ndarray:

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from vi_sweeps.core.paths import cache_dir
 from vi_sweeps.core.registry import resolved
 from vi_sweeps.gan import stabilisers
 from vi_sweeps.gan.declared import GAN_LOSSES
@@ -43,8 +44,7 @@ NOTE_PREFIX = "compile:"  # the driver says a compile note once a sweep (vi_swee
 def cache_root() -> Path:
     """The node's inductor cache: under the node's cache directory (VI_SWEEPS_CACHE), one per
     torch version, shared by the node's workers, so a study compiles each pack shape once."""
-    base = Path(os.environ.get("VI_SWEEPS_CACHE", Path.home() / ".cache" / "vi-sweeps"))
-    return base / "inductor" / torch.__version__
+    return cache_dir() / "inductor" / torch.__version__
 
 
 def configure() -> None:
@@ -74,6 +74,7 @@ class CompiledGAN:
         for fn in (loss.d, loss.g, *(f for _, s in family.d_penalties + family.g_penalties for f in (s.d_penalty, s.g_penalty))):
             resolved(fn)
         self.updates = {"D": c.d_steps, "G": c.g_steps * c.g_repeats}
+        self.gp = any(name == "gp" for name, _ in family.d_penalties)  # the one penalty that draws
         self.params = {name: [p for group in opt.param_groups for p in group["params"]]
                        for name, opt in family.optims.items()}
         self.hyper = {name: (opt.param_groups[0]["lr"], *opt.param_groups[0]["betas"], opt.param_groups[0]["eps"])
@@ -127,8 +128,8 @@ class CompiledGAN:
         for _ in range(c.d_steps):
             xs.append(fam.real(c.batch_size))
             zs.append(fam.noise(c.batch_size))
-            if "gp" in fam.draws_uniform:
-                us.append(fam.uniform(xs[-1]))
+            if self.gp:
+                us.append(stabilisers.uniform_draws(fam.gens, xs[-1]))
         return xs, zs, us, [fam.noise(c.batch_size) for _ in range(c.g_steps)]
 
     def fill(self) -> None:

@@ -219,11 +219,6 @@ class GAN(Family):
         for a, b in zip(avg.buffers(), G.buffers(), strict=True):
             a.copy_(b)
 
-    draws_uniform = property(lambda self: {name for name, _ in self.d_penalties if name == "gp"})
-
-    def uniform(self, real: torch.Tensor) -> torch.Tensor:
-        return stabilisers.uniform_draws(self.gens, real)
-
     def load_member_states(self, states: list[dict]) -> None:
         super().load_member_states(states)
         self.compiled = None  # rebuilt from the loaded optimiser state

@@ -13,12 +13,12 @@ import os
 import tempfile
 from contextlib import contextmanager
 from functools import cache
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vi_sweeps.core.paths import cache_dir
 from vi_sweeps.data.datasets import digits_split
 
 VERSION = 1
@@ -37,10 +37,6 @@ class DigitsCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("VI_SWEEPS_CACHE", Path.home() / ".cache" / "vi-sweeps"))
 
 
 @contextmanager
