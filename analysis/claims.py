@@ -313,6 +313,9 @@ def decide_folders(paths: list[str]) -> tuple[str, list[str]]:
     studies = []
     for path in paths:
         res = load_results([path], warn=False)
+        if res.sources[0].get("protocol_searches"):
+            raise ResultsError(f"{path}: a protocol's searches (tuning trials); its claims are decided on its test "
+                               "trials, in the folder that holds this one")
         own = res.sources[0]["contract"]  # the folder's own contract: its claims and its name
         if res.trials["status"].isin(schema.FINISHED).any() and (own.get("claims") or {}).get("claims"):
             studies.append(Study(own.get("study", path), res.trials, res.metrics, {**res.contract, "claims": own["claims"]}))
@@ -331,7 +334,7 @@ def report_studies(res) -> list[Study]:
     for source in res.sources:
         own = source.get("contract", {})
         trials = res.trials[res.trials["study"] == own.get("study")] if "study" in res.trials else res.trials
-        if (own.get("claims") or {}).get("claims") and trials["status"].isin(schema.FINISHED).any():
+        if (own.get("claims") or {}).get("claims") and not source.get("protocol_searches") and trials["status"].isin(schema.FINISHED).any():
             studies.append(Study(own.get("study", "study"), trials, res.metrics[res.metrics["trial_id"].isin(trials["trial_id"])],
                                  {**res.contract, "claims": own["claims"], "interims": own.get("interims")}))
     return studies
@@ -353,7 +356,10 @@ def report_sections(studies: list[Study]) -> list[tuple[str, str, object]]:
 
 
 def is_folder_of_exports(path: str) -> bool:
-    """A local folder that is no results folder itself but holds exported ones (docs/reproduction)."""
+    """A local folder that is no results folder itself but holds exported ones (docs/reproduction).
+    A protocol still tuning is a results folder: its searches (RESULTS/tune) are no exports, and
+    their tuning trials were once decided here as if they were its test (CLAIMS.md written into it)."""
     root = Path(path)
-    return (root.is_dir() and not (root / schema.TRIALS_FILE).exists() and not (root / schema.CONTRACT_FILE).exists()
+    own = (schema.TRIALS_FILE, schema.CONTRACT_FILE, schema.STUDY_FILE, f"{schema.TUNE_DIR}/{schema.STUDY_FILE}")
+    return (root.is_dir() and not any((root / name).exists() for name in own)
             and any((p / schema.TRIALS_FILE).exists() for p in root.iterdir() if p.is_dir()))

@@ -1,7 +1,7 @@
 """A results folder, made small enough to commit: the two tables of the contract, its
 metadata files (a search's table of Optuna trials too, and its Optuna storage as a journal file
 that search.json names relative to the export), the sample snapshots the report draws and every
-trial's final one.
+trial's final one; a protocol's record and its searches (tune/, without snapshots).
 `vi-sweep report` on the exported folder writes the same report as on the original, and
 `vi-sweep run` on a copy of it resumes the sweep (vi_contract.tables.restore_trial_files)."""
 
@@ -55,9 +55,9 @@ def export_results(location: str, out: str | Path) -> dict[str, int]:
     return counts
 
 
-def _write_export(res, location: str, out: Path) -> dict[str, int]:
+def _write_export(res, location: str, out: Path, snapshots: bool = True) -> dict[str, int]:
     fs, root = open_location(location)
-    for name in (schema.STUDY_FILE, schema.VERSIONS_FILE, schema.SEARCH_FILE, schema.SEARCH_META):
+    for name in (schema.STUDY_FILE, schema.VERSIONS_FILE, schema.SEARCH_FILE, schema.SEARCH_META, schema.PROTOCOL_FILE):
         try:
             with fs.open_input_stream(posixpath.join(root, name)) as f:
                 (out / name).write_bytes(f.read())
@@ -70,6 +70,16 @@ def _write_export(res, location: str, out: Path) -> dict[str, int]:
     (out / schema.CONTRACT_FILE).write_text(json.dumps(contract, indent=1, default=str))
     pq.write_table(with_metadata(res.trials, contract), out / schema.TRIALS_FILE)
     pq.write_table(with_metadata(res.metrics, contract), out / schema.METRICS_FILE)
+    counts = {"trials": len(res.trials), "evaluations": len(res.metrics), "snapshots": 0}
+    tune = posixpath.join(root, schema.TUNE_DIR)
+    if fs.get_file_info(posixpath.join(tune, schema.STUDY_FILE)).type.name == "File":
+        # a protocol's searches, without their snapshots: the report draws the tuning history from them
+        (out / schema.TUNE_DIR).mkdir()
+        tuned = _write_export(load_results([posixpath.join(location, schema.TUNE_DIR)], warn=False),
+                              posixpath.join(location, schema.TUNE_DIR), out / schema.TUNE_DIR, snapshots=False)
+        counts["tuning trials"] = tuned["trials"]
+    if not snapshots:
+        return counts
     lay = tables.layout(res.trials, res.contract)
     labelled = tables.with_labels(res.trials, lay)
     order = treatments(labelled[labelled["status"].isin(schema.FINISHED)], lay.compare)
@@ -84,4 +94,4 @@ def _write_export(res, location: str, out: Path) -> dict[str, int]:
         target.parent.mkdir(parents=True, exist_ok=True)
         with fs.open_input_stream(path) as f:
             target.write_bytes(f.read())
-    return {"trials": len(res.trials), "evaluations": len(res.metrics), "snapshots": len(used)}
+    return {**counts, "snapshots": len(used)}

@@ -85,7 +85,7 @@ def protocol_sections(locations: list[str], out_dir: Path | None = None) -> list
         record = read_protocol(location)
         if record is None:
             continue
-        search, _ = load_search([f"{location.rstrip('/')}/tune"])
+        search, _ = load_search([f"{location.rstrip('/')}/{schema.TUNE_DIR}"])
         table = chosen_table(record, search)
         budgets = sorted(set(record["budgets"].values()))
         said = (f"Every arm of every cell was tuned with the same budget: {budgets[0]} suggestions on the same tuning "

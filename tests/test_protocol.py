@@ -140,6 +140,52 @@ protocol:
     assert "Every arm of every cell was tuned with the same budget: 2 suggestions on the same tuning seeds" in text
     assert f"lam = {chosen['anchor']['lam']:.3g}" in text
     assert (results / "report" / "protocol_history.png").stat().st_size > 5000
+    exported_and_tuning(tmp_path, results, path, chosen)
+
+
+def exported_and_tuning(tmp_path, results, path, chosen):
+    """The export carries the protocol (its record and searches) and resumes without tuning; a
+    folder still tuning shows its searches in `status`, and claims and report refuse it in one line."""
+    import shutil
+
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from vi_sweeps.cli.commands import main
+
+    run = lambda *args: CliRunner().invoke(main, [str(a) for a in args])  # noqa: E731
+    out = tmp_path / "exported"
+    r = run("export", results, "--to", out)
+    assert r.exit_code == 0 and "(and the 8 tuning trials of its protocol)" in r.output, r.output
+    assert (out / "protocol.json").read_bytes() == (results / "protocol.json").read_bytes()
+    assert len(pd.read_parquet(out / "tune" / "search.parquet")) == 4 and not (out / "tune" / "samples").exists()
+    r = run("report", out, "--out", out / "report")
+    assert r.exit_code == 0, r.output  # before: the export had no protocol.json or tune/, so no protocol section
+    assert f"lam = {chosen['anchor']['lam']:.3g}" in (out / "report" / "REPORT.md").read_text()
+    assert (out / "report" / "protocol_history.png").exists()
+    copy = tmp_path / "resumed"
+    shutil.copytree(out, copy)
+    r = run("run", path, "--results", copy, "--no-report")
+    assert r.exit_code == 0, r.output
+    assert not (copy / "tune" / "optuna.db").exists()  # frozen: nothing searched again
+
+    tuning = tmp_path / "tuning"  # the folder as it stood while tuning: its searches, one suggestion short
+    shutil.copytree(results / "tune", tuning / "tune")
+    last = pd.read_parquet(tuning / "tune" / "search.parquet").sort_values("number").iloc[-1]
+    for tid in last["user_attrs_trial_ids"].split(","):
+        (tuning / "tune" / "trials" / f"{tid}.parquet").unlink()
+    status = run("status", tuning)
+    assert status.exit_code == 0, status.output  # before: "trials.parquet: missing; run `vi-sweep run`"
+    assert "a tune-then-test protocol, tuning; no driver" in status.output
+    assert "searches: 1/2 at their budget of 2 suggestions (2 tuning seeds each); 3/4 suggestions done" in status.output
+    assert "sequential" not in run("status", tuning / "tune").output
+    for command in (["claims", tuning], ["claims", tuning / "tune"], ["report", tuning, "--out", tmp_path / "rep"]):
+        r = run(*command)
+        assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+        assert "protocol" in r.output
+    # before: claims took the folder for a folder of exports and decided C4-like verdicts on the
+    # tuning trials, writing CLAIMS.md into it
+    assert sorted(p.name for p in tuning.iterdir()) == ["tune"] and not (tmp_path / "rep").exists()
 
 
 def test_test_seeds_may_come_in_interims():

@@ -55,6 +55,7 @@ CONTRACT_FILE = "contract.json"
 SEARCH_FILE = "search.parquet"  # a search's Optuna trials, flattened (params_*, value, state, ...)
 SEARCH_META = "search.json"  # its Optuna storage URL, study names, direction and importances
 PROTOCOL_FILE = "protocol.json"  # a tune-then-test protocol: the settings its tuning chose, the budgets
+TUNE_DIR = "tune"  # a protocol's searches: a results folder of their own inside the protocol's
 TRIALS_DIR = "trials"
 SAMPLES_DIR = "samples"
 ERRORS_DIR = "errors"

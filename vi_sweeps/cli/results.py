@@ -7,10 +7,12 @@ import json
 import sys
 
 import click
+import yaml
 
+from vi_contract import yamlsafe
 from vi_contract.files import exit_code_for
-from vi_contract.read import ResultsError
-from vi_contract.schema import CONTRACT_FILE
+from vi_contract.read import ResultsError, is_protocol_searches
+from vi_contract.schema import CONTRACT_FILE, PROTOCOL_FILE, STUDY_FILE
 from vi_contract.store import Store
 from vi_sweeps.cli.common import EXIT_BAD_INPUT, write_report
 from vi_sweeps.sweep.status import sweep_status
@@ -39,12 +41,18 @@ def status(results, as_json) -> None:
 
 
 def _sequential(results: str) -> tuple[str, list[dict]] | None:
-    """A sequential study's paths (the analysis layer reads them; loaded only for such a study)."""
+    """A sequential study's paths (the analysis layer reads them; loaded only for such a study).
+    A protocol's searches (RESULTS/tune) record its contract, interims included, but are no
+    sequential design: its test trials are, beside protocol.json."""
     try:
-        contract = json.loads(Store.open(results, create=False).read_bytes(CONTRACT_FILE))
-    except (OSError, ValueError):
+        store = Store.open(results, create=False)
+        contract = json.loads(store.read_bytes(CONTRACT_FILE))
+        study = yamlsafe.safe_load(store.read_bytes(STUDY_FILE).decode())
+    except (OSError, ValueError, yaml.YAMLError):
         return None
     if not isinstance(contract, dict) or "interims" not in contract:
+        return None
+    if is_protocol_searches(study, store.exists(PROTOCOL_FILE)):
         return None
     from vi_sweeps.cli.sequential import status_paths
 
@@ -82,8 +90,9 @@ def export(results, dest) -> None:
     except OSError as err:  # the destination cannot be written (a file in the way, no permission: 2; no space: 1)
         click.echo(f"error: cannot write the export to {dest}: {err.strerror or err}", err=True)
         sys.exit(exit_code_for(err))
+    tuned = f" (and the {counts['tuning trials']} tuning trials of its protocol)" if "tuning trials" in counts else ""
     click.echo(f"exported {counts['trials']} trials, {counts['evaluations']} evaluations and "
-               f"{counts['snapshots']} sample snapshots to {dest}")
+               f"{counts['snapshots']} sample snapshots{tuned} to {dest}")
 
 
 

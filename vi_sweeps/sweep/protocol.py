@@ -38,7 +38,7 @@ def tune_arms(study: Study, results: str, address: str | None, max_concurrent: i
     names, chosen, budgets = [], {}, {}
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per created study on the terminal
     first = arm_search(study, str(arms(study.spec)[0]))  # the folder's identity; every arm shares storage and mode
-    with driving(first, posixpath.join(results, "tune"), address, force, control) as (store, consolidation):
+    with driving(first, posixpath.join(results, schema.TUNE_DIR), address, force, control) as (store, consolidation):
         url, mode = storage_url(first.spec.search, store), first.spec.search.objective.mode
         storage = optuna.storages.RDBStorage(url)
         for base, labels in cells(study):
@@ -75,15 +75,31 @@ def tune_and_freeze(study: Study, results: str, address: str | None = None, max_
     """Tune every arm to its budget, then (the study with its test trials frozen, None); or, when
     tuning stopped or did not finish, (None, the outcome to report). The chosen values are
     recorded in RESULTS/protocol.json; the test trials run as any study's (sequential ones too)."""
+    expected = {condition_key(t.config, t.labels) for t in study.trials}
+    record = frozen_record(study, results, expected)
+    if record is not None:  # tuned before, at this budget: nothing is searched again (an export resumes too)
+        return dataclasses.replace(study, trials=frozen(study.trials, chosen_values(record))), None
     control = SweepControl()
     with control.signals():
         try:
             record = tune_arms(study, results, address, max_concurrent, show_progress, force, control)
         except Stopped:
             record = None
-    expected = {condition_key(t.config, t.labels) for t in study.trials}
     if record is None or control.reason or set(record["chosen"]) != expected:
         why = control.reason or "some arm's search did not reach its budget; run the same command again"
         return None, SweepOutcome(trials_so_far(results), [t.trial_id for t in study.trials], why, control.exit_code or 1)
     Store.open(results).write_bytes(schema.PROTOCOL_FILE, json.dumps(record, sort_keys=True, indent=1).encode())
     return dataclasses.replace(study, trials=frozen(study.trials, chosen_values(record))), None
+
+
+def frozen_record(study: Study, results: str, expected: set) -> dict | None:
+    """RESULTS/protocol.json when it already chose a setting for every test condition with this
+    study's budget and tuning seeds; else None (tuning goes on, or tops up a larger budget)."""
+    try:
+        record = json.loads(Store.open(results, create=False).read_bytes(schema.PROTOCOL_FILE))
+    except (OSError, ValueError):
+        return None
+    tune = study.spec.protocol.tune
+    ok = (isinstance(record, dict) and isinstance(record.get("chosen"), dict) and set(record["chosen"]) == expected
+          and set((record.get("budgets") or {}).values()) == {tune.trials} and record.get("tuning_seeds") == list(tune.seeds))
+    return record if ok else None

@@ -6,7 +6,8 @@ RDB storage: SQLite in RESULTS by default. Each suggestion trains `seeds_per_tri
 pack (one vectorised model, one Ray trial with the study's per-trial resources) and is scored
 by their mean, so one lucky seed cannot win. Trials are the same trials as `vi-sweep run`'s:
 same ids, files, checkpoints and Parquet rows, each row tagged with its Optuna trial number.
-Re-running adds trials to the stored studies.
+Re-running adds trials to the stored studies, first resuming any suggestion a stopped driver left
+unfinished (fail_stale).
 """
 
 from __future__ import annotations
@@ -101,9 +102,15 @@ def sampler_for(search: Search, offset: int) -> optuna.samplers.BaseSampler:
 
 
 def fail_stale(ot_study: optuna.Study) -> None:
-    """Trials left RUNNING by a killed driver can never report: mark them failed."""
+    """Trials left RUNNING by a stopped driver can never report: mark them failed and queue their
+    settings again, so the next suggestions are theirs and their trials (the same ids) resume from
+    their checkpoints. Before, a stopped suggestion was abandoned: its partial training lost and
+    its rows left marked running for good (stabilisers_fair's status showed 6 suggestions running
+    where 2 ran)."""
     for t in ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         ot_study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+        if t.params:  # a trial stopped before its first suggestion has nothing to resume
+            ot_study.enqueue_trial(t.params, user_attrs={"resumes": t.number})
 
 
 def run_search(study: Study, results: str, n_trials: int | None = None, address: str | None = None,

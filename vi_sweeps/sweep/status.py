@@ -64,6 +64,9 @@ def _driver(location: str) -> dict | None:
 
 
 def sweep_status(location: str, as_json: bool = False) -> str:
+    tuning = tuning_status(location, as_json)
+    if tuning is not None:
+        return tuning
     trials, _, source, notes = load_location(location)
     if not source["study"]:
         raise FileNotFoundError(f"{location}: no {schema.STUDY_FILE}, not a results folder")
@@ -122,6 +125,52 @@ def sweep_status(location: str, as_json: bool = False) -> str:
         lines += ["per condition:", per_condition.to_string(index=False)]
     lines += [f"note: {n}" for n in notes]
     return "\n".join(lines)
+
+
+def tuning_status(location: str, as_json: bool = False) -> str | None:
+    """A tune-then-test protocol whose test trials have not started (RESULTS holds its searches
+    in RESULTS/tune and no study file yet): each arm-and-cell search's completed suggestions
+    against the budget; None for any other folder."""
+    store = Store.open(location, create=False)
+    if store.exists(schema.STUDY_FILE) or not store.exists(schema.TUNE_DIR, schema.STUDY_FILE):
+        return None
+    tune = f"{location.rstrip('/')}/{schema.TUNE_DIR}"
+    trials, _, source, notes = load_location(tune)
+    try:
+        study = load_study_text(source["study"], f"{tune}/{schema.STUDY_FILE}")
+    except ConfigError as err:
+        raise FileNotFoundError(f"{tune}/{schema.STUDY_FILE}: no longer validates ({err.problems[0]})") from None
+    budget, seeds = study.spec.protocol.tune.trials, len(study.spec.protocol.tune.seeds)
+    searches = pd.DataFrame([setting_values(t.config.model_dump(), t.labels) for t in study.trials])
+    keys = condition_columns(searches, source["contract"])
+    searches = searches[keys].drop_duplicates(ignore_index=True)
+    driver = _driver(tune)
+    if len(trials):
+        finished = trials[trials["status"].isin(schema.FINISHED)].groupby([*keys, "search_trial"], dropna=False).size()
+        done = (finished == seeds).groupby(level=keys, dropna=False).sum().rename("done")
+        open_ = trials[trials["status"] == "running"].groupby(keys, dropna=False)["search_trial"].nunique()
+        searches = searches.merge(done.reset_index(), how="left").merge(open_.rename("running").reset_index(), how="left")
+    searches = searches.reindex(columns=[*keys, "done", "running"]).fillna({"done": 0, "running": 0})
+    searches["done"] = searches["done"].clip(upper=budget).astype(int)
+    # a search at its budget runs nothing: a suggestion still marked running there was abandoned by a stopped driver
+    searches["running"] = searches["running"].where(searches["done"] < budget, 0).astype(int)
+    if driver is None:
+        searches = searches.rename(columns={"running": "interrupted"})
+    searches = searches.rename(columns=shown_name)
+    at_budget = int((searches["done"] >= budget).sum())
+    summary = {"location": location, "study": study.name, "phase": "tuning", "budget": budget, "tuning_seeds": seeds,
+               "searches": len(searches), "at_budget": at_budget, "suggestions_done": int(searches["done"].sum()),
+               "driver": {k: driver.get(k) for k in ("host", "pid")} if driver else None, "notes": notes}
+    if as_json:
+        return json.dumps({**summary, "per_search": json.loads(searches.to_json(orient="records"))}, indent=1)
+    by = f"driver {driver.get('host')}:{driver.get('pid')}" if driver else \
+        "no driver (stopped: run the same command again to go on tuning)"
+    lines = [f"study {study.name} in {location}: a tune-then-test protocol, tuning; {by}",
+             f"searches: {at_budget}/{len(searches)} at their budget of {budget} suggestions ({seeds} tuning seeds "
+             f"each); {summary['suggestions_done']}/{budget * len(searches)} suggestions done. The test trials start "
+             f"when every search is at its budget ({tune} holds the searches)",
+             "per search (an arm in a cell):", searches.to_string(index=False)]
+    return "\n".join(lines + [f"note: {n}" for n in notes])
 
 
 COUNTS = ("trials", "done", "running", "errors", "interrupted")  # the per-condition counts beside the axes
