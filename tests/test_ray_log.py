@@ -76,3 +76,35 @@ def test_the_session_directory_is_the_drivers_node_s(monkeypatch):
     assert ray_session.session_dir() == ""
     monkeypatch.setattr(ray_session.ray_worker, "_global_node", Node())
     assert ray_session.session_dir() == "/tmp/ray/session_x"
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_search_whose_ray_tune_run_raises_stops_with_its_report_in_ray_log(tmp_path, monkeypatch):
+    """`vi-sweep tune` when Ray Tune's run raises: as a sweep's, exit 1 and one line naming
+    RESULTS/ray.log, which holds the traceback and the ends of Ray's own logs. Before, the error
+    left the search as a traceback (RuntimeError: lost the GCS) and ray.log had neither."""
+    from ray import tune
+
+    from vi_sweeps.study.load import load_study_text
+    from vi_sweeps.sweep.search import run_search
+
+    def fit(self):
+        raise RuntimeError("lost the GCS\nmore detail")
+
+    monkeypatch.setattr(tune.Tuner, "fit", fit)
+    study = load_study_text("""name: search_fails
+datasets: [ring8]
+base: {hidden: 16, eval_samples: 200}
+budget: {iterations: 20, eval_every: 10}
+search:
+  space: {lam: {type: loguniform, low: 0.1, high: 10}}
+  objective: {metric: fd_2d, mode: min, diverged_value: 100.0}
+  trials: 1
+""", "search.yaml")
+    names, control = run_search(study, str(tmp_path / "r"), show_progress=False)
+    assert control.exit_code == 1
+    assert control.reason == "Ray failed: RuntimeError: lost the GCS (Ray's report: RESULTS/ray.log)"
+    text = (tmp_path / "r" / "ray.log").read_text()
+    assert "ERROR ray: the search's Ray Tune run failed" in text and "RuntimeError: lost the GCS" in text
+    assert "ERROR ray.vi_sweeps: Ray's own logs at the error" in text

@@ -15,7 +15,6 @@ cannot be written (a full disk), or when another driver takes the lease over.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import posixpath
 import sys
@@ -49,10 +48,10 @@ from vi_sweeps.sweep.ray_session import (
     check_resources,
     embedded,
     log_handler,
-    log_tails,
     machine_kind,
     note_session,
     quiet_ray_logs,
+    ray_failed,
     ray_session,
     run_config,
     session_dir,
@@ -370,10 +369,7 @@ def _run_trials(study: Study, store: Store, control: SweepControl, consolidation
     except StoreError as err:
         control.stop(str(err), 1)
     except Exception as err:  # noqa: BLE001 - Ray's own failure: its traceback to RESULTS/ray.log, the summary here
-        logging.getLogger("ray").error("the sweep's Ray Tune run failed", exc_info=err)
-        log_tails(session_dir())
-        first = (str(err).strip().splitlines() or [""])[0][:300]
-        control.stop(f"Ray failed: {type(err).__name__}: {first} (Ray's report: RESULTS/ray.log)", 1)
+        ray_failed(err, "sweep", control)
     return progress
 
 

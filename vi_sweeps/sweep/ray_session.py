@@ -99,6 +99,15 @@ def log_tails(session: str) -> None:
     _ray_log().error("Ray's own logs at the error%s", f":\n{tails}" if tails else f": none found under {session or 'no session'}")
 
 
+def ray_failed(err: Exception, what: str, control) -> None:
+    """Ray Tune's run raised (a sweep's or a search's): its traceback and the ends of Ray's own
+    logs to RESULTS/ray.log, and the driver stops with exit 1 and one line saying where they are."""
+    logging.getLogger("ray").error("the %s's Ray Tune run failed", what, exc_info=err)
+    log_tails(session_dir())
+    first = (str(err).strip().splitlines() or [""])[0][:300]
+    control.stop(f"Ray failed: {type(err).__name__}: {first} (Ray's report: RESULTS/ray.log)", 1)
+
+
 @contextmanager
 def captured_stderr():
     """File descriptor 2 into a temporary file for the duration (C++ code writes there

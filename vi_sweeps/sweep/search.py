@@ -32,7 +32,7 @@ from vi_sweeps.study.expansion import Study, condition_key
 from vi_sweeps.study.schema import Search
 from vi_sweeps.sweep.control import Progress, Stopped, SweepControl, progress_callback
 from vi_sweeps.sweep.driver import driving
-from vi_sweeps.sweep.ray_session import run_config, trainable_for
+from vi_sweeps.sweep.ray_session import ray_failed, run_config, trainable_for
 from vi_sweeps.track.callbacks import callbacks as tracking_callbacks
 
 
@@ -201,7 +201,11 @@ def _search_cell(study: Study, store: Store, storage, base: dict, labels: dict, 
                                                               *tracking_callbacks(tracking, study, packs, store.uri)],
                               control.stopper()),
     )
-    grid = tuner.fit()
+    try:
+        grid = tuner.fit()
+    except Exception as err:  # noqa: BLE001 - Ray's own failure: as a sweep's (it ended `vi-sweep tune` in a traceback)
+        ray_failed(err, "search", control)
+        grid = []
     if progress is not None:
         progress.finish()
     return name, ran_of(template, grid)
@@ -236,11 +240,15 @@ def export_search(storage, names: list[str], store: Store, url: str, mode: str) 
     for name in names:
         frame = optuna.load_study(study_name=name, storage=storage).trials_dataframe(
             attrs=("number", "value", "state", "params", "user_attrs", "datetime_start", "datetime_complete"))
+        if frame.empty:  # a search stopped before its first suggestion (Ray failed first): no row, no columns
+            continue
         frame.insert(0, "search_study", name)
         if "user_attrs_trial_ids" in frame:
             frame["user_attrs_trial_ids"] = frame["user_attrs_trial_ids"].map(
                 lambda v: ",".join(v) if isinstance(v, list) else "")
         frames.append(frame)
+    if not frames:
+        return
     frame = pd.concat(frames, ignore_index=True)
     frame["state"] = frame["state"].astype(str)
     table = pa.Table.from_pandas(frame, preserve_index=False)
