@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from analysis.claims import is_folder_of_exports
 from analysis.claims_page import write_claims
 from analysis.report import build_report
 from vi_contract.files import exit_code_for
@@ -33,6 +34,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "claims":
+            if not is_folder_of_exports(args.folder):  # a results folder (a protocol's tuning was decided here)
+                raise ResultsError(f"{args.folder}: not a folder of exported studies (docs/reproduction); "
+                                   "`vi-sweep claims RESULTS` decides one results folder")
             print(f"claims: {write_claims(args.folder)}")
             return 0
         out = args.out or f"{args.results[0]}/report"

@@ -19,7 +19,7 @@ from analysis.load import load_results
 from analysis.stats import detectable_difference, fisher_p, fisher_power, holm, newcombe_difference
 from analysis.verdicts import Study, overall
 from vi_contract import schema
-from vi_contract.columns import config
+from vi_contract.columns import config, suggested
 from vi_contract.endpoints import ENDPOINTS, NO_WORSE, RANK, RATE, Endpoint
 from vi_contract.read import ResultsError
 
@@ -313,12 +313,13 @@ def decide_folders(paths: list[str]) -> tuple[str, list[str]]:
     studies = []
     for path in paths:
         res = load_results([path], warn=False)
-        if res.sources[0].get("protocol_searches"):
-            raise ResultsError(f"{path}: a protocol's searches (tuning trials); its claims are decided on its test "
-                               "trials, in the folder that holds this one")
-        own = res.sources[0]["contract"]  # the folder's own contract: its claims and its name
-        if res.trials["status"].isin(schema.FINISHED).any() and (own.get("claims") or {}).get("claims"):
-            studies.append(Study(own.get("study", path), res.trials, res.metrics, {**res.contract, "claims": own["claims"]}))
+        if len(res.trials) and suggested(res.trials).all():
+            raise ResultsError(f"{path}: a search's trials (a protocol's tuning or `vi-sweep tune`'s) decide no claim; "
+                               "a protocol's claims are decided on its test trials, in the folder that holds its tune/")
+        own, trials = res.sources[0]["contract"], res.trials[~suggested(res.trials)]  # the folder's own contract
+        if trials["status"].isin(schema.FINISHED).any() and (own.get("claims") or {}).get("claims"):
+            studies.append(Study(own.get("study", path), trials, res.metrics[res.metrics["trial_id"].isin(trials["trial_id"])],
+                                 {**res.contract, "claims": own["claims"]}))
     declared = declared_claims(studies)
     if not declared:
         raise ResultsError(f"{', '.join(paths)}: no declared claims with a finished trial (declare them under `claims:` "
@@ -330,11 +331,15 @@ def decide_folders(paths: list[str]) -> tuple[str, list[str]]:
 
 def report_studies(res) -> list[Study]:
     """The folders of a report that declare claims and have a finished trial, as Studies."""
-    studies = []
+    studies, seen = [], set()
     for source in res.sources:
         own = source.get("contract", {})
+        if own.get("study") in seen:  # folders of one study are one study (before: its claims decided once per folder)
+            continue
+        seen.add(own.get("study"))
         trials = res.trials[res.trials["study"] == own.get("study")] if "study" in res.trials else res.trials
-        if (own.get("claims") or {}).get("claims") and not source.get("protocol_searches") and trials["status"].isin(schema.FINISHED).any():
+        trials = trials[~suggested(trials)]  # a protocol's tuning, reported beside its test, decides nothing
+        if (own.get("claims") or {}).get("claims") and trials["status"].isin(schema.FINISHED).any():
             studies.append(Study(own.get("study", "study"), trials, res.metrics[res.metrics["trial_id"].isin(trials["trial_id"])],
                                  {**res.contract, "claims": own["claims"], "interims": own.get("interims")}))
     return studies

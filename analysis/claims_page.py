@@ -19,6 +19,7 @@ from analysis.claims import decide, declared_claims, markdown
 from analysis.load import load_results
 from analysis.verdicts import Study
 from vi_contract import schema
+from vi_contract.columns import suggested
 from vi_contract.read import ResultsError
 
 HEAD_FILE = "CLAIMS.head.md"  # beside the exports: the page's opening, as written (the title and any prose)
@@ -46,9 +47,11 @@ def exported(root: Path) -> dict[str, Study]:
     studies = {}
     for folder in sorted(p for p in root.iterdir() if (p / schema.TRIALS_FILE).exists()):
         res = load_results([str(folder)], warn=False)
-        if res.trials["status"].isin(schema.FINISHED).any():
+        trials = res.trials[~suggested(res.trials)]  # an exported search decides nothing
+        if trials["status"].isin(schema.FINISHED).any():
             own = res.sources[0]["contract"]
-            studies[folder.name] = Study(own.get("study", folder.name), res.trials, res.metrics,
+            studies[folder.name] = Study(own.get("study", folder.name), trials,
+                                         res.metrics[res.metrics["trial_id"].isin(trials["trial_id"])],
                                          {**res.contract, "claims": own.get("claims")})
     return studies
 

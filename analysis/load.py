@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from vi_contract import schema
-from vi_contract.columns import condition_columns, name_of
+from vi_contract.columns import condition_columns, name_of, suggested
 from vi_contract.read import ResultsError, load_location
 
 
@@ -125,6 +125,12 @@ def check_one_study(locations: list[str], trials: list[pd.DataFrame], sources: l
         if (name, compare) != seen[0][1:]:
             raise ResultsError(f"{loc} holds study {name!r} comparing {compare}, {seen[0][0]} study {seen[0][1]!r} "
                                f"comparing {seen[0][2]}: a report compares within one study, so report each on its own")
+    searched = [bool(suggested(t).any()) for t in trials]
+    if len(set(searched)) > 1:  # a protocol's tuning beside its test compared tuned and tested arms as one
+        loc = locations[searched.index(True)]
+        raise ResultsError(f"{loc} holds a search's trials (a protocol's tuning or `vi-sweep tune`'s) and "
+                           f"{locations[searched.index(False)]} trials of the study's own settings: report each on its "
+                           "own (a protocol's report draws its tuning from RESULTS/tune)")
 
 
 def result_rows(metrics: pd.DataFrame, tid: str, source: int, columns: list[str]) -> np.ndarray:

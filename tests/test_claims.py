@@ -148,3 +148,28 @@ def test_vi_sweep_claims_on_the_folder_of_exports_regenerates_claims_md(tmp_path
     out = CliRunner().invoke(main, ["claims", "docs/reproduction", "--out", str(tmp_path / "CLAIMS.md")])
     assert out.exit_code == 0, out.output
     assert (tmp_path / "CLAIMS.md").read_text() == (ROOT / "docs" / "reproduction" / "CLAIMS.md").read_text()
+
+
+def test_folders_of_one_study_decide_its_claims_once(tmp_path):
+    """A study in two folders (half its seeds each) is one study: before, each folder decided its
+    claims over all the rows again, so every cell came twice and Holm corrected over 6 cells, not 3
+    (lam 5 vs 0: p_holm 6 x Fisher's p instead of 3 x)."""
+    import shutil
+
+    from analysis.load import load_results
+    from tests.helpers import rewrite
+
+    (tmp_path / "whole").mkdir()
+    whole = planted_study(tmp_path / "whole")
+    halves = []
+    for parity in (0, 1):
+        half = tmp_path / f"half{parity}"
+        shutil.copytree(whole, half)
+        rewrite(half, lambda t, p=parity: t[t["config/seed"] % 2 == p],
+                lambda m, p=parity: m[m["trial_id"].str.rsplit("-", n=1).str[1].astype(int) % 2 == p])
+        halves.append(str(half))
+    studies = decide_claims.report_studies(load_results(halves, warn=False))
+    assert len(studies) == 1 and len(studies[0].trials) == 4 * SEEDS
+    cells = decide_claims.decide(decide_claims.declared_claims(studies))
+    five = cells[(cells["claim"] == "modes") & (cells["comparison"] == "lam 5 vs 0")]
+    assert len(five) == 1 and five["p_holm"].iloc[0] == pytest.approx(3 * fisher_exact([[0, 20], [10, 10]])[1], rel=1e-9)

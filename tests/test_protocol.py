@@ -149,6 +149,8 @@ def exported_and_tuning(tmp_path, results, path, chosen):
     import shutil
 
     import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
     from click.testing import CliRunner
 
     from vi_sweeps.cli.commands import main
@@ -165,15 +167,33 @@ def exported_and_tuning(tmp_path, results, path, chosen):
     assert (out / "report" / "protocol_history.png").exists()
     copy = tmp_path / "resumed"
     shutil.copytree(out, copy)
-    r = run("run", path, "--results", copy, "--no-report")
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(path.read_text().replace("seeds: [10, 11]", "seeds: [10, 12]"))
+    r = run("run", changed, "--results", copy, "--no-report")  # before: tuning seeds changed unnoticed
+    assert r.exit_code == 2 and "(protocol.tune.seeds: [10, 11] there, [10, 12] here)" in r.output, r.output
+    commented = tmp_path / "commented.yaml"  # spelling is no other experiment (before: refused, "its trial ids")
+    commented.write_text("# the same protocol\n" + path.read_text())
+    r = run("run", commented, "--results", copy, "--no-report")
     assert r.exit_code == 0, r.output
     assert not (copy / "tune" / "optuna.db").exists()  # frozen: nothing searched again
+    # before: a report of both compared 6 seeds an arm (the 4 tuning seeds joined the test's 2) and
+    # decided the claim on them, once per folder
+    both = run("report", results, results / "tune", "--out", tmp_path / "both")
+    assert both.exit_code == 2 and "holds a search's trials" in both.output and "report each on its own" in both.output
+    assert not (tmp_path / "both").exists()
 
     tuning = tmp_path / "tuning"  # the folder as it stood while tuning: its searches, one suggestion short
     shutil.copytree(results / "tune", tuning / "tune")
     last = pd.read_parquet(tuning / "tune" / "search.parquet").sort_values("number").iloc[-1]
     for tid in last["user_attrs_trial_ids"].split(","):
         (tuning / "tune" / "trials" / f"{tid}.parquet").unlink()
+    # a resumed suggestion's members may carry two Optuna numbers (one diverged before the stop keeps
+    # its old one): a suggestion is its pack
+    first = pd.read_parquet(tuning / "tune" / "search.parquet").sort_values("number").iloc[0]
+    member = tuning / "tune" / "trials" / f"{first['user_attrs_trial_ids'].split(',')[0]}.parquet"
+    table = pq.read_table(member)
+    i = table.schema.get_field_index("search_trial")
+    pq.write_table(table.set_column(i, table.schema.field(i), pa.array([99] * len(table), pa.int64())), member)
     status = run("status", tuning)
     assert status.exit_code == 0, status.output  # before: "trials.parquet: missing; run `vi-sweep run`"
     assert "a tune-then-test protocol, tuning; no driver" in status.output
@@ -183,6 +203,10 @@ def exported_and_tuning(tmp_path, results, path, chosen):
         r = run(*command)
         assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
         assert "protocol" in r.output
+    from analysis.__main__ import main as analysis_main
+    assert analysis_main(["claims", str(tuning)]) == 2  # before: exit 0, CLAIMS.md decided on the tuning trials
+    bad = run("status", "foo://x")  # before this change's review: a traceback from the tuning check
+    assert bad.exit_code == 2 and bad.output.startswith("error: ") and "Traceback" not in bad.output
     # before: claims took the folder for a folder of exports and decided C4-like verdicts on the
     # tuning trials, writing CLAIMS.md into it
     assert sorted(p.name for p in tuning.iterdir()) == ["tune"] and not (tmp_path / "rep").exists()
@@ -194,3 +218,4 @@ def test_test_seeds_may_come_in_interims():
     study = load_study_text(STUDY.replace("seeds: 3", "seeds: {interim: 2, max: 4}").replace(
         "name: fair\n", "name: fair\npack_seeds: 2\n"), "fair.yaml")
     assert study.spec.seeds == {"interim": 2, "max": 4} and len(study.trials) == 12
+

@@ -17,3 +17,33 @@ def test_results_without_a_config_name_no_pack():
     ran = ran_of(template, grid)
     assert [(p.members[0].config["lam"], p.search_trial, e) for p, e in ran] == \
         [(5.0, 3, None), (0.5, 4, "RuntimeError('lost')")]
+
+
+def test_a_stopped_suggestion_is_queued_again_only_inside_the_space_and_the_runs_suggestions():
+    import optuna
+
+    from vi_sweeps.sweep.search import fail_stale
+
+    def stale(lams):
+        study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+        for lam in lams:  # asked with these values (queued first), left running as a killed driver leaves them
+            study.enqueue_trial({"lam": lam})
+            study.ask({"lam": optuna.distributions.FloatDistribution(0.1, 100, log=True)})
+        return study
+
+    wide = {"lam": optuna.distributions.FloatDistribution(0.1, 100, log=True)}
+
+    def queued(study):  # what the next suggestions are, as the search asks for them
+        waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+        return [study.ask(wide).params for _ in waiting]
+
+    study = stale([50.0, 2.0])
+    fail_stale(study, wide, limit=1)  # one suggestion to make: one resumed, the other only failed
+    assert queued(study) == [{"lam": 50.0}]
+    assert [t.state.name for t in study.trials[:2]] == ["FAIL", "FAIL"]
+    study = stale([50.0, 2.0])
+    fail_stale(study, {"lam": optuna.distributions.FloatDistribution(0.1, 10, log=True)}, limit=5)
+    assert queued(study) == [{"lam": 2.0}]  # 50 lies outside the space as it is now: not resumed
+    study = stale([2.0])
+    fail_stale(study, {**wide, "lr": optuna.distributions.FloatDistribution(1e-4, 1e-2)}, limit=5)
+    assert queued(study) == []  # a key the space gained since: another suggestion

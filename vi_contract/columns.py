@@ -60,3 +60,11 @@ def condition_columns(trials: pd.DataFrame, contract: dict | None = None) -> lis
     axes = [column_of(a, contract, trials.columns) for a in (contract or {}).get("axes", []) if a != "seed"]
     axes = [c for c in axes if c in trials]
     return axes or guessed_axes(trials)
+
+
+def suggested(trials: pd.DataFrame) -> pd.Series:
+    """The rows a search suggested (`search_trial` set): a protocol's tuning or `vi-sweep tune`'s.
+    No claim or interim is decided on them: the scores a verdict would judge chose their settings."""
+    if "search_trial" not in trials:
+        return pd.Series(False, index=trials.index)
+    return trials["search_trial"].notna()

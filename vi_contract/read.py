@@ -149,13 +149,6 @@ def once_each(trials: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame
     return keep(trials), keep(metrics), twice
 
 
-def is_protocol_searches(study: dict, has_record: bool) -> bool:
-    """A protocol's searches (RESULTS/tune): the study declares `protocol:` and no protocol.json
-    lies beside it (that lies beside the test trials). The claims and interims it records are the
-    test's: nothing decides them on tuning trials, which chose the settings they would judge."""
-    return bool(isinstance(study, dict) and study.get("protocol")) and not has_record
-
-
 def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list[str]]:
     """(trials, metrics, source, notes) of one folder."""
     try:
@@ -235,8 +228,6 @@ def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list
         raise ResultsError(f"{posixpath.join(location, schema.CONTRACT_FILE)}: missing, and the tables carry none; "
                            "it declares the axes and keys the rows are read by (run the study again into this folder "
                            "to write it)")
-    searches = is_protocol_searches(_study_yaml(study, posixpath.join(root, schema.STUDY_FILE)),
-                                    fs.get_file_info(posixpath.join(root, schema.PROTOCOL_FILE)).type == pafs.FileType.File)
-    source = {"location": location, "study": study, "versions": versions, "protocol_searches": searches}
+    source = {"location": location, "study": study, "versions": versions}
     contract = declared_keys(upgrade.contract_v3(contract), [*trials.columns, *metrics.columns])
     return trials, metrics, {**source, "contract": contract}, notes

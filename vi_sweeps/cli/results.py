@@ -7,12 +7,10 @@ import json
 import sys
 
 import click
-import yaml
 
-from vi_contract import yamlsafe
 from vi_contract.files import exit_code_for
-from vi_contract.read import ResultsError, is_protocol_searches
-from vi_contract.schema import CONTRACT_FILE, PROTOCOL_FILE, STUDY_FILE
+from vi_contract.read import ResultsError
+from vi_contract.schema import CONTRACT_FILE
 from vi_contract.store import Store
 from vi_sweeps.cli.common import EXIT_BAD_INPUT, write_report
 from vi_sweeps.sweep.status import sweep_status
@@ -41,18 +39,13 @@ def status(results, as_json) -> None:
 
 
 def _sequential(results: str) -> tuple[str, list[dict]] | None:
-    """A sequential study's paths (the analysis layer reads them; loaded only for such a study).
-    A protocol's searches (RESULTS/tune) record its contract, interims included, but are no
-    sequential design: its test trials are, beside protocol.json."""
+    """A sequential study's paths (the analysis layer reads them; loaded only for such a study;
+    a protocol's searches record its interims but are no sequential design: none is shown)."""
     try:
-        store = Store.open(results, create=False)
-        contract = json.loads(store.read_bytes(CONTRACT_FILE))
-        study = yamlsafe.safe_load(store.read_bytes(STUDY_FILE).decode())
-    except (OSError, ValueError, yaml.YAMLError):
+        contract = json.loads(Store.open(results, create=False).read_bytes(CONTRACT_FILE))
+    except (OSError, ValueError):
         return None
     if not isinstance(contract, dict) or "interims" not in contract:
-        return None
-    if is_protocol_searches(study, store.exists(PROTOCOL_FILE)):
         return None
     from vi_sweeps.cli.sequential import status_paths
 

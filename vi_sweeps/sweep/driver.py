@@ -157,9 +157,11 @@ def stored_study_problems(store: Store, study: Study) -> list[str]:
         return []
     try:
         before = load_study_as_run(text, store.path(schema.STUDY_FILE))
+        # a protocol's searches and test trials (its chosen values frozen in) are compared as the file expands
+        now = load_study_as_run(study.text, study.source) if study.spec.protocol is not None else study
     except ConfigError as err:
         return [f"{store.uri} holds a study file this version cannot read ({err.problems[0]}); pass another --results"]
-    differs = definition_differences(before, study)
+    differs = definition_differences(before, now)
     if differs:
         return [f"{store.uri} holds a different study ({'; '.join(differs)}); pass another --results or restore "
                 "the study as run"]

@@ -19,8 +19,16 @@ from vi_sweeps.study.expansion import Study, condition_key
 from vi_sweeps.study.protocol import arms, chosen_values, frozen, tuning_objective
 from vi_sweeps.study.schema import Search
 from vi_sweeps.sweep.control import Stopped, SweepControl
-from vi_sweeps.sweep.driver import SweepOutcome, driving, trials_so_far
-from vi_sweeps.sweep.search import _search_cell, cell_name, cells, export_search, fail_stale, storage_url
+from vi_sweeps.sweep.driver import SweepOutcome, check_location, driving, trials_so_far
+from vi_sweeps.sweep.search import (
+    _search_cell,
+    cell_name,
+    cells,
+    distributions,
+    export_search,
+    fail_stale,
+    storage_url,
+)
 
 
 def arm_search(study: Study, arm: str) -> Study:
@@ -49,8 +57,8 @@ def tune_arms(study: Study, results: str, address: str | None, max_concurrent: i
             name = cell_name(searching, base, labels)
             direction = "minimize" if searching.spec.search.objective.mode == "min" else "maximize"
             ot = optuna.create_study(study_name=name, storage=storage, direction=direction, load_if_exists=True)
-            fail_stale(ot)
             done = len(ot.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+            fail_stale(ot, distributions(searching.spec.search), tune.trials - done)
             if done < tune.trials:
                 _search_cell(searching, store, storage, base, labels, tune.trials - done, max_concurrent, show_progress,
                              control, consolidation, seeds=tune.seeds)
@@ -75,6 +83,7 @@ def tune_and_freeze(study: Study, results: str, address: str | None = None, max_
     """Tune every arm to its budget, then (the study with its test trials frozen, None); or, when
     tuning stopped or did not finish, (None, the outcome to report). The chosen values are
     recorded in RESULTS/protocol.json; the test trials run as any study's (sequential ones too)."""
+    check_location(study, posixpath.join(results, schema.TUNE_DIR))  # a changed protocol is refused, tuned or not
     expected = {condition_key(t.config, t.labels) for t in study.trials}
     record = frozen_record(study, results, expected)
     if record is not None:  # tuned before, at this budget: nothing is searched again (an export resumes too)
@@ -93,13 +102,11 @@ def tune_and_freeze(study: Study, results: str, address: str | None = None, max_
 
 
 def frozen_record(study: Study, results: str, expected: set) -> dict | None:
-    """RESULTS/protocol.json when it already chose a setting for every test condition with this
-    study's budget and tuning seeds; else None (tuning goes on, or tops up a larger budget)."""
+    """RESULTS/protocol.json when it chose a setting for every test condition, else None (the
+    tuning goes on). A folder holds one protocol: a run of a changed one is refused
+    (driver.check_location), so a complete record is this protocol's."""
     try:
         record = json.loads(Store.open(results, create=False).read_bytes(schema.PROTOCOL_FILE))
     except (OSError, ValueError):
         return None
-    tune = study.spec.protocol.tune
-    ok = (isinstance(record, dict) and isinstance(record.get("chosen"), dict) and set(record["chosen"]) == expected
-          and set((record.get("budgets") or {}).values()) == {tune.trials} and record.get("tuning_seeds") == list(tune.seeds))
-    return record if ok else None
+    return record if isinstance(record, dict) and set(record.get("chosen") or ()) == expected else None

@@ -101,16 +101,20 @@ def sampler_for(search: Search, offset: int) -> optuna.samplers.BaseSampler:
     return optuna.samplers.TPESampler(seed=seed)
 
 
-def fail_stale(ot_study: optuna.Study) -> None:
+def fail_stale(ot_study: optuna.Study, space: dict[str, optuna.distributions.BaseDistribution], limit: int) -> None:
     """Trials left RUNNING by a stopped driver can never report: mark them failed and queue their
     settings again, so the next suggestions are theirs and their trials (the same ids) resume from
     their checkpoints. Before, a stopped suggestion was abandoned: its partial training lost and
     its rows left marked running for good (stabilisers_fair's status showed 6 suggestions running
-    where 2 ran)."""
+    where 2 ran). At most `limit` are queued (the suggestions this run makes), and only settings
+    the search's space still holds."""
     for t in ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         ot_study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-        if t.params:  # a trial stopped before its first suggestion has nothing to resume
+        inside = set(t.params) == set(space) and all(space[k]._contains(space[k].to_internal_repr(v))
+                                                     for k, v in t.params.items())
+        if inside and limit > 0:  # (a trial stopped before its first suggestion has nothing to resume)
             ot_study.enqueue_trial(t.params, user_attrs={"resumes": t.number})
+            limit -= 1
 
 
 def run_search(study: Study, results: str, n_trials: int | None = None, address: str | None = None,
@@ -177,7 +181,7 @@ def _search_cell(study: Study, store: Store, storage, base: dict, labels: dict, 
     direction = "minimize" if search.objective.mode == "min" else "maximize"
     name = cell_name(study, base, labels)
     ot_study = optuna.create_study(study_name=name, storage=storage, direction=direction, load_if_exists=True)
-    fail_stale(ot_study)
+    fail_stale(ot_study, distributions(search), n_trials)
     searcher = TaggingOptunaSearch(
         space=distributions(search), metric="objective", mode=search.objective.mode, study_name=name,
         storage=storage, sampler=sampler_for(search, len(ot_study.trials)), base=base, seeds=seeds)

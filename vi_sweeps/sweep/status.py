@@ -12,6 +12,7 @@ import yaml
 
 from vi_contract import schema, yamlsafe
 from vi_contract.columns import condition_columns, config, name_of
+from vi_contract.files import LocationError
 from vi_contract.lease import lease_pid, pid_alive, read_lease
 from vi_contract.read import load_location
 from vi_contract.store import Store
@@ -131,8 +132,11 @@ def tuning_status(location: str, as_json: bool = False) -> str | None:
     """A tune-then-test protocol whose test trials have not started (RESULTS holds its searches
     in RESULTS/tune and no study file yet): each arm-and-cell search's completed suggestions
     against the budget; None for any other folder."""
-    store = Store.open(location, create=False)
-    if store.exists(schema.STUDY_FILE) or not store.exists(schema.TUNE_DIR, schema.STUDY_FILE):
+    try:
+        store = Store.open(location, create=False)
+        if store.exists(schema.STUDY_FILE) or not store.exists(schema.TUNE_DIR, schema.STUDY_FILE):
+            return None
+    except (LocationError, OSError):  # load_location says what is wrong with the location, in one line
         return None
     tune = f"{location.rstrip('/')}/{schema.TUNE_DIR}"
     trials, _, source, notes = load_location(tune)
@@ -146,9 +150,10 @@ def tuning_status(location: str, as_json: bool = False) -> str | None:
     searches = searches[keys].drop_duplicates(ignore_index=True)
     driver = _driver(tune)
     if len(trials):
-        finished = trials[trials["status"].isin(schema.FINISHED)].groupby([*keys, "search_trial"], dropna=False).size()
+        # a suggestion is its pack (its seeds' ids name it; a resumed one gets a new Optuna number, its id stays)
+        finished = trials[trials["status"].isin(schema.FINISHED)].groupby([*keys, "pack_id"], dropna=False).size()
         done = (finished == seeds).groupby(level=keys, dropna=False).sum().rename("done")
-        open_ = trials[trials["status"] == "running"].groupby(keys, dropna=False)["search_trial"].nunique()
+        open_ = trials[trials["status"] == "running"].groupby(keys, dropna=False)["pack_id"].nunique()
         searches = searches.merge(done.reset_index(), how="left").merge(open_.rename("running").reset_index(), how="left")
     searches = searches.reindex(columns=[*keys, "done", "running"]).fillna({"done": 0, "running": 0})
     searches["done"] = searches["done"].clip(upper=budget).astype(int)
