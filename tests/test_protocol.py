@@ -146,6 +146,7 @@ protocol:
 def exported_and_tuning(tmp_path, results, path, chosen):
     """The export carries the protocol (its record and searches) and resumes without tuning; a
     folder still tuning shows its searches in `status`, and claims and report refuse it in one line."""
+    import json
     import shutil
 
     import pandas as pd
@@ -154,6 +155,7 @@ def exported_and_tuning(tmp_path, results, path, chosen):
     from click.testing import CliRunner
 
     from vi_sweeps.cli.commands import main
+    from vi_sweeps.study.protocol import chosen_values
 
     run = lambda *args: CliRunner().invoke(main, [str(a) for a in args])  # noqa: E731
     out = tmp_path / "exported"
@@ -171,11 +173,24 @@ def exported_and_tuning(tmp_path, results, path, chosen):
     changed.write_text(path.read_text().replace("seeds: [10, 11]", "seeds: [10, 12]"))
     r = run("run", changed, "--results", copy, "--no-report")  # before: tuning seeds changed unnoticed
     assert r.exit_code == 2 and "(protocol.tune.seeds: [10, 11] there, [10, 12] here)" in r.output, r.output
+    # a record written before a config key was added (the stabilisers_fair run's, before `compile`)
+    # keys the same conditions: before, its keys matched none, so status counted "suggested so far"
+    # and a re-run tuned again
+    record = json.loads((copy / "protocol.json").read_text())
+    def rekeyed(change):
+        return {json.dumps([change(kept), labels], sort_keys=True): c
+                for (kept, labels), c in ((json.loads(k), c) for k, c in record["chosen"].items())}
+
+    old = rekeyed(lambda kept: {k: v for k, v in kept.items() if k != "compile"})
+    between = rekeyed(lambda kept: {**kept, "compile": False})  # as the versions since `compile` wrote it
+    assert set(chosen_values({"chosen": between})) == set(chosen_values({"chosen": old})) != set(between)
+    (copy / "protocol.json").write_text(json.dumps({**record, "chosen": old}))
     commented = tmp_path / "commented.yaml"  # spelling is no other experiment (before: refused, "its trial ids")
     commented.write_text("# the same protocol\n" + path.read_text())
     r = run("run", commented, "--results", copy, "--no-report")
     assert r.exit_code == 0, r.output
     assert not (copy / "tune" / "optuna.db").exists()  # frozen: nothing searched again
+    assert "trials: 4/4 done" in run("status", copy).output
     # before: a report of both compared 6 seeds an arm (the 4 tuning seeds joined the test's 2) and
     # decided the claim on them, once per folder
     both = run("report", results, results / "tune", "--out", tmp_path / "both")

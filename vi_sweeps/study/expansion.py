@@ -34,7 +34,16 @@ from vi_contract.tables import pack_id
 from vi_sweeps.data.declared import DATASETS
 from vi_sweeps.gan.declared import OBJECTIVES
 from vi_sweeps.metrics.evaluation import evaluation
-from vi_sweeps.study.config import EXECUTION_KEYS, TrialConfig, config_keys, describe_errors, shown
+from vi_sweeps.study.config import (
+    ADDED_KEYS,
+    EXECUTION_KEYS,
+    PLUGIN_KEYS,
+    TrialConfig,
+    config_keys,
+    describe_errors,
+    key_default,
+    shown,
+)
 from vi_sweeps.study.places import NOT_AXES, PACKING, SET_BY, misplaced  # noqa: F401 - SET_BY: a name of vi_sweeps.study
 from vi_sweeps.study.schema import StudyFile
 
@@ -78,8 +87,9 @@ def condition_key(config: TrialConfig | dict, labels: dict) -> str:
     with equal keys are one condition (packed together); conditions with equal keys are one
     experiment."""
     values = config.model_dump() if isinstance(config, TrialConfig) else dict(config)
-    kept = {k: v for k, v in values.items() if k not in (*PACKING, "trial_id", *EXECUTION_KEYS)}
-    return json.dumps([kept, labels], sort_keys=True, default=str)
+    kept = {k: v for k, v in values.items() if k not in (*PACKING, "trial_id", *EXECUTION_KEYS)
+            and not (k in (*ADDED_KEYS, *PLUGIN_KEYS) and v == key_default(k))}  # as in the trial id: an added
+    return json.dumps([kept, labels], sort_keys=True, default=str)  # key at its default keys what it keyed before
 
 
 def pack_layout(n: int, k: int) -> list[range]:

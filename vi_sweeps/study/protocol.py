@@ -10,6 +10,8 @@ through the sweep's Optuna machinery (vi_sweeps.sweep.search)."""
 
 from __future__ import annotations
 
+import json
+
 from vi_sweeps.study.config import TrialConfig
 from vi_sweeps.study.expansion import TrialSpec, check_objective, check_space, condition_key, seed_list
 from vi_sweeps.study.schema import Objective, StudyFile
@@ -111,8 +113,11 @@ def _arm_keys(spec: StudyFile) -> set[str]:
 
 
 def chosen_values(record: dict) -> dict[str, dict]:
-    """A protocol record's chosen values by condition key (without its arm and search names)."""
-    return {k: {p: v for p, v in c.items() if p not in ("arm", "search")} for k, c in record["chosen"].items()}
+    """A protocol record's chosen values by condition key (without its arm and search names), each
+    key read again as this version keys a condition: a record written before a key was added (the
+    stabilisers_fair run's, before `compile`) keys the same conditions."""
+    return {condition_key(*json.loads(k)): {p: v for p, v in c.items() if p not in ("arm", "search")}
+            for k, c in record["chosen"].items()}
 
 
 def frozen(trials: list[TrialSpec], chosen: dict[str, dict]) -> list[TrialSpec]:

@@ -109,4 +109,7 @@ def frozen_record(study: Study, results: str, expected: set) -> dict | None:
         record = json.loads(Store.open(results, create=False).read_bytes(schema.PROTOCOL_FILE))
     except (OSError, ValueError):
         return None
-    return record if isinstance(record, dict) and set(record.get("chosen") or ()) == expected else None
+    try:
+        return record if set(chosen_values(record)) == expected else None
+    except (TypeError, ValueError, KeyError, AttributeError):  # not a record this version reads: tune again
+        return None
