@@ -211,6 +211,7 @@ def export_storage(location: str, out: Path) -> str:
     search.json rewritten to name it relative to `out`. Returns how it was made."""
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not an info line per copied study on the terminal
     meta = json.loads((out / schema.SEARCH_META).read_text())
     target = out / JOURNAL_FILE
     how = "copied"
