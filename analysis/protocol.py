@@ -9,10 +9,12 @@ import textwrap
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from analysis.figures import plt, save
 from analysis.search import load_search
-from vi_contract import schema
+from vi_contract import schema, yamlsafe
+from vi_contract.endpoints import tuned_metric
 from vi_contract.files import open_location
 
 
@@ -25,6 +27,23 @@ def read_protocol(location: str) -> dict | None:
     with fs.open_input_stream(path) as f:
         record = json.loads(f.read())
     return record if isinstance(record, dict) and isinstance(record.get("chosen"), dict) else None
+
+
+def scored_on(location: str, record: dict) -> str:
+    """What a suggestion's score is: the record's metric (or, in a record written before it held
+    one, the tuning claim's endpoint's metric, from the study as run), averaged over the tuning seeds."""
+    metric = record.get("metric")
+    if not metric:
+        try:
+            fs, root = open_location(location)
+            with fs.open_input_stream(f"{root}/{schema.STUDY_FILE}") as f:
+                study = yamlsafe.safe_load(f.read().decode()) or {}
+            tune = study["protocol"]["tune"]
+            metric = (tune.get("objective") or {}).get("metric") or tuned_metric(next(
+                c["primary"]["endpoint"] for c in study["claims"] if tune.get("claim") in (None, c["id"])))
+        except (OSError, KeyError, TypeError, StopIteration, AttributeError, IndexError, yaml.YAMLError):
+            return "the score"
+    return f"mean {metric} over the {len(record.get('tuning_seeds') or [])} tuning seeds"
 
 
 def chosen_table(record: dict, search: pd.DataFrame) -> pd.DataFrame:
@@ -45,7 +64,7 @@ def chosen_table(record: dict, search: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["cell", "arm"], ignore_index=True) if rows else pd.DataFrame()
 
 
-def history_figure(record: dict, search: pd.DataFrame):
+def history_figure(record: dict, search: pd.DataFrame, score: str = "the score"):
     """Per cell, each arm's best score so far against its suggestion number: equal budgets are
     lines of equal length; a line still rising at its end had more to find."""
     arm_of = {c["search"]: c["arm"] for c in record["chosen"].values()}
@@ -70,7 +89,7 @@ def history_figure(record: dict, search: pd.DataFrame):
         ax.set_title(cell, fontsize=8)
         ax.set_xlabel("suggestion")
         ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.set_ylabel("best score so far", fontsize=8)
+        ax.set_ylabel(textwrap.fill(f"best {score} so far", 34), fontsize=7)
         ax.legend(fontsize=6.5, title="arm", title_fontsize=7)
     for ax in list(axes.flat)[len(cells):]:
         ax.axis("off")
@@ -88,13 +107,15 @@ def protocol_sections(locations: list[str], out_dir: Path | None = None) -> list
         search, _ = load_search([f"{location.rstrip('/')}/{schema.TUNE_DIR}"])
         table = chosen_table(record, search)
         budgets = sorted(set(record["budgets"].values()))
+        score = scored_on(location, record)
         said = (f"Every arm of every cell was tuned with the same budget: {budgets[0]} suggestions on the same tuning "
-                "seeds, scored on the claim's endpoint; its best setting was then tested on seeds no tuning saw."
+                f"seeds, scored on the claim's endpoint ({score}); its best setting was then tested on seeds no "
+                "tuning saw."
                 if len(budgets) == 1 else f"Unequal tuning budgets ({', '.join(map(str, budgets))} suggestions): "
                 "the comparison is not on equal terms.")
         sections += [("Tune-then-test protocol: the setting each arm was tested with", "", [said]),
                      ("Tune-then-test protocol: chosen settings and tuning budgets", "", table)]
         if out_dir is not None and len(search):
-            save(history_figure(record, search), out_dir / "protocol_history", dpi=110)
+            save(history_figure(record, search, score), out_dir / "protocol_history", dpi=110)
             sections.append(("Tune-then-test protocol: tuning history", "protocol_history", None))
     return sections

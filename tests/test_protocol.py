@@ -166,6 +166,8 @@ def exported_and_tuning(tmp_path, results, path, chosen):
     r = run("report", out, "--out", out / "report")
     assert r.exit_code == 0, r.output  # before: the export had no protocol.json or tune/, so no protocol section
     assert f"lam = {chosen['anchor']['lam']:.3g}" in (out / "report" / "REPORT.md").read_text()
+    assert "scored on the claim's endpoint (mean modes_lit_frac over the 2 tuning seeds)" in \
+        (out / "report" / "REPORT.md").read_text()
     assert (out / "report" / "protocol_history.png").exists()
     copy = tmp_path / "resumed"
     shutil.copytree(out, copy)
@@ -185,6 +187,9 @@ def exported_and_tuning(tmp_path, results, path, chosen):
     between = rekeyed(lambda kept: {**kept, "compile": False})  # as the versions since `compile` wrote it
     assert set(chosen_values({"chosen": between})) == set(chosen_values({"chosen": old})) != set(between)
     (copy / "protocol.json").write_text(json.dumps({**record, "chosen": old}))
+    from analysis.protocol import scored_on  # a record without its metric: the claim's, from the study as run
+    assert scored_on(str(copy), {k: v for k, v in record.items() if k != "metric"}) == \
+        "mean modes_lit_frac over the 2 tuning seeds"
     commented = tmp_path / "commented.yaml"  # spelling is no other experiment (before: refused, "its trial ids")
     commented.write_text("# the same protocol\n" + path.read_text())
     r = run("run", commented, "--results", copy, "--no-report")

@@ -49,3 +49,9 @@ ENDPOINTS = {e.name: e for e in (
 
 NO_WORSE = "no_worse"  # not worse than the baseline by more than the claim's margin (a one-sided bound)
 EXPECT = ("lower", "higher", NO_WORSE)  # what a claim predicts of the treatment's value against the baseline's
+
+
+def tuned_metric(endpoint: str) -> str:
+    """The metric a suggestion is scored on where a protocol tunes on `endpoint` (its mean over
+    the tuning seeds): the endpoint's own per-seed metric, without its eval/ prefix."""
+    return ENDPOINTS[endpoint].metric.split("/", 1)[1]

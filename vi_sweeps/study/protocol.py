@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import json
 
+from vi_contract.endpoints import tuned_metric
 from vi_sweeps.study.config import TrialConfig
 from vi_sweeps.study.expansion import TrialSpec, check_objective, check_space, condition_key, seed_list
 from vi_sweeps.study.schema import Objective, StudyFile
 
 BUDGET_KEYS = ("iterations", "batch_size", "d_steps", "g_steps")  # what one suggestion costs an arm
-# the per-seed metric a claim's primary endpoint is tuned on, and which way is better
-TUNED_ON = {"mode_loss": ("modes_lit_frac", "max"), "modes_captured": ("modes_lit_frac", "max"),
-            "hq_share": ("hq_frac", "max")}
+# the per-seed metric a claim's primary endpoint is tuned on (its own metric), and which way is better
+TUNED_ON = {e: (tuned_metric(e), "max") for e in ("mode_loss", "modes_captured", "hq_share")}
 
 
 def arms(spec: StudyFile) -> list:

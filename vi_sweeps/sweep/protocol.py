@@ -74,7 +74,8 @@ def tune_arms(study: Study, results: str, address: str | None, max_concurrent: i
                 chosen[condition_key(base, labels)] = {"arm": arm, "search": name, **best.params}
         consolidation.write()
         export_search(storage, names, store, url, mode)  # a signal before the first search: nothing to export
-    return {"chosen": chosen, "budgets": budgets, "mode": tuning_objective(study.spec).mode,
+    objective = tuning_objective(study.spec)
+    return {"chosen": chosen, "budgets": budgets, "mode": objective.mode, "metric": objective.metric,
             "tuning_seeds": list(tune.seeds)}
 
 
