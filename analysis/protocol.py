@@ -12,10 +12,12 @@ import pandas as pd
 import yaml
 
 from analysis.figures import plt, save
+from analysis.load import load_results
 from analysis.search import load_search
 from vi_contract import schema, yamlsafe
 from vi_contract.endpoints import tuned_metric
 from vi_contract.files import open_location
+from vi_contract.read import ResultsError
 
 
 def read_protocol(location: str) -> dict | None:
@@ -98,13 +100,35 @@ def history_figure(record: dict, search: pd.DataFrame, score: str = "the score")
     return fig
 
 
-def protocol_sections(locations: list[str], out_dir: Path | None = None) -> list[tuple[str, str, object]]:
+def pack_hours(trials: pd.DataFrame) -> tuple[float, int]:
+    """(hours, packs): the sum of the packs' training wall times (a pack is one Ray trial with the
+    study's resources; its members share its wall time, kept across resumes), every pack that
+    trained counted, finished or not."""
+    if not len(trials):
+        return 0.0, 0
+    packs = trials.assign(pack=trials["pack_id"].fillna(trials["trial_id"])).groupby("pack")["wall_s"].max()
+    return float(packs.fillna(0).sum() / 3600), len(packs)
+
+
+def compute_text(tune: str, test: pd.DataFrame) -> str:
+    """The compute of tuning and of testing, in the packs' wall-time hours."""
+    try:
+        tuned = load_results([tune], warn=False).trials
+    except (ResultsError, OSError):
+        tuned = test.iloc[:0]
+    (h1, n1), (h2, n2) = pack_hours(tuned), pack_hours(test)
+    return (f"Compute: tuning {h1:.2f} pack-hours ({n1} packs), testing {h2:.2f} pack-hours ({n2} packs): the "
+            "sums of the packs' training wall times, each pack one Ray trial with the study's resources (its cores).")
+
+
+def protocol_sections(locations: list[str], res=None, out_dir: Path | None = None) -> list[tuple[str, str, object]]:
     sections = []
     for location in locations:
         record = read_protocol(location)
         if record is None:
             continue
-        search, _ = load_search([f"{location.rstrip('/')}/{schema.TUNE_DIR}"])
+        tune = f"{location.rstrip('/')}/{schema.TUNE_DIR}"
+        search, _ = load_search([tune])
         table = chosen_table(record, search)
         budgets = sorted(set(record["budgets"].values()))
         score = scored_on(location, record)
@@ -113,7 +137,11 @@ def protocol_sections(locations: list[str], out_dir: Path | None = None) -> list
                 "tuning saw."
                 if len(budgets) == 1 else f"Unequal tuning budgets ({', '.join(map(str, budgets))} suggestions): "
                 "the comparison is not on equal terms.")
-        sections += [("Tune-then-test protocol: the setting each arm was tested with", "", [said]),
+        if res is not None:
+            said = [said, compute_text(tune, res.trials[res.trials["trial_id"].map(res.locations) == location])]
+        else:
+            said = [said]
+        sections += [("Tune-then-test protocol: the setting each arm was tested with", "", said),
                      ("Tune-then-test protocol: chosen settings and tuning budgets", "", table)]
         if out_dir is not None and len(search):
             save(history_figure(record, search, score), out_dir / "protocol_history", dpi=110)

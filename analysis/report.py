@@ -258,7 +258,7 @@ def _write_report(res: Results, locations: list[str], out_dir: Path, converge, l
         sections[at:at] = [(title, "onsets" if "onsets" in figs else "", ONSETS_NOTE),
                            ("Each seed's course by condition", "", clean(course))]
     at = appendix(sections)
-    sections[at:at] = protocol.protocol_sections(locations, out_dir) + search_sections(locations, res, out_dir)
+    sections[at:at] = protocol.protocol_sections(locations, res, out_dir) + search_sections(locations, res, out_dir)
     (out_dir / "REPORT.md").write_text(render_markdown(sections))
     (out_dir / "report.html").write_text(render_html(sections, out_dir, link_figures))
     return out_dir / "REPORT.md"

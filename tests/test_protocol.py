@@ -168,6 +168,10 @@ def exported_and_tuning(tmp_path, results, path, chosen):
     assert f"lam = {chosen['anchor']['lam']:.3g}" in (out / "report" / "REPORT.md").read_text()
     assert "scored on the claim's endpoint (mean modes_lit_frac over the 2 tuning seeds)" in \
         (out / "report" / "REPORT.md").read_text()
+    hours = [pd.read_parquet(f).groupby("pack_id")["wall_s"].max().sum() / 3600
+             for f in (out / "tune" / "trials.parquet", out / "trials.parquet")]
+    assert (f"Compute: tuning {hours[0]:.2f} pack-hours (4 packs), testing {hours[1]:.2f} pack-hours (2 packs)"
+            in (out / "report" / "REPORT.md").read_text())
     assert (out / "report" / "protocol_history.png").exists()
     copy = tmp_path / "resumed"
     shutil.copytree(out, copy)
@@ -239,3 +243,13 @@ def test_test_seeds_may_come_in_interims():
         "name: fair\n", "name: fair\npack_seeds: 2\n"), "fair.yaml")
     assert study.spec.seeds == {"interim": 2, "max": 4} and len(study.trials) == 12
 
+
+def test_pack_hours_count_each_pack_once_and_a_trial_without_one_alone():
+    import pandas as pd
+
+    from analysis.protocol import pack_hours
+
+    trials = pd.DataFrame({"trial_id": ["a", "b", "c", "d"], "pack_id": ["p", "p", None, "q"],
+                           "wall_s": [3600.0, 3600.0, 1800.0, float("nan")]})
+    assert pack_hours(trials) == (1.5, 3)  # p's members share its hour; c alone; q never reported a wall time
+    assert pack_hours(trials.iloc[:0]) == (0.0, 0)
