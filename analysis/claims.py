@@ -316,10 +316,10 @@ def decide_folders(paths: list[str]) -> tuple[str, list[str]]:
         if len(res.trials) and suggested(res.trials).all():
             raise ResultsError(f"{path}: a search's trials (a protocol's tuning or `vi-sweep tune`'s) decide no claim; "
                                "a protocol's claims are decided on its test trials, in the folder that holds its tune/")
-        own, trials = res.sources[0]["contract"], res.trials[~suggested(res.trials)]  # the folder's own contract
-        if trials["status"].isin(schema.FINISHED).any() and (own.get("claims") or {}).get("claims"):
-            studies.append(Study(own.get("study", path), trials, res.metrics[res.metrics["trial_id"].isin(trials["trial_id"])],
-                                 {**res.contract, "claims": own["claims"]}))
+        own = res.sources[0]["contract"]  # the folder's own contract: its claims and its name
+        study = tested_study(own.get("study", path), res, res.trials, claims=own.get("claims"))
+        if study.trials["status"].isin(schema.FINISHED).any() and (own.get("claims") or {}).get("claims"):
+            studies.append(study)
     declared = declared_claims(studies)
     if not declared:
         raise ResultsError(f"{', '.join(paths)}: no declared claims with a finished trial (declare them under `claims:` "
@@ -338,11 +338,17 @@ def report_studies(res) -> list[Study]:
             continue
         seen.add(own.get("study"))
         trials = res.trials[res.trials["study"] == own.get("study")] if "study" in res.trials else res.trials
-        trials = trials[~suggested(trials)]  # a protocol's tuning, reported beside its test, decides nothing
-        if (own.get("claims") or {}).get("claims") and trials["status"].isin(schema.FINISHED).any():
-            studies.append(Study(own.get("study", "study"), trials, res.metrics[res.metrics["trial_id"].isin(trials["trial_id"])],
-                                 {**res.contract, "claims": own["claims"], "interims": own.get("interims")}))
+        study = tested_study(own.get("study", "study"), res, trials, claims=own.get("claims"), interims=own.get("interims"))
+        if (own.get("claims") or {}).get("claims") and study.trials["status"].isin(schema.FINISHED).any():
+            studies.append(study)
     return studies
+
+
+def tested_study(name: str, res, trials: pd.DataFrame, **contract) -> Study:
+    """A study's rows as its claims are decided on: never a search's (`suggested`: a protocol's
+    tuning), whose settings the scores a verdict would judge chose; its metrics with them."""
+    trials = trials[~suggested(trials)]
+    return Study(name, trials, res.metrics[res.metrics["trial_id"].isin(trials["trial_id"])], {**res.contract, **contract})
 
 
 def report_sections(studies: list[Study]) -> list[tuple[str, str, object]]:

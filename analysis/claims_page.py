@@ -15,11 +15,10 @@ import pandas as pd
 
 from analysis import convergence, tables
 from analysis.claims import _table as markdown_table
-from analysis.claims import decide, declared_claims, markdown
+from analysis.claims import decide, declared_claims, markdown, tested_study
 from analysis.load import load_results
 from analysis.verdicts import Study
 from vi_contract import schema
-from vi_contract.columns import suggested
 from vi_contract.read import ResultsError
 
 HEAD_FILE = "CLAIMS.head.md"  # beside the exports: the page's opening, as written (the title and any prose)
@@ -47,12 +46,10 @@ def exported(root: Path) -> dict[str, Study]:
     studies = {}
     for folder in sorted(p for p in root.iterdir() if (p / schema.TRIALS_FILE).exists()):
         res = load_results([str(folder)], warn=False)
-        trials = res.trials[~suggested(res.trials)]  # an exported search decides nothing
-        if trials["status"].isin(schema.FINISHED).any():
-            own = res.sources[0]["contract"]
-            studies[folder.name] = Study(own.get("study", folder.name), trials,
-                                         res.metrics[res.metrics["trial_id"].isin(trials["trial_id"])],
-                                         {**res.contract, "claims": own.get("claims")})
+        own = res.sources[0]["contract"]
+        study = tested_study(own.get("study", folder.name), res, res.trials, claims=own.get("claims"))
+        if study.trials["status"].isin(schema.FINISHED).any():
+            studies[folder.name] = study
     return studies
 
 
