@@ -318,7 +318,7 @@ def decide_folders(paths: list[str]) -> tuple[str, list[str]]:
                                "a protocol's claims are decided on its test trials, in the folder that holds its tune/")
         own = res.sources[0]["contract"]  # the folder's own contract: its claims and its name
         study = tested_study(own.get("study", path), res, res.trials, claims=own.get("claims"))
-        if study.trials["status"].isin(schema.FINISHED).any() and (own.get("claims") or {}).get("claims"):
+        if study is not None and (own.get("claims") or {}).get("claims"):
             studies.append(study)
     declared = declared_claims(studies)
     if not declared:
@@ -331,23 +331,31 @@ def decide_folders(paths: list[str]) -> tuple[str, list[str]]:
 
 def report_studies(res) -> list[Study]:
     """The folders of a report that declare claims and have a finished trial, as Studies."""
-    studies, seen = [], set()
+    studies, seen = [], {}
     for source in res.sources:
         own = source.get("contract", {})
-        if own.get("study") in seen:  # folders of one study are one study (before: its claims decided once per folder)
+        if not (own.get("claims") or {}).get("claims"):
             continue
-        seen.add(own.get("study"))
+        if own.get("study") in seen:  # folders of one study are one study (before: its claims decided once per folder)
+            if seen[own.get("study")]["claims"] != own["claims"]["claims"]:
+                raise ResultsError(f"{source['location']} and {seen[own.get('study')]['location']} record different "
+                                   f"claims for study {own.get('study')!r}: report each on its own")
+            continue
+        seen[own.get("study")] = {"claims": own["claims"]["claims"], "location": source.get("location")}
         trials = res.trials[res.trials["study"] == own.get("study")] if "study" in res.trials else res.trials
-        study = tested_study(own.get("study", "study"), res, trials, claims=own.get("claims"), interims=own.get("interims"))
-        if (own.get("claims") or {}).get("claims") and study.trials["status"].isin(schema.FINISHED).any():
+        study = tested_study(own.get("study", "study"), res, trials, claims=own["claims"], interims=own.get("interims"))
+        if study is not None:
             studies.append(study)
     return studies
 
 
-def tested_study(name: str, res, trials: pd.DataFrame, **contract) -> Study:
-    """A study's rows as its claims are decided on: never a search's (`suggested`: a protocol's
-    tuning), whose settings the scores a verdict would judge chose; its metrics with them."""
+def tested_study(name: str, res, trials: pd.DataFrame, **contract) -> Study | None:
+    """A study's rows as its claims are decided on, with their metrics: never a search's
+    (`suggested`: a protocol's tuning), whose settings the scores a verdict would judge chose;
+    None without a finished trial among them."""
     trials = trials[~suggested(trials)]
+    if not trials["status"].isin(schema.FINISHED).any():
+        return None
     return Study(name, trials, res.metrics[res.metrics["trial_id"].isin(trials["trial_id"])], {**res.contract, **contract})
 
 

@@ -48,7 +48,7 @@ def exported(root: Path) -> dict[str, Study]:
         res = load_results([str(folder)], warn=False)
         own = res.sources[0]["contract"]
         study = tested_study(own.get("study", folder.name), res, res.trials, claims=own.get("claims"))
-        if study.trials["status"].isin(schema.FINISHED).any():
+        if study is not None:
             studies[folder.name] = study
     return studies
 

@@ -125,12 +125,12 @@ def check_one_study(locations: list[str], trials: list[pd.DataFrame], sources: l
         if (name, compare) != seen[0][1:]:
             raise ResultsError(f"{loc} holds study {name!r} comparing {compare}, {seen[0][0]} study {seen[0][1]!r} "
                                f"comparing {seen[0][2]}: a report compares within one study, so report each on its own")
-    searched = [bool(suggested(t).any()) for t in trials]
-    if len(set(searched)) > 1:  # a protocol's tuning beside its test compared tuned and tested arms as one
-        loc = locations[searched.index(True)]
-        raise ResultsError(f"{loc} holds a search's trials (a protocol's tuning or `vi-sweep tune`'s) and "
-                           f"{locations[searched.index(False)]} trials of the study's own settings: report each on its "
-                           "own (a protocol's report draws its tuning from RESULTS/tune)")
+    searched = {loc: bool(suggested(t).any()) for loc, t in zip(locations, trials, strict=True) if len(t)}
+    if len(set(searched.values())) > 1:  # a protocol's tuning beside its test compared tuned and tested arms as one
+        loc, other = (next(k for k, v in searched.items() if v is kind) for kind in (True, False))
+        raise ResultsError(f"{loc} holds a search's trials (a protocol's tuning or `vi-sweep tune`'s) and {other} "
+                           "trials of the study's own settings: report each on its own (a protocol's report draws its "
+                           "tuning from RESULTS/tune)")
 
 
 def result_rows(metrics: pd.DataFrame, tid: str, source: int, columns: list[str]) -> np.ndarray:

@@ -43,7 +43,7 @@ def scored_on(location: str, record: dict) -> str:
             tune = study["protocol"]["tune"]
             metric = (tune.get("objective") or {}).get("metric") or tuned_metric(next(
                 c["primary"]["endpoint"] for c in study["claims"] if tune.get("claim") in (None, c["id"])))
-        except (OSError, KeyError, TypeError, StopIteration, AttributeError, IndexError, yaml.YAMLError):
+        except (OSError, KeyError, TypeError, StopIteration, AttributeError, IndexError, ValueError, yaml.YAMLError):
             return "the score"
     return f"mean {metric} over the {len(record.get('tuning_seeds') or [])} tuning seeds"
 
@@ -106,7 +106,9 @@ def pack_hours(trials: pd.DataFrame) -> tuple[float, int]:
     trained counted, finished or not."""
     if not len(trials):
         return 0.0, 0
-    packs = trials.assign(pack=trials["pack_id"].fillna(trials["trial_id"])).groupby("pack")["wall_s"].max()
+    pack = trials["pack_id"].fillna(trials["trial_id"]) if "pack_id" in trials else trials["trial_id"]
+    wall = trials["wall_s"] if "wall_s" in trials else pd.Series(float("nan"), index=trials.index)
+    packs = wall.groupby(pack).max()
     return float(packs.fillna(0).sum() / 3600), len(packs)
 
 

@@ -3,6 +3,7 @@ changed without an amendment, and decided on endpoints that separate mode loss f
 
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -170,6 +171,9 @@ def test_folders_of_one_study_decide_its_claims_once(tmp_path):
         halves.append(str(half))
     studies = decide_claims.report_studies(load_results(halves, warn=False))
     assert len(studies) == 1 and len(studies[0].trials) == 4 * SEEDS
+    contract = json.loads((Path(halves[0]) / "contract.json").read_text())  # a first folder that records none
+    rewrite(Path(halves[0]), contract={k: v for k, v in contract.items() if k != "claims"})
+    assert len(decide_claims.report_studies(load_results(halves, warn=False))) == 1  # before: 0 in this order
     cells = decide_claims.decide(decide_claims.declared_claims(studies))
     five = cells[(cells["claim"] == "modes") & (cells["comparison"] == "lam 5 vs 0")]
     assert len(five) == 1 and five["p_holm"].iloc[0] == pytest.approx(3 * fisher_exact([[0, 20], [10, 10]])[1], rel=1e-9)

@@ -194,12 +194,19 @@ def exported_and_tuning(tmp_path, results, path, chosen):
     from analysis.protocol import scored_on  # a record without its metric: the claim's, from the study as run
     assert scored_on(str(copy), {k: v for k, v in record.items() if k != "metric"}) == \
         "mean modes_lit_frac over the 2 tuning seeds"
-    commented = tmp_path / "commented.yaml"  # spelling is no other experiment (before: refused, "its trial ids")
-    commented.write_text("# the same protocol\n" + path.read_text())
+    # spelling is no other experiment (before: refused, "its trial ids"; then "protocol.test.seeds: 2 there")
+    commented = tmp_path / "commented.yaml"
+    commented.write_text("# the same protocol\n" + path.read_text().replace("test: {seeds: 2}", "test: {seeds: [0, 1]}"))
     r = run("run", commented, "--results", copy, "--no-report")
     assert r.exit_code == 0, r.output
     assert not (copy / "tune" / "optuna.db").exists()  # frozen: nothing searched again
     assert "trials: 4/4 done" in run("status", copy).output
+    other = tmp_path / "other"  # a folder of another study is refused before any tuning (before: after hours of it)
+    other.mkdir()
+    (other / "study.yaml").write_text(path.read_text().replace("stabiliser: {none: {}, anchor: {lam: 1.0}}",
+                                                               "stabiliser: {none: {}, anchor: {lam: 2.0}}"))
+    r = run("run", path, "--results", other, "--no-report")
+    assert r.exit_code == 2 and "holds a different study" in r.output and not (other / "tune").exists(), r.output
     # before: a report of both compared 6 seeds an arm (the 4 tuning seeds joined the test's 2) and
     # decided the claim on them, once per folder
     both = run("report", results, results / "tune", "--out", tmp_path / "both")
@@ -218,6 +225,8 @@ def exported_and_tuning(tmp_path, results, path, chosen):
     table = pq.read_table(member)
     i = table.schema.get_field_index("search_trial")
     pq.write_table(table.set_column(i, table.schema.field(i), pa.array([99] * len(table), pa.int64())), member)
+    with open(tuning / "tune" / "study.yaml", "a") as f:  # as run with --set (before: "overrides: unknown key")
+        f.write("\n# --set overrides, merged into base:\noverrides: {eval_samples: 200}\n")
     status = run("status", tuning)
     assert status.exit_code == 0, status.output  # before: "trials.parquet: missing; run `vi-sweep run`"
     assert "a tune-then-test protocol, tuning; no driver" in status.output
@@ -253,3 +262,5 @@ def test_pack_hours_count_each_pack_once_and_a_trial_without_one_alone():
                            "wall_s": [3600.0, 3600.0, 1800.0, float("nan")]})
     assert pack_hours(trials) == (1.5, 3)  # p's members share its hour; c alone; q never reported a wall time
     assert pack_hours(trials.iloc[:0]) == (0.0, 0)
+    assert pack_hours(trials.drop(columns="pack_id")) == (2.5, 4)  # old tables: each trial its own pack
+    assert pack_hours(trials.drop(columns="wall_s")) == (0.0, 3)

@@ -47,3 +47,8 @@ def test_a_stopped_suggestion_is_queued_again_only_inside_the_space_and_the_runs
     study = stale([2.0])
     fail_stale(study, {**wide, "lr": optuna.distributions.FloatDistribution(1e-4, 1e-2)}, limit=5)
     assert queued(study) == []  # a key the space gained since: another suggestion
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage())  # a choice the space dropped
+    study.enqueue_trial({"loss": "c"})
+    study.ask({"loss": optuna.distributions.CategoricalDistribution(["a", "b", "c"])})
+    fail_stale(study, {"loss": optuna.distributions.CategoricalDistribution(["a", "b"])}, limit=5)  # before: ValueError
+    assert [t.state.name for t in study.trials] == ["FAIL"]

@@ -92,10 +92,16 @@ def load_study_as_run(text: str, source: str) -> Study:
     return load_study_text(body, source, overrides or None)
 
 
+def tuning(study: Study) -> dict:
+    """A protocol's tuning as it defines the experiment (its test seeds are the study's seeds,
+    compared as the trials they expand to, so `seeds: 3` is `[0, 1, 2]` there too)."""
+    return study.spec.protocol.tune.model_dump() if study.spec.protocol is not None else {}
+
+
 def definition_differences(before: Study, now: Study) -> list[str]:
     """What makes `now` another experiment than `before` (empty: the same one): the trials it
     expands to (their ids: every experiment key, pack and plugin source; their labels), its
-    name, what the findings compare, a search and a protocol (its tuning's seeds, budget, space).
+    name, what the findings compare, a search and a protocol's tuning (its seeds, budget, space).
     Spelling does not count (`seeds: 4` is `seeds: [0, 1, 2, 3]`, a default written out is the default), nor do execution keys (threads,
     device, a data folder of the same content elsewhere) and resources: they say how a sweep
     runs, not what it measures. Where the trials differ, the study fields that do are named."""
@@ -103,18 +109,15 @@ def definition_differences(before: Study, now: Study) -> list[str]:
         return [(t.trial_id, sorted(t.labels.items())) for t in study.trials]
 
     if (trials(before) == trials(now) and before.name == now.name and before.compare == now.compare
-            and before.spec.search == now.spec.search and before.spec.protocol == now.spec.protocol):
+            and before.spec.search == now.spec.search and tuning(before) == tuning(now)):
         return []
     out = [f"{key}: {shown(getattr(before.spec, key))} there, {shown(getattr(now.spec, key))} here"
            for key in ("name", "models", "datasets", "grid", "seeds", "pack_seeds", "budget", "collapse_rule", "search")
            if getattr(before.spec, key) != getattr(now.spec, key)]
-    if before.spec.protocol != now.spec.protocol:  # by phase and key: protocol.tune.seeds: [10, 11] there, [10, 12] here
-        dumps = [p.model_dump() if p is not None else {} for p in (before.spec.protocol, now.spec.protocol)]
-        out += [f"protocol.{phase}.{key}: {shown(dumps[0].get(phase, {}).get(key))} there, "
-                f"{shown(dumps[1].get(phase, {}).get(key))} here"
-                for phase in sorted(set(dumps[0]) | set(dumps[1]))
-                for key in sorted(set(dumps[0].get(phase) or {}) | set(dumps[1].get(phase) or {}))
-                if (dumps[0].get(phase) or {}).get(key) != (dumps[1].get(phase) or {}).get(key)] or ["protocol"]
+    if tuning(before) != tuning(now):  # by key: protocol.tune.seeds: [10, 11] there, [10, 12] here
+        a, b = tuning(before), tuning(now)
+        out += [f"protocol.tune.{key}: {shown(a.get(key))} there, {shown(b.get(key))} here"
+                for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)] or ["protocol"]
     if before.compare != now.compare:
         out.append(f"compare: {shown(before.compare)} there, {shown(now.compare)} here")
     for key in sorted(set(before.spec.base) | set(now.spec.base)):

@@ -84,7 +84,8 @@ def tune_and_freeze(study: Study, results: str, address: str | None = None, max_
     """Tune every arm to its budget, then (the study with its test trials frozen, None); or, when
     tuning stopped or did not finish, (None, the outcome to report). The chosen values are
     recorded in RESULTS/protocol.json; the test trials run as any study's (sequential ones too)."""
-    check_location(study, posixpath.join(results, schema.TUNE_DIR))  # a changed protocol is refused, tuned or not
+    for folder in (results, posixpath.join(results, schema.TUNE_DIR)):  # another study or a changed protocol:
+        check_location(study, folder)                                      # refused before hours of tuning
     expected = {condition_key(t.config, t.labels) for t in study.trials}
     record = frozen_record(study, results, expected)
     if record is not None:  # tuned before, at this budget: nothing is searched again (an export resumes too)
@@ -103,14 +104,15 @@ def tune_and_freeze(study: Study, results: str, address: str | None = None, max_
 
 
 def frozen_record(study: Study, results: str, expected: set) -> dict | None:
-    """RESULTS/protocol.json when it chose a setting for every test condition, else None (the
-    tuning goes on). A folder holds one protocol: a run of a changed one is refused
-    (driver.check_location), so a complete record is this protocol's."""
+    """RESULTS/protocol.json when it chose a setting for every test condition with this
+    protocol's budget and tuning seeds, else None (the tuning goes on). A run of a changed
+    protocol is refused (driver.check_location); the record is checked too, as RESULTS/tune
+    may be gone."""
+    tune = study.spec.protocol.tune
     try:
         record = json.loads(Store.open(results, create=False).read_bytes(schema.PROTOCOL_FILE))
-    except (OSError, ValueError):
+        same = (set(chosen_values(record)) == expected and set(record["budgets"].values()) == {tune.trials}
+                and record["tuning_seeds"] == list(tune.seeds))
+    except (OSError, TypeError, ValueError, KeyError, AttributeError):  # none, or not one this version reads
         return None
-    try:
-        return record if set(chosen_values(record)) == expected else None
-    except (TypeError, ValueError, KeyError, AttributeError):  # not a record this version reads: tune again
-        return None
+    return record if same else None

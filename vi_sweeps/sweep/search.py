@@ -110,8 +110,11 @@ def fail_stale(ot_study: optuna.Study, space: dict[str, optuna.distributions.Bas
     the search's space still holds."""
     for t in ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         ot_study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-        inside = set(t.params) == set(space) and all(space[k]._contains(space[k].to_internal_repr(v))
-                                                     for k, v in t.params.items())
+        try:
+            inside = set(t.params) == set(space) and all(space[k]._contains(space[k].to_internal_repr(v))
+                                                         for k, v in t.params.items())
+        except ValueError:  # a categorical value the space no longer offers
+            inside = False
         if inside and limit > 0:  # (a trial stopped before its first suggestion has nothing to resume)
             ot_study.enqueue_trial(t.params, user_attrs={"resumes": t.number})
             limit -= 1

@@ -18,7 +18,7 @@ from vi_contract.read import load_location
 from vi_contract.store import Store
 from vi_contract.tables import setting_values
 from vi_sweeps.study.config import ConfigError
-from vi_sweeps.study.load import load_study_text
+from vi_sweeps.study.load import load_study_as_run
 from vi_sweeps.study.protocol import chosen_values, frozen
 
 
@@ -28,7 +28,7 @@ def _expected(study_text: str, source: str, location: str = "") -> pd.DataFrame 
     not yet tuned. A protocol's test trials carry the values its tuning chose (protocol.json)."""
 
     try:
-        study = load_study_text(study_text, source)
+        study = load_study_as_run(study_text, source)
         trials = study.trials
         if study.spec.protocol is not None:
             trials = _tested(study, location)
@@ -141,7 +141,7 @@ def tuning_status(location: str, as_json: bool = False) -> str | None:
     tune = f"{location.rstrip('/')}/{schema.TUNE_DIR}"
     trials, _, source, notes = load_location(tune)
     try:
-        study = load_study_text(source["study"], f"{tune}/{schema.STUDY_FILE}")
+        study = load_study_as_run(source["study"], f"{tune}/{schema.STUDY_FILE}")
     except ConfigError as err:
         raise FileNotFoundError(f"{tune}/{schema.STUDY_FILE}: no longer validates ({err.problems[0]})") from None
     budget, seeds = study.spec.protocol.tune.trials, len(study.spec.protocol.tune.seeds)
