@@ -123,9 +123,19 @@ def glance_note(rows: pd.DataFrame, alpha: float = ALPHA) -> str:
 ANSWER = "The answer"  # the first section of a report without declared claims
 
 
-def answer_sentences(rows: pd.DataFrame, compare: str | None, n_seeds: list[int]) -> list[str]:
+SEARCHED = ("These rows are a search's suggestions (a protocol's tuning or `vi-sweep tune`'s): each condition pools "
+            "the settings its search tried, so a comparison here describes the search, not the arms, and no claim is "
+            "decided on them (a protocol's claims are decided on its test trials).")
+
+
+def answer_sentences(rows: pd.DataFrame, compare: str | None, n_seeds: list[int], searched: bool = False) -> list[str]:
     """One sentence per comparison a family-corrected test decided (collapse, quality,
-    convergence), from the glance rows; 'nothing decided yet' with the seed counts otherwise."""
+    convergence), from the glance rows; 'nothing decided yet' with the seed counts otherwise;
+    first, for a search's rows, what they are."""
+    return ([SEARCHED] if searched else []) + _answers(rows, compare, n_seeds)
+
+
+def _answers(rows: pd.DataFrame, compare: str | None, n_seeds: list[int]) -> list[str]:
     out = []
     for r in rows.to_dict("records") if len(rows) else []:
         said = []

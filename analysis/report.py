@@ -27,7 +27,7 @@ from analysis.render import PROVENANCE, Code, appendix, fmt, render_html, render
 from analysis.samples import read_snapshot, sample_grid, sample_panels
 from analysis.search import search_sections
 from vi_contract import schema
-from vi_contract.columns import config
+from vi_contract.columns import config, suggested
 from vi_contract.read import ResultsError
 from vi_contract.rules import Rule, RuleError
 
@@ -369,7 +369,8 @@ def report_sections(res: Results, lay, table, effect, found, figs, metrics, at_g
                f"n >= {tables.MIN_N_INTERVAL}), Newcombe's hybrid score interval for differences of rates."]
     declared = claims.report_studies(res)
     answer = claims.report_sections(declared) or [(glance.ANSWER, "", glance.answer_sentences(
-        at_glance if at_glance is not None else pd.DataFrame(), lay.compare, [int(n) for n in table.get("n", [])]))]
+        at_glance if at_glance is not None else pd.DataFrame(), lay.compare, [int(n) for n in table.get("n", [])],
+        searched=bool(suggested(res.trials).any())))]
     sections: list[tuple[str, str, object]] = [("Summary", "", summary), *answer, *interims.report_sections(declared)]
     if at_glance is not None and len(at_glance):
         sections += [(figs["at_a_glance"][0], "at_a_glance", None),

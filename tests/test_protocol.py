@@ -212,6 +212,9 @@ def exported_and_tuning(tmp_path, results, path, chosen):
     both = run("report", results, results / "tune", "--out", tmp_path / "both")
     assert both.exit_code == 2 and "holds a search's trials" in both.output and "report each on its own" in both.output
     assert not (tmp_path / "both").exists()
+    r = run("report", results / "tune", "--out", tmp_path / "tuned")  # the searches alone: said to be no test
+    assert r.exit_code == 0 and "These rows are a search's suggestions" in (tmp_path / "tuned" / "REPORT.md").read_text()
+    assert "Declared claims" not in (tmp_path / "tuned" / "REPORT.md").read_text()
 
     tuning = tmp_path / "tuning"  # the folder as it stood while tuning: its searches, one suggestion short
     shutil.copytree(results / "tune", tuning / "tune")
