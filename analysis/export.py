@@ -22,7 +22,7 @@ from analysis.publish import new_folder_beside, remove_stale_beside
 from analysis.samples import sample_panels, snapshot_steps
 from analysis.search import export_storage
 from vi_contract import schema
-from vi_contract.files import open_location
+from vi_contract.files import open_location, subfolder
 from vi_contract.read import ResultsError
 from vi_contract.tables import with_metadata
 
@@ -75,8 +75,8 @@ def _write_export(res, location: str, out: Path, snapshots: bool = True) -> dict
     if fs.get_file_info(posixpath.join(tune, schema.STUDY_FILE)).type.name == "File":
         # a protocol's searches, without their snapshots: the report draws the tuning history from them
         (out / schema.TUNE_DIR).mkdir()
-        tuned = _write_export(load_results([posixpath.join(location, schema.TUNE_DIR)], warn=False),
-                              posixpath.join(location, schema.TUNE_DIR), out / schema.TUNE_DIR, snapshots=False)
+        tuned = _write_export(load_results([subfolder(location, schema.TUNE_DIR)], warn=False),
+                              subfolder(location, schema.TUNE_DIR), out / schema.TUNE_DIR, snapshots=False)
         counts["tuning trials"] = tuned["trials"]
     if not snapshots:
         return counts

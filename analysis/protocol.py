@@ -16,7 +16,7 @@ from analysis.load import load_results
 from analysis.search import load_search
 from vi_contract import schema, yamlsafe
 from vi_contract.endpoints import tuned_metric
-from vi_contract.files import open_location
+from vi_contract.files import open_location, subfolder
 from vi_contract.read import ResultsError
 
 
@@ -129,7 +129,7 @@ def protocol_sections(locations: list[str], res=None, out_dir: Path | None = Non
         record = read_protocol(location)
         if record is None:
             continue
-        tune = f"{location.rstrip('/')}/{schema.TUNE_DIR}"
+        tune = subfolder(location, schema.TUNE_DIR)
         search, _ = load_search([tune])
         table = chosen_table(record, search)
         budgets = sorted(set(record["budgets"].values()))

@@ -155,3 +155,51 @@ def test_a_trial_file_replaced_while_it_is_read_is_never_taken_for_corrupt(s3_se
     for t in threads:
         t.join(timeout=300)
     assert reads[0] > 20 and seen_corrupt == []
+
+
+PROTOCOL = """name: fair_on_s3
+datasets: [ring8]
+base: {hidden: 16, batch_size: 32, eval_samples: 200, mlp_layers: 2}
+budget: {iterations: 20, eval_every: 10}
+grid:
+  stabiliser: {none: {}, anchor: {lam: 1.0}}
+pack_seeds: 2
+compare: {axis: stabiliser, baseline: none}
+claims:
+  - {id: small, statement: the anchor loses modes less often, primary: {endpoint: mode_loss, expect: lower}}
+protocol:
+  tune:
+    trials: 2
+    seeds: [10, 11]
+    space: {anchor: {lam: {type: loguniform, low: 0.1, high: 10}}}
+    shared: {lr: {type: loguniform, low: 1.0e-4, high: 3.0e-3}}
+    STORAGE
+  test: {seeds: 2}
+"""
+
+
+def test_a_protocol_on_s3_tunes_into_its_tune_folder_and_reads_back(s3_server, tmp_path, monkeypatch):
+    """Before, RESULTS/tune of an S3 URI was joined after its query string (...&allow_bucket_creation=
+    true/tune: 'not a valid boolean'), and the searches' default SQLite storage would have landed
+    where the driver stood: now it is named (protocol.tune.storage) or refused in one line."""
+    from click.testing import CliRunner
+
+    from vi_sweeps.cli.commands import main
+
+    port, creds = s3_server
+    for key, value in creds.items():
+        monkeypatch.setenv(key, value)
+    results, path = uri(port, "protocols/a"), tmp_path / "fair.yaml"
+    path.write_text(PROTOCOL.replace("STORAGE", ""))
+    r = CliRunner().invoke(main, ["run", str(path), "--results", results, "--no-report", "--address", "local"])
+    assert r.exit_code == 2 and "protocol.tune.storage: results on remote storage need an Optuna storage URL" in r.output
+    fs, root = pafs.FileSystem.from_uri(results)
+    assert fs.get_file_info(root).type == pafs.FileType.NotFound  # nothing written
+    path.write_text(PROTOCOL.replace("STORAGE", f"storage: sqlite:///{tmp_path / 'optuna.db'}"))
+    r = CliRunner().invoke(main, ["run", str(path), "--results", results, "--no-report", "--address", "local"])
+    assert r.exit_code == 0, r.output
+    assert fs.get_file_info(f"{root}/tune/search.parquet").type == pafs.FileType.File
+    assert "trials: 4/4 done" in CliRunner().invoke(main, ["status", results]).output
+    out = tmp_path / "exported"
+    assert CliRunner().invoke(main, ["export", results, "--to", str(out)]).exit_code == 0
+    assert len(load_results([str(out / "tune")], warn=False).trials) == 8  # 2 arms x 2 suggestions x 2 seeds

@@ -157,3 +157,14 @@ def test_a_file_replaced_at_every_read_is_not_read_this_time_and_never_taken_for
     assert TrialFiles(Replacing([b"PAR1 not a footer"], age_s=60), "")._read_one("x.parquet") is not None
     with pytest.raises(pa.ArrowInvalid):
         read_parquet(still, "trials/abc.parquet")
+
+
+def test_a_subfolder_of_a_uri_goes_before_its_query_string():
+    from vi_contract.files import subfolder
+
+    # before: posixpath.join put it after the query (allow_bucket_creation=true/tune)
+    assert subfolder("s3://b/p?endpoint_override=h:1&allow_bucket_creation=true", "tune") == \
+        "s3://b/p/tune?endpoint_override=h:1&allow_bucket_creation=true"
+    assert subfolder("s3://b/p/", "tune", "study.yaml") == "s3://b/p/tune/study.yaml"
+    assert subfolder("/r/", "tune") == "/r/tune" and subfolder("/", "tune") == "/tune"
+    assert subfolder("runs/a?b", "tune") == "runs/a?b/tune"  # a local folder's name may hold a '?'

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+import posixpath
 import time
 from pathlib import Path
 
@@ -36,6 +37,13 @@ def open_location(location: str) -> tuple[pafs.FileSystem, str]:
     except (RuntimeError, ValueError, pa.ArrowInvalid) as err:  # ~nosuchuser, a NUL byte, foo://, "://"
         raise LocationError(f"{location}: not a folder or a URI pyarrow can open ({err}); valid: a path, "
                             "s3://BUCKET/PATH, gs://BUCKET/PATH, file:///PATH") from None
+
+
+def subfolder(location: str, *parts: str) -> str:
+    """A folder inside `location`, a path or a URI: the parts go before a URI's query string
+    (s3://b/p?endpoint_override=...: p/tune, not the query's last value/tune)."""
+    base, mark, query = location.partition("?") if "://" in location else (location, "", "")
+    return posixpath.join(base.rstrip("/") or base, *parts) + mark + query
 
 
 class StillChanging(OSError):

@@ -26,7 +26,7 @@ import pyarrow.fs as pafs
 import yaml
 
 from vi_contract import schema, upgrade, yamlsafe
-from vi_contract.files import LocationError, open_location, read_parquet
+from vi_contract.files import LocationError, open_location, read_parquet, subfolder
 from vi_contract.tables import TrialFiles, build_tables, read_errors
 
 
@@ -162,7 +162,7 @@ def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list
     study = _read_text(fs, posixpath.join(root, schema.STUDY_FILE))
     if not study and fs.get_file_info(posixpath.join(root, schema.TUNE_DIR, schema.STUDY_FILE)).type == pafs.FileType.File:
         raise ResultsError(f"{location}: a tune-then-test protocol whose test trials have not started (its searches "
-                           f"are in {posixpath.join(location, schema.TUNE_DIR)}); `vi-sweep status {location}` shows "
+                           f"are in {subfolder(location, schema.TUNE_DIR)}); `vi-sweep status {location}` shows "
                            "the tuning")
     try:
         versions = _read_json(fs, posixpath.join(root, schema.VERSIONS_FILE))
@@ -170,7 +170,7 @@ def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list
         versions = {}
         notes.append(f"{err}; versions not shown")
     contract = _read_json(fs, posixpath.join(root, schema.CONTRACT_FILE))
-    check_version(str(contract.get("schema", schema.SCHEMA_VERSION)), posixpath.join(location, schema.CONTRACT_FILE))
+    check_version(str(contract.get("schema", schema.SCHEMA_VERSION)), subfolder(location, schema.CONTRACT_FILE))
     skipped: list[str] = []
     started = fs.get_file_info(posixpath.join(root, schema.TRIALS_FILE)).type != pafs.FileType.NotFound
     if study and not started and fs.get_file_info(posixpath.join(root, schema.TRIALS_DIR)).type == pafs.FileType.NotFound:
@@ -184,7 +184,7 @@ def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list
         tables = []
         for name, (_, table) in sorted(files.cache.items()):
             version = schema.version_of(table.schema.metadata)
-            check_version(version, posixpath.join(location, schema.TRIALS_DIR, name))
+            check_version(version, subfolder(location, schema.TRIALS_DIR, name))
             tables.append(table if version == schema.SCHEMA_VERSION else
                           upgrade.v2_table(table, contract.get("labelled")))
         trials, metrics = build_tables(tables, read_errors(fs, root, skipped))
@@ -225,7 +225,7 @@ def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list
     if skipped:
         notes.append(f"{location}: skipped error record(s) that are not readable records: {', '.join(skipped)}")
     if not contract and len(trials):  # every folder a driver wrote has one before its first trial (a report crashed)
-        raise ResultsError(f"{posixpath.join(location, schema.CONTRACT_FILE)}: missing, and the tables carry none; "
+        raise ResultsError(f"{subfolder(location, schema.CONTRACT_FILE)}: missing, and the tables carry none; "
                            "it declares the axes and keys the rows are read by (run the study again into this folder "
                            "to write it)")
     source = {"location": location, "study": study, "versions": versions}

@@ -93,9 +93,9 @@ def load_study_as_run(text: str, source: str) -> Study:
 
 
 def tuning(study: Study) -> dict:
-    """A protocol's tuning as it defines the experiment (its test seeds are the study's seeds,
-    compared as the trials they expand to, so `seeds: 3` is `[0, 1, 2]` there too)."""
-    return study.spec.protocol.tune.model_dump() if study.spec.protocol is not None else {}
+    """A protocol's tuning as it defines the experiment (not where its searches are stored; its
+    test seeds are the study's seeds, compared as the trials they expand to: `seeds: 3` is `[0, 1, 2]`)."""
+    return study.spec.protocol.tune.model_dump(exclude={"storage"}) if study.spec.protocol is not None else {}
 
 
 def definition_differences(before: Study, now: Study) -> list[str]:

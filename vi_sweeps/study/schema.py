@@ -87,6 +87,8 @@ class TunePhase(BaseModel):
     objective: Objective | None = Field(None, description="how a suggestion is scored, where the claim's endpoint "
                                         "has no per-seed metric")
     sampler: Sampler = Sampler()
+    storage: str | None = Field(None, description="Optuna storage URL of the searches; default SQLite in "
+                                "RESULTS/tune (results on object storage need one)")
 
 
 class TestPhase(BaseModel):

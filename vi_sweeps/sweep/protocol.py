@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import posixpath
 
 import optuna
 
 from vi_contract import schema
+from vi_contract.files import subfolder
 from vi_contract.store import Store
 from vi_sweeps.study.expansion import Study, condition_key
 from vi_sweeps.study.protocol import arms, chosen_values, frozen, tuning_objective
@@ -24,6 +24,7 @@ from vi_sweeps.sweep.search import (
     _search_cell,
     cell_name,
     cells,
+    check_storage,
     distributions,
     export_search,
     fail_stale,
@@ -35,7 +36,7 @@ def arm_search(study: Study, arm: str) -> Study:
     """The study as one arm's search: its own space and the shared keys, the same budget."""
     tune = study.spec.protocol.tune
     search = Search(space={**tune.space.get(arm, {}), **tune.shared}, objective=tuning_objective(study.spec),
-                    seeds_per_trial=len(tune.seeds), trials=tune.trials, sampler=tune.sampler)
+                    seeds_per_trial=len(tune.seeds), trials=tune.trials, sampler=tune.sampler, storage=tune.storage)
     return dataclasses.replace(study, spec=study.spec.model_copy(update={"search": search}))
 
 
@@ -46,7 +47,7 @@ def tune_arms(study: Study, results: str, address: str | None, max_concurrent: i
     names, chosen, budgets = [], {}, {}
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per created study on the terminal
     first = arm_search(study, str(arms(study.spec)[0]))  # the folder's identity; every arm shares storage and mode
-    with driving(first, posixpath.join(results, schema.TUNE_DIR), address, force, control) as (store, consolidation):
+    with driving(first, subfolder(results, schema.TUNE_DIR), address, force, control) as (store, consolidation):
         url, mode = storage_url(first.spec.search, store), first.spec.search.objective.mode
         storage = optuna.storages.RDBStorage(url)
         for base, labels in cells(study):
@@ -84,7 +85,8 @@ def tune_and_freeze(study: Study, results: str, address: str | None = None, max_
     """Tune every arm to its budget, then (the study with its test trials frozen, None); or, when
     tuning stopped or did not finish, (None, the outcome to report). The chosen values are
     recorded in RESULTS/protocol.json; the test trials run as any study's (sequential ones too)."""
-    for folder in (results, posixpath.join(results, schema.TUNE_DIR)):  # another study or a changed protocol:
+    check_storage(study.spec.protocol.tune.storage, results, "protocol.tune.storage")
+    for folder in (results, subfolder(results, schema.TUNE_DIR)):  # another study or a changed protocol:
         check_location(study, folder)                                      # refused before hours of tuning
     expected = {condition_key(t.config, t.labels) for t in study.trials}
     record = frozen_record(study, results, expected)

@@ -101,6 +101,14 @@ def sampler_for(search: Search, offset: int) -> optuna.samplers.BaseSampler:
     return optuna.samplers.TPESampler(seed=seed)
 
 
+def check_storage(storage: str | None, results: str, key: str) -> None:
+    """The default storage, SQLite in the results folder, needs a local folder: results on object
+    storage name one (`key`), or the searches would land in a file where the driver stands."""
+    if not storage and "://" in results:
+        raise ConfigError(key, ["results on remote storage need an Optuna storage URL (e.g. sqlite:////abs/path.db "
+                                "or postgresql://...)"])
+
+
 def fail_stale(ot_study: optuna.Study, space: dict[str, optuna.distributions.BaseDistribution], limit: int) -> None:
     """Trials left RUNNING by a stopped driver can never report: mark them failed and queue their
     settings again, so the next suggestions are theirs and their trials (the same ids) resume from
@@ -129,8 +137,7 @@ def run_search(study: Study, results: str, n_trials: int | None = None, address:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if search is None:
         raise ConfigError(study.source, ["search: missing; `vi-sweep tune` needs a search section"])
-    if not search.storage and "://" in results:
-        raise ConfigError("search.storage", ["results on remote storage need an Optuna storage URL"])
+    check_storage(search.storage, results, "search.storage")
     n_trials = n_trials or search.trials
     control, names = SweepControl(), []
     with control.signals():

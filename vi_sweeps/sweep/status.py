@@ -12,7 +12,7 @@ import yaml
 
 from vi_contract import schema, yamlsafe
 from vi_contract.columns import condition_columns, config, name_of
-from vi_contract.files import LocationError
+from vi_contract.files import LocationError, subfolder
 from vi_contract.lease import lease_pid, pid_alive, read_lease
 from vi_contract.read import load_location
 from vi_contract.store import Store
@@ -71,7 +71,7 @@ def sweep_status(location: str, as_json: bool = False) -> str:
     trials, _, source, notes = load_location(location)
     if not source["study"]:
         raise FileNotFoundError(f"{location}: no {schema.STUDY_FILE}, not a results folder")
-    expected = _expected(source["study"], f"{location}/{schema.STUDY_FILE}", location)
+    expected = _expected(source["study"], subfolder(location, schema.STUDY_FILE), location)
     driver = _driver(location)
     contract = source["contract"]
     if driver is None and len(trials):
@@ -138,10 +138,10 @@ def tuning_status(location: str, as_json: bool = False) -> str | None:
             return None
     except (LocationError, OSError):  # load_location says what is wrong with the location, in one line
         return None
-    tune = f"{location.rstrip('/')}/{schema.TUNE_DIR}"
+    tune = subfolder(location, schema.TUNE_DIR)
     trials, _, source, notes = load_location(tune)
     try:
-        study = load_study_as_run(source["study"], f"{tune}/{schema.STUDY_FILE}")
+        study = load_study_as_run(source["study"], subfolder(tune, schema.STUDY_FILE))
     except ConfigError as err:
         raise FileNotFoundError(f"{tune}/{schema.STUDY_FILE}: no longer validates ({err.problems[0]})") from None
     budget, seeds = study.spec.protocol.tune.trials, len(study.spec.protocol.tune.seeds)
