@@ -126,3 +126,25 @@ claims:
     statement: lambda 5 loses modes less often
     primary: {endpoint: mode_loss, expect: lower}
 """
+
+
+# A tune-then-test protocol in minutes: two arms, two suggestions each on two tuning seeds, two test seeds
+# (tests/test_protocol.py; tests/test_s3.py runs it on object storage)
+SMALL_PROTOCOL = """name: fair_small
+datasets: [ring8]
+base: {hidden: 16, batch_size: 32, eval_samples: 200, mlp_layers: 2}
+budget: {iterations: 20, eval_every: 10}
+grid:
+  stabiliser: {none: {}, anchor: {lam: 1.0}}
+pack_seeds: 2
+compare: {axis: stabiliser, baseline: none}
+claims:
+  - {id: small, statement: the anchor loses modes less often, primary: {endpoint: mode_loss, expect: lower}}
+protocol:
+  tune:
+    trials: 2
+    seeds: [10, 11]
+    space: {anchor: {lam: {type: loguniform, low: 0.1, high: 10}}}
+    shared: {lr: {type: loguniform, low: 1.0e-4, high: 3.0e-3}}
+  test: {seeds: 2}
+"""

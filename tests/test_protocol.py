@@ -93,28 +93,11 @@ def test_a_small_protocol_tunes_both_arms_with_equal_budgets_and_tests_the_chose
     from click.testing import CliRunner
 
     from tests.conftest import ROOT  # noqa: F401  (the package under test)
+    from tests.helpers import SMALL_PROTOCOL
     from vi_sweeps.cli.commands import main
 
-    small = """name: fair_small
-datasets: [ring8]
-base: {hidden: 16, batch_size: 32, eval_samples: 200, mlp_layers: 2}
-budget: {iterations: 20, eval_every: 10}
-grid:
-  stabiliser: {none: {}, anchor: {lam: 1.0}}
-pack_seeds: 2
-compare: {axis: stabiliser, baseline: none}
-claims:
-  - {id: small, statement: the anchor loses modes less often, primary: {endpoint: mode_loss, expect: lower}}
-protocol:
-  tune:
-    trials: 2
-    seeds: [10, 11]
-    space: {anchor: {lam: {type: loguniform, low: 0.1, high: 10}}}
-    shared: {lr: {type: loguniform, low: 1.0e-4, high: 3.0e-3}}
-  test: {seeds: 2}
-"""
     path, results = tmp_path / "fair.yaml", tmp_path / "r"
-    path.write_text(small)
+    path.write_text(SMALL_PROTOCOL)
     r = CliRunner().invoke(main, ["run", str(path), "--results", str(results), "--no-report"])
     assert r.exit_code == 0, r.output
     record = json.loads((results / "protocol.json").read_text())

@@ -14,7 +14,7 @@ import pyarrow.fs as pafs
 import pytest
 
 from analysis.load import load_results
-from tests.helpers import session_gone, wait_for
+from tests.helpers import SMALL_PROTOCOL, session_gone, wait_for
 from vi_contract import schema
 from vi_contract.store import Store
 from vi_contract.tables import finished_ids
@@ -157,25 +157,8 @@ def test_a_trial_file_replaced_while_it_is_read_is_never_taken_for_corrupt(s3_se
     assert reads[0] > 20 and seen_corrupt == []
 
 
-PROTOCOL = """name: fair_on_s3
-datasets: [ring8]
-base: {hidden: 16, batch_size: 32, eval_samples: 200, mlp_layers: 2}
-budget: {iterations: 20, eval_every: 10}
-grid:
-  stabiliser: {none: {}, anchor: {lam: 1.0}}
-pack_seeds: 2
-compare: {axis: stabiliser, baseline: none}
-claims:
-  - {id: small, statement: the anchor loses modes less often, primary: {endpoint: mode_loss, expect: lower}}
-protocol:
-  tune:
-    trials: 2
-    seeds: [10, 11]
-    space: {anchor: {lam: {type: loguniform, low: 0.1, high: 10}}}
-    shared: {lr: {type: loguniform, low: 1.0e-4, high: 3.0e-3}}
-    STORAGE
-  test: {seeds: 2}
-"""
+PROTOCOL = SMALL_PROTOCOL.replace("name: fair_small", "name: fair_on_s3").replace(
+    "  test: {seeds: 2}", "    STORAGE\n  test: {seeds: 2}")
 
 
 def test_a_protocol_on_s3_tunes_into_its_tune_folder_and_reads_back(s3_server, tmp_path, monkeypatch):

@@ -143,7 +143,7 @@ def tuning_status(location: str, as_json: bool = False) -> str | None:
     try:
         study = load_study_as_run(source["study"], subfolder(tune, schema.STUDY_FILE))
     except ConfigError as err:
-        raise FileNotFoundError(f"{tune}/{schema.STUDY_FILE}: no longer validates ({err.problems[0]})") from None
+        raise FileNotFoundError(f"{subfolder(tune, schema.STUDY_FILE)}: no longer validates ({err.problems[0]})") from None
     budget, seeds = study.spec.protocol.tune.trials, len(study.spec.protocol.tune.seeds)
     searches = pd.DataFrame([setting_values(t.config.model_dump(), t.labels) for t in study.trials])
     keys = condition_columns(searches, source["contract"])
