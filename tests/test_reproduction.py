@@ -2,6 +2,8 @@
 from its committed results with the same tables, and its conditions have the seeds the
 verdicts promise. The long studies themselves never run here (scripts/reproduce.sh does)."""
 
+import dataclasses
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +12,13 @@ import pytest
 from analysis.load import load_results
 from analysis.report import analyse, convergence_rule
 from tests.conftest import ROOT
+from vi_contract import schema
 from vi_contract.columns import condition_columns
+from vi_sweeps.cli.sequential import plan
+from vi_sweeps.study.expansion import condition_key
+from vi_sweeps.study.load import load_study_as_run
+from vi_sweeps.study.protocol import chosen_values, frozen
+from vi_sweeps.sweep.protocol import frozen_record
 
 DOCS = ROOT / "docs" / "reproduction"
 EXPORTED = sorted(p.parent.parent.name for p in DOCS.glob("*/report/REPORT.md"))
@@ -18,8 +26,11 @@ EXPORTED = sorted(p.parent.parent.name for p in DOCS.glob("*/report/REPORT.md"))
 MIN_SEEDS = {("bn_ablation", "ring8"): 20, ("bn_ablation", "grid25"): 10, ("bn_ablation_digits", None): 10,
              ("ali_losses", None): 10, ("aae_ablation", None): 10, ("pacgan_baseline", None): 10,
              # issue 25's studies
-             ("stabilisers", None): 20, ("stabilisers_digits", None): 10, ("bn_long", None): 20}
+             ("stabilisers", None): 20, ("stabilisers_digits", None): 10, ("bn_long", None): 20,
+             ("stabilisers_fair", None): 10}  # issue 38: interims of 10 seeds
 TABLES = ("conditions", "effects", "findings", "convergence")
+# the exports whose seeds came in interims (issue 38's stabilisers_fair): their seeds are the design's
+SEQUENTIAL = [s for s in EXPORTED if json.loads((DOCS / s / schema.CONTRACT_FILE).read_text()).get("interims")]
 
 
 def test_the_main_study_is_committed():
@@ -53,6 +64,28 @@ def test_every_condition_has_the_seeds_the_design_promises(study):
     for dataset, n in counts.groupby(level="config/dataset"):
         need = MIN_SEEDS.get((study, dataset), MIN_SEEDS.get((study, None), 1))
         assert n.min() >= need, (study, dataset, n.min())
+
+
+def design_trials(folder: Path) -> tuple[set[str], list]:
+    """(the trial ids a sequential study's design needed, from its own rows, its study as run
+    and, for a tune-then-test protocol, the settings its protocol.json chose; its comparisons)."""
+    run = load_study_as_run((folder / schema.STUDY_FILE).read_text(), str(folder / schema.STUDY_FILE))
+    if run.spec.protocol is not None:
+        record = frozen_record(run, str(folder), {condition_key(t.config, t.labels) for t in run.trials})
+        assert record is not None, f"{folder}: no protocol.json choosing a setting for every test condition"
+        run = dataclasses.replace(run, trials=frozen(run.trials, chosen_values(record)))
+    return plan(run, str(folder))
+
+
+@pytest.mark.parametrize("study", SEQUENTIAL)
+def test_a_sequential_study_holds_the_trials_its_design_needed_and_no_more(study):
+    """Every pack the interims asked for ran and finished, none beyond: each comparison is decided
+    (a boundary crossed, futile) or at the design's maximum, as recomputed from the committed rows."""
+    needed, comparisons = design_trials(DOCS / study)
+    held = set(pd.read_parquet(DOCS / study / schema.TRIALS_FILE)["trial_id"])
+    assert needed == held, (study, len(needed - held), "needed, not held", len(held - needed), "held, not needed")
+    assert comparisons and all(c.path.decision != "open" for c in comparisons), [
+        (c.name, c.path.decision) for c in comparisons if c.path.decision == "open"]
 
 
 @pytest.mark.slow
