@@ -25,10 +25,13 @@ def _cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def local_ray():
     """A private embedded Ray for a test module (2 CPUs, no dashboard): "local", never the cluster
-    the machine's current-cluster file names (another user's, or a stale one)."""
+    the machine's current-cluster file names (another user's, or a stale one). Its workers' OpenMP
+    threads wait passively: a trial of threads=2 whose threads spin starves the other test worker's
+    (tests/test_sweep.py's threads=2 resume took 113 s beside one busy core, 31 s so)."""
     import ray
 
-    ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"OMP_WAIT_POLICY": "PASSIVE"}})
     yield
     ray.shutdown()
 
