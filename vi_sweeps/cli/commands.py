@@ -33,6 +33,7 @@ from vi_sweeps.cli.common import (
     track_option,
     tracking_or_exit,
     trial_table_text,
+    warn_oversubscribed,
     write_report,
 )
 from vi_sweeps.cli.results import claims, export, report, status
@@ -64,6 +65,7 @@ def validate(study, list_trials, assignments, plugin_names) -> None:
     if list_trials:
         click.echo(trial_table_text(spec))
     click.echo(f"{study}: valid, {len(spec.trials)} trials")
+    warn_oversubscribed(study, spec)
     if spec.spec.compare is None and spec.spec.search is None:  # valid, but its report would find nothing
         click.echo(f"warning: {study}: no `compare:` (axis, baseline): the report will describe each condition and "
                    "test nothing; add compare: {axis: AXIS, baseline: VALUE} to compare a treatment", err=True)
@@ -97,6 +99,7 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
         plugin_names, reuse, only) -> None:
     """Run every trial of STUDY on Ray Tune; results land in one Parquet contract."""
     spec = load_or_exit(study, assignments, with_ids=True, plugin_names=plugin_names)
+    warn_oversubscribed(study, spec)
     from vi_sweeps.sweep.driver import check_location, describe, run_sweep
 
     try:
@@ -188,6 +191,7 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
 def tune(study, n_trials, results, address, max_concurrent, report, track, force, assignments, plugin_names) -> None:
     """Search STUDY's `search:` space with Optuna through Ray Tune; re-running adds trials."""
     spec = load_or_exit(study, assignments, with_ids=True, plugin_names=plugin_names)
+    warn_oversubscribed(study, spec)
     from vi_sweeps.sweep.search import run_search
 
     results = f"results/{spec.name}" if results is None else results

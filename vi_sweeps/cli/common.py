@@ -98,6 +98,18 @@ def load_or_exit(path: str, assignments: tuple[str, ...] = (), with_ids: bool = 
         fail_config(ConfigError(path, [str(err)]))
 
 
+def warn_oversubscribed(path: str, study) -> None:
+    """A trial whose torch `threads` exceed the CPUs Ray reserves for it (`resources.cpu`) shares
+    cores with the packs beside it: warn (tests/test_sweep.py's threads=2 resume ran 113 s beside
+    one busy core where it ran 21 s alone)."""
+    threads = max((t.config.threads for t in study.trials), default=1)
+    cpu = study.spec.resources.cpu
+    if threads > cpu:
+        click.echo(f"warning: {path}: threads {threads} > resources.cpu {cpu:g}: each pack runs {threads} torch threads "
+                   f"on the {cpu:g} CPU(s) Ray reserves for it, so packs side by side oversubscribe the cores and run "
+                   f"slower; set resources: {{cpu: {threads}}}", err=True)
+
+
 set_option = click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
                           help="override a key of the study's base config (repeatable)")
 
