@@ -75,8 +75,8 @@ def _write_export(res, location: str, out: Path, snapshots: bool = True) -> dict
     if fs.get_file_info(posixpath.join(tune, schema.STUDY_FILE)).type.name == "File":
         # a protocol's searches, without their snapshots: the report draws the tuning history from them
         (out / schema.TUNE_DIR).mkdir()
-        tuned = _write_export(load_results([subfolder(location, schema.TUNE_DIR)], warn=False),
-                              subfolder(location, schema.TUNE_DIR), out / schema.TUNE_DIR, snapshots=False)
+        searches = subfolder(location, schema.TUNE_DIR)
+        tuned = _write_export(load_results([searches], warn=False), searches, out / schema.TUNE_DIR, snapshots=False)
         counts["tuning trials"] = tuned["trials"]
     if not snapshots:
         return counts

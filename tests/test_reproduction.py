@@ -2,7 +2,6 @@
 from its committed results with the same tables, and its conditions have the seeds the
 verdicts promise. The long studies themselves never run here (scripts/reproduce.sh does)."""
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -15,10 +14,8 @@ from tests.conftest import ROOT
 from vi_contract import schema
 from vi_contract.columns import condition_columns
 from vi_sweeps.cli.sequential import plan
-from vi_sweeps.study.expansion import condition_key
 from vi_sweeps.study.load import load_study_as_run
-from vi_sweeps.study.protocol import chosen_values, frozen
-from vi_sweeps.sweep.protocol import frozen_record
+from vi_sweeps.sweep.protocol import chosen_study
 
 DOCS = ROOT / "docs" / "reproduction"
 EXPORTED = sorted(p.parent.parent.name for p in DOCS.glob("*/report/REPORT.md"))
@@ -71,9 +68,8 @@ def design_trials(folder: Path) -> tuple[set[str], list]:
     and, for a tune-then-test protocol, the settings its protocol.json chose; its comparisons)."""
     run = load_study_as_run((folder / schema.STUDY_FILE).read_text(), str(folder / schema.STUDY_FILE))
     if run.spec.protocol is not None:
-        record = frozen_record(run, str(folder), {condition_key(t.config, t.labels) for t in run.trials})
-        assert record is not None, f"{folder}: no protocol.json choosing a setting for every test condition"
-        run = dataclasses.replace(run, trials=frozen(run.trials, chosen_values(record)))
+        run = chosen_study(run, str(folder))
+        assert run is not None, f"{folder}: no protocol.json choosing a setting for every test condition"
     return plan(run, str(folder))
 
 

@@ -88,24 +88,39 @@ def tune_and_freeze(study: Study, results: str, address: str | None = None, max_
     check_storage(study.spec.protocol.tune.storage, results, "protocol.tune.storage")
     for folder in (results, subfolder(results, schema.TUNE_DIR)):  # another study or a changed protocol:
         check_location(study, folder)                                      # refused before hours of tuning
-    expected = {condition_key(t.config, t.labels) for t in study.trials}
-    record = frozen_record(study, results, expected)
-    if record is not None:  # tuned before, at this budget: nothing is searched again (an export resumes too)
-        return dataclasses.replace(study, trials=frozen(study.trials, chosen_values(record))), None
+    tested = chosen_study(study, results)
+    if tested is not None:  # tuned before, at this budget: nothing is searched again (an export resumes too)
+        return tested, None
     control = SweepControl()
     with control.signals():
         try:
             record = tune_arms(study, results, address, max_concurrent, show_progress, force, control)
         except Stopped:
             record = None
-    if record is None or control.reason or set(record["chosen"]) != expected:
+    if record is None or control.reason or set(record["chosen"]) != _conditions(study):
         why = control.reason or "some arm's search did not reach its budget; run the same command again"
         return None, SweepOutcome(trials_so_far(results), [t.trial_id for t in study.trials], why, control.exit_code or 1)
     Store.open(results).write_bytes(schema.PROTOCOL_FILE, json.dumps(record, sort_keys=True, indent=1).encode())
-    return dataclasses.replace(study, trials=frozen(study.trials, chosen_values(record))), None
+    return _with_chosen(study, record), None
 
 
-def frozen_record(study: Study, results: str, expected: set) -> dict | None:
+def _conditions(study: Study) -> set[str]:
+    return {condition_key(t.config, t.labels) for t in study.trials}
+
+
+def _with_chosen(study: Study, record: dict) -> Study:
+    """The study with its test trials: each at its arm-and-cell's chosen values (the ids name them)."""
+    return dataclasses.replace(study, trials=frozen(study.trials, chosen_values(record)))
+
+
+def chosen_study(study: Study, results: str) -> Study | None:
+    """The study with the test trials RESULTS/protocol.json chose, when it chose a setting for
+    every test condition at this budget and these tuning seeds; else None (tuning is not done)."""
+    record = frozen_record(study, results)
+    return None if record is None else _with_chosen(study, record)
+
+
+def frozen_record(study: Study, results: str) -> dict | None:
     """RESULTS/protocol.json when it chose a setting for every test condition with this
     protocol's budget and tuning seeds, else None (the tuning goes on). A run of a changed
     protocol is refused (driver.check_location); the record is checked too, as RESULTS/tune
@@ -113,7 +128,7 @@ def frozen_record(study: Study, results: str, expected: set) -> dict | None:
     tune = study.spec.protocol.tune
     try:
         record = json.loads(Store.open(results, create=False).read_bytes(schema.PROTOCOL_FILE))
-        same = (set(chosen_values(record)) == expected and set(record["budgets"].values()) == {tune.trials}
+        same = (set(chosen_values(record)) == _conditions(study) and set(record["budgets"].values()) == {tune.trials}
                 and record["tuning_seeds"] == list(tune.seeds))
     except (OSError, TypeError, ValueError, KeyError, AttributeError):  # none, or not one this version reads
         return None

@@ -140,10 +140,11 @@ def tuning_status(location: str, as_json: bool = False) -> str | None:
         return None
     tune = subfolder(location, schema.TUNE_DIR)
     trials, _, source, notes = load_location(tune)
+    study_file = subfolder(tune, schema.STUDY_FILE)
     try:
-        study = load_study_as_run(source["study"], subfolder(tune, schema.STUDY_FILE))
+        study = load_study_as_run(source["study"], study_file)
     except ConfigError as err:
-        raise FileNotFoundError(f"{subfolder(tune, schema.STUDY_FILE)}: no longer validates ({err.problems[0]})") from None
+        raise FileNotFoundError(f"{study_file}: no longer validates ({err.problems[0]})") from None
     budget, seeds = study.spec.protocol.tune.trials, len(study.spec.protocol.tune.seeds)
     searches = pd.DataFrame([setting_values(t.config.model_dump(), t.labels) for t in study.trials])
     keys = condition_columns(searches, source["contract"])
