@@ -3,7 +3,9 @@ metadata files (a search's table of Optuna trials too, and its Optuna storage as
 that search.json names relative to the export), the sample snapshots the report draws and every
 trial's final one; a protocol's record and its searches (tune/, without snapshots).
 `vi-sweep report` on the exported folder writes the same report as on the original, and
-`vi-sweep run` on a copy of it resumes the sweep (vi_contract.tables.restore_trial_files)."""
+`vi-sweep run` on a copy of it resumes the sweep (vi_contract.tables.restore_trial_files; a
+search's Optuna trials from the journal, vi_sweeps.sweep.search.adopt_journal); a protocol still
+tuning exports its searches alone."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from analysis.samples import sample_panels, snapshot_steps
 from analysis.search import export_storage
 from vi_contract import schema
 from vi_contract.files import open_location, subfolder
-from vi_contract.read import ResultsError
+from vi_contract.read import ResultsError, still_tuning
 from vi_contract.tables import with_metadata
 
 
@@ -42,17 +44,28 @@ def export_results(location: str, out: str | Path) -> dict[str, int]:
         if final.resolve() == source or source in final.resolve().parents or final.resolve() in source.parents:
             raise ResultsError(f"--to {out}: is, holds or sits inside the results folder being exported ({location}); "
                                "pick another")
-    res = load_results([location], warn=False)
+    tuning = still_tuning(location)  # a protocol's searches so far: their export resumes the tuning
+    res = None if tuning else load_results([location], warn=False)
     final.parent.mkdir(parents=True, exist_ok=True)
     building = new_folder_beside(final)
     try:
-        counts = _write_export(res, location, building)
+        counts = _write_tuning(location, building) if tuning else _write_export(res, location, building)
         if final.exists():
             final.rmdir()  # empty, checked above
         os.replace(building, final)
     finally:
         shutil.rmtree(building, ignore_errors=True)
     return counts
+
+
+def _write_tuning(location: str, out: Path) -> dict[str, int]:
+    """A protocol still tuning: its searches (tune/, their Optuna storage as a journal), no test yet.
+    Before, `export` refused such a folder, so hours of tuning could not be committed to resume
+    elsewhere, and a fresh machine lost them."""
+    (out / schema.TUNE_DIR).mkdir()
+    searches = subfolder(location, schema.TUNE_DIR)
+    tuned = _write_export(load_results([searches], warn=False), searches, out / schema.TUNE_DIR, snapshots=False)
+    return {"trials": 0, "evaluations": 0, "snapshots": 0, "tuning trials": tuned["trials"]}
 
 
 def _write_export(res, location: str, out: Path, snapshots: bool = True) -> dict[str, int]:

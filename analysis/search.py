@@ -130,15 +130,6 @@ def search_sections(locations: list[str], res: Results, out_dir: Path) -> list[t
     return sections
 
 
-
-
-
-# The Optuna storage of a search travels with its export as an Optuna journal file (one JSON
-# line per operation: text, no schema migration, no absolute path), which search.json names
-# relative to the folder that holds it; `open_storage` opens it from wherever the folder is.
-JOURNAL_FILE = "optuna.journal"
-
-
 def open_storage(location: str):
     """The Optuna storage of a search's results folder or export: the journal beside search.json
     where search.json names a relative file, else the URL it names (the driver's own storage).
@@ -189,6 +180,8 @@ def rebuild_journal(search: pd.DataFrame, meta: dict, study_text: str, path: Pat
     storage = optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     direction = "minimize" if meta.get("mode") == "min" else "maximize"
     states = {s.name: s for s in optuna.trial.TrialState}
+    if "search_study" not in search:  # no suggestion yet: the studies alone
+        search = pd.DataFrame({"search_study": [], "number": []})
     for name in meta["studies"]:
         study = optuna.create_study(study_name=name, storage=storage, direction=direction)
         for row in search[search["search_study"] == name].sort_values("number").itertuples(index=False):
@@ -213,7 +206,7 @@ def export_storage(location: str, out: Path) -> str:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # not an info line per copied study on the terminal
     meta = json.loads((out / schema.SEARCH_META).read_text())
-    target = out / JOURNAL_FILE
+    target = out / schema.JOURNAL_FILE
     how = "copied"
     try:
         source = open_storage(location)
@@ -229,6 +222,6 @@ def export_storage(location: str, out: Path) -> str:
         rebuild_journal(search, meta, (out / schema.STUDY_FILE).read_text(), target)
         how = "rebuilt from search.parquet"
     meta.setdefault("storage_as_run", meta["storage"])
-    meta.update(storage=JOURNAL_FILE, storage_made=how)
+    meta.update(storage=schema.JOURNAL_FILE, storage_made=how)
     (out / schema.SEARCH_META).write_text(json.dumps(meta))
     return how

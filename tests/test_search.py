@@ -127,17 +127,25 @@ def test_asha_and_two_keys_give_a_report_with_importances(tmp_path):
     import json
     import shutil
 
-    from analysis.search import JOURNAL_FILE, open_storage
+    from analysis.search import open_storage
 
     meta = json.loads((tmp_path / "exported" / schema.SEARCH_META).read_text())
-    assert meta["storage"] == JOURNAL_FILE and meta["storage_made"] == "copied"
+    assert meta["storage"] == schema.JOURNAL_FILE and meta["storage_made"] == "copied"
     assert meta["storage_as_run"] == f"sqlite:///{results / 'optuna.db'}"
     moved = shutil.copytree(tmp_path / "exported", tmp_path / "elsewhere" / "copy")
     shutil.rmtree(tmp_path / "exported")
     copied = optuna.load_study(study_name=name, storage=open_storage(str(moved))).trials
-    assert [(t.number, t.state, t.params, t.value, t.user_attrs, t.datetime_start, t.intermediate_values)
-            for t in copied] == [(t.number, t.state, t.params, t.value, t.user_attrs, t.datetime_start,
-                                  t.intermediate_values) for t in trials]
+    def seen(trials):
+        return [(t.number, t.state, t.params, t.value, t.user_attrs, t.datetime_start, t.intermediate_values)
+                for t in trials]
+
+    assert seen(copied) == seen(trials)
+    # tuning the copy adds a suggestion to the five it holds (before: its storage began empty, the
+    # new suggestion was number 0 of 1 and the copy's Optuna history was gone)
+    (again,), control = run_search(load_study(path), str(moved), n_trials=1, show_progress=False)
+    resumed = optuna.load_study(study_name=name, storage=f"sqlite:///{moved / 'optuna.db'}").trials
+    assert again == name and control.exit_code == 0 and seen(resumed[:5]) == seen(trials) and len(resumed) == 6
+    assert resumed[5].number == 5 and len(pd.read_parquet(moved / schema.SEARCH_FILE)) == 6
 
 
 @pytest.mark.slow
@@ -165,13 +173,13 @@ def test_the_committed_search_measurement_opens_in_optuna_and_its_dashboard_from
     import json
     import shutil
 
-    from analysis.search import JOURNAL_FILE, open_storage
+    from analysis.search import open_storage
     from tests.conftest import ROOT
 
     source = ROOT / "docs" / "measurements" / "lambda_search_2trials"
     copy = shutil.copytree(source, tmp_path / "somewhere" / "else")
     meta = json.loads((copy / schema.SEARCH_META).read_text())
-    assert meta["storage"] == JOURNAL_FILE and meta["storage_made"].startswith("rebuilt from search.parquet")
+    assert meta["storage"] == schema.JOURNAL_FILE and meta["storage_made"].startswith("rebuilt from search.parquet")
     search = pd.read_parquet(copy / schema.SEARCH_FILE)
     ids = set(pd.read_parquet(copy / schema.TRIALS_FILE)["trial_id"])
     storage = open_storage(str(copy))
@@ -189,7 +197,7 @@ def test_the_committed_search_measurement_opens_in_optuna_and_its_dashboard_from
     dashboard = pytest.importorskip("optuna_dashboard")
     from optuna_dashboard._storage_url import get_storage
 
-    app = dashboard.wsgi(get_storage(str(copy / JOURNAL_FILE)))  # what `optuna-dashboard FILE` opens
+    app = dashboard.wsgi(get_storage(str(copy / schema.JOURNAL_FILE)))  # what `optuna-dashboard FILE` opens
     out = {}
 
     def start(status, headers, exc_info=None):

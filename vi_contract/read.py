@@ -149,6 +149,20 @@ def once_each(trials: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame
     return keep(trials), keep(metrics), twice
 
 
+def _tuning(fs, root: str) -> bool:
+    return fs.get_file_info(posixpath.join(root, schema.TUNE_DIR, schema.STUDY_FILE)).type == pafs.FileType.File
+
+
+def still_tuning(location: str) -> bool:
+    """A tune-then-test protocol's folder before its test trials start: its searches (RESULTS/tune)
+    and nothing of its own yet."""
+    try:
+        fs, root = open_location(location)
+        return not _read_text(fs, posixpath.join(root, schema.STUDY_FILE)) and _tuning(fs, root)
+    except (LocationError, OSError, ResultsError):  # no folder to read: the reader of the results says so
+        return False
+
+
 def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list[str]]:
     """(trials, metrics, source, notes) of one folder."""
     try:
@@ -160,7 +174,7 @@ def load_location(location: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, list
         raise ResultsError(f"{location}: no such results folder")
     notes = []
     study = _read_text(fs, posixpath.join(root, schema.STUDY_FILE))
-    if not study and fs.get_file_info(posixpath.join(root, schema.TUNE_DIR, schema.STUDY_FILE)).type == pafs.FileType.File:
+    if not study and _tuning(fs, root):
         raise ResultsError(f"{location}: a tune-then-test protocol whose test trials have not started (its searches "
                            f"are in {subfolder(location, schema.TUNE_DIR)}); `vi-sweep status {location}` shows "
                            "the tuning")

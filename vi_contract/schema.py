@@ -54,6 +54,9 @@ VERSIONS_FILE = "versions.json"
 CONTRACT_FILE = "contract.json"
 SEARCH_FILE = "search.parquet"  # a search's Optuna trials, flattened (params_*, value, state, ...)
 SEARCH_META = "search.json"  # its Optuna storage URL, study names, direction and importances
+# An export carries a search's Optuna storage as a journal file (one JSON line per operation: text,
+# no schema migration, no absolute path) that search.json names relative to the folder holding it
+JOURNAL_FILE = "optuna.journal"
 PROTOCOL_FILE = "protocol.json"  # a tune-then-test protocol: the settings its tuning chose, the budgets
 TUNE_DIR = "tune"  # a protocol's searches: a results folder of their own inside the protocol's
 TRIALS_DIR = "trials"

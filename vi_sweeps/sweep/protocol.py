@@ -22,6 +22,8 @@ from vi_sweeps.sweep.control import Stopped, SweepControl
 from vi_sweeps.sweep.driver import SweepOutcome, check_location, driving, trials_so_far
 from vi_sweeps.sweep.search import (
     _search_cell,
+    adopt_journal,
+    begin,
     cell_name,
     cells,
     check_storage,
@@ -49,6 +51,7 @@ def tune_arms(study: Study, results: str, address: str | None, max_concurrent: i
     first = arm_search(study, str(arms(study.spec)[0]))  # the folder's identity; every arm shares storage and mode
     with driving(first, subfolder(results, schema.TUNE_DIR), address, force, control) as (store, consolidation):
         url, mode = storage_url(first.spec.search, store), first.spec.search.objective.mode
+        adopt_journal(store, url)  # a copy of an export goes on from the suggestions it holds
         storage = optuna.storages.RDBStorage(url)
         for base, labels in cells(study):
             if control.should_stop():
@@ -56,14 +59,13 @@ def tune_arms(study: Study, results: str, address: str | None, max_concurrent: i
             arm = str(labels.get(axis, base.get(axis)))
             searching = arm_search(study, arm)
             name = cell_name(searching, base, labels)
-            direction = "minimize" if searching.spec.search.objective.mode == "min" else "maximize"
-            ot = optuna.create_study(study_name=name, storage=storage, direction=direction, load_if_exists=True)
+            begin(storage, names, name, store, url, mode)
+            ot = optuna.load_study(study_name=name, storage=storage)
             done = len(ot.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
             fail_stale(ot, distributions(searching.spec.search), tune.trials - done)
             if done < tune.trials:
                 _search_cell(searching, store, storage, base, labels, tune.trials - done, max_concurrent, show_progress,
                              control, consolidation, seeds=tune.seeds)
-            names.append(name)
             ot = optuna.load_study(study_name=name, storage=storage)
             # the first `trials` completed suggestions, so no arm chooses among more than another
             complete = sorted(ot.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)),

@@ -13,17 +13,22 @@ unfinished (fail_stale).
 from __future__ import annotations
 
 import json
+import os
+import sys
+import uuid
 import warnings
+from pathlib import Path
 
 import optuna
 import pandas as pd
 import pyarrow as pa
+from optuna.storages.journal import JournalFileBackend
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from vi_contract import schema
-from vi_contract.store import Store, StoreError
+from vi_contract.store import TEMP_MARK, Store, StoreError
 from vi_contract.tables import Consolidation, record_error, trial_status
 from vi_sweeps.core import plugins
 from vi_sweeps.engine.runner import Member, PackSpec
@@ -156,14 +161,15 @@ def _search_cells(study: Study, store: Store, control: SweepControl, consolidati
     `names` gets each cell's Optuna study name as it starts."""
     search = study.spec.search
     url = storage_url(search, store)
+    adopt_journal(store, url)
     storage = optuna.storages.RDBStorage(url)
     outcomes = []
     for base, labels in cells(study):
         if control.should_stop():
             break
-        name, ran = _search_cell(study, store, storage, base, labels, n_trials, max_concurrent,
-                                 show_progress, control, consolidation, tracking)
-        names.append(name)
+        begin(storage, names, cell_name(study, base, labels), store, url, search.objective.mode)
+        _, ran = _search_cell(study, store, storage, base, labels, n_trials, max_concurrent,
+                              show_progress, control, consolidation, tracking)
         outcomes += ran
     interrupted = bool(control.reason)
     try:
@@ -244,7 +250,49 @@ def mark_pruned(store: Store, trial_ids: list[str]) -> None:
             store.delete(f"{schema.CHECKPOINTS_DIR}/{tid}.pt")
 
 
-def export_search(storage, names: list[str], store: Store, url: str, mode: str) -> None:
+def begin(storage, names: list[str], name: str, store: Store, url: str, mode: str) -> None:
+    """A cell's search begins: its Optuna study is created and search.json names it with those
+    begun before, so a folder stopped at any point says where its suggestions are (before, only a
+    driver that went through every cell wrote search.json, and the export of a protocol still
+    tuning carried no storage)."""
+    optuna.create_study(study_name=name, storage=storage, load_if_exists=True,
+                        direction="minimize" if mode == "min" else "maximize")
+    if name not in names:
+        names.append(name)
+    export_search(storage, names, store, url, mode, importances=False)  # those come at the end
+
+
+def adopt_journal(store: Store, url: str) -> int:
+    """A copy of an export (committed, brought to a fresh machine) holds its searches' Optuna
+    trials in a journal file that search.json names, and not the SQLite storage a run opens: that
+    storage is made from the journal first, whole or not at all, so a resumed search counts and
+    learns from every suggestion the export holds. Before, it began again at suggestion 0: a
+    protocol re-ran its finished suggestions, and `vi-sweep tune` numbered new ones over the old.
+    Returns the number of Optuna trials taken."""
+    if not url.startswith("sqlite:///") or not store.exists(schema.SEARCH_META):
+        return 0
+    target = Path(url.removeprefix("sqlite:///"))
+    journal = json.loads(store.read_bytes(schema.SEARCH_META)).get("storage")
+    if target.exists() or journal != schema.JOURNAL_FILE or not store.exists(journal):
+        return 0
+    source = optuna.storages.JournalStorage(JournalFileBackend(store.path(journal)))
+    building = target.with_name(f"{target.name}{TEMP_MARK}{uuid.uuid4().hex[:8]}")
+    into = optuna.storages.RDBStorage(f"sqlite:///{building}")
+    taken = 0
+    try:
+        for name in optuna.get_all_study_names(source):
+            optuna.copy_study(from_study_name=name, from_storage=source, to_storage=into)
+            taken += len(optuna.load_study(study_name=name, storage=source).trials)
+        into.remove_session()
+        into.engine.dispose()
+        os.replace(building, target)
+    finally:
+        building.unlink(missing_ok=True)
+    print(f"took {taken} suggestions of the export's searches from {journal} into {target.name}", file=sys.stderr)
+    return taken
+
+
+def export_search(storage, names: list[str], store: Store, url: str, mode: str, importances: bool = True) -> None:
     """Every Optuna trial of the search as Parquet (params_*, value, state, trial_ids), for the
     analysis layer, which reads files rather than the storage."""
 
@@ -261,19 +309,18 @@ def export_search(storage, names: list[str], store: Store, url: str, mode: str) 
             frame["user_attrs_trial_ids"] = frame["user_attrs_trial_ids"].map(
                 lambda v: ",".join(v) if isinstance(v, list) else "")
         frames.append(frame)
-    if not frames:
-        return
-    frame = pd.concat(frames, ignore_index=True)
-    frame["state"] = frame["state"].astype(str)
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    store.write_table(schema.SEARCH_FILE, table.replace_schema_metadata({schema.SCHEMA_KEY: schema.SCHEMA_VERSION.encode()}))
-    importances = {}
-    for name in names:  # computed here, where Optuna and its storage are, so the report needs neither
+    if frames:  # (none before a first suggestion: search.json alone names the storage)
+        frame = pd.concat(frames, ignore_index=True)
+        frame["state"] = frame["state"].astype(str)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        store.write_table(schema.SEARCH_FILE, table.replace_schema_metadata({schema.SCHEMA_KEY: schema.SCHEMA_VERSION.encode()}))
+    found = {}
+    for name in names if importances else ():  # computed here, where Optuna and its storage are, so the report needs neither
         ot_study = optuna.load_study(study_name=name, storage=storage)
         complete = ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if len(complete) >= 2 and len(complete[0].params) > 1:
             with warnings.catch_warnings():  # "importances will be equal" on a flat objective: the figure shows it
                 warnings.simplefilter("ignore", UserWarning)
-                importances[name] = optuna.importance.get_param_importances(ot_study)
+                found[name] = optuna.importance.get_param_importances(ot_study)
     store.write_bytes(schema.SEARCH_META, json.dumps({"storage": url, "studies": names, "mode": mode,
-                                                      "importances": importances}).encode())
+                                                      "importances": found}).encode())
