@@ -9,7 +9,7 @@ import sys
 from analysis.claims import is_folder_of_exports
 from analysis.claims_page import write_claims
 from analysis.report import build_report
-from vi_contract.files import exit_code_for
+from vi_contract.files import exit_code_for, report_folder
 from vi_contract.read import ResultsError
 
 
@@ -39,7 +39,7 @@ def main(argv=None) -> int:
                                    "`vi-sweep claims RESULTS` decides one results folder")
             print(f"claims: {write_claims(args.folder)}")
             return 0
-        out = args.out or f"{args.results[0]}/report"
+        out = args.out or report_folder(args.results[0])
         try:
             path = build_report(args.results, out, args.converged, args.link_figures)
         except OSError as err:  # the output folder cannot be written (a file, no permission: 2; no space: 1)

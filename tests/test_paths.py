@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from vi_contract.files import write_problem
+from vi_contract.files import report_folder, write_problem
 
 
 def test_write_problem_names_what_is_in_the_way_and_creates_nothing(tmp_path):
@@ -19,6 +19,13 @@ def test_write_problem_names_what_is_in_the_way_and_creates_nothing(tmp_path):
     assert write_problem(str(tmp_path / "dir"), "folder") is None
     assert write_problem("  ") == "an empty path"
     assert write_problem("~nosuchuser-vi/x").startswith("not a usable file path")
+
+
+def test_a_report_of_results_on_object_storage_defaults_to_a_local_folder_named_after_them():
+    # before: "s3://b/sweeps/a?endpoint_override=127.0.0.1:9000&scheme=http/report", a local path
+    assert report_folder("s3://b/sweeps/a?endpoint_override=127.0.0.1:9000&scheme=http") == "report-a"
+    assert report_folder("gs://b/sweeps/a/") == "report-a" and report_folder("s3://b") == "report-b"
+    assert report_folder("results/quickstart") == "results/quickstart/report"
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes everywhere")

@@ -14,6 +14,7 @@ import pyarrow.fs as pafs
 import pytest
 
 from analysis.load import load_results
+from tests.conftest import ROOT
 from tests.helpers import SMALL_PROTOCOL, session_gone, wait_for
 from vi_contract import schema
 from vi_contract.store import Store
@@ -98,11 +99,14 @@ def test_a_sweep_on_s3_is_killed_resumes_with_every_trial_once_and_reports(s3_se
     status = subprocess.run([sys.executable, "-m", "vi_sweeps.cli", "status", results], env=env, capture_output=True,
                             text=True, timeout=120)
     assert status.returncode == 0 and "trials: 8/8 done" in status.stdout, status.stdout + status.stderr
-    report = subprocess.run([sys.executable, "-m", "vi_sweeps.cli", "report", results, "--out", str(tmp_path / "report")],
-                            env=env, capture_output=True, text=True, timeout=300)
+    # with no --out, the report goes to a local folder named after the results (before: a local
+    # path made of the URI, tmp_path/"s3:"/bucket/sweeps/"a?endpoint_override=...&scheme=http"/report)
+    report = subprocess.run([sys.executable, "-m", "vi_sweeps.cli", "report", results], cwd=tmp_path,
+                            env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
     assert report.returncode == 0, report.stderr[-2000:]
-    text = (tmp_path / "report" / "REPORT.md").read_text()
-    assert "8 trials (8 finished)" in text and (tmp_path / "report" / "samples-gan-ring8.png").stat().st_size > 5000
+    assert f"report: {tmp_path / 'report-a' / 'report.html'}" in report.stdout and not (tmp_path / "s3:").exists()
+    text = (tmp_path / "report-a" / "REPORT.md").read_text()
+    assert "8 trials (8 finished)" in text and (tmp_path / "report-a" / "samples-gan-ring8.png").stat().st_size > 5000
 
 
 def test_a_reader_of_a_missing_s3_prefix_exits_2_and_creates_nothing(s3_server, monkeypatch):

@@ -46,6 +46,17 @@ def subfolder(location: str, *parts: str) -> str:
     return posixpath.join(base.rstrip("/") or base, *parts) + mark + query
 
 
+def report_folder(location: str) -> str:
+    """Where the report of `location` goes when no folder is named: RESULTS/report for a local
+    folder; for results on object storage, whose report is written as local files, report-NAME in
+    the working directory (NAME: the URI's last path part). Before, a local path was made of the
+    URI: `s3:/bucket/sweep?endpoint_override=.../report`."""
+    if "://" not in location:
+        return f"{location}/report"
+    name = location.partition("?")[0].rstrip("/").rsplit("/", 1)[-1]
+    return f"report-{name or 'results'}"
+
+
 class StillChanging(OSError):
     """A file that did not parse while it was being replaced: no evidence that it is corrupt."""
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from vi_contract.files import report_folder
 from vi_contract.schema import STUDY_FILE
 from vi_contract.store import Store
 from vi_sweeps.cli.common import (
@@ -171,7 +172,7 @@ def run(study, results, address, resume, max_concurrent, dry_run, report, tensor
         click.echo(f"this part (--only): {len(chosen) - len(left)} of its {len(chosen)} trials finished; "
                    f"{len(outcome.unfinished) - len(left)} other trial(s) of the study remain; to run them: {rest}", err=True)
     if report and outcome.exit_code in (EXIT_OK, EXIT_ERRORED) and not outcome.stop_reason:
-        write_report([results], f"{results}/report")  # errored trials too: a report of what finished
+        write_report([results], report_folder(results))  # errored trials too: a report of what finished
     sys.exit(outcome.exit_code)
 
 
@@ -203,7 +204,7 @@ def tune(study, n_trials, results, address, max_concurrent, report, track, force
     if control.reason:
         click.echo(f"stopped: {control.reason}", err=True)
     elif report:
-        write_report([results], f"{results}/report")
+        write_report([results], report_folder(results))
     sys.exit(control.exit_code)
 
 

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from vi_contract.files import exit_code_for
+from vi_contract.files import exit_code_for, report_folder
 from vi_contract.read import ResultsError
 from vi_contract.schema import CONTRACT_FILE
 from vi_contract.store import Store
@@ -54,7 +54,7 @@ def _sequential(results: str) -> tuple[str, list[dict]] | None:
 
 @click.command()
 @click.argument("results", nargs=-1, required=True)
-@click.option("--out", default=None, help="output folder (default: RESULTS/report)")
+@click.option("--out", default=None, help="output folder (default: RESULTS/report; for results on object storage, report-NAME here)")
 @click.option("--converged", default=None, metavar="METRIC>=VALUE",
               help="when a seed counts as converged, for the time-to-converge findings (default: modes_frac>=0.875 "
                    "where the results have it)")
@@ -63,7 +63,7 @@ def _sequential(results: str) -> tuple[str, list[dict]] | None:
 def report(results, out, converged, link_figures) -> None:
     """Figures, REPORT.md and report.html from one or more results folders (read-only on
     them; a running sweep is reported as it stands)."""
-    write_report(list(results), out or f"{results[0]}/report", converged, link_figures)
+    write_report(list(results), out or report_folder(results[0]), converged, link_figures)
 
 
 @click.command()
