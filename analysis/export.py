@@ -64,11 +64,13 @@ def _write_tuning(location: str, out: Path) -> dict[str, int]:
     elsewhere, and a fresh machine lost them."""
     (out / schema.TUNE_DIR).mkdir()
     searches = subfolder(location, schema.TUNE_DIR)
-    tuned = _write_export(load_results([searches], warn=False), searches, out / schema.TUNE_DIR, snapshots=False)
-    return {"trials": 0, "evaluations": 0, "snapshots": 0, "tuning trials": tuned["trials"]}
+    tuned = _write_export(None, searches, out / schema.TUNE_DIR, snapshots=False)
+    return {"trials": 0, "evaluations": 0, "snapshots": 0, "tuning trials": tuned["trials"], "still tuning": 1,
+            "journal": int((out / schema.TUNE_DIR / schema.JOURNAL_FILE).exists())}
 
 
 def _write_export(res, location: str, out: Path, snapshots: bool = True) -> dict[str, int]:
+    """`res`: the folder's tables as read, or None to read them here."""
     fs, root = open_location(location)
     for name in (schema.STUDY_FILE, schema.VERSIONS_FILE, schema.SEARCH_FILE, schema.SEARCH_META, schema.PROTOCOL_FILE):
         try:
@@ -77,8 +79,9 @@ def _write_export(res, location: str, out: Path, snapshots: bool = True) -> dict
         except FileNotFoundError:
             continue
     if (out / schema.SEARCH_META).exists():  # the Optuna storage travels with it, named relative to the export
-
         export_storage(location, out)
+        res = None  # the tables read after it: what its journal holds finished has its rows finished too
+    res = load_results([location], warn=False) if res is None else res
     contract = res.sources[0]["contract"]
     (out / schema.CONTRACT_FILE).write_text(json.dumps(contract, indent=1, default=str))
     pq.write_table(with_metadata(res.trials, contract), out / schema.TRIALS_FILE)
@@ -89,7 +92,7 @@ def _write_export(res, location: str, out: Path, snapshots: bool = True) -> dict
         # a protocol's searches, without their snapshots: the report draws the tuning history from them
         (out / schema.TUNE_DIR).mkdir()
         searches = subfolder(location, schema.TUNE_DIR)
-        tuned = _write_export(load_results([searches], warn=False), searches, out / schema.TUNE_DIR, snapshots=False)
+        tuned = _write_export(None, searches, out / schema.TUNE_DIR, snapshots=False)
         counts["tuning trials"] = tuned["trials"]
     if not snapshots:
         return counts

@@ -26,6 +26,7 @@ def test_a_report_of_results_on_object_storage_defaults_to_a_local_folder_named_
     assert report_folder("s3://b/sweeps/a?endpoint_override=127.0.0.1:9000&scheme=http") == "report-a"
     assert report_folder("gs://b/sweeps/a/") == "report-a" and report_folder("s3://b") == "report-b"
     assert report_folder("results/quickstart") == "results/quickstart/report"
+    assert report_folder("file:///abs/sweep") == "/abs/sweep/report"  # a local folder as a URI stays itself
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes everywhere")

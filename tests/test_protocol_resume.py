@@ -67,7 +67,7 @@ def test_a_protocol_stopped_while_tuning_resumes_from_its_export_as_in_place(tmp
     shutil.copytree(exported, copy)
     resumed = run("run", path, "--results", copy, "--no-report")
     assert resumed.exit_code == 0, resumed.output
-    assert "took 2 suggestions of the export's searches from optuna.journal" in resumed.output
+    assert "took the export's 1 search (2 finished suggestions) from optuna.journal into optuna.db" in resumed.output
     assert run("run", path, "--results", live, "--no-report").exit_code == 0
 
     # the copy kept the first search's suggestions as they were run (before: its storage began

@@ -51,6 +51,8 @@ def report_folder(location: str) -> str:
     folder; for results on object storage, whose report is written as local files, report-NAME in
     the working directory (NAME: the URI's last path part). Before, a local path was made of the
     URI: `s3:/bucket/sweep?endpoint_override=.../report`."""
+    if location.startswith("file://"):  # a local folder, written as a URI
+        location = location.removeprefix("file://").partition("?")[0]
     if "://" not in location:
         return f"{location}/report"
     name = location.partition("?")[0].rstrip("/").rsplit("/", 1)[-1]

@@ -83,10 +83,10 @@ def export(results, dest) -> None:
     except OSError as err:  # the destination cannot be written (a file in the way, no permission: 2; no space: 1)
         click.echo(f"error: cannot write the export to {dest}: {err.strerror or err}", err=True)
         sys.exit(exit_code_for(err))
-    if "tuning trials" in counts and not counts["trials"]:
-        click.echo(f"exported a tune-then-test protocol still tuning: its {counts['tuning trials']} tuning trials "
-                   f"and its searches' Optuna journal to {dest} (`vi-sweep run STUDY --results` a copy of it "
-                   "resumes the tuning)")
+    if counts.get("still tuning"):
+        journal = " and its searches' Optuna journal" if counts["journal"] else ""
+        click.echo(f"exported a tune-then-test protocol still tuning: its {counts['tuning trials']} tuning trials"
+                   f"{journal} to {dest} (`vi-sweep run STUDY --results` a copy of it resumes the tuning)")
         return
     tuned = f" (and the {counts['tuning trials']} tuning trials of its protocol)" if "tuning trials" in counts else ""
     click.echo(f"exported {counts['trials']} trials, {counts['evaluations']} evaluations and "

@@ -20,18 +20,8 @@ from vi_sweeps.study.protocol import arms, chosen_values, frozen, tuning_objecti
 from vi_sweeps.study.schema import Search
 from vi_sweeps.sweep.control import Stopped, SweepControl
 from vi_sweeps.sweep.driver import SweepOutcome, check_location, driving, trials_so_far
-from vi_sweeps.sweep.search import (
-    _search_cell,
-    adopt_journal,
-    begin,
-    cell_name,
-    cells,
-    check_storage,
-    distributions,
-    export_search,
-    fail_stale,
-    storage_url,
-)
+from vi_sweeps.sweep.search import _search_cell, cell_name, cells, distributions, fail_stale
+from vi_sweeps.sweep.storage import adopt_journal, begin, check_held, check_storage, export_search, known, storage_url
 
 
 def arm_search(study: Study, arm: str) -> Study:
@@ -46,23 +36,25 @@ def tune_arms(study: Study, results: str, address: str | None, max_concurrent: i
               force: bool, control: SweepControl) -> dict[str, dict]:
     """Every arm-and-cell search to its budget; returns the chosen values by condition key."""
     tune, axis = study.spec.protocol.tune, study.spec.compare.axis
-    names, chosen, budgets = [], {}, {}
+    chosen, budgets = {}, {}
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per created study on the terminal
     first = arm_search(study, str(arms(study.spec)[0]))  # the folder's identity; every arm shares storage and mode
     with driving(first, subfolder(results, schema.TUNE_DIR), address, force, control) as (store, consolidation):
         url, mode = storage_url(first.spec.search, store), first.spec.search.objective.mode
         adopt_journal(store, url)  # a copy of an export goes on from the suggestions it holds
         storage = optuna.storages.RDBStorage(url)
+        names = known(store, storage)
         for base, labels in cells(study):
             if control.should_stop():
                 break
             arm = str(labels.get(axis, base.get(axis)))
             searching = arm_search(study, arm)
             name = cell_name(searching, base, labels)
-            begin(storage, names, name, store, url, mode)
-            ot = optuna.load_study(study_name=name, storage=storage)
+            ot = optuna.create_study(study_name=name, storage=storage, load_if_exists=True,
+                                     direction="minimize" if mode == "min" else "maximize")
             done = len(ot.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
             fail_stale(ot, distributions(searching.spec.search), tune.trials - done)
+            begin(storage, names, name, store, url, mode)
             if done < tune.trials:
                 _search_cell(searching, store, storage, base, labels, tune.trials - done, max_concurrent, show_progress,
                              control, consolidation, seeds=tune.seeds)
@@ -93,6 +85,7 @@ def tune_and_freeze(study: Study, results: str, address: str | None = None, max_
     tested = chosen_study(study, results)
     if tested is not None:  # tuned before, at this budget: nothing is searched again (an export resumes too)
         return tested, None
+    check_held(arm_search(study, str(arms(study.spec)[0])).spec.search, subfolder(results, schema.TUNE_DIR))
     control = SweepControl()
     with control.signals():
         try:

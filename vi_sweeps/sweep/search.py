@@ -12,23 +12,15 @@ unfinished (fail_stale).
 
 from __future__ import annotations
 
-import json
-import os
-import sys
-import uuid
 import warnings
-from pathlib import Path
 
 import optuna
-import pandas as pd
-import pyarrow as pa
-from optuna.storages.journal import JournalFileBackend
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from vi_contract import schema
-from vi_contract.store import TEMP_MARK, Store, StoreError
+from vi_contract.store import Store, StoreError
 from vi_contract.tables import Consolidation, record_error, trial_status
 from vi_sweeps.core import plugins
 from vi_sweeps.engine.runner import Member, PackSpec
@@ -38,6 +30,15 @@ from vi_sweeps.study.schema import Search
 from vi_sweeps.sweep.control import Progress, Stopped, SweepControl, progress_callback
 from vi_sweeps.sweep.driver import driving
 from vi_sweeps.sweep.ray_session import ray_failed, run_config, trainable_for
+from vi_sweeps.sweep.storage import (
+    adopt_journal,
+    begin,
+    check_held,
+    check_storage,
+    export_search,
+    known,
+    storage_url,
+)
 from vi_sweeps.track.callbacks import callbacks as tracking_callbacks
 
 
@@ -93,10 +94,6 @@ class TaggingOptunaSearch(OptunaSearch):
         return {**params, "search_trial": ot_trial.number}
 
 
-def storage_url(search: Search, store: Store) -> str:
-    return search.storage or f"sqlite:///{store.path('optuna.db')}"
-
-
 def sampler_for(search: Search, offset: int) -> optuna.samplers.BaseSampler:
     # The seed moves on with the trials already stored, so a resumed search does not replay
     # its first random suggestions.
@@ -104,14 +101,6 @@ def sampler_for(search: Search, offset: int) -> optuna.samplers.BaseSampler:
     if search.sampler.type == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed)
-
-
-def check_storage(storage: str | None, results: str, key: str) -> None:
-    """The default storage, SQLite in the results folder, needs a local folder: results on object
-    storage name one (`key`), or the searches would land in a file where the driver stands."""
-    if not storage and "://" in results:
-        raise ConfigError(key, ["results on remote storage need an Optuna storage URL (e.g. sqlite:////abs/path.db "
-                                "or postgresql://...)"])
 
 
 def fail_stale(ot_study: optuna.Study, space: dict[str, optuna.distributions.BaseDistribution], limit: int) -> None:
@@ -143,6 +132,7 @@ def run_search(study: Study, results: str, n_trials: int | None = None, address:
     if search is None:
         raise ConfigError(study.source, ["search: missing; `vi-sweep tune` needs a search section"])
     check_storage(search.storage, results, "search.storage")
+    check_held(search, results)
     n_trials = n_trials or search.trials
     control, names = SweepControl(), []
     with control.signals():
@@ -163,11 +153,16 @@ def _search_cells(study: Study, store: Store, control: SweepControl, consolidati
     url = storage_url(search, store)
     adopt_journal(store, url)
     storage = optuna.storages.RDBStorage(url)
+    names.extend(known(store, storage))
     outcomes = []
     for base, labels in cells(study):
         if control.should_stop():
             break
-        begin(storage, names, cell_name(study, base, labels), store, url, search.objective.mode)
+        name = cell_name(study, base, labels)
+        ot_study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True,
+                                       direction="minimize" if search.objective.mode == "min" else "maximize")
+        fail_stale(ot_study, distributions(search), n_trials)
+        begin(storage, names, name, store, url, search.objective.mode)
         _, ran = _search_cell(study, store, storage, base, labels, n_trials, max_concurrent,
                               show_progress, control, consolidation, tracking)
         outcomes += ran
@@ -197,7 +192,6 @@ def _search_cell(study: Study, store: Store, storage, base: dict, labels: dict, 
     direction = "minimize" if search.objective.mode == "min" else "maximize"
     name = cell_name(study, base, labels)
     ot_study = optuna.create_study(study_name=name, storage=storage, direction=direction, load_if_exists=True)
-    fail_stale(ot_study, distributions(search), n_trials)
     searcher = TaggingOptunaSearch(
         space=distributions(search), metric="objective", mode=search.objective.mode, study_name=name,
         storage=storage, sampler=sampler_for(search, len(ot_study.trials)), base=base, seeds=seeds)
@@ -250,77 +244,3 @@ def mark_pruned(store: Store, trial_ids: list[str]) -> None:
             store.delete(f"{schema.CHECKPOINTS_DIR}/{tid}.pt")
 
 
-def begin(storage, names: list[str], name: str, store: Store, url: str, mode: str) -> None:
-    """A cell's search begins: its Optuna study is created and search.json names it with those
-    begun before, so a folder stopped at any point says where its suggestions are (before, only a
-    driver that went through every cell wrote search.json, and the export of a protocol still
-    tuning carried no storage)."""
-    optuna.create_study(study_name=name, storage=storage, load_if_exists=True,
-                        direction="minimize" if mode == "min" else "maximize")
-    if name not in names:
-        names.append(name)
-    export_search(storage, names, store, url, mode, importances=False)  # those come at the end
-
-
-def adopt_journal(store: Store, url: str) -> int:
-    """A copy of an export (committed, brought to a fresh machine) holds its searches' Optuna
-    trials in a journal file that search.json names, and not the SQLite storage a run opens: that
-    storage is made from the journal first, whole or not at all, so a resumed search counts and
-    learns from every suggestion the export holds. Before, it began again at suggestion 0: a
-    protocol re-ran its finished suggestions, and `vi-sweep tune` numbered new ones over the old.
-    Returns the number of Optuna trials taken."""
-    if not url.startswith("sqlite:///") or not store.exists(schema.SEARCH_META):
-        return 0
-    target = Path(url.removeprefix("sqlite:///"))
-    journal = json.loads(store.read_bytes(schema.SEARCH_META)).get("storage")
-    if target.exists() or journal != schema.JOURNAL_FILE or not store.exists(journal):
-        return 0
-    source = optuna.storages.JournalStorage(JournalFileBackend(store.path(journal)))
-    building = target.with_name(f"{target.name}{TEMP_MARK}{uuid.uuid4().hex[:8]}")
-    into = optuna.storages.RDBStorage(f"sqlite:///{building}")
-    taken = 0
-    try:
-        for name in optuna.get_all_study_names(source):
-            optuna.copy_study(from_study_name=name, from_storage=source, to_storage=into)
-            taken += len(optuna.load_study(study_name=name, storage=source).trials)
-        into.remove_session()
-        into.engine.dispose()
-        os.replace(building, target)
-    finally:
-        building.unlink(missing_ok=True)
-    print(f"took {taken} suggestions of the export's searches from {journal} into {target.name}", file=sys.stderr)
-    return taken
-
-
-def export_search(storage, names: list[str], store: Store, url: str, mode: str, importances: bool = True) -> None:
-    """Every Optuna trial of the search as Parquet (params_*, value, state, trial_ids), for the
-    analysis layer, which reads files rather than the storage."""
-
-    if not names:
-        return
-    frames = []
-    for name in names:
-        frame = optuna.load_study(study_name=name, storage=storage).trials_dataframe(
-            attrs=("number", "value", "state", "params", "user_attrs", "datetime_start", "datetime_complete"))
-        if frame.empty:  # a search stopped before its first suggestion (Ray failed first): no row, no columns
-            continue
-        frame.insert(0, "search_study", name)
-        if "user_attrs_trial_ids" in frame:
-            frame["user_attrs_trial_ids"] = frame["user_attrs_trial_ids"].map(
-                lambda v: ",".join(v) if isinstance(v, list) else "")
-        frames.append(frame)
-    if frames:  # (none before a first suggestion: search.json alone names the storage)
-        frame = pd.concat(frames, ignore_index=True)
-        frame["state"] = frame["state"].astype(str)
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        store.write_table(schema.SEARCH_FILE, table.replace_schema_metadata({schema.SCHEMA_KEY: schema.SCHEMA_VERSION.encode()}))
-    found = {}
-    for name in names if importances else ():  # computed here, where Optuna and its storage are, so the report needs neither
-        ot_study = optuna.load_study(study_name=name, storage=storage)
-        complete = ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        if len(complete) >= 2 and len(complete[0].params) > 1:
-            with warnings.catch_warnings():  # "importances will be equal" on a flat objective: the figure shows it
-                warnings.simplefilter("ignore", UserWarning)
-                found[name] = optuna.importance.get_param_importances(ot_study)
-    store.write_bytes(schema.SEARCH_META, json.dumps({"storage": url, "studies": names, "mode": mode,
-                                                      "importances": found}).encode())

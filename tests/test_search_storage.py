@@ -1,0 +1,80 @@
+"""The files that name a search's Optuna storage (search.json, search.parquet) as cells begin,
+and the refusal of a folder whose searches are not where a run would look (no Ray here: the
+storage and the files only)."""
+
+import json
+
+import optuna
+import pandas as pd
+import pytest
+
+from vi_contract import schema
+from vi_contract.store import Store
+from vi_sweeps.study.config import ConfigError
+from vi_sweeps.study.schema import Search
+from vi_sweeps.sweep.storage import adopt_journal, begin, check_held, export_search, known, storage_url
+
+SEARCH = Search.model_validate({"space": {"lam": {"type": "loguniform", "low": 0.1, "high": 10}},
+                                "objective": {"metric": "modes_frac", "mode": "max"}})
+
+
+def searched_folder(tmp_path):
+    """A folder with two searches, A and B, of one and two suggestions, and importances for B."""
+    store = Store.open(str(tmp_path / "r"))
+    url = storage_url(SEARCH, store)
+    storage = optuna.storages.RDBStorage(url)
+    for name, values in (("A", [0.5]), ("B", [0.25, 0.75])):
+        study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+        for v in values:
+            study.add_trial(optuna.trial.create_trial(params={"lam": v}, value=v, distributions={
+                "lam": optuna.distributions.FloatDistribution(0.1, 10, log=True)}))
+    export_search(storage, ["A", "B"], store, url, "max", importances=False)
+    meta = json.loads(store.read_bytes(schema.SEARCH_META))
+    store.write_bytes(schema.SEARCH_META, json.dumps({**meta, "importances": {"B": {"lam": 1.0}}}).encode())
+    return store, storage, url
+
+
+def test_a_rerun_that_begins_with_one_cell_still_names_every_search_and_keeps_importances(tmp_path):
+    store, storage, url = searched_folder(tmp_path)
+    names = known(store, storage)
+    begin(storage, names, "A", store, url, "max")  # a re-run of `vi-sweep tune`, at its first cell
+    meta = json.loads(store.read_bytes(schema.SEARCH_META))
+    # before: names began empty, so search.json named A alone and search.parquet lost B's two rows
+    # (a driver killed in A's search left B out of the folder's export); the importances were {}
+    assert meta["studies"] == ["A", "B"] and meta["importances"] == {"B": {"lam": 1.0}}
+    assert sorted(pd.read_parquet(store.path(schema.SEARCH_FILE))["search_study"]) == ["A", "B", "B"]
+    optuna.create_study(study_name="C", storage=storage, direction="maximize")  # a new cell (its caller creates it)
+    begin(storage, names, "C", store, url, "max")
+    assert json.loads(store.read_bytes(schema.SEARCH_META))["studies"] == ["A", "B", "C"]
+
+
+def test_a_folder_whose_searches_are_not_here_is_refused_and_an_exports_journal_is_taken(tmp_path):
+    store, storage, url = searched_folder(tmp_path)
+    folder = store.path()
+    check_held(SEARCH, folder)  # all there
+    storage.remove_session()
+    storage.engine.dispose()
+    (tmp_path / "r" / "optuna.db").rename(tmp_path / "elsewhere.db")
+    with pytest.raises(ConfigError) as err:  # before: searched again from number 0 over the rows
+        check_held(SEARCH, folder)
+    assert err.value.source == f"{folder}/{schema.SEARCH_META}"
+    assert "names 2 searches (e.g. A) that" in err.value.problems[0] and "bring their storage here" in err.value.problems[0]
+    # the folder as an export carries it: a journal that search.json names
+    journal = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "r" / schema.JOURNAL_FILE)))
+    for name in ("A", "B"):
+        optuna.copy_study(from_study_name=name, from_storage=f"sqlite:///{tmp_path / 'elsewhere.db'}", to_storage=journal)
+    meta = json.loads(store.read_bytes(schema.SEARCH_META))
+    store.write_bytes(schema.SEARCH_META, json.dumps({**meta, "storage": schema.JOURNAL_FILE}).encode())
+    (tmp_path / "r" / "optuna.db").write_bytes(b"")  # an empty file in the journal's way: refused, named
+    with pytest.raises(ConfigError) as err:
+        check_held(SEARCH, folder)
+    assert "an optuna.db that holds none of them is in the way" in err.value.problems[0]
+    assert adopt_journal(store, url) == 0 and (tmp_path / "r" / "optuna.db").stat().st_size == 0
+    (tmp_path / "r" / "optuna.db").unlink()
+    check_held(SEARCH, folder)
+    assert adopt_journal(store, url) == 3
+    adopted = optuna.storages.RDBStorage(url)
+    assert [[(t.number, t.params, t.value) for t in optuna.load_study(study_name=n, storage=adopted).trials]
+            for n in ("A", "B")] == [[(0, {"lam": 0.5}, 0.5)], [(0, {"lam": 0.25}, 0.25), (1, {"lam": 0.75}, 0.75)]]
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == sorted(
+        ["optuna.db", schema.JOURNAL_FILE, schema.SEARCH_META, schema.SEARCH_FILE])  # no temporary file left
