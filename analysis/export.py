@@ -4,7 +4,7 @@ that search.json names relative to the export), the sample snapshots the report 
 trial's final one; a protocol's record and its searches (tune/, without snapshots).
 `vi-sweep report` on the exported folder writes the same report as on the original, and
 `vi-sweep run` on a copy of it resumes the sweep (vi_contract.tables.restore_trial_files; a
-X); a protocol still
+search's Optuna trials from the journal, vi_sweeps.sweep.storage.adopt_journal); a protocol still
 tuning exports its searches alone."""
 
 from __future__ import annotations
