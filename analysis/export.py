@@ -63,6 +63,12 @@ def _write_tuning(location: str, out: Path) -> dict[str, int]:
     Before, `export` refused such a folder, so hours of tuning could not be committed to resume
     elsewhere, and a fresh machine lost them."""
     (out / schema.TUNE_DIR).mkdir()
+    fs, root = open_location(location)
+    try:  # (a run stopped after its record, before its test trials began, has one)
+        with fs.open_input_stream(posixpath.join(root, schema.PROTOCOL_FILE)) as f:
+            (out / schema.PROTOCOL_FILE).write_bytes(f.read())
+    except FileNotFoundError:
+        pass
     searches = subfolder(location, schema.TUNE_DIR)
     tuned = _write_export(None, searches, out / schema.TUNE_DIR, snapshots=False)
     return {"trials": 0, "evaluations": 0, "snapshots": 0, "tuning trials": tuned["trials"], "still tuning": 1,

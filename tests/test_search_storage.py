@@ -19,7 +19,8 @@ SEARCH = Search.model_validate({"space": {"lam": {"type": "loguniform", "low": 0
 
 
 def searched_folder(tmp_path):
-    """A folder with two searches, A and B, of one and two suggestions, and importances for B."""
+    """A folder with two searches, A and B, of one and two suggestions (and a failed trial of B's),
+    and importances for B."""
     store = Store.open(str(tmp_path / "r"))
     url = storage_url(SEARCH, store)
     storage = optuna.storages.RDBStorage(url)
@@ -28,6 +29,7 @@ def searched_folder(tmp_path):
         for v in values:
             study.add_trial(optuna.trial.create_trial(params={"lam": v}, value=v, distributions={
                 "lam": optuna.distributions.FloatDistribution(0.1, 10, log=True)}))
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))  # B's third: no suggestion taken
     export_search(storage, ["A", "B"], store, url, "max", importances=False)
     meta = json.loads(store.read_bytes(schema.SEARCH_META))
     store.write_bytes(schema.SEARCH_META, json.dumps({**meta, "importances": {"B": {"lam": 1.0}}}).encode())
@@ -42,10 +44,23 @@ def test_a_rerun_that_begins_with_one_cell_still_names_every_search_and_keeps_im
     # before: names began empty, so search.json named A alone and search.parquet lost B's two rows
     # (a driver killed in A's search left B out of the folder's export); the importances were {}
     assert meta["studies"] == ["A", "B"] and meta["importances"] == {"B": {"lam": 1.0}}
-    assert sorted(pd.read_parquet(store.path(schema.SEARCH_FILE))["search_study"]) == ["A", "B", "B"]
+    assert sorted(pd.read_parquet(store.path(schema.SEARCH_FILE))["search_study"]) == ["A", "B", "B", "B"]
     optuna.create_study(study_name="C", storage=storage, direction="maximize")  # a new cell (its caller creates it)
     begin(storage, names, "C", store, url, "max")
     assert json.loads(store.read_bytes(schema.SEARCH_META))["studies"] == ["A", "B", "C"]
+
+
+def test_the_studies_a_storage_holds_are_read_at_any_path_and_url(tmp_path):
+    from vi_sweeps.sweep.storage import held
+
+    folder = tmp_path / "run #2"  # before: an unquoted file: URI read no study here
+    folder.mkdir()
+    url = f"sqlite:///{folder / 'optuna.db'}"
+    optuna.create_study(study_name="A", storage=url)
+    assert held(url) == ["A"] and held(f"{url}?timeout=30") == ["A"]  # before: None, "not there"
+    assert held(f"sqlite:///{folder / 'none.db'}") is None
+    (folder / "empty.db").write_bytes(b"")
+    assert held(f"sqlite:///{folder / 'empty.db'}") == []
 
 
 def test_a_folder_whose_searches_are_not_here_is_refused_and_an_exports_journal_is_taken(tmp_path):
@@ -68,13 +83,14 @@ def test_a_folder_whose_searches_are_not_here_is_refused_and_an_exports_journal_
     (tmp_path / "r" / "optuna.db").write_bytes(b"")  # an empty file in the journal's way: refused, named
     with pytest.raises(ConfigError) as err:
         check_held(SEARCH, folder)
-    assert "an optuna.db that holds none of them is in the way" in err.value.problems[0]
+    assert "the optuna.db there holds none of them and is in the way" in err.value.problems[0]
     assert adopt_journal(store, url) == 0 and (tmp_path / "r" / "optuna.db").stat().st_size == 0
     (tmp_path / "r" / "optuna.db").unlink()
     check_held(SEARCH, folder)
-    assert adopt_journal(store, url) == 3
+    assert adopt_journal(store, url) == 3  # finished suggestions (before: 4, the failed trial counted)
     adopted = optuna.storages.RDBStorage(url)
-    assert [[(t.number, t.params, t.value) for t in optuna.load_study(study_name=n, storage=adopted).trials]
-            for n in ("A", "B")] == [[(0, {"lam": 0.5}, 0.5)], [(0, {"lam": 0.25}, 0.25), (1, {"lam": 0.75}, 0.75)]]
+    assert [[(t.number, t.state.name, t.params, t.value) for t in optuna.load_study(study_name=n, storage=adopted).trials]
+            for n in ("A", "B")] == [[(0, "COMPLETE", {"lam": 0.5}, 0.5)], [(0, "COMPLETE", {"lam": 0.25}, 0.25),
+                                     (1, "COMPLETE", {"lam": 0.75}, 0.75), (2, "FAIL", {}, None)]]
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == sorted(
         ["optuna.db", schema.JOURNAL_FILE, schema.SEARCH_META, schema.SEARCH_FILE])  # no temporary file left

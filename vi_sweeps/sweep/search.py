@@ -28,7 +28,7 @@ from vi_sweeps.study.config import ConfigError, TrialConfig
 from vi_sweeps.study.expansion import Study, condition_key
 from vi_sweeps.study.schema import Search
 from vi_sweeps.sweep.control import Progress, Stopped, SweepControl, progress_callback
-from vi_sweeps.sweep.driver import driving
+from vi_sweeps.sweep.driver import check_location, driving
 from vi_sweeps.sweep.ray_session import ray_failed, run_config, trainable_for
 from vi_sweeps.sweep.storage import (
     adopt_journal,
@@ -132,6 +132,7 @@ def run_search(study: Study, results: str, n_trials: int | None = None, address:
     if search is None:
         raise ConfigError(study.source, ["search: missing; `vi-sweep tune` needs a search section"])
     check_storage(search.storage, results, "search.storage")
+    check_location(study, results)  # another study's folder is named so before its searches are checked
     check_held(search, results)
     n_trials = n_trials or search.trials
     control, names = SweepControl(), []

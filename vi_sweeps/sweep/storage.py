@@ -48,18 +48,25 @@ def _meta(store: Store) -> dict:
         return {}
 
 
+def _sqlite_file(url: str) -> Path | None:
+    """The file of an SQLite storage URL (its query string dropped), else None."""
+    return Path(url.removeprefix("sqlite:///").partition("?")[0]) if url.startswith("sqlite:///") else None
+
+
 def held(url: str) -> list[str] | None:
-    """The Optuna studies the storage at `url` holds, read without creating anything; None for an
-    SQLite file that is not there."""
-    if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
+    """The Optuna studies the storage at `url` holds; None for an SQLite file that is not there.
+    An SQLite file is read without writing (an empty or foreign one holds none); where that read
+    fails (a stopped driver's rollback journal to replay, a lock), Optuna opens it as a run would."""
+    path = _sqlite_file(url)
+    if path is not None:
         if not path.is_file():
             return None
         try:
-            with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
                 return [row[0] for row in db.execute("SELECT study_name FROM studies")]
-        except sqlite3.Error:  # empty, or no Optuna storage: none of the searches
-            return []
+        except sqlite3.DatabaseError as err:
+            if "no such table" in str(err) or "not a database" in str(err):
+                return []
     return optuna.get_all_study_names(optuna.storages.RDBStorage(url))
 
 
@@ -74,16 +81,26 @@ def check_held(search: Search, location: str) -> None:
     except (OSError, LocationError, StoreError):
         return  # no folder yet: a new search
     meta = _meta(store)
+    if not meta.get("studies"):
+        return
     url = storage_url(search, store)
-    have = held(url)
-    missing = [name for name in meta.get("studies") or [] if name not in (have or [])]
+    try:
+        have = held(url)
+    except Exception:  # noqa: BLE001 - a storage that cannot be read now (locked, a server down): the run says why
+        return
+    missing = [name for name in meta["studies"] if name not in (have or [])]
     journal = meta.get("storage") == schema.JOURNAL_FILE and store.exists(schema.JOURNAL_FILE)
     if not missing or (journal and have is None):  # all there, or adopt_journal makes the storage
         return
-    where = (f"an {DEFAULT_DB} that holds none of them is in the way of the folder's {schema.JOURNAL_FILE}; "
-             "move it away to go on from the journal") if journal else (
-        f"bring their storage here (as run: {meta.get('storage_as_run', meta.get('storage'))}), or go on from "
-        f"the folder's `vi-sweep export`, which carries them in {schema.JOURNAL_FILE}")
+    if journal and search.storage:
+        where = (f"copy them into it from the folder's {schema.JOURNAL_FILE} (optuna.copy_study), or go on with "
+                 "the default storage (no search.storage / protocol.tune.storage)")
+    elif journal:
+        where = (f"the {DEFAULT_DB} there holds none of them and is in the way of the folder's {schema.JOURNAL_FILE}; "
+                 "move it away to go on from the journal")
+    else:
+        where = (f"bring their storage here (as run: {meta.get('storage_as_run', meta.get('storage'))}), or go on "
+                 f"from the folder's `vi-sweep export`, which carries them in {schema.JOURNAL_FILE}")
     raise ConfigError(subfolder(location, schema.SEARCH_META),
                       [f"names {len(missing)} searches (e.g. {missing[0]}) that {url} does not hold: going on "
                        f"would suggest them again from number 0; {where}"])
@@ -96,16 +113,16 @@ def adopt_journal(store: Store, url: str) -> int:
     all), so a resumed search counts and learns from every suggestion the export holds. Before,
     it began again at suggestion 0: a protocol suggested its finished searches again, and `vi-sweep
     tune` numbered new suggestions over the old. Returns the finished suggestions taken."""
-    if (_meta(store).get("storage") != schema.JOURNAL_FILE or not url.startswith("sqlite:///")
-            or held(url) is not None or not store.exists(schema.JOURNAL_FILE)):
+    target = _sqlite_file(url)
+    if (_meta(store).get("storage") != schema.JOURNAL_FILE or target is None or target.exists()
+            or not store.exists(schema.JOURNAL_FILE)):
         return 0
-    target = Path(url.removeprefix("sqlite:///"))
     tag = f"{TEMP_MARK}{uuid.uuid4().hex[:8]}"
     building, journal = target.with_name(target.name + tag), target.with_name(schema.JOURNAL_FILE + tag)
     try:
         journal.write_bytes(store.read_bytes(schema.JOURNAL_FILE))  # a local file, wherever the folder is
         source = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
-        into = optuna.storages.RDBStorage(f"sqlite:///{building}")
+        into = optuna.storages.RDBStorage(f"sqlite:///{building}")  # (the URL's options are for the run)
         names, finished = optuna.get_all_study_names(source), 0
         for name in names:
             optuna.copy_study(from_study_name=name, from_storage=source, to_storage=into)
