@@ -94,11 +94,13 @@ def test_a_small_protocol_tunes_both_arms_with_equal_budgets_and_tests_the_chose
 
     from tests.conftest import ROOT  # noqa: F401  (the package under test)
     from tests.helpers import SMALL_PROTOCOL
+    from tests.stopped_tuning import stopped_exported_and_resumed
     from vi_sweeps.cli.commands import main
 
     path, results = tmp_path / "fair.yaml", tmp_path / "r"
     path.write_text(SMALL_PROTOCOL)
-    r = CliRunner().invoke(main, ["run", str(path), "--results", str(results), "--no-report"])
+    # stopped between its searches, exported and resumed elsewhere: equal to this resume in place
+    r = stopped_exported_and_resumed(tmp_path, path, results)
     assert r.exit_code == 0, r.output
     record = json.loads((results / "protocol.json").read_text())
     assert sorted(record["budgets"].values()) == [2, 2]  # the same budget for each arm

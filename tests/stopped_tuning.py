@@ -1,6 +1,7 @@
 """A tune-then-test protocol stopped while tuning is exported, committed and resumed from the
 copy on another machine as it resumes in place (issue 38: a fresh machine lost stabilisers_fair's
-252 finished suggestions, because a folder still tuning could not be exported)."""
+252 finished suggestions, because a folder still tuning could not be exported). Called by
+tests/test_protocol.py's run of the small protocol, whose in-place resume it is."""
 
 import json
 import shutil
@@ -11,10 +12,8 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
-import pytest
 from click.testing import CliRunner
 
-from tests.helpers import SMALL_PROTOCOL
 from vi_contract import schema
 from vi_sweeps.cli.commands import main
 from vi_sweeps.study.load import load_study
@@ -52,14 +51,13 @@ def searched(folder: Path) -> pd.DataFrame:
     return table.sort_values(["search_study", "number"]).reset_index(drop=True)
 
 
-@pytest.mark.slow
-def test_a_protocol_stopped_while_tuning_resumes_from_its_export_as_in_place(tmp_path):
-    path, live = tmp_path / "fair.yaml", tmp_path / "live"
-    path.write_text(SMALL_PROTOCOL)
+def stopped_exported_and_resumed(tmp_path, path, live):
+    """`path`'s protocol tuned into `live` and stopped between its two searches, exported, resumed
+    from a copy elsewhere and in place: the copy equals the folder. Returns the in-place run."""
     record = tune_arms(load_study(path), str(live), None, None, False, False, AfterFirstSearch(folder=str(live)))
     assert len(record["chosen"]) == 1 and list(record["budgets"].values()) == [2]  # one search of two done
 
-    exported = tmp_path / "exported"
+    exported = tmp_path / "tuning-export"
     r = run("export", live, "--to", exported)  # before: exit 2, "a tune-then-test protocol whose test trials ..."
     assert r.exit_code == 0 and "still tuning: its 4 tuning trials" in r.output, r.output
     meta = json.loads((exported / schema.TUNE_DIR / schema.SEARCH_META).read_text())
@@ -73,7 +71,8 @@ def test_a_protocol_stopped_while_tuning_resumes_from_its_export_as_in_place(tmp
     resumed = run("run", path, "--results", copy, "--no-report")
     assert resumed.exit_code == 0, resumed.output
     assert "took the export's 1 search (2 finished suggestions) from optuna.journal into optuna.db" in resumed.output
-    assert run("run", path, "--results", live, "--no-report").exit_code == 0
+    in_place = run("run", path, "--results", live, "--no-report")
+    assert in_place.exit_code == 0, in_place.output
 
     # the copy kept the first search's suggestions as they were run (before: its storage began
     # empty, so the first search was suggested again: new Optuna trials, new start times)
@@ -93,3 +92,4 @@ def test_a_protocol_stopped_while_tuning_resumes_from_its_export_as_in_place(tmp
     assert len(rows[live]) == 8  # 2 arms x 2 test seeds x 2 evaluations (steps 10, 20)
     pd.testing.assert_frame_equal(*(rows[f][cols].sort_values(["trial_id", "step"]).reset_index(drop=True)
                                     for f in (copy, live)), check_like=True)
+    return in_place
