@@ -63,27 +63,29 @@ def _write_tuning(location: str, out: Path) -> dict[str, int]:
     Before, `export` refused such a folder, so hours of tuning could not be committed to resume
     elsewhere, and a fresh machine lost them."""
     (out / schema.TUNE_DIR).mkdir()
-    fs, root = open_location(location)
-    try:  # (a run stopped after its record, before its test trials began, has one)
-        with fs.open_input_stream(posixpath.join(root, schema.PROTOCOL_FILE)) as f:
-            (out / schema.PROTOCOL_FILE).write_bytes(f.read())
-    except FileNotFoundError:
-        pass
+    _copy_files(location, out, [schema.PROTOCOL_FILE])  # (a run stopped after its record, before its test trials)
     searches = subfolder(location, schema.TUNE_DIR)
     tuned = _write_export(None, searches, out / schema.TUNE_DIR, snapshots=False)
     return {"trials": 0, "evaluations": 0, "snapshots": 0, "tuning trials": tuned["trials"], "still tuning": 1,
             "journal": int((out / schema.TUNE_DIR / schema.JOURNAL_FILE).exists())}
 
 
-def _write_export(res, location: str, out: Path, snapshots: bool = True) -> dict[str, int]:
-    """`res`: the folder's tables as read, or None to read them here."""
+def _copy_files(location: str, out: Path, names: list[str]):
+    """The folder's files of these names that exist, copied to `out`; returns (fs, root)."""
     fs, root = open_location(location)
-    for name in (schema.STUDY_FILE, schema.VERSIONS_FILE, schema.SEARCH_FILE, schema.SEARCH_META, schema.PROTOCOL_FILE):
+    for name in names:
         try:
             with fs.open_input_stream(posixpath.join(root, name)) as f:
                 (out / name).write_bytes(f.read())
         except FileNotFoundError:
             continue
+    return fs, root
+
+
+def _write_export(res, location: str, out: Path, snapshots: bool = True) -> dict[str, int]:
+    """`res`: the folder's tables as read, or None to read them here."""
+    fs, root = _copy_files(location, out, [schema.STUDY_FILE, schema.VERSIONS_FILE, schema.SEARCH_FILE,
+                                           schema.SEARCH_META, schema.PROTOCOL_FILE])
     if (out / schema.SEARCH_META).exists():  # the Optuna storage travels with it, named relative to the export
         export_storage(location, out)
         res = None  # the tables read after it: what its journal holds finished has its rows finished too

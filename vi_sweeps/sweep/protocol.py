@@ -21,7 +21,16 @@ from vi_sweeps.study.schema import Search
 from vi_sweeps.sweep.control import Stopped, SweepControl
 from vi_sweeps.sweep.driver import SweepOutcome, check_location, driving, trials_so_far
 from vi_sweeps.sweep.search import _search_cell, cell_name, cells, distributions, fail_stale
-from vi_sweeps.sweep.storage import adopt_journal, begin, check_held, check_storage, export_search, known, storage_url
+from vi_sweeps.sweep.storage import (
+    adopt_journal,
+    begin,
+    cell_study,
+    check_held,
+    check_storage,
+    export_search,
+    known,
+    storage_url,
+)
 
 
 def arm_search(study: Study, arm: str) -> Study:
@@ -32,13 +41,18 @@ def arm_search(study: Study, arm: str) -> Study:
     return dataclasses.replace(study, spec=study.spec.model_copy(update={"search": search}))
 
 
+def first_search(study: Study) -> Study:
+    """The first arm's search: the tuning folder's identity (every arm shares storage and mode)."""
+    return arm_search(study, str(arms(study.spec)[0]))
+
+
 def tune_arms(study: Study, results: str, address: str | None, max_concurrent: int | None, show_progress: bool,
               force: bool, control: SweepControl) -> dict[str, dict]:
     """Every arm-and-cell search to its budget; returns the chosen values by condition key."""
     tune, axis = study.spec.protocol.tune, study.spec.compare.axis
     chosen, budgets = {}, {}
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per created study on the terminal
-    first = arm_search(study, str(arms(study.spec)[0]))  # the folder's identity; every arm shares storage and mode
+    first = first_search(study)
     with driving(first, subfolder(results, schema.TUNE_DIR), address, force, control) as (store, consolidation):
         url, mode = storage_url(first.spec.search, store), first.spec.search.objective.mode
         adopt_journal(store, url)  # a copy of an export goes on from the suggestions it holds
@@ -50,8 +64,7 @@ def tune_arms(study: Study, results: str, address: str | None, max_concurrent: i
             arm = str(labels.get(axis, base.get(axis)))
             searching = arm_search(study, arm)
             name = cell_name(searching, base, labels)
-            ot = optuna.create_study(study_name=name, storage=storage, load_if_exists=True,
-                                     direction="minimize" if mode == "min" else "maximize")
+            ot = cell_study(storage, name, mode)
             done = len(ot.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
             fail_stale(ot, distributions(searching.spec.search), tune.trials - done)
             begin(storage, names, name, store, url, mode)
@@ -85,7 +98,7 @@ def tune_and_freeze(study: Study, results: str, address: str | None = None, max_
     tested = chosen_study(study, results)
     if tested is not None:  # tuned before, at this budget: nothing is searched again (an export resumes too)
         return tested, None
-    check_held(arm_search(study, str(arms(study.spec)[0])).spec.search, subfolder(results, schema.TUNE_DIR))
+    check_held(first_search(study).spec.search, subfolder(results, schema.TUNE_DIR))
     control = SweepControl()
     with control.signals():
         try:

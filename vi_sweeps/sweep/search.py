@@ -33,6 +33,7 @@ from vi_sweeps.sweep.ray_session import ray_failed, run_config, trainable_for
 from vi_sweeps.sweep.storage import (
     adopt_journal,
     begin,
+    cell_study,
     check_held,
     check_storage,
     export_search,
@@ -160,8 +161,7 @@ def _search_cells(study: Study, store: Store, control: SweepControl, consolidati
         if control.should_stop():
             break
         name = cell_name(study, base, labels)
-        ot_study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True,
-                                       direction="minimize" if search.objective.mode == "min" else "maximize")
+        ot_study = cell_study(storage, name, search.objective.mode)
         fail_stale(ot_study, distributions(search), n_trials)
         begin(storage, names, name, store, url, search.objective.mode)
         _, ran = _search_cell(study, store, storage, base, labels, n_trials, max_concurrent,
@@ -190,9 +190,8 @@ def _search_cell(study: Study, store: Store, storage, base: dict, labels: dict, 
     protocol's tuning seeds)."""
     search = study.spec.search
     seeds = list(range(search.seeds_per_trial)) if seeds is None else list(seeds)
-    direction = "minimize" if search.objective.mode == "min" else "maximize"
     name = cell_name(study, base, labels)
-    ot_study = optuna.create_study(study_name=name, storage=storage, direction=direction, load_if_exists=True)
+    ot_study = cell_study(storage, name, search.objective.mode)
     searcher = TaggingOptunaSearch(
         space=distributions(search), metric="objective", mode=search.objective.mode, study_name=name,
         storage=storage, sampler=sampler_for(search, len(ot_study.trials)), base=base, seeds=seeds)

@@ -12,9 +12,9 @@ import yaml
 
 from vi_contract import schema, yamlsafe
 from vi_contract.columns import condition_columns, config, name_of
-from vi_contract.files import LocationError, subfolder
+from vi_contract.files import subfolder
 from vi_contract.lease import lease_pid, pid_alive, read_lease
-from vi_contract.read import load_location
+from vi_contract.read import load_location, still_tuning
 from vi_contract.store import Store
 from vi_contract.tables import setting_values
 from vi_sweeps.study.config import ConfigError
@@ -132,11 +132,7 @@ def tuning_status(location: str, as_json: bool = False) -> str | None:
     """A tune-then-test protocol whose test trials have not started (RESULTS holds its searches
     in RESULTS/tune and no study file yet): each arm-and-cell search's completed suggestions
     against the budget; None for any other folder."""
-    try:
-        store = Store.open(location, create=False)
-        if store.exists(schema.STUDY_FILE) or not store.exists(schema.TUNE_DIR, schema.STUDY_FILE):
-            return None
-    except (LocationError, OSError):  # load_location says what is wrong with the location, in one line
+    if not still_tuning(location):  # (load_location says what is wrong with a location, in one line)
         return None
     tune = subfolder(location, schema.TUNE_DIR)
     trials, _, source, notes = load_location(tune)

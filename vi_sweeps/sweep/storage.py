@@ -146,6 +146,12 @@ def known(store: Store, storage) -> list[str]:
     return [name for name in _meta(store).get("studies") or [] if name in have]
 
 
+def cell_study(storage, name: str, mode: str) -> optuna.Study:
+    """A cell's Optuna study, created the first time (maximised for mode "max")."""
+    return optuna.create_study(study_name=name, storage=storage, load_if_exists=True,
+                               direction="minimize" if mode == "min" else "maximize")
+
+
 def begin(storage, names: list[str], name: str, store: Store, url: str, mode: str) -> None:
     """A cell's search begins (its Optuna study created, its stale suggestions failed and queued
     again): search.json and search.parquet name it with every search before it, so a folder
