@@ -9,6 +9,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
+import pyarrow.parquet as pq
 import seaborn as sns
 
 from analysis.figures import save
@@ -153,6 +154,33 @@ def open_storage(location: str):
     return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
 
 
+def search_table(storage, names: list[str]):
+    """Every Optuna trial of these studies as search.parquet holds them (params_*, value, state,
+    user_attrs_trial_ids joined by commas, datetimes), a pyarrow table with the schema version,
+    or None where no study has a suggestion yet. Needs Optuna: the driver writes it as it
+    searches, and an export writes it again from the journal it carries."""
+    import optuna
+    import pyarrow as pa
+
+    frames = []
+    for name in names:
+        frame = optuna.load_study(study_name=name, storage=storage).trials_dataframe(
+            attrs=("number", "value", "state", "params", "user_attrs", "datetime_start", "datetime_complete"))
+        if frame.empty:  # a search stopped before its first suggestion (Ray failed first): no row, no columns
+            continue
+        frame.insert(0, "search_study", name)
+        if "user_attrs_trial_ids" in frame:
+            frame["user_attrs_trial_ids"] = frame["user_attrs_trial_ids"].map(
+                lambda v: ",".join(v) if isinstance(v, list) else "")
+        frames.append(frame)
+    if not frames:
+        return None
+    frame = pd.concat(frames, ignore_index=True)
+    frame["state"] = frame["state"].astype(str)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    return table.replace_schema_metadata({schema.SCHEMA_KEY: schema.SCHEMA_VERSION.encode()})
+
+
 def space_distributions(study_text: str) -> dict:
     """Optuna's distributions of a study file's `search.space` (as vi_sweeps.sweep.search builds them)."""
     import optuna
@@ -216,6 +244,9 @@ def export_storage(location: str, out: Path) -> str:
         to = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(target)))
         for name in meta["studies"]:
             optuna.copy_study(from_study_name=name, from_storage=source, to_storage=to)
+        table = search_table(to, meta["studies"])  # the table of what the journal holds: a live search may have
+        if table is not None:                      # finished a suggestion since search.parquet was copied
+            pq.write_table(table, out / schema.SEARCH_FILE)
     except Exception:  # noqa: BLE001 - a storage on another machine, gone, or of another Optuna: rebuild
         target.unlink(missing_ok=True)
         search, _ = load_search([str(out)])

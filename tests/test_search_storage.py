@@ -94,3 +94,25 @@ def test_a_folder_whose_searches_are_not_here_is_refused_and_an_exports_journal_
                                      (1, "COMPLETE", {"lam": 0.75}, 0.75), (2, "FAIL", {}, None)]]
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == sorted(
         ["optuna.db", schema.JOURNAL_FILE, schema.SEARCH_META, schema.SEARCH_FILE])  # no temporary file left
+
+
+def test_an_export_of_a_live_search_tables_what_its_journal_holds(tmp_path):
+    import shutil
+
+    from analysis.search import export_storage
+
+    store, storage, url = searched_folder(tmp_path)
+    out = tmp_path / "export"
+    out.mkdir()
+    for name in (schema.SEARCH_META, schema.SEARCH_FILE):  # the export copies the files first ...
+        shutil.copy(store.path(name), out / name)
+    optuna.load_study(study_name="A", storage=storage).add_trial(optuna.trial.create_trial(  # ... a suggestion
+        params={"lam": 2.0}, value=2.0,                                                       # finishes meanwhile
+        distributions={"lam": optuna.distributions.FloatDistribution(0.1, 10, log=True)}))
+    assert export_storage(str(tmp_path / "r"), out) == "copied"
+    table = pd.read_parquet(out / schema.SEARCH_FILE)
+    journal = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / schema.JOURNAL_FILE)))
+    assert len(optuna.load_study(study_name="A", storage=journal).trials) == 2
+    # before: the copied table, A's one row of 0.5, beside a journal of two
+    assert sorted(table.loc[table["search_study"] == "A", "value"]) == [0.5, 2.0]
+    assert sorted(table["search_study"]) == ["A", "A", "B", "B", "B"]

@@ -16,10 +16,9 @@ from contextlib import closing
 from pathlib import Path
 
 import optuna
-import pandas as pd
-import pyarrow as pa
 from optuna.storages.journal import JournalFileBackend
 
+from analysis.search import search_table
 from vi_contract import schema
 from vi_contract.files import LocationError, subfolder
 from vi_contract.store import TEMP_MARK, Store, StoreError
@@ -171,22 +170,9 @@ def export_search(storage, names: list[str], store: Store, url: str, mode: str, 
     computed at the end (`importances`), kept as they were before."""
     if not names:
         return
-    frames = []
-    for name in names:
-        frame = optuna.load_study(study_name=name, storage=storage).trials_dataframe(
-            attrs=("number", "value", "state", "params", "user_attrs", "datetime_start", "datetime_complete"))
-        if frame.empty:  # a search stopped before its first suggestion (Ray failed first): no row, no columns
-            continue
-        frame.insert(0, "search_study", name)
-        if "user_attrs_trial_ids" in frame:
-            frame["user_attrs_trial_ids"] = frame["user_attrs_trial_ids"].map(
-                lambda v: ",".join(v) if isinstance(v, list) else "")
-        frames.append(frame)
-    if frames:  # (none before a first suggestion: search.json alone names the storage)
-        frame = pd.concat(frames, ignore_index=True)
-        frame["state"] = frame["state"].astype(str)
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        store.write_table(schema.SEARCH_FILE, table.replace_schema_metadata({schema.SCHEMA_KEY: schema.SCHEMA_VERSION.encode()}))
+    table = search_table(storage, names)
+    if table is not None:  # (none before a first suggestion: search.json alone names the storage)
+        store.write_table(schema.SEARCH_FILE, table)
     found = {} if importances else {k: v for k, v in (_meta(store).get("importances") or {}).items() if k in names}
     for name in names if importances else ():  # computed here, where Optuna and its storage are, so the report needs neither
         ot_study = optuna.load_study(study_name=name, storage=storage)
