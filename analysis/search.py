@@ -18,6 +18,7 @@ from analysis.tables import metric_keys
 from vi_contract import schema, yamlsafe
 from vi_contract.files import open_location as _open
 from vi_contract.read import read_checked
+from vi_contract.searches import search_table
 
 
 def load_search(locations: list[str]) -> tuple[pd.DataFrame, dict]:
@@ -152,33 +153,6 @@ def open_storage(location: str):
     if not path.is_file():  # JournalFileBackend would create an empty one
         raise FileNotFoundError(f"{path}: the search's Optuna journal is not there")
     return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-
-
-def search_table(storage, names: list[str]):
-    """Every Optuna trial of these studies as search.parquet holds them (params_*, value, state,
-    user_attrs_trial_ids joined by commas, datetimes), a pyarrow table with the schema version,
-    or None where no study has a suggestion yet. Needs Optuna: the driver writes it as it
-    searches, and an export writes it again from the journal it carries."""
-    import optuna
-    import pyarrow as pa
-
-    frames = []
-    for name in names:
-        frame = optuna.load_study(study_name=name, storage=storage).trials_dataframe(
-            attrs=("number", "value", "state", "params", "user_attrs", "datetime_start", "datetime_complete"))
-        if frame.empty:  # a search stopped before its first suggestion (Ray failed first): no row, no columns
-            continue
-        frame.insert(0, "search_study", name)
-        if "user_attrs_trial_ids" in frame:
-            frame["user_attrs_trial_ids"] = frame["user_attrs_trial_ids"].map(
-                lambda v: ",".join(v) if isinstance(v, list) else "")
-        frames.append(frame)
-    if not frames:
-        return None
-    frame = pd.concat(frames, ignore_index=True)
-    frame["state"] = frame["state"].astype(str)
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    return table.replace_schema_metadata({schema.SCHEMA_KEY: schema.SCHEMA_VERSION.encode()})
 
 
 def space_distributions(study_text: str) -> dict:

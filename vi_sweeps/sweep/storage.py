@@ -18,9 +18,9 @@ from pathlib import Path
 import optuna
 from optuna.storages.journal import JournalFileBackend
 
-from analysis.search import search_table
 from vi_contract import schema
 from vi_contract.files import LocationError, subfolder
+from vi_contract.searches import search_table
 from vi_contract.store import TEMP_MARK, Store, StoreError
 from vi_sweeps.study.config import ConfigError
 from vi_sweeps.study.schema import Search
