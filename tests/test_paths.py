@@ -23,8 +23,11 @@ def test_write_problem_names_what_is_in_the_way_and_creates_nothing(tmp_path):
 
 def test_a_report_of_results_on_object_storage_defaults_to_a_local_folder_named_after_them():
     # before: "s3://b/sweeps/a?endpoint_override=127.0.0.1:9000&scheme=http/report", a local path
-    assert report_folder("s3://b/sweeps/a?endpoint_override=127.0.0.1:9000&scheme=http") == "report-a"
-    assert report_folder("gs://b/sweeps/a/") == "report-a" and report_folder("s3://b") == "report-b"
+    assert report_folder("s3://b/sweeps/a?endpoint_override=127.0.0.1:9000&scheme=http") == "report-b-sweeps-a"
+    assert report_folder("gs://b/sweeps/a/") == "report-b-sweeps-a" and report_folder("s3://b") == "report-b"
+    # two sweeps of one name elsewhere: before, one folder "report-a" for both
+    assert report_folder("s3://b/x/a") == "report-b-x-a" != report_folder("s3://b/y/a")
+    assert report_folder("s3://b/run #2/a b") == "report-b-run__2-a_b"
     assert report_folder("results/quickstart") == "results/quickstart/report"
     assert report_folder("file:///abs/sweep") == "/abs/sweep/report"  # a local folder as a URI stays itself
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
+import re
 import time
 from pathlib import Path
 
@@ -48,15 +49,17 @@ def subfolder(location: str, *parts: str) -> str:
 
 def report_folder(location: str) -> str:
     """Where the report of `location` goes when no folder is named: RESULTS/report for a local
-    folder; for results on object storage, whose report is written as local files, report-NAME in
-    the working directory (NAME: the URI's last path part). Before, a local path was made of the
-    URI: `s3:/bucket/sweep?endpoint_override=.../report`."""
+    folder; for results on object storage, whose report is written as local files,
+    report-BUCKET-PATH in the working directory (the URI's bucket and path, parts joined by '-',
+    any other character than letters, digits, '.', '_' and '-' as '_'). Before, a local path was
+    made of the URI (`s3:/bucket/sweep?endpoint_override=.../report`), and then report-NAME of
+    its last part alone, one folder for s3://b/x/sweep and s3://b/y/sweep."""
     if location.startswith("file://"):  # a local folder, written as a URI
         location = location.removeprefix("file://").partition("?")[0]
     if "://" not in location:
         return f"{location}/report"
-    name = location.partition("?")[0].rstrip("/").rsplit("/", 1)[-1]
-    return f"report-{name or 'results'}"
+    parts = [p for p in location.partition("?")[0].split("://", 1)[1].split("/") if p]
+    return "report-" + ("-".join(re.sub(r"[^A-Za-z0-9._-]", "_", p) for p in parts) or "results")
 
 
 class StillChanging(OSError):
