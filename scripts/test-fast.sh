@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python -m pytest -q -p no:cacheprovider -n "${VI_SWEEPS_TEST_WORKERS:-2}" --dist loadfile --durations=15 \
+exec .venv/bin/python -m pytest -q -p no:cacheprovider -n "${VI_SWEEPS_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder --durations=15 \
     -m "not slow" "$@"

@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python -m pytest -q -p no:cacheprovider -n "${VI_SWEEPS_TEST_WORKERS:-2}" --dist loadfile --durations=30 "$@"
+exec .venv/bin/python -m pytest -q -p no:cacheprovider -n "${VI_SWEEPS_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder --durations=30 "$@"

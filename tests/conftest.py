@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 from contextlib import contextmanager
@@ -10,10 +11,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def pytest_collection_modifyitems(items):
     """A test on the module's Ray is slow whether or not it says so, so `-m "not slow"` (the fast
-    tier) never starts one."""
+    tier) never starts one. The files run longest first by their measured seconds
+    (tests/durations.json, scripts/test_durations.py; a file not measured yet first of all), so
+    that two workers given whole files end together (`--no-loadscope-reorder` keeps this order)."""
     for item in items:
         if "local_ray" in getattr(item, "fixturenames", ()) and item.get_closest_marker("slow") is None:
             item.add_marker(pytest.mark.slow)
+    seconds = json.loads((ROOT / "tests" / "durations.json").read_text())
+    items.sort(key=lambda item: -seconds.get(Path(item.path).relative_to(ROOT).as_posix(), float("inf")))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,0 +1,83 @@
+"""The test files' measured durations, for the order in which `scripts/test.sh` hands them out.
+
+pytest-xdist (`--dist loadfile`) gives each worker whole files, in collection order; by default it
+sorts them by how many tests they hold, so files of one or two long end-to-end tests came last
+and one worker ran them alone at the end. tests/conftest.py orders the files by these measured
+seconds instead, longest first (`--no-loadscope-reorder` keeps that order), the classic
+longest-processing-time rule. Refresh after a full run:
+
+    .venv/bin/python -m pytest -n 2 --dist loadfile --junitxml=/tmp/junit.xml
+    .venv/bin/python scripts/test_durations.py /tmp/junit.xml          # rewrites tests/durations.json
+
+`--simulate` prints, from the same file, when each order's last worker would finish (xdist's
+scheduler replayed: a worker takes the next file while two or fewer of its tests are pending).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import heapq
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parents[1] / "tests" / "durations.json"
+
+
+def per_test(junit: str) -> dict[str, list[float]]:
+    """Each test file's tests' seconds (setup, call and teardown), in the order they ran."""
+    files: dict[str, list[float]] = collections.defaultdict(list)
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        files[case.get("classname").replace(".", "/") + ".py"].append(float(case.get("time") or 0))
+    return dict(files)
+
+
+def makespan(order: list[str], tests: dict[str, list[float]], workers: int = 2) -> float:
+    """xdist's LoadScopeScheduling replayed on these durations: each worker starts with one file,
+    takes another whenever two or fewer of its tests are pending, and runs its tests in turn."""
+    queue = collections.deque(order)
+    pending = [collections.deque() for _ in range(workers)]
+
+    def top_up(w):  # xdist's _reschedule: at most one file per finished test
+        if queue and len(pending[w]) <= 2:
+            pending[w].extend(tests[queue.popleft()])
+
+    for w in range(workers):  # the initial assignment, then at least two units each where possible
+        if queue:
+            pending[w].extend(tests[queue.popleft()])
+    for w in range(workers):
+        top_up(w)
+    clock = [(0.0, w) for w in range(workers)]
+    end = 0.0
+    while clock:
+        t, w = heapq.heappop(clock)
+        if not pending[w]:
+            end = max(end, t)
+            continue
+        t += pending[w].popleft()
+        top_up(w)
+        heapq.heappush(clock, (t, w))
+    return end
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("junit", help="a junit XML of a whole run (pytest --junitxml)")
+    ap.add_argument("--simulate", action="store_true", help="print each order's finish instead of writing")
+    args = ap.parse_args()
+    tests = per_test(args.junit)
+    seconds = {f: round(sum(t), 1) for f, t in sorted(tests.items())}
+    if not args.simulate:
+        OUT.write_text(json.dumps(seconds, indent=1) + "\n")
+        print(f"{OUT}: {len(seconds)} files, {sum(seconds.values()):.0f} s in all")
+        return
+    by_count = sorted(sorted(tests), key=lambda f: -len(tests[f]))  # xdist's default (stable sort)
+    longest = sorted(sorted(tests), key=lambda f: -seconds[f])
+    total = sum(seconds.values())
+    for name, order in (("xdist's default (most tests first)", by_count), ("longest first", longest)):
+        print(f"{name}: the last worker finishes at {makespan(order, tests):.0f} s (half the total: {total / 2:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
