@@ -18,7 +18,7 @@ from analysis.tables import metric_keys
 from vi_contract import schema, yamlsafe
 from vi_contract.files import open_location as _open
 from vi_contract.read import read_checked
-from vi_contract.searches import search_table
+from vi_contract.searches import QUEUED, search_table
 
 
 def load_search(locations: list[str]) -> tuple[pd.DataFrame, dict]:
@@ -189,15 +189,30 @@ def rebuild_journal(search: pd.DataFrame, meta: dict, study_text: str, path: Pat
         for row in search[search["search_study"] == name].sort_values("number").itertuples(index=False):
             row = row._asdict()
             state = states[str(row["state"]).removeprefix("TrialState.")]
+            attrs = {k.removeprefix("user_attrs_"): _plain(v) for k, v in row.items()
+                     if k.startswith("user_attrs_") and k != "user_attrs_trial_ids" and not _missing(v)}
+            attrs["trial_ids"] = [i for i in str(row.get("user_attrs_trial_ids") or "").split(",") if i]
+            if state == optuna.trial.TrialState.WAITING and row.get(QUEUED):  # queued again, its values fixed
+                study.enqueue_trial(json.loads(row[QUEUED]), user_attrs=attrs)
+                continue
             params = {k.removeprefix("params_"): v for k, v in row.items() if k.startswith("params_") and v == v}
             trial = optuna.trial.create_trial(
                 state=state, value=row["value"] if state == optuna.trial.TrialState.COMPLETE else None,
-                params=params, distributions={k: distributions[k] for k in params},
-                user_attrs={"trial_ids": [i for i in str(row.get("user_attrs_trial_ids") or "").split(",") if i]})
+                params=params, distributions={k: distributions[k] for k in params}, user_attrs=attrs)
             for attr in ("datetime_start", "datetime_complete"):
                 value = row.get(attr)
                 setattr(trial, attr, None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime())
             study.add_trial(trial)
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _plain(value):
+    """A user attribute as Optuna held it: an integer Parquet widened to float (beside a missing
+    value) is an integer again."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def export_storage(location: str, out: Path) -> str:

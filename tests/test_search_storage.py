@@ -116,3 +116,23 @@ def test_an_export_of_a_live_search_tables_what_its_journal_holds(tmp_path):
     # before: the copied table, A's one row of 0.5, beside a journal of two
     assert sorted(table.loc[table["search_study"] == "A", "value"]) == [0.5, 2.0]
     assert sorted(table["search_study"]) == ["A", "A", "B", "B", "B"]
+
+
+def test_a_queued_suggestion_keeps_its_values_through_a_journal_rebuilt_from_the_table(tmp_path):
+    from analysis.search import rebuild_journal
+    from vi_contract.searches import search_table
+
+    store, storage, url = searched_folder(tmp_path)
+    study = optuna.load_study(study_name="B", storage=storage)
+    study.enqueue_trial({"lam": 3.0}, user_attrs={"resumes": 1})  # as a stale suggestion is queued again
+    table = search_table(storage, ["A", "B"]).to_pandas()
+    text = "search:\n  space:\n    lam: {type: loguniform, low: 0.1, high: 10}\n"
+    rebuild_journal(table, {"studies": ["A", "B"], "mode": "max"}, text, tmp_path / "j.log")
+    journal = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "j.log")))
+    rebuilt = optuna.load_study(study_name="B", storage=journal)
+    queued = rebuilt.trials[-1]
+    # before: a WAITING trial of no values ({}), so the resumed search drew new ones in its place
+    assert queued.state == optuna.trial.TrialState.WAITING and queued.system_attrs["fixed_params"] == {"lam": 3.0}
+    assert queued.user_attrs == {"resumes": 1, "trial_ids": []}  # before: {"trial_ids": []}
+    assert rebuilt.ask().suggest_float("lam", 0.1, 10, log=True) == 3.0  # the queued values come next
+    assert [t.value for t in rebuilt.trials[:2]] == [0.25, 0.75]

@@ -5,10 +5,14 @@ reader of files may lack it."""
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pyarrow as pa
 
 from vi_contract import schema
+
+QUEUED = "queued_params"  # a queued (WAITING) trial's parameters, JSON: Optuna keeps them out of params_*
 
 
 def search_table(storage, names: list[str]):
@@ -20,10 +24,15 @@ def search_table(storage, names: list[str]):
 
     frames = []
     for name in names:
-        frame = optuna.load_study(study_name=name, storage=storage).trials_dataframe(
+        study = optuna.load_study(study_name=name, storage=storage)
+        frame = study.trials_dataframe(
             attrs=("number", "value", "state", "params", "user_attrs", "datetime_start", "datetime_complete"))
         if frame.empty:  # a search stopped before its first suggestion (Ray failed first): no row, no columns
             continue
+        queued = {t.number: json.dumps(t.system_attrs["fixed_params"], sort_keys=True) for t in
+                  study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+                  if t.system_attrs.get("fixed_params")}
+        frame[QUEUED] = frame["number"].map(queued).fillna("")
         frame.insert(0, "search_study", name)
         if "user_attrs_trial_ids" in frame:
             frame["user_attrs_trial_ids"] = frame["user_attrs_trial_ids"].map(
