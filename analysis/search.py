@@ -18,7 +18,7 @@ from analysis.tables import metric_keys
 from vi_contract import schema, yamlsafe
 from vi_contract.files import open_location as _open
 from vi_contract.read import read_checked
-from vi_contract.searches import QUEUED, search_table
+from vi_contract.searches import ATTRS, QUEUED, search_table
 
 
 def load_search(locations: list[str]) -> tuple[pd.DataFrame, dict]:
@@ -186,14 +186,15 @@ def rebuild_journal(search: pd.DataFrame, meta: dict, study_text: str, path: Pat
         search = pd.DataFrame({"search_study": [], "number": []})
     for name in meta["studies"]:
         study = optuna.create_study(study_name=name, storage=storage, direction=direction)
-        for row in search[search["search_study"] == name].sort_values("number").itertuples(index=False):
-            row = row._asdict()
+        for row in search[search["search_study"] == name].sort_values("number").to_dict("records"):
             state = states[str(row["state"]).removeprefix("TrialState.")]
-            attrs = {k.removeprefix("user_attrs_"): _plain(v) for k, v in row.items()
-                     if k.startswith("user_attrs_") and k != "user_attrs_trial_ids" and not _missing(v)}
-            attrs["trial_ids"] = [i for i in str(row.get("user_attrs_trial_ids") or "").split(",") if i]
-            if state == optuna.trial.TrialState.WAITING and row.get(QUEUED):  # queued again, its values fixed
-                study.enqueue_trial(json.loads(row[QUEUED]), user_attrs=attrs)
+            if isinstance(row.get(ATTRS), str) and row[ATTRS]:
+                attrs = json.loads(row[ATTRS])
+            else:  # a table written before attrs_json: the trial ids alone
+                attrs = {"trial_ids": [i for i in str(row.get("user_attrs_trial_ids") or "").split(",") if i]}
+            queued = row.get(QUEUED)
+            if state == optuna.trial.TrialState.WAITING and isinstance(queued, str) and queued:
+                study.enqueue_trial(json.loads(queued), user_attrs=attrs)  # queued again, its values fixed
                 continue
             params = {k.removeprefix("params_"): v for k, v in row.items() if k.startswith("params_") and v == v}
             trial = optuna.trial.create_trial(
@@ -203,16 +204,6 @@ def rebuild_journal(search: pd.DataFrame, meta: dict, study_text: str, path: Pat
                 value = row.get(attr)
                 setattr(trial, attr, None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime())
             study.add_trial(trial)
-
-
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and value != value)
-
-
-def _plain(value):
-    """A user attribute as Optuna held it: an integer Parquet widened to float (beside a missing
-    value) is an integer again."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def export_storage(location: str, out: Path) -> str:
@@ -233,14 +224,15 @@ def export_storage(location: str, out: Path) -> str:
         to = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(target)))
         for name in meta["studies"]:
             optuna.copy_study(from_study_name=name, from_storage=source, to_storage=to)
-        table = search_table(to, meta["studies"])  # the table of what the journal holds: a live search may have
-        if table is not None:                      # finished a suggestion since search.parquet was copied
-            pq.write_table(table, out / schema.SEARCH_FILE)
     except Exception:  # noqa: BLE001 - a storage on another machine, gone, or of another Optuna: rebuild
         target.unlink(missing_ok=True)
         search, _ = load_search([str(out)])
         rebuild_journal(search, meta, (out / schema.STUDY_FILE).read_text(), target)
         how = "rebuilt from search.parquet"
+    else:  # the table of what the journal holds: a live search may have finished a suggestion since
+        table = search_table(to, meta["studies"])  # search.parquet was copied
+        if table is not None:
+            pq.write_table(table, out / schema.SEARCH_FILE)
     meta.setdefault("storage_as_run", meta["storage"])
     meta.update(storage=schema.JOURNAL_FILE, storage_made=how)
     (out / schema.SEARCH_META).write_text(json.dumps(meta))

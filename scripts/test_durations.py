@@ -34,12 +34,14 @@ def per_test(junit: str) -> dict[str, list[float]]:
 
 
 def makespan(order: list[str], tests: dict[str, list[float]], workers: int = 2) -> float:
-    """xdist's LoadScopeScheduling replayed on these durations: each worker starts with one file,
-    takes another whenever two or fewer of its tests are pending, and runs its tests in turn."""
+    """xdist's LoadScopeScheduling replayed on these durations: each worker starts with one file
+    (then a second while two or fewer of its tests are pending), runs its tests in turn, and as
+    each test ends takes one more file while two or fewer are pending, the one that starts next
+    among them (xdist's _reschedule, on each finished test)."""
     queue = collections.deque(order)
     pending = [collections.deque() for _ in range(workers)]
 
-    def top_up(w):  # xdist's _reschedule: at most one file per finished test
+    def top_up(w):
         if queue and len(pending[w]) <= 2:
             pending[w].extend(tests[queue.popleft()])
 
@@ -48,16 +50,16 @@ def makespan(order: list[str], tests: dict[str, list[float]], workers: int = 2) 
             pending[w].extend(tests[queue.popleft()])
     for w in range(workers):
         top_up(w)
-    clock = [(0.0, w) for w in range(workers)]
+    clock = [(pending[w][0], w) for w in range(workers) if pending[w]]  # when each one's running test ends
+    heapq.heapify(clock)
     end = 0.0
     while clock:
         t, w = heapq.heappop(clock)
-        if not pending[w]:
-            end = max(end, t)
-            continue
-        t += pending[w].popleft()
-        top_up(w)
-        heapq.heappush(clock, (t, w))
+        pending[w].popleft()  # the test that ended is complete ...
+        top_up(w)             # ... then the scheduler looks at what is left
+        if pending[w]:
+            heapq.heappush(clock, (t + pending[w][0], w))
+        end = max(end, t)
     return end
 
 

@@ -18,7 +18,7 @@ def pytest_collection_modifyitems(items):
         if "local_ray" in getattr(item, "fixturenames", ()) and item.get_closest_marker("slow") is None:
             item.add_marker(pytest.mark.slow)
     seconds = json.loads((ROOT / "tests" / "durations.json").read_text())
-    items.sort(key=lambda item: -seconds.get(Path(item.path).relative_to(ROOT).as_posix(), float("inf")))
+    items.sort(key=lambda item: -seconds.get(item.nodeid.split("::")[0], float("inf")))  # (a path from rootdir)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -2,6 +2,7 @@
 for every command that writes one (issue 20)."""
 
 import os
+import re
 
 import pytest
 
@@ -23,11 +24,16 @@ def test_write_problem_names_what_is_in_the_way_and_creates_nothing(tmp_path):
 
 def test_a_report_of_results_on_object_storage_defaults_to_a_local_folder_named_after_them():
     # before: "s3://b/sweeps/a?endpoint_override=127.0.0.1:9000&scheme=http/report", a local path
-    assert report_folder("s3://b/sweeps/a?endpoint_override=127.0.0.1:9000&scheme=http") == "report-b-sweeps-a"
-    assert report_folder("gs://b/sweeps/a/") == "report-b-sweeps-a" and report_folder("s3://b") == "report-b"
-    # two sweeps of one name elsewhere: before, one folder "report-a" for both
-    assert report_folder("s3://b/x/a") == "report-b-x-a" != report_folder("s3://b/y/a")
-    assert report_folder("s3://b/run #2/a b") == "report-b-run__2-a_b"
+    name = report_folder("s3://b/sweeps/a?endpoint_override=127.0.0.1:9000&scheme=http")
+    assert re.fullmatch(r"report-b-sweeps-a-[0-9a-f]{8}", name)
+    assert report_folder("gs://b/sweeps/a/").startswith("report-b-sweeps-a-") and report_folder("s3://b")[:9] == "report-b-"
+    # no two URIs share a folder: before, "report-a" for the first pair (the last part alone),
+    # then "report-b-x-y" for the second (parts joined)
+    for one, other in (("s3://b/x/a", "s3://b/y/a"), ("s3://b/x-y", "s3://b/x/y"), ("s3://b/x y", "s3://b/x_y"),
+                       ("gs://b/a", "s3://b/a"), ("s3://b/a?endpoint_override=h1", "s3://b/a?endpoint_override=h2")):
+        assert report_folder(one) != report_folder(other)
+    assert report_folder("s3://b/run #2/a b").startswith("report-b-run__2-a_b-")
+    assert len(report_folder("s3://b/" + "x" * 300)) == len("report-") + 80 + 9  # a file name, not ENAMETOOLONG
     assert report_folder("results/quickstart") == "results/quickstart/report"
     assert report_folder("file:///abs/sweep") == "/abs/sweep/report"  # a local folder as a URI stays itself
 

@@ -17,6 +17,7 @@ from analysis.load import load_results
 from tests.conftest import ROOT
 from tests.helpers import SMALL_PROTOCOL, session_gone, wait_for
 from vi_contract import schema
+from vi_contract.files import report_folder
 from vi_contract.store import Store
 from vi_contract.tables import finished_ids
 
@@ -104,9 +105,9 @@ def test_a_sweep_on_s3_is_killed_resumes_with_every_trial_once_and_reports(s3_se
     report = subprocess.run([sys.executable, "-m", "vi_sweeps.cli", "report", results], cwd=tmp_path,
                             env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
     assert report.returncode == 0, report.stderr[-2000:]
-    assert f"report: {tmp_path / 'report-vi-sweeps-test-sweeps-a' / 'report.html'}" in report.stdout and not (tmp_path / "s3:").exists()
-    text = (tmp_path / "report-vi-sweeps-test-sweeps-a" / "REPORT.md").read_text()
-    assert "8 trials (8 finished)" in text and (tmp_path / "report-vi-sweeps-test-sweeps-a" / "samples-gan-ring8.png").stat().st_size > 5000
+    assert f"report: {tmp_path / report_folder(results) / 'report.html'}" in report.stdout and not (tmp_path / "s3:").exists()
+    text = (tmp_path / report_folder(results) / "REPORT.md").read_text()
+    assert "8 trials (8 finished)" in text and (tmp_path / report_folder(results) / "samples-gan-ring8.png").stat().st_size > 5000
 
 
 def test_a_reader_of_a_missing_s3_prefix_exits_2_and_creates_nothing(s3_server, monkeypatch):

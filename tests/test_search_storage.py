@@ -133,6 +133,29 @@ def test_a_queued_suggestion_keeps_its_values_through_a_journal_rebuilt_from_the
     queued = rebuilt.trials[-1]
     # before: a WAITING trial of no values ({}), so the resumed search drew new ones in its place
     assert queued.state == optuna.trial.TrialState.WAITING and queued.system_attrs["fixed_params"] == {"lam": 3.0}
-    assert queued.user_attrs == {"resumes": 1, "trial_ids": []}  # before: {"trial_ids": []}
+    assert queued.user_attrs == {"resumes": 1}  # as queued; before: {"trial_ids": []}, its resumes lost
     assert rebuilt.ask().suggest_float("lam", 0.1, 10, log=True) == 3.0  # the queued values come next
     assert [t.value for t in rebuilt.trials[:2]] == [0.25, 0.75]
+
+
+def test_the_table_of_a_search_with_nothing_queued_raises_no_warning_and_keeps_every_attribute(tmp_path):
+    import warnings
+
+    from analysis.search import rebuild_journal
+    from vi_contract.searches import search_table
+
+    store, storage, url = searched_folder(tmp_path)
+    study = optuna.create_study(study_name="C", storage=storage, direction="maximize")
+    study.add_trial(optuna.trial.create_trial(  # a list, and a float that is whole
+        params={"lam": 1.0}, value=1.0, user_attrs={"lrs": [0.1, 0.2], "weight": 2.0, "trial_ids": ["t1", "t2"]},
+        distributions={"lam": optuna.distributions.FloatDistribution(0.1, 10, log=True)}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # before: fillna("") on a float column, a Pandas4Warning
+        table = search_table(storage, ["A", "B", "C"]).to_pandas()
+    assert set(table["queued_params"]) == {""}
+    assert table.loc[table["search_study"] == "C", "user_attrs_trial_ids"].tolist() == ["t1,t2"]  # for readers
+    text = "search:\n  space:\n    lam: {type: loguniform, low: 0.1, high: 10}\n"
+    rebuild_journal(table, {"studies": ["A", "B", "C"], "mode": "max"}, text, tmp_path / "j.log")
+    journal = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "j.log")))
+    attrs = optuna.load_study(study_name="C", storage=journal).trials[0].user_attrs
+    assert attrs == {"lrs": [0.1, 0.2], "weight": 2.0, "trial_ids": ["t1", "t2"]} and isinstance(attrs["weight"], float)

@@ -6,6 +6,7 @@ earns (a full disk is the machine's fault, not the user's)."""
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import posixpath
 import re
@@ -50,16 +51,19 @@ def subfolder(location: str, *parts: str) -> str:
 def report_folder(location: str) -> str:
     """Where the report of `location` goes when no folder is named: RESULTS/report for a local
     folder; for results on object storage, whose report is written as local files,
-    report-BUCKET-PATH in the working directory (the URI's bucket and path, parts joined by '-',
-    any other character than letters, digits, '.', '_' and '-' as '_'). Before, a local path was
-    made of the URI (`s3:/bucket/sweep?endpoint_override=.../report`), and then report-NAME of
-    its last part alone, one folder for s3://b/x/sweep and s3://b/y/sweep."""
+    report-BUCKET-PATH-HASH in the working directory (the URI's bucket and path joined by '-', any
+    other character than letters, digits, '.', '_' and '-' as '_', at most 80 characters, and 8 hex
+    digits of the whole URI's SHA-256, so that no two URIs share a folder: s3://b/x-y and
+    s3://b/x/y, gs:// and s3://, two endpoints). Before, a local path was made of the URI
+    (`s3:/bucket/sweep?endpoint_override=.../report`), and then report-NAME of its last part
+    alone, one folder for s3://b/x/sweep and s3://b/y/sweep."""
     if location.startswith("file://"):  # a local folder, written as a URI
         location = location.removeprefix("file://").partition("?")[0]
     if "://" not in location:
         return f"{location}/report"
     parts = [p for p in location.partition("?")[0].split("://", 1)[1].split("/") if p]
-    return "report-" + ("-".join(re.sub(r"[^A-Za-z0-9._-]", "_", p) for p in parts) or "results")
+    readable = "-".join(re.sub(r"[^A-Za-z0-9._-]", "_", p) for p in parts)[:80] or "results"
+    return f"report-{readable}-{hashlib.sha256(location.encode()).hexdigest()[:8]}"
 
 
 class StillChanging(OSError):

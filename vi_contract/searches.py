@@ -13,11 +13,13 @@ import pyarrow as pa
 from vi_contract import schema
 
 QUEUED = "queued_params"  # a queued (WAITING) trial's parameters, JSON: Optuna keeps them out of params_*
+ATTRS = "attrs_json"  # every user attribute as Optuna holds it (the user_attrs_* columns are for reading)
 
 
 def search_table(storage, names: list[str]):
     """Every Optuna trial of these studies as search.parquet holds them (params_*, value, state,
-    user_attrs_trial_ids joined by commas, datetimes), a pyarrow table with the schema version,
+    user_attrs_* with the trial ids joined by commas, datetimes, and QUEUED and ATTRS as JSON for
+    a journal rebuilt from the table), a pyarrow table with the schema version,
     or None where no study has a suggestion yet. Needs Optuna: the driver writes it as it
     searches, and an export writes it again from the journal it carries."""
     import optuna
@@ -32,7 +34,9 @@ def search_table(storage, names: list[str]):
         queued = {t.number: json.dumps(t.system_attrs["fixed_params"], sort_keys=True) for t in
                   study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
                   if t.system_attrs.get("fixed_params")}
-        frame[QUEUED] = frame["number"].map(queued).fillna("")
+        frame[QUEUED] = [queued.get(n, "") for n in frame["number"]]
+        attrs = {t.number: json.dumps(t.user_attrs, sort_keys=True) for t in study.get_trials(deepcopy=False)}
+        frame[ATTRS] = [attrs.get(n, "{}") for n in frame["number"]]
         frame.insert(0, "search_study", name)
         if "user_attrs_trial_ids" in frame:
             frame["user_attrs_trial_ids"] = frame["user_attrs_trial_ids"].map(
