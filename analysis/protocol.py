@@ -18,6 +18,7 @@ from vi_contract import schema, yamlsafe
 from vi_contract.endpoints import tuned_metric
 from vi_contract.files import open_location, subfolder
 from vi_contract.read import ResultsError
+from vi_contract.tables import pack_hours
 
 
 def read_protocol(location: str) -> dict | None:
@@ -98,18 +99,6 @@ def history_figure(record: dict, search: pd.DataFrame, score: str = "the score")
     fig.suptitle(textwrap.fill("Tuning history: each arm's best score so far (every arm the same number of suggestions)",
                                int(fig.get_figwidth() * 11)), fontsize=10)
     return fig
-
-
-def pack_hours(trials: pd.DataFrame) -> tuple[float, int]:
-    """(hours, packs): the sum of the packs' training wall times (a pack is one Ray trial with the
-    study's resources; its members share its wall time, kept across resumes), every pack that
-    trained counted, finished or not."""
-    if not len(trials):
-        return 0.0, 0
-    pack = trials["pack_id"].fillna(trials["trial_id"]) if "pack_id" in trials else trials["trial_id"]
-    wall = trials["wall_s"] if "wall_s" in trials else pd.Series(float("nan"), index=trials.index)
-    packs = wall.groupby(pack).max()
-    return float(packs.fillna(0).sum() / 3600), len(packs)
 
 
 def compute_text(tune: str, test: pd.DataFrame) -> str:

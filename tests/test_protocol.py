@@ -1,6 +1,8 @@
 """A tune-then-test protocol (issue 38): every arm tuned with the same budget on seeds disjoint
 from the test seeds; a study that breaks either is refused in one line."""
 
+import re
+
 import pytest
 
 from vi_sweeps.study.config import ConfigError
@@ -219,6 +221,7 @@ def exported_and_tuning(tmp_path, results, path, chosen):
     assert status.exit_code == 0, status.output  # before: "trials.parquet: missing; run `vi-sweep run`"
     assert "a tune-then-test protocol, tuning; no driver" in status.output
     assert "searches: 1/2 at their budget of 2 suggestions (2 tuning seeds each); 3/4 suggestions done" in status.output
+    assert re.search(r"\ncompute: \d+\.\d\d pack-hours so far .*; about \d+\.\d more for the suggestions left", status.output)
     assert "sequential" not in run("status", tuning / "tune").output
     for command in (["claims", tuning], ["claims", tuning / "tune"], ["report", tuning, "--out", tmp_path / "rep"]):
         r = run(*command)
@@ -244,7 +247,7 @@ def test_test_seeds_may_come_in_interims():
 def test_pack_hours_count_each_pack_once_and_a_trial_without_one_alone():
     import pandas as pd
 
-    from analysis.protocol import pack_hours
+    from vi_contract.tables import pack_hours
 
     trials = pd.DataFrame({"trial_id": ["a", "b", "c", "d"], "pack_id": ["p", "p", None, "q"],
                            "wall_s": [3600.0, 3600.0, 1800.0, float("nan")]})
@@ -252,3 +255,24 @@ def test_pack_hours_count_each_pack_once_and_a_trial_without_one_alone():
     assert pack_hours(trials.iloc[:0]) == (0.0, 0)
     assert pack_hours(trials.drop(columns="pack_id")) == (2.5, 4)  # old tables: each trial its own pack
     assert pack_hours(trials.drop(columns="wall_s")) == (0.0, 3)
+
+
+def test_the_tuning_estimate_takes_each_searchs_own_mean_then_its_cells_then_its_regimes():
+    import pandas as pd
+
+    from vi_sweeps.sweep.status import tuning_hours
+
+    keys = ["dataset", "regime", "stabiliser"]
+    packs = [("ring8", "5x5", "none", "p1", 600.0), ("ring8", "5x5", "none", "p2", 1200.0),
+             ("ring8", "5x5", "anchor", "p3", 1800.0), ("ring8", "1x1", "none", "p4", 100.0)]
+    rows = [(d, r, s, p, w, "finished", f"{p}-{m}") for d, r, s, p, w in packs for m in (0, 1)]  # two seeds a pack
+    rows.append(("ring8", "1x1", "none", "p5", 50.0, "running", "p5-0"))
+    trials = pd.DataFrame(rows, columns=[*keys, "pack_id", "wall_s", "status", "trial_id"])
+    searches = pd.DataFrame([("ring8", "5x5", "none", 2), ("ring8", "5x5", "anchor", 1), ("ring8", "1x1", "none", 1),
+                             ("ring8", "1x1", "anchor", 0), ("grid25", "5x5", "none", 0), ("grid25", "1x1", "anchor", 0)],
+                            columns=[*keys, "done"])
+    spent, left = tuning_hours(trials, searches, keys, "stabiliser", budget=4)
+    assert spent == pytest.approx(3750 / 3600)  # every pack that trained, once, the running one too
+    # own means 900, 1800, 100; ring8 1x1 anchor its cell's (100); grid25 its regime's (1200, 100)
+    assert left == pytest.approx((2 * 900 + 3 * 1800 + 3 * 100 + 4 * 100 + 4 * 1200 + 4 * 100) / 3600)
+    assert tuning_hours(trials[trials["status"] == "running"], searches, keys, "stabiliser", 4) == (50 / 3600, None)

@@ -16,7 +16,7 @@ from vi_contract.files import subfolder
 from vi_contract.lease import lease_pid, pid_alive, read_lease
 from vi_contract.read import load_location, still_tuning
 from vi_contract.store import Store
-from vi_contract.tables import setting_values
+from vi_contract.tables import pack_hours, setting_values
 from vi_sweeps.study.config import ConfigError
 from vi_sweeps.study.load import load_study_as_run
 from vi_sweeps.study.protocol import chosen_values, frozen
@@ -154,6 +154,8 @@ def tuning_status(location: str, as_json: bool = False) -> str | None:
         searches = searches.merge(done.reset_index(), how="left").merge(open_.rename("running").reset_index(), how="left")
     searches = searches.reindex(columns=[*keys, "done", "running"]).fillna({"done": 0, "running": 0})
     searches["done"] = searches["done"].clip(upper=budget).astype(int)
+    arm = next((k for k in keys if name_of(k) == study.spec.compare.axis), None)
+    spent, left = tuning_hours(trials, searches, keys, arm, budget)
     # a search at its budget runs nothing: a suggestion still marked running there was abandoned by a stopped driver
     searches["running"] = searches["running"].where(searches["done"] < budget, 0).astype(int)
     if driver is None:
@@ -162,7 +164,8 @@ def tuning_status(location: str, as_json: bool = False) -> str | None:
     at_budget = int((searches["done"] >= budget).sum())
     summary = {"location": location, "study": study.name, "phase": "tuning", "budget": budget, "tuning_seeds": seeds,
                "searches": len(searches), "at_budget": at_budget, "suggestions_done": int(searches["done"].sum()),
-               "driver": {k: driver.get(k) for k in ("host", "pid")} if driver else None, "notes": notes}
+               "driver": {k: driver.get(k) for k in ("host", "pid")} if driver else None, "notes": notes,
+               "pack_hours": round(spent, 3), "pack_hours_left_estimate": None if left is None else round(left, 3)}
     if as_json:
         return json.dumps({**summary, "per_search": json.loads(searches.to_json(orient="records"))}, indent=1)
     by = f"driver {driver.get('host')}:{driver.get('pid')}" if driver else \
@@ -171,8 +174,37 @@ def tuning_status(location: str, as_json: bool = False) -> str | None:
              f"searches: {at_budget}/{len(searches)} at their budget of {budget} suggestions ({seeds} tuning seeds "
              f"each); {summary['suggestions_done']}/{budget * len(searches)} suggestions done. The test trials start "
              f"when every search is at its budget ({tune} holds the searches)",
+             f"compute: {spent:.2f} pack-hours so far (the packs' training wall times, each one Ray trial with the "
+             "study's resources)" + ("" if left is None else
+                                     f"; about {left:.1f} more for the suggestions left, at the mean of each search's "
+                                     "finished ones (its cell's where it has none)"),
              "per search (an arm in a cell):", searches.to_string(index=False)]
     return "\n".join(lines + [f"note: {n}" for n in notes])
+
+
+def tuning_hours(trials: pd.DataFrame, searches: pd.DataFrame, keys: list[str], arm: str | None,
+                 budget: int) -> tuple[float, float | None]:
+    """(pack-hours spent, pack-hours left or None before any suggestion finished): every pack that
+    trained (pack_hours), and each search's suggestions still to run at the mean wall time of its
+    own finished ones, else of its cell's (the other arms; `arm`, the compare axis' column), else
+    of the searches that share the cell's later keys (the study's axes, such as a regime, before
+    the model and data set: the keys dropped from the front), else of all. A suggestion still
+    running counts whole: an estimate, on the generous side."""
+    spent, _ = pack_hours(trials)
+    done = trials[trials["status"].isin(schema.FINISHED)] if len(trials) else trials
+    walls = done.groupby([*keys, "pack_id"], dropna=False)["wall_s"].max().dropna() if len(done) else pd.Series()
+    if not len(walls):
+        return spent, None
+    cells = [k for k in keys if k != arm]
+    levels = [keys, *(cells[i:] for i in range(len(cells)))]  # the last, cells[-1:], is the cell's last key alone
+    means = [{k if isinstance(k, tuple) else (k,): v for k, v in walls.groupby(level=by).mean().items()}
+             for by in levels]
+    left = 0.0
+    for row in searches.to_dict("records"):
+        mean = next((m[key] for by, m in zip(levels, means, strict=True)
+                     if (key := tuple(row[k] for k in by)) in m), walls.mean())
+        left += max(budget - int(row["done"]), 0) * mean
+    return spent, left / 3600
 
 
 COUNTS = ("trials", "done", "running", "errors", "interrupted")  # the per-condition counts beside the axes
