@@ -263,16 +263,38 @@ def test_the_tuning_estimate_takes_each_searchs_own_mean_then_its_cells_then_its
     from vi_sweeps.sweep.status import tuning_hours
 
     keys = ["dataset", "regime", "stabiliser"]
-    packs = [("ring8", "5x5", "none", "p1", 600.0), ("ring8", "5x5", "none", "p2", 1200.0),
-             ("ring8", "5x5", "anchor", "p3", 1800.0), ("ring8", "1x1", "none", "p4", 100.0)]
-    rows = [(d, r, s, p, w, "finished", f"{p}-{m}") for d, r, s, p, w in packs for m in (0, 1)]  # two seeds a pack
-    rows.append(("ring8", "1x1", "none", "p5", 50.0, "running", "p5-0"))
+    packs = [("ring8", "5x5", "none", "p1", (500.0, 600.0)), ("ring8", "5x5", "none", "p2", (1200.0, 1200.0)),
+             ("ring8", "5x5", "anchor", "p3", (1800.0, 1800.0)), ("ring8", "1x1", "none", "p4", (100.0, 100.0)),
+             ("grid25", "5x5", "none", "p5", (3000.0, 3000.0)), ("ring8", None, "none", "p7", (3600.0, 3600.0))]
+    rows = [(d, r, s, p, w, "finished", f"{p}-{m}") for d, r, s, p, walls in packs for m, w in enumerate(walls)]
+    rows += [("ring8", "1x1", "anchor", "p6", 10.0, "diverged", "p6-0"),  # a suggestion half done: no mean of it
+             ("ring8", "1x1", "anchor", "p6", 5.0, "running", "p6-1")]
     trials = pd.DataFrame(rows, columns=[*keys, "pack_id", "wall_s", "status", "trial_id"])
     searches = pd.DataFrame([("ring8", "5x5", "none", 2), ("ring8", "5x5", "anchor", 1), ("ring8", "1x1", "none", 1),
-                             ("ring8", "1x1", "anchor", 0), ("grid25", "5x5", "none", 0), ("grid25", "1x1", "anchor", 0)],
+                             ("ring8", "1x1", "anchor", 0), ("grid25", "5x5", "none", 1), ("grid25", "5x5", "anchor", 0),
+                             ("grid25", "1x1", "anchor", 0), ("ring8", None, "none", 1), ("digits", "3x3", "none", 0)],
                             columns=[*keys, "done"])
-    spent, left = tuning_hours(trials, searches, keys, "stabiliser", budget=4)
-    assert spent == pytest.approx(3750 / 3600)  # every pack that trained, once, the running one too
-    # own means 900, 1800, 100; ring8 1x1 anchor its cell's (100); grid25 its regime's (1200, 100)
-    assert left == pytest.approx((2 * 900 + 3 * 1800 + 3 * 100 + 4 * 100 + 4 * 1200 + 4 * 100) / 3600)
-    assert tuning_hours(trials[trials["status"] == "running"], searches, keys, "stabiliser", 4) == (50 / 3600, None)
+    spent, left, levels = tuning_hours(trials, searches, keys, "stabiliser", budget=4, seeds=2)
+    assert spent == pytest.approx(10310 / 3600)  # every pack that trained, once (its longest member), p6 too
+    # own: 900 (p1's 600 and p2), 1800, 100, 3000, 3600 (a setting of None matches itself); cell:
+    # ring8/1x1 100 (p6 is not whole), grid25/5x5 3000 (its regime's would be 1650); regime: 1x1 100;
+    # nothing shared: every whole pack's mean, 10,300 / 6
+    assert left == pytest.approx((2 * 900 + 3 * 1800 + 3 * 100 + 4 * 100 + 3 * 3000 + 4 * 3000 + 4 * 100 + 3 * 3600
+                                  + 4 * 10300 / 6) / 3600)
+    assert list(levels.values()) == [5, 2, 1, 1]
+    running = trials[trials["status"] == "running"]
+    assert tuning_hours(running, searches, keys, "stabiliser", 4, 2) == (5 / 3600, None, {})
+    # trials of no pack id are packs of their own (before: one pack of all of them, 3,600 s)
+    old = pd.DataFrame({"dataset": ["ring8"] * 2, "pack_id": [None, None], "wall_s": [3600.0, 0.0],
+                        "status": ["finished"] * 2, "trial_id": ["a", "b"]})
+    assert tuning_hours(old, pd.DataFrame({"dataset": ["ring8"], "done": [2]}), ["dataset"], None, 3, 1)[1] == 0.5
+
+
+def test_an_errored_trial_keeps_the_time_it_trained():
+    from vi_contract.tables import build_tables, pack_hours, trial_table
+
+    settings, rows = {"trial_id": "t1", "lam": 1.0}, [{"step": 10, "wall_s": 3600.0, "collapsed": False, "diverged": False}]
+    blob = {"config": settings, "labels": {}, "study": "s", "error": "boom", "pack_id": "p", "search_trial": None}
+    trials, _ = build_tables([trial_table(settings, {}, rows, "running", "s", pack="p")], [blob])
+    assert trials["status"].tolist() == ["error"] and trials["steps_done"].tolist() == [10]
+    assert trials["wall_s"].tolist() == [3600.0] and pack_hours(trials) == (1.0, 1)  # before: NaN, (0.0, 1)

@@ -181,9 +181,11 @@ def build_tables(tables: list[pa.Table], errors: list[dict]) -> tuple[pd.DataFra
         if tid in done:
             continue
         steps = trials.loc[trials["trial_id"] == tid, "steps_done"]
+        wall = trials.loc[trials["trial_id"] == tid, "wall_s"] if "wall_s" in trials else steps.iloc[:0]
         errored.append({**setting_values(blob["config"], blob["labels"]), "trial_id": tid, "study": blob["study"],
                         "status": "error", "error": blob["error"], "search_trial": _search_trial(blob.get("search_trial")),
                         "pack_id": blob.get("pack_id"), "steps_done": int(steps.iloc[0]) if len(steps) else 0,
+                        "wall_s": float(wall.iloc[0]) if len(wall) else float("nan"),  # the time it trained: compute spent
                         "collapsed": False, "diverged": False})
     if errored:
         frame = pd.DataFrame(errored)

@@ -155,7 +155,7 @@ def tuning_status(location: str, as_json: bool = False) -> str | None:
     searches = searches.reindex(columns=[*keys, "done", "running"]).fillna({"done": 0, "running": 0})
     searches["done"] = searches["done"].clip(upper=budget).astype(int)
     arm = next((k for k in keys if name_of(k) == study.spec.compare.axis), None)
-    spent, left = tuning_hours(trials, searches, keys, arm, budget)
+    spent, left, levels = tuning_hours(trials, searches, keys, arm, budget, seeds)
     # a search at its budget runs nothing: a suggestion still marked running there was abandoned by a stopped driver
     searches["running"] = searches["running"].where(searches["done"] < budget, 0).astype(int)
     if driver is None:
@@ -165,7 +165,8 @@ def tuning_status(location: str, as_json: bool = False) -> str | None:
     summary = {"location": location, "study": study.name, "phase": "tuning", "budget": budget, "tuning_seeds": seeds,
                "searches": len(searches), "at_budget": at_budget, "suggestions_done": int(searches["done"].sum()),
                "driver": {k: driver.get(k) for k in ("host", "pid")} if driver else None, "notes": notes,
-               "pack_hours": round(spent, 3), "pack_hours_left_estimate": None if left is None else round(left, 3)}
+               "pack_hours": round(spent, 3), "pack_hours_left_estimate": None if left is None else round(left, 3),
+               "estimated_from": levels}
     if as_json:
         return json.dumps({**summary, "per_search": json.loads(searches.to_json(orient="records"))}, indent=1)
     by = f"driver {driver.get('host')}:{driver.get('pid')}" if driver else \
@@ -174,37 +175,46 @@ def tuning_status(location: str, as_json: bool = False) -> str | None:
              f"searches: {at_budget}/{len(searches)} at their budget of {budget} suggestions ({seeds} tuning seeds "
              f"each); {summary['suggestions_done']}/{budget * len(searches)} suggestions done. The test trials start "
              f"when every search is at its budget ({tune} holds the searches)",
-             f"compute: {spent:.2f} pack-hours so far (the packs' training wall times, each one Ray trial with the "
-             "study's resources)" + ("" if left is None else
-                                     f"; about {left:.1f} more for the suggestions left, at the mean of each search's "
-                                     "finished ones (its cell's where it has none)"),
+              f"compute: at least {spent:.2f} pack-hours so far (the packs' training wall times, each one Ray trial "
+             "with the study's resources)" + ("" if left is None else
+                                     f"; about {left:.1f} more for the suggestions left, each search's at the mean "
+                                     "finished suggestion of " + ", ".join(f"{lv} ({n})" for lv, n in levels.items() if n)),
              "per search (an arm in a cell):", searches.to_string(index=False)]
     return "\n".join(lines + [f"note: {n}" for n in notes])
 
 
-def tuning_hours(trials: pd.DataFrame, searches: pd.DataFrame, keys: list[str], arm: str | None,
-                 budget: int) -> tuple[float, float | None]:
-    """(pack-hours spent, pack-hours left or None before any suggestion finished): every pack that
-    trained (pack_hours), and each search's suggestions still to run at the mean wall time of its
-    own finished ones, else of its cell's (the other arms; `arm`, the compare axis' column), else
-    of the searches that share the cell's later keys (the study's axes, such as a regime, before
-    the model and data set: the keys dropped from the front), else of all. A suggestion still
-    running counts whole: an estimate, on the generous side."""
+LEVELS = ("its own", "its cell's", "its later keys' (a regime's)", "every search's")  # where an estimate came from
+
+
+def tuning_hours(trials: pd.DataFrame, searches: pd.DataFrame, keys: list[str], arm: str | None, budget: int,
+                 seeds: int) -> tuple[float, float | None, dict[str, int]]:
+    """(pack-hours spent, pack-hours left or None before any suggestion finished, how many searches
+    were estimated at each of LEVELS): every pack that trained (pack_hours: at least, as the time
+    after a stopped pack's last evaluation is not kept), and each search's suggestions still to run
+    at the mean wall time of its own finished suggestions (packs whose `seeds` members all
+    finished), else of its cell's (the other arms; `arm`, the compare axis' column), else of the
+    searches sharing the cell's later keys (the study's axes, such as a regime, before the model
+    and data set: the keys dropped from the front, the nearest first), else of all. A suggestion
+    still running counts whole: an estimate, on the generous side."""
     spent, _ = pack_hours(trials)
     done = trials[trials["status"].isin(schema.FINISHED)] if len(trials) else trials
-    walls = done.groupby([*keys, "pack_id"], dropna=False)["wall_s"].max().dropna() if len(done) else pd.Series()
-    if not len(walls):
-        return spent, None
+    if not len(done) or "wall_s" not in done:
+        return spent, None, {}
+    done = done.assign(pack_id=done["pack_id"].fillna(done["trial_id"]))  # no pack id: a pack of its own
+    packs = done.groupby([*keys, "pack_id"], dropna=False).agg(members=("trial_id", "size"), wall=("wall_s", "max"))
+    packs = packs.loc[(packs["members"] == seeds) & packs["wall"].notna(), "wall"].reset_index()
+    if not len(packs):
+        return spent, None, {}
     cells = [k for k in keys if k != arm]
-    levels = [keys, *(cells[i:] for i in range(len(cells)))]  # the last, cells[-1:], is the cell's last key alone
-    means = [{k if isinstance(k, tuple) else (k,): v for k, v in walls.groupby(level=by).mean().items()}
-             for by in levels]
-    left = 0.0
-    for row in searches.to_dict("records"):
-        mean = next((m[key] for by, m in zip(levels, means, strict=True)
-                     if (key := tuple(row[k] for k in by)) in m), walls.mean())
-        left += max(budget - int(row["done"]), 0) * mean
-    return spent, left / 3600
+    est = searches[[*keys, "done"]].assign(mean=float("nan"), level=LEVELS[-1])
+    for i, by in enumerate([keys, *(cells[j:] for j in range(len(cells)))]):
+        found = est[by].merge(packs.groupby(by, dropna=False)["wall"].mean().rename("m").reset_index(), on=by,
+                              how="left")["m"].to_numpy()  # (a merge matches a NaN setting to a NaN setting)
+        new = est["mean"].isna() & pd.notna(found)
+        est.loc[new, "mean"], est.loc[new, "level"] = found[new.to_numpy()], LEVELS[min(i, 2)]
+    est["mean"] = est["mean"].fillna(packs["wall"].mean())
+    left = float(((budget - est["done"]).clip(lower=0) * est["mean"]).sum())
+    return spent, left / 3600, {level: int((est["level"] == level).sum()) for level in LEVELS}
 
 
 COUNTS = ("trials", "done", "running", "errors", "interrupted")  # the per-condition counts beside the axes
