@@ -56,9 +56,11 @@ from vi_sweeps.sweep.ray_session import (
     run_config,
     session_dir,
     trainable_for,
+    tune_callbacks,
 )
 from vi_sweeps.sweep.reuse import reuse_finished
-from vi_sweeps.track.callbacks import callbacks as tracking_callbacks
+
+tracking_callbacks = tune_callbacks  # the former name, vi_sweeps.sweep.tracking_callbacks
 
 
 def trial_cost(config) -> float:
@@ -388,7 +390,7 @@ def _fit_grid(study: Study, store: Store, packs: list[PackSpec], control: SweepC
         tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, trial_name_creator=name,
                                     trial_dirname_creator=name, reuse_actors=True),
         run_config=run_config(study.name, store, [progress_callback(packs, progress, control, consolidation),
-                                                  *tracking_callbacks(tracking, study, packs, store.uri)],
+                                                  *tune_callbacks(tracking, study, packs, store.uri)],
                               control.stopper()),
     )
     return tuner.fit()

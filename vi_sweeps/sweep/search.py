@@ -29,7 +29,7 @@ from vi_sweeps.study.expansion import Study, condition_key
 from vi_sweeps.study.schema import Search
 from vi_sweeps.sweep.control import Progress, Stopped, SweepControl, progress_callback
 from vi_sweeps.sweep.driver import check_location, driving
-from vi_sweeps.sweep.ray_session import ray_failed, run_config, trainable_for
+from vi_sweeps.sweep.ray_session import ray_failed, run_config, trainable_for, tune_callbacks
 from vi_sweeps.sweep.storage import (
     adopt_journal,
     begin,
@@ -40,7 +40,6 @@ from vi_sweeps.sweep.storage import (
     known,
     storage_url,
 )
-from vi_sweeps.track.callbacks import callbacks as tracking_callbacks
 
 
 def distributions(search: Search) -> dict[str, optuna.distributions.BaseDistribution]:
@@ -212,7 +211,7 @@ def _search_cell(study: Study, store: Store, storage, base: dict, labels: dict, 
                                     metric="objective", mode=search.objective.mode,
                                     max_concurrent_trials=max_concurrent, reuse_actors=True),
         run_config=run_config(f"{study.name}-search", store, [progress_callback(packs, progress, control, consolidation),
-                                                              *tracking_callbacks(tracking, study, packs, store.uri)],
+                                                              *tune_callbacks(tracking, study, packs, store.uri)],
                               control.stopper()),
     )
     try:
