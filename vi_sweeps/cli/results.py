@@ -54,7 +54,7 @@ def _sequential(results: str) -> tuple[str, list[dict]] | None:
 
 @click.command()
 @click.argument("results", nargs=-1, required=True)
-@click.option("--out", default=None, help="output folder (default: RESULTS/report; for results on object storage, report-BUCKET-PATH here)")
+@click.option("--out", default=None, help="output folder (default: RESULTS/report; for results on object storage, report-BUCKET-PATH-HASH here)")
 @click.option("--converged", default=None, metavar="METRIC>=VALUE",
               help="when a seed counts as converged, for the time-to-converge findings (default: modes_frac>=0.875 "
                    "where the results have it)")

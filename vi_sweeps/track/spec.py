@@ -115,4 +115,3 @@ def group_name(study: str, axes: tuple[str, ...], space: tuple[str, ...], config
     return "/".join([study, ",".join(parts) or "all"])
 
 
-
