@@ -287,7 +287,9 @@ def test_the_tuning_estimate_takes_each_searchs_own_mean_then_its_cells_then_its
     # trials of no pack id are packs of their own (before: one pack of all of them, 3,600 s)
     old = pd.DataFrame({"dataset": ["ring8"] * 2, "pack_id": [None, None], "wall_s": [3600.0, 0.0],
                         "status": ["finished"] * 2, "trial_id": ["a", "b"]})
-    assert tuning_hours(old, pd.DataFrame({"dataset": ["ring8"], "done": [2]}), ["dataset"], None, 3, 1)[1] == 0.5
+    one = pd.DataFrame({"dataset": ["ring8"], "done": [2]})
+    assert tuning_hours(old, one, ["dataset"], None, 3, 1)[1] == 0.5
+    assert tuning_hours(old.drop(columns="pack_id"), one, ["dataset"], None, 3, 1)[1] == 0.5  # an older table
 
 
 def test_an_errored_trial_keeps_the_time_it_trained():

@@ -175,10 +175,11 @@ def tuning_status(location: str, as_json: bool = False) -> str | None:
              f"searches: {at_budget}/{len(searches)} at their budget of {budget} suggestions ({seeds} tuning seeds "
              f"each); {summary['suggestions_done']}/{budget * len(searches)} suggestions done. The test trials start "
              f"when every search is at its budget ({tune} holds the searches)",
-              f"compute: at least {spent:.2f} pack-hours so far (the packs' training wall times, each one Ray trial "
+             f"compute: at least {spent:.2f} pack-hours so far (the packs' training wall times, each one Ray trial "
              "with the study's resources)" + ("" if left is None else
-                                     f"; about {left:.1f} more for the suggestions left, each search's at the mean "
-                                     "finished suggestion of " + ", ".join(f"{lv} ({n})" for lv, n in levels.items() if n)),
+                                              f"; about {left:.1f} more for the suggestions left, each search's at the "
+                                              "mean finished suggestion of " +
+                                              ", ".join(f"{lv} ({n})" for lv, n in levels.items() if n)),
              "per search (an arm in a cell):", searches.to_string(index=False)]
     return "\n".join(lines + [f"note: {n}" for n in notes])
 
@@ -200,7 +201,8 @@ def tuning_hours(trials: pd.DataFrame, searches: pd.DataFrame, keys: list[str], 
     done = trials[trials["status"].isin(schema.FINISHED)] if len(trials) else trials
     if not len(done) or "wall_s" not in done:
         return spent, None, {}
-    done = done.assign(pack_id=done["pack_id"].fillna(done["trial_id"]))  # no pack id: a pack of its own
+    own = done["pack_id"].fillna(done["trial_id"]) if "pack_id" in done else done["trial_id"]
+    done = done.assign(pack_id=own)  # no pack id (or no column, an older table): a pack of its own
     packs = done.groupby([*keys, "pack_id"], dropna=False).agg(members=("trial_id", "size"), wall=("wall_s", "max"))
     packs = packs.loc[(packs["members"] == seeds) & packs["wall"].notna(), "wall"].reset_index()
     if not len(packs):
