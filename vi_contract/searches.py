@@ -31,12 +31,12 @@ def search_table(storage, names: list[str]):
             attrs=("number", "value", "state", "params", "user_attrs", "datetime_start", "datetime_complete"))
         if frame.empty:  # a search stopped before its first suggestion (Ray failed first): no row, no columns
             continue
-        queued = {t.number: json.dumps(t.system_attrs["fixed_params"], sort_keys=True) for t in
-                  study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
-                  if t.system_attrs.get("fixed_params")}
-        frame[QUEUED] = [queued.get(n, "") for n in frame["number"]]
-        attrs = {t.number: json.dumps(t.user_attrs, sort_keys=True) for t in study.get_trials(deepcopy=False)}
-        frame[ATTRS] = [attrs.get(n, "{}") for n in frame["number"]]
+        by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+        waiting = optuna.trial.TrialState.WAITING
+        frame[QUEUED] = [json.dumps(t.system_attrs["fixed_params"], sort_keys=True)
+                         if t.state == waiting and t.system_attrs.get("fixed_params") else ""
+                         for t in map(by_number.get, frame["number"])]
+        frame[ATTRS] = [json.dumps(by_number[n].user_attrs, sort_keys=True) for n in frame["number"]]
         frame.insert(0, "search_study", name)
         if "user_attrs_trial_ids" in frame:
             frame["user_attrs_trial_ids"] = frame["user_attrs_trial_ids"].map(

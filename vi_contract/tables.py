@@ -376,18 +376,17 @@ def clear_error(store: Store, tid: str) -> None:
     store.delete(f"{schema.ERRORS_DIR}/{tid}.json")
 
 
-def pack_walls(trials: pd.DataFrame) -> pd.Series:
-    """Each pack's training wall time in seconds, by pack id (a trial of no pack id is its own
-    pack; its members share its wall time, kept across resumes; NaN where none was reported)."""
-    pack = trials["pack_id"].fillna(trials["trial_id"]) if "pack_id" in trials else trials["trial_id"]
-    wall = trials["wall_s"] if "wall_s" in trials else pd.Series(float("nan"), index=trials.index)
-    return wall.groupby(pack).max()
+def pack_of(trials: pd.DataFrame) -> pd.Series:
+    """Each trial's pack id (a trial of no pack id, or a table without the column, is a pack of its own)."""
+    return trials["pack_id"].fillna(trials["trial_id"]) if "pack_id" in trials else trials["trial_id"]
 
 
 def pack_hours(trials: pd.DataFrame) -> tuple[float, int]:
     """(hours, packs): the sum of the packs' training wall times (a pack is one Ray trial with the
-    study's resources), every pack that trained counted, finished or not."""
+    study's resources; its members share its wall time, kept across resumes), every pack that
+    trained counted, finished or not."""
     if not len(trials):
         return 0.0, 0
-    packs = pack_walls(trials)
+    wall = trials["wall_s"] if "wall_s" in trials else pd.Series(float("nan"), index=trials.index)
+    packs = wall.groupby(pack_of(trials)).max()
     return float(packs.fillna(0).sum() / 3600), len(packs)

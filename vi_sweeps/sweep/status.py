@@ -16,7 +16,7 @@ from vi_contract.files import subfolder
 from vi_contract.lease import lease_pid, pid_alive, read_lease
 from vi_contract.read import load_location, still_tuning
 from vi_contract.store import Store
-from vi_contract.tables import pack_hours, setting_values
+from vi_contract.tables import pack_hours, pack_of, setting_values
 from vi_sweeps.study.config import ConfigError
 from vi_sweeps.study.load import load_study_as_run
 from vi_sweeps.study.protocol import chosen_values, frozen
@@ -201,8 +201,7 @@ def tuning_hours(trials: pd.DataFrame, searches: pd.DataFrame, keys: list[str], 
     done = trials[trials["status"].isin(schema.FINISHED)] if len(trials) else trials
     if not len(done) or "wall_s" not in done:
         return spent, None, {}
-    own = done["pack_id"].fillna(done["trial_id"]) if "pack_id" in done else done["trial_id"]
-    done = done.assign(pack_id=own)  # no pack id (or no column, an older table): a pack of its own
+    done = done.assign(pack_id=pack_of(done))
     packs = done.groupby([*keys, "pack_id"], dropna=False).agg(members=("trial_id", "size"), wall=("wall_s", "max"))
     packs = packs.loc[(packs["members"] == seeds) & packs["wall"].notna(), "wall"].reset_index()
     if not len(packs):
